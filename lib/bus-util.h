@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+/* libsystemd's headers define the *_unrefp cleanup helpers (sd_bus_unrefp, sd_bus_message_unrefp, …). */
+
+static inline void sd_bus_error_freep(sd_bus_error *e) {
+        sd_bus_error_free(e);
+}
+#define _cleanup_bus_error_ _cleanup_(sd_bus_error_freep)
+
+/* What a service tells bus_service_main(): its identity and how to publish its objects. */
+typedef struct BusService {
+        const char *program;     /* "berth-fetcher" */
+        const char *bus_name;    /* "org.berth.Fetcher1" */
+        const char *description; /* one line for --help */
+        /* Called once the bus is connected and before the name is requested. */
+        int (*setup)(sd_bus *bus, sd_event *event, void *userdata);
+        /* Called after the loop exits (SIGTERM), before the connection is closed. */
+        void (*shutdown)(void *userdata);
+        void *userdata;
+} BusService;
+
+/* Parses --help/--version, connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured, for tests on
+ * a private bus), runs setup, takes the name, notifies readiness, runs until SIGTERM/SIGINT.
+ * Returns an exit status. */
+int bus_service_main(const BusService *svc, int argc, char *argv[]);
+
+/* The sender's effective uid as the bus daemon recorded it at connect time. Fails with -EPERM when
+ * the uid is not known first-hand (never trust values read racily from /proc). */
+int bus_message_sender_uid(sd_bus_message *m, uid_t *ret);
+
+/* Internal services: refuse everyone but the broker's system user. Returns 0 when the sender is the
+ * broker, or a negative errno with the bus error set to org.berth.Error.NotBroker. */
+int bus_require_broker(sd_bus_message *m, sd_bus_error *error);
+
+/* The uid of a named system user, or -ESRCH. */
+int lookup_user_uid(const char *user, uid_t *ret);
+
+/* Appends the standard a{sv} status every service reports (Version, State, PID, UID, MemoryRSS). */
+int bus_append_service_status(sd_bus_message *reply, const char *state);
+
+/* Map a negative errno from our own code to a bus error, keeping a named error already set. */
+int bus_reply_errno(sd_bus_message *m, int r, sd_bus_error *error);
+
+/* Method handler for the internal services' GetInfo(): broker only, returns the status a{sv}. */
+int bus_method_internal_get_info(sd_bus_message *m, void *userdata, sd_bus_error *error);

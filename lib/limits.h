@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Every quantity a hostile peer (registry, layer author, bus caller) controls has a named limit here. */
+
+/* Bus */
+#define BUS_STRING_MAX 4096U              /* any string argument on the bus */
+#define BUS_ARRAY_MAX 1024U               /* entries in any array argument */
+#define BUS_INTERNAL_TIMEOUT_USEC (25ULL * 1000000ULL) /* broker → internal service call */
+
+/* Registry documents */
+#define MANIFEST_SIZE_MAX (4U * 1024U * 1024U) /* manifests and indexes (containerd: 4 MiB) */
+#define CONFIG_SIZE_MAX (8U * 1024U * 1024U)   /* image config */
+#define JSON_DEPTH_MAX 64U
+#define LAYERS_MAX 256U                   /* layers per image (overlay handles more with stacking) */
+#define INDEX_MANIFESTS_MAX 1024U         /* entries in a manifest list / index */
+#define REFERENCE_LENGTH_MAX 4096U        /* a whole image reference */
+#define REPOSITORY_LENGTH_MAX 255U        /* distribution spec: name length */
+#define TAG_LENGTH_MAX 128U
+#define AUTH_CHALLENGE_MAX 4096U          /* WWW-Authenticate header */
+#define TOKEN_RESPONSE_MAX (1024U * 1024U)
+#define HTTP_HEADER_MAX (64U * 1024U)
+#define REDIRECTS_MAX 5L
+
+/* Transfers */
+#define TRANSFERS_MAX 64U                 /* concurrent transfers on the broker */
+#define TRANSFERS_PER_USER_MAX 16U
+#define FETCH_PARALLEL_DEFAULT 3U         /* blobs downloaded at once (containerd default) */
+#define FETCH_PARALLEL_MAX 16U
+#define FETCH_STALL_TIMEOUT_SEC_DEFAULT 30U
+#define FETCH_RETRIES_DEFAULT 3U
+#define BLOB_SIZE_MAX (64ULL * 1024ULL * 1024ULL * 1024ULL) /* one blob, as claimed by a descriptor */
+
+/* Unpack */
+#define LAYER_UNCOMPRESSED_MAX_DEFAULT (64ULL * 1024ULL * 1024ULL * 1024ULL)
+#define LAYER_ENTRIES_MAX_DEFAULT (4U * 1024U * 1024U)
+#define PATH_LENGTH_MAX 4096U
+#define XATTR_SIZE_MAX_BERTH (64U * 1024U)
+
+/* Metadata */
+#define IMAGES_MAX 65536U
+#define TAGS_PER_IMAGE_MAX 1024U
+#define META_DOCUMENT_MAX (16U * 1024U * 1024U)

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _likely_(x) __builtin_expect(!!(x), 1)
+#define _unlikely_(x) __builtin_expect(!!(x), 0)
+#define _noreturn_ __attribute__((noreturn))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Ownership transfer: return the value and leave the variable empty, so its cleanup is a no-op. */
+#define TAKE_GENERIC(var, type, nullvalue)                     \
+        ({                                                     \
+                type *_pvar_ = &(var);                         \
+                type _var_ = *_pvar_;                          \
+                type _nullvalue_ = nullvalue;                  \
+                *_pvar_ = _nullvalue_;                         \
+                _var_;                                         \
+        })
+#define TAKE_PTR(p) TAKE_GENERIC((p), typeof(p), NULL)
+#define TAKE_FD(fd) TAKE_GENERIC((fd), int, -EBADF)
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline int safe_close(int fd) {
+        if (fd >= 0) {
+                int saved = errno;
+                (void) close(fd);
+                errno = saved;
+        }
+        return -EBADF;
+}
+static inline void closep(int *fd) {
+        *fd = safe_close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
+        static inline void func##p(type *p) {            \
+                if (*p)                                  \
+                        func(*p);                        \
+        }
+
+/* Turn a libc style "-1 + errno" result into -errno. */
+#define RET_NERRNO(expr)                        \
+        ({                                      \
+                int _r_ = (expr);               \
+                _r_ < 0 ? -errno : _r_;         \
+        })
+
+static inline int negative_errno(void) {
+        /* errno is never 0 after a failing call; guard anyway so we never return "success". */
+        return errno > 0 ? -errno : -EIO;
+}
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+#define streq(a, b) (strcmp((a), (b)) == 0)
+#define isempty(s) (!(s) || !*(s))
+
+static inline const char *strna(const char *s) {
+        return s ?: "n/a";
+}
+
+#define STRV_FOREACH(s, l) for (char **s = (l); s && *s; s++)
