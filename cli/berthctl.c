@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "berthctl.h"
+#include "config.h"
+#include "macro.h"
+
+/* berthctl talks only to the broker (org.berth.Broker1); every command is one file, cmd-<group>.c.
+ * Subcommands follow ctr's: `berthctl images pull`, `berthctl info`, … */
+
+CliOptions arg = {};
+
+typedef struct Command {
+        const char *name;
+        const char *summary;
+        int (*run)(int argc, char *argv[]);
+        const Verb *verbs; /* for command groups (images, content, …); NULL for single commands */
+} Command;
+
+static const Command commands[] = {
+        { "info", "Show the version and the state of the berth services", cmd_info, NULL },
+};
+
+static void help(void) {
+        printf("berthctl [OPTIONS...] COMMAND [ARGS...]\n\n"
+               "Drive the berth container runtime through its broker (org.berth.Broker1).\n\n"
+               "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+        printf("\nOptions:\n"
+               "  -h --help             Show this help\n"
+               "     --version          Show package version\n"
+               "     --json             Print machine-readable JSON where a command supports it\n"
+               "     --no-ask-password  Never ask for polkit authentication (default when not on a tty)\n"
+               "  -q --quiet            Print less\n\n"
+               "Run 'berthctl COMMAND --help' for a command's options.\n");
+}
+
+static void group_help(const Command *c) {
+        printf("berthctl %s VERB [ARGS...]\n\n%s.\n\nVerbs:\n", c->name, c->summary);
+        for (const Verb *v = c->verbs; v->name; v++)
+                printf("  %-8s %-20s %s\n", v->name, v->args, v->summary);
+}
+
+static int run_command(const Command *c, int argc, char *argv[]) {
+        if (!c->verbs)
+                return c->run(argc, argv);
+
+        if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
+                group_help(c);
+                return argc < 2 ? -EINVAL : 0;
+        }
+        for (const Verb *v = c->verbs; v->name; v++)
+                if (streq(v->name, argv[1]))
+                        return v->run(argc - 1, argv + 1);
+
+        fprintf(stderr, "berthctl: unknown verb '%s %s' (see 'berthctl %s --help')\n", c->name, argv[1], c->name);
+        return -EINVAL;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "quiet", no_argument, NULL, 'q' },
+                {}
+        };
+        int c, r;
+
+        arg.ask_password = isatty(STDIN_FILENO);
+
+        /* Global options stop at the first command word; the rest belongs to the command. */
+        while ((c = getopt_long(argc, argv, "+hq", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case ARG_VERSION:
+                        printf("berthctl %s\n", BERTH_VERSION);
+                        return EXIT_SUCCESS;
+                case ARG_JSON:
+                        arg.json = true;
+                        break;
+                case ARG_NO_ASK_PASSWORD:
+                        arg.ask_password = false;
+                        break;
+                case 'q':
+                        arg.quiet = true;
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+
+        if (optind >= argc) {
+                help();
+                return EXIT_FAILURE;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, argv[optind])) {
+                        r = run_command(&commands[i], argc - optind, argv + optind);
+                        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+                }
+
+        fprintf(stderr, "berthctl: unknown command '%s' (see 'berthctl --help')\n", argv[optind]);
+        return EXIT_FAILURE;
+}

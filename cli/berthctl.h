@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+
+/* Global options, set by berthctl.c before a command runs. */
+typedef struct CliOptions {
+        bool json;
+        bool ask_password; /* allow interactive polkit authentication */
+        bool quiet;
+} CliOptions;
+extern CliOptions arg;
+
+typedef struct Verb {
+        const char *name;
+        const char *args;    /* "REF", "" … for help */
+        const char *summary; /* one line */
+        int (*run)(int argc, char *argv[]);
+} Verb;
+
+/* bus-client.c: connect to the broker, and turn a failed call into one line for the user. */
+int broker_connect(sd_bus **ret);
+/* Prints "berthctl: <what>: <reason>" for a failed call and returns a negative errno. */
+int report_bus_error(const char *what, const sd_bus_error *error, int r);
+int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
+                const char *types, ...);
+
+/* Commands. One file per group (cmd-<group>.c). */
+int cmd_info(int argc, char *argv[]);
+
+/* Helpers for verbs. */
+bool wants_help(int argc, char *argv[]);
+void format_bytes(char *buf, size_t size, uint64_t bytes);

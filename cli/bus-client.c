@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "berthctl.h"
+#include "bus-names.h"
+#include "bus-util.h"
+
+int broker_connect(sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_open_system_with_description(&bus, "berthctl");
+        if (r < 0) {
+                fprintf(stderr, "berthctl: cannot connect to the system bus: %s\n", strerror(-r));
+                return r;
+        }
+        r = sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+int report_bus_error(const char *what, const sd_bus_error *error, int r) {
+        const char *name = error ? error->name : NULL;
+        const char *msg = error && error->message ? error->message : strerror(r < 0 ? -r : EIO);
+
+        if (name && (streq(name, SD_BUS_ERROR_SERVICE_UNKNOWN) || streq(name, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
+                     streq(name, "org.freedesktop.DBus.Error.Spawn.ChildExited") || streq(name, "org.freedesktop.DBus.Error.Spawn.ExecFailed") ||
+                     streq(name, SD_BUS_ERROR_NO_REPLY) || streq(name, SD_BUS_ERROR_DISCONNECTED)))
+                fprintf(stderr, "berthctl: %s: the berth broker is not reachable (%s)\n", what, msg);
+        else if (name && (streq(name, BERTH_ERROR_ACCESS_DENIED) || streq(name, SD_BUS_ERROR_ACCESS_DENIED) ||
+                          streq(name, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED)))
+                fprintf(stderr, "berthctl: %s: permission denied: %s\n", what, msg);
+        else
+                fprintf(stderr, "berthctl: %s: %s\n", what, msg);
+        return r < 0 ? r : -EIO;
+}
+
+int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
+                const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, BERTH_BROKER_PATH,
+                                           BERTH_BROKER_MANAGER_IFACE, member);
+        if (r < 0)
+                return report_bus_error(what, NULL, r);
+        if (!isempty(types)) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return report_bus_error(what, NULL, r);
+        }
+        /* An interactive polkit prompt may take a human a while. */
+        r = sd_bus_call(bus, m, arg.ask_password ? 10ULL * 60 * 1000000 : 0, &error, reply);
+        if (r < 0)
+                return report_bus_error(what, &error, r);
+        return 0;
+}
+
+bool wants_help(int argc, char *argv[]) {
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "--help") || streq(argv[i], "-h"))
+                        return true;
+        return false;
+}
+
+void format_bytes(char *buf, size_t size, uint64_t bytes) {
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double v = (double) bytes;
+        size_t u = 0;
+
+        while (v >= 1024.0 && u + 1 < ELEMENTSOF(units)) {
+                v /= 1024.0;
+                u++;
+        }
+        if (u == 0)
+                snprintf(buf, size, "%llu B", (unsigned long long) bytes);
+        else
+                snprintf(buf, size, "%.1f %s", v, units[u]);
+}
