@@ -5,7 +5,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "config.h"
-#include "limits.h"
+#include "berth-limits.h"
 #include "log.h"
 
 /* GetInfo asks the three internal services at once and answers when all have replied (or failed),

@@ -1,0 +1,326 @@
+"""Issue: the four services on D-Bus, polkit, activation, the CLI's info command."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from berthtest import stack
+from berthtest.stack import SERVICES, INTERNAL, PATHS, berthctl, busctl, bus_call, name_pid, wait_for, pid_alive
+
+
+def service_uid(user):
+    import pwd
+    return pwd.getpwnam(user).pw_uid
+
+
+# --- the whole chain ---------------------------------------------------------------------------
+
+def test_info_as_root_reports_all_four_services_running():
+    info = stack.info_json()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", info["version"])
+    by_name = {s["name"]: s for s in info["services"]}
+    assert set(by_name) == set(SERVICES)
+    for name, s in by_name.items():
+        assert s["state"] == "running", s
+        assert s["bus_name"] == SERVICES[name]
+        assert s["version"] == info["version"]
+        assert s["pid"] == name_pid(SERVICES[name])
+        assert s["memory_rss"] > 0
+
+
+def test_each_service_runs_as_its_own_user():
+    by_name = {s["name"]: s for s in stack.info_json()["services"]}
+    assert by_name["broker"]["uid"] == service_uid("berth-broker")
+    assert by_name["fetcher"]["uid"] == service_uid("berth-fetcher")
+    assert by_name["unpacker"]["uid"] == 0
+    assert by_name["supervisor"]["uid"] == 0
+    # And the kernel agrees with what the services report.
+    for name, bus_name in SERVICES.items():
+        status = Path(f"/proc/{name_pid(bus_name)}/status").read_text()
+        euid = int(re.search(r"^Uid:\s+\d+\s+(\d+)", status, re.M).group(1))
+        assert euid == by_name[name]["uid"]
+
+
+def test_info_human_output():
+    p = berthctl("info")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("berth ")
+    for name in SERVICES:
+        assert re.search(rf"^{name}\s+running\s", p.stdout, re.M), p.stdout
+
+
+# --- polkit ------------------------------------------------------------------------------------
+
+def test_member_of_group_berth_is_allowed(member):
+    info = stack.info_json(user=member)
+    assert {s["state"] for s in info["services"]} == {"running"}
+
+
+def test_user_outside_group_berth_is_refused_with_one_clear_line(outsider):
+    p = berthctl("info", user=outsider)
+    assert p.returncode != 0
+    assert p.stdout == ""
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1, p.stderr
+    assert err[0].startswith("berthctl: info: permission denied")
+    assert "org.berth.info" in err[0]
+
+
+def test_outsider_busctl_gets_access_denied_error_name(outsider):
+    p = bus_call("org.berth.Broker1", "/org/berth/Broker1", "org.berth.Broker1.Manager", "GetInfo",
+                 user=outsider)
+    assert p.returncode != 0
+    assert "not authorized" in p.stderr.lower() or "denied" in p.stderr.lower(), p.stderr
+
+
+def test_outsider_may_introspect_the_public_api(outsider):
+    p = busctl("introspect", "org.berth.Broker1", "/org/berth/Broker1", user=outsider)
+    assert p.returncode == 0, p.stderr
+    assert "org.berth.Broker1.Manager" in p.stdout
+
+
+# --- internal services serve the broker only ---------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(INTERNAL))
+@pytest.mark.parametrize("who", ["root", "member", "fetcher-user"])
+def test_internal_services_refuse_everyone_but_the_broker(name, who, member):
+    user = {"root": None, "member": member, "fetcher-user": "berth-fetcher"}[who]
+    bus_name = INTERNAL[name]
+    if who == "fetcher-user" and name == "fetcher":
+        pytest.skip("the fetcher calling itself is not a boundary")
+    p = bus_call(bus_name, PATHS[bus_name], bus_name, "GetInfo", user=user)
+    assert p.returncode != 0, f"{who} could call {bus_name}: {p.stdout}"
+    assert "denied" in p.stderr.lower() or "not permitted" in p.stderr.lower() or "broker" in p.stderr.lower()
+
+
+PERMISSIVE_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+@pytest.fixture
+def open_bus():
+    """A private dbus-daemon whose policy lets anybody call anything: only the services' own
+    sender checks stand between callers and the internal methods there."""
+    # Not under pytest's tmp_path: its parents are 0700 and the services run as other users.
+    tmp_path = Path(tempfile.mkdtemp(prefix="berth-bus-"))
+    tmp_path.chmod(0o755)
+    socket = tmp_path / "bus"
+    conf = tmp_path / "bus.conf"
+    conf.write_text(PERMISSIVE_BUS_CONF.format(socket=socket))
+    daemon = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(socket.exists, what="private bus socket")
+    socket.chmod(0o777)
+    procs = []
+    yield f"unix:path={socket}", procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    daemon.terminate()
+    daemon.wait()
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def start_service_on(address, name, procs):
+    user = {"fetcher": "berth-fetcher", "broker": "berth-broker"}.get(name)
+    cmd = ["env", f"DBUS_SYSTEM_BUS_ADDRESS={address}", str(stack.LIBEXEC / f"berth-{name}")]
+    if user:
+        cmd = ["runuser", "-u", user, "--"] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(p)
+    bus_name = SERVICES[name]
+
+    def up():
+        if p.poll() is not None:
+            raise AssertionError(f"berth-{name} exited with {p.returncode}: {p.stderr.read()}")
+        return busctl("status", bus_name, address=address).returncode == 0
+    wait_for(up, what=f"{bus_name} on private bus")
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(INTERNAL))
+def test_sender_check_in_code_holds_without_bus_policy(open_bus, name, member):
+    address, procs = open_bus
+    start_service_on(address, name, procs)
+    bus_name = INTERNAL[name]
+    for user in (None, member):
+        p = bus_call(bus_name, PATHS[bus_name], bus_name, "GetInfo", user=user, address=address)
+        assert p.returncode != 0
+        assert "Only the berth broker may call this service" in p.stderr, p.stderr
+    p = bus_call(bus_name, PATHS[bus_name], bus_name, "GetInfo", user="berth-broker", address=address)
+    assert p.returncode == 0, p.stderr
+    assert '"State" s "running"' in p.stdout
+
+
+def test_sigterm_stops_a_service_cleanly(open_bus):
+    address, procs = open_bus
+    p = start_service_on(address, "unpacker", procs)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, err
+    assert "shutting down" in err
+    assert busctl("status", "org.berth.Unpacker1", address=address).returncode != 0
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_sigterm_on_the_system_bus_releases_the_name_and_activation_restarts(name):
+    bus_name = SERVICES[name]
+    pid = name_pid(bus_name)
+    assert pid
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(pid), what=f"{name} to exit on SIGTERM")
+    assert name_pid(bus_name) is None
+    info = stack.info_json()
+    assert {s["state"] for s in info["services"]} == {"running"}
+    assert name_pid(bus_name) not in (None, pid)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_sigkill_then_next_use_reactivates(name, member):
+    bus_name = SERVICES[name]
+    pid = name_pid(bus_name)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), what=f"{name} to die")
+    wait_for(lambda: name_pid(bus_name) is None, what="name released")
+    # The next use, by an ordinary user, brings it back through bus activation.
+    info = stack.info_json(user=member)
+    by_name = {s["name"]: s for s in info["services"]}
+    assert by_name[name]["state"] == "running"
+    assert by_name[name]["pid"] != pid
+
+
+# --- the CLI's errors ---------------------------------------------------------------------------
+
+def test_cli_without_a_bus_says_so_in_one_line(tmp_path):
+    p = berthctl("info", env={"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/nothing"})
+    assert p.returncode != 0
+    assert p.stderr.strip().count("\n") == 0
+    assert "cannot connect to the system bus" in p.stderr
+
+
+def test_cli_with_no_broker_on_the_bus_says_not_reachable(open_bus):
+    address, _ = open_bus
+    p = berthctl("info", env={"DBUS_SYSTEM_BUS_ADDRESS": address})
+    assert p.returncode != 0
+    assert p.stderr.strip().count("\n") == 0
+    assert "broker is not reachable" in p.stderr
+
+
+def test_info_exits_nonzero_when_an_internal_service_is_down(open_bus):
+    """A broker alone on a bus where the others cannot be activated: info shows them unreachable."""
+    address, procs = open_bus
+    start_service_on(address, "broker", procs)
+    p = berthctl("info", env={"DBUS_SYSTEM_BUS_ADDRESS": address})
+    assert p.returncode != 0
+    assert re.search(r"^fetcher\s+unreachable", p.stdout, re.M), p.stdout
+    assert re.search(r"^broker\s+running", p.stdout, re.M)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["info", "--help"]])
+def test_cli_help(args):
+    p = berthctl(*args)
+    assert p.returncode == 0
+    assert "berthctl" in p.stdout
+
+
+def test_cli_unknown_command():
+    p = berthctl("frobnicate")
+    assert p.returncode != 0
+    assert "unknown command 'frobnicate'" in p.stderr
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_services_have_help_and_version(name):
+    exe = str(stack.LIBEXEC / f"berth-{name}")
+    p = stack.run([exe, "--version"])
+    assert p.returncode == 0 and p.stdout.startswith(f"berth-{name} ")
+    p = stack.run([exe, "--help"])
+    assert p.returncode == 0 and SERVICES[name] in p.stdout
+    p = stack.run([exe, "--bogus"])
+    assert p.returncode != 0
+
+
+# --- the shipped configuration agrees with the code ---------------------------------------------
+
+DBUS_DIR = stack.TOP / "dbus"
+POLKIT_DIR = stack.TOP / "polkit"
+
+
+def live_methods(bus_name, path, iface):
+    p = busctl("introspect", "--xml-interface", bus_name, path, check=True)
+    root = ET.fromstring(p.stdout)
+    for i in root.findall("interface"):
+        if i.get("name") == iface:
+            return {m.get("name"): [(a.get("type"), a.get("direction")) for a in m.findall("arg")]
+                    for m in i.findall("method")}
+    return {}
+
+
+def test_public_xml_matches_the_running_broker():
+    doc = ET.parse(DBUS_DIR / "org.berth.Broker1.xml").getroot()
+    for iface in doc.findall("interface"):
+        name = iface.get("name")
+        documented = {m.get("name"): [(a.get("type"), a.get("direction") or "in") for a in m.findall("arg")]
+                      for m in iface.findall("method")}
+        live = live_methods("org.berth.Broker1", "/org/berth/Broker1", name)
+        assert documented == live, f"{name}: XML and broker differ"
+
+
+def test_every_public_method_is_in_the_bus_policy_and_every_allow_names_a_destination():
+    conf = (DBUS_DIR / "org.berth.Broker1.conf.in").read_text()
+    live = live_methods("org.berth.Broker1", "/org/berth/Broker1", "org.berth.Broker1.Manager")
+    for member in live:
+        assert f'send_interface="org.berth.Broker1.Manager" send_member="{member}"' in conf, member
+    for f in DBUS_DIR.glob("*.conf.in"):
+        for allow in re.findall(r"<allow\s[^>]*>", f.read_text()):
+            if "send_" in allow:
+                assert "send_destination=" in allow, f"{f.name}: {allow}"
+
+
+def test_every_polkit_action_the_code_names_is_shipped():
+    header = (stack.TOP / "lib" / "bus-names.h").read_text()
+    actions = set(re.findall(r'#define BERTH_ACTION_\w+ "([^"]+)"', header))
+    shipped = set(re.findall(r'<action id="([^"]+)"', (POLKIT_DIR / "org.berth.policy.in").read_text()))
+    assert actions <= shipped, actions - shipped
+    design = {"org.berth.image-pull", "org.berth.image-remove", "org.berth.image-import",
+              "org.berth.container-run", "org.berth.container-manage", "org.berth.container-manage-any",
+              "org.berth.container-privileged", "org.berth.registry-login", "org.berth.maintenance"}
+    assert design <= shipped
+    p = stack.run(["pkaction", "--action-id", "org.berth.image-pull"])
+    assert p.returncode == 0, "polkitd does not know the installed actions"
+
+
+UNIT_THRESHOLDS = {"broker": 1.0, "fetcher": 2.0, "unpacker": 3.0, "supervisor": 9.0}
+
+
+@pytest.mark.parametrize("name", sorted(UNIT_THRESHOLDS))
+def test_units_verify_and_stay_hardened(name):
+    unit = stack.TOP / "build" / "units" / f"berth-{name}.service"
+    if not unit.exists():
+        pytest.skip("no build/units (built elsewhere)")
+    p = stack.run(["systemd-analyze", "verify", str(unit)])
+    assert p.returncode == 0, p.stderr
+    p = stack.run(["systemd-analyze", "security", "--offline=true", f"--threshold={UNIT_THRESHOLDS[name]}", str(unit)])
+    assert p.returncode == 0, p.stdout[-2000:]
