@@ -14,7 +14,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         /* Every method checks bus_require_broker() first: this service serves the broker only. */
         SD_BUS_METHOD_WITH_NAMES("GetInfo", "", SD_BUS_PARAM(), "a{sv}", SD_BUS_PARAM(info),
-                                 bus_method_internal_get_info, 0),
+                                 bus_method_internal_get_info, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
