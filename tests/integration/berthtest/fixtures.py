@@ -1,0 +1,82 @@
+"""Shared pytest fixtures. Import them into a test module (or a conftest)::
+
+    from berthtest.fixtures import *  # noqa: F401,F403
+
+Every server fixture stops its process/thread and removes its temp dir on
+teardown, also when the test fails.
+"""
+
+import shutil
+
+import pytest
+
+from .images import ImageBuilder, busybox_rootfs_layer
+from .registry import Registry
+from .tokenserver import TokenServer
+
+__all__ = ["TEST_USER", "TEST_PASSWORD", "require_tools", "registry", "tls_registry",
+           "basic_auth_registry", "token_server", "token_registry", "image_builder",
+           "busybox_layout"]
+
+TEST_USER = "berth"
+TEST_PASSWORD = "s3cret-pw"
+
+
+def require_tools(*names):
+    """Skip the current test unless every named executable is installed."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        pytest.skip("missing tools: " + ", ".join(missing))
+
+
+@pytest.fixture
+def registry():
+    """A plain-HTTP registry without auth."""
+    require_tools("docker-registry", "skopeo")
+    with Registry() as reg:
+        yield reg
+
+
+@pytest.fixture
+def tls_registry():
+    """An HTTPS registry with a test CA (``ca_path``, ``cert_dir``)."""
+    require_tools("docker-registry", "skopeo")
+    with Registry(tls=True) as reg:
+        yield reg
+
+
+@pytest.fixture
+def basic_auth_registry():
+    """A registry with htpasswd auth for ``TEST_USER``/``TEST_PASSWORD``."""
+    require_tools("docker-registry", "skopeo")
+    with Registry(basic_auth=(TEST_USER, TEST_PASSWORD)) as reg:
+        yield reg
+
+
+@pytest.fixture
+def token_server():
+    """A TokenServer (ES256) knowing ``TEST_USER``; no anonymous pull."""
+    with TokenServer(users={TEST_USER: TEST_PASSWORD}) as ts:
+        yield ts
+
+
+@pytest.fixture
+def token_registry(token_server):
+    """A registry using ``token_server`` for token auth."""
+    require_tools("docker-registry", "skopeo")
+    with Registry(token_auth=token_server) as reg:
+        yield reg
+
+
+@pytest.fixture
+def image_builder(tmp_path):
+    """An :class:`ImageBuilder` (OCI media types) on ``tmp_path/layout``."""
+    return ImageBuilder(tmp_path / "layout")
+
+
+@pytest.fixture
+def busybox_layout(image_builder):
+    """``(layout_dir, image)``: a one-layer busybox image tagged ``latest``."""
+    layer = image_builder.add_layer(busybox_rootfs_layer())
+    img = image_builder.add_image([layer], cmd=["/bin/sh"], tag="latest")
+    return image_builder.layout_dir, img
