@@ -36,6 +36,13 @@
 #define LAYER_ENTRIES_MAX_DEFAULT (4U * 1024U * 1024U)
 #define PATH_LENGTH_MAX 4096U
 #define XATTR_SIZE_MAX_BERTH (64U * 1024U)
+#define LAYER_PATH_DEPTH_MAX 128U          /* components in one entry path (systemd tar_x: 128) */
+#define LAYER_NAME_LENGTH_MAX 255U         /* one path component (NAME_MAX) */
+#define LAYER_XATTRS_PER_ENTRY_MAX 128U
+#define LAYER_SYMLINK_TARGET_MAX 4095U     /* PATH_MAX - 1 */
+#define UNPACK_PARALLEL_DEFAULT 2U         /* sandboxed unpack children at once */
+#define UNPACK_PARALLEL_MAX 16U
+#define UNPACK_QUEUE_MAX 256U              /* Unpack calls waiting for a slot */
 
 /* Metadata */
 #define IMAGES_MAX 65536U

@@ -42,6 +42,12 @@ typedef struct JsonField {
  * ignored (the OCI specs allow them). A wrong type → -EBADMSG "field 'x' must be a string". */
 int json_dispatch(JsonObject *object, const JsonField table[], void *target, void *userdata, char **ret_error);
 
+/* Helpers for the ret_error convention above. json_set_error() replaces *ret_error (if ret_error is
+ * non-NULL) with the formatted message and returns -abs(error). json_prefix_error() turns an existing
+ * message m into "<prefix>: m" (no-op when there is none), to say where in a document it happened. */
+int json_set_error(char **ret_error, int error, const char *format, ...) __attribute__((format(printf, 3, 4)));
+int json_prefix_error(char **ret_error, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
 /* Serialise a node compactly (malloc'd, NUL-terminated). */
 char *json_to_string_compact(JsonNode *node);
 

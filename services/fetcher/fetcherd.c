@@ -1,33 +1,703 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* asprintf(), renameat2(), reallocarray() */
+#endif
+#include <curl/curl.h>
+#include <glib.h>
+#include <inttypes.h>
 #include <stdlib.h>
 
+#include "auth.h"
+#include "berth-limits.h"
 #include "bus-names.h"
 #include "bus-util.h"
+#include "config.h"
+#include "content-store.h"
+#include "curl-glue.h"
+#include "digest.h"
+#include "fetch-job.h"
+#include "hosts.h"
 #include "log.h"
+#include "oci-ref.h"
+#include "registry.h"
+
+#define MEDIA_TYPE_LENGTH_MAX 255U
 
 typedef struct Manager {
         sd_bus *bus;
         sd_event *event;
+        char *state_dir;
+        char *config_dir;
+        FetchContext ctx;
+        FetcherSettings settings;
+
+        GHashTable *blob_fetches; /* digest → BlobFetch (owned) */
+        GQueue waiting;           /* BlobFetch* not started yet */
+        unsigned n_active;
+        GHashTable *other_jobs;   /* FetchJob* (Resolve, Login) → sd_bus_message* */
 } Manager;
+
+/* One download of one digest, shared by every FetchBlob call that asked for it. */
+typedef struct BlobFetch {
+        Manager *manager;
+        FetchJob *job;
+        HostsConfig *config; /* until started */
+        GPtrArray *waiters;  /* sd_bus_message* (FetchBlob calls to answer) */
+        bool active;
+} BlobFetch;
+
+static void blob_fetch_free(gpointer p) {
+        BlobFetch *f = p;
+
+        if (!f)
+                return;
+        fetch_job_free(f->job);
+        hosts_config_free(f->config);
+        g_ptr_array_unref(f->waiters);
+        free(f);
+}
+
+static void manager_dispatch_queue(Manager *m);
+
+static void message_unref_notify(gpointer p) {
+        sd_bus_message_unref(p);
+}
+
+static void fetch_job_free_notify(gpointer p) {
+        fetch_job_free(p);
+}
+
+/* ---- signals & replies ----------------------------------------------------------------------------- */
+
+static void send_progress(Manager *m, sd_bus_message *call, const char *digest, uint64_t done, uint64_t total,
+                          const char *state) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        const char *sender = sd_bus_message_get_sender(call);
+        int r;
+
+        if (!sender)
+                return;
+        /* Unicast: progress of the broker's downloads is nobody else's business. */
+        r = sd_bus_message_new_signal(m->bus, &s, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE, "Progress");
+        if (r >= 0)
+                r = sd_bus_message_set_destination(s, sender);
+        if (r >= 0)
+                r = sd_bus_message_append(s, "stts", digest, done, total, state);
+        if (r >= 0)
+                r = sd_bus_send(m->bus, s, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send Progress for %s: %m", digest);
+}
+
+static void blob_fetch_on_progress(FetchJob *j, void *userdata) {
+        BlobFetch *f = userdata;
+
+        for (guint i = 0; i < f->waiters->len; i++)
+                send_progress(f->manager, f->waiters->pdata[i], j->digest, j->done, j->size,
+                              fetch_state_to_string(j->state));
+}
+
+static void reply_error(sd_bus_message *call, const char *name, const char *message) {
+        int r = sd_bus_reply_method_errorf(call, name ?: BERTH_ERROR_IO, "%s", message ?: "Unknown error");
+        if (r < 0)
+                log_debug_errno(r, "Failed to send error reply: %m");
+}
+
+static void blob_fetch_on_finished(FetchJob *j, int r, void *userdata) {
+        BlobFetch *f = userdata;
+        Manager *m = f->manager;
+
+        if (r >= 0)
+                log_info("Fetched %s (%" PRIu64 " bytes) from %s/%s", j->digest, j->size, j->registry, j->repository);
+        else
+                log_error("Failed to fetch %s from %s/%s: %s", j->digest, j->registry, j->repository,
+                          strna(j->error_message));
+
+        for (guint i = 0; i < f->waiters->len; i++) {
+                sd_bus_message *call = f->waiters->pdata[i];
+
+                if (r >= 0) {
+                        /* sd-bus dups the fd for each reply. */
+                        int k = sd_bus_reply_method_return(call, "h", j->result_fd);
+                        if (k < 0)
+                                log_debug_errno(k, "Failed to reply to FetchBlob: %m");
+                } else
+                        reply_error(call, j->error_name, j->error_message);
+        }
+        if (f->active)
+                m->n_active--;
+        g_hash_table_remove(m->blob_fetches, j->digest); /* frees f and j */
+        manager_dispatch_queue(m);
+}
+
+static void manager_dispatch_queue(Manager *m) {
+        BlobFetch *f;
+
+        while (m->n_active < m->settings.max_concurrent && (f = g_queue_pop_head(&m->waiting))) {
+                int r;
+
+                f->active = true;
+                m->n_active++;
+                r = fetch_job_start(f->job, TAKE_PTR(f->config));
+                if (r < 0) {
+                        blob_fetch_on_finished(f->job, r, f);
+                        return; /* it recursed into the queue */
+                }
+        }
+}
+
+/* ---- argument validation --------------------------------------------------------------------------- */
+
+static int parse_name(const char *name, ImageReference **ret, sd_bus_error *error) {
+        _cleanup_(image_reference_freep) ImageReference *ref = NULL;
+        _cleanup_free_ char *msg = NULL, *canonical = NULL;
+        int r;
+
+        r = image_reference_parse(name, &ref, &msg);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid repository name: %s",
+                                         msg ?: name);
+        canonical = image_reference_name(ref);
+        if (!canonical)
+                return -ENOMEM;
+        /* Internal API: the broker passes canonical names; anything else is refused, not repaired. */
+        if (!streq(canonical, name))
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
+                                         "Repository name '%s' is not canonical (expected '%s')", name, canonical);
+        *ret = TAKE_PTR(ref);
+        return 0;
+}
+
+static int check_digest(const char *digest, sd_bus_error *error) {
+        if (strlen(digest) >= DIGEST_STRING_MAX || digest_validate(digest, NULL) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid digest '%.80s'", digest);
+        return 0;
+}
+
+static bool media_type_is_valid(const char *s) {
+        size_t l = strlen(s);
+
+        if (l == 0 || l > MEDIA_TYPE_LENGTH_MAX)
+                return false;
+        for (; *s; s++)
+                if (!g_ascii_isalnum(*s) && !strchr("./+-_", *s))
+                        return false;
+        return true;
+}
+
+static int check_flags(uint64_t flags, sd_bus_error *error) {
+        /* No flag bits are defined (plain http is configured, never requested over the bus). */
+        if (flags != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64, flags);
+        return 0;
+}
+
+static int load_config(Manager *m, HostsConfig **ret, sd_bus_error *error) {
+        g_autofree char *msg = NULL;
+        int r;
+
+        r = hosts_config_load(m->config_dir, ret, &msg);
+        if (r < 0) {
+                log_error("Configuration error: %s", strna(msg));
+                return sd_bus_error_setf(error, BERTH_ERROR_REGISTRY, "Configuration error: %s", strna(msg));
+        }
+        m->settings = (*ret)->settings;
+        return 0;
+}
+
+/* ---- methods --------------------------------------------------------------------------------------- */
+
+static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(image_reference_freep) ImageReference *ref = NULL;
+        _cleanup_(hosts_config_freep) HostsConfig *config = NULL;
+        _cleanup_(fetch_job_freep) FetchJob *j = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *name, *digest, *media_type;
+        uint64_t size, flags, have_size = 0;
+        Manager *m = userdata;
+        BlobFetch *f;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "sstst", &name, &digest, &size, &media_type, &flags);
+        if (r < 0)
+                return r;
+        r = check_flags(flags, error);
+        if (r < 0)
+                return r;
+        r = parse_name(name, &ref, error);
+        if (r < 0)
+                return r;
+        r = check_digest(digest, error);
+        if (r < 0)
+                return r;
+        if (!media_type_is_valid(media_type))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid media type '%.80s'", media_type);
+        if (size > BLOB_SIZE_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Blob size %" PRIu64 " exceeds the limit of %llu bytes",
+                                         size, (unsigned long long) BLOB_SIZE_MAX);
+        if (media_type_is_manifest(media_type) && size > MANIFEST_SIZE_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Manifest size %" PRIu64 " exceeds the limit of %u bytes",
+                                         size, MANIFEST_SIZE_MAX);
+
+        /* Already committed: reply at once. */
+        r = content_store_open_blob(m->ctx.store, digest, &fd, &have_size);
+        if (r >= 0) {
+                if (have_size != size)
+                        return sd_bus_error_setf(error, BERTH_ERROR_DIGEST_MISMATCH,
+                                                 "Blob '%s' is stored with %" PRIu64 " bytes, not %" PRIu64, digest,
+                                                 have_size, size);
+                send_progress(m, msg, digest, size, size, fetch_state_to_string(FETCH_STATE_EXISTS));
+                return sd_bus_reply_method_return(msg, "h", fd);
+        }
+        if (r != -ENOENT)
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to open blob '%s': %s", digest, strerror(-r));
+
+        /* Already being fetched: share that download. */
+        f = g_hash_table_lookup(m->blob_fetches, digest);
+        if (f) {
+                if (f->job->size != size)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Blob '%s' is being fetched with size %" PRIu64 ", not %" PRIu64, digest,
+                                                 f->job->size, size);
+                if (f->waiters->len >= BUS_ARRAY_MAX)
+                        return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many waiters for blob '%s'", digest);
+                g_ptr_array_add(f->waiters, sd_bus_message_ref(msg));
+                send_progress(m, msg, digest, f->job->done, size, fetch_state_to_string(f->job->state));
+                return 1;
+        }
+
+        if (g_hash_table_size(m->blob_fetches) >= TRANSFERS_MAX * 4)
+                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many blob fetches queued");
+
+        r = load_config(m, &config, error);
+        if (r < 0)
+                return r;
+        r = fetch_job_new(&m->ctx, FETCH_BLOB, &j);
+        if (r < 0)
+                return r;
+        j->registry = strdup(ref->registry);
+        j->repository = strdup(ref->repository);
+        j->digest = strdup(digest);
+        j->media_type = strdup(media_type);
+        j->size = size;
+        if (!j->registry || !j->repository || !j->digest || !j->media_type)
+                return -ENOMEM;
+
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        f->manager = m;
+        f->waiters = g_ptr_array_new_with_free_func(message_unref_notify);
+        f->config = TAKE_PTR(config);
+        f->job = TAKE_PTR(j);
+        f->job->userdata = f;
+        f->job->on_progress = blob_fetch_on_progress;
+        f->job->on_finished = blob_fetch_on_finished;
+        g_ptr_array_add(f->waiters, sd_bus_message_ref(msg));
+        g_hash_table_insert(m->blob_fetches, f->job->digest, f);
+
+        log_debug("FetchBlob %s %s (%" PRIu64 " bytes, %s)", name, digest, size, media_type);
+        f->job->state = FETCH_STATE_WAITING;
+        send_progress(m, msg, digest, 0, size, fetch_state_to_string(FETCH_STATE_WAITING));
+        g_queue_push_tail(&m->waiting, f);
+        manager_dispatch_queue(m);
+        return 1;
+}
+
+static void other_job_on_finished(FetchJob *j, int r, void *userdata) {
+        Manager *m = userdata;
+        sd_bus_message *call = g_hash_table_lookup(m->other_jobs, j);
+
+        if (!call)
+                return;
+        if (r < 0) {
+                if (j->kind == FETCH_LOGIN)
+                        log_error("%s", strna(j->error_message));
+                else
+                        log_error("Resolve of '%s/%s' ('%s') failed: %s", j->registry, j->repository, j->reference,
+                                  strna(j->error_message));
+                reply_error(call, j->error_name, j->error_message);
+        } else if (j->kind == FETCH_RESOLVE) {
+                _cleanup_free_ char *name = NULL;
+
+                if (asprintf(&name, "%s/%s", j->registry, j->repository) < 0)
+                        name = NULL;
+                log_info("Resolved %s/%s:%s to %s (%s, %" PRIu64 " bytes)", j->registry, j->repository, j->reference,
+                         j->result_digest, j->result_media_type, j->result_size);
+                r = sd_bus_reply_method_return(call, "sssth", strna(name), j->result_digest, j->result_media_type,
+                                               j->result_size, j->result_fd);
+        } else {
+                log_info("Stored credentials for '%s'", j->registry);
+                r = sd_bus_reply_method_return(call, "");
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to send reply: %m");
+        g_hash_table_remove(m->other_jobs, j); /* frees j and the call ref */
+}
+
+static int start_other_job(Manager *m, sd_bus_message *msg, FetchJob **jp, sd_bus_error *error) {
+        _cleanup_(hosts_config_freep) HostsConfig *config = NULL;
+        FetchJob *j = *jp;
+        int r;
+
+        if (g_hash_table_size(m->other_jobs) >= TRANSFERS_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many requests in flight");
+        r = load_config(m, &config, error);
+        if (r < 0)
+                return r;
+        j->on_finished = other_job_on_finished;
+        j->userdata = m;
+        g_hash_table_insert(m->other_jobs, TAKE_PTR(*jp), sd_bus_message_ref(msg));
+        r = fetch_job_start(j, TAKE_PTR(config));
+        if (r < 0) {
+                r = sd_bus_error_setf(error, j->error_name ?: BERTH_ERROR_IO, "%s", strna(j->error_message));
+                g_hash_table_remove(m->other_jobs, j);
+                return r;
+        }
+        return 1;
+}
+
+static int method_resolve(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(image_reference_freep) ImageReference *ref = NULL;
+        _cleanup_(fetch_job_freep) FetchJob *j = NULL;
+        _cleanup_free_ char *errmsg = NULL;
+        const char *reference;
+        Manager *m = userdata;
+        uint64_t flags;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "st", &reference, &flags);
+        if (r < 0)
+                return r;
+        r = check_flags(flags, error);
+        if (r < 0)
+                return r;
+        r = image_reference_parse(reference, &ref, &errmsg);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "%s", errmsg ?: "Invalid reference");
+
+        r = fetch_job_new(&m->ctx, FETCH_RESOLVE, &j);
+        if (r < 0)
+                return r;
+        j->registry = strdup(ref->registry);
+        j->repository = strdup(ref->repository);
+        /* A pinned digest wins over the tag. */
+        j->reference = strdup(ref->digest ?: ref->tag);
+        if (ref->digest)
+                j->digest = strdup(ref->digest);
+        if (!j->registry || !j->repository || !j->reference || (ref->digest && !j->digest))
+                return -ENOMEM;
+        log_debug("Resolve %s", reference);
+        return start_other_job(m, msg, &j, error);
+}
+
+static bool registry_name_is_valid(const char *s) {
+        _cleanup_(image_reference_freep) ImageReference *ref = NULL;
+        _cleanup_free_ char *probe = NULL, *msg = NULL;
+
+        if (strlen(s) == 0 || strlen(s) > 255 || strchr(s, '/'))
+                return false;
+        if (asprintf(&probe, "%s/x", s) < 0)
+                return false;
+        /* The reference grammar decides what a registry host is; "x" keeps it from being a repository. */
+        return image_reference_parse(probe, &ref, &msg) >= 0 && streq(ref->registry, s);
+}
+
+static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(fetch_job_freep) FetchJob *j = NULL;
+        const char *registry, *user, *secret;
+        Manager *m = userdata;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "sss", &registry, &user, &secret);
+        if (r < 0)
+                return r;
+        if (!registry_name_is_valid(registry))
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid registry name '%.255s'", registry);
+        if (!credential_is_valid(user, true))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid username: must be 1..%u printable characters without ':'",
+                                         CREDENTIAL_LENGTH_MAX);
+        if (!credential_is_valid(secret, false))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid secret: must be 1..%u printable characters", CREDENTIAL_LENGTH_MAX);
+
+        r = fetch_job_new(&m->ctx, FETCH_LOGIN, &j);
+        if (r < 0)
+                return r;
+        j->registry = strdup(registry);
+        j->username = strdup(user);
+        j->secret = strdup(secret);
+        if (!j->registry || !j->username || !j->secret)
+                return -ENOMEM;
+        log_info("Login to '%s' as '%s'", registry, user);
+        return start_other_job(m, msg, &j, error);
+}
+
+static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *registry;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &registry);
+        if (r < 0)
+                return r;
+        if (!registry_name_is_valid(registry))
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid registry name '%.255s'", registry);
+        r = credentials_remove(m->ctx.credentials_path, registry);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No credentials stored for '%s'", registry);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to update '%s': %s", m->ctx.credentials_path,
+                                         strerror(-r));
+        auth_cache_forget_host(m->ctx.auth, registry_api_host(registry));
+        log_info("Removed credentials for '%s'", registry);
+        return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_cancel_fetch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *digest;
+        BlobFetch *f;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &digest);
+        if (r < 0)
+                return r;
+        r = check_digest(digest, error);
+        if (r < 0)
+                return r;
+        f = g_hash_table_lookup(m->blob_fetches, digest);
+        if (!f)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No fetch of '%s' in progress", digest);
+
+        log_info("Cancelling fetch of %s (partial data kept for resume)", digest);
+        fetch_job_cancel(f->job);
+        for (guint i = 0; i < f->waiters->len; i++)
+                reply_error(f->waiters->pdata[i], BERTH_ERROR_CANCELLED, "Fetch cancelled");
+        if (f->active)
+                m->n_active--;
+        else
+                g_queue_remove(&m->waiting, f);
+        g_hash_table_remove(m->blob_fetches, digest);
+        manager_dispatch_queue(m);
+        return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_open_blob(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_close_ int fd = -EBADF;
+        Manager *m = userdata;
+        const char *digest;
+        uint64_t size;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &digest);
+        if (r < 0)
+                return r;
+        r = check_digest(digest, error);
+        if (r < 0)
+                return r;
+        r = content_store_open_blob(m->ctx.store, digest, &fd, &size);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Blob '%s' not in the content store", digest);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to open blob '%s': %s", digest, strerror(-r));
+        return sd_bus_reply_method_return(msg, "ht", fd, size);
+}
+
+static int method_list_blobs(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ BlobInfo *list = NULL;
+        Manager *m = userdata;
+        size_t n = 0;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = content_store_list(m->ctx.store, &list, &n);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to list the content store: %s", strerror(-r));
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(stt)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = sd_bus_message_append(reply, "(stt)", list[i].digest, list[i].size, list[i].mtime_usec);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_remove_blobs(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_auto(GStrv) digests = NULL;
+        Manager *m = userdata;
+        uint64_t freed = 0;
+        size_t n = 0;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(msg, &digests);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(d, digests) {
+                if (++n > BUS_ARRAY_MAX)
+                        return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "More than %u digests", BUS_ARRAY_MAX);
+                r = check_digest(*d, error);
+                if (r < 0)
+                        return r;
+        }
+        STRV_FOREACH(d, digests) {
+                r = content_store_remove_blob(m->ctx.store, *d, &freed);
+                if (r < 0 && r != -ENOENT)
+                        return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to remove blob '%s': %s", *d, strerror(-r));
+        }
+        log_info("Removed %zu blob(s), %" PRIu64 " bytes freed", n, freed);
+        return sd_bus_reply_method_return(msg, "t", freed);
+}
+
+static bool ingest_in_use(const char *digest, void *userdata) {
+        Manager *m = userdata;
+
+        return g_hash_table_contains(m->blob_fetches, digest);
+}
+
+static int method_clean_ingests(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t min_age, freed = 0;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "t", &min_age);
+        if (r < 0)
+                return r;
+        r = content_store_clean_ingests(m->ctx.store, min_age, ingest_in_use, m, &freed);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to clean ingests: %s", strerror(-r));
+        log_info("Cleaned ingests, %" PRIu64 " bytes freed", freed);
+        return sd_bus_reply_method_return(msg, "t", freed);
+}
+
+/* ---- setup ----------------------------------------------------------------------------------------- */
 
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        /* Every method checks bus_require_broker() first: this service serves the broker only. */
+        /* Every method checks bus_require_broker() first: this service serves the broker only.
+         * SD_BUS_VTABLE_UNPRIVILEGED turns off sd-bus' own "caller needs CAP_SYS_ADMIN" check, which
+         * would refuse the (unprivileged) broker; the uid check in code is the real gate. */
         SD_BUS_METHOD_WITH_NAMES("GetInfo", "", SD_BUS_PARAM(), "a{sv}", SD_BUS_PARAM(info),
                                  bus_method_internal_get_info, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Resolve", "st", SD_BUS_PARAM(reference) SD_BUS_PARAM(flags), "sssth",
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(media_type) SD_BUS_PARAM(size)
+                                         SD_BUS_PARAM(fd),
+                                 method_resolve, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("FetchBlob", "sstst",
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(size) SD_BUS_PARAM(media_type)
+                                         SD_BUS_PARAM(flags),
+                                 "h", SD_BUS_PARAM(fd), method_fetch_blob, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CancelFetch", "s", SD_BUS_PARAM(digest), "", SD_BUS_PARAM(), method_cancel_fetch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("OpenBlob", "s", SD_BUS_PARAM(digest), "ht", SD_BUS_PARAM(fd) SD_BUS_PARAM(size),
+                                 method_open_blob, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListBlobs", "", SD_BUS_PARAM(), "a(stt)", SD_BUS_PARAM(blobs), method_list_blobs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveBlobs", "as", SD_BUS_PARAM(digests), "t", SD_BUS_PARAM(bytes_freed),
+                                 method_remove_blobs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CleanIngests", "t", SD_BUS_PARAM(min_age_usec), "t", SD_BUS_PARAM(bytes_freed),
+                                 method_clean_ingests, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Login", "sss", SD_BUS_PARAM(registry) SD_BUS_PARAM(username) SD_BUS_PARAM(secret), "",
+                                 SD_BUS_PARAM(), method_login, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_NAMES("Logout", "s", SD_BUS_PARAM(registry), "", SD_BUS_PARAM(), method_logout, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("Progress", "stts",
+                                 SD_BUS_PARAM(digest) SD_BUS_PARAM(done) SD_BUS_PARAM(total) SD_BUS_PARAM(state), 0),
         SD_BUS_VTABLE_END
 };
 
 static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
+        _cleanup_free_ char *content = NULL;
+        const char *e;
         Manager *m = userdata;
         int r;
 
         m->bus = bus;
         m->event = event;
+
+        /* Tests point these elsewhere; the service itself uses the compiled-in paths. */
+        e = getenv("BERTH_STATE_DIR");
+        m->state_dir = strdup(!isempty(e) ? e : BERTH_STATEDIR);
+        e = getenv("BERTH_CONFIG_DIR");
+        m->config_dir = strdup(!isempty(e) ? e : BERTH_SYSCONFDIR);
+        if (!m->state_dir || !m->config_dir)
+                return log_oom();
+
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return log_error_errno(EIO, "Failed to initialise libcurl.");
+
+        if (asprintf(&content, "%s/content", m->state_dir) < 0 ||
+            asprintf(&m->ctx.credentials_path, "%s/fetcher/config.json", m->state_dir) < 0)
+                return log_oom();
+        r = content_store_open(content, &m->ctx.store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the content store '%s': %m", content);
+        r = curl_glue_new(event, &m->ctx.glue);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up libcurl on the event loop: %m");
+        m->ctx.event = event;
+        m->ctx.auth = auth_cache_new();
+        m->settings = (FetcherSettings) { FETCH_PARALLEL_DEFAULT, FETCH_RETRIES_DEFAULT, FETCH_STALL_TIMEOUT_SEC_DEFAULT };
+        m->blob_fetches = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, blob_fetch_free);
+        m->other_jobs = g_hash_table_new_full(g_direct_hash, g_direct_equal, fetch_job_free_notify,
+                                              message_unref_notify);
+        g_queue_init(&m->waiting);
+
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_FETCHER_PATH);
+        log_info("Content store at '%s', configuration in '%s'", content, m->config_dir);
         return 0;
+}
+
+static void manager_shutdown(void *userdata) {
+        Manager *m = userdata;
+
+        /* Jobs stop without replies; partial ingests stay for the next start to resume. */
+        g_queue_clear(&m->waiting);
+        if (m->blob_fetches)
+                g_hash_table_destroy(m->blob_fetches);
+        if (m->other_jobs)
+                g_hash_table_destroy(m->other_jobs);
+        curl_glue_free(m->ctx.glue);
+        content_store_free(m->ctx.store);
+        auth_cache_free(m->ctx.auth);
+        free(m->ctx.credentials_path);
+        free(m->state_dir);
+        free(m->config_dir);
 }
 
 int main(int argc, char *argv[]) {
@@ -37,6 +707,7 @@ int main(int argc, char *argv[]) {
                 .bus_name = BERTH_FETCHER_NAME,
                 .description = "Registry client: resolves references and fetches verified blobs into the content store.",
                 .setup = manager_setup,
+                .shutdown = manager_shutdown,
                 .userdata = &manager,
         };
 

@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* asprintf(), renameat2(), reallocarray() */
+#endif
+#include <glib.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+#include "config.h"
+#include "curl-glue.h"
+#include "berth-limits.h"
+#include "log.h"
+
+struct CurlGlue {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+        GHashTable *ios; /* fd → sd_event_source* */
+};
+
+static void curl_glue_check_finished(CurlGlue *g) {
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(g->multi, &left))) {
+                HttpRequest *req = NULL;
+                CURLcode code;
+
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                code = msg->data.result;
+                if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req) != CURLE_OK || !req)
+                        continue;
+                (void) curl_multi_remove_handle(g->multi, req->curl);
+                req->running = false;
+                (void) curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
+                /* May free req and start or stop other requests. */
+                req->on_done(req, code, req->userdata);
+        }
+}
+
+static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        CurlGlue *g = userdata;
+        int action = 0, k = 0;
+
+        if (revents & EPOLLIN)
+                action |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                action |= CURL_CSELECT_OUT;
+        if (revents & (EPOLLERR | EPOLLHUP))
+                action |= CURL_CSELECT_ERR;
+        if (curl_multi_socket_action(g->multi, fd, action, &k) != CURLM_OK)
+                log_debug("curl_multi_socket_action() failed on fd %d", fd);
+        curl_glue_check_finished(g);
+        return 0;
+}
+
+static int curl_glue_socket_cb(CURL *curl, curl_socket_t fd, int action, void *userp, void *socketp) {
+        CurlGlue *g = userp;
+        sd_event_source *io = g_hash_table_lookup(g->ios, GINT_TO_POINTER(fd));
+        uint32_t events = 0;
+        int r;
+
+        if (action == CURL_POLL_REMOVE) {
+                if (io)
+                        g_hash_table_remove(g->ios, GINT_TO_POINTER(fd));
+                return 0;
+        }
+        if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
+                events |= EPOLLIN;
+        if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
+                events |= EPOLLOUT;
+
+        if (io) {
+                r = sd_event_source_set_io_events(io, events);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(io, SD_EVENT_ON);
+        } else {
+                r = sd_event_add_io(g->event, &io, fd, events, curl_glue_on_io, g);
+                if (r >= 0) {
+                        (void) sd_event_source_set_description(io, "curl-io");
+                        g_hash_table_insert(g->ios, GINT_TO_POINTER(fd), io);
+                }
+        }
+        if (r < 0) {
+                log_debug_errno(r, "Failed to watch curl socket %d: %m", fd);
+                return -1;
+        }
+        return 0;
+}
+
+static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        CurlGlue *g = userdata;
+        int k = 0;
+
+        if (curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &k) != CURLM_OK)
+                log_debug("curl_multi_socket_action(timeout) failed");
+        curl_glue_check_finished(g);
+        return 0;
+}
+
+static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+        CurlGlue *g = userp;
+        uint64_t usec;
+        int r;
+
+        if (timeout_ms < 0) {
+                if (g->timer)
+                        (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
+                return 0;
+        }
+        r = sd_event_now(g->event, CLOCK_MONOTONIC, &usec);
+        if (r < 0)
+                return -1;
+        usec += (uint64_t) timeout_ms * 1000ULL + 1;
+        if (g->timer) {
+                r = sd_event_source_set_time(g->timer, usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(g->timer, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(g->event, &g->timer, CLOCK_MONOTONIC, usec, 0, curl_glue_on_timer, g);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(g->timer, "curl-timer");
+        }
+        return r < 0 ? -1 : 0;
+}
+
+static void io_source_free(gpointer p) {
+        sd_event_source_disable_unref(p);
+}
+
+int curl_glue_new(sd_event *event, CurlGlue **ret) {
+        _cleanup_(curl_glue_freep) CurlGlue *g = NULL;
+
+        g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->event = sd_event_ref(event);
+        g->ios = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, io_source_free);
+        g->multi = curl_multi_init();
+        if (!g->multi)
+                return -ENOMEM;
+        if (curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, curl_glue_socket_cb) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, curl_glue_timer_cb) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK)
+                return -EIO;
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
+CurlGlue *curl_glue_free(CurlGlue *g) {
+        if (!g)
+                return NULL;
+        if (g->multi)
+                curl_multi_cleanup(g->multi);
+        g_hash_table_destroy(g->ios);
+        sd_event_source_disable_unref(g->timer);
+        sd_event_unref(g->event);
+        return mfree(g);
+}
+
+static char *strdup_trimmed(const char *s, size_t n) {
+        while (n > 0 && (*s == ' ' || *s == '\t')) {
+                s++;
+                n--;
+        }
+        while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+                n--;
+        return strndup(s, n);
+}
+
+static void http_request_reset_response(HttpRequest *req) {
+        req->content_type = mfree(req->content_type);
+        req->docker_content_digest = mfree(req->docker_content_digest);
+        req->www_authenticate = mfree(req->www_authenticate);
+        req->content_range = mfree(req->content_range);
+        req->retry_after = mfree(req->retry_after);
+        req->error_body = mfree(req->error_body);
+        req->error_body_size = 0;
+        req->body_started = false;
+        req->body_bytes = 0;
+}
+
+static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *userdata) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } fields[] = {
+                { "content-type", offsetof(HttpRequest, content_type) },
+                { "docker-content-digest", offsetof(HttpRequest, docker_content_digest) },
+                { "www-authenticate", offsetof(HttpRequest, www_authenticate) },
+                { "content-range", offsetof(HttpRequest, content_range) },
+                { "retry-after", offsetof(HttpRequest, retry_after) },
+        };
+        HttpRequest *req = userdata;
+        size_t n = size * nmemb;
+        const char *colon;
+
+        /* SECURITY: headers are attacker-controlled too; bound their total over the redirect chain. */
+        req->header_bytes += n;
+        if (req->header_bytes > HTTP_HEADER_MAX) {
+                req->abort_error = -E2BIG;
+                return 0;
+        }
+        if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+                /* A new response (after a redirect or a 100 Continue): forget the previous one's headers. */
+                http_request_reset_response(req);
+                return n;
+        }
+        colon = memchr(data, ':', n);
+        if (!colon)
+                return n;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                size_t l = strlen(fields[i].name);
+                char **p = (char **) ((uint8_t *) req + fields[i].offset);
+
+                if ((size_t) (colon - data) != l || strncasecmp(data, fields[i].name, l) != 0)
+                        continue;
+                if (*p) /* first one wins; a duplicate WWW-Authenticate for another scheme is ignored */
+                        break;
+                if (memchr(colon + 1, '\0', n - l - 1)) {
+                        req->abort_error = -EBADMSG;
+                        return 0;
+                }
+                *p = strdup_trimmed(colon + 1, n - l - 1);
+                if (!*p) {
+                        req->abort_error = -ENOMEM;
+                        return 0;
+                }
+                break;
+        }
+        return n;
+}
+
+static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *userdata) {
+        HttpRequest *req = userdata;
+        size_t n = size * nmemb;
+        bool first;
+        long status = 0;
+        int r;
+
+        (void) curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status < 200 || status >= 300) {
+                /* Keep the beginning of an error body for its message; stop reading a huge one. */
+                size_t room = HTTP_ERROR_BODY_MAX - req->error_body_size;
+                char *b;
+
+                if (n > room) {
+                        req->abort_error = -E2BIG;
+                        req->status = status;
+                        return 0;
+                }
+                b = realloc(req->error_body, req->error_body_size + n + 1);
+                if (!b) {
+                        req->abort_error = -ENOMEM;
+                        return 0;
+                }
+                memcpy(b + req->error_body_size, data, n);
+                req->error_body_size += n;
+                b[req->error_body_size] = '\0';
+                req->error_body = b;
+                return n;
+        }
+
+        /* SECURITY: never trust Content-Length; count what arrives and stop at the promised size. */
+        if (req->max_body > 0 && n > req->max_body - req->body_bytes) {
+                req->abort_error = -EFBIG;
+                return 0;
+        }
+        first = !req->body_started;
+        req->body_started = true;
+        req->body_bytes += n;
+        req->status = status;
+        r = req->on_body ? req->on_body(req, data, n, first, req->userdata) : 0;
+        if (r < 0) {
+                req->abort_error = r;
+                return 0;
+        }
+        return n;
+}
+
+HttpRequest *http_request_free(HttpRequest *req) {
+        if (!req)
+                return NULL;
+        if (req->running)
+                (void) curl_multi_remove_handle(req->glue->multi, req->curl);
+        if (req->curl)
+                curl_easy_cleanup(req->curl);
+        curl_slist_free_all(req->headers);
+        http_request_reset_response(req);
+        return mfree(req);
+}
+
+static bool url_is_https(const char *url) {
+        return strncasecmp(url, "https://", 8) == 0;
+}
+
+int http_request_new(CurlGlue *g, const HttpRequestOptions *o, http_body_t on_body, http_done_t on_done,
+                     void *userdata, HttpRequest **ret) {
+        _cleanup_(http_request_freep) HttpRequest *req = NULL;
+        CURL *c;
+
+        /* SECURITY: only http and https, ever (no file://, no gopher:// via a redirect). */
+        if (strncasecmp(o->url, "http://", 7) != 0 && !url_is_https(o->url))
+                return -EPROTONOSUPPORT;
+
+        req = calloc(1, sizeof(*req));
+        if (!req)
+                return -ENOMEM;
+        req->glue = g;
+        req->on_body = on_body;
+        req->on_done = on_done;
+        req->userdata = userdata;
+        req->max_body = o->max_body;
+
+        req->curl = c = curl_easy_init();
+        if (!c)
+                return -ENOMEM;
+
+        if (o->accept && !(req->headers = curl_slist_append(req->headers, o->accept)))
+                return -ENOMEM;
+        /* curl ≥ 7.83 drops custom Authorization headers when a redirect leaves the original host, port
+         * or scheme (CVE-2022-27776), and UNRESTRICTED_AUTH stays off: registries redirect blob
+         * downloads to storage hosts that must never see the registry's credentials (CVE-2020-15157). */
+        if (o->authorization && !(req->headers = curl_slist_append(req->headers, o->authorization)))
+                return -ENOMEM;
+
+        if (curl_easy_setopt(c, CURLOPT_URL, o->url) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_PRIVATE, req) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_ERRORBUFFER, req->errbuf) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+            /* SECURITY: an https registry may only redirect to https (CVE-2014-5277: no silent
+             * downgrade); a plain-http registry was configured as such and may redirect to either. */
+            curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, url_is_https(o->url) ? "https" : "http,https") != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_MAXREDIRS, REDIRECTS_MAX) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header_cb) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_HEADERDATA, req) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write_cb) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_WRITEDATA, req) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L) != CURLE_OK ||
+            /* Stall detection only: no total timeout, a slow but moving download of a big layer is fine. */
+            curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long) (o->stall_timeout_sec ?: 30)) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o->tls.skip_verify ? 0L : 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->tls.skip_verify ? 0L : 2L) != CURLE_OK)
+                return -EIO;
+        /* No CURLOPT_MAXFILESIZE: it also applies to error bodies (a 404's JSON is bigger than a tiny
+         * blob); the write callback enforces max_body on the bytes that actually arrive instead. */
+        if (o->tls.ca_file && curl_easy_setopt(c, CURLOPT_CAINFO, o->tls.ca_file) != CURLE_OK)
+                return -EIO;
+        if (o->tls.client_cert && curl_easy_setopt(c, CURLOPT_SSLCERT, o->tls.client_cert) != CURLE_OK)
+                return -EIO;
+        if (o->tls.client_key && curl_easy_setopt(c, CURLOPT_SSLKEY, o->tls.client_key) != CURLE_OK)
+                return -EIO;
+        if (o->range_start > 0) {
+                char range[32];
+
+                snprintf(range, sizeof(range), "%" PRIu64 "-", o->range_start);
+                if (curl_easy_setopt(c, CURLOPT_RANGE, range) != CURLE_OK)
+                        return -EIO;
+        }
+
+        *ret = TAKE_PTR(req);
+        return 0;
+}
+
+int http_request_start(HttpRequest *req) {
+        if (req->running)
+                return -EBUSY;
+        if (curl_multi_add_handle(req->glue->multi, req->curl) != CURLM_OK)
+                return -EIO;
+        req->running = true;
+        return 0;
+}
+
+const char *http_request_effective_url(HttpRequest *req) {
+        char *url = NULL;
+
+        if (curl_easy_getinfo(req->curl, CURLINFO_EFFECTIVE_URL, &url) != CURLE_OK)
+                return NULL;
+        return url;
+}
+
+const char *http_request_error_message(HttpRequest *req, CURLcode code) {
+        return req->errbuf[0] ? req->errbuf : curl_easy_strerror(code);
+}
