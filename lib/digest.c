@@ -177,7 +177,8 @@ Hasher *hasher_free(Hasher *h) {
         return mfree(h);
 }
 
-int digest_buffer(DigestAlgorithm algorithm, const void *data, size_t size, char ret[static DIGEST_STRING_MAX]) {
+int digest_buffer(DigestAlgorithm algorithm, const void *data, size_t size,
+                  char ret[static DIGEST_STRING_MAX]) {
         _cleanup_(hasher_freep) Hasher *h = NULL;
         int r;
 

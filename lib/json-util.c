@@ -71,8 +71,9 @@ static int json_prescan(const char *data, size_t size, char **ret_error) {
                         else if (c == '\\') {
                                 if (i + 1 < size && data[i + 1] == 'u' && i + 5 < size &&
                                     memcmp(data + i + 2, "0000", 4) == 0)
-                                        return json_set_error(ret_error, EBADMSG,
-                                                              "JSON string contains an escaped NUL character");
+                                        return json_set_error(
+                                                ret_error, EBADMSG,
+                                                "JSON string contains an escaped NUL character");
                                 i++; /* skip the escaped character, so \" does not end the string */
                         }
                         continue;
@@ -93,8 +94,15 @@ static int json_prescan(const char *data, size_t size, char **ret_error) {
                         if (depth > 0)
                                 depth--;
                         break;
-                case ' ': case '\t': case '\n': case '\r':
-                case ':': case ',': case '-': case '+': case '.':
+                case ' ':
+                case '\t':
+                case '\n':
+                case '\r':
+                case ':':
+                case ',':
+                case '-':
+                case '+':
+                case '.':
                 case '0' ... '9':
                 case 'a' ... 'z':
                 case 'E':
@@ -162,8 +170,9 @@ int json_parse_bounded(const char *data, size_t size, size_t max_size, JsonNode 
                 return -EINVAL;
 
         if (size > max_size || size > G_MAXSSIZE)
-                return json_set_error(ret_error, EFBIG, "JSON document of %zu bytes exceeds the limit of %zu bytes",
-                                      size, max_size);
+                return json_set_error(ret_error, EFBIG,
+                                      "JSON document of %zu bytes exceeds the limit of %zu bytes", size,
+                                      max_size);
         if (size == 0)
                 return json_set_error(ret_error, EBADMSG, "empty JSON document");
         if (memchr(data, 0, size))
@@ -237,7 +246,7 @@ static int json_node_dup_string_checked(JsonNode *node, char **ret) {
 
 static void strv_free(char **l) {
         STRV_FOREACH(s, l)
-                free(*s);
+        free(*s);
         free(l);
 }
 
@@ -270,7 +279,8 @@ static int json_dispatch_strv(JsonNode *node, char ***target) {
         return 0;
 }
 
-static int json_dispatch_one(const JsonField *f, JsonNode *node, void *target, void *userdata, char **ret_error) {
+static int json_dispatch_one(const JsonField *f, JsonNode *node, void *target, void *userdata,
+                             char **ret_error) {
         void *p = (char *) target + f->offset;
         int r;
 
@@ -337,7 +347,8 @@ static int json_dispatch_one(const JsonField *f, JsonNode *node, void *target, v
         }
 }
 
-int json_dispatch(JsonObject *object, const JsonField table[], void *target, void *userdata, char **ret_error) {
+int json_dispatch(JsonObject *object, const JsonField table[], void *target, void *userdata,
+                  char **ret_error) {
         int r;
 
         if (!object || !table || !target)
@@ -356,8 +367,8 @@ int json_dispatch(JsonObject *object, const JsonField table[], void *target, voi
                         if (f->flags & JSON_NULLABLE)
                                 continue;
                         if (f->type != JSON_FIELD_CUSTOM)
-                                return json_set_error(ret_error, EBADMSG, "field '%s' must be %s, not null", f->name,
-                                                      json_field_type_expectation(f->type));
+                                return json_set_error(ret_error, EBADMSG, "field '%s' must be %s, not null",
+                                                      f->name, json_field_type_expectation(f->type));
                 }
 
                 r = json_dispatch_one(f, node, target, userdata, ret_error);
@@ -369,12 +380,13 @@ int json_dispatch(JsonObject *object, const JsonField table[], void *target, voi
                                 if (ret_error && *ret_error)
                                         (void) json_prefix_error(ret_error, "field '%s'", f->name);
                                 else
-                                        (void) json_set_error(ret_error, r, "field '%s' is invalid", f->name);
+                                        (void) json_set_error(ret_error, r, "field '%s' is invalid",
+                                                              f->name);
                                 return r;
                         }
                         if (f->type == JSON_FIELD_STRING || f->type == JSON_FIELD_STRV)
-                                return json_set_error(ret_error, r, "field '%s' must be %s (valid UTF-8)", f->name,
-                                                      json_field_type_expectation(f->type));
+                                return json_set_error(ret_error, r, "field '%s' must be %s (valid UTF-8)",
+                                                      f->name, json_field_type_expectation(f->type));
                         return json_set_error(ret_error, r, "field '%s' must be %s", f->name,
                                               json_field_type_expectation(f->type));
                 }

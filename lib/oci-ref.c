@@ -267,7 +267,7 @@ static bool is_hex64(const char *s) {
 
 static bool is_docker_hub(const char *registry) {
         return streq(registry, DEFAULT_REGISTRY) || streq(registry, "index.docker.io") ||
-                streq(registry, "registry-1.docker.io");
+               streq(registry, "registry-1.docker.io");
 }
 
 int image_reference_parse(const char *s, ImageReference **ret, char **ret_error) {
@@ -287,12 +287,14 @@ int image_reference_parse(const char *s, ImageReference **ret, char **ret_error)
         if (len == 0)
                 return reference_error(ret_error, s, "empty reference");
         if (len > REFERENCE_LENGTH_MAX)
-                return reference_error(ret_error, s, "reference longer than %u characters", REFERENCE_LENGTH_MAX);
+                return reference_error(ret_error, s, "reference longer than %u characters",
+                                       REFERENCE_LENGTH_MAX);
 
         /* An image id is not a name: docker refuses it so that "docker run <id>" cannot be confused
          * with a pull of docker.io/library/<id>. */
         if (is_hex64(s))
-                return reference_error(ret_error, s, "a 64-character hexadecimal string is an image id, not a name");
+                return reference_error(ret_error, s,
+                                       "a 64-character hexadecimal string is an image id, not a name");
 
         ref = calloc(1, sizeof(ImageReference));
         if (!ref)
@@ -303,7 +305,8 @@ int image_reference_parse(const char *s, ImageReference **ret, char **ret_error)
         if (at) {
                 if (digest_validate(at + 1, NULL) < 0)
                         return reference_error(ret_error, s,
-                                               "invalid digest: expected 'sha256:' + 64 or 'sha512:' + 128 lowercase hex digits");
+                                               "invalid digest: expected 'sha256:' + 64 or 'sha512:' + 128 "
+                                               "lowercase hex digits");
                 ref->digest = strdup(at + 1);
                 if (!ref->digest)
                         return -ENOMEM;
@@ -390,8 +393,8 @@ char *image_reference_to_string(const ImageReference *ref) {
         if (!ref || !ref->registry || !ref->repository)
                 return NULL;
 
-        if (asprintf(&s, "%s/%s%s%s%s%s", ref->registry, ref->repository, ref->tag ? ":" : "", ref->tag ?: "",
-                     ref->digest ? "@" : "", ref->digest ?: "") < 0)
+        if (asprintf(&s, "%s/%s%s%s%s%s", ref->registry, ref->repository, ref->tag ? ":" : "",
+                     ref->tag ?: "", ref->digest ? "@" : "", ref->digest ?: "") < 0)
                 return NULL;
         return s;
 }

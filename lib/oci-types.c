@@ -54,7 +54,7 @@ static char *quote(const char *s) {
 
 static void strv_free(char **l) {
         STRV_FOREACH(s, l)
-                free(*s);
+        free(*s);
         free(l);
 }
 
@@ -180,7 +180,7 @@ void platform_done(Platform *p) {
         free(p->architecture);
         free(p->variant);
         free(p->os_version);
-        *p = (Platform) {};
+        *p = (Platform){};
 }
 
 /* Architecture aliases to GOARCH spelling; an alias may imply a variant ("armhf" is arm/v7). */
@@ -190,12 +190,15 @@ static const char *architecture_normalize(const char *arch, const char **ret_imp
                 const char *goarch;
                 const char *variant;
         } table[] = {
-                { "x86_64", "amd64", NULL },  { "x86-64", "amd64", NULL },   { "amd64", "amd64", NULL },
-                { "aarch64", "arm64", NULL }, { "arm64", "arm64", NULL },    { "armhf", "arm", "v7" },
-                { "armel", "arm", "v6" },     { "armv7l", "arm", "v7" },     { "armv6l", "arm", "v6" },
-                { "armv8l", "arm", "v8" },    { "arm", "arm", NULL },        { "i386", "386", NULL },
-                { "i486", "386", NULL },      { "i586", "386", NULL },       { "i686", "386", NULL },
-                { "386", "386", NULL },       { "ppc64le", "ppc64le", NULL }, { "s390x", "s390x", NULL },
+                { "x86_64", "amd64", NULL },    { "x86-64", "amd64", NULL },
+                { "amd64", "amd64", NULL },     { "aarch64", "arm64", NULL },
+                { "arm64", "arm64", NULL },     { "armhf", "arm", "v7" },
+                { "armel", "arm", "v6" },       { "armv7l", "arm", "v7" },
+                { "armv6l", "arm", "v6" },      { "armv8l", "arm", "v8" },
+                { "arm", "arm", NULL },         { "i386", "386", NULL },
+                { "i486", "386", NULL },        { "i586", "386", NULL },
+                { "i686", "386", NULL },        { "386", "386", NULL },
+                { "ppc64le", "ppc64le", NULL }, { "s390x", "s390x", NULL },
                 { "riscv64", "riscv64", NULL }, { "loongarch64", "loong64", NULL },
         };
 
@@ -235,7 +238,8 @@ static bool platform_component_valid(const char *s) {
         if (isempty(s) || strlen(s) > 64)
                 return false;
         for (const char *c = s; *c; c++)
-                if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.'))
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' ||
+                      *c == '.'))
                         return false;
         return true;
 }
@@ -273,14 +277,15 @@ int platform_parse(const char *s, Platform *ret, char **ret_error) {
         for (;;) {
                 if (n >= ELEMENTSOF(parts))
                         return json_set_error(ret_error, EINVAL,
-                                              "invalid platform '%s': expected os/architecture[/variant]", quoted);
+                                              "invalid platform '%s': expected os/architecture[/variant]",
+                                              quoted);
                 state = strchr(tok, '/');
                 if (state)
                         *state = '\0';
                 if (!platform_component_valid(tok))
-                        return json_set_error(ret_error, EINVAL,
-                                              "invalid platform '%s': components must be non-empty [a-z0-9_.-]",
-                                              quoted);
+                        return json_set_error(
+                                ret_error, EINVAL,
+                                "invalid platform '%s': components must be non-empty [a-z0-9_.-]", quoted);
                 parts[n++] = tok;
                 if (!state)
                         break;
@@ -296,7 +301,7 @@ int platform_parse(const char *s, Platform *ret, char **ret_error) {
                         if (r < 0)
                                 return r;
                         *ret = def;
-                        def = (Platform) {};
+                        def = (Platform){};
                         return 0;
                 }
                 os = "linux";
@@ -312,14 +317,14 @@ int platform_parse(const char *s, Platform *ret, char **ret_error) {
         if (implied) {
                 if (variant && !streq(variant_normalize(arch, variant), implied))
                         return json_set_error(ret_error, EINVAL,
-                                              "invalid platform '%s': architecture implies variant %s", quoted,
-                                              implied);
+                                              "invalid platform '%s': architecture implies variant %s",
+                                              quoted, implied);
                 variant = implied;
         }
         if (variant)
                 variant = variant_normalize(arch, variant);
 
-        *ret = (Platform) {
+        *ret = (Platform){
                 .os = strdup(os),
                 .architecture = strdup(arch),
                 .variant = variant ? strdup(variant) : NULL,
@@ -346,7 +351,7 @@ int platform_default(Platform *ret) {
         if (streq(arch, "arm64"))
                 variant = "v8";
 
-        *ret = (Platform) {
+        *ret = (Platform){
                 .os = strdup("linux"),
                 .architecture = strdup(arch),
                 .variant = variant ? strdup(variant) : NULL,
@@ -365,8 +370,8 @@ char *platform_to_string(const Platform *p) {
         if (!p)
                 return NULL;
 
-        if (asprintf(&s, "%s/%s%s%s", p->os ?: "unknown", p->architecture ?: "unknown", p->variant ? "/" : "",
-                     p->variant ?: "") < 0)
+        if (asprintf(&s, "%s/%s%s%s", p->os ?: "unknown", p->architecture ?: "unknown",
+                     p->variant ? "/" : "", p->variant ?: "") < 0)
                 return NULL;
         return s;
 }
@@ -408,7 +413,7 @@ void descriptor_done(Descriptor *d) {
         free(d->digest);
         platform_done(&d->platform);
         strv_free(d->urls);
-        *d = (Descriptor) {};
+        *d = (Descriptor){};
 }
 
 static void descriptors_free(Descriptor *d, size_t n) {
@@ -465,8 +470,8 @@ static int descriptor_parse(JsonNode *node, Descriptor *d, char **ret_error) {
         }
 
         if (d->size > BLOB_SIZE_MAX)
-                return json_set_error(ret_error, EFBIG, "size %" PRIu64 " exceeds the limit of %llu bytes", d->size,
-                                      (unsigned long long) BLOB_SIZE_MAX);
+                return json_set_error(ret_error, EFBIG, "size %" PRIu64 " exceeds the limit of %llu bytes",
+                                      d->size, (unsigned long long) BLOB_SIZE_MAX);
 
         d->has_platform = d->platform.os != NULL;
         return 0;
@@ -522,7 +527,8 @@ static int check_type(const char *type, const char *source, MediaKind expected, 
         MediaKind kind;
 
         if (streq(type, MEDIA_TYPE_DOCKER_SCHEMA1) || streq(type, MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED))
-                return json_set_error(ret_error, EPROTONOSUPPORT, "Docker schema 1 manifests are not supported");
+                return json_set_error(ret_error, EPROTONOSUPPORT,
+                                      "Docker schema 1 manifests are not supported");
 
         kind = media_type_kind(type);
         if (kind == expected)
@@ -574,9 +580,11 @@ static int parse_document(const char *data, size_t size, const char *declared, M
                 return r;
 
         if (header.schema_version == 1)
-                return json_set_error(ret_error, EPROTONOSUPPORT, "Docker schema 1 manifests are not supported");
+                return json_set_error(ret_error, EPROTONOSUPPORT,
+                                      "Docker schema 1 manifests are not supported");
         if (header.schema_version != 2)
-                return json_set_error(ret_error, EBADMSG, "unsupported schemaVersion %" PRIi64 ", expected 2",
+                return json_set_error(ret_error, EBADMSG,
+                                      "unsupported schemaVersion %" PRIi64 ", expected 2",
                                       header.schema_version);
 
         if (header.media_type) {
@@ -586,20 +594,23 @@ static int parse_document(const char *data, size_t size, const char *declared, M
 
                 if (declared_bare && !streq(declared_bare, header.media_type)) {
                         _cleanup_free_ char *q1 = quote(declared_bare), *q2 = quote(header.media_type);
-                        return json_set_error(ret_error, EMEDIUMTYPE,
-                                              "declared media type '%s' does not match the document's mediaType '%s'",
-                                              strna(q1), strna(q2));
+                        return json_set_error(
+                                ret_error, EMEDIUMTYPE,
+                                "declared media type '%s' does not match the document's mediaType '%s'",
+                                strna(q1), strna(q2));
                 }
         }
 
         if (expected == MEDIA_KIND_INDEX) {
                 if (json_object_has_member(object, "config") || json_object_has_member(object, "layers"))
-                        return json_set_error(ret_error, EMEDIUMTYPE,
-                                              "expected an image index, but the document has 'config' or 'layers' "
-                                              "like an image manifest");
+                        return json_set_error(
+                                ret_error, EMEDIUMTYPE,
+                                "expected an image index, but the document has 'config' or 'layers' "
+                                "like an image manifest");
         } else if (json_object_has_member(object, "manifests"))
-                return json_set_error(ret_error, EMEDIUMTYPE,
-                                      "expected an image manifest, but the document has 'manifests' like an image index");
+                return json_set_error(
+                        ret_error, EMEDIUMTYPE,
+                        "expected an image manifest, but the document has 'manifests' like an image index");
 
         *ret_root = TAKE_PTR(root);
         *ret_media_type = TAKE_PTR(header.media_type);
@@ -629,11 +640,11 @@ static int dispatch_index_manifests(JsonNode *node, void *target, void *userdata
 
 /* Offset 0: the dispatcher fills both the array and its length. */
 static const JsonField index_table[] = {
-        { "manifests", JSON_FIELD_CUSTOM, 0, JSON_MANDATORY, dispatch_index_manifests },
-        {}
+        { "manifests", JSON_FIELD_CUSTOM, 0, JSON_MANDATORY, dispatch_index_manifests }, {}
 };
 
-int oci_index_parse(const char *data, size_t size, const char *media_type, OciIndex **ret, char **ret_error) {
+int oci_index_parse(const char *data, size_t size, const char *media_type, OciIndex **ret,
+                    char **ret_error) {
         _cleanup_(oci_index_freep) OciIndex *index = NULL;
         _cleanup_json_node_ JsonNode *root = NULL;
         int r;
@@ -680,7 +691,8 @@ static int dispatch_manifest_config(JsonNode *node, void *target, void *userdata
 
         if (media_type_kind(d->media_type) != MEDIA_KIND_CONFIG) {
                 quoted = quote(d->media_type);
-                return json_set_error(ret_error, EMEDIUMTYPE, "unsupported config media type '%s'", strna(quoted));
+                return json_set_error(ret_error, EMEDIUMTYPE, "unsupported config media type '%s'",
+                                      strna(quoted));
         }
         return 0;
 }
@@ -700,15 +712,17 @@ static int dispatch_manifest_layers(JsonNode *node, void *target, void *userdata
         for (size_t i = 0; i < m->n_layers; i++)
                 if (media_type_kind(m->layers[i].media_type) != MEDIA_KIND_LAYER) {
                         _cleanup_free_ char *quoted = quote(m->layers[i].media_type);
-                        return json_set_error(ret_error, EMEDIUMTYPE, "layers[%zu]: unsupported layer media type '%s'",
-                                              i, strna(quoted));
+                        return json_set_error(ret_error, EMEDIUMTYPE,
+                                              "layers[%zu]: unsupported layer media type '%s'", i,
+                                              strna(quoted));
                 }
 
         return 0;
 }
 
 static const JsonField manifest_table[] = {
-        { "config", JSON_FIELD_CUSTOM, offsetof(OciManifest, config), JSON_MANDATORY, dispatch_manifest_config },
+        { "config", JSON_FIELD_CUSTOM, offsetof(OciManifest, config), JSON_MANDATORY,
+          dispatch_manifest_config },
         /* Offset 0: the dispatcher fills both the array and its length. */
         { "layers", JSON_FIELD_CUSTOM, 0, JSON_MANDATORY, dispatch_manifest_layers },
         {}
@@ -782,7 +796,8 @@ static int dispatch_labels(JsonNode *node, void *target, void *userdata, char **
                 const char *v;
 
                 if (!JSON_NODE_HOLDS_VALUE(value) || json_node_get_value_type(value) != G_TYPE_STRING ||
-                    !g_utf8_validate(key, -1, NULL) || !g_utf8_validate(json_node_get_string(value), -1, NULL)) {
+                    !g_utf8_validate(key, -1, NULL) ||
+                    !g_utf8_validate(json_node_get_string(value), -1, NULL)) {
                         strv_free(l);
                         return json_set_error(ret_error, EBADMSG, "label values must be strings");
                 }
@@ -893,7 +908,8 @@ static int dispatch_rootfs(JsonNode *node, void *target, void *userdata, char **
 
         n = strv_length(rootfs.diff_ids);
         if (n > LAYERS_MAX)
-                return json_set_error(ret_error, E2BIG, "too many diff_ids: %zu, the limit is %u", n, LAYERS_MAX);
+                return json_set_error(ret_error, E2BIG, "too many diff_ids: %zu, the limit is %u", n,
+                                      LAYERS_MAX);
 
         for (size_t i = 0; i < n; i++)
                 if (digest_validate(rootfs.diff_ids[i], NULL) < 0) {
@@ -954,7 +970,8 @@ int oci_image_config_parse(const char *data, size_t size, OciImageConfig **ret, 
 
 /* ---- selection and chain ids ---- */
 
-int oci_index_select(const OciIndex *index, const Platform *wanted, const Descriptor **ret, char **ret_error) {
+int oci_index_select(const OciIndex *index, const Platform *wanted, const Descriptor **ret,
+                     char **ret_error) {
         _cleanup_free_ char *wanted_str = NULL;
         g_autoptr(GString) available = NULL;
 

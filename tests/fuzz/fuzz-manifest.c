@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (index) {
                 for (size_t i = 0; i < index->n_manifests; i++)
-                        if (!digest_is_valid(index->manifests[i].digest) || index->manifests[i].size > BLOB_SIZE_MAX)
+                        if (!digest_is_valid(index->manifests[i].digest) ||
+                            index->manifests[i].size > BLOB_SIZE_MAX)
                                 abort();
 
                 for (size_t i = 0; i < ELEMENTSOF(platforms); i++) {
@@ -68,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 
         if (manifest) {
-                if (media_type_kind(manifest->config.media_type) != MEDIA_KIND_CONFIG || manifest->n_layers > LAYERS_MAX)
+                if (media_type_kind(manifest->config.media_type) != MEDIA_KIND_CONFIG ||
+                    manifest->n_layers > LAYERS_MAX)
                         abort();
                 for (size_t i = 0; i < manifest->n_layers; i++)
                         if (media_type_kind(manifest->layers[i].media_type) != MEDIA_KIND_LAYER ||

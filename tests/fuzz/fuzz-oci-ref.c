@@ -39,8 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* Normalisation is idempotent: the printed form parses back to the same reference. */
                 if (image_reference_parse(printed, &again, NULL) < 0)
                         abort();
-                if (strcmp(again->registry, ref->registry) != 0 || strcmp(again->repository, ref->repository) != 0 ||
-                    !streq_ptr(again->tag, ref->tag) || !streq_ptr(again->digest, ref->digest))
+                if (strcmp(again->registry, ref->registry) != 0 ||
+                    strcmp(again->repository, ref->repository) != 0 || !streq_ptr(again->tag, ref->tag) ||
+                    !streq_ptr(again->digest, ref->digest))
                         abort();
         }
 

@@ -10,7 +10,7 @@
 
 #define SHA256_EMPTY "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define SHA256_ABC "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-#define SHA512_ABC                                                                                         \
+#define SHA512_ABC                                                                                          \
         "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3" \
         "feebbd454d4423643ce80e2a9ac94fa54ca49f"
 
@@ -40,13 +40,16 @@ static void test_validate_invalid(void) {
                 "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a",
                 "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0",
                 /* sha512 length with sha256 prefix, and vice versa */
-                "sha256:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3"
+                "sha256:"
+                "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3"
                 "feebbd454d4423643ce80e2a9ac94fa54ca49f",
                 "sha512:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
                 /* other algorithms */
                 "sha1:a9993e364706816aba3e25717850c26c9cd0d89d",
                 "md5:900150983cd24fb0d6963f7d28e17f72",
-                "sha384:cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7",
+                "sha384:"
+                "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c"
+                "825a7",
                 /* whitespace, separators, traversal */
                 " sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
                 "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad ",
@@ -165,8 +168,8 @@ static void test_equal(void) {
         /* Invalid strings are never equal, not even to themselves. */
         g_assert_false(digest_equal("sha1:a9993e364706816aba3e25717850c26c9cd0d89d",
                                     "sha1:a9993e364706816aba3e25717850c26c9cd0d89d"));
-        g_assert_false(digest_equal("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
-                                    SHA256_ABC));
+        g_assert_false(digest_equal(
+                "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", SHA256_ABC));
 }
 
 int main(int argc, char *argv[]) {

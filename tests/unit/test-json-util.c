@@ -106,7 +106,8 @@ static void test_depth(void) {
         bomb = g_malloc(4 * 1024 * 1024 + 1);
         memset(bomb, '[', 4 * 1024 * 1024);
         bomb[4 * 1024 * 1024] = '\0';
-        g_assert_cmpint(json_parse_bounded(bomb, 4 * 1024 * 1024, 4 * 1024 * 1024, &root, &error), ==, -ELOOP);
+        g_assert_cmpint(json_parse_bounded(bomb, 4 * 1024 * 1024, 4 * 1024 * 1024, &root, &error), ==,
+                        -ELOOP);
         error = mfree(error);
 
         /* Objects nest too. */
@@ -160,17 +161,16 @@ static int dispatch_custom(JsonNode *node, void *target, void *userdata, char **
         return 0;
 }
 
-static const JsonField table[] = {
-        { "s", JSON_FIELD_STRING, offsetof(Target, s), JSON_MANDATORY },
-        { "i", JSON_FIELD_INT64, offsetof(Target, i), 0 },
-        { "u", JSON_FIELD_UINT64, offsetof(Target, u), 0 },
-        { "b", JSON_FIELD_BOOL, offsetof(Target, b), 0 },
-        { "strv", JSON_FIELD_STRV, offsetof(Target, strv), JSON_NULLABLE },
-        { "obj", JSON_FIELD_OBJECT, offsetof(Target, obj), 0 },
-        { "arr", JSON_FIELD_ARRAY, offsetof(Target, arr), 0 },
-        { "custom", JSON_FIELD_CUSTOM, offsetof(Target, custom), 0, dispatch_custom },
-        {}
-};
+static const JsonField table[] = { { "s", JSON_FIELD_STRING, offsetof(Target, s), JSON_MANDATORY },
+                                   { "i", JSON_FIELD_INT64, offsetof(Target, i), 0 },
+                                   { "u", JSON_FIELD_UINT64, offsetof(Target, u), 0 },
+                                   { "b", JSON_FIELD_BOOL, offsetof(Target, b), 0 },
+                                   { "strv", JSON_FIELD_STRV, offsetof(Target, strv), JSON_NULLABLE },
+                                   { "obj", JSON_FIELD_OBJECT, offsetof(Target, obj), 0 },
+                                   { "arr", JSON_FIELD_ARRAY, offsetof(Target, arr), 0 },
+                                   { "custom", JSON_FIELD_CUSTOM, offsetof(Target, custom), 0,
+                                     dispatch_custom },
+                                   {} };
 
 static int dispatch_str(const char *json, Target *t, char **ret_error) {
         _cleanup_json_node_ JsonNode *root = NULL;
@@ -253,7 +253,7 @@ static void test_dispatch_bad(void) {
 
                 /* Without ret_error: only the code. */
                 target_done(&t);
-                t = (Target) {};
+                t = (Target){};
                 g_assert_cmpint(dispatch_str(cases[i].json, &t, NULL), ==, -EBADMSG);
         }
 }

@@ -15,8 +15,10 @@ typedef struct {
 
 static const RefCase good[] = {
         { "busybox", "docker.io", "library/busybox", "latest", NULL, "docker.io/library/busybox:latest" },
-        { "library/busybox:1.36", "docker.io", "library/busybox", "1.36", NULL, "docker.io/library/busybox:1.36" },
-        { "docker.io/busybox", "docker.io", "library/busybox", "latest", NULL, "docker.io/library/busybox:latest" },
+        { "library/busybox:1.36", "docker.io", "library/busybox", "1.36", NULL,
+          "docker.io/library/busybox:1.36" },
+        { "docker.io/busybox", "docker.io", "library/busybox", "latest", NULL,
+          "docker.io/library/busybox:latest" },
         { "docker.io/library/busybox", "docker.io", "library/busybox", "latest", NULL,
           "docker.io/library/busybox:latest" },
         { "index.docker.io/busybox", "docker.io", "library/busybox", "latest", NULL,
@@ -39,8 +41,10 @@ static const RefCase good[] = {
         { "localhost:65535/foo", "localhost:65535", "foo", "latest", NULL, "localhost:65535/foo:latest" },
         { "localhost:1/foo", "localhost:1", "foo", "latest", NULL, "localhost:1/foo:latest" },
         /* No '/': "localhost:5000" is the official image "localhost" with tag "5000", as in docker. */
-        { "localhost:5000", "docker.io", "library/localhost", "5000", NULL, "docker.io/library/localhost:5000" },
-        { "localhost", "docker.io", "library/localhost", "latest", NULL, "docker.io/library/localhost:latest" },
+        { "localhost:5000", "docker.io", "library/localhost", "5000", NULL,
+          "docker.io/library/localhost:5000" },
+        { "localhost", "docker.io", "library/localhost", "latest", NULL,
+          "docker.io/library/localhost:latest" },
         { "busybox@" D1, "docker.io", "library/busybox", NULL, D1, "docker.io/library/busybox@" D1 },
         { "busybox:1@" D1, "docker.io", "library/busybox", "1", D1, "docker.io/library/busybox:1@" D1 },
         { "foo/a.b-c__d---e_f", "docker.io", "foo/a.b-c__d---e_f", "latest", NULL,
@@ -234,10 +238,8 @@ static void test_api_host(void) {
         static const struct {
                 const char *input, *host;
         } cases[] = {
-                { "busybox", "registry-1.docker.io" },
-                { "index.docker.io/foo/bar", "registry-1.docker.io" },
-                { "quay.io/a/b", "quay.io" },
-                { "localhost:5000/a", "localhost:5000" },
+                { "busybox", "registry-1.docker.io" }, { "index.docker.io/foo/bar", "registry-1.docker.io" },
+                { "quay.io/a/b", "quay.io" },          { "localhost:5000/a", "localhost:5000" },
                 { "[::1]:5000/a", "[::1]:5000" },
         };
 

@@ -13,8 +13,8 @@
 #define D3 "sha256:0000000000000000000000000000000000000000000000000000000000000003"
 
 #define DESC(mt, d, sz) "{\"mediaType\": \"" mt "\", \"digest\": \"" d "\", \"size\": " #sz "}"
-#define PDESC(mt, d, os, arch, variant_json)                                                           \
-        "{\"mediaType\": \"" mt "\", \"digest\": \"" d "\", \"size\": 500, \"platform\": {\"os\": \"" os \
+#define PDESC(mt, d, os, arch, variant_json)                                                                \
+        "{\"mediaType\": \"" mt "\", \"digest\": \"" d "\", \"size\": 500, \"platform\": {\"os\": \"" os    \
         "\", \"architecture\": \"" arch "\"" variant_json "}}"
 
 static void strv_free_test(char **l) {
@@ -42,7 +42,8 @@ static void test_media_types(void) {
         g_assert_cmpint(media_type_layer_compression(MEDIA_TYPE_OCI_LAYER), ==, LAYER_COMPRESSION_NONE);
         g_assert_cmpint(media_type_layer_compression(MEDIA_TYPE_OCI_LAYER_ND), ==, LAYER_COMPRESSION_NONE);
         g_assert_cmpint(media_type_layer_compression(MEDIA_TYPE_OCI_LAYER_GZIP), ==, LAYER_COMPRESSION_GZIP);
-        g_assert_cmpint(media_type_layer_compression(MEDIA_TYPE_DOCKER_LAYER_GZIP), ==, LAYER_COMPRESSION_GZIP);
+        g_assert_cmpint(media_type_layer_compression(MEDIA_TYPE_DOCKER_LAYER_GZIP), ==,
+                        LAYER_COMPRESSION_GZIP);
         g_assert_cmpint(media_type_layer_compression(MEDIA_TYPE_OCI_LAYER_ZSTD), ==, LAYER_COMPRESSION_ZSTD);
         g_assert_cmpint(media_type_layer_compression(MEDIA_TYPE_OCI_CONFIG), ==, _LAYER_COMPRESSION_INVALID);
         g_assert_cmpint(media_type_layer_compression(NULL), ==, _LAYER_COMPRESSION_INVALID);
@@ -70,7 +71,14 @@ static void test_platform_parse(void) {
                 { "windows/amd64", "windows", "amd64", NULL, "windows/amd64" },
         };
         static const char *const bad[] = {
-                "", "/", "linux/", "/amd64", "linux//amd64", "a/b/c/d", "linux/amd 64", "linux/armhf/v6",
+                "",
+                "/",
+                "linux/",
+                "/amd64",
+                "linux//amd64",
+                "a/b/c/d",
+                "linux/amd 64",
+                "linux/armhf/v6",
                 "linux/amd64\n",
         };
 
@@ -126,8 +134,8 @@ static void test_platform_default(void) {
         g_assert_cmpstr(linux_only.variant, ==, p.variant);
 }
 
-static bool matches(const char *os, const char *arch, const char *variant, const char *cos, const char *carch,
-                    const char *cvariant) {
+static bool matches(const char *os, const char *arch, const char *variant, const char *cos,
+                    const char *carch, const char *cvariant) {
         Platform w = { .os = (char *) os, .architecture = (char *) arch, .variant = (char *) variant };
         Platform c = { .os = (char *) cos, .architecture = (char *) carch, .variant = (char *) cvariant };
 
@@ -158,14 +166,21 @@ static void test_platform_matches(void) {
 
 /* ---- index ---- */
 
-#define OCI_INDEX_DOC                                                                                    \
-        "{\"schemaVersion\": 2, \"mediaType\": \"" MEDIA_TYPE_OCI_INDEX "\", \"manifests\": ["            \
-        PDESC(MEDIA_TYPE_OCI_MANIFEST, D1, "linux", "amd64", "") ", "                                     \
-        PDESC(MEDIA_TYPE_OCI_MANIFEST, D2, "linux", "arm64", ", \"variant\": \"v8\"") ", "                \
-        PDESC(MEDIA_TYPE_OCI_MANIFEST, D3, "linux", "arm", ", \"variant\": \"v7\"") ", "                  \
-        PDESC(MEDIA_TYPE_OCI_MANIFEST, D1, "linux", "arm", ", \"variant\": \"v6\"") ", "                  \
-        PDESC(MEDIA_TYPE_OCI_MANIFEST, D2, "unknown", "unknown", "") "], "                                \
-        "\"annotations\": {\"org.opencontainers.image.ref.name\": \"x\"}}"
+#define OCI_INDEX_DOC                                                                                                                \
+        "{\"schemaVersion\": 2, \"mediaType\": \"" MEDIA_TYPE_OCI_INDEX                                                              \
+        "\", \"manifests\": [" PDESC(MEDIA_TYPE_OCI_MANIFEST, D1, "linux", "amd64", "") ", " PDESC(                                  \
+                MEDIA_TYPE_OCI_MANIFEST, D2, "linux", "arm64",                                                                       \
+                ", \"variant\": \"v8\"") ", " PDESC(MEDIA_TYPE_OCI_MANIFEST, D3, "linux", "arm",                                     \
+                                                    ", \"variant\": \"v7\"") ", " PDESC(MEDIA_TYPE_OCI_MANIFEST,                     \
+                                                                                        D1, "linux", "arm",                          \
+                                                                                        ", \"variant\": "                            \
+                                                                                        "\"v6\"") ","                                \
+                                                                                                  " " PDESC(MEDIA_TYPE_OCI_MANIFEST, \
+                                                                                                            D2,                      \
+                                                                                                            "unknown",               \
+                                                                                                            "unknown",               \
+                                                                                                            "") "], "                \
+                                                                                                                "\"annotations\": {\"org.opencontainers.image.ref.name\": \"x\"}}"
 
 static void test_index_parse(void) {
         _cleanup_(oci_index_freep) OciIndex *index = NULL;
@@ -186,14 +201,17 @@ static void test_index_parse(void) {
         /* Declared and embedded agree; Content-Type parameters are ignored. */
         g_assert_cmpint(oci_index_parse(doc, strlen(doc), MEDIA_TYPE_OCI_INDEX, &index, NULL), ==, 0);
         index = oci_index_free(index);
-        g_assert_cmpint(oci_index_parse(doc, strlen(doc), MEDIA_TYPE_OCI_INDEX "; charset=utf-8", &index, NULL),
-                        ==, 0);
+        g_assert_cmpint(
+                oci_index_parse(doc, strlen(doc), MEDIA_TYPE_OCI_INDEX "; charset=utf-8", &index, NULL), ==,
+                0);
         index = oci_index_free(index);
 
         /* Docker manifest list without platform on one entry, no embedded type but a declared one. */
         const char *docker = "{\"schemaVersion\": 2, \"manifests\": [" PDESC(
-                MEDIA_TYPE_DOCKER_MANIFEST, D1, "linux", "amd64", "") ", " DESC(MEDIA_TYPE_DOCKER_MANIFEST, D2, 7) "]}";
-        g_assert_cmpint(oci_index_parse(docker, strlen(docker), MEDIA_TYPE_DOCKER_LIST, &index, &error), ==, 0);
+                MEDIA_TYPE_DOCKER_MANIFEST, D1, "linux", "amd64", "") ", " DESC(MEDIA_TYPE_DOCKER_MANIFEST,
+                                                                                D2, 7) "]}";
+        g_assert_cmpint(oci_index_parse(docker, strlen(docker), MEDIA_TYPE_DOCKER_LIST, &index, &error), ==,
+                        0);
         g_assert_cmpstr(index->media_type, ==, MEDIA_TYPE_DOCKER_LIST);
         g_assert_false(index->manifests[1].has_platform);
         index = oci_index_free(index);
@@ -228,7 +246,8 @@ static void test_index_bad(void) {
                 { "[]", NULL, -EBADMSG, "must be a JSON object" },
                 { "{\"manifests\": []}", NULL, -EBADMSG, "missing field 'schemaVersion'" },
                 { "{\"schemaVersion\": \"2\", \"manifests\": []}", NULL, -EBADMSG, "schemaVersion" },
-                { "{\"schemaVersion\": 3, \"manifests\": []}", NULL, -EBADMSG, "unsupported schemaVersion 3" },
+                { "{\"schemaVersion\": 3, \"manifests\": []}", NULL, -EBADMSG,
+                  "unsupported schemaVersion 3" },
                 { "{\"schemaVersion\": 1, \"name\": \"x\", \"fsLayers\": []}", NULL, -EPROTONOSUPPORT,
                   "Docker schema 1 manifests are not supported" },
                 { "{\"schemaVersion\": 2}", NULL, -EBADMSG, "missing field 'manifests'" },
@@ -237,10 +256,12 @@ static void test_index_bad(void) {
                 /* A manifest where an index was expected, by declaration, by mediaType, by shape. */
                 { "{\"schemaVersion\": 2, \"manifests\": []}", MEDIA_TYPE_OCI_MANIFEST, -EMEDIUMTYPE,
                   "expected an image index" },
-                { "{\"schemaVersion\": 2, \"mediaType\": \"" MEDIA_TYPE_DOCKER_MANIFEST "\", \"manifests\": []}",
+                { "{\"schemaVersion\": 2, \"mediaType\": \"" MEDIA_TYPE_DOCKER_MANIFEST
+                  "\", \"manifests\": []}",
                   NULL, -EMEDIUMTYPE, "is an image manifest" },
-                { "{\"schemaVersion\": 2, \"config\": " DESC(MEDIA_TYPE_OCI_CONFIG, D1, 1) ", \"layers\": []}", NULL,
-                  -EMEDIUMTYPE, "expected an image index" },
+                { "{\"schemaVersion\": 2, \"config\": " DESC(MEDIA_TYPE_OCI_CONFIG, D1,
+                                                             1) ", \"layers\": []}",
+                  NULL, -EMEDIUMTYPE, "expected an image index" },
                 { "{\"schemaVersion\": 2, \"manifests\": [], \"layers\": []}", NULL, -EMEDIUMTYPE,
                   "expected an image index" },
                 /* Declared and embedded disagree, even if both are indexes. */
@@ -248,35 +269,40 @@ static void test_index_bad(void) {
                   MEDIA_TYPE_OCI_INDEX, -EMEDIUMTYPE, "does not match" },
                 { "{\"schemaVersion\": 2, \"manifests\": []}", "text/html", -EMEDIUMTYPE,
                   "unsupported declared media type 'text/html'" },
-                { "{\"schemaVersion\": 2, \"manifests\": []}", "application/vnd.docker.distribution.manifest.v1+prettyjws",
-                  -EPROTONOSUPPORT, "schema 1" },
-                { "{\"schemaVersion\": 2, \"mediaType\": \"application/evil\", \"manifests\": []}", NULL, -EMEDIUMTYPE,
-                  "unsupported document's media type 'application/evil'" },
+                { "{\"schemaVersion\": 2, \"manifests\": []}",
+                  "application/vnd.docker.distribution.manifest.v1+prettyjws", -EPROTONOSUPPORT,
+                  "schema 1" },
+                { "{\"schemaVersion\": 2, \"mediaType\": \"application/evil\", \"manifests\": []}", NULL,
+                  -EMEDIUMTYPE, "unsupported document's media type 'application/evil'" },
                 /* Bad descriptors. */
-                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, "sha256:abc", 1) "]}", NULL,
-                  -EBADMSG, "manifests[0]: invalid digest 'sha256:abc'" },
-                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST,
-                                                                 "sha1:a9993e364706816aba3e25717850c26c9cd0d89d", 1) "]}",
+                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, "sha256:abc",
+                                                                 1) "]}",
+                  NULL, -EBADMSG, "manifests[0]: invalid digest 'sha256:abc'" },
+                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(
+                          MEDIA_TYPE_OCI_MANIFEST, "sha1:a9993e364706816aba3e25717850c26c9cd0d89d", 1) "]}",
                   NULL, -EBADMSG, "invalid digest" },
-                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, D1, -1) "]}", NULL, -EBADMSG,
-                  "field 'size' must be a non-negative integer" },
-                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, D1, 1.5) "]}", NULL, -EBADMSG,
-                  "field 'size'" },
-                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, D1, 68719476737) "]}", NULL,
-                  -EFBIG, "exceeds the limit" },
-                { "{\"schemaVersion\": 2, \"manifests\": [{\"digest\": \"" D1 "\", \"size\": 1}]}", NULL, -EBADMSG,
-                  "missing field 'mediaType'" },
-                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST "\", \"size\": 1}]}",
+                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, D1, -1) "]}", NULL,
+                  -EBADMSG, "field 'size' must be a non-negative integer" },
+                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, D1, 1.5) "]}",
+                  NULL, -EBADMSG, "field 'size'" },
+                { "{\"schemaVersion\": 2, \"manifests\": [" DESC(MEDIA_TYPE_OCI_MANIFEST, D1,
+                                                                 68719476737) "]}",
+                  NULL, -EFBIG, "exceeds the limit" },
+                { "{\"schemaVersion\": 2, \"manifests\": [{\"digest\": \"" D1 "\", \"size\": 1}]}", NULL,
+                  -EBADMSG, "missing field 'mediaType'" },
+                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST
+                  "\", \"size\": 1}]}",
                   NULL, -EBADMSG, "missing field 'digest'" },
-                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST "\", \"digest\": \"" D1 "\"}]}",
+                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST
+                  "\", \"digest\": \"" D1 "\"}]}",
                   NULL, -EBADMSG, "missing field 'size'" },
-                { "{\"schemaVersion\": 2, \"manifests\": [" DESC("not a media type", D1, 1) "]}", NULL, -EBADMSG,
-                  "invalid media type" },
-                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST "\", \"digest\": \"" D1
-                  "\", \"size\": 1, \"platform\": {\"os\": \"linux\"}}]}",
+                { "{\"schemaVersion\": 2, \"manifests\": [" DESC("not a media type", D1, 1) "]}", NULL,
+                  -EBADMSG, "invalid media type" },
+                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST
+                  "\", \"digest\": \"" D1 "\", \"size\": 1, \"platform\": {\"os\": \"linux\"}}]}",
                   NULL, -EBADMSG, "missing field 'architecture'" },
-                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST "\", \"digest\": \"" D1
-                  "\", \"size\": 1, \"platform\": \"linux/amd64\"}]}",
+                { "{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\": \"" MEDIA_TYPE_OCI_MANIFEST
+                  "\", \"digest\": \"" D1 "\", \"size\": 1, \"platform\": \"linux/amd64\"}]}",
                   NULL, -EBADMSG, "field 'platform'" },
         };
 
@@ -336,9 +362,11 @@ static void test_index_select(void) {
                 const char *platform;
                 size_t entry;
         } cases[] = {
-                { "linux/amd64", 0 },  { "linux/amd64/v3", 0 }, { "linux/arm64", 1 },   { "linux/arm64/v8", 1 },
-                { "linux/aarch64", 1 }, { "linux/arm/v7", 2 },  { "linux/arm/v6", 3 },  { "linux/armhf", 2 },
-                { "linux/arm", 2 },    /* no variant wanted: the first listed */
+                { "linux/amd64", 0 },   { "linux/amd64/v3", 0 },
+                { "linux/arm64", 1 },   { "linux/arm64/v8", 1 },
+                { "linux/aarch64", 1 }, { "linux/arm/v7", 2 },
+                { "linux/arm/v6", 3 },  { "linux/armhf", 2 },
+                { "linux/arm", 2 }, /* no variant wanted: the first listed */
         };
 
         g_assert_cmpint(oci_index_parse(doc, strlen(doc), NULL, &index, NULL), ==, 0);
@@ -361,14 +389,16 @@ static void test_index_select(void) {
         g_assert_cmpint(oci_index_select(index, &p, &d, &error), ==, -ENOENT);
         g_assert_null(d);
         g_test_message("%s", error);
-        g_assert_cmpstr(error, ==,
-                        "no manifest for platform linux/386 in the index; available: linux/amd64, linux/arm64/v8, "
-                        "linux/arm/v7, linux/arm/v6, unknown/unknown");
+        g_assert_cmpstr(
+                error, ==,
+                "no manifest for platform linux/386 in the index; available: linux/amd64, linux/arm64/v8, "
+                "linux/arm/v7, linux/arm/v6, unknown/unknown");
         platform_done(&p);
         error = mfree(error);
 
         /* Indexes can list nested indexes or artifacts: they are never selected. */
-        const char *nested = "{\"schemaVersion\": 2, \"manifests\": [" PDESC(MEDIA_TYPE_OCI_INDEX, D1, "linux", "amd64", "") "]}";
+        const char *nested = "{\"schemaVersion\": 2, \"manifests\": [" PDESC(MEDIA_TYPE_OCI_INDEX, D1,
+                                                                             "linux", "amd64", "") "]}";
         index = oci_index_free(index);
         g_assert_cmpint(oci_index_parse(nested, strlen(nested), NULL, &index, NULL), ==, 0);
         g_assert_cmpint(platform_parse("linux/amd64", &p, NULL), ==, 0);
@@ -381,10 +411,11 @@ static void test_index_select(void) {
 #define LAYER_GZ(d) DESC(MEDIA_TYPE_OCI_LAYER_GZIP, d, 1234)
 
 static char *manifest_doc(const char *media_type, const char *config_type, const char *layers) {
-        return g_strdup_printf("{\"schemaVersion\": 2%s%s%s, \"config\": {\"mediaType\": \"%s\", \"digest\": \"" D3
-                               "\", \"size\": 7023}, \"layers\": [%s]}",
-                               media_type ? ", \"mediaType\": \"" : "", media_type ?: "", media_type ? "\"" : "",
-                               config_type, layers);
+        return g_strdup_printf(
+                "{\"schemaVersion\": 2%s%s%s, \"config\": {\"mediaType\": \"%s\", \"digest\": \"" D3
+                "\", \"size\": 7023}, \"layers\": [%s]}",
+                media_type ? ", \"mediaType\": \"" : "", media_type ?: "", media_type ? "\"" : "",
+                config_type, layers);
 }
 
 static void test_manifest_parse(void) {
@@ -392,10 +423,12 @@ static void test_manifest_parse(void) {
         _cleanup_free_ char *error = NULL;
         g_autofree char *doc = manifest_doc(MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_OCI_CONFIG,
                                             LAYER_GZ(D1) ", " DESC(MEDIA_TYPE_OCI_LAYER_ZSTD, D2, 0));
-        g_autofree char *docker = manifest_doc(NULL, MEDIA_TYPE_DOCKER_CONFIG,
-                                               DESC(MEDIA_TYPE_DOCKER_LAYER_GZIP, D1, 5) ", "
-                                               "{\"mediaType\": \"" MEDIA_TYPE_DOCKER_LAYER_FOREIGN_GZIP "\", \"digest\": \"" D2
-                                               "\", \"size\": 6, \"urls\": [\"https://example.com/layer\"]}");
+        g_autofree char *docker = manifest_doc(
+                NULL, MEDIA_TYPE_DOCKER_CONFIG,
+                DESC(MEDIA_TYPE_DOCKER_LAYER_GZIP, D1,
+                     5) ", "
+                        "{\"mediaType\": \"" MEDIA_TYPE_DOCKER_LAYER_FOREIGN_GZIP "\", \"digest\": \"" D2
+                        "\", \"size\": 6, \"urls\": [\"https://example.com/layer\"]}");
         g_autofree char *empty = manifest_doc(MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_OCI_CONFIG, "");
 
         g_assert_cmpint(oci_manifest_parse(doc, strlen(doc), MEDIA_TYPE_OCI_MANIFEST, &m, &error), ==, 0);
@@ -411,7 +444,8 @@ static void test_manifest_parse(void) {
         g_assert_cmpuint(m->layers[1].size, ==, 0);
         m = oci_manifest_free(m);
 
-        g_assert_cmpint(oci_manifest_parse(docker, strlen(docker), MEDIA_TYPE_DOCKER_MANIFEST, &m, &error), ==, 0);
+        g_assert_cmpint(oci_manifest_parse(docker, strlen(docker), MEDIA_TYPE_DOCKER_MANIFEST, &m, &error),
+                        ==, 0);
         g_assert_cmpstr(m->media_type, ==, MEDIA_TYPE_DOCKER_MANIFEST);
         g_assert_null(m->layers[0].urls);
         g_assert_nonnull(m->layers[1].urls);
@@ -445,13 +479,18 @@ static void test_manifest_bad(void) {
         g_autofree char *config_is_manifest = manifest_doc(NULL, MEDIA_TYPE_OCI_MANIFEST, LAYER_GZ(D1));
         g_autofree char *unknown_layer = manifest_doc(NULL, MEDIA_TYPE_OCI_CONFIG,
                                                       LAYER_GZ(D1) ", " DESC("application/x-evil", D2, 1));
-        g_autofree char *config_layer_type = manifest_doc(NULL, MEDIA_TYPE_OCI_CONFIG, DESC(MEDIA_TYPE_OCI_CONFIG, D2, 1));
-        g_autofree char *negative = manifest_doc(NULL, MEDIA_TYPE_OCI_CONFIG, DESC(MEDIA_TYPE_OCI_LAYER, D2, -5));
+        g_autofree char *config_layer_type =
+                manifest_doc(NULL, MEDIA_TYPE_OCI_CONFIG, DESC(MEDIA_TYPE_OCI_CONFIG, D2, 1));
+        g_autofree char *negative =
+                manifest_doc(NULL, MEDIA_TYPE_OCI_CONFIG, DESC(MEDIA_TYPE_OCI_LAYER, D2, -5));
         g_autofree char *bad_digest = manifest_doc(
                 NULL, MEDIA_TYPE_OCI_CONFIG,
-                DESC(MEDIA_TYPE_OCI_LAYER, "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", 5));
-        g_autofree char *index_type = manifest_doc(MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_CONFIG, LAYER_GZ(D1));
-        g_autofree char *docker_in_oci = manifest_doc(MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_CONFIG, LAYER_GZ(D1));
+                DESC(MEDIA_TYPE_OCI_LAYER,
+                     "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", 5));
+        g_autofree char *index_type =
+                manifest_doc(MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_CONFIG, LAYER_GZ(D1));
+        g_autofree char *docker_in_oci =
+                manifest_doc(MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_CONFIG, LAYER_GZ(D1));
         const char *oci_index = OCI_INDEX_DOC;
 
         check_bad_manifest(config_is_layer, NULL, -EMEDIUMTYPE, "unsupported config media type");
@@ -459,31 +498,38 @@ static void test_manifest_bad(void) {
         check_bad_manifest(unknown_layer, NULL, -EMEDIUMTYPE,
                            "layers[1]: unsupported layer media type 'application/x-evil'");
         check_bad_manifest(config_layer_type, NULL, -EMEDIUMTYPE, "unsupported layer media type");
-        check_bad_manifest(negative, NULL, -EBADMSG, "layers[0]: field 'size' must be a non-negative integer");
+        check_bad_manifest(negative, NULL, -EBADMSG,
+                           "layers[0]: field 'size' must be a non-negative integer");
         check_bad_manifest(bad_digest, NULL, -EBADMSG, "layers[0]: invalid digest");
         check_bad_manifest(index_type, NULL, -EMEDIUMTYPE, "is an image index");
         check_bad_manifest(ok, MEDIA_TYPE_OCI_INDEX, -EMEDIUMTYPE, "expected an image manifest");
         check_bad_manifest(ok, MEDIA_TYPE_DOCKER_MANIFEST, -EMEDIUMTYPE, "does not match");
         check_bad_manifest(docker_in_oci, MEDIA_TYPE_OCI_MANIFEST, -EMEDIUMTYPE, "does not match");
-        check_bad_manifest(oci_index, NULL, -EMEDIUMTYPE, "expected an image manifest, but the document's media type");
+        check_bad_manifest(oci_index, NULL, -EMEDIUMTYPE,
+                           "expected an image manifest, but the document's media type");
         check_bad_manifest(oci_index, MEDIA_TYPE_OCI_MANIFEST, -EMEDIUMTYPE, "is an image index");
         check_bad_manifest(ok, MEDIA_TYPE_OCI_CONFIG, -EMEDIUMTYPE, "is an image config");
-        check_bad_manifest("{\"schemaVersion\": 2, \"layers\": []}", NULL, -EBADMSG, "missing field 'config'");
-        check_bad_manifest("{\"schemaVersion\": 2, \"config\": " DESC(MEDIA_TYPE_OCI_CONFIG, D1, 1) "}", NULL, -EBADMSG,
-                           "missing field 'layers'");
-        check_bad_manifest("{\"schemaVersion\": 2, \"config\": " DESC(MEDIA_TYPE_OCI_CONFIG, D1, 1) ", \"layers\": null}",
+        check_bad_manifest("{\"schemaVersion\": 2, \"layers\": []}", NULL, -EBADMSG,
+                           "missing field 'config'");
+        check_bad_manifest("{\"schemaVersion\": 2, \"config\": " DESC(MEDIA_TYPE_OCI_CONFIG, D1, 1) "}",
+                           NULL, -EBADMSG, "missing field 'layers'");
+        check_bad_manifest("{\"schemaVersion\": 2, \"config\": " DESC(MEDIA_TYPE_OCI_CONFIG, D1,
+                                                                      1) ", \"layers\": null}",
                            NULL, -EBADMSG, "layers");
-        check_bad_manifest("{\"schemaVersion\": 2, \"config\": [], \"layers\": []}", NULL, -EBADMSG, "field 'config'");
-        check_bad_manifest("{\"schemaVersion\": 1, \"name\": \"library/busybox\", \"tag\": \"latest\", "
-                           "\"architecture\": \"amd64\", \"fsLayers\": [], \"history\": [], \"signatures\": []}",
-                           NULL, -EPROTONOSUPPORT, "Docker schema 1 manifests are not supported");
+        check_bad_manifest("{\"schemaVersion\": 2, \"config\": [], \"layers\": []}", NULL, -EBADMSG,
+                           "field 'config'");
+        check_bad_manifest(
+                "{\"schemaVersion\": 1, \"name\": \"library/busybox\", \"tag\": \"latest\", "
+                "\"architecture\": \"amd64\", \"fsLayers\": [], \"history\": [], \"signatures\": []}",
+                NULL, -EPROTONOSUPPORT, "Docker schema 1 manifests are not supported");
         check_bad_manifest(ok, "application/vnd.docker.distribution.manifest.v1+json", -EPROTONOSUPPORT,
                            "Docker schema 1 manifests are not supported");
         check_bad_manifest("{\"schemaVersion\": 2.0, \"layers\": []}", NULL, -EBADMSG, "schemaVersion");
         check_bad_manifest("\"just a string\"", NULL, -EBADMSG, "JSON object");
         check_bad_manifest("{\"schemaVersion\": 2, \"config\": {", NULL, -EBADMSG, "invalid JSON");
         /* Hostile media types are escaped in messages. */
-        check_bad_manifest("{\"schemaVersion\": 2, \"mediaType\": \"\\u001b[2J\"}", NULL, -EMEDIUMTYPE, "\\x1b[2J");
+        check_bad_manifest("{\"schemaVersion\": 2, \"mediaType\": \"\\u001b[2J\"}", NULL, -EMEDIUMTYPE,
+                           "\\x1b[2J");
 }
 
 static char *manifest_with_layers(size_t n) {
@@ -511,19 +557,20 @@ static void test_manifest_limits(void) {
 
 /* ---- config ---- */
 
-#define CONFIG_DOC                                                                                       \
+#define CONFIG_DOC                                                                                          \
         "{\"created\": \"2024-01-01T00:00:00Z\", \"architecture\": \"arm64\", \"variant\": \"v8\", "        \
-        "\"os\": \"linux\", \"config\": {\"User\": \"1000:1000\", \"Env\": [\"PATH=/bin\", \"A=b=c\"], "   \
-        "\"Entrypoint\": [\"/bin/sh\", \"-c\"], \"Cmd\": [\"echo hi\"], \"WorkingDir\": \"/srv\", "       \
-        "\"Labels\": {\"a\": \"1\", \"b\": \"x=y\"}, \"ExposedPorts\": {\"80/tcp\": {}, \"53/udp\": {}}, " \
-        "\"StopSignal\": \"SIGTERM\", \"Volumes\": {\"/data\": {}}}, "                                     \
-        "\"rootfs\": {\"type\": \"layers\", \"diff_ids\": [\"" D1 "\", \"" D2 "\"]}, "                     \
+        "\"os\": \"linux\", \"config\": {\"User\": \"1000:1000\", \"Env\": [\"PATH=/bin\", \"A=b=c\"], "    \
+        "\"Entrypoint\": [\"/bin/sh\", \"-c\"], \"Cmd\": [\"echo hi\"], \"WorkingDir\": \"/srv\", "         \
+        "\"Labels\": {\"a\": \"1\", \"b\": \"x=y\"}, \"ExposedPorts\": {\"80/tcp\": {}, \"53/udp\": {}}, "  \
+        "\"StopSignal\": \"SIGTERM\", \"Volumes\": {\"/data\": {}}}, "                                      \
+        "\"rootfs\": {\"type\": \"layers\", \"diff_ids\": [\"" D1 "\", \"" D2 "\"]}, "                      \
         "\"history\": [{\"created_by\": \"x\"}]}"
 
 /* Docker writes null for absent lists. */
-#define DOCKER_CONFIG_DOC                                                                                     \
-        "{\"architecture\": \"amd64\", \"os\": \"linux\", \"config\": {\"Hostname\": \"\", \"User\": \"\", "     \
-        "\"Env\": null, \"Cmd\": null, \"Entrypoint\": null, \"Labels\": null, \"WorkingDir\": \"\", "          \
+#define DOCKER_CONFIG_DOC                                                                                   \
+        "{\"architecture\": \"amd64\", \"os\": \"linux\", \"config\": {\"Hostname\": \"\", \"User\": "      \
+        "\"\", "                                                                                            \
+        "\"Env\": null, \"Cmd\": null, \"Entrypoint\": null, \"Labels\": null, \"WorkingDir\": \"\", "      \
         "\"ExposedPorts\": null}, \"rootfs\": {\"type\": \"layers\", \"diff_ids\": []}}"
 
 static void test_config_parse(void) {
@@ -563,8 +610,9 @@ static void test_config_parse(void) {
         c = oci_image_config_free(c);
 
         /* No "config" at all is fine. */
-        const char *minimal = "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"layers\", "
-                              "\"diff_ids\": [\"" D1 "\"]}}";
+        const char *minimal =
+                "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"layers\", "
+                "\"diff_ids\": [\"" D1 "\"]}}";
         g_assert_cmpint(oci_image_config_parse(minimal, strlen(minimal), &c, NULL), ==, 0);
         g_assert_null(c->entrypoint);
 }
@@ -581,15 +629,16 @@ static void test_config_bad(void) {
                 { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"tarball\", "
                   "\"diff_ids\": []}}",
                   -EBADMSG, "unsupported rootfs type 'tarball'" },
-                { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"diff_ids\": []}}", -EBADMSG,
-                  "field 'rootfs': missing field 'type'" },
-                { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"layers\"}}", -EBADMSG,
-                  "missing field 'diff_ids'" },
+                { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"diff_ids\": []}}",
+                  -EBADMSG, "field 'rootfs': missing field 'type'" },
+                { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"layers\"}}",
+                  -EBADMSG, "missing field 'diff_ids'" },
                 { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"layers\", "
                   "\"diff_ids\": [\"" D1 "\", \"sha256:abc\"]}}",
                   -EBADMSG, "diff_ids[1]: invalid digest 'sha256:abc'" },
                 { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"layers\", "
-                  "\"diff_ids\": [\"SHA256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\"]}}",
+                  "\"diff_ids\": "
+                  "[\"SHA256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\"]}}",
                   -EBADMSG, "invalid digest" },
                 { "{\"architecture\": \"amd64\", \"os\": \"linux\", \"rootfs\": {\"type\": \"layers\", "
                   "\"diff_ids\": [1]}}",
