@@ -1,43 +1,156 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "bus-names.h"
 #include "bus-util.h"
+#include "config.h"
+#include "image-mount.h"
 #include "log.h"
 
 typedef struct Manager {
         sd_bus *bus;
         sd_event *event;
+        char *snapshots_path; /* the unpacker's store: read here, written only by the unpacker */
+        int snapshots_fd;
 } Manager;
 
+static int check_flags(uint64_t flags, sd_bus_error *error) {
+        if (flags != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Flags 0x%" PRIx64 " invalid", flags);
+        return 0;
+}
+
+static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *manager = userdata;
+        _cleanup_free_ char *msg = NULL;
+        const char *chain_id;
+        uint64_t flags, mount_id = 0;
+        int target_fd, r;
+
+        r = bus_require_broker(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "sht", &chain_id, &target_fd, &flags);
+        if (r < 0)
+                return r;
+        r = check_flags(flags, error);
+        if (r < 0)
+                return r;
+        if (manager->snapshots_fd < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No snapshot store at '%s'.",
+                                         manager->snapshots_path);
+
+        r = image_mount(manager->snapshots_fd, manager->snapshots_path, chain_id, target_fd, &mount_id, &msg);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to mount image view of '%s': %s", chain_id, strna(msg));
+                return sd_bus_error_setf(error, r == -ENOENT ? BERTH_ERROR_NOT_FOUND : BERTH_ERROR_IO,
+                                         "Cannot mount image: %s", msg ?: strerror(-r));
+        }
+        log_info("Mounted read-only view of %s (mount id %" PRIu64 ").", chain_id, mount_id);
+        return sd_bus_reply_method_return(m, "t", mount_id);
+}
+
+static int method_unmount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *manager = userdata;
+        _cleanup_free_ char *msg = NULL;
+        uint64_t flags;
+        int target_fd, r;
+
+        r = bus_require_broker(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "ht", &target_fd, &flags);
+        if (r < 0)
+                return r;
+        r = check_flags(flags, error);
+        if (r < 0)
+                return r;
+
+        r = image_unmount(manager->snapshots_path, target_fd, &msg);
+        if (r < 0)
+                return sd_bus_error_setf(error, r == -EPERM ? BERTH_ERROR_ACCESS_DENIED : BERTH_ERROR_IO,
+                                         "Cannot unmount: %s", msg ?: strerror(-r));
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_list_mounted_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *manager = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char **ids = NULL;
+        int r;
+
+        r = bus_require_broker(m, error);
+        if (r < 0)
+                return r;
+        r = image_mounts_in_use(manager->snapshots_path, &ids);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(reply, ids);
+        for (char **i = ids; i && *i; i++)
+                free(*i);
+        free(ids);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* UNPRIVILEGED lets sd-bus hand the (non-root) broker's calls to the methods; every method then
+ * checks bus_require_broker() first: this service serves the broker only. */
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        /* UNPRIVILEGED lets sd-bus hand non-root callers to the method; every method then checks
-         * bus_require_broker() first: this service serves the broker only. */
         SD_BUS_METHOD_WITH_NAMES("GetInfo", "", SD_BUS_PARAM(), "a{sv}", SD_BUS_PARAM(info),
                                  bus_method_internal_get_info, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("MountImage", "sht", SD_BUS_PARAM(chain_id) SD_BUS_PARAM(target) SD_BUS_PARAM(flags),
+                                 "t", SD_BUS_PARAM(mount_id), method_mount_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("UnmountImage", "ht", SD_BUS_PARAM(target) SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
+                                 method_unmount_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListMountedSnapshots", "", SD_BUS_PARAM(), "as", SD_BUS_PARAM(chain_ids),
+                                 method_list_mounted_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
 static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         Manager *m = userdata;
+        const char *state = getenv("BERTH_STATE_DIR") ?: BERTH_STATEDIR;
         int r;
 
         m->bus = bus;
         m->event = event;
+        if (asprintf(&m->snapshots_path, "%s/snapshots", state) < 0)
+                return log_oom();
+        /* Opened once: every snapshot path below is resolved relative to this fd. A store that does
+         * not exist yet is created by the unpacker; we retry lazily. */
+        m->snapshots_fd = open(m->snapshots_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (m->snapshots_fd < 0)
+                log_debug_errno(errno, "No snapshot store at '%s' yet: %m", m->snapshots_path);
+
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_SUPERVISOR_PATH);
         return 0;
 }
 
+static void manager_shutdown(void *userdata) {
+        Manager *m = userdata;
+
+        m->snapshots_fd = safe_close(m->snapshots_fd);
+        m->snapshots_path = mfree(m->snapshots_path);
+}
+
 int main(int argc, char *argv[]) {
-        Manager manager = {};
+        Manager manager = { .snapshots_fd = -EBADF };
         const BusService svc = {
                 .program = "berth-supervisor",
                 .bus_name = BERTH_SUPERVISOR_NAME,
                 .description = "Creates, runs and supervises containers from committed snapshots.",
                 .setup = manager_setup,
+                .shutdown = manager_shutdown,
                 .userdata = &manager,
         };
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.privatebus import PrivateBus
 from berthtest.stack import SERVICES, INTERNAL, PATHS, berthctl, busctl, bus_call, name_pid, wait_for, pid_alive
 
 
@@ -102,62 +103,16 @@ def test_internal_services_refuse_everyone_but_the_broker(name, who, member):
     assert "denied" in p.stderr.lower() or "not permitted" in p.stderr.lower() or "broker" in p.stderr.lower()
 
 
-PERMISSIVE_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"""
-
-
 @pytest.fixture
 def open_bus():
-    """A private dbus-daemon whose policy lets anybody call anything: only the services' own
-    sender checks stand between callers and the internal methods there."""
-    # Not under pytest's tmp_path: its parents are 0700 and the services run as other users.
-    tmp_path = Path(tempfile.mkdtemp(prefix="berth-bus-"))
-    tmp_path.chmod(0o755)
-    socket = tmp_path / "bus"
-    conf = tmp_path / "bus.conf"
-    conf.write_text(PERMISSIVE_BUS_CONF.format(socket=socket))
-    daemon = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(socket.exists, what="private bus socket")
-    socket.chmod(0o777)
-    procs = []
-    yield f"unix:path={socket}", procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    daemon.terminate()
-    daemon.wait()
-    shutil.rmtree(tmp_path, ignore_errors=True)
+    """A private dbus-daemon whose policy lets anybody call anything."""
+    bus = PrivateBus()
+    yield bus.address, bus
+    bus.close()
 
 
-def start_service_on(address, name, procs):
-    user = {"fetcher": "berth-fetcher", "broker": "berth-broker"}.get(name)
-    cmd = ["env", f"DBUS_SYSTEM_BUS_ADDRESS={address}", str(stack.LIBEXEC / f"berth-{name}")]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    procs.append(p)
-    bus_name = SERVICES[name]
-
-    def up():
-        if p.poll() is not None:
-            raise AssertionError(f"berth-{name} exited with {p.returncode}: {p.stderr.read()}")
-        return busctl("status", bus_name, address=address).returncode == 0
-    wait_for(up, what=f"{bus_name} on private bus")
-    return p
+def start_service_on(address, name, bus):
+    return bus.start(name)
 
 
 @pytest.mark.parametrize("name", sorted(INTERNAL))
