@@ -28,6 +28,12 @@ int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const c
 
 /* Commands. One file per group (cmd-<group>.c). */
 int cmd_info(int argc, char *argv[]);
+extern const Verb images_verbs[];  /* cmd-images.c */
+extern const Verb content_verbs[]; /* cmd-content.c */
+int cmd_login(int argc, char *argv[]);  /* cmd-login.c */
+int cmd_logout(int argc, char *argv[]);
+/* cmd-content.c: PruneContent, shared by `content gc` and `images prune`. */
+int content_gc(const char *what);
 
 /* Helpers for verbs. */
 bool wants_help(int argc, char *argv[]);

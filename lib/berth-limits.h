@@ -7,6 +7,9 @@
 #define BUS_STRING_MAX 4096U              /* any string argument on the bus */
 #define BUS_ARRAY_MAX 1024U               /* entries in any array argument */
 #define BUS_INTERNAL_TIMEOUT_USEC (25ULL * 1000000ULL) /* broker → internal service call */
+#define PLATFORM_STRING_MAX 256U          /* "linux/arm64/v8" as a bus argument */
+#define REGISTRY_NAME_MAX 255U            /* Login/Logout registry argument */
+#define LOGIN_FIELD_MAX 4096U             /* Login username and secret */
 
 /* Registry documents */
 #define MANIFEST_SIZE_MAX (4U * 1024U * 1024U) /* manifests and indexes (containerd: 4 MiB) */

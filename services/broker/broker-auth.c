@@ -14,6 +14,29 @@ static const struct {
         /* SECURITY: GetInfo reveals service state and versions only; still gated (org.berth.info) so that
          * a host can keep berth invisible to users outside group berth. */
         { "GetInfo", BERTH_ACTION_INFO },
+        /* SECURITY: pulling makes the host download and store registry data; it never runs any of it.
+         * Granted to group berth by the shipped rule. The reference and platform are polkit details. */
+        { "PullImage", BERTH_ACTION_IMAGE_PULL },
+        /* SECURITY: Transfer.Cancel needs the pull action, and the handler additionally allows only the
+         * uid that started the transfer (or root): members cannot stop each other's pulls. */
+        { "Cancel", BERTH_ACTION_IMAGE_PULL },
+        /* SECURITY: read-only listings. Images and blobs are shared by all users of the host (as with
+         * containerd), so whoever may see berth at all may see them. */
+        { "ListTransfers", BERTH_ACTION_INFO },
+        { "ListImages", BERTH_ACTION_INFO },
+        { "InspectImage", BERTH_ACTION_INFO },
+        { "ListContent", BERTH_ACTION_INFO },
+        /* SECURITY: a new name for an image already on the host adds no content and no trust; it is
+         * what a pull of that name would do, so it needs the pull action. Overwriting a name that
+         * points elsewhere is refused (Exists), so nobody can redirect another user's tag. */
+        { "TagImage", BERTH_ACTION_IMAGE_PULL },
+        /* SECURITY: removing a name affects every user of the host: admin-only by default. */
+        { "RemoveImage", BERTH_ACTION_IMAGE_REMOVE },
+        /* SECURITY: deletes content store blobs; maintenance of the whole host, admin-only. */
+        { "PruneContent", BERTH_ACTION_MAINTENANCE },
+        /* SECURITY: stored credentials are used for every later pull by every user: admin-only. */
+        { "Login", BERTH_ACTION_REGISTRY_LOGIN },
+        { "Logout", BERTH_ACTION_REGISTRY_LOGIN },
 };
 
 const char *broker_action_for_method(const char *member) {

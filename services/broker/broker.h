@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <glib.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+
+typedef struct ImageStore ImageStore;
 
 typedef struct Manager {
         sd_bus *bus;
         sd_event *event;
+        char *state_dir;
+        ImageStore *images;
+        GHashTable *transfers;   /* id (GUINT_TO_POINTER) → Transfer* (owned) */
+        uint32_t next_transfer_id;
+        sd_bus_slot *progress_match; /* the fetcher's unicast Progress signals */
 } Manager;
 
 /* broker-auth.c: the one table that says which polkit action each public method needs. */
@@ -17,3 +25,21 @@ int broker_authorize(sd_bus_message *m, const char *const *details,
 
 /* broker-info.c */
 int method_get_info(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* broker-images.c: PullImage, ListTransfers, ListImages, InspectImage, TagImage, RemoveImage. */
+int method_pull_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_list_transfers(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_list_images(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_inspect_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* broker-content.c: ListContent, PruneContent, Login, Logout. */
+int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_prune_content(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_logout(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* Forward a failed internal call's error to our caller unchanged when it is one of ours (the fetcher's
+ * messages are already one line for the user), else as ServiceUnavailable. */
+int broker_reply_internal_error(sd_bus_message *request, const sd_bus_error *e, const char *what);

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "broker.h"
+
+/* A transfer is long work published on the bus at /org/berth/Broker1/transfer/<n> (interface
+ * org.berth.Broker1.Transfer): properties, Progress (rate-limited) and Finished signals, Cancel(). It
+ * stays on the bus TRANSFER_LINGER_USEC after it finished so late subscribers can read the result. */
+
+#define TRANSFER_LINGER_USEC (60ULL * 1000000ULL)
+#define TRANSFER_PROGRESS_INTERVAL_USEC (100ULL * 1000ULL) /* ~10 Progress signals per second */
+
+typedef enum TransferState {
+        TRANSFER_RESOLVING,
+        TRANSFER_DOWNLOADING,
+        TRANSFER_DONE,
+        TRANSFER_FAILED,
+        TRANSFER_CANCELLED,
+        _TRANSFER_STATE_MAX,
+} TransferState;
+
+const char *transfer_state_to_string(TransferState s);
+
+typedef struct TransferBlob {
+        char *digest;
+        char *media_type;
+        const char *state; /* static: waiting, downloading, verifying, done, exists, failed */
+        uint64_t done, total;
+} TransferBlob;
+
+typedef struct Pull Pull;
+
+typedef struct Transfer {
+        Manager *manager;
+        uint32_t id;
+        char *path;
+        uid_t uid;        /* who started it: only they (or root) may cancel */
+        char *reference;  /* normalised */
+        char *platform;   /* normalised, "" = default */
+        uint64_t flags;
+        TransferState state;
+        GPtrArray *blobs; /* TransferBlob* */
+        char *image_digest;
+        char *error;
+        sd_bus_slot *slot;
+        sd_event_source *progress_timer;
+        sd_event_source *expire_timer;
+        bool progress_pending;
+        Pull *pull;
+} Transfer;
+
+int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platform, uint64_t flags,
+                 Transfer **ret);
+void transfer_free(Transfer *t);
+void manager_free_transfers(Manager *m);
+
+bool transfer_is_running(const Transfer *t);
+Transfer *transfer_find_running(Manager *m, const char *reference, const char *platform, uint64_t flags);
+unsigned transfer_count_running(Manager *m, bool any_uid, uid_t uid);
+
+TransferBlob *transfer_find_blob(Transfer *t, const char *digest);
+int transfer_add_blob(Transfer *t, const char *digest, const char *media_type, uint64_t total, TransferBlob **ret);
+/* state must be one of the static blob states (validated by the caller); NULL keeps the state. */
+void transfer_blob_update(Transfer *t, TransferBlob *b, const char *state, uint64_t done, uint64_t total);
+/* Maps a state string from the fetcher to our static one, or NULL when unknown. */
+const char *transfer_blob_state_from_string(const char *s);
+
+void transfer_set_state(Transfer *t, TransferState s);
+void transfer_set_image_digest(Transfer *t, const char *digest);
+/* Ends the transfer: Result/Error set, Finished emitted, expiry armed. Idempotent. */
+void transfer_finish(Transfer *t, TransferState s, const char *error);
+
+/* Is this digest part of a transfer that is still running (other than `except`)? */
+bool manager_digest_in_running_transfer(Manager *m, const char *digest, const Transfer *except);
