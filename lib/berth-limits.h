@@ -47,6 +47,18 @@
 #define UNPACK_PARALLEL_MAX 16U
 #define UNPACK_QUEUE_MAX 256U              /* Unpack calls waiting for a slot */
 
+/* Archives (images import / export): the archive is as hostile as a registry. */
+#define ARCHIVE_ENTRIES_MAX 65536U                          /* tar entries in one archive */
+#define ARCHIVE_BYTES_MAX (256ULL * 1024ULL * 1024ULL * 1024ULL) /* sum of entry sizes */
+#define ARCHIVE_IMAGES_MAX 1024U                            /* images/names one archive may carry */
+#define ARCHIVE_LINK_HOPS_MAX 8U                            /* docker save layer symlink chains */
+#define ARCHIVE_OCI_LAYOUT_SIZE_MAX 4096U                   /* the oci-layout file */
+#define ARCHIVE_JOBS_MAX 8U                                 /* archive children on the fetcher at once */
+#define ARCHIVE_EXPORTS_PER_USER_MAX 4U                     /* running ExportImage calls per uid */
+#define ARCHIVE_STALL_TIMEOUT_SEC 600U                      /* no byte read/written for that long: abort */
+#define ARCHIVE_CALL_TIMEOUT_USEC (24ULL * 3600ULL * 1000000ULL) /* CLI → broker → fetcher */
+#define ARCHIVE_RESULT_MAX (8U * 1024U * 1024U)             /* the archive child's report to its parent */
+
 /* Metadata */
 #define IMAGES_MAX 65536U
 #define TAGS_PER_IMAGE_MAX 1024U

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/capability.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "sandbox.h"
+
+static inline void cap_freep(cap_t *p) {
+        if (*p)
+                (void) cap_free(*p);
+}
+
+static inline void seccomp_releasep(scmp_filter_ctx *p) {
+        if (*p)
+                seccomp_release(*p);
+}
+
+static int close_all_but(const int *keep, size_t n_keep) {
+        int sorted[16];
+        size_t n = 0;
+        unsigned lo = 0;
+
+        if (n_keep + 1 > ELEMENTSOF(sorted))
+                return -E2BIG;
+        sorted[n++] = STDERR_FILENO; /* the service's log stream */
+        for (size_t i = 0; i < n_keep; i++)
+                if (keep[i] >= 0)
+                        sorted[n++] = keep[i];
+        /* insertion sort: a handful of fds */
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+                        int t = sorted[j];
+                        sorted[j] = sorted[j - 1];
+                        sorted[j - 1] = t;
+                }
+
+        /* SECURITY: nothing of the service (bus connection, other jobs' fds, the store's dir fds) is
+         * reachable from the child; close_range() also catches fds we do not know we have. */
+        for (size_t i = 0; i < n; i++) {
+                if ((unsigned) sorted[i] > lo && syscall(SYS_close_range, lo, (unsigned) sorted[i] - 1, 0) < 0)
+                        return -errno;
+                lo = (unsigned) sorted[i] + 1;
+        }
+        if (syscall(SYS_close_range, lo, ~0U, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+static int enter_root(const char *root_path, int root_fd, int *ret_root_fd) {
+        _cleanup_close_ int new_root = -EBADF;
+        struct stat a, b;
+
+        if (unshare(CLONE_NEWNS) < 0)
+                return log_debug_errno(errno, "unshare(CLONE_NEWNS) failed: %m");
+        /* Our mounts must not propagate back to the host's namespace. */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return log_debug_errno(errno, "Failed to make / private: %m");
+        if (mount(root_path, root_path, NULL, MS_BIND, NULL) < 0)
+                return log_debug_errno(errno, "Failed to bind mount '%s': %m", root_path);
+        /* SECURITY: nodev: a device node a layer ships (/dev/mem, /dev/sda) can be created but never
+         * opened by the child; nosuid, noexec: nothing from the layer runs with privilege. */
+        if (mount(NULL, root_path, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                return log_debug_errno(errno, "Failed to remount '%s': %m", root_path);
+        if (chdir(root_path) < 0)
+                return log_debug_errno(errno, "Failed to enter '%s': %m", root_path);
+        /* SECURITY: after pivot_root and detaching the old root, the snapshot dir is "/" of this mount
+         * namespace: even a fully compromised child (an exploit in the decompressor, CVE-2014-9357) has no
+         * path, no ".." and no fd that leads anywhere else. */
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                return log_debug_errno(errno, "pivot_root failed: %m");
+        if (umount2(".", MNT_DETACH) < 0)
+                return log_debug_errno(errno, "Failed to detach the old root: %m");
+        if (chdir("/") < 0)
+                return -errno;
+
+        new_root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (new_root < 0)
+                return -errno;
+        /* The path came from our own store (0700 root), but check it is the directory the parent
+         * created and gave us as an fd. */
+        if (fstat(new_root, &a) < 0 || fstat(root_fd, &b) < 0)
+                return -errno;
+        if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+                return log_debug_errno(EXDEV, "'%s' is not the snapshot directory we were given.", root_path);
+        /* The old fd points into the host's mount and could walk ".." out of it: close it. */
+        safe_close(root_fd);
+        *ret_root_fd = TAKE_FD(new_root);
+        return 0;
+}
+
+static int drop_capabilities(void) {
+        _cleanup_(cap_freep) cap_t caps = NULL;
+        cap_value_t keep[7];
+        int n = 0;
+
+        for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++)
+                if (SANDBOX_CAPS_EFFECTIVE & (UINT64_C(1) << c))
+                        keep[n++] = c;
+
+        /* SECURITY: the bounding set first, so nothing can ever regain what we drop. Dropping needs
+         * CAP_SETPCAP; under the shipped unit the bounding set already holds only what we keep, so only
+         * capabilities actually present are dropped. */
+        for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
+                if (SANDBOX_CAPS_EFFECTIVE & (UINT64_C(1) << c))
+                        continue;
+                if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) <= 0)
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+                        return log_debug_errno(errno, "Failed to drop capability %d from the bounding set: %m", c);
+        }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                return -errno;
+
+        caps = cap_init(); /* all clear, inheritable included */
+        if (!caps)
+                return -ENOMEM;
+        if (cap_set_flag(caps, CAP_EFFECTIVE, n, keep, CAP_SET) < 0 ||
+            cap_set_flag(caps, CAP_PERMITTED, n, keep, CAP_SET) < 0)
+                return -errno;
+        if (cap_set_proc(caps) < 0)
+                return log_debug_errno(errno, "Failed to set capabilities: %m");
+        return 0;
+}
+
+/* What extraction needs, nothing more: file I/O on fds, *at() creation and metadata calls, memory,
+ * time, exit. SECURITY: no execve, no socket/connect/sendmsg, no mount/pivot_root/unshare/setns, no
+ * clone/fork, no ptrace, no kill (uid 0 could signal other root processes), no ioctl, no
+ * open_by_handle_at, no bpf/keyctl/perf. */
+static const char *const allowed_syscalls[] = {
+        "read", "write", "pread64", "pwrite64", "readv", "writev", "lseek", "close",
+        "fstat", "newfstatat", "statx", "openat", "openat2", "fcntl", "getdents64",
+        "mkdirat", "mknodat", "symlinkat", "linkat", "unlinkat", "ftruncate",
+        "fchown", "fchownat", "fchmod", "fchmodat", "utimensat", "fsetxattr", "fgetxattr",
+        "fsync", "fdatasync", "syncfs", "umask",
+        "brk", "munmap", "mremap", "madvise",
+        "futex", "getrandom", "clock_gettime", "gettimeofday", "getpid", "gettid",
+        "rt_sigreturn", "rt_sigprocmask", "exit", "exit_group",
+        "sysinfo", /* glibc qsort() asks for the physical memory size on big arrays */
+};
+
+static int install_seccomp(void) {
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        int r;
+
+        /* SECURITY: default kill, so a missing entry is a crash we see in tests, never a silent hole. */
+        ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+        if (!ctx)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < ELEMENTSOF(allowed_syscalls); i++) {
+                int nr = seccomp_syscall_resolve_name(allowed_syscalls[i]);
+                if (nr == __NR_SCMP_ERROR)
+                        continue; /* not on this architecture */
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+                if (r < 0)
+                        return r;
+        }
+
+        /* SECURITY: memory may never become executable (no shellcode staging, W^X). */
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        if (r < 0)
+                return r;
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        if (r < 0)
+                return r;
+
+        return seccomp_load(ctx);
+}
+
+int sandbox_restrict(void) {
+        int r;
+
+        r = drop_capabilities();
+        if (r < 0)
+                return r;
+        /* SECURITY: nothing the child could exec (it cannot, see the filter) gains privileges. */
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        r = install_seccomp();
+        if (r < 0)
+                return log_debug_errno(r, "Failed to install the seccomp filter: %m");
+        return 0;
+}
+
+int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_t n_keep_fds, int *ret_root_fd) {
+        sigset_t none;
+        pid_t parent = getppid();
+        int keep[16];
+        int r;
+
+        /* SECURITY: a child must never outlive the service that would commit or discard its work. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                return -errno;
+        if (getppid() != parent)
+                return -ESRCH;
+        sigemptyset(&none);
+        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+                return -errno;
+
+        if (n_keep_fds + 1 > ELEMENTSOF(keep))
+                return -E2BIG;
+        memcpy(keep, keep_fds, n_keep_fds * sizeof(int));
+        keep[n_keep_fds] = root_fd;
+        r = close_all_but(keep, n_keep_fds + 1);
+        if (r < 0)
+                return r;
+
+        /* SECURITY: no network at all: an empty network namespace has only a down loopback. */
+        if (unshare(CLONE_NEWNET) < 0)
+                return log_debug_errno(errno, "unshare(CLONE_NEWNET) failed: %m");
+
+        r = enter_root(root_path, root_fd, ret_root_fd);
+        if (r < 0)
+                return r;
+
+        return sandbox_restrict();
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The capabilities an unpack child keeps: writing arbitrary owners/modes (CHOWN, FOWNER, FSETID),
+ * device nodes and whiteouts (MKNOD), file capabilities (SETFCAP), writing into directories whatever
+ * their mode (DAC_OVERRIDE), and trusted.overlay.opaque, which the kernel only lets CAP_SYS_ADMIN set. */
+#define SANDBOX_CAPS_EFFECTIVE                                                                        \
+        ((UINT64_C(1) << 0) | (UINT64_C(1) << 1) | (UINT64_C(1) << 3) | (UINT64_C(1) << 4) |         \
+         (UINT64_C(1) << 21) | (UINT64_C(1) << 27) | (UINT64_C(1) << 31))
+
+/* Called in a freshly forked child, before it reads a byte of the layer:
+ *  1. dies with its parent (PR_SET_PDEATHSIG), default signal mask;
+ *  2. closes every fd but keep_fds (and stderr, for logging);
+ *  3. own network namespace (no network at all) and own mount namespace in which root_path — the
+ *     snapshot's fs/ dir, which must be the directory open on root_fd — is the whole file system
+ *     (bind mounted nosuid,nodev,noexec, pivot_root'ed into, old root detached);
+ *  4. bounding set, permitted and effective capabilities reduced to SANDBOX_CAPS_EFFECTIVE;
+ *  5. PR_SET_NO_NEW_PRIVS;
+ *  6. a seccomp allow-list (default: kill the process).
+ * On success *ret_root_fd is a new fd for "/" (the snapshot dir); root_fd is closed. */
+int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_t n_keep_fds, int *ret_root_fd);
+
+/* Only steps 4–6 (for tests that check the filter without a snapshot dir). */
+int sandbox_restrict(void);
