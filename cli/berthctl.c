@@ -23,6 +23,7 @@ static const Command commands[] = {
         { "info", "Show the version and the state of the berth services", cmd_info, NULL },
         { "images", "Pull, list, inspect, tag and remove images", NULL, images_verbs },
         { "content", "List and garbage-collect the content store", NULL, content_verbs },
+        { "snapshots", "List, inspect and remove unpacked layer snapshots", NULL, snapshots_verbs },
         { "login", "Store credentials for a registry", cmd_login, NULL },
         { "logout", "Forget the credentials for a registry", cmd_logout, NULL },
 };

@@ -29,7 +29,14 @@ int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const c
 /* Commands. One file per group (cmd-<group>.c). */
 int cmd_info(int argc, char *argv[]);
 extern const Verb images_verbs[];  /* cmd-images.c */
+int images_verb_import(int argc, char *argv[]); /* cmd-images-archive.c */
+int images_verb_export(int argc, char *argv[]);
 extern const Verb content_verbs[]; /* cmd-content.c */
+extern const Verb snapshots_verbs[]; /* cmd-snapshots.c */
+/* cmd-images-mount.c: images mount / unmount / usage */
+int images_verb_mount(int argc, char *argv[]);
+int images_verb_unmount(int argc, char *argv[]);
+int images_verb_usage(int argc, char *argv[]);
 int cmd_login(int argc, char *argv[]);  /* cmd-login.c */
 int cmd_logout(int argc, char *argv[]);
 /* cmd-content.c: PruneContent, shared by `content gc` and `images prune`. */

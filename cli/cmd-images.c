@@ -16,6 +16,7 @@
 /* berthctl images pull|ls|inspect|tag|rm|prune */
 
 #define PULL_FLAG_ALL_PLATFORMS (UINT64_C(1) << 0)
+#define PULL_FLAG_NO_UNPACK (UINT64_C(1) << 1)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -45,10 +46,14 @@ typedef struct PullView {
         uint64_t started, last_draw;
         bool cancel_sent;
         bool finished;
+        const char *platform;     /* as asked, NULL = default */
+        char *image_digest;       /* ImageDigest once resolved, for the unpacking line */
         int result;       /* 0 done, <0 failed/cancelled */
         char *error;
         char *reference;
         char *digest;
+        char *state;      /* the transfer's State, from PropertiesChanged */
+        uint64_t unpack_started;
 } PullView;
 
 static void row_free(gpointer p) {
@@ -99,7 +104,8 @@ static void redraw(PullView *v, bool force) {
         format_bytes(d, sizeof(d), v->done);
         format_bytes(t, sizeof(t), v->total);
         format_bytes(speed, sizeof(speed), secs > 0.1 ? (uint64_t) ((double) v->done / secs) : 0);
-        printf("\033[2Ktotal: %s / %s  (%s/s, %.1fs)\n", d, t, speed, secs);
+        printf("\033[2Ktotal: %s / %s  (%s/s, %.1fs)%s%s\n", d, t, speed, secs, v->state ? "  " : "",
+               v->state ?: "");
         fflush(stdout);
         v->lines_drawn = v->rows->len + 1;
 }
@@ -209,6 +215,51 @@ static int on_transfer_signal(sd_bus_message *m, void *userdata, sd_bus_error *r
         return sd_event_exit(v->event, 0);
 }
 
+/* The overall state: ctr prints "unpacking linux/amd64 sha256:…" once only unpacks remain, then "done". */
+static int on_transfer_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        PullView *v = userdata;
+        const char *iface, *name, *value;
+        bool unpacking = false;
+        int r;
+
+        if (!from_our_transfer(v, m))
+                return 0;
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0 || !streq(iface, BERTH_BROKER_TRANSFER_IFACE))
+                return 0;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r > 0) {
+                r = sd_bus_message_enter_container(m, 'e', "sv");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(m, "s", &name);
+                if (r < 0)
+                        break;
+                if (streq(name, "State") || streq(name, "ImageDigest")) {
+                        char **slot = streq(name, "State") ? &v->state : &v->image_digest;
+
+                        r = sd_bus_message_read(m, "v", "s", &value);
+                        if (r < 0)
+                                break;
+                        if (!streq_ptr(*slot, value)) {
+                                free(*slot);
+                                *slot = strdup(value);
+                                unpacking = unpacking || (slot == &v->state && streq(value, "unpacking"));
+                        }
+                } else
+                        r = sd_bus_message_skip(m, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        if (unpacking) {
+                v->unpack_started = now_usec();
+                if (!v->quiet && !v->tty)
+                        printf("unpacking %s %s...\n", v->platform ?: "default platform", strna(v->image_digest));
+                show(v, true);
+        }
+        return 0;
+}
+
 static int on_sigint(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         PullView *v = userdata;
         int r;
@@ -224,25 +275,28 @@ static int on_sigint(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 static int pull_help(void) {
-        printf("berthctl images pull [--platform P | --all-platforms] [--quiet] REF\n\n"
-               "Pull an image from its registry. Shows one row per blob and the total on a terminal,\n"
-               "one line per blob state change otherwise, and ends with 'REF: DIGEST'. Ctrl-C cancels.\n");
+        printf("berthctl images pull [--platform P | --all-platforms] [--no-unpack] [--quiet] REF\n\n"
+               "Pull an image from its registry and unpack it into snapshots (layers are unpacked while\n"
+               "others still download; with --all-platforms only this machine's platform is unpacked).\n"
+               "Shows one row per blob and the total on a terminal, one line per blob state change\n"
+               "otherwise, and ends with 'REF: DIGEST'. Ctrl-C cancels.\n");
         return 0;
 }
 
 static int verb_pull(int argc, char *argv[]) {
-        enum { ARG_PLATFORM = 0x100, ARG_ALL_PLATFORMS };
+        enum { ARG_PLATFORM = 0x100, ARG_ALL_PLATFORMS, ARG_NO_UNPACK };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "platform", required_argument, NULL, ARG_PLATFORM },
                 { "all-platforms", no_argument, NULL, ARG_ALL_PLATFORMS },
+                { "no-unpack", no_argument, NULL, ARG_NO_UNPACK },
                 { "quiet", no_argument, NULL, 'q' },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL, *props_match = NULL;
         const char *platform = "", *path;
         uint64_t flags = 0;
         PullView v = {};
@@ -260,6 +314,9 @@ static int verb_pull(int argc, char *argv[]) {
                 case ARG_ALL_PLATFORMS:
                         flags |= PULL_FLAG_ALL_PLATFORMS;
                         break;
+                case ARG_NO_UNPACK:
+                        flags |= PULL_FLAG_NO_UNPACK;
+                        break;
                 case 'q':
                         arg.quiet = true;
                         break;
@@ -270,7 +327,7 @@ static int verb_pull(int argc, char *argv[]) {
                 fprintf(stderr, "berthctl: images pull: expected exactly one reference (see --help)\n");
                 return -EINVAL;
         }
-        if (!isempty(platform) && flags) {
+        if (!isempty(platform) && (flags & PULL_FLAG_ALL_PLATFORMS)) {
                 fprintf(stderr, "berthctl: images pull: --platform and --all-platforms exclude each other\n");
                 return -EINVAL;
         }
@@ -292,6 +349,7 @@ static int verb_pull(int argc, char *argv[]) {
                 .rows = g_ptr_array_new_with_free_func(row_free),
                 .printed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
                 .started = now_usec(),
+                .platform = isempty(platform) ? NULL : platform,
         };
 
         /* Subscribe before asking, so not even a fast transfer's Finished can slip past. */
@@ -299,6 +357,11 @@ static int verb_pull(int argc, char *argv[]) {
                              "type='signal',interface='" BERTH_BROKER_TRANSFER_IFACE "',"
                              "path_namespace='" BERTH_BROKER_TRANSFER_PREFIX "'",
                              on_transfer_signal, &v);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &props_match,
+                                     "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                                     "path_namespace='" BERTH_BROKER_TRANSFER_PREFIX "'",
+                                     on_transfer_properties, &v);
         if (r < 0) {
                 r = report_bus_error("images pull", NULL, r);
                 goto finish;
@@ -341,6 +404,8 @@ static int verb_pull(int argc, char *argv[]) {
                 r = v.result;
                 goto finish;
         }
+        if (!arg.quiet && v.unpack_started > 0 && !v.tty)
+                printf("done: %.1fs\n", (double) (now_usec() - v.started) / 1e6);
         printf("%s: %s\n", v.reference, v.digest);
         r = 0;
 finish:
@@ -351,6 +416,8 @@ finish:
         free(v.error);
         free(v.reference);
         free(v.digest);
+        free(v.state);
+        free(v.image_digest);
         return r;
 }
 
@@ -538,6 +605,11 @@ const Verb images_verbs[] = {
         { "inspect", "REF", "Show an image's record as JSON", verb_inspect },
         { "tag", "SOURCE TARGET", "Give an image a new name", verb_tag },
         { "rm", "REF...", "Remove image names", verb_rm },
-        { "prune", "", "Remove unreferenced blobs (= content gc)", verb_prune },
+        { "prune", "", "Remove unreferenced blobs and snapshots (= content gc)", verb_prune },
+        { "mount", "REF DIR", "Mount an unpacked image read-only on DIR", images_verb_mount },
+        { "unmount", "DIR", "Unmount an image view", images_verb_unmount },
+        { "usage", "[REF]", "Disk usage of images: blobs, snapshots, shared, unique", images_verb_usage },
+        { "import", "[--name REF] FILE", "Import an OCI layout or docker save archive", images_verb_import },
+        { "export", "REF FILE", "Write an image as an OCI layout archive", images_verb_export },
         {}
 };

@@ -37,6 +37,27 @@ static const struct {
         /* SECURITY: stored credentials are used for every later pull by every user: admin-only. */
         { "Login", BERTH_ACTION_REGISTRY_LOGIN },
         { "Logout", BERTH_ACTION_REGISTRY_LOGIN },
+        /* SECURITY: read-only listings of the unpacked snapshots and of disk usage; like ListImages. */
+        { "ListSnapshots", BERTH_ACTION_INFO },
+        { "SnapshotInfo", BERTH_ACTION_INFO },
+        { "Usage", BERTH_ACTION_INFO },
+        /* SECURITY: deletes snapshots every user's images may share; the broker refuses those an image,
+         * a mounted view or a running pull uses. Host maintenance, admin-only. */
+        { "RemoveSnapshots", BERTH_ACTION_MAINTENANCE },
+        /* SECURITY: makes the root supervisor mount an image read-only (nosuid, nodev) onto a directory the
+         * caller opened: it exposes image content (which may hold setuid files, neutralised by nosuid)
+         * and changes the mount table. Admin-only; the supervisor validates the directory fd itself. */
+        { "MountImage", BERTH_ACTION_MAINTENANCE },
+        { "UnmountImage", BERTH_ACTION_MAINTENANCE },
+        /* SECURITY: an import can plant any image name (docker.io/library/debian:latest included) with
+         * any content for every user of the host, bypassing the registry a pull would ask: admin-only
+         * (org.berth.image-import, not granted to group berth). The archive itself is parsed by the
+         * unprivileged fetcher and re-verified here like registry data. */
+        { "ImportImage", BERTH_ACTION_IMAGE_IMPORT },
+        /* SECURITY: exporting writes an image's blobs to a descriptor the caller opened itself; it reveals
+         * nothing ListContent/InspectImage do not already show to whoever may see berth (images are shared
+         * by all users of the host), so it needs org.berth.info. No path is opened on anyone's behalf. */
+        { "ExportImage", BERTH_ACTION_INFO },
 };
 
 const char *broker_action_for_method(const char *member) {

@@ -168,9 +168,23 @@ int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 
 /* ---- PruneContent ---------------------------------------------------------------------------------- */
 
+static void on_snapshot_gc_done(void *userdata, int r, uint64_t freed, unsigned removed, const char *error) {
+        ContentCall *c = userdata;
+
+        if (r < 0)
+                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Removing unused snapshots: %s",
+                                                  strna(error));
+        else {
+                c->freed += freed;
+                (void) sd_bus_reply_method_return(c->request, "tu", c->freed, c->removed);
+        }
+        content_call_free(c);
+}
+
 static int on_clean_ingests(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         ContentCall *c = userdata;
         uint64_t freed = 0;
+        int r;
 
         if (sd_bus_message_is_method_error(m, NULL))
                 (void) broker_reply_internal_error(c->request, sd_bus_message_get_error(m), "Cleaning partial downloads");
@@ -180,7 +194,12 @@ static int on_clean_ingests(sd_bus_message *m, void *userdata, sd_bus_error *ret
         else {
                 c->freed += freed;
                 log_info("Pruned %" PRIu32 " blob(s), %" PRIu64 " bytes freed.", c->removed, c->freed);
-                (void) sd_bus_reply_method_return(c->request, "tu", c->freed, c->removed);
+                /* Then the snapshots no image, view or pull needs (broker-snapshots.c); it replies. */
+                r = broker_snapshot_gc(c->manager, on_snapshot_gc_done, c);
+                if (r >= 0)
+                        return 0;
+                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_SERVICE_UNAVAILABLE,
+                                                  "Cannot reach the berth unpacker: %s", strerror(-r));
         }
         content_call_free(c);
         return 0;

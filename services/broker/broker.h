@@ -40,6 +40,24 @@ int method_prune_content(sd_bus_message *m, void *userdata, sd_bus_error *error)
 int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_logout(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
+/* broker-archive.c: ImportImage, ExportImage. */
+int method_import_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_export_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* broker-snapshots.c: ListSnapshots, SnapshotInfo, RemoveSnapshots, Usage, MountImage, UnmountImage, and
+ * the snapshot half of PruneContent. */
+int method_list_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_snapshot_info(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_remove_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_usage(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_unmount_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* Removes every snapshot no image, mounted view or running pull needs, then the unpacker's leftovers;
+ * calls done once (r < 0 with a message on failure). On an immediate failure returns < 0 and never
+ * calls done. */
+typedef void (*BrokerGcDone)(void *userdata, int r, uint64_t freed, unsigned removed, const char *error);
+int broker_snapshot_gc(Manager *m, BrokerGcDone done, void *userdata);
+
 /* Forward a failed internal call's error to our caller unchanged when it is one of ours (the fetcher's
  * messages are already one line for the user), else as ServiceUnavailable. */
 int broker_reply_internal_error(sd_bus_message *request, const sd_bus_error *e, const char *what);

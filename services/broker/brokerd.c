@@ -38,6 +38,22 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(), method_login, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD_WITH_NAMES("Logout", "s", SD_BUS_PARAM(registry), "", SD_BUS_PARAM(), method_logout,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListSnapshots", "", SD_BUS_PARAM(), "a(ssstuas)", SD_BUS_PARAM(snapshots),
+                                 method_list_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("SnapshotInfo", "s", SD_BUS_PARAM(chain_id), "s", SD_BUS_PARAM(json),
+                                 method_snapshot_info, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveSnapshots", "ast", SD_BUS_PARAM(chain_ids) SD_BUS_PARAM(flags), "t",
+                                 SD_BUS_PARAM(bytes_freed), method_remove_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Usage", "s", SD_BUS_PARAM(reference), "a(sttttb)", SD_BUS_PARAM(images),
+                                 method_usage, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("MountImage", "sht", SD_BUS_PARAM(reference) SD_BUS_PARAM(directory) SD_BUS_PARAM(flags),
+                                 "t", SD_BUS_PARAM(mount_id), method_mount_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("UnmountImage", "ht", SD_BUS_PARAM(directory) SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
+                                 method_unmount_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ImportImage", "hst", SD_BUS_PARAM(archive) SD_BUS_PARAM(name) SD_BUS_PARAM(flags),
+                                 "a(ss)", SD_BUS_PARAM(images), method_import_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ExportImage", "sht", SD_BUS_PARAM(reference) SD_BUS_PARAM(out) SD_BUS_PARAM(flags),
+                                 "", SD_BUS_PARAM(), method_export_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

@@ -175,6 +175,8 @@ JsonNode *image_to_json(const Image *i) {
                 STRV_FOREACH(c, p->chain_ids)
                         json_builder_add_string_value(b, *c);
                 json_builder_end_array(b);
+                json_builder_set_member_name(b, "unpacked");
+                json_builder_add_boolean_value(b, p->unpacked);
                 json_builder_set_member_name(b, "image_config");
                 if (p->config)
                         json_builder_add_value(b, json_node_copy(p->config));
@@ -241,6 +243,7 @@ typedef struct JPlatform {
         JsonArray *layers;
         char **chain_ids;
         JsonObject *image_config;
+        bool unpacked;
 } JPlatform;
 
 static void jplatform_done(JPlatform *p) {
@@ -261,6 +264,7 @@ static const JsonField platform_fields[] = {
         { "layers", JSON_FIELD_ARRAY, offsetof(JPlatform, layers), JSON_MANDATORY },
         { "chain_ids", JSON_FIELD_STRV, offsetof(JPlatform, chain_ids), JSON_MANDATORY },
         { "image_config", JSON_FIELD_OBJECT, offsetof(JPlatform, image_config), 0 },
+        { "unpacked", JSON_FIELD_BOOL, offsetof(JPlatform, unpacked), 0 },
         {}
 };
 
@@ -311,6 +315,7 @@ static int platform_from_node(JsonNode *node, ImagePlatform *p, char **ret_error
         p->config_media_type = TAKE_PTR(j.config.media_type);
         p->config_size = j.config.size;
         p->chain_ids = TAKE_PTR(j.chain_ids);
+        p->unpacked = j.unpacked;
         if (j.image_config) {
                 p->config = json_node_new(JSON_NODE_OBJECT);
                 json_node_set_object(p->config, j.image_config);
@@ -453,6 +458,7 @@ int image_copy(const Image *src, const char *new_name, Image **ret) {
                         p->n_layers++;
                 }
                 p->chain_ids = g_strdupv(s->chain_ids);
+                p->unpacked = s->unpacked;
                 if (s->config)
                         p->config = json_node_copy(s->config);
         }

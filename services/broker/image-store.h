@@ -29,6 +29,7 @@ typedef struct ImagePlatform {
         ImageLayer *layers;
         size_t n_layers;
         char **chain_ids; /* n_layers entries, NULL-terminated */
+        bool unpacked;    /* every chain id committed at the unpacker when the pull ended */
         JsonNode *config; /* object: env, cmd, entrypoint, user, working_dir, labels, created */
 } ImagePlatform;
 

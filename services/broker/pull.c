@@ -15,6 +15,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "pull.h"
+#include "unpack.h"
 
 /* A pull, step by step:
  *   1. Resolve(reference) at the fetcher → the top-level document (index or manifest) as an fd;
@@ -22,6 +23,8 @@
  *   3. index: pick the platform(s); FetchBlob each manifest, re-hash, parse;
  *   4. FetchBlob each config, re-hash, parse; diff_ids must match the layers one to one;
  *   5. FetchBlob the layers, FETCH_PARALLEL_DEFAULT at a time, progress fed from the fetcher's signals;
+ *   5b. meanwhile, unpack.c turns the layers into committed snapshots bottom-up as their blobs arrive
+ *       (state "unpacking" once only unpacks remain), unless PULL_FLAG_NO_UNPACK;
  *   6. write the image record; Finished("done").
  * Any failure ends the transfer with the fetcher's (or our) one-line message. */
 
@@ -71,6 +74,8 @@ struct Pull {
         GQueue queue;      /* PullJob* not started */
         unsigned running;
         unsigned parallel;
+
+        Unpack *unpack; /* NULL with PULL_FLAG_NO_UNPACK */
 };
 
 static void pull_job_free(gpointer p) {
@@ -97,6 +102,7 @@ void pull_free(Pull *p) {
         if (p->jobs)
                 g_ptr_array_unref(p->jobs);
         sd_bus_slot_unref(p->resolve_slot);
+        unpack_free(p->unpack);
         image_reference_free(p->ref);
         platform_done(&p->wanted);
         for (size_t i = 0; i < p->n_platforms; i++)
@@ -157,6 +163,7 @@ static void pull_stop(Pull *p, bool cancel_downloads) {
                         cancel_fetch(p, j->digest);
         }
         p->running = 0;
+        unpack_stop(p->unpack);
 }
 
 void pull_cancel(Pull *p) {
@@ -328,9 +335,64 @@ static void pull_dispatch(Pull *p) {
         if (p->running == 0 && g_queue_is_empty(&p->queue)) {
                 if (!pull_platforms_complete(p))
                         pull_fail(p, "Pull of '%s' ended without a complete image", p->transfer->reference);
+                else if (!unpack_complete(p->unpack))
+                        transfer_set_state(p->transfer, TRANSFER_UNPACKING); /* unpack.c calls back */
                 else
                         pull_complete(p);
         }
+}
+
+static void on_unpack_progress(void *userdata) {
+        Pull *p = userdata;
+
+        /* A layer got committed: the pull may be complete now (pull_dispatch decides). */
+        if (transfer_is_running(p->transfer) && !p->resolve_slot && p->n_platforms > 0 && p->running == 0 &&
+            g_queue_is_empty(&p->queue) && pull_platforms_complete(p))
+                pull_dispatch(p);
+}
+
+static void on_unpack_fail(void *userdata, const char *message) {
+        Pull *p = userdata;
+
+        if (transfer_is_running(p->transfer))
+                pull_fail(p, "%s", message);
+}
+
+bool pull_uses_chain(Pull *p, const char *chain_id) {
+        return p && unpack_uses_chain(p->unpack, chain_id);
+}
+
+/* Which platforms of a pull get unpacked: a single-platform pull its platform; with all platforms only
+ * those this machine can run (containerd unpacks the default platform only, too). */
+static int platform_add_unpack(Pull *p, PullPlatform *pp) {
+        _cleanup_(platform_done) Platform def = {};
+        _cleanup_free_ char **digests = NULL, **media_types = NULL;
+        g_auto(GStrv) chain_ids = NULL;
+        const OciManifest *mf = pp->manifest;
+        int r;
+
+        if (!p->unpack)
+                return 0;
+        if (p->all_platforms) {
+                r = platform_default(&def);
+                if (r < 0)
+                        return r;
+                if (!platform_matches(&def, pp->index_platform.os ? &pp->index_platform : &pp->config->platform))
+                        return 0;
+        }
+        r = oci_chain_ids(pp->config->diff_ids, pp->config->n_diff_ids, &chain_ids);
+        if (r < 0)
+                return r;
+        digests = calloc(mf->n_layers + 1, sizeof(char *));
+        media_types = calloc(mf->n_layers + 1, sizeof(char *));
+        if (!digests || !media_types)
+                return -ENOMEM;
+        for (size_t l = 0; l < mf->n_layers; l++) {
+                digests[l] = mf->layers[l].digest;
+                media_types[l] = mf->layers[l].media_type;
+        }
+        return unpack_add_platform(p->unpack, (size_t) (pp - p->platforms), chain_ids, digests,
+                                   pp->config->diff_ids, media_types, mf->n_layers);
 }
 
 static int platform_config_done(Pull *p, PullPlatform *pp, const char *data, size_t size) {
@@ -372,6 +434,11 @@ static int platform_config_done(Pull *p, PullPlatform *pp, const char *data, siz
                         pull_fail(p, "Too many blobs in '%s'", p->transfer->reference);
                         return r;
                 }
+        }
+        r = platform_add_unpack(p, pp);
+        if (r < 0) {
+                pull_fail(p, "Cannot plan the unpack of '%s': %s", pp->manifest_digest, strerror(-r));
+                return r;
         }
         return 0;
 }
@@ -458,6 +525,13 @@ static int job_done(Pull *p, PullJob *j, int fd) {
                         pull_fail(p, "The fetcher returned layer '%s' with %" PRIu64 " bytes, expected %" PRIu64,
                                   j->digest, (uint64_t) st.st_size, j->size);
                         return -EBADMSG;
+                }
+                /* Kept open (a copy) until the pull ends: the unpacker reads it when the layers below
+                 * are committed. */
+                if (p->unpack) {
+                        r = unpack_layer_ready(p->unpack, j->digest, fd);
+                        if (r < 0)
+                                return r;
                 }
                 return 0;
         }
@@ -603,6 +677,10 @@ static int build_platform(const PullPlatform *pp, ImagePlatform *ip) {
         return 0;
 }
 
+static bool platform_unpacked(const Pull *p, size_t k) {
+        return unpack_platform_unpacked(p->unpack, k);
+}
+
 static int build_image(Pull *p, Image **ret) {
         _cleanup_(image_freep) Image *i = NULL;
         const Image *old;
@@ -635,6 +713,7 @@ static int build_image(Pull *p, Image **ret) {
                 r = build_platform(&p->platforms[k], &i->platforms[k]);
                 if (r < 0)
                         return r;
+                i->platforms[k].unpacked = platform_unpacked(p, k);
         }
         if (old) {
                 _cleanup_(image_freep) Image *copy = NULL;
@@ -871,6 +950,16 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted) {
         }
         p->ref = TAKE_PTR(*ref);
 
+        if (!(t->flags & PULL_FLAG_NO_UNPACK)) {
+                const UnpackCallbacks cb = { .on_progress = on_unpack_progress, .on_fail = on_unpack_fail, .userdata = p };
+
+                r = unpack_new(t->manager, t, &cb, &p->unpack);
+                if (r < 0) {
+                        pull_free(p);
+                        return r;
+                }
+        }
+
         r = call_fetcher_async(t->manager, &p->resolve_slot, on_resolve_reply, p, "Resolve", "st", reference,
                                UINT64_C(0));
         if (r < 0) {
@@ -915,4 +1004,72 @@ int pull_on_fetcher_progress(sd_bus_message *m, void *userdata, sd_bus_error *er
                 transfer_blob_update(t, b, streq(ours, "done") ? "verifying" : ours, done, total);
         }
         return 0;
+}
+
+/* ---- shared with archive imports (broker-archive.c) -------------------------------------------------- */
+
+/* An import records images exactly as a pull does: the same verification, the same checks, the same
+ * record. These wrap the pieces above for documents that came from the content store, not a registry. */
+
+int pull_read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret, char **ret_error) {
+        return read_verified(fd, digest, size, max, ret, ret_error);
+}
+
+int pull_check_manifest(const OciManifest *mf, const char *digest, char **ret_error) {
+        if (mf->n_layers > LAYERS_MAX)
+                return json_set_error(ret_error, E2BIG, "Manifest '%s' has %zu layers, more than the limit of %u", digest,
+                                      mf->n_layers, LAYERS_MAX);
+        if (media_type_kind(mf->config.media_type) != MEDIA_KIND_CONFIG)
+                return json_set_error(ret_error, EMEDIUMTYPE,
+                                      "Unsupported config media type '%s' in '%s' (not a container image?)",
+                                      mf->config.media_type, digest);
+        if (mf->config.size > CONFIG_SIZE_MAX)
+                return json_set_error(ret_error, EFBIG, "Config '%s' is %" PRIu64 " bytes, more than the limit of %u",
+                                      mf->config.digest, mf->config.size, CONFIG_SIZE_MAX);
+        return 0;
+}
+
+int pull_check_config(const OciManifest *mf, const char *digest, const OciImageConfig *c, char **ret_error) {
+        if (c->n_diff_ids != mf->n_layers)
+                return json_set_error(ret_error, EBADMSG,
+                                      "Image config '%s' lists %zu layer diff_ids but the manifest has %zu layers",
+                                      mf->config.digest, c->n_diff_ids, mf->n_layers);
+        for (size_t l = 0; l < mf->n_layers; l++) {
+                const Descriptor *d = &mf->layers[l];
+
+                if (media_type_kind(d->media_type) != MEDIA_KIND_LAYER)
+                        return json_set_error(ret_error, EMEDIUMTYPE, "Unsupported layer media type '%s' in '%s'",
+                                              d->media_type, digest);
+                if (d->size > BLOB_SIZE_MAX)
+                        return json_set_error(ret_error, EFBIG, "Layer '%s' claims %" PRIu64 " bytes, more than the limit",
+                                              d->digest, d->size);
+        }
+        return 0;
+}
+
+int pull_build_image_record(Manager *m, const char *name, const char *target_digest, const char *target_media_type,
+                            uint64_t target_size, const char *manifest_digest, const char *manifest_media_type,
+                            uint64_t manifest_size, const Platform *index_platform, OciManifest *manifest,
+                            OciImageConfig *config, Image **ret) {
+        /* A stand-in pull holding borrowed pieces (nothing here is freed): build_image() only reads. */
+        Transfer t = { .manager = m, .reference = (char *) name };
+        PullPlatform pp = {
+                .manifest_digest = (char *) manifest_digest,
+                .manifest_media_type = (char *) manifest_media_type,
+                .manifest_size = manifest_size,
+                .index_platform = index_platform ? *index_platform : (Platform) {},
+                .manifest = manifest,
+                .config = config,
+        };
+        Pull p = {
+                .manager = m,
+                .transfer = &t,
+                .target_digest = (char *) target_digest,
+                .target_media_type = (char *) target_media_type,
+                .target_size = target_size,
+                .platforms = &pp,
+                .n_platforms = 1,
+        };
+
+        return build_image(&p, ret);
 }

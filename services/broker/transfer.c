@@ -13,7 +13,8 @@
 #include "transfer.h"
 
 static const char *const transfer_state_table[_TRANSFER_STATE_MAX] = {
-        [TRANSFER_RESOLVING] = "resolving",   [TRANSFER_DOWNLOADING] = "downloading", [TRANSFER_DONE] = "done",
+        [TRANSFER_RESOLVING] = "resolving",   [TRANSFER_DOWNLOADING] = "downloading",
+        [TRANSFER_UNPACKING] = "unpacking",   [TRANSFER_DONE] = "done",
         [TRANSFER_FAILED] = "failed",         [TRANSFER_CANCELLED] = "cancelled",
 };
 
@@ -21,7 +22,8 @@ const char *transfer_state_to_string(TransferState s) {
         return s < _TRANSFER_STATE_MAX ? transfer_state_table[s] : "unknown";
 }
 
-static const char *const blob_states[] = { "waiting", "downloading", "verifying", "done", "exists", "failed" };
+static const char *const blob_states[] = { "waiting", "downloading", "verifying", "done", "exists", "failed",
+                                           "unpacking", "unpacked" };
 
 const char *transfer_blob_state_from_string(const char *s) {
         if (!s)
@@ -29,6 +31,9 @@ const char *transfer_blob_state_from_string(const char *s) {
         /* The fetcher's "resolving" (finding the endpoint, authenticating) is still waiting to us. */
         if (streq(s, "resolving"))
                 return blob_states[0];
+        /* The unpack states are ours alone (unpack.c sets them), never the fetcher's to claim. */
+        if (streq(s, "unpacking") || streq(s, "unpacked"))
+                return NULL;
         for (size_t i = 0; i < ELEMENTSOF(blob_states); i++)
                 if (streq(s, blob_states[i]))
                         return blob_states[i];
@@ -36,7 +41,7 @@ const char *transfer_blob_state_from_string(const char *s) {
 }
 
 bool transfer_is_running(const Transfer *t) {
-        return t->state == TRANSFER_RESOLVING || t->state == TRANSFER_DOWNLOADING;
+        return t->state == TRANSFER_RESOLVING || t->state == TRANSFER_DOWNLOADING || t->state == TRANSFER_UNPACKING;
 }
 
 static void transfer_blob_free(gpointer p) {
@@ -431,7 +436,7 @@ void transfer_finish(Transfer *t, TransferState s, const char *error) {
                 for (guint i = 0; i < t->blobs->len; i++) {
                         TransferBlob *b = t->blobs->pdata[i];
 
-                        if (!streq(b->state, "done") && !streq(b->state, "exists"))
+                        if (!streq(b->state, "done") && !streq(b->state, "exists") && !streq(b->state, "unpacked"))
                                 b->state = s == TRANSFER_FAILED ? "failed" : "waiting";
                 }
         /* The last Progress goes out before Finished, so a client ends with the right numbers. */

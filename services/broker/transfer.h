@@ -18,6 +18,7 @@
 typedef enum TransferState {
         TRANSFER_RESOLVING,
         TRANSFER_DOWNLOADING,
+        TRANSFER_UNPACKING, /* every blob is here; layers are still being unpacked */
         TRANSFER_DONE,
         TRANSFER_FAILED,
         TRANSFER_CANCELLED,
@@ -29,7 +30,7 @@ const char *transfer_state_to_string(TransferState s);
 typedef struct TransferBlob {
         char *digest;
         char *media_type;
-        const char *state; /* static: waiting, downloading, verifying, done, exists, failed */
+        const char *state; /* static: waiting, downloading, verifying, done, exists, unpacking, unpacked, failed */
         uint64_t done, total;
 } TransferBlob;
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -29,6 +30,7 @@ struct Ingest {
         int data_fd;
         uint64_t total;
         Hasher *hasher;
+        bool anonymous; /* ingest_open_anonymous(): private key; digest "" = learn it from the bytes */
 };
 
 static const char *const algorithm_dir[_DIGEST_ALGORITHM_MAX] = {
@@ -304,6 +306,10 @@ int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*i
                         continue;
                 if (ingest_key_to_digest(de->d_name, digest) && in_use && in_use(digest, userdata))
                         continue;
+                /* Archive imports' private ingests: the caller says whether any import is running. */
+                if (strncmp(de->d_name, INGEST_ANONYMOUS_PREFIX, strlen(INGEST_ANONYMOUS_PREFIX)) == 0 && in_use &&
+                    in_use(de->d_name, userdata))
+                        continue;
                 r = remove_ingest_dir(s->ingest_fd, de->d_name, &freed);
                 if (r < 0)
                         break;
@@ -516,6 +522,8 @@ int ingest_commit(Ingest *i, int *ret_fd, char *ret_actual) {
                 return r;
         if (ret_actual)
                 strcpy(ret_actual, actual);
+        if (i->anonymous && isempty(i->digest))
+                strcpy(i->digest, actual); /* named by what the bytes hash to */
         if (size != i->total || !digest_equal(actual, i->digest)) {
                 (void) ingest_abort(i);
                 return size != i->total ? -EPIPE : -EBADMSG;
@@ -564,4 +572,54 @@ int content_store_write_buffer(ContentStore *s, const char *digest, const void *
         if (r < 0)
                 return r;
         return ingest_commit(i, ret_fd, NULL);
+}
+
+int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total, Ingest **ret) {
+        _cleanup_(ingest_freep) Ingest *i = NULL;
+        uint8_t rnd[16];
+        char total_s[32];
+        int r;
+
+        i = calloc(1, sizeof(*i));
+        if (!i)
+                return -ENOMEM;
+        i->store = s;
+        i->dir_fd = i->data_fd = -EBADF;
+        i->total = total;
+        i->anonymous = true;
+        i->algorithm = DIGEST_SHA256;
+        if (expected) {
+                r = digest_validate(expected, &i->algorithm);
+                if (r < 0)
+                        return r;
+                strcpy(i->digest, expected);
+        }
+        /* A private key: never shared with (or resumed by) a FetchBlob of the same digest. */
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+                return -EIO;
+        r = snprintf(i->key, sizeof(i->key), "%s", INGEST_ANONYMOUS_PREFIX);
+        for (size_t k = 0; k < sizeof(rnd); k++)
+                r += snprintf(i->key + r, sizeof(i->key) - (size_t) r, "%02x", rnd[k]);
+
+        r = mkdirat_open(s->ingest_fd, i->key, &i->dir_fd);
+        if (r < 0)
+                return r;
+        r = write_small_file(i->dir_fd, "ref", i->digest);
+        if (r >= 0) {
+                snprintf(total_s, sizeof(total_s), "%" PRIu64, total);
+                r = write_small_file(i->dir_fd, "total", total_s);
+        }
+        if (r >= 0) {
+                i->data_fd = openat(i->dir_fd, "data", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (i->data_fd < 0)
+                        r = -errno;
+        }
+        if (r >= 0)
+                r = hasher_new(i->algorithm, &i->hasher);
+        if (r < 0) {
+                (void) ingest_abort(i);
+                return r;
+        }
+        *ret = TAKE_PTR(i);
+        return 0;
 }

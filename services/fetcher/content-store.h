@@ -36,7 +36,8 @@ typedef struct BlobInfo {
 int content_store_list(ContentStore *s, BlobInfo **ret, size_t *ret_n);
 /* Remove one committed blob; adds its size to *freed. -ENOENT when absent. */
 int content_store_remove_blob(ContentStore *s, const char *digest, uint64_t *freed);
-/* Remove ingests whose last write is older than min_age_usec and for which in_use() is false. */
+/* Remove ingests whose last write is older than min_age_usec and for which in_use() is false (called with
+ * the digest, or with the key for INGEST_ANONYMOUS_PREFIX ingests). */
 int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*in_use)(const char *digest, void *ud),
                                 void *userdata, uint64_t *ret_freed);
 
@@ -65,3 +66,9 @@ int ingest_reset(Ingest *i);
 int ingest_commit(Ingest *i, int *ret_fd, char *ret_actual);
 /* Delete the ingest directory. */
 int ingest_abort(Ingest *i);
+
+/* An ingest under a private random key "import-<hex>" (archive imports): never resumed, never shared
+ * with a FetchBlob of the same digest. expected NULL: the blob is committed under whatever its bytes
+ * hash to (sha256; ingest_commit()'s ret_actual says which); else as ingest_open(). total is exact. */
+#define INGEST_ANONYMOUS_PREFIX "import-"
+int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total, Ingest **ret);

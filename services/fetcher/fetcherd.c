@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+#include "archive-job.h"
 #include "auth.h"
 #include "berth-limits.h"
 #include "bus-names.h"
@@ -35,6 +36,7 @@ typedef struct Manager {
         GQueue waiting;           /* BlobFetch* not started yet */
         unsigned n_active;
         GHashTable *other_jobs;   /* FetchJob* (Resolve, Login) → sd_bus_message* */
+        ArchiveContext archive;   /* ImportArchive / ExportArchive children (archive-job.c) */
 } Manager;
 
 /* One download of one digest, shared by every FetchBlob call that asked for it. */
@@ -585,6 +587,10 @@ static int method_remove_blobs(sd_bus_message *msg, void *userdata, sd_bus_error
 static bool ingest_in_use(const char *digest, void *userdata) {
         Manager *m = userdata;
 
+        /* An import's private ingests ("import-…") are in use while any import runs. */
+        if (g_str_has_prefix(digest, INGEST_ANONYMOUS_PREFIX))
+                return m->archive.n_jobs > 0;
+
         return g_hash_table_contains(m->blob_fetches, digest);
 }
 
@@ -634,6 +640,13 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("Login", "sss", SD_BUS_PARAM(registry) SD_BUS_PARAM(username) SD_BUS_PARAM(secret), "",
                                  SD_BUS_PARAM(), method_login, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD_WITH_NAMES("Logout", "s", SD_BUS_PARAM(registry), "", SD_BUS_PARAM(), method_logout, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES_OFFSET("ImportArchive", "ht", SD_BUS_PARAM(archive) SD_BUS_PARAM(flags), "a(ssst)",
+                                        SD_BUS_PARAM(images), method_import_archive, offsetof(Manager, archive),
+                                        SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES_OFFSET("ExportArchive", "hsas",
+                                        SD_BUS_PARAM(out) SD_BUS_PARAM(index_json) SD_BUS_PARAM(digests), "t",
+                                        SD_BUS_PARAM(bytes), method_export_archive, offsetof(Manager, archive),
+                                        SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES("Progress", "stts",
                                  SD_BUS_PARAM(digest) SD_BUS_PARAM(done) SD_BUS_PARAM(total) SD_BUS_PARAM(state), 0),
         SD_BUS_VTABLE_END
@@ -675,6 +688,7 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         m->other_jobs = g_hash_table_new_full(g_direct_hash, g_direct_equal, fetch_job_free_notify,
                                               message_unref_notify);
         g_queue_init(&m->waiting);
+        m->archive = (ArchiveContext) { .store = m->ctx.store, .event = event };
 
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE, manager_vtable, m);
         if (r < 0)

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+
+#include "berthctl.h"
+#include "bus-util.h"
+
+/* berthctl images mount REF DIR | unmount DIR | usage [REF] */
+
+/* The directory goes to the broker as an fd we opened ourselves, with our own permissions: no daemon
+ * ever resolves a path the user typed. O_PATH is enough to name a mount point. */
+static int open_dir(const char *what, const char *path) {
+        int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0) {
+                fprintf(stderr, "berthctl: %s: cannot open directory '%s': %m\n", what, path);
+                return -errno;
+        }
+        return fd;
+}
+
+int images_verb_mount(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t id;
+        int r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl images mount REF DIR\n\n"
+                       "Mount the unpacked image REF (this machine's platform) read-only on DIR.\n"
+                       "Undo with 'berthctl images unmount DIR'.\n");
+                return 0;
+        }
+        if (argc != 3) {
+                fprintf(stderr, "berthctl: images mount: expected REF and DIR\n");
+                return -EINVAL;
+        }
+        fd = open_dir("images mount", argv[2]);
+        if (fd < 0)
+                return fd;
+        r = broker_connect(&bus);
+        if (r < 0)
+                return r;
+        r = broker_call(bus, "MountImage", &reply, "images mount", "sht", argv[1], fd, UINT64_C(0));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "t", &id);
+        if (r < 0)
+                return report_bus_error("images mount", NULL, r);
+        if (!arg.quiet)
+                printf("%s mounted on %s\n", argv[1], argv[2]);
+        return 0;
+}
+
+int images_verb_unmount(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl images unmount DIR\n\nUnmount an image view made by 'berthctl images mount'.\n");
+                return 0;
+        }
+        if (argc != 2) {
+                fprintf(stderr, "berthctl: images unmount: expected DIR\n");
+                return -EINVAL;
+        }
+        fd = open_dir("images unmount", argv[1]);
+        if (fd < 0)
+                return fd;
+        r = broker_connect(&bus);
+        if (r < 0)
+                return r;
+        return broker_call(bus, "UnmountImage", NULL, "images unmount", "ht", fd, UINT64_C(0));
+}
+
+int images_verb_usage(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        const char *ref = "";
+        int r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl images usage [--json] [REF]\n\n"
+                       "Disk usage per image: compressed blobs, unpacked snapshots, bytes shared with other\n"
+                       "images and bytes only this image holds (what removing it and 'content gc' frees).\n");
+                return 0;
+        }
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--json"))
+                        arg.json = true;
+                else if (argv[i][0] != '-' && isempty(ref))
+                        ref = argv[i];
+                else {
+                        fprintf(stderr, "berthctl: images usage: unknown argument '%s'\n", argv[i]);
+                        return -EINVAL;
+                }
+        }
+        r = broker_connect(&bus);
+        if (r < 0)
+                return r;
+        r = broker_call(bus, "Usage", &reply, "images usage", "s", ref);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(sttttb)");
+        if (r < 0)
+                return report_bus_error("images usage", NULL, r);
+        if (arg.json)
+                json_builder_begin_array(b);
+        else
+                printf("%-50s %10s %10s %10s %10s %s\n", "REF", "CONTENT", "UNPACKED", "SHARED", "UNIQUE", "UNPACKED?");
+        for (;;) {
+                const char *name;
+                uint64_t content, unpacked, shared, unique;
+                int is_unpacked;
+                char c[32], u[32], s[32], q[32];
+
+                r = sd_bus_message_read(reply, "(sttttb)", &name, &content, &unpacked, &shared, &unique, &is_unpacked);
+                if (r < 0)
+                        return report_bus_error("images usage", NULL, r);
+                if (r == 0)
+                        break;
+                if (arg.json) {
+                        json_builder_begin_object(b);
+                        json_builder_set_member_name(b, "reference");
+                        json_builder_add_string_value(b, name);
+                        json_builder_set_member_name(b, "content_size");
+                        json_builder_add_int_value(b, (gint64) content);
+                        json_builder_set_member_name(b, "unpacked_size");
+                        json_builder_add_int_value(b, (gint64) unpacked);
+                        json_builder_set_member_name(b, "shared_size");
+                        json_builder_add_int_value(b, (gint64) shared);
+                        json_builder_set_member_name(b, "unique_size");
+                        json_builder_add_int_value(b, (gint64) unique);
+                        json_builder_set_member_name(b, "unpacked");
+                        json_builder_add_boolean_value(b, is_unpacked);
+                        json_builder_end_object(b);
+                        continue;
+                }
+                format_bytes(c, sizeof(c), content);
+                format_bytes(u, sizeof(u), unpacked);
+                format_bytes(s, sizeof(s), shared);
+                format_bytes(q, sizeof(q), unique);
+                printf("%-50s %10s %10s %10s %10s %s\n", name, c, u, s, q, is_unpacked ? "yes" : "no");
+        }
+        if (arg.json) {
+                g_autoptr(JsonGenerator) gen = json_generator_new();
+                g_autoptr(JsonNode) root = NULL;
+                g_autofree char *text = NULL;
+
+                json_builder_end_array(b);
+                root = json_builder_get_root(b);
+                json_generator_set_root(gen, root);
+                json_generator_set_pretty(gen, true);
+                text = json_generator_to_data(gen, NULL);
+                puts(text);
+        }
+        return 0;
+}

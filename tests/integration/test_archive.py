@@ -1,0 +1,447 @@
+"""berthctl images import / export: OCI layout archives and docker save tarballs, through the real stack.
+
+Archives travel as file descriptors (berthctl opens FILE, the broker passes the fd on, the fetcher reads or
+writes it); the fetcher parses them as hostile input. Exports are checked with independent readers:
+skopeo (oci-archive:) and containerd (ctr images import into a private containerd)."""
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+
+import pytest
+
+from berthtest import stack
+from berthtest.fixtures import *  # noqa: F401,F403  (registry, image_builder, busybox_layout)
+from berthtest.images import ImageBuilder, busybox_rootfs_layer, File, Dir, write_tar, native_platform
+from berthtest.stack import berthctl, BERTHCTL
+
+
+# ---- helpers ------------------------------------------------------------------------------------------
+
+def images():
+    p = berthctl("images", "ls", "--json")
+    assert p.returncode == 0, p.stderr
+    return {i["reference"]: i for i in json.loads(p.stdout)}
+
+
+def content():
+    p = berthctl("content", "ls", "--json")
+    assert p.returncode == 0, p.stderr
+    return {b["digest"]: b for b in json.loads(p.stdout)}
+
+
+def inspect(ref):
+    p = berthctl("images", "inspect", ref)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def tar_dir(layout, out, compression=""):
+    """Tar an OCI layout directory (entries relative to it, sorted)."""
+    mode = "w:gz" if compression == "gz" else "w"
+    with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as t:
+        for root, dirs, files in os.walk(layout):
+            dirs.sort()
+            for f in sorted(files):
+                full = os.path.join(root, f)
+                t.add(full, arcname=os.path.relpath(full, layout))
+    return str(out)
+
+
+def tar_members(out, members, mode="w"):
+    """Write a tar from (TarInfo, bytes-or-None) pairs."""
+    with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as t:
+        for ti, data in members:
+            if data is not None:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+            else:
+                t.addfile(ti)
+    return str(out)
+
+
+def reg(name, data):
+    ti = tarfile.TarInfo(name)
+    ti.mode, ti.mtime = 0o644, 1700000000
+    return ti, data
+
+
+def symlink(name, target):
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, target, 0o777
+    return ti, None
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def import_archive(path, *args, user=None):
+    """berthctl images import, the archive on stdin when a user runs it (they cannot read our tmp_path)."""
+    if user:
+        with open(path, "rb") as f:
+            return subprocess.run(["runuser", "-u", user, "--", str(BERTHCTL), "--no-ask-password", "images",
+                                   "import", *args, "-"], stdin=f, capture_output=True, text=True, timeout=300)
+    return berthctl("images", "import", *args, str(path))
+
+
+def rm(*refs):
+    for r in refs:
+        berthctl("images", "rm", r)
+
+
+@pytest.fixture
+def busybox_oci(tmp_path):
+    b = ImageBuilder(tmp_path / "layout")
+    layer = b.add_layer(busybox_rootfs_layer())
+    img = b.add_image([layer], cmd=["/bin/sh"], tag="localhost/archive/busybox:1")
+    return tmp_path / "layout", img
+
+
+def docker_save_tar(tmp_path, repo_tags, cmd=("/bin/echo", "hi"), dup_layer_as_symlink=True, extra=()):
+    """A `docker save` tarball, docker's classic format: <id>/layer.tar (+ json, VERSION), <config>.json,
+    manifest.json, repositories. A repeated layer is a symlink to the first copy, as docker writes it."""
+    l1 = io.BytesIO()
+    write_tar(busybox_rootfs_layer(), l1)
+    l2 = io.BytesIO()
+    write_tar([Dir("etc"), File("etc/motd", b"docker save\n")], l2)
+    layers = [l1.getvalue(), l2.getvalue(), l1.getvalue()]
+    diff_ids = [sha(l) for l in layers]
+    plat = native_platform()
+    config = {"architecture": plat["architecture"], "os": plat["os"], "created": "2023-11-14T22:13:20Z",
+              "config": {"Cmd": list(cmd), "Env": ["PATH=/bin"], "WorkingDir": "/"},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids},
+              "history": [{"created": "2023-11-14T22:13:20Z"} for _ in layers]}
+    config_bytes = json.dumps(config).encode()
+    config_id = hashlib.sha256(config_bytes).hexdigest()
+    members, paths = [], []
+    for i, data in enumerate(layers):
+        lid = hashlib.sha256(("layer%d" % i).encode()).hexdigest()
+        members.append((tarfile.TarInfo(lid), None))
+        members[-1][0].type, members[-1][0].mode = tarfile.DIRTYPE, 0o755
+        members.append(reg(lid + "/VERSION", b"1.0"))
+        members.append(reg(lid + "/json", json.dumps({"id": lid}).encode()))
+        if i == 2 and dup_layer_as_symlink:
+            members.append(symlink(lid + "/layer.tar", "../" + paths[0].split("/")[0] + "/layer.tar"))
+        else:
+            members.append(reg(lid + "/layer.tar", data))
+        paths.append(lid + "/layer.tar")
+    members.append(reg(config_id + ".json", config_bytes))
+    members.extend(extra)
+    manifest = [{"Config": config_id + ".json", "RepoTags": list(repo_tags), "Layers": paths}]
+    members.append(reg("manifest.json", json.dumps(manifest).encode()))
+    members.append(reg("repositories", b"{}"))
+    return tar_members(tmp_path / "docker-save.tar", members), sha(config_bytes), layers
+
+
+# ---- import ----------------------------------------------------------------------------------------------
+
+def test_import_oci_archive(tmp_path, busybox_oci):
+    layout, img = busybox_oci
+    archive = tar_dir(layout, tmp_path / "oci.tar")
+    ref = "localhost/archive/busybox:1"
+    try:
+        p = import_archive(archive)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == f"{ref}: {img.manifest.digest}"
+        listed = images()
+        assert listed[ref]["digest"] == img.manifest.digest
+        doc = inspect(ref)
+        plat = doc["platforms"][0]
+        assert plat["config"]["digest"] == img.config.digest
+        assert [l["digest"] for l in plat["layers"]] == [l.digest for l in img.layers]
+        assert plat["image_config"]["cmd"] == ["/bin/sh"]
+        blobs = content()
+        for d in (img.manifest.digest, img.config.digest, *(l.digest for l in img.layers)):
+            assert ref in blobs[d]["references"]
+    finally:
+        rm(ref)
+
+
+def test_import_gzip_oci_archive(tmp_path, busybox_oci):
+    layout, img = busybox_oci
+    archive = tar_dir(layout, tmp_path / "oci.tar.gz", compression="gz")
+    with open(archive, "rb") as f:
+        assert f.read(2) == b"\x1f\x8b"
+    ref = "localhost/archive/busybox:1"
+    try:
+        p = import_archive(archive)
+        assert p.returncode == 0, p.stderr
+        assert images()[ref]["digest"] == img.manifest.digest
+    finally:
+        rm(ref)
+
+
+def test_import_docker_save(tmp_path):
+    archive, config_digest, layers = docker_save_tar(tmp_path, ["localhost/dsave:v1", "dsave-short:v2"])
+    refs = ["localhost/dsave:v1", "docker.io/library/dsave-short:v2"]
+    try:
+        p = import_archive(archive)
+        assert p.returncode == 0, p.stderr
+        lines = dict(l.split(": ", 1) for l in p.stdout.strip().splitlines())
+        assert set(lines) == set(refs), p.stdout
+        assert len(set(lines.values())) == 1  # one synthesised manifest, two names
+        listed = images()
+        for r in refs:
+            assert listed[r]["digest"] == lines[r]
+            assert listed[r]["media_type"] == "application/vnd.oci.image.manifest.v1+json"
+        doc = inspect(refs[0])
+        plat = doc["platforms"][0]
+        assert plat["config"]["digest"] == config_digest
+        assert plat["config"]["media_type"] == "application/vnd.oci.image.config.v1+json"
+        assert len(plat["layers"]) == 3
+        assert [l["digest"] for l in plat["layers"]] == [sha(l) for l in layers]
+        assert all(l["media_type"] == "application/vnd.oci.image.layer.v1.tar" for l in plat["layers"])
+        assert [l["diff_id"] for l in plat["layers"]] == [sha(l) for l in layers]
+        assert plat["image_config"]["cmd"] == ["/bin/echo", "hi"]
+    finally:
+        rm(*refs)
+
+
+def test_import_bare_tag_needs_name(tmp_path):
+    b = ImageBuilder(tmp_path / "layout")
+    layer = b.add_layer([File("hello", b"bare tag\n")])
+    img = b.add_image([layer], tag="latest")
+    archive = tar_dir(tmp_path / "layout", tmp_path / "bare.tar")
+    p = import_archive(archive)
+    assert p.returncode != 0
+    assert "--name" in p.stderr and "latest" in p.stderr, p.stderr
+    try:
+        p = import_archive(archive, "--name", "localhost/foo")
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == f"localhost/foo:latest: {img.manifest.digest}"
+        assert images()["localhost/foo:latest"]["digest"] == img.manifest.digest
+    finally:
+        rm("localhost/foo:latest")
+
+
+def test_import_unnamed_refused_without_name(tmp_path):
+    b = ImageBuilder(tmp_path / "layout")
+    layer = b.add_layer([File("hello", b"no name\n")])
+    img = b.add_image([layer])
+    b._index["manifests"].append({"mediaType": img.manifest.media_type, "digest": img.manifest.digest,
+                                  "size": img.manifest.size})
+    b._write_index()
+    archive = tar_dir(tmp_path / "layout", tmp_path / "unnamed.tar")
+    p = import_archive(archive)
+    assert p.returncode != 0
+    assert "no name" in p.stderr and "--name" in p.stderr, p.stderr
+    try:
+        p = import_archive(archive, "--name", "localhost/unnamed:v3")
+        assert p.returncode == 0, p.stderr
+        assert images()["localhost/unnamed:v3"]["digest"] == img.manifest.digest
+    finally:
+        rm("localhost/unnamed:v3")
+
+
+def test_import_refuses_blob_not_matching_its_name(tmp_path, busybox_oci):
+    layout, img = busybox_oci
+    claimed = sha(os.urandom(32))
+    shutil.copy(layout / "blobs" / "sha256" / img.config.hex, layout / "blobs" / "sha256" / claimed.split(":")[1])
+    archive = tar_dir(layout, tmp_path / "bad.tar")
+    p = import_archive(archive)
+    assert p.returncode != 0
+    assert "does not match its name" in p.stderr, p.stderr
+    assert claimed not in content()
+    assert "localhost/archive/busybox:1" not in images()
+
+
+def test_import_refuses_dotdot_entries(tmp_path, busybox_oci):
+    layout, _ = busybox_oci
+    archive = tar_dir(layout, tmp_path / "dotdot.tar")
+    with tarfile.open(archive, "a") as t:
+        ti, data = reg("../escape", b"x")
+        ti.size = 1
+        t.addfile(ti, io.BytesIO(data))
+    p = import_archive(archive)
+    assert p.returncode != 0
+    assert "Refusing archive entry '../escape'" in p.stderr, p.stderr
+    absolute = tar_members(tmp_path / "abs.tar", [reg("/etc/passwd", b"x")])
+    p = import_archive(absolute)
+    assert p.returncode != 0 and "Refusing archive entry" in p.stderr, p.stderr
+
+
+def test_import_refuses_symlink_escape(tmp_path):
+    archive, _, _ = docker_save_tar(tmp_path, ["localhost/escape:1"], dup_layer_as_symlink=False)
+    # Rewrite the first layer as a symlink out of the archive.
+    with tarfile.open(archive) as t:
+        members = [(m, t.extractfile(m).read() if m.isfile() else None) for m in t.getmembers()]
+    first = json.loads(dict((m.name, d) for m, d in members)["manifest.json"])[0]["Layers"][0]
+    members = [(m, d) if m.name != first else symlink(first, "../../../../etc/passwd") for m, d in members]
+    evil = tar_members(tmp_path / "evil.tar", members)
+    p = import_archive(evil)
+    assert p.returncode != 0
+    assert "leaves the archive" in p.stderr, p.stderr
+    assert "localhost/escape:1" not in images()
+
+
+def test_import_refuses_oversized_index(tmp_path):
+    big = b'{"schemaVersion":2,"manifests":[]}' + b" " * (4 * 1024 * 1024)
+    archive = tar_members(tmp_path / "big.tar", [reg("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                                                 reg("index.json", big)])
+    p = import_archive(archive)
+    assert p.returncode != 0
+    assert "index.json" in p.stderr and "limit" in p.stderr, p.stderr
+
+
+def test_import_refuses_non_tar(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(os.urandom(64 * 1024))
+    p = import_archive(junk)
+    assert p.returncode != 0
+    assert "Not a readable tar archive" in p.stderr, p.stderr
+    empty_json = tmp_path / "notar.json"
+    empty_json.write_text('{"hello": "world"}\n' * 100)
+    p = import_archive(empty_json)
+    assert p.returncode != 0, p.stdout
+
+
+def test_import_is_admin_only(tmp_path, member, busybox_oci):
+    layout, img = busybox_oci
+    archive = tar_dir(layout, tmp_path / "oci.tar")
+    p = import_archive(archive, user=member)
+    assert p.returncode != 0
+    assert "permission denied" in p.stderr, p.stderr
+    assert "localhost/archive/busybox:1" not in images()
+    try:
+        p = import_archive(archive)  # root
+        assert p.returncode == 0, p.stderr
+    finally:
+        rm("localhost/archive/busybox:1")
+
+
+# ---- export ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def pulled(registry, busybox_layout):
+    layout, img = busybox_layout
+    registry.push(layout, "latest", "archive/busybox:latest")
+    ref = f"{registry.host}/archive/busybox:latest"
+    p = berthctl("images", "pull", ref)
+    assert p.returncode == 0, p.stderr
+    yield ref, img
+    rm(ref)
+
+
+def test_export_then_skopeo(tmp_path, pulled):
+    ref, img = pulled
+    out = tmp_path / "export.tar"
+    p = berthctl("images", "export", ref, str(out))
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(out) as t:
+        names = t.getnames()
+        assert names == sorted(names)
+        assert {"oci-layout", "index.json", f"blobs/sha256/{img.manifest.hex}"} <= set(names)
+        for m in t.getmembers():
+            assert m.mtime == 0 and m.uid == 0 and m.gid == 0
+            assert m.mode == (0o755 if m.isdir() else 0o644)
+        index = json.loads(t.extractfile("index.json").read())
+    ann = index["manifests"][0]["annotations"]
+    assert ann["io.containerd.image.name"] == ref and ann["org.opencontainers.image.ref.name"] == ref
+    p = subprocess.run(["skopeo", "inspect", f"oci-archive:{out}"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Digest"] == img.manifest.digest
+    dest = tmp_path / "copy"
+    p = subprocess.run(["skopeo", "copy", f"oci-archive:{out}", f"oci:{dest}:x"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    copied = json.loads((dest / "index.json").read_text())
+    assert copied["manifests"][0]["digest"] == img.manifest.digest
+    # Deterministic: the same image exports to the same bytes.
+    out2 = tmp_path / "export2.tar"
+    assert berthctl("images", "export", ref, str(out2)).returncode == 0
+    assert out.read_bytes() == out2.read_bytes()
+
+
+@pytest.fixture
+def containerd(tmp_path):
+    if not shutil.which("containerd") or not shutil.which("ctr"):
+        pytest.skip("containerd/ctr not installed")
+    d = tempfile.mkdtemp(prefix="berth-ctrd-")
+    sock = os.path.join(d, "containerd.sock")
+    cfg = os.path.join(d, "config.toml")
+    with open(cfg, "w") as f:
+        f.write(f'version = 2\nroot = "{d}/root"\nstate = "{d}/state"\n'
+                f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+                f'[grpc]\n  address = "{sock}"\n[ttrpc]\n  address = "{d}/ttrpc.sock"\n'
+                f'[debug]\n  address = "{d}/debug.sock"\n[metrics]\n  address = ""\n')
+    log = open(os.path.join(d, "containerd.log"), "w")
+    proc = subprocess.Popen(["containerd", "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        stack.wait_for(lambda: os.path.exists(sock) or proc.poll() is not None, timeout=30, what="containerd socket")
+        if proc.poll() is not None:
+            pytest.skip("containerd did not start: " + open(os.path.join(d, "containerd.log")).read()[-2000:])
+        yield sock
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        subprocess.run(["umount", "-R", d], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_export_then_ctr_import(tmp_path, pulled, containerd):
+    ref, img = pulled
+    out = tmp_path / "export.tar"
+    p = berthctl("images", "export", ref, str(out))
+    assert p.returncode == 0, p.stderr
+    ctr = ["ctr", "--address", containerd]
+    p = subprocess.run(ctr + ["images", "import", "--no-unpack", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = subprocess.run(ctr + ["images", "ls"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [l.split() for l in p.stdout.splitlines()[1:]]
+    assert any(r[0] == ref and img.manifest.digest in r for r in rows), p.stdout
+
+
+def test_export_rm_gc_import_round_trip(tmp_path, pulled):
+    ref, img = pulled
+    out = tmp_path / "export.tar"
+    assert berthctl("images", "export", ref, str(out)).returncode == 0
+    assert berthctl("images", "rm", ref).returncode == 0
+    assert berthctl("content", "gc").returncode == 0
+    assert img.layers[0].digest not in content() or any(content()[img.layers[0].digest]["references"])
+    p = import_archive(out)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"{ref}: {img.manifest.digest}"
+    assert images()[ref]["digest"] == img.manifest.digest
+    assert {img.manifest.digest, img.config.digest, img.layers[0].digest} <= set(content())
+
+
+def test_export_to_stdout(tmp_path, pulled):
+    ref, img = pulled
+    out = tmp_path / "stdout.tar"
+    with open(out, "wb") as f:
+        p = subprocess.run([str(BERTHCTL), "--no-ask-password", "images", "export", ref, "-"], stdout=f,
+                           stderr=subprocess.PIPE, text=False, timeout=300)
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(out) as t:
+        assert f"blobs/sha256/{img.manifest.hex}" in t.getnames()
+    # Through a real pipe too.
+    p = subprocess.run(f"{BERTHCTL} --no-ask-password images export {ref} - | cat > {tmp_path}/piped.tar",
+                       shell=True, capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "piped.tar").read_bytes() == out.read_bytes()
+
+
+def test_export_allowed_for_member_refused_for_outsider(tmp_path, pulled, member, outsider):
+    ref, img = pulled
+    p = subprocess.run(["runuser", "-u", member, "--", str(BERTHCTL), "--no-ask-password", "images", "export", ref,
+                        "-"], capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert tarfile.open(fileobj=io.BytesIO(p.stdout)).getnames()
+    p = subprocess.run(["runuser", "-u", outsider, "--", str(BERTHCTL), "--no-ask-password", "images", "export",
+                        ref, "-"], capture_output=True, timeout=300)
+    assert p.returncode != 0
+    assert b"permission denied" in p.stderr
