@@ -5,6 +5,8 @@
 #
 #   bench/pull-vs-ctr.sh [-n RUNS] [-l LAYERS] [-s MIB_PER_LAYER] [-k]
 #
+# berth pulls with --no-unpack (fetch only), the same work as `ctr content fetch`.
+#
 # Run as root on a machine where tools/dev-up has run (berth up, berthctl installed). Installs
 # nothing. Starts its own docker-registry and its own containerd (private config, root, state and
 # socket under a temp dir), and stops both at exit. Both content stores are emptied before every
@@ -42,6 +44,7 @@ done
 tmp=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 reg_pid= ctrd_pid=
 cleanup() {
+        set +e
         [ -n "$ctrd_pid" ] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null
         [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
         if [ -n "${ref:-}" ]; then
@@ -55,6 +58,10 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Names an earlier, interrupted run may have left (the image is deterministic: same blobs).
+"$berthctl" images ls -q 2>/dev/null | grep -E '^127\.0\.0\.1:[0-9]+/bench:latest$' |
+        while read -r old; do "$berthctl" images rm "$old" >/dev/null || true; done
 
 # 1. The image.
 log "building ${layers} x ${size_mib} MiB gzip layers of random data"
@@ -125,7 +132,7 @@ for i in $(seq "$runs"); do
         berth_clear
         sync
         t0=$(now)
-        "$berthctl" --no-ask-password --quiet images pull "$ref" >"$tmp/berth.out" 2>&1 ||
+        "$berthctl" --no-ask-password --quiet images pull --no-unpack "$ref" >"$tmp/berth.out" 2>&1 ||
                 { cat "$tmp/berth.out" >&2; die "berthctl images pull failed"; }
         t1=$(now)
         t_berth+=("$(awk "BEGIN{print $t1-$t0}")")

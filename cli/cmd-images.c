@@ -12,6 +12,7 @@
 #include "berthctl.h"
 #include "bus-names.h"
 #include "bus-util.h"
+#include "oci-types.h"
 
 /* berthctl images pull|ls|inspect|tag|rm|prune */
 
@@ -47,6 +48,7 @@ typedef struct PullView {
         bool cancel_sent;
         bool finished;
         const char *platform;     /* as asked, NULL = default */
+        char *default_platform;   /* this machine's, "linux/amd64" */
         char *image_digest;       /* ImageDigest once resolved, for the unpacking line */
         int result;       /* 0 done, <0 failed/cancelled */
         char *error;
@@ -254,10 +256,26 @@ static int on_transfer_properties(sd_bus_message *m, void *userdata, sd_bus_erro
         if (unpacking) {
                 v->unpack_started = now_usec();
                 if (!v->quiet && !v->tty)
-                        printf("unpacking %s %s...\n", v->platform ?: "default platform", strna(v->image_digest));
+                        printf("unpacking %s %s...\n", v->platform ?: strna(v->default_platform),
+                               strna(v->image_digest));
                 show(v, true);
         }
         return 0;
+}
+
+/* The transfer lives in the broker: if the broker goes away, so does every signal we wait for. */
+static int on_broker_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        PullView *v = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !v->broker ||
+            !streq(old_owner, v->broker) || v->finished)
+                return 0;
+        v->finished = true;
+        v->result = -ECONNRESET;
+        free(v->error);
+        v->error = strdup("the berth broker exited during the pull; run the pull again to resume it");
+        return sd_event_exit(v->event, 0);
 }
 
 static int on_sigint(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -296,7 +314,7 @@ static int verb_pull(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL, *props_match = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL, *props_match = NULL, *owner_match = NULL;
         const char *platform = "", *path;
         uint64_t flags = 0;
         PullView v = {};
@@ -351,6 +369,13 @@ static int verb_pull(int argc, char *argv[]) {
                 .started = now_usec(),
                 .platform = isempty(platform) ? NULL : platform,
         };
+        {
+                Platform def = {};
+
+                if (platform_default(&def) >= 0)
+                        v.default_platform = platform_to_string(&def);
+                platform_done(&def);
+        }
 
         /* Subscribe before asking, so not even a fast transfer's Finished can slip past. */
         r = sd_bus_add_match(bus, &match,
@@ -362,6 +387,11 @@ static int verb_pull(int argc, char *argv[]) {
                                      "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
                                      "path_namespace='" BERTH_BROKER_TRANSFER_PREFIX "'",
                                      on_transfer_properties, &v);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &owner_match,
+                                     "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                                     "member='NameOwnerChanged',arg0='" BERTH_BROKER_NAME "'",
+                                     on_broker_owner_changed, &v);
         if (r < 0) {
                 r = report_bus_error("images pull", NULL, r);
                 goto finish;
@@ -418,6 +448,7 @@ finish:
         free(v.digest);
         free(v.state);
         free(v.image_digest);
+        free(v.default_platform);
         return r;
 }
 

@@ -86,6 +86,7 @@ MediaKind media_type_kind(const char *media_type) {
                 { MEDIA_TYPE_OCI_LAYER_ND_GZIP, MEDIA_KIND_LAYER },
                 { MEDIA_TYPE_OCI_LAYER_ND_ZSTD, MEDIA_KIND_LAYER },
                 { MEDIA_TYPE_DOCKER_LAYER_GZIP, MEDIA_KIND_LAYER },
+                { MEDIA_TYPE_DOCKER_LAYER, MEDIA_KIND_LAYER },
                 { MEDIA_TYPE_DOCKER_LAYER_FOREIGN_GZIP, MEDIA_KIND_LAYER },
         };
 
@@ -109,6 +110,7 @@ LayerCompression media_type_layer_compression(const char *media_type) {
                 { MEDIA_TYPE_OCI_LAYER_GZIP, LAYER_COMPRESSION_GZIP },
                 { MEDIA_TYPE_OCI_LAYER_ND_GZIP, LAYER_COMPRESSION_GZIP },
                 { MEDIA_TYPE_DOCKER_LAYER_GZIP, LAYER_COMPRESSION_GZIP },
+                { MEDIA_TYPE_DOCKER_LAYER, LAYER_COMPRESSION_NONE },
                 { MEDIA_TYPE_DOCKER_LAYER_FOREIGN_GZIP, LAYER_COMPRESSION_GZIP },
                 { MEDIA_TYPE_OCI_LAYER_ZSTD, LAYER_COMPRESSION_ZSTD },
                 { MEDIA_TYPE_OCI_LAYER_ND_ZSTD, LAYER_COMPRESSION_ZSTD },

@@ -24,6 +24,8 @@
 #define MEDIA_TYPE_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define MEDIA_TYPE_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 #define MEDIA_TYPE_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
+/* Uncompressed Docker layers: not in the schema 2 spec, but written by tools and accepted by containerd. */
+#define MEDIA_TYPE_DOCKER_LAYER "application/vnd.docker.image.rootfs.diff.tar"
 #define MEDIA_TYPE_DOCKER_LAYER_FOREIGN_GZIP "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 /* The Accept header a client sends for manifests: all four manifest/index types. */

@@ -513,8 +513,13 @@ static void remove_snapshots_decide(SnapCall *c) {
                 }
         }
         /* The unpacker refuses removing a parent without its children (and mounted snapshots) itself. */
-        int r = sd_bus_call_method_async(c->manager->bus, NULL, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
-                                         BERTH_UNPACKER_IFACE, "RemoveSnapshots", on_remove_reply, c, "as", c->ids);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r = sd_bus_message_new_method_call(c->manager->bus, &call, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
+                                               BERTH_UNPACKER_IFACE, "RemoveSnapshots");
+        if (r >= 0)
+                r = sd_bus_message_append_strv(call, c->ids);
+        if (r >= 0)
+                r = sd_bus_call_async(c->manager->bus, NULL, call, on_remove_reply, c, BUS_INTERNAL_TIMEOUT_USEC * 4);
         if (r < 0)
                 snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth unpacker: %s", strerror(-r));
 }

@@ -677,8 +677,21 @@ static int build_platform(const PullPlatform *pp, ImagePlatform *ip) {
         return 0;
 }
 
-static bool platform_unpacked(const Pull *p, size_t k) {
-        return unpack_platform_unpacked(p->unpack, k);
+static bool platform_unpacked(const Pull *p, const ImagePlatform *ip, size_t k) {
+        const Image *old;
+
+        if (unpack_platform_unpacked(p->unpack, k))
+                return true;
+        /* A --no-unpack pull of an image already unpacked keeps it so: the same chain ids recorded as
+         * unpacked under this name are still committed (gc never removes what an image record uses). */
+        old = image_store_get(p->manager->images, p->transfer->reference);
+        for (size_t n = 0; old && n < old->n_platforms; n++)
+                if (old->platforms[n].unpacked && streq_ptr(old->platforms[n].platform, ip->platform) &&
+                    old->platforms[n].chain_ids && ip->chain_ids &&
+                    g_strv_equal((const char *const *) old->platforms[n].chain_ids,
+                                 (const char *const *) ip->chain_ids))
+                        return true;
+        return false;
 }
 
 static int build_image(Pull *p, Image **ret) {
@@ -713,7 +726,7 @@ static int build_image(Pull *p, Image **ret) {
                 r = build_platform(&p->platforms[k], &i->platforms[k]);
                 if (r < 0)
                         return r;
-                i->platforms[k].unpacked = platform_unpacked(p, k);
+                i->platforms[k].unpacked = platform_unpacked(p, &i->platforms[k], k);
         }
         if (old) {
                 _cleanup_(image_freep) Image *copy = NULL;

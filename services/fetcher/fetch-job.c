@@ -451,10 +451,13 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
 
         if (j->auth_tried) {
                 job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH,
-                                   j->kind == FETCH_LOGIN ? "Login to '%s' failed: %s"
-                                                          : "Access to '%s' denied by the registry: %s",
+                                   j->kind == FETCH_LOGIN ? "Login to '%s' failed: %s%s"
+                                                          : "Access to '%s' denied by the registry: %s%s",
                                    j->kind == FETCH_LOGIN ? e->host : j->repository,
-                                   registry_msg ?: "unauthorized");
+                                   registry_msg ?: "unauthorized",
+                                   j->creds_withheld ? " (the stored credentials were not sent: the registry's "
+                                                       "token service is plain http on another host)"
+                                                     : "");
                 return;
         }
         r = auth_challenge_parse(req->www_authenticate, &c);
@@ -493,6 +496,16 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
          * registry's own host; a realm elsewhere over plain http gets an anonymous token request. */
         if (have_creds && (strncasecmp(url, "https://", 8) == 0 || url_host_equal(url, e->host)))
                 basic = auth_basic_header(user, secret);
+        j->creds_withheld = have_creds && !basic;
+        if (j->kind == FETCH_LOGIN && j->creds_withheld) {
+                /* A login must prove the credentials; an anonymous token proves nothing. */
+                auth_challenge_done(&c);
+                job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH,
+                                   "Cannot check the credentials for '%s': its token service '%s' is plain http on "
+                                   "another host, and berth sends credentials there only over https",
+                                   e->host, url);
+                return;
+        }
         if (url_host_equal(url, e->host))
                 o.tls = (HttpTls) { e->ca_file, e->client_cert, e->client_key, e->skip_verify };
         auth_challenge_done(&c);
@@ -608,7 +621,16 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                                            "Registry '%s' announced more bytes than allowed for '%s'", e->host, job_what(j));
                         return;
                 }
-                if (code == CURLE_OPERATION_TIMEDOUT)
+                if ((code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR) && req->status == 0 &&
+                    e->base_url && strncmp(e->base_url, "https://", 8) == 0 && !j->http_fallback_active)
+                        /* With TLS 1.3 a server that wants a client certificate rejects it after the
+                         * handshake, so curl sees a broken read, not a TLS error. Say what it likely is;
+                         * still retry, since a reset connection looks the same. */
+                        job_set_error(j, -EIO, BERTH_ERROR_REGISTRY,
+                                      "TLS session with '%s' broke before the registry answered (%s); a registry "
+                                      "that requires a client certificate does this",
+                                      e->host, msg);
+                else if (code == CURLE_OPERATION_TIMEDOUT)
                         job_set_error(j, -ETIMEDOUT, BERTH_ERROR_REGISTRY,
                                       "Transfer of '%s' from '%s' stalled for %u s", job_what(j), e->host,
                                       j->config->settings.stall_timeout_sec);
@@ -754,6 +776,7 @@ static void job_begin_endpoint(FetchJob *j) {
 
         j->attempt = 0;
         j->auth_tried = false;
+        j->creds_withheld = false;
         j->http_fallback_active = false;
         j->tls_error = mfree(j->tls_error);
         j->auth_header = mfree(j->auth_header);

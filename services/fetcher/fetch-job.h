@@ -80,6 +80,7 @@ struct FetchJob {
         size_t n_endpoints, endpoint_idx;
         unsigned attempt;
         bool auth_tried;
+        bool creds_withheld; /* stored credentials not sent: token realm is plain http elsewhere */
         bool http_fallback_active;
         bool finished;
         char *tls_error;

@@ -237,16 +237,43 @@ static int mountinfo_lookup(uint64_t id, char **ret_root, char **ret_fstype, cha
         return -ENOENT;
 }
 
-static bool view_is_ours(const char *snapshots_path, const char *root, const char *fstype, const char *opts) {
+/* Does `s` end in "/<64 hex>/fs"? Then *ret_hex points at the hex. */
+static bool ends_in_snapshot_fs(const char *s, const char **ret_hex) {
+        size_t len = strlen(s);
+        const char *p;
+
+        if (len < 68)
+                return false;
+        p = s + len - 68;
+        if (p[0] != '/' || strspn(p + 1, "0123456789abcdef") != 64 || !streq(p + 65, "/fs"))
+                return false;
+        *ret_hex = p + 1;
+        return true;
+}
+
+static bool view_is_ours(const char *snapshots_path, const char *root, const char *fstype, const char *opts,
+                         int target_fd) {
         g_autofree char *prefix = g_strdup_printf("%s/", snapshots_path);
+        _cleanup_close_ int store_fd = -EBADF;
+        char rel[64 + 4];
+        const char *hex;
+        struct stat a, b;
 
         if (streq(fstype, "overlay")) {
                 /* Every lowerdir must lie in our store; our views never have an upperdir. */
                 const char *l = strstr(opts, "lowerdir");
                 return l && strstr(opts, prefix) && !strstr(opts, "upperdir=");
         }
-        /* A one-layer view is a bind mount whose root is inside the store. */
-        return g_str_has_prefix(root, prefix);
+        /* A one-layer view is a bind mount of <store>/<hex>/fs. mountinfo's root is that directory's path
+         * inside its filesystem, which is the store's path only when that filesystem is mounted at "/"
+         * (not with a separate /var, nor a bind-mounted state dir): match the "<hex>/fs" suffix, then
+         * require the very same inode as the store's snapshot. */
+        if (!ends_in_snapshot_fs(root, &hex))
+                return false;
+        snprintf(rel, sizeof(rel), "%.64s/fs", hex);
+        store_fd = open(snapshots_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return store_fd >= 0 && fstatat(store_fd, rel, &a, AT_SYMLINK_NOFOLLOW) >= 0 && fstat(target_fd, &b) >= 0 &&
+               a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
@@ -261,7 +288,7 @@ int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
         if (r < 0)
                 return set_error(ret_error, r, "the target is not a mount point");
         /* SECURITY: unmount only what we mounted, so this cannot be used to uncover other mounts. */
-        if (!view_is_ours(snapshots_path, root, fstype, opts))
+        if (!view_is_ours(snapshots_path, root, fstype, opts, target_fd))
                 return set_error(ret_error, EPERM, "the target is not an image view mounted by berth");
 
         /* The fd must be the root of that mount, not a directory somewhere inside it. */
@@ -291,10 +318,13 @@ int image_mounts_in_use(const char *snapshots_path, char ***ret_chain_ids) {
 
         if (!f)
                 return -errno;
-        /* Any mention of <store>/<hex>/fs in a mount's root or options marks <hex> as used. */
+        /* Any mention of <store>/<hex>/fs in a mount's root or options marks <hex> as used. A bind view's
+         * root is the path inside its filesystem, which need not start with the store's path (a separate
+         * /var, a bind-mounted state dir): any "/<hex>/fs" counts. A false match only keeps a snapshot. */
+        (void) prefix;
         while (getline(&line, &len, f) > 0) {
-                for (const char *p = strstr(line, prefix); p; p = strstr(p + 1, prefix)) {
-                        const char *hex = p + strlen(prefix);
+                for (const char *p = strchr(line, '/'); p; p = strchr(p + 1, '/')) {
+                        const char *hex = p + 1;
                         size_t k = strspn(hex, "0123456789abcdef");
                         if (k == 64 && strncmp(hex + 64, "/fs", 3) == 0) {
                                 g_autofree char *id = g_strdup_printf("sha256:%.64s", hex);

@@ -4,6 +4,7 @@
 #endif
 
 #include <archive.h>
+#include <glib.h>
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -40,6 +41,8 @@ typedef struct Extractor {
         LayerStream stream;
         DirTimes *dirs;
         size_t n_dirs, n_dirs_allocated;
+        GPtrArray *implied;     /* char*: directories created only as parents, in creation order */
+        GHashTable *explicit;   /* char* → NULL: directories the layer has entries for */
 } Extractor;
 
 typedef struct EntryPath {
@@ -203,6 +206,8 @@ static int open_parent(Extractor *x, const EntryPath *p) {
                                 if (d < 0 || fchown(d, 0, 0) < 0 || fchmod(d, 0755) < 0)
                                         return fail(x, UNPACK_FAILURE_IO, -errno,
                                                     "Failed to create directory '%.256s': %m", prefix);
+                                if (x->implied && x->implied->len < x->req->limits.max_entries)
+                                        g_ptr_array_add(x->implied, g_strdup(prefix));
                         } else if (errno != EEXIST)
                                 return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create directory '%.256s': %m",
                                             prefix);
@@ -432,7 +437,7 @@ static int apply_dir_times(Extractor *x) {
         return 0;
 }
 
-static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, const char *link) {
+static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, const char *link, const EntryMeta *m) {
         _cleanup_(entry_path_done) EntryPath t = {};
         _cleanup_close_ int tparent = -EBADF;
         struct stat st, cur;
@@ -458,17 +463,23 @@ static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, con
                 return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
                             "Layer '%s': hardlink '%.256s' points to a directory", x->req->layer_digest, p->path);
 
-        if (fstatat(parent_fd, p->name, &cur, AT_SYMLINK_NOFOLLOW) >= 0 && cur.st_dev == st.st_dev &&
-            cur.st_ino == st.st_ino)
-                return 0; /* already that file */
-
-        r = make_room(x, parent_fd, p->name, false, &exists);
-        if (r < 0)
-                return r;
-        if (linkat(tparent, t.name, parent_fd, p->name, 0) < 0)
-                return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to link '%.256s' to '%.256s': %m", p->path, t.path);
-        /* SECURITY: no metadata and no data through a hardlink entry: it would land on the target's inode
-         * (libarchive CVE-2016-5418: hardlink entries with a payload). */
+        if (fstatat(parent_fd, p->name, &cur, AT_SYMLINK_NOFOLLOW) < 0 || cur.st_dev != st.st_dev ||
+            cur.st_ino != st.st_ino) {
+                r = make_room(x, parent_fd, p->name, false, &exists);
+                if (r < 0)
+                        return r;
+                if (linkat(tparent, t.name, parent_fd, p->name, 0) < 0)
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to link '%.256s' to '%.256s': %m", p->path,
+                                    t.path);
+        }
+        /* SECURITY: never data through a hardlink entry (libarchive CVE-2016-5418: hardlink entries with a
+         * payload). Owner and mode, though, are applied to the inode as containerd's applier does (lchown,
+         * then chmod unless it is a symlink): the inode is one this layer created in this tree, so this
+         * grants nothing the layer could not state on the file's own entry. */
+        if (fchownat(parent_fd, p->name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to chown '%.256s': %m", p->path);
+        if (!S_ISLNK(st.st_mode) && fchmodat(parent_fd, p->name, m->mode, 0) < 0)
+                return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to chmod '%.256s': %m", p->path);
         return 0;
 }
 
@@ -534,7 +545,7 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
         }
 
         if (hardlink)
-                return extract_hardlink(x, parent_fd, &p, hardlink);
+                return extract_hardlink(x, parent_fd, &p, hardlink, &m);
 
         switch (type) {
         case AE_IFREG: {
@@ -575,6 +586,8 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
                 r = apply_meta_fd(x, fd, e, &m, p.path, false);
                 if (r < 0)
                         return r;
+                if (x->explicit)
+                        (void) g_hash_table_add(x->explicit, g_strdup(p.path));
                 r = remember_dir(x, &p, fd, &m);
                 if (r < 0)
                         return fail(x, UNPACK_FAILURE_IO, r, "Failed to remember directory '%.256s'", p.path);
@@ -680,11 +693,39 @@ static int extract_all(Extractor *x) {
         return 0;
 }
 
+/* The implied directories no entry named later, NUL-terminated, to the caller's fd. */
+static int write_implied(Extractor *x) {
+        g_autoptr(GString) out = g_string_new(NULL);
+        size_t done = 0;
+
+        for (guint i = 0; i < x->implied->len; i++) {
+                const char *path = x->implied->pdata[i];
+
+                if (g_hash_table_contains(x->explicit, path))
+                        continue;
+                g_string_append_len(out, path, (gssize) strlen(path) + 1);
+        }
+        while (done < out->len) {
+                ssize_t n = write(x->req->implied_fd, out->str + done, out->len - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to report implied directories: %m");
+                }
+                done += (size_t) n;
+        }
+        return 0;
+}
+
 int layer_extract(int blob_fd, int root_fd, const ExtractRequest *req, ExtractResult *ret) {
+        g_autoptr(GPtrArray) implied = req->implied_fd > STDERR_FILENO ? g_ptr_array_new_with_free_func(g_free) : NULL;
+        g_autoptr(GHashTable) explicit = implied ? g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL) : NULL;
         Extractor x = {
                 .root_fd = root_fd,
                 .req = req,
                 .result = ret,
+                .implied = implied,
+                .explicit = explicit,
         };
         DigestAlgorithm da, ua;
         mode_t saved_umask;
@@ -702,6 +743,8 @@ int layer_extract(int blob_fd, int root_fd, const ExtractRequest *req, ExtractRe
                 r = fail_stream(&x, x.stream.tar ? x.stream.tar : x.stream.outer, "start");
         else
                 r = extract_all(&x);
+        if (r >= 0 && x.implied)
+                r = write_implied(&x);
         umask(saved_umask);
 
         if (r < 0 && ret->failure == UNPACK_OK)

@@ -29,6 +29,11 @@ typedef struct ExtractRequest {
         const char *diff_id;      /* expected digest of the uncompressed tar stream */
         LayerCompression compression;
         UnpackLimits limits;
+        /* > 2: when the tree is complete, write here the directories the layer only implied (created
+         * for an entry below them, never named by an entry of their own), each path NUL-terminated,
+         * parents first: the unpacker then gives them the metadata of the same directory in the layers
+         * below (implied-dirs.c), as containerd's applier does. 0: not wanted. */
+        int implied_fd;
 } ExtractRequest;
 
 #define UNPACK_MESSAGE_MAX 1024U

@@ -342,8 +342,10 @@ static bool snapshot_mounted(SnapshotStore *s, const char *hex) {
         FILE *f;
 
         /* Overlay mounts list their lowerdirs in the mount options; any mention of this snapshot's fs
-         * dir means it is in use. */
-        if (asprintf(&needle, "%s/%s/fs", s->path, hex) < 0)
+         * dir means it is in use. A one-layer view is a bind mount whose mountinfo root is the path inside
+         * its filesystem (not the store's path with a separate /var or a bind-mounted state dir): match
+         * "/<hex>/fs" alone; a false match only keeps a snapshot. */
+        if (asprintf(&needle, "/%s/fs", hex) < 0)
                 return true;
         f = fopen("/proc/self/mountinfo", "re");
         if (!f)

@@ -14,7 +14,8 @@
 _noreturn_ static void child_main(const char *fs_path, int fs_fd, int blob_fd, int sock, const ExtractRequest *req) {
         UnpackReport report = {};
         ExtractResult result;
-        int keep[] = { blob_fd, sock };
+        /* The implied-directory list (a memfd, see implied-dirs.h) is the only other fd it keeps. */
+        int keep[] = { blob_fd, sock, req->implied_fd > STDERR_FILENO ? req->implied_fd : -EBADF };
         int root_fd = -EBADF, r;
 
         log_set_prefix("berth-unpacker[child]");

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "config.h"
+#include "implied-dirs.h"
 #include "digest.h"
 #include "log.h"
 #include "oci-types.h"
@@ -32,6 +34,7 @@ typedef struct Job {
         char *chain_id, *parent, *layer_digest, *diff_id;
         LayerCompression compression;
         int blob_fd;
+        int implied_fd; /* memfd: the directories the layer only implied, written by the child */
         char *work_name;
         int fs_fd;
         pid_t pid;
@@ -62,6 +65,7 @@ static void job_free(Job *j) {
         if (j->waiters)
                 g_ptr_array_free(j->waiters, true);
         safe_close(j->blob_fd);
+        safe_close(j->implied_fd);
         safe_close(j->fs_fd);
         safe_close(j->sock);
         free(j->chain_id);
@@ -128,6 +132,69 @@ static void job_finish(Job *j, const char *error_name, const char *message, uint
         manager_dispatch(m);
 }
 
+#define IMPLIED_LIST_MAX (64U * 1024U * 1024U)
+
+/* Implied directories take their metadata from the parent chain (implied-dirs.h), before the commit. */
+static int job_fix_implied_dirs(Job *j, char **ret_error) {
+        SnapshotStore *store = j->manager->store;
+        _cleanup_close_ int fs_fd = -EBADF;
+        _cleanup_free_ char *fs_rel = NULL;
+        _cleanup_free_ int *lowers = NULL;
+        _cleanup_free_ char *id = NULL;
+        size_t n = 0;
+        int r;
+
+        if (isempty(j->parent))
+                return 0;
+        lowers = calloc(LAYERS_MAX, sizeof(int));
+        id = strdup(j->parent);
+        if (!lowers || !id)
+                return -ENOMEM;
+        while (!isempty(id)) {
+                SnapshotInfo info = {};
+                _cleanup_free_ char *rel = NULL;
+                int fd;
+
+                if (n >= LAYERS_MAX) {
+                        r = -ELOOP;
+                        goto finish;
+                }
+                r = snapshot_store_get(store, id, &info);
+                if (r < 0)
+                        goto finish;
+                if (asprintf(&rel, "%s/fs", digest_hex(id)) < 0) {
+                        snapshot_info_done(&info);
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                fd = openat(store->dir_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        r = -errno;
+                        snapshot_info_done(&info);
+                        goto finish;
+                }
+                lowers[n++] = fd;
+                free(id);
+                id = TAKE_PTR(info.parent);
+                snapshot_info_done(&info);
+        }
+        if (asprintf(&fs_rel, "%s/fs", j->work_name) < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        fs_fd = openat(store->tmp_fd, fs_rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fs_fd < 0) {
+                r = -errno;
+                goto finish;
+        }
+        r = implied_dirs_apply(j->implied_fd, IMPLIED_LIST_MAX, fs_fd, lowers, n, ret_error);
+finish:
+        /* Undo: close the lower snapshots' fds. */
+        for (size_t i = 0; i < n; i++)
+                safe_close(lowers[i]);
+        return r;
+}
+
 static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Job *j = userdata;
         UnpackReport report = {};
@@ -150,6 +217,14 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         if (report.error != 0 || si->si_code != CLD_EXITED || si->si_status != 0) {
                 job_finish(j, failure_error_name(report.failure), report.message[0] ? report.message : "Unpack failed",
                            0, 0);
+                return 0;
+        }
+
+        r = job_fix_implied_dirs(j, &msg);
+        if (r < 0) {
+                _cleanup_free_ char *m2 = g_strdup_printf("Failed to complete layer '%s': %s", j->layer_digest,
+                                                          msg ?: strerror(-r));
+                job_finish(j, BERTH_ERROR_IO, m2 ?: "implied directories", 0, 0);
                 return 0;
         }
 
@@ -183,6 +258,11 @@ static int job_start(Job *j) {
                 .limits = m->settings.limits,
         };
         int r;
+
+        j->implied_fd = memfd_create("berth-implied-dirs", MFD_CLOEXEC);
+        if (j->implied_fd < 0)
+                return -errno;
+        req.implied_fd = j->implied_fd;
 
         r = snapshot_store_new_work(m->store, &j->work_name, &j->fs_fd, &fs_path);
         if (r < 0)
@@ -316,6 +396,7 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 .diff_id = strdup(diff_id),
                 .compression = compression,
                 .blob_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3),
+                .implied_fd = -EBADF,
                 .fs_fd = -EBADF,
                 .sock = -EBADF,
                 .waiters = g_ptr_array_new_with_free_func(message_unref_notify),

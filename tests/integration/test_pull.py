@@ -110,7 +110,7 @@ def one_error_line(p, command="images pull"):
     return lines[0]
 
 
-def pull(ref, *opts, user=None, timeout=600, env=None):
+def pull(ref, *opts, user=None, timeout=240, env=None):
     return berthctl("images", "pull", *opts, ref, user=user, timeout=timeout, env=env)
 
 
@@ -674,6 +674,22 @@ def test_pull_by_digest(registry, tmp_path):
     assert bus_images()[ref][0] == img.manifest.digest
     for d in image_blobs(img):
         assert_blob_committed(d)
+    rm_images(ref)
+
+
+def test_pull_no_unpack_is_fetch_only(registry, tmp_path):
+    """--no-unpack (PullImage flag bit 1) fetches like `ctr content fetch`; a later plain pull
+    unpacks without fetching again."""
+    b, img = build(tmp_path, nlayers=2)
+    registry.push(b.layout_dir, "latest", "test/nounpack:v1")
+    ref = f"{registry.host}/test/nounpack:v1"
+    assert pulled(pull(ref, "--no-unpack")) == img.manifest.digest
+    for d in image_blobs(img):
+        assert_blob_committed(d)
+    plats = inspect(ref)["platforms"]
+    assert [p["unpacked"] for p in plats] == [False], plats
+    assert pulled(pull(ref)) == img.manifest.digest
+    assert [p["unpacked"] for p in inspect(ref)["platforms"]] == [True]
     rm_images(ref)
 
 
@@ -1567,7 +1583,8 @@ def test_transfer_properties_and_signals(registry, proxies, berth_config, tmp_pa
     for l in img.layers:
         assert l.digest in layers, layers
         digest, mt, state, done, tot = layers[l.digest]
-        assert (mt, state, done, tot) == (l.media_type, "done", l.size, l.size), layers[l.digest]
+        assert (mt, done, tot) == (l.media_type, l.size, l.size), layers[l.digest]
+        assert state in ("done", "unpacked"), layers[l.digest]
     assert [p for p in progress if p[2]], "Progress carries no per-layer rows"
     rm_images(ref)
 
@@ -1646,7 +1663,7 @@ def test_progress_plain_lines_without_terminal(registry, proxies, berth_config, 
     for l in img.layers:
         rows = [line for line in p.stdout.splitlines() if hexof(l.digest)[:12] in line]
         assert rows, f"no line for layer {l.digest}:\n{p.stdout}"
-        assert any("done" in r or "exists" in r for r in rows), rows
+        assert any(re.search(r"\b(done|exists|unpacked)\b", r) for r in rows), rows
     # --quiet: nothing on stdout except perhaps the final line.
     rm_images(ref)
     q = pull(ref, "--quiet")

@@ -21,6 +21,7 @@
 #include "digest.h"
 #include "macro.h"
 #include "extract.h"
+#include "implied-dirs.h"
 #include "sandbox.h"
 
 /* ---- building layers ---------------------------------------------------------------------------- */
@@ -294,7 +295,14 @@ static void run_correctness(LayerCompression c) {
         archive_entry_set_uid(e, 7);
         archive_entry_set_gid(e, 8);
         put(t, e, NULL, 0);
-        add_hardlink(t, "etc/hard", "etc/owned");
+        /* As GNU tar and Go's archive/tar write it: the link's header repeats the target's metadata (a
+         * header that differs is applied to the inode, as containerd does: see test_hardlink_meta). */
+        e = entry("etc/hard", AE_IFREG, 0640);
+        archive_entry_copy_hardlink(e, "etc/owned");
+        archive_entry_set_uid(e, 1000);
+        archive_entry_set_gid(e, 1001);
+        archive_entry_set_mtime(e, 1500000000, 123456789);
+        put(t, e, NULL, 0);
         e = entry("dev/null", AE_IFCHR, 0666);
         archive_entry_set_rdevmajor(e, 1);
         archive_entry_set_rdevminor(e, 3);
@@ -662,6 +670,135 @@ static void test_u6_hardlinks(void) {
         fixture_free(f);
 }
 
+/* containerd applies a hardlink header's owner and mode to the inode (lchown, chmod unless a symlink);
+ * data never goes through a link. */
+static void test_hardlink_meta(void) {
+        ROOT_OR_SKIP();
+        Fixture *f = fixture_new();
+        Tar *t = tar_new();
+        struct archive_entry *e;
+        struct stat st;
+
+        e = entry("a", AE_IFREG, 0711);
+        archive_entry_set_uid(e, 3);
+        archive_entry_set_gid(e, 4);
+        put(t, e, "data", 4);
+        e = entry("b", AE_IFREG, 04750);
+        archive_entry_copy_hardlink(e, "a");
+        archive_entry_set_uid(e, 5);
+        archive_entry_set_gid(e, 6);
+        put(t, e, NULL, 0);
+        add_symlink(t, "s", "a");
+        e = entry("s2", AE_IFLNK, 0600);
+        archive_entry_copy_hardlink(e, "s");
+        archive_entry_set_uid(e, 9);
+        put(t, e, NULL, 0);
+        GByteArray *tar = tar_finish(t);
+        expect_ok(f, tar);
+        g_autofree char *a = rpath(f, "a"), *s2 = rpath(f, "s2"), *s1 = rpath(f, "s");
+        g_assert_cmpint(lstat(a, &st), ==, 0);
+        g_assert_cmpint(st.st_mode, ==, S_IFREG | 04750);
+        g_assert_cmpint(st.st_uid, ==, 5);
+        g_assert_cmpint(st.st_gid, ==, 6);
+        g_assert_cmpint(st.st_nlink, ==, 2);
+        g_assert_cmpint(lstat(s2, &st), ==, 0);
+        g_assert_true(S_ISLNK(st.st_mode));
+        g_assert_cmpint(st.st_uid, ==, 9);
+        g_assert_cmpint(lstat(s1, &st), ==, 0);
+        g_assert_cmpint(st.st_uid, ==, 9);
+        g_byte_array_unref(tar);
+        fixture_free(f);
+}
+
+static void mkdir_meta(const char *base, const char *rel, mode_t mode, uid_t uid, gid_t gid) {
+        g_autofree char *p = g_build_filename(base, rel, NULL);
+        g_assert_cmpint(mkdir(p, mode), ==, 0);
+        g_assert_cmpint(chown(p, uid, gid), ==, 0);
+        g_assert_cmpint(chmod(p, mode), ==, 0);
+}
+
+/* Implied parents: the extractor reports them (not the ones a later entry names), and implied_dirs_apply()
+ * gives each the metadata of the first lower layer that has it, resolving that layer's own symlinks
+ * inside it, as containerd's mkparent does. */
+static void test_implied_dirs(void) {
+        ROOT_OR_SKIP();
+        Fixture *f = fixture_new();
+        g_autofree char *l1 = g_build_filename(f->base, "lower1", NULL), *l2 = g_build_filename(f->base, "lower2", NULL);
+        int lowers[2], list;
+        Tar *t = tar_new();
+        ExtractResult res;
+        struct stat st;
+        char buf[64];
+
+        /* lower2 (bottom): usr/lib 0705 12:13 with an xattr, lib -> usr/lib, a 0700 1:1, x 0750.
+         * lower1 (top): a replaced by a file, x 0711 2:2, abs -> /usr/lib. */
+        g_assert_cmpint(mkdir(l1, 0755), ==, 0);
+        g_assert_cmpint(mkdir(l2, 0755), ==, 0);
+        mkdir_meta(l2, "usr", 0751, 11, 0);
+        mkdir_meta(l2, "usr/lib", 0705, 12, 13);
+        g_autofree char *ul = g_build_filename(l2, "usr/lib", NULL);
+        g_assert_cmpint(setxattr(ul, "user.x", "lib", 3, 0), ==, 0);
+        g_autofree char *lib = g_build_filename(l2, "lib", NULL);
+        g_assert_cmpint(symlink("usr/lib", lib), ==, 0);
+        mkdir_meta(l2, "a", 0700, 1, 1);
+        mkdir_meta(l2, "x", 0750, 0, 0);
+        mkdir_meta(l1, "x", 0711, 2, 2);
+        g_autofree char *afile = g_build_filename(l1, "a", NULL), *abs = g_build_filename(l1, "abs", NULL);
+        g_assert_true(g_file_set_contents(afile, "file", -1, NULL));
+        g_assert_cmpint(symlink("/usr/lib", abs), ==, 0);
+
+        add_file(t, "lib/f", "1");       /* through lower2's symlink: usr/lib's metadata */
+        add_file(t, "abs/f", "2");       /* lower1's absolute symlink resolves in lower1: not there; lower2 neither */
+        add_file(t, "a/f", "3");         /* lower1 has a file there: defaults, even though lower2 has a dir */
+        add_file(t, "x/f", "4");         /* the top-most lower wins */
+        add_file(t, "usr/lib/deep/f", "5");
+        add_dir(t, "usr", 0700);         /* named by the layer after being implied: its own entry wins */
+        GByteArray *tar = tar_finish(t);
+
+        list = memfd_create("implied", MFD_CLOEXEC);
+        g_assert_cmpint(list, >, 2);
+        g_autoptr(GByteArray) blob = compress(tar, LAYER_COMPRESSION_NONE);
+        char dg[DIGEST_STRING_MAX];
+        g_assert_cmpint(digest_buffer(DIGEST_SHA256, blob->data, blob->len, dg), ==, 0);
+        int fd = memfd_create("layer", MFD_CLOEXEC);
+        g_assert_cmpint(write(fd, blob->data, blob->len), ==, (ssize_t) blob->len);
+        ExtractRequest req = { .layer_digest = dg, .diff_id = dg, .compression = LAYER_COMPRESSION_NONE,
+                               .limits = default_limits, .implied_fd = list };
+        g_assert_cmpint(layer_extract(fd, f->root_fd, &req, &res), ==, 0);
+        close(fd);
+
+        lowers[0] = open(l1, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        lowers[1] = open(l2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        g_assert_cmpint(implied_dirs_apply(list, 1 << 20, f->root_fd, lowers, 2, NULL), ==, 0);
+
+#define CHECK(path, m, u, g)                                                   \
+        do {                                                                   \
+                g_autofree char *_p = rpath(f, path);                          \
+                g_assert_cmpint(lstat(_p, &st), ==, 0);                        \
+                g_assert_cmpint(st.st_mode, ==, S_IFDIR | (m));                \
+                g_assert_cmpint(st.st_uid, ==, (u));                           \
+                g_assert_cmpint(st.st_gid, ==, (g));                           \
+        } while (0)
+        CHECK("lib", 0705, 12, 13);
+        CHECK("abs", 0755, 0, 0);
+        CHECK("a", 0755, 0, 0);
+        CHECK("x", 0711, 2, 2);
+        CHECK("usr", 0700, 0, 0);
+        CHECK("usr/lib", 0705, 12, 13);
+        CHECK("usr/lib/deep", 0755, 0, 0);
+#undef CHECK
+        g_autofree char *rl = rpath(f, "lib");
+        g_assert_cmpint(getxattr(rl, "user.x", buf, sizeof(buf)), ==, 3);
+
+        close(lowers[0]);
+        close(lowers[1]);
+        close(list);
+        g_byte_array_unref(tar);
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s' '%s'", l1, l2);
+        g_assert_cmpint(system(cmd), ==, 0);
+        fixture_free(f);
+}
+
 static void test_type_changes(void) {
         ROOT_OR_SKIP();
         Fixture *f = fixture_new();
@@ -938,6 +1075,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/unpacker/u5-root-names", test_u5_root_names);
         g_test_add_func("/unpacker/u6-hardlinks", test_u6_hardlinks);
         g_test_add_func("/unpacker/type-changes", test_type_changes);
+        g_test_add_func("/unpacker/hardlink-meta", test_hardlink_meta);
+        g_test_add_func("/unpacker/implied-dirs", test_implied_dirs);
         g_test_add_func("/unpacker/u8-limits", test_u8_limits);
         g_test_add_func("/unpacker/digests", test_digests);
         g_test_add_func("/unpacker/u9-formats", test_u9_formats);
