@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <systemd/sd-bus.h>
 
 /* Global options, set by berthctl.c before a command runs. */
@@ -23,8 +25,21 @@ typedef struct Verb {
 int broker_connect(sd_bus **ret);
 /* Prints "berthctl: <what>: <reason>" for a failed call and returns a negative errno. */
 int report_bus_error(const char *what, const sd_bus_error *error, int r);
+/* Calls member on the broker's Manager with the arguments types/...; reports a failure (once) with
+ * report_bus_error(what, …). broker_call() waits broker_default_timeout(). */
 int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
                 const char *types, ...);
+/* broker_connect() into *bus (the caller owns it), then broker_call(). */
+int broker_connect_call(sd_bus **bus, const char *member, sd_bus_message **reply, const char *what,
+                        const char *types, ...);
+int broker_callv(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, uint64_t timeout_usec,
+                 const char *types, va_list ap);
+/* For calls whose arguments sd_bus_message_append() cannot take (strv): build with broker_new_call(),
+ * send with broker_send(), which reports a failed call like broker_call(). */
+int broker_new_call(sd_bus *bus, sd_bus_message **ret, const char *member);
+int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply, const char *what);
+/* 0 (libsystemd's default), or ten minutes when an interactive polkit prompt may be answered. */
+uint64_t broker_default_timeout(void);
 
 /* Commands. One file per group (cmd-<group>.c). */
 int cmd_info(int argc, char *argv[]);

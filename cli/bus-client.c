@@ -38,29 +38,61 @@ int report_bus_error(const char *what, const sd_bus_error *error, int r) {
         return r < 0 ? r : -EIO;
 }
 
-int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
-                const char *types, ...) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+int broker_new_call(sd_bus *bus, sd_bus_message **ret, const char *member) {
+        return sd_bus_message_new_method_call(bus, ret, BERTH_BROKER_NAME, BERTH_BROKER_PATH,
+                                              BERTH_BROKER_MANAGER_IFACE, member);
+}
+
+uint64_t broker_default_timeout(void) {
+        /* An interactive polkit prompt may take a human a while. */
+        return arg.ask_password ? 10ULL * 60 * 1000000 : 0;
+}
+
+int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply, const char *what) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
-        va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, BERTH_BROKER_PATH,
-                                           BERTH_BROKER_MANAGER_IFACE, member);
-        if (r < 0)
-                return report_bus_error(what, NULL, r);
-        if (!isempty(types)) {
-                va_start(ap, types);
-                r = sd_bus_message_appendv(m, types, ap);
-                va_end(ap);
-                if (r < 0)
-                        return report_bus_error(what, NULL, r);
-        }
-        /* An interactive polkit prompt may take a human a while. */
-        r = sd_bus_call(bus, m, arg.ask_password ? 10ULL * 60 * 1000000 : 0, &error, reply);
+        r = sd_bus_call(bus, m, timeout_usec, &error, reply);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         return 0;
+}
+
+int broker_callv(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, uint64_t timeout_usec,
+                 const char *types, va_list ap) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = bus_message_new_method_callv(bus, &m, BERTH_BROKER_NAME, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
+                                         member, types, ap);
+        if (r < 0)
+                return report_bus_error(what, NULL, r);
+        return broker_send(bus, m, timeout_usec, reply, what);
+}
+
+int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
+                const char *types, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = broker_callv(bus, member, reply, what, broker_default_timeout(), types, ap);
+        va_end(ap);
+        return r;
+}
+
+int broker_connect_call(sd_bus **bus, const char *member, sd_bus_message **reply, const char *what,
+                        const char *types, ...) {
+        va_list ap;
+        int r;
+
+        r = broker_connect(bus);
+        if (r < 0)
+                return r;
+        va_start(ap, types);
+        r = broker_callv(*bus, member, reply, what, broker_default_timeout(), types, ap);
+        va_end(ap);
+        return r;
 }
 
 bool wants_help(int argc, char *argv[]) {

@@ -6,6 +6,7 @@
 
 #include "berthctl.h"
 #include "bus-util.h"
+#include "output.h"
 
 /* berthctl content ls|gc */
 
@@ -19,18 +20,10 @@ static int verb_ls(int argc, char *argv[]) {
                 printf("berthctl content ls [--json]\n\nList the blobs of the content store and the images using them.\n");
                 return 0;
         }
-        for (int i = 1; i < argc; i++) {
-                if (streq(argv[i], "--json"))
-                        arg.json = true;
-                else {
-                        fprintf(stderr, "berthctl: content ls: unknown argument '%s'\n", argv[i]);
-                        return -EINVAL;
-                }
-        }
-        r = broker_connect(&bus);
+        r = parse_json_only_args("content ls", argc, argv);
         if (r < 0)
                 return r;
-        r = broker_call(bus, "ListContent", &reply, "content ls", NULL);
+        r = broker_connect_call(&bus, "ListContent", &reply, "content ls", NULL);
         if (r < 0)
                 return r;
 
@@ -86,16 +79,8 @@ static int verb_ls(int argc, char *argv[]) {
                 }
         }
         if (arg.json) {
-                g_autoptr(JsonGenerator) gen = json_generator_new();
-                g_autoptr(JsonNode) root = NULL;
-                g_autofree char *text = NULL;
-
                 json_builder_end_array(b);
-                root = json_builder_get_root(b);
-                json_generator_set_root(gen, root);
-                json_generator_set_pretty(gen, true);
-                text = json_generator_to_data(gen, NULL);
-                puts(text);
+                print_json_builder(b);
         }
         return 0;
 }
@@ -108,10 +93,7 @@ int content_gc(const char *what) {
         char sz[32];
         int r;
 
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = broker_call(bus, "PruneContent", &reply, what, "t", UINT64_C(0));
+        r = broker_connect_call(&bus, "PruneContent", &reply, what, "t", UINT64_C(0));
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "tu", &freed, &removed);

@@ -18,25 +18,14 @@
 
 static int call_long(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, const char *types,
                      ...) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
-                                           member);
-        if (r < 0)
-                return report_bus_error(what, NULL, r);
-        va_start(ap, types);
-        r = sd_bus_message_appendv(m, types, ap);
-        va_end(ap);
-        if (r < 0)
-                return report_bus_error(what, NULL, r);
         /* A large archive takes a while; the fetcher's stall guard ends a stuck one. */
-        r = sd_bus_call(bus, m, ARCHIVE_CALL_TIMEOUT_USEC, &error, reply);
-        if (r < 0)
-                return report_bus_error(what, &error, r);
-        return 0;
+        va_start(ap, types);
+        r = broker_callv(bus, member, reply, what, ARCHIVE_CALL_TIMEOUT_USEC, types, ap);
+        va_end(ap);
+        return r;
 }
 
 int images_verb_import(int argc, char *argv[]) {

@@ -9,6 +9,7 @@
 
 #include "berthctl.h"
 #include "bus-util.h"
+#include "output.h"
 
 /* berthctl images mount REF DIR | unmount DIR | usage [REF] */
 
@@ -44,10 +45,7 @@ int images_verb_mount(int argc, char *argv[]) {
         fd = open_dir("images mount", argv[2]);
         if (fd < 0)
                 return fd;
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = broker_call(bus, "MountImage", &reply, "images mount", "sht", argv[1], fd, UINT64_C(0));
+        r = broker_connect_call(&bus, "MountImage", &reply, "images mount", "sht", argv[1], fd, UINT64_C(0));
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "t", &id);
@@ -61,7 +59,6 @@ int images_verb_mount(int argc, char *argv[]) {
 int images_verb_unmount(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_close_ int fd = -EBADF;
-        int r;
 
         if (wants_help(argc, argv)) {
                 printf("berthctl images unmount DIR\n\nUnmount an image view made by 'berthctl images mount'.\n");
@@ -74,10 +71,7 @@ int images_verb_unmount(int argc, char *argv[]) {
         fd = open_dir("images unmount", argv[1]);
         if (fd < 0)
                 return fd;
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        return broker_call(bus, "UnmountImage", NULL, "images unmount", "ht", fd, UINT64_C(0));
+        return broker_connect_call(&bus, "UnmountImage", NULL, "images unmount", "ht", fd, UINT64_C(0));
 }
 
 int images_verb_usage(int argc, char *argv[]) {
@@ -103,10 +97,7 @@ int images_verb_usage(int argc, char *argv[]) {
                         return -EINVAL;
                 }
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = broker_call(bus, "Usage", &reply, "images usage", "s", ref);
+        r = broker_connect_call(&bus, "Usage", &reply, "images usage", "s", ref);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(sttttb)");
@@ -151,16 +142,8 @@ int images_verb_usage(int argc, char *argv[]) {
                 printf("%-50s %10s %10s %10s %10s %s\n", name, c, u, s, q, is_unpacked ? "yes" : "no");
         }
         if (arg.json) {
-                g_autoptr(JsonGenerator) gen = json_generator_new();
-                g_autoptr(JsonNode) root = NULL;
-                g_autofree char *text = NULL;
-
                 json_builder_end_array(b);
-                root = json_builder_get_root(b);
-                json_generator_set_root(gen, root);
-                json_generator_set_pretty(gen, true);
-                text = json_generator_to_data(gen, NULL);
-                puts(text);
+                print_json_builder(b);
         }
         return 0;
 }

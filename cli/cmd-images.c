@@ -13,6 +13,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "oci-types.h"
+#include "output.h"
 
 /* berthctl images pull|ls|inspect|tag|rm|prune */
 
@@ -475,10 +476,7 @@ static int verb_ls(int argc, char *argv[]) {
                         return -EINVAL;
                 }
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = broker_call(bus, "ListImages", &reply, "images ls", NULL);
+        r = broker_connect_call(&bus, "ListImages", &reply, "images ls", NULL);
         if (r < 0)
                 return r;
 
@@ -526,16 +524,8 @@ static int verb_ls(int argc, char *argv[]) {
                 }
         }
         if (arg.json) {
-                g_autoptr(JsonGenerator) gen = json_generator_new();
-                g_autoptr(JsonNode) root = NULL;
-                g_autofree char *text = NULL;
-
                 json_builder_end_array(b);
-                root = json_builder_get_root(b);
-                json_generator_set_root(gen, root);
-                json_generator_set_pretty(gen, true);
-                text = json_generator_to_data(gen, NULL);
-                puts(text);
+                print_json_builder(b);
         }
         return 0;
 }
@@ -543,14 +533,6 @@ static int verb_ls(int argc, char *argv[]) {
 /* ---- inspect / tag / rm / prune --------------------------------------------------------------------- */
 
 static int verb_inspect(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(JsonParser) parser = json_parser_new();
-        g_autoptr(JsonGenerator) gen = json_generator_new();
-        g_autofree char *text = NULL;
-        const char *json;
-        int r;
-
         if (wants_help(argc, argv)) {
                 printf("berthctl images inspect REF\n\nShow an image's record as JSON.\n");
                 return 0;
@@ -559,29 +541,11 @@ static int verb_inspect(int argc, char *argv[]) {
                 fprintf(stderr, "berthctl: images inspect: expected exactly one reference\n");
                 return -EINVAL;
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = broker_call(bus, "InspectImage", &reply, "images inspect", "s", argv[1]);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "s", &json);
-        if (r < 0)
-                return report_bus_error("images inspect", NULL, r);
-        if (!json_parser_load_from_data(parser, json, -1, NULL)) {
-                puts(json);
-                return 0;
-        }
-        json_generator_set_root(gen, json_parser_get_root(parser));
-        json_generator_set_pretty(gen, true);
-        text = json_generator_to_data(gen, NULL);
-        puts(text);
-        return 0;
+        return broker_call_print_json("InspectImage", "images inspect", argv[1]);
 }
 
 static int verb_tag(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        int r;
 
         if (wants_help(argc, argv)) {
                 printf("berthctl images tag SOURCE TARGET\n\nGive an existing image a new name.\n");
@@ -591,10 +555,7 @@ static int verb_tag(int argc, char *argv[]) {
                 fprintf(stderr, "berthctl: images tag: expected SOURCE and TARGET\n");
                 return -EINVAL;
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        return broker_call(bus, "TagImage", NULL, "images tag", "ss", argv[1], argv[2]);
+        return broker_connect_call(&bus, "TagImage", NULL, "images tag", "ss", argv[1], argv[2]);
 }
 
 static int verb_rm(int argc, char *argv[]) {

@@ -5,6 +5,7 @@
 
 #include "berthctl.h"
 #include "bus-util.h"
+#include "output.h"
 
 typedef struct ServiceRow {
         const char *name;
@@ -56,9 +57,6 @@ static int read_status(sd_bus_message *m, ServiceRow *row) {
 
 static void print_json(const char *version, const ServiceRow *rows, size_t n) {
         g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autoptr(JsonGenerator) gen = json_generator_new();
-        g_autoptr(JsonNode) root = NULL;
-        g_autofree char *text = NULL;
 
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "version");
@@ -93,12 +91,7 @@ static void print_json(const char *version, const ServiceRow *rows, size_t n) {
         }
         json_builder_end_array(b);
         json_builder_end_object(b);
-
-        root = json_builder_get_root(b);
-        json_generator_set_root(gen, root);
-        json_generator_set_pretty(gen, true);
-        text = json_generator_to_data(gen, NULL);
-        puts(text);
+        print_json_builder(b);
 }
 
 static void print_table(const char *version, const ServiceRow *rows, size_t n) {
@@ -135,19 +128,11 @@ int cmd_info(int argc, char *argv[]) {
                        "Exits non-zero when a service is not running.\n");
                 return 0;
         }
-        for (int i = 1; i < argc; i++) {
-                if (streq(argv[i], "--json"))
-                        arg.json = true;
-                else {
-                        fprintf(stderr, "berthctl: info: unknown argument '%s'\n", argv[i]);
-                        return -EINVAL;
-                }
-        }
-
-        r = broker_connect(&bus);
+        r = parse_json_only_args("info", argc, argv);
         if (r < 0)
                 return r;
-        r = broker_call(bus, "GetInfo", &reply, "info", NULL);
+
+        r = broker_connect_call(&bus, "GetInfo", &reply, "info", NULL);
         if (r < 0)
                 return r;
 

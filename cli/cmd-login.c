@@ -128,10 +128,7 @@ int cmd_login(int argc, char *argv[]) {
                 return r < 0 ? r : -EINVAL;
         }
 
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = broker_call(bus, "Login", NULL, "login", "sss", argv[optind], user, password);
+        r = broker_connect_call(&bus, "Login", NULL, "login", "sss", argv[optind], user, password);
         if (r < 0)
                 return r;
         if (!arg.quiet)
@@ -141,7 +138,6 @@ int cmd_login(int argc, char *argv[]) {
 
 int cmd_logout(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        int r;
 
         if (wants_help(argc, argv)) {
                 printf("berthctl logout REGISTRY\n\nForget the stored credentials for REGISTRY.\n");
@@ -151,8 +147,5 @@ int cmd_logout(int argc, char *argv[]) {
                 fprintf(stderr, "berthctl: logout: expected exactly one registry\n");
                 return -EINVAL;
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        return broker_call(bus, "Logout", NULL, "logout", "s", argv[1]);
+        return broker_connect_call(&bus, "Logout", NULL, "logout", "s", argv[1]);
 }

@@ -8,6 +8,7 @@
 
 #include "berthctl.h"
 #include "bus-util.h"
+#include "output.h"
 
 /* berthctl snapshots ls|info|rm: the committed layer snapshots (named by chain id, as containerd's
  * overlayfs snapshotter names its committed snapshots). */
@@ -29,18 +30,10 @@ static int verb_ls(int argc, char *argv[]) {
                 printf("berthctl snapshots ls [--json]\n\nList snapshots: CHAIN-ID PARENT SIZE ENTRIES USED-BY.\n");
                 return 0;
         }
-        for (int i = 1; i < argc; i++) {
-                if (streq(argv[i], "--json"))
-                        arg.json = true;
-                else {
-                        fprintf(stderr, "berthctl: snapshots ls: unknown argument '%s'\n", argv[i]);
-                        return -EINVAL;
-                }
-        }
-        r = broker_connect(&bus);
+        r = parse_json_only_args("snapshots ls", argc, argv);
         if (r < 0)
                 return r;
-        r = broker_call(bus, "ListSnapshots", &reply, "snapshots ls", NULL);
+        r = broker_connect_call(&bus, "ListSnapshots", &reply, "snapshots ls", NULL);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssstuas)");
@@ -98,29 +91,13 @@ static int verb_ls(int argc, char *argv[]) {
                 }
         }
         if (arg.json) {
-                g_autoptr(JsonGenerator) gen = json_generator_new();
-                g_autoptr(JsonNode) root = NULL;
-                g_autofree char *text = NULL;
-
                 json_builder_end_array(b);
-                root = json_builder_get_root(b);
-                json_generator_set_root(gen, root);
-                json_generator_set_pretty(gen, true);
-                text = json_generator_to_data(gen, NULL);
-                puts(text);
+                print_json_builder(b);
         }
         return 0;
 }
 
 static int verb_info(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(JsonParser) parser = json_parser_new();
-        g_autoptr(JsonGenerator) gen = json_generator_new();
-        g_autofree char *text = NULL;
-        const char *json;
-        int r;
-
         if (wants_help(argc, argv)) {
                 printf("berthctl snapshots info CHAIN-ID\n\nShow one snapshot as JSON.\n");
                 return 0;
@@ -129,24 +106,7 @@ static int verb_info(int argc, char *argv[]) {
                 fprintf(stderr, "berthctl: snapshots info: expected exactly one snapshot id\n");
                 return -EINVAL;
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = broker_call(bus, "SnapshotInfo", &reply, "snapshots info", "s", argv[1]);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "s", &json);
-        if (r < 0)
-                return report_bus_error("snapshots info", NULL, r);
-        if (!json_parser_load_from_data(parser, json, -1, NULL)) {
-                puts(json);
-                return 0;
-        }
-        json_generator_set_root(gen, json_parser_get_root(parser));
-        json_generator_set_pretty(gen, true);
-        text = json_generator_to_data(gen, NULL);
-        puts(text);
-        return 0;
+        return broker_call_print_json("SnapshotInfo", "snapshots info", argv[1]);
 }
 
 static int verb_rm(int argc, char *argv[]) {
@@ -171,21 +131,16 @@ static int verb_rm(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         /* One call for all: parents and children can go together. */
-        r = sd_bus_message_new_method_call(bus, &m, "org.berth.Broker1", "/org/berth/Broker1",
-                                           "org.berth.Broker1.Manager", "RemoveSnapshots");
+        r = broker_new_call(bus, &m, "RemoveSnapshots");
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, argv + 1);
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", UINT64_C(0));
         if (r < 0)
                 return report_bus_error("snapshots rm", NULL, r);
-        {
-                _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
-
-                r = sd_bus_call(bus, m, arg.ask_password ? 10ULL * 60 * 1000000 : 0, &error, &reply);
-                if (r < 0)
-                        return report_bus_error("snapshots rm", &error, r);
-        }
+        r = broker_send(bus, m, broker_default_timeout(), &reply, "snapshots rm");
+        if (r < 0)
+                return r;
         r = sd_bus_message_read(reply, "t", &freed);
         if (r < 0)
                 return report_bus_error("snapshots rm", NULL, r);

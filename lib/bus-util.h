@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -48,6 +50,16 @@ int bus_append_service_status(sd_bus_message *reply, const char *state);
 
 /* Map a negative errno from our own code to a bus error, keeping a named error already set. */
 int bus_reply_errno(sd_bus_message *m, int r, sd_bus_error *error);
+
+/* A new method call destination/path/interface.member with the arguments types/ap appended (nothing
+ * appended when types is NULL or empty). */
+int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination, const char *path,
+                                 const char *interface, const char *member, const char *types, va_list ap);
+
+/* SECURITY: methods reject flag bits they do not know (never ignore them: a newer caller would believe
+ * they took effect). Returns 0 when flags has no bit outside known, else -EINVAL with the bus error
+ * set to InvalidArgs "Unknown flags 0x<the unknown bits>.". */
+int bus_check_flags(uint64_t flags, uint64_t known, sd_bus_error *error);
 
 /* Method handler for the internal services' GetInfo(): broker only, returns the status a{sv}. */
 int bus_method_internal_get_info(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -548,9 +548,12 @@ static int check_type(const char *type, const char *source, MediaKind expected, 
 
 /* SECURITY: one set of bytes must mean one thing. A document that could be read both as an index and as
  * a manifest (CVE-2021-41190) lets a registry show different content to different clients, so the
- * declared type, the embedded type and the document's shape must all agree. */
+ * declared type, the embedded type and the document's shape must all agree.
+ *
+ * Then fills target from the document's top-level object through table, and sets *ret_media_type to the
+ * document's (or else the declared) media type. */
 static int parse_document(const char *data, size_t size, const char *declared, MediaKind expected,
-                          JsonNode **ret_root, char **ret_media_type, char **ret_error) {
+                          const JsonField table[], void *target, char **ret_media_type, char **ret_error) {
         _cleanup_(document_header_done) DocumentHeader header = {};
         _cleanup_free_ char *declared_bare = NULL;
         _cleanup_json_node_ JsonNode *root = NULL;
@@ -614,7 +617,10 @@ static int parse_document(const char *data, size_t size, const char *declared, M
                         ret_error, EMEDIUMTYPE,
                         "expected an image manifest, but the document has 'manifests' like an image index");
 
-        *ret_root = TAKE_PTR(root);
+        r = json_dispatch(object, table, target, NULL, ret_error);
+        if (r < 0)
+                return r;
+
         *ret_media_type = TAKE_PTR(header.media_type);
         if (!*ret_media_type && declared_bare)
                 *ret_media_type = TAKE_PTR(declared_bare);
@@ -648,7 +654,6 @@ static const JsonField index_table[] = {
 int oci_index_parse(const char *data, size_t size, const char *media_type, OciIndex **ret,
                     char **ret_error) {
         _cleanup_(oci_index_freep) OciIndex *index = NULL;
-        _cleanup_json_node_ JsonNode *root = NULL;
         int r;
 
         if (ret_error)
@@ -660,11 +665,8 @@ int oci_index_parse(const char *data, size_t size, const char *media_type, OciIn
         if (!index)
                 return -ENOMEM;
 
-        r = parse_document(data, size, media_type, MEDIA_KIND_INDEX, &root, &index->media_type, ret_error);
-        if (r < 0)
-                return r;
-
-        r = json_dispatch(json_node_get_object(root), index_table, index, NULL, ret_error);
+        r = parse_document(data, size, media_type, MEDIA_KIND_INDEX, index_table, index, &index->media_type,
+                           ret_error);
         if (r < 0)
                 return r;
 
@@ -733,7 +735,6 @@ static const JsonField manifest_table[] = {
 int oci_manifest_parse(const char *data, size_t size, const char *media_type, OciManifest **ret,
                        char **ret_error) {
         _cleanup_(oci_manifest_freep) OciManifest *m = NULL;
-        _cleanup_json_node_ JsonNode *root = NULL;
         int r;
 
         if (ret_error)
@@ -745,11 +746,8 @@ int oci_manifest_parse(const char *data, size_t size, const char *media_type, Oc
         if (!m)
                 return -ENOMEM;
 
-        r = parse_document(data, size, media_type, MEDIA_KIND_MANIFEST, &root, &m->media_type, ret_error);
-        if (r < 0)
-                return r;
-
-        r = json_dispatch(json_node_get_object(root), manifest_table, m, NULL, ret_error);
+        r = parse_document(data, size, media_type, MEDIA_KIND_MANIFEST, manifest_table, m, &m->media_type,
+                           ret_error);
         if (r < 0)
                 return r;
 

@@ -131,17 +131,12 @@ static int fetcher_call(Manager *m, const char *member, sd_bus_message **reply, 
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(m->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE,
-                                           member);
+        va_start(ap, types);
+        r = bus_message_new_method_callv(m->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE,
+                                         member, types, ap);
+        va_end(ap);
         if (r < 0)
                 return r;
-        if (!isempty(types)) {
-                va_start(ap, types);
-                r = sd_bus_message_appendv(call, types, ap);
-                va_end(ap);
-                if (r < 0)
-                        return r;
-        }
         return sd_bus_call(m->bus, call, BUS_INTERNAL_TIMEOUT_USEC, e, reply);
 }
 
@@ -442,8 +437,9 @@ static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_read(m, "hst", &fd, &name, &flags);
         if (r < 0)
                 return r;
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".", flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         if (!isempty(name) && normalise(name, &normalised, &msg) < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid name '%.200s': %s", name,
                                          msg ?: "malformed");
@@ -604,8 +600,9 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
         if (r < 0)
                 return r;
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".", flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         if (normalise(reference, &name, &msg) < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid reference '%.200s': %s", reference,
                                          msg ?: "malformed");

@@ -50,24 +50,44 @@ static void content_call_free(ContentCall *c) {
         free(c);
 }
 
-static int call_fetcher(ContentCall *c, sd_bus_message_handler_t callback, const char *member, const char *types, ...) {
+static int call_fetcherv(ContentCall *c, sd_bus_message_handler_t callback, const char *member, const char *types,
+                         va_list ap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        r = bus_message_new_method_callv(c->manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
+                                         BERTH_FETCHER_IFACE, member, types, ap);
+        if (r < 0)
+                return r;
+        /* floating: the ContentCall is freed by the callback itself. */
+        return sd_bus_call_async(c->manager->bus, NULL, call, callback, c, BUS_INTERNAL_TIMEOUT_USEC * 4);
+}
+
+static int call_fetcher(ContentCall *c, sd_bus_message_handler_t callback, const char *member, const char *types, ...) {
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(c->manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
-                                           BERTH_FETCHER_IFACE, member);
-        if (r < 0)
-                return r;
-        if (!isempty(types)) {
-                va_start(ap, types);
-                r = sd_bus_message_appendv(call, types, ap);
-                va_end(ap);
-                if (r < 0)
-                        return r;
+        va_start(ap, types);
+        r = call_fetcherv(c, callback, member, types, ap);
+        va_end(ap);
+        return r;
+}
+
+/* For a method handler: starts the call, or frees c and fails the method with ServiceUnavailable. */
+static int call_fetcher_or_fail(ContentCall *c, sd_bus_error *error, sd_bus_message_handler_t callback,
+                                const char *member, const char *types, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = call_fetcherv(c, callback, member, types, ap);
+        va_end(ap);
+        if (r < 0) {
+                content_call_free(c);
+                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
+                                         strerror(-r));
         }
-        /* floating: the ContentCall is freed by the callback itself. */
-        return sd_bus_call_async(c->manager->bus, NULL, call, callback, c, BUS_INTERNAL_TIMEOUT_USEC * 4);
+        return 0;
 }
 
 typedef struct Blob {
@@ -153,12 +173,9 @@ static int list_content_authorized(sd_bus_message *m, void *userdata, sd_bus_err
 
         if (!c)
                 return -ENOMEM;
-        r = call_fetcher(c, on_list_blobs_for_list, "ListBlobs", NULL);
-        if (r < 0) {
-                content_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
-        }
+        r = call_fetcher_or_fail(c, error, on_list_blobs_for_list, "ListBlobs", NULL);
+        if (r < 0)
+                return r;
         return 1;
 }
 
@@ -318,19 +335,16 @@ static int prune_content_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = sd_bus_message_read(m, "t", &flags);
         if (r < 0)
                 return r;
-        if (flags & ~PRUNE_FLAGS_ALL)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".",
-                                         flags & ~PRUNE_FLAGS_ALL);
+        r = bus_check_flags(flags, PRUNE_FLAGS_ALL, error);
+        if (r < 0)
+                return r;
         c = content_call_new(userdata, m);
         if (!c)
                 return -ENOMEM;
         c->flags = flags;
-        r = call_fetcher(c, on_list_blobs_for_prune, "ListBlobs", NULL);
-        if (r < 0) {
-                content_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
-        }
+        r = call_fetcher_or_fail(c, error, on_list_blobs_for_prune, "ListBlobs", NULL);
+        if (r < 0)
+                return r;
         return 1;
 }
 
@@ -380,12 +394,9 @@ static int login_authorized(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (!c)
                 return -ENOMEM;
         /* The fetcher checks the grammar of each field again and verifies them against the registry. */
-        r = call_fetcher(c, on_forwarded_reply, "Login", "sss", registry, user, secret);
-        if (r < 0) {
-                content_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
-        }
+        r = call_fetcher_or_fail(c, error, on_forwarded_reply, "Login", "sss", registry, user, secret);
+        if (r < 0)
+                return r;
         log_info("Login to '%s' as '%s' forwarded to the fetcher.", registry, user);
         return 1;
 }
@@ -419,12 +430,9 @@ static int logout_authorized(sd_bus_message *m, void *userdata, sd_bus_error *er
         c = content_call_new(userdata, m);
         if (!c)
                 return -ENOMEM;
-        r = call_fetcher(c, on_forwarded_reply, "Logout", "s", registry);
-        if (r < 0) {
-                content_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
-        }
+        r = call_fetcher_or_fail(c, error, on_forwarded_reply, "Logout", "s", registry);
+        if (r < 0)
+                return r;
         return 1;
 }
 

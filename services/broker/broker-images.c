@@ -74,9 +74,9 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
 
-        if (flags & ~PULL_FLAGS_ALL)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".",
-                                         flags & ~PULL_FLAGS_ALL);
+        r = bus_check_flags(flags, PULL_FLAGS_ALL, error);
+        if (r < 0)
+                return r;
         r = normalise_reference(ref_arg, &ref, &reference, error);
         if (r < 0)
                 return r;
@@ -358,8 +358,9 @@ static int remove_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_read(m, "st", &reference, &flags);
         if (r < 0)
                 return r;
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".", flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         r = lookup_image(manager, reference, &i, error);
         if (r < 0)
                 return r;

@@ -540,8 +540,9 @@ static int remove_snapshots_authorized(sd_bus_message *m, void *userdata, sd_bus
         r = sd_bus_message_read(m, "t", &flags);
         if (r < 0)
                 return r;
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".", flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         n = ids ? g_strv_length(ids) : 0;
         if (n == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "No snapshot given.");
@@ -752,8 +753,9 @@ static int mount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
         r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
         if (r < 0)
                 return r;
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".", flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         if (strlen(reference) > REFERENCE_LENGTH_MAX || image_reference_parse(reference, &ref, &msg) < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid reference '%.200s': %s",
                                          reference, msg ?: "malformed");
@@ -812,8 +814,9 @@ static int unmount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = sd_bus_message_read(m, "ht", &fd, &flags);
         if (r < 0)
                 return r;
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".", flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         r = check_dir_fd(fd, error);
         if (r < 0)
                 return r;

@@ -11,6 +11,7 @@
 
 #include "berth-limits.h"
 #include "digest.h"
+#include "fs-util.h"
 #include "image-store.h"
 #include "json-util.h"
 #include "log.h"
@@ -487,7 +488,6 @@ static int load_one(ImageStore *s, const char *file) {
         _cleanup_json_node_ JsonNode *root = NULL;
         _cleanup_(image_freep) Image *i = NULL;
         char expected[DIGEST_STRING_MAX + 8];
-        struct stat st;
         size_t got = 0;
         int r;
 
@@ -495,22 +495,14 @@ static int load_one(ImageStore *s, const char *file) {
         if (fd < 0)
                 return log_warning_errno(errno, "Failed to open image document '%s/%s', skipping: %m", s->dir_path,
                                          file);
-        if (fstat(fd, &st) < 0)
-                return log_warning_errno(errno, "Failed to stat '%s/%s', skipping: %m", s->dir_path, file);
-        if (!S_ISREG(st.st_mode) || st.st_size > META_DOCUMENT_MAX)
+        r = read_regular_file_fd(fd, META_DOCUMENT_MAX, &data, &got);
+        if (r == -EBADFD || r == -EFBIG)
                 return log_warning_errno(EBADMSG, "Image document '%s/%s' is not a regular file of sane size, skipping.",
                                          s->dir_path, file);
-        data = malloc((size_t) st.st_size + 1);
-        if (!data)
+        if (r == -ENOMEM)
                 return log_oom();
-        while (got < (size_t) st.st_size) {
-                ssize_t n = read(fd, data + got, (size_t) st.st_size - got);
-                if (n < 0)
-                        return log_warning_errno(errno, "Failed to read '%s/%s', skipping: %m", s->dir_path, file);
-                if (n == 0)
-                        break;
-                got += (size_t) n;
-        }
+        if (r < 0)
+                return log_warning_errno(r, "Failed to read '%s/%s', skipping: %m", s->dir_path, file);
         r = json_parse_bounded(data, got, META_DOCUMENT_MAX, &root, &msg);
         if (r >= 0)
                 r = image_from_json(root, &i, &msg);
@@ -543,11 +535,12 @@ static int load_all(ImageStore *s) {
         while ((de = readdir(d))) {
                 size_t l = strlen(de->d_name);
 
-                if (de->d_name[0] == '.')
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                /* Leftover temp files from a kill between write and rename: never a document. */
-                if (l != 64 + 5 || !g_str_has_suffix(de->d_name, ".json")) {
-                        if (g_str_has_prefix(de->d_name, ".#") || strstr(de->d_name, ".tmp"))
+                /* Leftover temp files (write_file_atomic_at's ".#name.random.tmp") from a kill between
+                 * write and rename: never a document. */
+                if (l != 64 + 5 || !g_str_has_suffix(de->d_name, ".json") || de->d_name[0] == '.') {
+                        if (g_str_has_prefix(de->d_name, ".#") && g_str_has_suffix(de->d_name, ".tmp"))
                                 (void) unlinkat(s->dir_fd, de->d_name, 0);
                         continue;
                 }
@@ -638,25 +631,11 @@ int image_store_list(ImageStore *s, Image ***ret, size_t *ret_n) {
         return 0;
 }
 
-static int write_all(int fd, const char *data, size_t size) {
-        while (size > 0) {
-                ssize_t n = write(fd, data, size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                data += n;
-                size -= (size_t) n;
-        }
-        return 0;
-}
-
 int image_store_put(ImageStore *s, Image **image) {
         _cleanup_json_node_ JsonNode *root = NULL;
         _cleanup_free_ char *text = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        char file[DIGEST_STRING_MAX + 8], tmp[DIGEST_STRING_MAX + 32];
+        g_autofree char *line = NULL;
+        char file[DIGEST_STRING_MAX + 8];
         Image *i = *image;
         int r;
 
@@ -673,25 +652,10 @@ int image_store_put(ImageStore *s, Image **image) {
         if (strlen(text) > META_DOCUMENT_MAX)
                 return -EFBIG;
 
-        snprintf(tmp, sizeof(tmp), ".#%.64s.%08x.tmp", file, g_random_int());
-        fd = openat(s->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return -errno;
-        r = write_all(fd, text, strlen(text));
-        if (r >= 0)
-                r = write_all(fd, "\n", 1);
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r >= 0 && renameat(s->dir_fd, tmp, s->dir_fd, file) < 0)
-                r = -errno;
-        if (r < 0) {
-                /* Undo: no temp file is left behind. */
-                (void) unlinkat(s->dir_fd, tmp, 0);
+        line = g_strconcat(text, "\n", NULL);
+        r = write_file_atomic_at(s->dir_fd, file, line, strlen(line), 0600);
+        if (r < 0)
                 return r;
-        }
-        /* The rename is durable only once the directory is. */
-        if (fsync(s->dir_fd) < 0)
-                return -errno;
 
         g_hash_table_replace(s->images, i->name, i);
         *image = NULL;

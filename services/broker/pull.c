@@ -11,6 +11,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "digest.h"
+#include "fs-util.h"
 #include "image-store.h"
 #include "json-util.h"
 #include "log.h"
@@ -207,7 +208,7 @@ static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max
         char actual[DIGEST_STRING_MAX];
         DigestAlgorithm alg;
         struct stat st;
-        size_t got = 0;
+        ssize_t got;
         int r;
 
         if (digest_validate(digest, &alg) < 0)
@@ -226,18 +227,10 @@ static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max
         buf = malloc(size + 1);
         if (!buf)
                 return -ENOMEM;
-        while (got < size) {
-                ssize_t n = pread(fd, buf + got, size - got, (off_t) got);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                got += (size_t) n;
-        }
-        if (got != size) {
+        got = pread_full(fd, buf, size, 0);
+        if (got < 0)
+                return (int) got;
+        if ((uint64_t) got != size) {
                 return json_set_error(ret_error, EBADMSG, "'%s' is shorter than its %" PRIu64 " bytes", digest, size);
         }
         buf[size] = 0;
@@ -264,12 +257,9 @@ static int call_fetcher_async(Manager *m, sd_bus_slot **slot, sd_bus_message_han
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(m->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE,
-                                           member);
-        if (r < 0)
-                return r;
         va_start(ap, types);
-        r = sd_bus_message_appendv(call, types, ap);
+        r = bus_message_new_method_callv(m->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE,
+                                         member, types, ap);
         va_end(ap);
         if (r < 0)
                 return r;

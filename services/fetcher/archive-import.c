@@ -800,8 +800,9 @@ int method_import_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(msg, "ht", &args.fd, &flags);
         if (r < 0)
                 return r;
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64, flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         if (fstat(args.fd, &st) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Cannot stat the archive descriptor: %m");
         if (S_ISDIR(st.st_mode))

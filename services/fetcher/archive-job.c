@@ -14,6 +14,7 @@
 #include "archive-job.h"
 #include "berth-limits.h"
 #include "bus-names.h"
+#include "fs-util.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -66,20 +67,6 @@ static const char *known_error(const char *name) {
         return BERTH_ERROR_IO;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *userdata) {
         g_autoptr(JsonBuilder) b = json_builder_new();
         ArchiveReport rep = { .result = b };
@@ -115,7 +102,7 @@ static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *user
                 root = json_builder_get_root(b);
         }
         text = json_to_string_compact(root);
-        if (!text || write_all(report_fd, text, strlen(text)) < 0)
+        if (!text || loop_write(report_fd, text, strlen(text)) < 0)
                 _exit(EXIT_FAILURE);
         _exit(r < 0 ? 2 : EXIT_SUCCESS);
 }
@@ -123,7 +110,7 @@ static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *user
 static int read_report(int fd, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         struct stat st;
-        size_t got = 0;
+        ssize_t got;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
@@ -132,20 +119,14 @@ static int read_report(int fd, char **ret, size_t *ret_size) {
         buf = malloc((size_t) st.st_size + 1);
         if (!buf)
                 return -ENOMEM;
-        while (got < (size_t) st.st_size) {
-                ssize_t k = pread(fd, buf + got, (size_t) st.st_size - got, (off_t) got);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        return -EBADMSG;
-                got += (size_t) k;
-        }
+        got = pread_full(fd, buf, (size_t) st.st_size, 0);
+        if (got < 0)
+                return (int) got;
+        if (got != (ssize_t) st.st_size)
+                return -EBADMSG;
         buf[got] = 0;
         *ret = TAKE_PTR(buf);
-        *ret_size = got;
+        *ret_size = (size_t) got;
         return 0;
 }
 

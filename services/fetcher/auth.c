@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "auth.h"
+#include "fs-util.h"
 #include "json-util.h"
 #include "berth-limits.h"
 #include "log.h"
@@ -339,29 +340,15 @@ static int read_credentials_file(const char *path, JsonNode **ret) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         _cleanup_free_ char *error = NULL;
-        struct stat st;
         size_t done = 0;
+        int r;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if (st.st_size > CREDENTIALS_FILE_MAX)
-                return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (done < (size_t) st.st_size) {
-                ssize_t k = read(fd, buf + done, (size_t) st.st_size - done);
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                done += (size_t) k;
-        }
+        r = read_regular_file_fd(fd, CREDENTIALS_FILE_MAX, &buf, &done);
+        if (r < 0)
+                return r;
         if (done == 0) {
                 *ret = NULL;
                 return 0;
@@ -437,33 +424,15 @@ int credentials_load(const char *path, const char *host, char **ret_user, char *
 
 static int write_atomic(const char *path, const char *data) {
         g_autofree char *dir = g_path_get_dirname(path);
-        g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", path);
-        _cleanup_close_ int fd = -EBADF;
-        size_t left = strlen(data);
-        int r;
+        g_autofree char *base = g_path_get_basename(path);
+        _cleanup_close_ int dir_fd = -EBADF;
 
         if (g_mkdir_with_parents(dir, 0700) < 0)
                 return -errno;
-        fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
-        if (fd < 0)
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
                 return -errno;
-        while (left > 0) {
-                ssize_t k = write(fd, data, left);
-                if (k < 0) {
-                        r = -errno;
-                        goto fail;
-                }
-                data += k;
-                left -= (size_t) k;
-        }
-        if (fchmod(fd, 0600) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        return 0;
-fail:
-        (void) unlink(tmp);
-        return r;
+        return write_file_atomic_at(dir_fd, base, data, strlen(data), 0600);
 }
 
 static int credentials_update(const char *path, const char *host, const char *user, const char *secret) {

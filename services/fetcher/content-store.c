@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "content-store.h"
+#include "fs-util.h"
 #include "log.h"
 
 #define INGEST_META_MAX 256U
@@ -320,29 +321,13 @@ int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*i
         return r;
 }
 
-static int write_all(int fd, const void *data, size_t size) {
-        const uint8_t *p = data;
-
-        while (size > 0) {
-                ssize_t k = write(fd, p, size);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                size -= (size_t) k;
-        }
-        return 0;
-}
-
 static int write_small_file(int dir_fd, const char *name, const char *contents) {
         _cleanup_close_ int fd = -EBADF;
 
         fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        return write_all(fd, contents, strlen(contents));
+        return loop_write(fd, contents, strlen(contents));
 }
 
 static int read_small_file(int dir_fd, const char *name, char *buf, size_t size) {
@@ -490,7 +475,7 @@ int ingest_write(Ingest *i, const void *data, size_t size) {
         /* SECURITY: stop as soon as the peer sends more than the descriptor promised. */
         if (size > i->total - ingest_offset(i))
                 return -EFBIG;
-        r = write_all(i->data_fd, data, size);
+        r = loop_write(i->data_fd, data, size);
         if (r < 0)
                 return r;
         return hasher_update(i->hasher, data, size);

@@ -187,13 +187,6 @@ static bool media_type_is_valid(const char *s) {
         return true;
 }
 
-static int check_flags(uint64_t flags, sd_bus_error *error) {
-        /* No flag bits are defined (plain http is configured, never requested over the bus). */
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64, flags);
-        return 0;
-}
-
 static int load_config(Manager *m, HostsConfig **ret, sd_bus_error *error) {
         g_autofree char *msg = NULL;
         int r;
@@ -226,7 +219,8 @@ static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = sd_bus_message_read(msg, "sstst", &name, &digest, &size, &media_type, &flags);
         if (r < 0)
                 return r;
-        r = check_flags(flags, error);
+        /* No flag bits are defined (plain http is configured, never requested over the bus). */
+        r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
         r = parse_name(name, &ref, error);
@@ -377,7 +371,7 @@ static int method_resolve(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(msg, "st", &reference, &flags);
         if (r < 0)
                 return r;
-        r = check_flags(flags, error);
+        r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
         r = image_reference_parse(reference, &ref, &errmsg);

@@ -18,12 +18,6 @@ typedef struct Manager {
         int snapshots_fd;
 } Manager;
 
-static int check_flags(uint64_t flags, sd_bus_error *error) {
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Flags 0x%" PRIx64 " invalid", flags);
-        return 0;
-}
-
 static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *manager = userdata;
         _cleanup_free_ char *msg = NULL;
@@ -37,7 +31,7 @@ static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(m, "sht", &chain_id, &target_fd, &flags);
         if (r < 0)
                 return r;
-        r = check_flags(flags, error);
+        r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
         if (manager->snapshots_fd < 0)
@@ -66,7 +60,7 @@ static int method_unmount_image(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_read(m, "ht", &target_fd, &flags);
         if (r < 0)
                 return r;
-        r = check_flags(flags, error);
+        r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
 

@@ -13,6 +13,7 @@
 
 #include "berth-limits.h"
 #include "fs-at.h"
+#include "fs-util.h"
 #include "implied-dirs.h"
 #include "log.h"
 #include "macro.h"
@@ -77,6 +78,7 @@ int implied_dirs_apply(int list_fd, size_t max_bytes, int fs_fd, const int *lowe
         _cleanup_free_ char *buf = NULL;
         struct stat st;
         size_t got = 0;
+        ssize_t n;
         int r;
 
         if (n_lowers == 0)
@@ -93,17 +95,10 @@ int implied_dirs_apply(int list_fd, size_t max_bytes, int fs_fd, const int *lowe
         buf = malloc((size_t) st.st_size + 1);
         if (!buf)
                 return -ENOMEM;
-        while (got < (size_t) st.st_size) {
-                ssize_t n = pread(list_fd, buf + got, (size_t) st.st_size - got, (off_t) got);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                got += (size_t) n;
-        }
+        n = pread_full(list_fd, buf, (size_t) st.st_size, 0);
+        if (n < 0)
+                return (int) n;
+        got = (size_t) n;
         buf[got] = '\0';
 
         for (const char *path = buf; path < buf + got; path += strlen(path) + 1) {

@@ -16,6 +16,7 @@
 #include "berth-limits.h"
 #include "digest.h"
 #include "fs-at.h"
+#include "fs-util.h"
 #include "log.h"
 #include "snapshot-store.h"
 
@@ -172,6 +173,7 @@ static int write_info(int dir_fd, const SnapshotInfo *info) {
         g_autofree char *text = NULL;
         _cleanup_close_ int fd = -EBADF;
         size_t len;
+        int r;
 
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "chain_id");
@@ -196,8 +198,9 @@ static int write_info(int dir_fd, const SnapshotInfo *info) {
         fd = openat(dir_fd, SNAPSHOT_JSON, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
-        if (write(fd, text, len) != (ssize_t) len)
-                return errno > 0 ? -errno : -EIO;
+        r = loop_write(fd, text, len);
+        if (r < 0)
+                return r;
         if (fsync(fd) < 0)
                 return -errno;
         return 0;
@@ -230,7 +233,8 @@ static int read_info(int dir_fd, const char *hex, SnapshotInfo *ret) {
         _cleanup_free_ char *buf = NULL;
         JsonObject *o;
         JsonNode *root;
-        ssize_t n;
+        size_t n;
+        int r;
 
         fd = openat(dir_fd, hex, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) {
@@ -240,15 +244,10 @@ static int read_info(int dir_fd, const char *hex, SnapshotInfo *ret) {
         }
         if (fd < 0)
                 return -errno;
-        buf = malloc(SNAPSHOT_JSON_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        n = read(fd, buf, SNAPSHOT_JSON_MAX + 1);
-        if (n < 0)
-                return -errno;
-        if ((size_t) n > SNAPSHOT_JSON_MAX)
-                return -EFBIG;
-        if (!json_parser_load_from_data(parser, buf, n, NULL))
+        r = read_regular_file_fd(fd, SNAPSHOT_JSON_MAX, &buf, &n);
+        if (r < 0)
+                return r;
+        if (!json_parser_load_from_data(parser, buf, (gssize) n, NULL))
                 return -EBADMSG;
         root = json_parser_get_root(parser);
         if (!root || !JSON_NODE_HOLDS_OBJECT(root))

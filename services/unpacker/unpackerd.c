@@ -326,8 +326,9 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
 
         /* 3. validate each argument */
-        if (flags != 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x%" PRIx64 ".", flags);
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
         if ((r = validate_digest_arg("chain id", chain_id, false, error)) < 0 ||
             (r = validate_digest_arg("parent chain id", parent, true, error)) < 0 ||
             (r = validate_digest_arg("layer digest", layer_digest, false, error)) < 0 ||
