@@ -1,8 +1,8 @@
 """berth-unpacker on a private bus: commits, named errors, confinement, the sandboxed child, crashes.
 
-Self-contained (no tools/dev-up): run as root with
+Self-contained (it needs no running stack): run as root, also with
     pytest --noconftest tests/integration/test_unpacker_sandbox.py
-BERTH_UNPACKER_BIN (default build-unpack/services/unpacker/berth-unpacker) picks the binary.
+BERTH_UNPACKER_BIN picks the binary; default: the one in $BERTH_BUILD_DIR (or build/).
 """
 import gzip
 import hashlib
@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 TOP = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("BERTH_UNPACKER_BIN", TOP / "build-unpack/services/unpacker/berth-unpacker"))
+BIN = Path(os.environ.get("BERTH_UNPACKER_BIN") or
+           Path(os.environ.get("BERTH_BUILD_DIR", TOP / "build")) / "services/unpacker/berth-unpacker")
 BROKER = "berth-broker"
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 EXPECTED_CAPEFF = 0x8820001B  # CHOWN DAC_OVERRIDE FOWNER FSETID SYS_ADMIN MKNOD SETFCAP
@@ -161,8 +162,7 @@ class Env:
 def env():
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    if not BIN.exists():
-        pytest.skip(f"{BIN} not built")
+    assert BIN.exists(), f"{BIN} not built (set BERTH_BUILD_DIR or BERTH_UNPACKER_BIN)"
     subprocess.run(["id", BROKER], check=True, capture_output=True)
     tmp = Path(tempfile.mkdtemp(prefix="berth-unpacker-it-"))
     tmp.chmod(0o755)
