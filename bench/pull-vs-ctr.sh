@@ -60,7 +60,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Names an earlier, interrupted run may have left (the image is deterministic: same blobs).
-"$berthctl" images ls -q 2>/dev/null | grep -E '^127\.0\.0\.1:[0-9]+/bench:latest$' |
+{ "$berthctl" images ls -q 2>/dev/null | grep -E '^127\.0\.0\.1:[0-9]+/bench:latest$' || true; } |
         while read -r old; do "$berthctl" images rm "$old" >/dev/null || true; done
 
 # 1. The image.
