@@ -9,6 +9,7 @@ cancelled or joined by a second caller.
 """
 import hashlib
 import http.server
+import itertools
 import json
 import os
 import pty
@@ -229,6 +230,8 @@ class CountingProxy:
         self.lock = threading.Lock()
         self.bytes_down = 0
         self.requests = []
+        self.pending = {}            # conn → requests whose response has not fully arrived yet
+        self.seq = itertools.count()  # orders request starts and response ends (no clocks)
         self.conns = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -265,7 +268,7 @@ class CountingProxy:
             with self.lock:
                 self.conns += [c, u]
             threading.Thread(target=self._up, args=(c, u, n), daemon=True).start()
-            threading.Thread(target=self._down, args=(u, c), daemon=True).start()
+            threading.Thread(target=self._down, args=(u, c, n), daemon=True).start()
 
     def _up(self, c, u, n):
         buf = b""
@@ -284,10 +287,12 @@ class CountingProxy:
                         k, _, v = line.partition(b":")
                         hdrs[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
                     with self.lock:
-                        self.requests.append({"method": m.group(1).decode(),
-                                              "path": m.group(2).decode().split("?", 1)[0],
-                                              "range": hdrs.get("range"), "conn": n, "headers": hdrs,
-                                              "t": time.monotonic()})
+                        r = {"method": m.group(1).decode(),
+                             "path": m.group(2).decode().split("?", 1)[0],
+                             "range": hdrs.get("range"), "conn": n, "headers": hdrs,
+                             "start": next(self.seq), "end": None}
+                        self.requests.append(r)
+                        self.pending.setdefault(n, []).append(r)
                     buf = buf[m.end():]
                 if len(buf) > 1 << 20:
                     buf = buf[-65536:]
@@ -301,7 +306,35 @@ class CountingProxy:
                 except OSError:
                     pass
 
-    def _down(self, u, c):
+    def _response_bytes(self, n, state, data):
+        """Follow responses on connection n (Content-Length framing, in request order) and stamp
+        each request's "end" when its whole response has passed."""
+        state["buf"] += data
+        while True:
+            if state["left"] is None:
+                head_end = state["buf"].find(b"\r\n\r\n")
+                if head_end < 0:
+                    return
+                head = state["buf"][:head_end].decode("latin-1").lower()
+                state["buf"] = state["buf"][head_end + 4:]
+                m = re.search(r"^content-length:\s*(\d+)", head, re.M)
+                with self.lock:
+                    q = self.pending.get(n) or [None]
+                    is_head = q[0] is not None and q[0]["method"] == "HEAD"
+                state["left"] = 0 if is_head or not m else int(m.group(1))
+            take = min(state["left"], len(state["buf"]))
+            state["left"] -= take
+            state["buf"] = state["buf"][take:]
+            if state["left"] > 0:
+                return
+            state["left"] = None
+            with self.lock:
+                q = self.pending.get(n)
+                if q:
+                    q.pop(0)["end"] = next(self.seq)
+
+    def _down(self, u, c, n):
+        state = {"buf": b"", "left": None}
         try:
             while True:
                 rate = self.rate
@@ -309,6 +342,7 @@ class CountingProxy:
                 if not data:
                     break
                 c.sendall(data)
+                self._response_bytes(n, state, data)
                 with self.lock:
                     self.bytes_down += len(data)
                 if rate:
@@ -326,6 +360,18 @@ class CountingProxy:
         with self.lock:
             return [r for r in self.requests if r["method"] == "GET" and "/blobs/" in r["path"]
                     and (digest is None or r["path"].endswith(digest))]
+
+    def max_concurrent_blob_gets(self):
+        """Most blob GETs whose responses were in flight at the same moment (by event order)."""
+        events = []
+        for r in self.blob_gets():
+            assert r["end"] is not None, f"blob response never completed: {r['path']}"
+            events += [(r["start"], 1), (r["end"], -1)]
+        best = cur = 0
+        for _, d in sorted(events):
+            cur += d
+            best = max(best, cur)
+        return best
 
     def manifest_requests(self):
         with self.lock:
@@ -1117,9 +1163,7 @@ def test_mirror_down_falls_back_to_upstream(registry, berth_config, proxies, tmp
     try:
         berth_config.registry(up.host, plain_http=True, mirrors=[f"http://{dead_host}"])
         ref = f"{up.host}/test/mirrordown:v1"
-        t0 = time.monotonic()
         assert pulled(pull(ref)) == img.manifest.digest
-        assert time.monotonic() - t0 < 60, "fallback from a refusing mirror took too long"
         for l in img.layers:
             assert len(up.blob_gets(l.digest)) == 1, up.requests
         for d in image_blobs(img):
@@ -1389,11 +1433,6 @@ def test_present_blobs_not_fetched_again(registry, proxies, berth_config, tmp_pa
     rm_images(f"{px.host}/test/share:a", f"{px.host}/test/share:b")
 
 
-def _starts_within(times, n, window):
-    times = sorted(times)
-    return any(times[i + n - 1] - times[i] <= window for i in range(len(times) - n + 1))
-
-
 @pytest.mark.parametrize("max_concurrent", [None, 1])
 def test_several_blobs_at_once(registry, proxies, berth_config, tmp_path, max_concurrent):
     """Default: up to 3 layer downloads run at once. max-concurrent-downloads=1: one at a time."""
@@ -1408,13 +1447,12 @@ def test_several_blobs_at_once(registry, proxies, berth_config, tmp_path, max_co
         berth_config.fetcher_settings(max_concurrent_downloads=max_concurrent)
     ref = f"{px.host}/test/parallel:v1"
     assert pulled(pull(ref)) == img.manifest.digest
-    starts = [px.blob_gets(l.digest)[0]["t"] for l in layers]
+    # Throttled to ~1 s per layer, four layers: the default fetcher keeps 3 downloads in flight at
+    # once (never 4); max-concurrent-downloads=1 never overlaps two.
     if max_concurrent is None:
-        assert _starts_within(starts, 3, 0.5), f"layer GETs not concurrent: {sorted(starts)}"
+        assert px.max_concurrent_blob_gets() == 3, px.blob_gets()
     else:
-        s = sorted(starts)
-        gaps = [b - a for a, b in zip(s, s[1:])]
-        assert min(gaps) >= 0.6, f"max-concurrent-downloads=1 but GETs overlapped: gaps {gaps}"
+        assert px.max_concurrent_blob_gets() == 1, px.blob_gets()
     for d in image_blobs(img):
         assert_blob_committed(d)
     rm_images(ref)
