@@ -1292,6 +1292,78 @@ def test_retry_after_503_and_resume_after_short_body(fake_registry, berth_config
     rm_images(ref)
 
 
+def test_resume_falls_back_when_the_server_ignores_range(fake_registry, berth_config, tmp_path):
+    """A registry that answers a Range request with 200 and the whole blob: the fetcher must start
+    the blob over (not append the full body to the partial one) and still verify it."""
+    b, img = build(tmp_path, size=400000)
+    fr = fake_registry(b.layout_dir)
+    layer = img.layers[0]
+    berth_config.registry(fr.host, plain_http=True)
+    berth_config.fetcher_settings(retries=3)
+    calls = {"n": 0}
+
+    def no_ranges(h, method, path):
+        if method != "GET" or not path.endswith("/blobs/" + layer.digest):
+            return False
+        calls["n"] += 1
+        data = fr.blob_bytes(layer.digest)
+        h.send_response(200)  # never 206, whatever the Range header says
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        if calls["n"] == 1:
+            h.wfile.write(data[:100000])
+            h.wfile.flush()
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            h.wfile.write(data)
+        return True
+    fr.fault = no_ranges
+    ref = f"{fr.host}/test/norange@{img.manifest.digest}"
+    assert pulled(pull(ref)) == img.manifest.digest
+    assert_blob_committed(layer)
+    gets = fr.blob_gets(layer.digest)
+    assert len(gets) == 2, gets
+    assert gets[1]["range"] == "bytes=100000-", f"the retry should have asked to resume: {gets}"
+    rm_images(ref)
+
+
+def test_stalled_transfer_ends_with_a_stall_error(fake_registry, berth_config, tmp_path):
+    """A registry that sends part of a blob and then nothing: the stall timeout (no bytes for N
+    seconds, not a total timeout) ends the pull with a message naming it; the partial data stays
+    for a later resume."""
+    b, img = build(tmp_path, size=400000)
+    fr = fake_registry(b.layout_dir)
+    layer = img.layers[0]
+    berth_config.registry(fr.host, plain_http=True)
+    berth_config.fetcher_settings(retries=0, stall_timeout_sec=5)
+    release = threading.Event()
+
+    def stall(h, method, path):
+        if method != "GET" or not path.endswith("/blobs/" + layer.digest):
+            return False
+        data = fr.blob_bytes(layer.digest)
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[:50000])
+        h.wfile.flush()
+        release.wait(120)  # hold the connection open, silent
+        h.close_connection = True
+        return True
+    fr.fault = stall
+    ref = f"{fr.host}/test/stall@{img.manifest.digest}"
+    try:
+        p = pull(ref)
+    finally:
+        release.set()
+    assert p.returncode != 0
+    line = p.stderr.strip().splitlines()[-1]
+    assert "stalled for 5 s" in line, p.stderr
+    assert not have_blob(layer.digest)
+    assert ingest_data_size(layer.digest) == 50000, "the bytes received before the stall were not kept"
+
+
 def test_huge_manifest_refused(fake_registry, tmp_path):
     b, img = build(tmp_path)
     fr = fake_registry(b.layout_dir)
