@@ -45,6 +45,11 @@ uint64_t broker_default_timeout(void);
 int cmd_info(int argc, char *argv[]);
 extern const Verb images_verbs[];  /* cmd-images.c */
 int images_verb_import(int argc, char *argv[]); /* cmd-images-archive.c */
+/* cmd-images.c: calls a broker method returning a transfer ("sst" → "o": PullImage, UnpackImage) and
+ * follows the transfer with images pull's progress output (silent: errors only, no final 'REF: DIGEST');
+ * verb names the command in messages. */
+int run_transfer(const char *verb, const char *method, const char *reference, const char *platform, uint64_t flags,
+                 bool silent);
 int images_verb_export(int argc, char *argv[]);
 extern const Verb content_verbs[]; /* cmd-content.c */
 extern const Verb snapshots_verbs[]; /* cmd-snapshots.c */

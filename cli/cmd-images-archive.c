@@ -4,6 +4,7 @@
 #endif
 #include <fcntl.h>
 #include <getopt.h>
+#include <glib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -28,12 +29,19 @@ static int call_long(sd_bus *bus, const char *member, sd_bus_message **reply, co
         return r;
 }
 
+#define IMPORT_FLAG_NO_UNPACK (UINT64_C(1) << 0)
+
 int images_verb_import(int argc, char *argv[]) {
+        enum { ARG_NO_UNPACK = 0x100 };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "name", required_argument, NULL, 'n' },
+                { "no-unpack", no_argument, NULL, ARG_NO_UNPACK },
                 {}
         };
+        g_auto(GStrv) refs = NULL;
+        g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
+        uint64_t flags = 0;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -44,14 +52,19 @@ int images_verb_import(int argc, char *argv[]) {
         while ((c = getopt_long(argc, argv, "+hn:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("berthctl images import [--name REF] FILE\n\n"
+                        printf("berthctl images import [--name REF] [--no-unpack] FILE\n\n"
                                "Import the images of an OCI image layout archive (tar, optionally gzip or zstd\n"
                                "compressed) or a 'docker save' tarball. FILE '-' reads standard input. --name names\n"
                                "images the archive leaves unnamed, or names only by a tag ('latest' + --name\n"
-                               "localhost/foo = localhost/foo:latest). Prints 'REF: DIGEST' per image.\n");
+                               "localhost/foo = localhost/foo:latest). Prints 'REF: DIGEST' per image, then waits until\n"
+                               "this machine's platform of each is unpacked (as 'images unpack' does), unless\n"
+                               "--no-unpack.\n");
                         return 0;
                 case 'n':
                         name = optarg;
+                        break;
+                case ARG_NO_UNPACK:
+                        flags |= IMPORT_FLAG_NO_UNPACK;
                         break;
                 default:
                         return -EINVAL;
@@ -73,7 +86,7 @@ int images_verb_import(int argc, char *argv[]) {
         r = broker_connect(&bus);
         if (r < 0)
                 return r;
-        r = call_long(bus, "ImportImage", &reply, "images import", "hst", fd, name, UINT64_C(0));
+        r = call_long(bus, "ImportImage", &reply, "images import", "hst", fd, name, flags);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ss)");
@@ -85,8 +98,21 @@ int images_verb_import(int argc, char *argv[]) {
                 r = sd_bus_message_read(reply, "(ss)", &ref, &digest);
                 if (r == 0)
                         break;
-                if (r > 0)
+                if (r > 0) {
                         printf("%s: %s\n", ref, digest);
+                        g_strv_builder_add(sb, ref);
+                }
+        }
+        fflush(stdout);
+        if (flags & IMPORT_FLAG_NO_UNPACK)
+                return 0;
+        /* The broker started unpacking each image (ImportImage without flag bit 0): UnpackImage joins that
+         * transfer (or finds every layer committed already) and we wait for it to end. */
+        refs = g_strv_builder_end(sb);
+        STRV_FOREACH(ref, refs) {
+                r = run_transfer("images import", "UnpackImage", *ref, "", 0, true);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }

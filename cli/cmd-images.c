@@ -15,7 +15,7 @@
 #include "oci-types.h"
 #include "output.h"
 
-/* berthctl images pull|ls|inspect|tag|rm|prune */
+/* berthctl images pull|unpack|ls|inspect|tag|rm|prune */
 
 #define PULL_FLAG_ALL_PLATFORMS (UINT64_C(1) << 0)
 #define PULL_FLAG_NO_UNPACK (UINT64_C(1) << 1)
@@ -302,6 +302,127 @@ static int pull_help(void) {
         return 0;
 }
 
+/* Calls method ("sst" reference, platform, flags → "o" transfer: PullImage or UnpackImage) and follows
+ * the transfer it returns until it ends: progress rows, the "unpacking …" line, Ctrl-C cancels, and at
+ * the end "REF: DIGEST"; one error line on failure. The subscriptions come first, so not even a fast
+ * transfer's Finished can slip past. silent: no progress and no final line, errors only. */
+int run_transfer(const char *verb, const char *method, const char *reference, const char *platform, uint64_t flags,
+                 bool silent) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL, *props_match = NULL, *owner_match = NULL;
+        const char *path;
+        PullView v = {};
+        sigset_t mask;
+        int r;
+
+        if (!verb || !method || !reference)
+                return -EINVAL;
+        platform = platform ?: "";
+        r = broker_connect(&bus);
+        if (r < 0)
+                return r;
+        r = sd_event_default(&event);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return report_bus_error(verb, NULL, r);
+
+        v = (PullView) {
+                .bus = bus,
+                .event = event,
+                .tty = isatty(STDOUT_FILENO),
+                .quiet = arg.quiet || silent,
+                .rows = g_ptr_array_new_with_free_func(row_free),
+                .printed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
+                .started = now_usec(),
+                .platform = isempty(platform) ? NULL : platform,
+        };
+        {
+                Platform def = {};
+
+                if (platform_default(&def) >= 0)
+                        v.default_platform = platform_to_string(&def);
+                platform_done(&def);
+        }
+
+        /* Subscribe before asking, so not even a fast transfer's Finished can slip past. */
+        r = sd_bus_add_match(bus, &match,
+                             "type='signal',interface='" BERTH_BROKER_TRANSFER_IFACE "',"
+                             "path_namespace='" BERTH_BROKER_TRANSFER_PREFIX "'",
+                             on_transfer_signal, &v);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &props_match,
+                                     "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                                     "path_namespace='" BERTH_BROKER_TRANSFER_PREFIX "'",
+                                     on_transfer_properties, &v);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &owner_match,
+                                     "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                                     "member='NameOwnerChanged',arg0='" BERTH_BROKER_NAME "'",
+                                     on_broker_owner_changed, &v);
+        if (r < 0) {
+                r = report_bus_error(verb, NULL, r);
+                goto finish;
+        }
+
+        r = broker_call(bus, method, &reply, verb, "sst", reference, platform, flags);
+        if (r < 0)
+                goto finish;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0) {
+                r = report_bus_error(verb, NULL, r);
+                goto finish;
+        }
+        v.path = strdup(path);
+        v.broker = strdup(strna(sd_bus_message_get_sender(reply)));
+        if (!v.path || !v.broker) {
+                r = -ENOMEM;
+                goto finish;
+        }
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sd_event_add_signal(event, NULL, SIGINT, on_sigint, &v);
+        (void) sd_event_add_signal(event, NULL, SIGTERM, on_sigint, &v);
+
+        r = sd_event_loop(event);
+        if (r < 0) {
+                r = report_bus_error(verb, NULL, r);
+                goto finish;
+        }
+        if (!v.finished) {
+                fprintf(stderr, "berthctl: %s: interrupted (the transfer %s continues)\n", verb, v.path);
+                r = -EINTR;
+                goto finish;
+        }
+        if (v.result < 0) {
+                fprintf(stderr, "berthctl: %s: %s\n", verb, strna(v.error));
+                r = v.result;
+                goto finish;
+        }
+        if (!v.quiet && v.unpack_started > 0 && !v.tty)
+                printf("done: %.1fs\n", (double) (now_usec() - v.started) / 1e6);
+        if (!silent)
+                printf("%s: %s\n", v.reference, v.digest);
+        r = 0;
+finish:
+        g_ptr_array_unref(v.rows);
+        g_hash_table_unref(v.printed);
+        free(v.path);
+        free(v.broker);
+        free(v.error);
+        free(v.reference);
+        free(v.digest);
+        free(v.state);
+        free(v.image_digest);
+        free(v.default_platform);
+        return r;
+}
+
 static int verb_pull(int argc, char *argv[]) {
         enum { ARG_PLATFORM = 0x100, ARG_ALL_PLATFORMS, ARG_NO_UNPACK };
         static const struct option options[] = {
@@ -312,15 +433,9 @@ static int verb_pull(int argc, char *argv[]) {
                 { "quiet", no_argument, NULL, 'q' },
                 {}
         };
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL, *props_match = NULL, *owner_match = NULL;
-        const char *platform = "", *path;
+        const char *platform = "";
         uint64_t flags = 0;
-        PullView v = {};
-        sigset_t mask;
-        int c, r;
+        int c;
 
         optind = 0;
         while ((c = getopt_long(argc, argv, "+hq", options, NULL)) >= 0)
@@ -351,106 +466,49 @@ static int verb_pull(int argc, char *argv[]) {
                 return -EINVAL;
         }
 
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        r = sd_event_default(&event);
-        if (r >= 0)
-                r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return report_bus_error("images pull", NULL, r);
+        return run_transfer("images pull", "PullImage", argv[optind], platform, flags, false);
+}
 
-        v = (PullView) {
-                .bus = bus,
-                .event = event,
-                .tty = isatty(STDOUT_FILENO),
-                .quiet = arg.quiet,
-                .rows = g_ptr_array_new_with_free_func(row_free),
-                .printed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
-                .started = now_usec(),
-                .platform = isempty(platform) ? NULL : platform,
+/* ---- unpack ----------------------------------------------------------------------------------------- */
+
+static int unpack_help(void) {
+        printf("berthctl images unpack [--platform P] [--quiet] REF\n\n"
+               "Unpack an image already in the content store (pulled with --no-unpack, or imported with\n"
+               "--no-unpack) into snapshots, for this machine's platform or P. Layers already unpacked are\n"
+               "skipped. Shows progress like images pull and ends with 'REF: DIGEST'. Ctrl-C cancels.\n");
+        return 0;
+}
+
+static int verb_unpack(int argc, char *argv[]) {
+        enum { ARG_PLATFORM = 0x100 };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "platform", required_argument, NULL, ARG_PLATFORM },
+                { "quiet", no_argument, NULL, 'q' },
+                {}
         };
-        {
-                Platform def = {};
+        const char *platform = "";
+        int c;
 
-                if (platform_default(&def) >= 0)
-                        v.default_platform = platform_to_string(&def);
-                platform_done(&def);
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "+hq", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        return unpack_help();
+                case ARG_PLATFORM:
+                        platform = optarg;
+                        break;
+                case 'q':
+                        arg.quiet = true;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (optind + 1 != argc) {
+                fprintf(stderr, "berthctl: images unpack: expected exactly one reference (see --help)\n");
+                return -EINVAL;
         }
-
-        /* Subscribe before asking, so not even a fast transfer's Finished can slip past. */
-        r = sd_bus_add_match(bus, &match,
-                             "type='signal',interface='" BERTH_BROKER_TRANSFER_IFACE "',"
-                             "path_namespace='" BERTH_BROKER_TRANSFER_PREFIX "'",
-                             on_transfer_signal, &v);
-        if (r >= 0)
-                r = sd_bus_add_match(bus, &props_match,
-                                     "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
-                                     "path_namespace='" BERTH_BROKER_TRANSFER_PREFIX "'",
-                                     on_transfer_properties, &v);
-        if (r >= 0)
-                r = sd_bus_add_match(bus, &owner_match,
-                                     "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                                     "member='NameOwnerChanged',arg0='" BERTH_BROKER_NAME "'",
-                                     on_broker_owner_changed, &v);
-        if (r < 0) {
-                r = report_bus_error("images pull", NULL, r);
-                goto finish;
-        }
-
-        r = broker_call(bus, "PullImage", &reply, "images pull", "sst", argv[optind], platform, flags);
-        if (r < 0)
-                goto finish;
-        r = sd_bus_message_read(reply, "o", &path);
-        if (r < 0) {
-                r = report_bus_error("images pull", NULL, r);
-                goto finish;
-        }
-        v.path = strdup(path);
-        v.broker = strdup(strna(sd_bus_message_get_sender(reply)));
-        if (!v.path || !v.broker) {
-                r = -ENOMEM;
-                goto finish;
-        }
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
-        (void) sd_event_add_signal(event, NULL, SIGINT, on_sigint, &v);
-        (void) sd_event_add_signal(event, NULL, SIGTERM, on_sigint, &v);
-
-        r = sd_event_loop(event);
-        if (r < 0) {
-                r = report_bus_error("images pull", NULL, r);
-                goto finish;
-        }
-        if (!v.finished) {
-                fprintf(stderr, "berthctl: images pull: interrupted (the transfer %s continues)\n", v.path);
-                r = -EINTR;
-                goto finish;
-        }
-        if (v.result < 0) {
-                fprintf(stderr, "berthctl: images pull: %s\n", strna(v.error));
-                r = v.result;
-                goto finish;
-        }
-        if (!arg.quiet && v.unpack_started > 0 && !v.tty)
-                printf("done: %.1fs\n", (double) (now_usec() - v.started) / 1e6);
-        printf("%s: %s\n", v.reference, v.digest);
-        r = 0;
-finish:
-        g_ptr_array_unref(v.rows);
-        g_hash_table_unref(v.printed);
-        free(v.path);
-        free(v.broker);
-        free(v.error);
-        free(v.reference);
-        free(v.digest);
-        free(v.state);
-        free(v.image_digest);
-        free(v.default_platform);
-        return r;
+        return run_transfer("images unpack", "UnpackImage", argv[optind], platform, 0, false);
 }
 
 /* ---- ls --------------------------------------------------------------------------------------------- */
@@ -593,6 +651,7 @@ static int verb_prune(int argc, char *argv[]) {
 
 const Verb images_verbs[] = {
         { "pull", "[--platform P] REF", "Pull an image from a registry", verb_pull },
+        { "unpack", "[--platform P] REF", "Unpack an image in the content store into snapshots", verb_unpack },
         { "ls", "[--json] [-q]", "List images", verb_ls },
         { "inspect", "REF", "Show an image's record as JSON", verb_inspect },
         { "tag", "SOURCE TARGET", "Give an image a new name", verb_tag },

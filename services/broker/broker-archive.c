@@ -24,6 +24,10 @@
  * archive is as hostile as a registry); the broker decides names, records images exactly as a pull does
  * (pull.c's verification and record code) and builds the index.json of an export. */
 
+/* ImportImage flag bit 0: record only; do not start unpacking the imported images. */
+#define IMPORT_FLAG_NO_UNPACK (UINT64_C(1) << 0)
+#define IMPORT_FLAGS_ALL IMPORT_FLAG_NO_UNPACK
+
 #define ANNOTATION_REF_NAME "org.opencontainers.image.ref.name"
 #define ANNOTATION_CONTAINERD_NAME "io.containerd.image.name"
 
@@ -35,6 +39,7 @@ typedef struct ArchiveCall {
         sd_bus_message *request;
         char *name_arg; /* ImportImage's name argument ("" = none) */
         uid_t uid;
+        uint64_t flags;
 } ArchiveCall;
 
 static void archive_call_free(ArchiveCall *c) {
@@ -391,6 +396,16 @@ static int import_finish(ArchiveCall *c, sd_bus_message *m, sd_bus_error *error)
                 r = sd_bus_message_append(reply, "(ss)", name, digest);
                 if (r < 0)
                         return r;
+                /* Like ctr images import: unpack this machine's platform, as a transfer of the importer's
+                 * (UnpackImage of the same name joins it). An image without that platform stays packed. */
+                if (!(c->flags & IMPORT_FLAG_NO_UNPACK)) {
+                        _cleanup_bus_error_ sd_bus_error ue = SD_BUS_ERROR_NULL;
+                        const char *path = NULL;
+
+                        r = broker_start_unpack(c->manager, c->uid, name, "", &path, &ue);
+                        if (r < 0)
+                                log_info("Not unpacking imported '%s': %s", name, ue.message ?: strerror(-r));
+                }
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -437,7 +452,7 @@ static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_read(m, "hst", &fd, &name, &flags);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, 0, error);
+        r = bus_check_flags(flags, IMPORT_FLAGS_ALL, error);
         if (r < 0)
                 return r;
         if (!isempty(name) && normalise(name, &normalised, &msg) < 0)
@@ -456,6 +471,7 @@ static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         c = archive_call_new(manager, m, name, uid);
         if (!c)
                 return -ENOMEM;
+        c->flags = flags;
         r = sd_bus_message_new_method_call(manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
                                            BERTH_FETCHER_IFACE, "ImportArchive");
         if (r >= 0)
@@ -639,6 +655,7 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         c = archive_call_new(manager, m, name, uid);
         if (!c)
                 return -ENOMEM;
+        c->flags = flags;
         r = sd_bus_message_new_method_call(manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
                                            BERTH_FETCHER_IFACE, "ExportArchive");
         if (r >= 0)

@@ -17,6 +17,11 @@ static const struct {
         /* SECURITY: pulling makes the host download and store registry data; it never runs any of it.
          * Granted to group berth by the shipped rule. The reference and platform are polkit details. */
         { "PullImage", BERTH_ACTION_IMAGE_PULL },
+        /* SECURITY: unpacking an image already in the content store is the second half of a pull (the
+         * same snapshots a pull would make, from blobs a pull or an admin's import stored; the unpacker
+         * re-hashes every layer): it needs the pull action, nothing more. The reference and platform are
+         * polkit details. */
+        { "UnpackImage", BERTH_ACTION_IMAGE_PULL },
         /* SECURITY: Transfer.Cancel needs the pull action, and the handler additionally allows only the
          * uid that started the transfer (or root): members cannot stop each other's pulls. */
         { "Cancel", BERTH_ACTION_IMAGE_PULL },

@@ -151,6 +151,130 @@ int method_pull_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return broker_authorize(m, details, pull_image_authorized, userdata, error);
 }
 
+/* ---- UnpackImage ----------------------------------------------------------------------------------- */
+
+/* The platform of a record this machine runs: the one matching the default platform, or the only one
+ * (a single-manifest image is taken whatever its platform, as pulls do); with `wanted`, that one. */
+static const ImagePlatform *unpack_platform_of(const Image *i, const Platform *wanted) {
+        _cleanup_(platform_done) Platform def = {};
+
+        if (!wanted) {
+                if (platform_default(&def) < 0)
+                        return i->n_platforms == 1 ? &i->platforms[0] : NULL;
+                wanted = &def;
+        }
+        for (size_t k = 0; k < i->n_platforms; k++) {
+                _cleanup_(platform_done) Platform p = {};
+
+                if (platform_parse(i->platforms[k].platform, &p, NULL) >= 0 && platform_matches(wanted, &p))
+                        return &i->platforms[k];
+        }
+        return wanted == &def && i->n_platforms == 1 ? &i->platforms[0] : NULL;
+}
+
+int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, const char *platform_arg,
+                        const char **ret_path, sd_bus_error *error) {
+        _cleanup_free_ char *reference = NULL, *msg = NULL;
+        _cleanup_(platform_done) Platform wanted = {};
+        const ImagePlatform *ip;
+        const Image *img;
+        Transfer *t;
+        int r;
+
+        r = normalise_reference(reference_arg, NULL, &reference, error);
+        if (r < 0)
+                return r;
+        if (!isempty(platform_arg)) {
+                if (strlen(platform_arg) > PLATFORM_STRING_MAX)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Platform string too long.");
+                r = platform_parse(platform_arg, &wanted, &msg);
+                if (r < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid platform '%s': %s",
+                                                 platform_arg, msg ?: "malformed");
+        }
+        img = image_store_get(manager->images, reference);
+        if (!img)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No image '%s'.", reference);
+        ip = unpack_platform_of(img, isempty(platform_arg) ? NULL : &wanted);
+        if (!ip) {
+                _cleanup_free_ char *have = image_platforms_string(img);
+
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Image '%s' has no platform %s (it has %s).",
+                                         reference, isempty(platform_arg) ? "this machine runs" : platform_arg,
+                                         strna(have));
+        }
+
+        /* The same unpack already running: share it. */
+        t = transfer_find_running(manager, reference, ip->platform, TRANSFER_FLAG_UNPACK_ONLY);
+        if (t) {
+                *ret_path = t->path;
+                return 0;
+        }
+        if (transfer_count_running(manager, true, 0) >= TRANSFERS_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers running (limit %u).",
+                                         TRANSFERS_MAX);
+        if (transfer_count_running(manager, false, uid) >= TRANSFERS_PER_USER_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers of yours running (limit %u).",
+                                         TRANSFERS_PER_USER_MAX);
+
+        r = transfer_new(manager, uid, reference, ip->platform, TRANSFER_FLAG_UNPACK_ONLY, &t);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create a transfer for '%s': %m", reference);
+        r = pull_start_unpack(t, img, ip);
+        if (r == -EBADMSG) {
+                transfer_free(t);
+                return sd_bus_error_setf(error, BERTH_ERROR_BAD_CONTENT, "The record of '%s' is damaged; pull the image again.",
+                                         reference);
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to start unpacking '%s': %m", reference);
+                transfer_free(t);
+                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot start the unpack: %s",
+                                         strerror(-r));
+        }
+        log_info("Transfer %" PRIu32 ": unpacking '%s' for %s for uid %u.", t->id, reference, ip->platform,
+                 (unsigned) uid);
+        *ret_path = t->path;
+        return 0;
+}
+
+static int unpack_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *manager = userdata;
+        const char *ref_arg, *platform_arg, *path = NULL;
+        uint64_t flags;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_message_rewind(m, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "sst", &ref_arg, &platform_arg, &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
+        r = bus_message_sender_uid(m, &uid);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+        r = broker_start_unpack(manager, uid, ref_arg, platform_arg, &path, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "o", path);
+}
+
+int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *reference, *platform;
+        uint64_t flags;
+        int r;
+
+        r = sd_bus_message_read(m, "sst", &reference, &platform, &flags);
+        if (r < 0)
+                return r;
+        const char *details[] = { "reference", detail(reference), "platform", detail(platform), NULL };
+        return broker_authorize(m, details, unpack_image_authorized, userdata, error);
+}
+
 /* ---- ListTransfers --------------------------------------------------------------------------------- */
 
 static int compare_transfers(const void *a, const void *b) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -33,6 +34,12 @@ int method_list_images(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_inspect_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* UnpackImage; broker_start_unpack() is its body after authorisation (ImportImage uses it too): starts
+ * (or joins) the unpack of reference for platform ("" = this machine's) and returns the transfer path
+ * (borrowed), or sets error. */
+int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int broker_start_unpack(Manager *manager, uid_t uid, const char *reference, const char *platform,
+                        const char **ret_path, sd_bus_error *error);
 
 /* broker-content.c: ListContent, PruneContent, Login, Logout. */
 int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error);

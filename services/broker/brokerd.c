@@ -19,6 +19,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("PullImage", "sst", SD_BUS_PARAM(reference) SD_BUS_PARAM(platform) SD_BUS_PARAM(flags),
                                  "o", SD_BUS_PARAM(transfer), method_pull_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("UnpackImage", "sst", SD_BUS_PARAM(reference) SD_BUS_PARAM(platform) SD_BUS_PARAM(flags),
+                                 "o", SD_BUS_PARAM(transfer), method_unpack_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListTransfers", "", SD_BUS_PARAM(), "a(oss)", SD_BUS_PARAM(transfers),
                                  method_list_transfers, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListImages", "", SD_BUS_PARAM(), "a(sssts)", SD_BUS_PARAM(images),

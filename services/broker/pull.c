@@ -77,6 +77,12 @@ struct Pull {
         unsigned parallel;
 
         Unpack *unpack; /* NULL with PULL_FLAG_NO_UNPACK */
+
+        /* UnpackImage: no registry, the layers come from the content store (OpenBlob); at the end the
+         * record's platform is marked unpacked instead of a record being written. */
+        bool unpack_only;
+        char *unpack_platform;  /* the record's platform string */
+        char **unpack_chain_ids;
 };
 
 static void pull_job_free(gpointer p) {
@@ -113,6 +119,8 @@ void pull_free(Pull *p) {
         free(p->fetcher);
         free(p->target_digest);
         free(p->target_media_type);
+        free(p->unpack_platform);
+        g_strfreev(p->unpack_chain_ids);
         free(p);
 }
 
@@ -168,7 +176,7 @@ static void pull_stop(Pull *p, bool cancel_downloads) {
 }
 
 void pull_cancel(Pull *p) {
-        pull_stop(p, true);
+        pull_stop(p, !p->unpack_only);
 }
 
 static void pull_fail(Pull *p, const char *format, ...) _printf_(2, 3);
@@ -183,7 +191,7 @@ static void pull_fail(Pull *p, const char *format, ...) {
 
         log_error("Pull of '%s' (transfer %" PRIu32 ") failed: %s", p->transfer->reference, p->transfer->id,
                   strna(msg));
-        pull_stop(p, true);
+        pull_stop(p, !p->unpack_only);
         transfer_finish(p->transfer, TRANSFER_FAILED, msg ?: "Pull failed");
 }
 
@@ -313,8 +321,11 @@ static void pull_dispatch(Pull *p) {
         int r;
 
         while (p->running < p->parallel && (j = g_queue_pop_head(&p->queue))) {
-                r = call_fetcher_async(p->manager, &j->slot, on_fetch_reply, j, "FetchBlob", "sstst", p->name,
-                                       j->digest, j->size, j->media_type, UINT64_C(0));
+                if (p->unpack_only)
+                        r = call_fetcher_async(p->manager, &j->slot, on_fetch_reply, j, "OpenBlob", "s", j->digest);
+                else
+                        r = call_fetcher_async(p->manager, &j->slot, on_fetch_reply, j, "FetchBlob", "sstst",
+                                               p->name, j->digest, j->size, j->media_type, UINT64_C(0));
                 if (r < 0) {
                         log_error_errno(r, "Failed to call FetchBlob for %s: %m", j->digest);
                         pull_fail(p, "Cannot reach the berth fetcher: %s", strerror(-r));
@@ -336,7 +347,8 @@ static void on_unpack_progress(void *userdata) {
         Pull *p = userdata;
 
         /* A layer got committed: the pull may be complete now (pull_dispatch decides). */
-        if (transfer_is_running(p->transfer) && !p->resolve_slot && p->n_platforms > 0 && p->running == 0 &&
+        if (transfer_is_running(p->transfer) && !p->resolve_slot && (p->n_platforms > 0 || p->unpack_only) &&
+            p->running == 0 &&
             g_queue_is_empty(&p->queue) && pull_platforms_complete(p))
                 pull_dispatch(p);
 }
@@ -553,7 +565,13 @@ static int on_fetch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         p->running--;
 
         if (sd_bus_message_is_method_error(m, NULL)) {
-                pull_fail_bus(p, sd_bus_message_get_error(m), "FetchBlob");
+                const sd_bus_error *e = sd_bus_message_get_error(m);
+
+                if (p->unpack_only && e && streq_ptr(e->name, BERTH_ERROR_NOT_FOUND))
+                        pull_fail(p, "layer %s of %s is not in the content store; pull the image again", j->digest,
+                                  t->reference);
+                else
+                        pull_fail_bus(p, e, p->unpack_only ? "OpenBlob" : "FetchBlob");
                 return 0;
         }
         remember_fetcher(p, m);
@@ -741,9 +759,24 @@ static int build_image(Pull *p, Image **ret) {
         return 0;
 }
 
+static int record_unpacked(Pull *p);
+
 static void pull_complete(Pull *p) {
         _cleanup_(image_freep) Image *i = NULL;
         int r;
+
+        if (p->unpack_only) {
+                r = record_unpacked(p);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to update the image record of '%s': %m", p->transfer->reference);
+                        pull_fail(p, "Failed to save the image record: %s", strerror(-r));
+                        return;
+                }
+                log_info("Unpacked '%s' (%s), transfer %" PRIu32 ".", p->transfer->reference, p->unpack_platform,
+                         p->transfer->id);
+                transfer_finish(p->transfer, TRANSFER_DONE, "");
+                return;
+        }
 
         r = build_image(p, &i);
         if (r >= 0)
@@ -1075,4 +1108,102 @@ int pull_build_image_record(Manager *m, const char *name, const char *target_dig
         };
 
         return build_image(&p, ret);
+}
+
+/* ---- UnpackImage: the unpack half of a pull, for an image already in the content store ------------------ */
+
+/* Marks the unpacked platform in the current record, when the record still names the same target and
+ * chain (it may have been removed or re-pulled meanwhile: then there is nothing to mark). */
+static int record_unpacked(Pull *p) {
+        _cleanup_(image_freep) Image *copy = NULL;
+        const Image *old;
+        int r;
+
+        old = image_store_get(p->manager->images, p->transfer->reference);
+        if (!old || !streq_ptr(old->target_digest, p->target_digest)) {
+                log_info("Image '%s' changed while it was being unpacked; its record is left as is.",
+                         p->transfer->reference);
+                return 0;
+        }
+        r = image_copy(old, NULL, &copy);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < copy->n_platforms; k++) {
+                ImagePlatform *ip = &copy->platforms[k];
+
+                if (!streq_ptr(ip->platform, p->unpack_platform) || !ip->chain_ids ||
+                    !g_strv_equal((const char *const *) ip->chain_ids, (const char *const *) p->unpack_chain_ids))
+                        continue;
+                if (ip->unpacked)
+                        return 0;
+                ip->unpacked = true;
+                return image_store_put(p->manager->images, &copy);
+        }
+        return 0;
+}
+
+int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip) {
+        _cleanup_free_ char **digests = NULL, **media_types = NULL, **diff_ids = NULL;
+        Pull *p;
+        int r;
+
+        if (!t || !img || !ip || !ip->platform || !img->target_digest)
+                return -EINVAL;
+        if (ip->n_layers > LAYERS_MAX || !ip->chain_ids || g_strv_length(ip->chain_ids) != ip->n_layers)
+                return -EBADMSG;
+        for (size_t l = 0; l < ip->n_layers; l++)
+                if (!digest_is_valid(ip->layers[l].digest) || !digest_is_valid(ip->layers[l].diff_id) ||
+                    !digest_is_valid(ip->chain_ids[l]) || media_type_kind(ip->layers[l].media_type) != MEDIA_KIND_LAYER)
+                        return -EBADMSG;
+
+        digests = calloc(ip->n_layers + 1, sizeof(char *));
+        media_types = calloc(ip->n_layers + 1, sizeof(char *));
+        diff_ids = calloc(ip->n_layers + 1, sizeof(char *));
+        if (!digests || !media_types || !diff_ids)
+                return -ENOMEM;
+        for (size_t l = 0; l < ip->n_layers; l++) {
+                digests[l] = ip->layers[l].digest;
+                media_types[l] = ip->layers[l].media_type;
+                diff_ids[l] = ip->layers[l].diff_id;
+        }
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->manager = t->manager;
+        p->transfer = t;
+        p->parallel = FETCH_PARALLEL_DEFAULT;
+        p->unpack_only = true;
+        p->jobs = g_ptr_array_new_with_free_func(pull_job_free);
+        g_queue_init(&p->queue);
+        p->target_digest = strdup(img->target_digest);
+        p->unpack_platform = strdup(ip->platform);
+        p->unpack_chain_ids = g_strdupv(ip->chain_ids);
+        if (!p->target_digest || !p->unpack_platform || !p->unpack_chain_ids) {
+                pull_free(p);
+                return -ENOMEM;
+        }
+
+        const UnpackCallbacks cb = { .on_progress = on_unpack_progress, .on_fail = on_unpack_fail, .userdata = p };
+        r = unpack_new(t->manager, t, &cb, &p->unpack);
+        if (r >= 0)
+                r = unpack_add_platform(p->unpack, 0, ip->chain_ids, digests, diff_ids, media_types, ip->n_layers);
+        for (size_t l = 0; r >= 0 && l < ip->n_layers; l++)
+                r = pull_add_job(p, JOB_LAYER, ip->layers[l].digest, ip->layers[l].media_type, ip->layers[l].size);
+        /* The blobs are here already: their rows start as "exists", as in a pull that found them. */
+        for (size_t l = 0; r >= 0 && l < ip->n_layers; l++) {
+                TransferBlob *b = transfer_find_blob(t, ip->layers[l].digest);
+
+                if (b)
+                        transfer_blob_update(t, b, "exists", b->total, b->total);
+        }
+        if (r < 0) {
+                pull_free(p);
+                return r;
+        }
+        transfer_set_image_digest(t, img->target_digest);
+        transfer_set_state(t, TRANSFER_UNPACKING);
+        t->pull = p;
+        pull_dispatch(p); /* OpenBlob calls, answered from the fetcher's store */
+        return 0;
 }

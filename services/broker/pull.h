@@ -11,6 +11,9 @@
 #define PULL_FLAG_ALL_PLATFORMS (UINT64_C(1) << 0)
 #define PULL_FLAG_NO_UNPACK (UINT64_C(1) << 1) /* fetch only: no snapshots */
 #define PULL_FLAGS_ALL (PULL_FLAG_ALL_PLATFORMS | PULL_FLAG_NO_UNPACK)
+/* Internal: the transfer flags of an UnpackImage transfer (never accepted from a caller), so that
+ * transfer_find_running() never mixes up an unpack with a pull of the same reference. */
+#define TRANSFER_FLAG_UNPACK_ONLY (UINT64_C(1) << 63)
 
 /* Long calls to the fetcher: it has its own stall timeout, so ours only guards against a lost reply. */
 #define PULL_FETCH_TIMEOUT_USEC (6ULL * 3600ULL * 1000000ULL)
@@ -18,6 +21,10 @@
 /* Starts pulling into transfer t (takes ownership of ref and wanted; wanted NULL = this machine's
  * platform). On failure nothing was started and t is untouched. */
 int pull_start(Transfer *t, ImageReference **ref, Platform *wanted);
+/* UnpackImage: unpacks platform ip of the recorded image img into transfer t from the content store
+ * (OpenBlob; a missing layer fails the transfer), then marks that platform unpacked in the record. The
+ * arguments are copied. On failure nothing was started and t is untouched. */
+int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip);
 void pull_cancel(Pull *p);
 void pull_free(Pull *p);
 /* Does the pull have a FetchBlob of this digest in flight? */
