@@ -54,12 +54,23 @@ static const char *detail(const char *s) {
         return strlen(s) <= BUS_STRING_MAX ? s : "";
 }
 
+/* The global and per-user limits on running transfers (pulls and unpacks alike). */
+static int check_transfer_limits(Manager *manager, uid_t uid, sd_bus_error *error) {
+        if (transfer_count_running(manager, true, 0) >= TRANSFERS_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers running (limit %u).",
+                                         TRANSFERS_MAX);
+        if (transfer_count_running(manager, false, uid) >= TRANSFERS_PER_USER_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers of yours running (limit %u).",
+                                         TRANSFERS_PER_USER_MAX);
+        return 0;
+}
+
 /* ---- PullImage ------------------------------------------------------------------------------------- */
 
 static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(image_reference_freep) ImageReference *ref = NULL;
         _cleanup_free_ char *reference = NULL, *platform = NULL, *msg = NULL;
-        Platform wanted = {};
+        _cleanup_(platform_done) Platform wanted = {};
         Manager *manager = userdata;
         const char *ref_arg, *platform_arg;
         Transfer *t;
@@ -93,41 +104,26 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
                 platform = platform_to_string(&wanted);
         } else
                 platform = strdup("");
-        if (!platform) {
-                platform_done(&wanted);
+        if (!platform)
                 return -ENOMEM;
-        }
 
         /* The same pull already running: share it. */
         t = transfer_find_running(manager, reference, platform, flags);
-        if (t) {
-                platform_done(&wanted);
+        if (t)
                 return sd_bus_reply_method_return(m, "o", t->path);
-        }
 
         r = bus_message_sender_uid(m, &uid);
-        if (r < 0) {
-                platform_done(&wanted);
+        if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
-        }
-        if (transfer_count_running(manager, true, 0) >= TRANSFERS_MAX) {
-                platform_done(&wanted);
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers running (limit %u).",
-                                         TRANSFERS_MAX);
-        }
-        if (transfer_count_running(manager, false, uid) >= TRANSFERS_PER_USER_MAX) {
-                platform_done(&wanted);
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers of yours running (limit %u).",
-                                         TRANSFERS_PER_USER_MAX);
-        }
+        r = check_transfer_limits(manager, uid, error);
+        if (r < 0)
+                return r;
 
         r = transfer_new(manager, uid, reference, platform, flags, &t);
-        if (r < 0) {
-                platform_done(&wanted);
+        if (r < 0)
                 return log_error_errno(r, "Failed to create a transfer for '%s': %m", reference);
-        }
+        /* pull_start() takes wanted over (and leaves it empty). */
         r = pull_start(t, &ref, isempty(platform_arg) ? NULL : &wanted);
-        platform_done(&wanted);
         if (r < 0) {
                 log_error_errno(r, "Failed to start pulling '%s': %m", reference);
                 transfer_free(t);
@@ -155,7 +151,7 @@ int method_pull_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 
 /* The platform of a record this machine runs: the one matching the default platform, or the only one
  * (a single-manifest image is taken whatever its platform, as pulls do); with `wanted`, that one. */
-static const ImagePlatform *unpack_platform_of(const Image *i, const Platform *wanted) {
+const ImagePlatform *broker_image_platform(const Image *i, const Platform *wanted) {
         _cleanup_(platform_done) Platform def = {};
 
         if (!wanted) {
@@ -195,7 +191,7 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
         img = image_store_get(manager->images, reference);
         if (!img)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No image '%s'.", reference);
-        ip = unpack_platform_of(img, isempty(platform_arg) ? NULL : &wanted);
+        ip = broker_image_platform(img, isempty(platform_arg) ? NULL : &wanted);
         if (!ip) {
                 _cleanup_free_ char *have = image_platforms_string(img);
 
@@ -210,12 +206,9 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
                 *ret_path = t->path;
                 return 0;
         }
-        if (transfer_count_running(manager, true, 0) >= TRANSFERS_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers running (limit %u).",
-                                         TRANSFERS_MAX);
-        if (transfer_count_running(manager, false, uid) >= TRANSFERS_PER_USER_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers of yours running (limit %u).",
-                                         TRANSFERS_PER_USER_MAX);
+        r = check_transfer_limits(manager, uid, error);
+        if (r < 0)
+                return r;
 
         r = transfer_new(manager, uid, reference, ip->platform, TRANSFER_FLAG_UNPACK_ONLY, &t);
         if (r < 0)
@@ -361,7 +354,7 @@ int method_list_images(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 
 /* ---- InspectImage ---------------------------------------------------------------------------------- */
 
-static int lookup_image(Manager *manager, const char *reference, Image **ret, sd_bus_error *error) {
+int broker_lookup_image(Manager *manager, const char *reference, Image **ret, sd_bus_error *error) {
         _cleanup_free_ char *name = NULL;
         Image *i;
         int r;
@@ -389,7 +382,7 @@ static int inspect_image_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = sd_bus_message_read(m, "s", &reference);
         if (r < 0)
                 return r;
-        r = lookup_image(userdata, reference, &i, error);
+        r = broker_lookup_image(userdata, reference, &i, error);
         if (r < 0)
                 return r;
         node = image_to_json(i);
@@ -426,7 +419,7 @@ static int tag_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_read(m, "ss", &source, &target);
         if (r < 0)
                 return r;
-        r = lookup_image(manager, source, &i, error);
+        r = broker_lookup_image(manager, source, &i, error);
         if (r < 0)
                 return r;
         r = normalise_reference(target, NULL, &target_name, error);
@@ -485,7 +478,7 @@ static int remove_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
-        r = lookup_image(manager, reference, &i, error);
+        r = broker_lookup_image(manager, reference, &i, error);
         if (r < 0)
                 return r;
         name = strdup(i->name);

@@ -652,10 +652,9 @@ static void usage_reply(SnapCall *c) {
 }
 
 static int usage_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(image_reference_freep) ImageReference *ref = NULL;
-        _cleanup_free_ char *name = NULL, *msg = NULL;
         Manager *manager = userdata;
         const char *reference;
+        Image *i = NULL;
         SnapCall *c;
         int r;
 
@@ -666,22 +665,16 @@ static int usage_authorized(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (r < 0)
                 return r;
         if (!isempty(reference)) {
-                if (strlen(reference) > REFERENCE_LENGTH_MAX ||
-                    image_reference_parse(reference, &ref, &msg) < 0)
-                        return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid reference '%.200s': %s",
-                                                 reference, msg ?: "malformed");
-                name = image_reference_to_string(ref);
-                if (!name)
-                        return -ENOMEM;
-                if (!image_store_get(manager->images, name))
-                        return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No image '%s'.", name);
+                r = broker_lookup_image(manager, reference, &i, error);
+                if (r < 0)
+                        return r;
         }
         c = snap_call_new(manager, m);
         if (!c)
                 return -ENOMEM;
-        if (name) {
+        if (i) {
                 c->ids = g_new0(char *, 2);
-                c->ids[0] = g_strdup(name);
+                c->ids[0] = g_strdup(i->name);
         }
         return snap_collect(c, usage_reply, error);
 }
@@ -721,27 +714,10 @@ static int check_dir_fd(int fd, sd_bus_error *error) {
         return 0;
 }
 
-/* The platform of an image that this machine runs: the one matching the default platform, or the only
- * one (a single-manifest image is taken whatever its platform, as pulls do). */
-static const ImagePlatform *default_platform_of(const Image *i) {
-        _cleanup_(platform_done) Platform def = {};
-
-        if (platform_default(&def) >= 0)
-                for (size_t k = 0; k < i->n_platforms; k++) {
-                        _cleanup_(platform_done) Platform p = {};
-
-                        if (platform_parse(i->platforms[k].platform, &p, NULL) >= 0 && platform_matches(&def, &p))
-                                return &i->platforms[k];
-                }
-        return i->n_platforms == 1 ? &i->platforms[0] : NULL;
-}
-
 static int mount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(image_reference_freep) ImageReference *ref = NULL;
-        _cleanup_free_ char *name = NULL, *msg = NULL;
         Manager *manager = userdata;
         const ImagePlatform *p;
-        const char *reference;
+        const char *reference, *name;
         uint64_t flags;
         size_t n;
         Image *i;
@@ -756,19 +732,14 @@ static int mount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
-        if (strlen(reference) > REFERENCE_LENGTH_MAX || image_reference_parse(reference, &ref, &msg) < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid reference '%.200s': %s",
-                                         reference, msg ?: "malformed");
         r = check_dir_fd(fd, error);
         if (r < 0)
                 return r;
-        name = image_reference_to_string(ref);
-        if (!name)
-                return -ENOMEM;
-        i = image_store_get(manager->images, name);
-        if (!i)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No image '%s'.", name);
-        p = default_platform_of(i);
+        r = broker_lookup_image(manager, reference, &i, error);
+        if (r < 0)
+                return r;
+        name = i->name;
+        p = broker_image_platform(i, NULL);
         if (!p)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Image '%s' has no platform this machine runs.",
                                          name);
@@ -939,14 +910,11 @@ static void gc_decide(SnapCall *c) {
 
 int broker_snapshot_gc(Manager *m, BrokerGcDone done, void *userdata) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
-        SnapCall *c = calloc(1, sizeof(*c));
+        SnapCall *c = snap_call_new(m, NULL);
         int r;
 
         if (!c)
                 return -ENOMEM;
-        c->manager = m;
-        c->snaps = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, snap_free);
-        c->mounted = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
         c->need_mounted = true;
         c->gc_done = done;
         c->gc_userdata = userdata;

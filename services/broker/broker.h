@@ -6,7 +6,9 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-typedef struct ImageStore ImageStore;
+#include "image-store.h"
+#include "oci-types.h"
+
 
 typedef struct Manager {
         sd_bus *bus;
@@ -40,6 +42,11 @@ int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int broker_start_unpack(Manager *manager, uid_t uid, const char *reference, const char *platform,
                         const char **ret_path, sd_bus_error *error);
+/* The record a user's reference names (normalised first), or NotFound/InvalidReference in error. */
+int broker_lookup_image(Manager *manager, const char *reference, Image **ret, sd_bus_error *error);
+/* The platform of a record this machine runs (the default platform's, or the only one), or with
+ * wanted that one; NULL when there is none. */
+const ImagePlatform *broker_image_platform(const Image *i, const Platform *wanted);
 
 /* broker-content.c: ListContent, PruneContent, Login, Logout. */
 int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -407,10 +407,10 @@ static int platform_config_done(Pull *p, PullPlatform *pp, const char *data, siz
                 pull_fail(p, "Invalid image config '%s': %s", pp->manifest->config.digest, strna(msg));
                 return r;
         }
-        if (config->n_diff_ids != pp->manifest->n_layers) {
-                pull_fail(p, "Image config '%s' lists %zu layer diff_ids but the manifest has %zu layers",
-                          pp->manifest->config.digest, config->n_diff_ids, pp->manifest->n_layers);
-                return -EBADMSG;
+        r = pull_check_config(pp->manifest, pp->manifest_digest, config, &msg);
+        if (r < 0) {
+                pull_fail(p, "%s", strna(msg));
+                return r;
         }
         if (p->explicit_platform && !pp->index_platform.os && !platform_matches(&p->wanted, &config->platform)) {
                 _cleanup_free_ char *have = platform_to_string(&config->platform),
@@ -423,14 +423,6 @@ static int platform_config_done(Pull *p, PullPlatform *pp, const char *data, siz
         for (size_t l = 0; l < pp->manifest->n_layers; l++) {
                 const Descriptor *d = &pp->manifest->layers[l];
 
-                if (media_type_kind(d->media_type) != MEDIA_KIND_LAYER) {
-                        pull_fail(p, "Unsupported layer media type '%s' in '%s'", d->media_type, pp->manifest_digest);
-                        return -EMEDIUMTYPE;
-                }
-                if (d->size > BLOB_SIZE_MAX) {
-                        pull_fail(p, "Layer '%s' claims %" PRIu64 " bytes, more than the limit", d->digest, d->size);
-                        return -EFBIG;
-                }
                 r = pull_add_job(p, JOB_LAYER, d->digest, d->media_type, d->size);
                 if (r < 0) {
                         pull_fail(p, "Too many blobs in '%s'", p->transfer->reference);
@@ -455,20 +447,10 @@ static int platform_manifest_done(Pull *p, PullPlatform *pp, const char *data, s
                 pull_fail(p, "Invalid manifest '%s': %s", pp->manifest_digest, strna(msg));
                 return r;
         }
-        if (manifest->n_layers > LAYERS_MAX) {
-                pull_fail(p, "Manifest '%s' has %zu layers, more than the limit of %u", pp->manifest_digest,
-                          manifest->n_layers, LAYERS_MAX);
-                return -E2BIG;
-        }
-        if (media_type_kind(manifest->config.media_type) != MEDIA_KIND_CONFIG) {
-                pull_fail(p, "Unsupported config media type '%s' in '%s' (not a container image?)",
-                          manifest->config.media_type, pp->manifest_digest);
-                return -EMEDIUMTYPE;
-        }
-        if (manifest->config.size > CONFIG_SIZE_MAX) {
-                pull_fail(p, "Config '%s' is %" PRIu64 " bytes, more than the limit of %u", manifest->config.digest,
-                          manifest->config.size, CONFIG_SIZE_MAX);
-                return -EFBIG;
+        r = pull_check_manifest(manifest, pp->manifest_digest, &msg);
+        if (r < 0) {
+                pull_fail(p, "%s", strna(msg));
+                return r;
         }
         pp->manifest = TAKE_PTR(manifest);
         r = pull_add_job(p, JOB_CONFIG, pp->manifest->config.digest, pp->manifest->config.media_type,
@@ -1045,7 +1027,7 @@ int pull_on_fetcher_progress(sd_bus_message *m, void *userdata, sd_bus_error *er
 /* ---- shared with archive imports (broker-archive.c) -------------------------------------------------- */
 
 /* An import records images exactly as a pull does: the same verification, the same checks, the same
- * record. These wrap the pieces above for documents that came from the content store, not a registry. */
+ * record. The checks are the pull's own (platform_manifest_done/platform_config_done call them too). */
 
 int pull_read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret, char **ret_error) {
         return read_verified(fd, digest, size, max, ret, ret_error);
