@@ -1,12 +1,7 @@
 """Issue: the four services on D-Bus, polkit, activation, the CLI's info command."""
-import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import tempfile
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -110,14 +105,10 @@ def open_bus():
     bus.close()
 
 
-def start_service_on(address, name, bus):
-    return bus.start(name)
-
-
 @pytest.mark.parametrize("name", sorted(INTERNAL))
 def test_sender_check_in_code_holds_without_bus_policy(open_bus, name, member):
     address, procs = open_bus
-    start_service_on(address, name, procs)
+    procs.start(name)
     bus_name = INTERNAL[name]
     for user in (None, member):
         p = bus_call(bus_name, PATHS[bus_name], bus_name, "GetInfo", user=user, address=address)
@@ -130,7 +121,7 @@ def test_sender_check_in_code_holds_without_bus_policy(open_bus, name, member):
 
 def test_sigterm_stops_a_service_cleanly(open_bus):
     address, procs = open_bus
-    p = start_service_on(address, "unpacker", procs)
+    p = procs.start("unpacker")
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=10)
     assert p.returncode == 0, err
@@ -155,6 +146,7 @@ def test_sigterm_on_the_system_bus_releases_the_name_and_activation_restarts(nam
 def test_sigkill_then_next_use_reactivates(name, member):
     bus_name = SERVICES[name]
     pid = name_pid(bus_name)
+    assert pid
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid), what=f"{name} to die")
     wait_for(lambda: name_pid(bus_name) is None, what="name released")
@@ -185,7 +177,7 @@ def test_cli_with_no_broker_on_the_bus_says_not_reachable(open_bus):
 def test_info_exits_nonzero_when_an_internal_service_is_down(open_bus):
     """A broker alone on a bus where the others cannot be activated: info shows them unreachable."""
     address, procs = open_bus
-    start_service_on(address, "broker", procs)
+    procs.start("broker")
     p = berthctl("info", env={"DBUS_SYSTEM_BUS_ADDRESS": address})
     assert p.returncode != 0
     assert re.search(r"^fetcher\s+unreachable", p.stdout, re.M), p.stdout
@@ -271,9 +263,8 @@ UNIT_THRESHOLDS = {"broker": 1.0, "fetcher": 2.0, "unpacker": 3.0, "supervisor":
 
 @pytest.mark.parametrize("name", sorted(UNIT_THRESHOLDS))
 def test_units_verify_and_stay_hardened(name):
-    unit = stack.TOP / "build" / "units" / f"berth-{name}.service"
-    if not unit.exists():
-        pytest.skip("no build/units (built elsewhere)")
+    unit = stack.BUILD / "units" / f"berth-{name}.service"
+    assert unit.exists(), f"{unit} missing: tools/dev-up builds it (set BERTH_BUILD_DIR if built elsewhere)"
     p = stack.run(["systemd-analyze", "verify", str(unit)])
     assert p.returncode == 0, p.stderr
     p = stack.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)])

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.cli import inspect
 from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.fixtures import TEST_USER, TEST_PASSWORD, require_tools
 from berthtest.images import ImageBuilder, File, Dir, random_file_layer, MEDIA_TYPES
@@ -166,12 +167,6 @@ def cli_images():
             dig = item["target"].get("digest")
         out[ref] = dig
     return out
-
-
-def inspect(ref):
-    p = berthctl("images", "inspect", ref)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
 
 
 def all_digests_in(obj):
@@ -462,6 +457,20 @@ class FakeRegistry:
         h.end_headers()
         if method != "HEAD" and body:
             h.wfile.write(body)
+
+    @staticmethod
+    def reply_cut(h, data, n, headers=()):
+        """Answer 200 announcing all of ``data`` (Content-Length), send only its first ``n`` bytes and
+        hang up: a body cut short."""
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in dict(headers).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data[:n])
+        h.wfile.flush()
+        h.close_connection = True
+        h.connection.shutdown(socket.SHUT_RDWR)
 
     def _handle(self, h, method):
         path = h.path.split("?", 1)[0]
@@ -1130,6 +1139,24 @@ def test_401_without_usable_challenge(fake_registry, tmp_path):
     assert not have_blob(img.manifest.digest)
 
 
+def test_registry_error_text_cannot_drive_the_terminal(fake_registry, tmp_path):
+    """A registry's error message is quoted to the user; escape sequences in it must not reach the
+    terminal (retitling it, moving the cursor, faking other output)."""
+    b, img = build(tmp_path)
+    fr = fake_registry(b.layout_dir)
+    evil = "gone\x1b]0;pwned\x07\x1b[2J\rfake line"
+
+    def hostile(h, method, path):
+        body = json.dumps({"errors": [{"code": "DENIED", "message": evil}]}).encode()
+        FakeRegistry.reply(h, method, 403, body, {"Content-Type": "application/json"})
+        return True
+    fr.fault = hostile
+    p = pull(f"{fr.host}/test/evil@{img.manifest.digest}")
+    assert p.returncode != 0
+    assert "gone" in p.stderr, p.stderr  # the message is still shown…
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", p.stderr), repr(p.stderr)  # …but no control bytes
+
+
 # ================================================================================================
 # mirrors
 # ================================================================================================
@@ -1237,14 +1264,7 @@ def test_truncated_blob_body(fake_registry, berth_config, tmp_path):
     def truncate(h, method, path):
         if method == "GET" and path.endswith("/blobs/" + layer.digest):
             data = fr.blob_bytes(layer.digest)
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.send_header("Content-Type", "application/octet-stream")
-            h.end_headers()
-            h.wfile.write(data[:len(data) // 2])
-            h.wfile.flush()
-            h.close_connection = True
-            h.connection.shutdown(socket.SHUT_RDWR)
+            FakeRegistry.reply_cut(h, data, len(data) // 2, {"Content-Type": "application/octet-stream"})
             return True
         return False
     fr.fault = truncate
@@ -1272,14 +1292,7 @@ def test_retry_after_503_and_resume_after_short_body(fake_registry, berth_config
             FakeRegistry.reply(h, method, 503, b"busy", {"Retry-After": "1"})
             return True
         if calls["n"] == 2:
-            data = fr.blob_bytes(layer.digest)
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data[:100000])
-            h.wfile.flush()
-            h.close_connection = True
-            h.connection.shutdown(socket.SHUT_RDWR)
+            FakeRegistry.reply_cut(h, fr.blob_bytes(layer.digest), 100000)
             return True
         return False
     fr.fault = flaky
@@ -1307,16 +1320,11 @@ def test_resume_falls_back_when_the_server_ignores_range(fake_registry, berth_co
             return False
         calls["n"] += 1
         data = fr.blob_bytes(layer.digest)
-        h.send_response(200)  # never 206, whatever the Range header says
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
+        # Always 200, never 206, whatever the Range header says.
         if calls["n"] == 1:
-            h.wfile.write(data[:100000])
-            h.wfile.flush()
-            h.close_connection = True
-            h.connection.shutdown(socket.SHUT_RDWR)
+            FakeRegistry.reply_cut(h, data, 100000)
         else:
-            h.wfile.write(data)
+            FakeRegistry.reply(h, method, 200, data)
         return True
     fr.fault = no_ranges
     ref = f"{fr.host}/test/norange@{img.manifest.digest}"

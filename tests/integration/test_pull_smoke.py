@@ -2,27 +2,14 @@
 
 A busybox image built by the tests, served by a plain-HTTP docker-registry on 127.0.0.1, pulled by
 root and by a member of group berth through berthctl; an outsider is refused."""
-import json
 import re
 
 import pytest
 
-from berthtest import stack
+from berthtest.cli import content, images, inspect
 from berthtest.fixtures import *  # noqa: F401,F403  (registry, image_builder, busybox_layout)
 from berthtest.images import native_platform
 from berthtest.stack import berthctl
-
-
-def images(user=None):
-    p = berthctl("images", "ls", "--json", user=user)
-    assert p.returncode == 0, p.stderr
-    return {i["reference"]: i for i in json.loads(p.stdout)}
-
-
-def content(user=None):
-    p = berthctl("content", "ls", "--json", user=user)
-    assert p.returncode == 0, p.stderr
-    return {b["digest"]: b for b in json.loads(p.stdout)}
 
 
 def expected_platform():
@@ -59,9 +46,7 @@ def test_pull_as_root_then_ls_rm_gc(served_busybox):
     p = berthctl("images", "ls", "-q")
     assert ref in p.stdout.split()
 
-    p = berthctl("images", "inspect", ref)
-    assert p.returncode == 0, p.stderr
-    doc = json.loads(p.stdout)
+    doc = inspect(ref)
     assert doc["name"] == ref
     plat = doc["platforms"][0]
     assert [l["digest"] for l in plat["layers"]] == [l.digest for l in img.layers]
@@ -96,6 +81,7 @@ def test_pull_as_member_and_refusals(served_busybox, member, outsider):
     p = berthctl("images", "rm", ref, user=member)
     assert p.returncode != 0
     assert "org.berth.image-remove" in p.stderr
+    assert images()[ref]["digest"] == img.manifest.digest  # still there
 
     for args in (["images", "pull", ref], ["images", "ls"], ["content", "gc"]):
         p = berthctl(*args, user=outsider)

@@ -10,12 +10,11 @@ import os
 import signal
 import stat
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 from berthtest import stack
+from berthtest.cli import ImageView, inspect, snapshots
 from berthtest.containerd import Containerd
 from berthtest.fixtures import registry, require_tools  # noqa: F401
 from berthtest.images import (Device, Dir, Fifo, File, Hardlink, ImageBuilder, Opaque, Symlink,
@@ -80,33 +79,6 @@ def diff_trees(a, b):
     return out
 
 
-def snapshots():
-    p = berthctl("snapshots", "ls", "--json")
-    assert p.returncode == 0, p.stderr
-    return {s["chain_id"]: s for s in json.loads(p.stdout)}
-
-
-def inspect(ref):
-    p = berthctl("images", "inspect", ref)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
-
-
-class BerthView:
-    def __init__(self, ref, target):
-        self.ref, self.target = ref, Path(target)
-
-    def __enter__(self):
-        self.target.mkdir(parents=True, exist_ok=True)
-        p = berthctl("images", "mount", self.ref, str(self.target))
-        assert p.returncode == 0, p.stderr
-        return self.target
-
-    def __exit__(self, *exc):
-        p = berthctl("images", "unmount", str(self.target))
-        assert p.returncode == 0 or exc[0], p.stderr
-
-
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory):
     require_tools("containerd", "ctr")
@@ -123,7 +95,7 @@ def pull(ref, *extra):
 def compare_with_containerd(ref, containerd, tmp_path):
     pull(ref)
     containerd.pull(ref)
-    with BerthView(ref, tmp_path / "berth") as bv:
+    with ImageView(ref, tmp_path / "berth") as bv:
         ours = snapshot_tree(bv)
     ctr_dir = tmp_path / "ctr"
     ctr_dir.mkdir()
@@ -203,7 +175,7 @@ def layer3():
     ]
 
 
-def build_image(builder, media_types, compressions, tag):
+def build_image(builder, compressions, tag):
     layers = [builder.add_layer(entries, compression=c)
               for entries, c in zip((layer1(), layer2(), layer3()), compressions)]
     return builder.add_image(layers, tag=tag, cmd=["/bin/sh"])
@@ -216,7 +188,7 @@ def build_image(builder, media_types, compressions, tag):
 ])
 def test_tree_matches_containerd(registry, containerd, tmp_path, media_types, compressions):
     b = ImageBuilder(tmp_path / "layout", media_types=media_types)
-    img = build_image(b, media_types, compressions, "v1")
+    build_image(b, compressions, "v1")
     repo = f"unpack/{media_types}-{'-'.join(compressions)}:v1"
     registry.push(b.layout_dir, "v1", repo)
     ref = f"{registry.host}/{repo}"
@@ -315,7 +287,7 @@ def test_all_platforms_unpacks_only_this_machines(registry, tmp_path):
     native_s = f"{native['os']}/{native['architecture']}"
     other = "linux/arm64" if native["architecture"] != "arm64" else "linux/amd64"
     b = ImageBuilder(tmp_path / "layout")
-    idx = b.multi_arch_index({native_s: [b.add_layer([File("arch", native_s)])],
+    b.multi_arch_index({native_s: [b.add_layer([File("arch", native_s)])],
                               other: [b.add_layer([File("arch", other)], compression="zstd")]}, tag="multi")
     registry.push_all(b.layout_dir, "multi", "unpack/multi:v1")
     ref = f"{registry.host}/unpack/multi:v1"
@@ -327,7 +299,7 @@ def test_all_platforms_unpacks_only_this_machines(registry, tmp_path):
         snaps = snapshots()
         assert set(by[native_s]["chain_ids"]) <= set(snaps)
         assert not set(by[other]["chain_ids"]) & set(snaps)
-        with BerthView(ref, tmp_path / "view") as v:
+        with ImageView(ref, tmp_path / "view") as v:
             assert (v / "arch").read_text() == native_s
     finally:
         berthctl("images", "rm", ref)
@@ -380,7 +352,7 @@ def test_snapshots_rm_refusals_and_gc(registry, tmp_path):
 
         # Mounted view: gc keeps its snapshots even when no image uses them.
         mp = tmp_path / "view"
-        with BerthView(r1, mp):
+        with ImageView(r1, mp):
             assert (mp / "one").read_text() == "1"
             berthctl("images", "rm", r1, check=True)
             p = berthctl("content", "gc")
@@ -440,7 +412,7 @@ def test_deep_image(registry, tmp_path):
         pull(ref)
         chain = inspect(ref)["platforms"][0]["chain_ids"]
         assert len(chain) == n and set(chain) <= set(snapshots())
-        with BerthView(ref, tmp_path / "view") as v:
+        with ImageView(ref, tmp_path / "view") as v:
             for i in range(n):
                 assert (v / f"layer-{i:03d}" / "file").read_text() == f"{i}\n"
             assert (v / "top").read_text() == f"{n - 1}\n"
@@ -493,7 +465,7 @@ def test_killed_unpacker_leaves_nothing_and_next_pull_completes(registry, tmp_pa
 
         pull(ref)
         assert chain[1] in snapshots()
-        with BerthView(ref, tmp_path / "view") as v:
+        with ImageView(ref, tmp_path / "view") as v:
             assert (v / "big" / "zeros").stat().st_size == size
             assert (v / "big" / "f1999").read_text() == "1999"
             assert (v / "small").read_text() == "small"

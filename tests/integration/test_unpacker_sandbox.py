@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from berthtest.privatebus import PrivateBus
+
 TOP = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("BERTH_UNPACKER_BIN") or
            Path(os.environ.get("BERTH_BUILD_DIR", TOP / "build")) / "services/unpacker/berth-unpacker")
@@ -52,21 +54,6 @@ except dbus.exceptions.DBusException as e:
     print(json.dumps({"error": e.get_dbus_name(), "message": e.get_dbus_message()}))
 '''
 
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={sock}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"""
-
 
 def sha256(b):
     return "sha256:" + hashlib.sha256(b).hexdigest()
@@ -98,10 +85,9 @@ class Zeros(io.RawIOBase):
 
 
 class Env:
-    def __init__(self, tmp):
+    def __init__(self, tmp, address):
         self.tmp = tmp
-        self.sock = tmp / "bus"
-        self.address = f"unix:path={self.sock}"
+        self.address = address
         self.state = tmp / "state"
         self.conf = tmp / "conf"
         self.blobs = tmp / "blobs"
@@ -119,17 +105,19 @@ class Env:
                    BERTH_CONFIG_DIR=str(self.conf))
         self.service = subprocess.Popen([str(BIN), "-v"], env=env, stdout=log, stderr=log)
         for _ in range(200):
-            if "error" not in self.call("info", check=False) or self.service.poll() is not None:
+            if "error" not in self.call("info") or self.service.poll() is not None:
                 break
             time.sleep(0.05)
         assert self.service.poll() is None, (self.tmp / "unpacker.log").read_text()
+        info = self.call("info")
+        assert "error" not in info, (info, (self.tmp / "unpacker.log").read_text())
 
     def stop(self, sig=signal.SIGTERM):
         if self.service and self.service.poll() is None:
             self.service.send_signal(sig)
             self.service.wait(10)
 
-    def call(self, *args, user=BROKER, check=True):
+    def call(self, *args, user=BROKER):
         cmd = ["/usr/bin/python3", str(self.client), *args]
         if user:
             cmd = ["runuser", "-u", user, "--"] + cmd
@@ -160,31 +148,26 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
+    assert os.geteuid() == 0, "runs as root (it starts services and switches users)"
     assert BIN.exists(), f"{BIN} not built (set BERTH_BUILD_DIR or BERTH_UNPACKER_BIN)"
     subprocess.run(["id", BROKER], check=True, capture_output=True)
     tmp = Path(tempfile.mkdtemp(prefix="berth-unpacker-it-"))
     tmp.chmod(0o755)
-    e = Env(tmp)
+    bus = PrivateBus()
+    e = Env(tmp, bus.address)
     for d in (e.conf, e.blobs, e.sentinel):
         d.mkdir()
         d.chmod(0o755)
     (e.sentinel / "file").write_text("safe")
     e.client.write_text(CLIENT)
     e.client.chmod(0o644)
-    (tmp / "bus.conf").write_text(BUS_CONF.format(sock=e.sock))
-    bus = subprocess.Popen(["dbus-daemon", "--nofork", f"--config-file={tmp / 'bus.conf'}"])
-    for _ in range(100):
-        if e.sock.exists():
-            break
-        time.sleep(0.05)
-    e.start()
-    yield e
-    e.stop()
-    bus.terminate()
-    bus.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        e.start()
+        yield e
+    finally:
+        e.stop()
+        bus.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def assert_sentinel(env):

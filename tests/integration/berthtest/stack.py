@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[3]
+BUILD = Path(os.environ.get("BERTH_BUILD_DIR", TOP / "build"))  # where tools/dev-up builds
 PREFIX = Path(os.environ.get("BERTH_PREFIX", "/usr/local"))
 BERTHCTL = PREFIX / "bin" / "berthctl"
 LIBEXEC = PREFIX / "libexec" / "berth"
