@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "berthctl.h"
+#include "output.h"
 #include "bus-names.h"
 #include "bus-util.h"
 
@@ -24,7 +25,9 @@ int broker_connect(sd_bus **ret) {
 
 int report_bus_error(const char *what, const sd_bus_error *error, int r) {
         const char *name = error ? error->name : NULL;
-        const char *msg = error && error->message ? error->message : strerror(r < 0 ? -r : EIO);
+        /* Error texts may quote what a registry sent: never let them drive the terminal. */
+        _cleanup_free_ char *msg = printable_line(error && error->message ? error->message
+                                                                          : strerror(r < 0 ? -r : EIO));
 
         if (name && (streq(name, SD_BUS_ERROR_SERVICE_UNKNOWN) || streq(name, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
                      streq(name, "org.freedesktop.DBus.Error.Spawn.ChildExited") || streq(name, "org.freedesktop.DBus.Error.Spawn.ExecFailed") ||

@@ -400,7 +400,8 @@ int run_transfer(const char *verb, const char *method, const char *reference, co
                 goto finish;
         }
         if (v.result < 0) {
-                fprintf(stderr, "berthctl: %s: %s\n", verb, strna(v.error));
+                _cleanup_free_ char *line = printable_line(v.error);
+                fprintf(stderr, "berthctl: %s: %s\n", verb, strna(line));
                 r = v.result;
                 goto finish;
         }
