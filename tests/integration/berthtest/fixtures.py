@@ -6,6 +6,7 @@ Every server fixture stops its process/thread and removes its temp dir on
 teardown, also when the test fails.
 """
 
+import os
 import shutil
 
 import pytest
@@ -23,10 +24,14 @@ TEST_PASSWORD = "s3cret-pw"
 
 
 def require_tools(*names):
-    """Skip the current test unless every named executable is installed."""
+    """Skip the current test unless every named executable is installed. Under CI (CI=true, where
+    tools/install-deps has installed them all) a missing tool is a failure, never a silent skip."""
     missing = [n for n in names if shutil.which(n) is None]
     if missing:
-        pytest.skip("missing tools: " + ", ".join(missing))
+        msg = "missing tools: " + ", ".join(missing)
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (tools/install-deps should have installed them)")
+        pytest.skip(msg)
 
 
 @pytest.fixture
