@@ -12,6 +12,7 @@
 
 #include "berth-limits.h"
 #include "digest.h"
+#include "fs-util.h"
 #include "image-mount.h"
 #include "json-util.h"
 #include "log.h"
@@ -39,24 +40,20 @@ static int snapshot_parent(int snapshots_fd, const char *hex, char **ret_parent,
         _cleanup_close_ int dir_fd = -EBADF, fd = -EBADF;
         _cleanup_json_node_ JsonNode *root = NULL;
         _cleanup_free_ char *buf = NULL, *msg = NULL;
-        struct stat st;
-        ssize_t n;
+        size_t n;
         int r;
 
         dir_fd = openat(snapshots_fd, hex, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir_fd < 0)
                 return set_error(ret_error, errno, "snapshot sha256:%s is not committed", hex);
         fd = openat(dir_fd, "snapshot.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fd < 0)
                 return set_error(ret_error, errno, "snapshot sha256:%s has no record", hex);
-        if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t) st.st_size > SNAPSHOT_RECORD_MAX)
+        r = read_regular_file_fd(fd, SNAPSHOT_RECORD_MAX, &buf, &n);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || n == 0)
                 return set_error(ret_error, EBADMSG, "snapshot sha256:%s has a bad record", hex);
-        buf = malloc(st.st_size);
-        if (!buf)
-                return -ENOMEM;
-        n = pread(fd, buf, st.st_size, 0);
-        if (n != st.st_size)
-                return set_error(ret_error, EIO, "snapshot sha256:%s: short read of its record", hex);
 
         r = json_parse_bounded(buf, n, SNAPSHOT_RECORD_MAX, &root, &msg);
         if (r < 0 || !JSON_NODE_HOLDS_OBJECT(root))
@@ -292,11 +289,9 @@ int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
                 return set_error(ret_error, EPERM, "the target is not an image view mounted by berth");
 
         /* The fd must be the root of that mount, not a directory somewhere inside it. */
-        struct stat st_fd, st_parent;
         _cleanup_close_ int parent_fd = openat(target_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
         uint64_t parent_id = 0;
-        if (parent_fd < 0 || fstat(target_fd, &st_fd) < 0 || fstat(parent_fd, &st_parent) < 0 ||
-            fd_mount_id(parent_fd, &parent_id) < 0)
+        if (parent_fd < 0 || fd_mount_id(parent_fd, &parent_id) < 0)
                 return set_error(ret_error, EIO, "cannot inspect the target");
         if (parent_id == id)
                 return set_error(ret_error, EINVAL, "the target is inside an image view, not its mount point");
@@ -311,7 +306,6 @@ int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
 
 int image_mounts_in_use(const char *snapshots_path, char ***ret_chain_ids) {
         g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
-        g_autofree char *prefix = g_strdup_printf("%s/", snapshots_path);
         _cleanup_free_ char *line = NULL;
         size_t len = 0;
         FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -321,7 +315,6 @@ int image_mounts_in_use(const char *snapshots_path, char ***ret_chain_ids) {
         /* Any mention of <store>/<hex>/fs in a mount's root or options marks <hex> as used. A bind view's
          * root is the path inside its filesystem, which need not start with the store's path (a separate
          * /var, a bind-mounted state dir): any "/<hex>/fs" counts. A false match only keeps a snapshot. */
-        (void) prefix;
         while (getline(&line, &len, f) > 0) {
                 for (const char *p = strchr(line, '/'); p; p = strchr(p + 1, '/')) {
                         const char *hex = p + 1;

@@ -8,6 +8,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "config.h"
+#include "digest.h"
 #include "image-mount.h"
 #include "log.h"
 
@@ -23,6 +24,7 @@ static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *e
         _cleanup_free_ char *msg = NULL;
         const char *chain_id;
         uint64_t flags, mount_id = 0;
+        DigestAlgorithm alg;
         int target_fd, r;
 
         r = bus_require_broker(m, error);
@@ -34,6 +36,14 @@ static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
+        /* STYLE 7: every argument is validated here, before anything is opened on its behalf. */
+        if (digest_validate(chain_id, &alg) < 0 || alg != DIGEST_SHA256)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot mount image: invalid chain id '%.80s'.",
+                                         chain_id);
+        if (manager->snapshots_fd < 0)
+                /* The unpacker creates the store; it may have done so since we started. */
+                manager->snapshots_fd = open(manager->snapshots_path,
+                                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (manager->snapshots_fd < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No snapshot store at '%s'.",
                                          manager->snapshots_path);

@@ -19,6 +19,7 @@
 #include "berth-limits.h"
 #include "extract.h"
 #include "fs-at.h"
+#include "fs-util.h"
 #include "layer-stream.h"
 #include "log.h"
 #include "whiteout.h"
@@ -526,10 +527,10 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
         if (wk == WHITEOUT_DIR_OPAQUE) {
                 _cleanup_close_ int dir_fd = -EBADF;
 
-                dir_fd = open_in_root(x->root_fd, p.parent, O_RDONLY | O_DIRECTORY, 0);
+                /* The parent we just resolved in-root, reopened for fsetxattr() (O_PATH fds cannot). */
+                dir_fd = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (dir_fd < 0)
-                        return fail(x, UNPACK_FAILURE_IO, dir_fd, "Failed to open '%.256s': %s", p.parent,
-                                    strerror(-dir_fd));
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to open '%.256s': %m", p.parent);
                 r = whiteout_make_opaque(dir_fd);
                 if (r < 0)
                         return fail(x, UNPACK_FAILURE_IO, r, "Failed to mark '%.256s' opaque: %s", p.parent,
@@ -696,7 +697,7 @@ static int extract_all(Extractor *x) {
 /* The implied directories no entry named later, NUL-terminated, to the caller's fd. */
 static int write_implied(Extractor *x) {
         g_autoptr(GString) out = g_string_new(NULL);
-        size_t done = 0;
+        int r;
 
         for (guint i = 0; i < x->implied->len; i++) {
                 const char *path = x->implied->pdata[i];
@@ -705,14 +706,10 @@ static int write_implied(Extractor *x) {
                         continue;
                 g_string_append_len(out, path, (gssize) strlen(path) + 1);
         }
-        while (done < out->len) {
-                ssize_t n = write(x->req->implied_fd, out->str + done, out->len - done);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to report implied directories: %m");
-                }
-                done += (size_t) n;
+        r = loop_write(x->req->implied_fd, out->str, out->len);
+        if (r < 0) {
+                errno = -r;
+                return fail(x, UNPACK_FAILURE_IO, r, "Failed to report implied directories: %m");
         }
         return 0;
 }

@@ -31,10 +31,25 @@ int open_in_root(int root_fd, const char *path, int flags, uint64_t extra_resolv
         return fd < 0 ? -errno : fd;
 }
 
+int opendir_at(int dir_fd, const char *name, DIR **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        DIR *d;
+
+        /* fdopendir() takes ownership; work on a fresh open so the caller's fd stays theirs. */
+        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d)
+                return -errno;
+        TAKE_FD(fd);
+        *ret = d;
+        return 0;
+}
+
 static int rm_rf_at_depth(int parent_fd, const char *name, uint64_t *freed, unsigned depth);
 
 static int rm_rf_children_depth(int dir_fd, uint64_t *freed, unsigned depth) {
-        _cleanup_close_ int fd = -EBADF;
         DIR *d;
         struct dirent *de;
         int r = 0;
@@ -42,14 +57,9 @@ static int rm_rf_children_depth(int dir_fd, uint64_t *freed, unsigned depth) {
         if (depth > RM_RF_DEPTH_MAX)
                 return -ELOOP;
 
-        /* fdopendir() takes ownership; work on a fresh open of "." so the caller's fd stays theirs. */
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        TAKE_FD(fd);
+        r = opendir_at(dir_fd, ".", &d);
+        if (r < 0)
+                return r;
 
         while ((errno = 0, de = readdir(d))) {
                 int k;
@@ -100,43 +110,4 @@ int rm_rf_at(int parent_fd, const char *name, uint64_t *freed) {
 
 int rm_rf_children(int dir_fd, uint64_t *freed) {
         return rm_rf_children_depth(dir_fd, freed, 0);
-}
-
-static int disk_usage_depth(int parent_fd, const char *name, uint64_t *total, unsigned depth) {
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        struct dirent *de;
-        DIR *d;
-
-        if (depth > RM_RF_DEPTH_MAX)
-                return -ELOOP;
-        if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return -errno;
-        *total += (uint64_t) st.st_blocks * 512U;
-        if (!S_ISDIR(st.st_mode))
-                return 0;
-
-        fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        TAKE_FD(fd);
-        while ((de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                        (void) disk_usage_depth(dirfd(d), de->d_name, total, depth + 1);
-        closedir(d);
-        return 0;
-}
-
-int disk_usage_at(int parent_fd, const char *name, uint64_t *ret) {
-        uint64_t total = 0;
-        int r;
-
-        r = disk_usage_depth(parent_fd, name, &total, 0);
-        if (r < 0)
-                return r;
-        *ret = total;
-        return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <dirent.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -19,5 +20,6 @@ int rm_rf_at(int parent_fd, const char *name, uint64_t *freed);
 /* Removes everything inside dir_fd (but not dir_fd itself). */
 int rm_rf_children(int dir_fd, uint64_t *freed);
 
-/* Disk usage (st_blocks * 512) of a tree, without following symlinks. */
-int disk_usage_at(int parent_fd, const char *name, uint64_t *ret);
+/* opendir() of dir_fd/name (O_NOFOLLOW; "." for dir_fd itself) on a fd of its own: dir_fd stays the
+ * caller's. */
+int opendir_at(int dir_fd, const char *name, DIR **ret);

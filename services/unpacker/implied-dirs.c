@@ -56,19 +56,18 @@ static int copy_xattrs(int from, int to) {
  * (O_RDONLY|O_DIRECTORY), or -ENOENT when the default stays. */
 static int find_in_lowers(const char *path, const int *lower_fds, size_t n_lowers) {
         for (size_t i = 0; i < n_lowers; i++) {
-                _cleanup_close_ int fd = -EBADF;
-                struct stat st;
+                int fd;
 
                 /* SECURITY: resolved in that snapshot as its root (RESOLVE_IN_ROOT, no magic links): a
                  * lower layer's symlinks are followed as containerd's fs.RootPath does, never out of it. */
-                fd = open_in_root(lower_fds[i], path, O_PATH, 0);
+                fd = open_in_root(lower_fds[i], path, O_RDONLY | O_DIRECTORY, 0);
                 if (fd == -ENOENT)
                         continue;
                 if (fd < 0)
-                        return -ENOENT; /* ENOTDIR, ELOOP, …: something else is in the way */
-                if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
-                        return -ENOENT; /* replaced by a non-directory: do not copy (containerd: break) */
-                return open_in_root(lower_fds[i], path, O_RDONLY | O_DIRECTORY, 0);
+                        /* ENOTDIR (replaced by a non-directory: do not copy, containerd: break), ELOOP, …:
+                         * something else is in the way */
+                        return -ENOENT;
+                return fd;
         }
         return -ENOENT;
 }

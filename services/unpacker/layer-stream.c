@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "fs-util.h"
 #include "layer-stream.h"
 
 /* 1 MiB per read: few syscalls and few libarchive callback round trips for big layers. */
@@ -16,11 +17,9 @@
 static ssize_t blob_read(LayerStream *s, void *buf, size_t size) {
         ssize_t n;
 
-        do
-                n = pread(s->blob_fd, buf, size, (off_t) s->blob_offset);
-        while (n < 0 && errno == EINTR);
+        n = pread_full(s->blob_fd, buf, size, (off_t) s->blob_offset);
         if (n < 0) {
-                s->io_error = -errno;
+                s->io_error = (int) n;
                 return -1;
         }
         s->blob_offset += (uint64_t) n;

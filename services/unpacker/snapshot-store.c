@@ -101,6 +101,7 @@ int snapshot_store_new_work(SnapshotStore *s, char **ret_name, int *ret_fs_fd, c
         _cleanup_free_ char *name = NULL, *fs_path = NULL;
         _cleanup_close_ int dfd = -EBADF, fs_fd = -EBADF;
         uint64_t rnd;
+        int r;
 
         if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                 return -EIO;
@@ -109,22 +110,27 @@ int snapshot_store_new_work(SnapshotStore *s, char **ret_name, int *ret_fs_fd, c
         if (mkdirat(s->tmp_fd, name, 0700) < 0)
                 return -errno;
         dfd = openat(s->tmp_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0)
-                return -errno;
-        if (mkdirat(dfd, "fs", 0755) < 0)
-                return -errno;
+        if (dfd < 0 || mkdirat(dfd, "fs", 0755) < 0)
+                goto fail_errno;
         fs_fd = openat(dfd, "fs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fs_fd < 0)
-                return -errno;
-        if (fchmod(fs_fd, 0755) < 0)
-                return -errno;
-        if (asprintf(&fs_path, "%s/tmp/%s/fs", s->path, name) < 0)
-                return -ENOMEM;
+        if (fs_fd < 0 || fchmod(fs_fd, 0755) < 0)
+                goto fail_errno;
+        if (asprintf(&fs_path, "%s/tmp/%s/fs", s->path, name) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
 
         *ret_name = TAKE_PTR(name);
         *ret_fs_fd = TAKE_FD(fs_fd);
         *ret_fs_path = TAKE_PTR(fs_path);
         return 0;
+
+fail_errno:
+        r = -errno;
+fail:
+        /* Undo: the caller never learns the name, so nothing else would remove the half-made dir. */
+        (void) rm_rf_at(s->tmp_fd, name, NULL);
+        return r;
 }
 
 int snapshot_store_discard_work(SnapshotStore *s, const char *name) {
@@ -133,19 +139,14 @@ int snapshot_store_discard_work(SnapshotStore *s, const char *name) {
 }
 
 int snapshot_store_clean_work(SnapshotStore *s, char *const *in_use, uint64_t *ret_freed) {
-        _cleanup_close_ int fd = -EBADF;
         uint64_t freed = 0;
         struct dirent *de;
         DIR *d;
-        int r = 0;
+        int r;
 
-        fd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        TAKE_FD(fd);
+        r = opendir_at(s->tmp_fd, ".", &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 bool busy = false;
 
@@ -171,9 +172,7 @@ static int write_info(int dir_fd, const SnapshotInfo *info) {
         g_autoptr(JsonGenerator) g = json_generator_new();
         g_autoptr(JsonNode) root = NULL;
         g_autofree char *text = NULL;
-        _cleanup_close_ int fd = -EBADF;
         size_t len;
-        int r;
 
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "chain_id");
@@ -195,15 +194,9 @@ static int write_info(int dir_fd, const SnapshotInfo *info) {
         json_generator_set_root(g, root);
         text = json_generator_to_data(g, &len);
 
-        fd = openat(dir_fd, SNAPSHOT_JSON, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        r = loop_write(fd, text, len);
-        if (r < 0)
-                return r;
-        if (fsync(fd) < 0)
-                return -errno;
-        return 0;
+        /* Also fsyncs dir_fd: the record's and the child's (already synced) tree's entries are durable
+         * before the commit's rename makes the snapshot visible. */
+        return write_file_atomic_at(dir_fd, SNAPSHOT_JSON, text, len, 0600);
 }
 
 int snapshot_store_commit(SnapshotStore *s, const char *name, const SnapshotInfo *info) {
@@ -216,10 +209,7 @@ int snapshot_store_commit(SnapshotStore *s, const char *name, const SnapshotInfo
         int r = write_info(dfd, info);
         if (r < 0)
                 return r;
-        /* The child synced the tree (syncfs); make the directory entries durable before the rename makes
-         * the snapshot visible, and the rename itself durable after. */
-        if (fsync(dfd) < 0)
-                return -errno;
+        /* The rename makes the snapshot visible; make it durable too. */
         if (renameat(s->tmp_fd, name, s->dir_fd, hex) < 0)
                 return -errno;
         if (fsync(s->tmp_fd) < 0 || fsync(s->dir_fd) < 0)
@@ -300,19 +290,15 @@ static void info_array_free(SnapshotInfo *a, size_t n) {
 }
 
 int snapshot_store_list(SnapshotStore *s, SnapshotInfo **ret, size_t *ret_n) {
-        _cleanup_close_ int fd = -EBADF;
         SnapshotInfo *a = NULL;
         size_t n = 0;
         struct dirent *de;
         DIR *d;
+        int r;
 
-        fd = openat(s->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        TAKE_FD(fd);
+        r = opendir_at(s->dir_fd, ".", &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 SnapshotInfo info;
 

@@ -202,18 +202,16 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         int r;
 
         r = unpack_child_read_report(j->sock, &report);
-        j->pid = 0; /* reaped by sd-event */
+        j->pid = -1; /* reaped by sd-event: neither job_free() nor job_finish() touch it again */
         j->manager->running--;
 
         if (r < 0) {
                 /* SIGSYS here means the child tripped its seccomp filter: treat as hostile content. */
                 msg = g_strdup_printf("Unpack child for layer '%s' died without a report (%s %d)", j->layer_digest,
                                 si->si_code == CLD_EXITED ? "exit status" : "signal", si->si_status);
-                j->pid = -1;
                 job_finish(j, BERTH_ERROR_IO, msg ?: "Unpack child died", 0, 0);
                 return 0;
         }
-        j->pid = -1;
         if (report.error != 0 || si->si_code != CLD_EXITED || si->si_status != 0) {
                 job_finish(j, failure_error_name(report.failure), report.message[0] ? report.message : "Unpack failed",
                            0, 0);
@@ -275,8 +273,12 @@ static int job_start(Job *j) {
         j->blob_fd = safe_close(j->blob_fd);
         j->fs_fd = safe_close(j->fs_fd);
         r = sd_event_add_child(m->event, &j->child_source, j->pid, WEXITED, on_child_exit, j);
-        if (r < 0)
-                return r;
+        if (r < 0) {
+                /* Undo: nobody would reap it, and job_finish() is about to remove its work dir. */
+                (void) kill(j->pid, SIGKILL);
+                (void) waitpid(j->pid, NULL, 0);
+                return r; /* job_finish() drops it from running (pid > 0) */
+        }
         log_debug("Unpacking layer '%s' into %s in child %d.", j->layer_digest, j->work_name, (int) j->pid);
         return 0;
 }
@@ -360,12 +362,13 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                                          "Chain id '%s' does not follow from parent '%s' and diff_id '%s' (expected %s).",
                                          chain_id, parent, diff_id, expected_chain);
 
-        /* SECURITY: a regular file opened for reading; not a socket/pipe/device that could block us or
-         * change under us in other ways. */
+        /* SECURITY: a regular file opened read-only; not a socket/pipe/device that could block us or
+         * change under us in other ways, and not a writable handle on the fetcher's blob, which the
+         * sandboxed child (the attack surface) gets a copy of. */
         if (fstat(fd, &st) < 0)
                 return -errno;
         fl = fcntl(fd, F_GETFL);
-        if (!S_ISREG(st.st_mode) || fl < 0 || (fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH))
+        if (!S_ISREG(st.st_mode) || fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_PATH))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The blob must be a readable regular file.");
 
         /* 4. state: parent committed, already done, already running, queue bound */
