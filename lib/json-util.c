@@ -413,3 +413,9 @@ char *json_to_string_compact(JsonNode *node) {
         /* Callers free() it; do not hand out g_malloc'd memory. */
         return strdup(s);
 }
+
+JsonArray *json_object_get_array_or_null(JsonObject *object, const char *name) {
+        JsonNode *node = object ? json_object_get_member(object, name) : NULL;
+
+        return node && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+}

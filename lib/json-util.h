@@ -51,6 +51,10 @@ int json_prefix_error(char **ret_error, const char *format, ...) __attribute__((
 /* Serialise a node compactly (malloc'd, NUL-terminated). */
 char *json_to_string_compact(JsonNode *node);
 
+/* The member's array, or NULL when it is missing or not an array. Unlike json_object_get_array_member(),
+ * which g_critical()s on a wrong type, this is meant for untrusted documents. */
+JsonArray *json_object_get_array_or_null(JsonObject *object, const char *name);
+
 static inline void json_node_unrefp(JsonNode **n) {
         if (*n)
                 json_node_unref(*n);

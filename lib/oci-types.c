@@ -775,9 +775,8 @@ OciImageConfig *oci_image_config_free(OciImageConfig *c) {
         return mfree(c);
 }
 
-/* Labels: {"k": "v"} → "k=v". */
-static int dispatch_labels(JsonNode *node, void *target, void *userdata, char **ret_error) {
-        char ***labels = target;
+/* An object as a strv: {"k": "v"} → "k=v" (with_values) or {"k": …} → "k" (keys only). */
+static int object_to_strv(JsonNode *node, bool with_values, char ***target, char **ret_error) {
         JsonObjectIter iter;
         const char *key;
         JsonNode *value;
@@ -793,16 +792,15 @@ static int dispatch_labels(JsonNode *node, void *target, void *userdata, char **
 
         json_object_iter_init(&iter, json_node_get_object(node));
         while (json_object_iter_next(&iter, &key, &value)) {
-                const char *v;
-
-                if (!JSON_NODE_HOLDS_VALUE(value) || json_node_get_value_type(value) != G_TYPE_STRING ||
-                    !g_utf8_validate(key, -1, NULL) ||
-                    !g_utf8_validate(json_node_get_string(value), -1, NULL)) {
+                if (!g_utf8_validate(key, -1, NULL) ||
+                    (with_values && (!JSON_NODE_HOLDS_VALUE(value) || json_node_get_value_type(value) != G_TYPE_STRING ||
+                                     !g_utf8_validate(json_node_get_string(value), -1, NULL)))) {
                         strv_free(l);
-                        return json_set_error(ret_error, EBADMSG, "label values must be strings");
+                        return json_set_error(ret_error, EBADMSG, with_values ? "label values must be strings"
+                                                                              : "port names must be valid UTF-8");
                 }
-                v = json_node_get_string(value);
-                if (asprintf(&l[i], "%s=%s", key, v) < 0) {
+                if (with_values ? asprintf(&l[i], "%s=%s", key, json_node_get_string(value)) < 0
+                                : !(l[i] = strdup(key))) {
                         l[i] = NULL;
                         strv_free(l);
                         return -ENOMEM;
@@ -810,43 +808,19 @@ static int dispatch_labels(JsonNode *node, void *target, void *userdata, char **
                 i++;
         }
 
-        strv_free(*labels);
-        *labels = l;
+        strv_free(*target);
+        *target = l;
         return 0;
+}
+
+/* Labels: {"k": "v"} → "k=v". */
+static int dispatch_labels(JsonNode *node, void *target, void *userdata, char **ret_error) {
+        return object_to_strv(node, true, target, ret_error);
 }
 
 /* ExposedPorts: {"80/tcp": {}} → "80/tcp". */
 static int dispatch_exposed_ports(JsonNode *node, void *target, void *userdata, char **ret_error) {
-        char ***ports = target;
-        JsonObjectIter iter;
-        const char *key;
-        char **l;
-        size_t i = 0;
-
-        if (!JSON_NODE_HOLDS_OBJECT(node))
-                return json_set_error(ret_error, EBADMSG, "must be an object");
-
-        l = calloc((size_t) json_object_get_size(json_node_get_object(node)) + 1, sizeof(char *));
-        if (!l)
-                return -ENOMEM;
-
-        json_object_iter_init(&iter, json_node_get_object(node));
-        while (json_object_iter_next(&iter, &key, NULL)) {
-                if (!g_utf8_validate(key, -1, NULL)) {
-                        strv_free(l);
-                        return json_set_error(ret_error, EBADMSG, "port names must be valid UTF-8");
-                }
-                l[i] = strdup(key);
-                if (!l[i]) {
-                        strv_free(l);
-                        return -ENOMEM;
-                }
-                i++;
-        }
-
-        strv_free(*ports);
-        *ports = l;
-        return 0;
+        return object_to_strv(node, false, target, ret_error);
 }
 
 static const JsonField exec_config_table[] = {

@@ -245,7 +245,7 @@ int method_export_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
 
         r = json_parse_bounded(args.index_json, strlen(args.index_json), MANIFEST_SIZE_MAX, &root, &msg_err);
         if (r < 0 || !JSON_NODE_HOLDS_OBJECT(root) ||
-            !json_object_get_array_member(json_node_get_object(root), "manifests"))
+            !json_object_get_array_or_null(json_node_get_object(root), "manifests"))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid index.json: %s",
                                          msg_err ?: "not an image index");
         n = digests ? g_strv_length(digests) : 0;

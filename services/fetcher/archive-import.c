@@ -13,6 +13,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "digest.h"
+#include "fs-util.h"
 #include "json-util.h"
 #include "log.h"
 #include "oci-types.h"
@@ -279,7 +280,9 @@ static int read_entries(Import *im, struct archive *a) {
         for (;;) {
                 _cleanup_free_ char *path = NULL, *target = NULL;
                 struct archive_entry *e;
-                char digest[DIGEST_STRING_MAX];
+                /* "": is_blob_path() fills it only for blobs/<alg>/<hex>, so "blobs/layer.tar" (a docker
+                 * file by name) fails digest_validate() below instead of reading stale stack bytes. */
+                char digest[DIGEST_STRING_MAX] = "";
                 const char *raw, *link;
                 uint64_t size;
                 int r;
@@ -447,7 +450,7 @@ static int sniff_media_type(Import *im, const Descriptor *d, char **ret) {
         data = malloc(size + 1);
         if (!data)
                 return -ENOMEM;
-        k = pread(fd, data, size, 0);
+        k = pread_full(fd, data, size, 0);
         if (k < 0 || (uint64_t) k != size)
                 return archive_report_error(im->rep, BERTH_ERROR_IO, EIO, "Failed to read '%s'", d->digest);
         r = json_parse_bounded(data, size, MANIFEST_SIZE_MAX, &root, &msg);
@@ -490,7 +493,7 @@ static int import_oci_layout(Import *im) {
         r = json_parse_bounded(im->index_json, im->index_size, MANIFEST_SIZE_MAX, &root, &msg);
         if (r < 0)
                 return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, r, "Invalid index.json: %s", strna(msg));
-        manifests = json_object_get_array_member(json_node_get_object(root), "manifests");
+        manifests = json_object_get_array_or_null(json_node_get_object(root), "manifests");
         if (!manifests || json_array_get_length(manifests) != index->n_manifests)
                 return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG, "Invalid index.json");
 
@@ -748,7 +751,7 @@ static bool media_type_ok(const char *s) {
 
 static int import_reply(sd_bus_message *call, JsonObject *result) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        JsonArray *images = json_object_get_array_member(result, "images");
+        JsonArray *images = json_object_get_array_or_null(result, "images");
         int r;
 
         if (!images || json_array_get_length(images) > ARCHIVE_IMAGES_MAX)

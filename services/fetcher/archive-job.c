@@ -107,29 +107,6 @@ static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *user
         _exit(r < 0 ? 2 : EXIT_SUCCESS);
 }
 
-static int read_report(int fd, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        ssize_t got;
-
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (st.st_size <= 0 || (uint64_t) st.st_size > ARCHIVE_RESULT_MAX)
-                return -EBADMSG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        got = pread_full(fd, buf, (size_t) st.st_size, 0);
-        if (got < 0)
-                return (int) got;
-        if (got != (ssize_t) st.st_size)
-                return -EBADMSG;
-        buf[got] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = (size_t) got;
-        return 0;
-}
-
 static void reply_error(sd_bus_message *call, const char *name, const char *message) {
         int r = sd_bus_reply_method_errorf(call, name, "%s", message);
         if (r < 0)
@@ -153,7 +130,8 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
                                                      : "The archive worker was killed");
                 goto finish;
         }
-        r = read_report(j->report_fd, &text, &size);
+        /* The memfd the child wrote; bounded, and an empty one fails json_parse_bounded(). */
+        r = read_regular_file_fd(j->report_fd, ARCHIVE_RESULT_MAX, &text, &size);
         if (r >= 0)
                 r = json_parse_bounded(text, size, ARCHIVE_RESULT_MAX, &root, &msg);
         if (r < 0 || !JSON_NODE_HOLDS_OBJECT(root)) {

@@ -303,7 +303,9 @@ int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*i
                         if (mtime > newest)
                                 newest = mtime;
                 }
-                if (newest + min_age_usec > now_usec)
+                /* SECURITY: min_age_usec comes off the bus; "newest + min_age" could wrap around and
+                 * make a huge age mean "remove everything". Compare the age instead. */
+                if (newest > now_usec || now_usec - newest < min_age_usec)
                         continue;
                 if (ingest_key_to_digest(de->d_name, digest) && in_use && in_use(digest, userdata))
                         continue;
@@ -361,8 +363,19 @@ uint64_t ingest_total(const Ingest *i) {
         return i->total;
 }
 
-static int ingest_create(Ingest *i) {
+/* The "ref" and "total" files that let a later ingest_open() decide whether data can be resumed. */
+static int ingest_write_meta(Ingest *i) {
         char total[32];
+        int r;
+
+        r = write_small_file(i->dir_fd, "ref", i->digest);
+        if (r < 0)
+                return r;
+        snprintf(total, sizeof(total), "%" PRIu64, i->total);
+        return write_small_file(i->dir_fd, "total", total);
+}
+
+static int ingest_create(Ingest *i) {
         int r;
 
         r = remove_ingest_dir(i->store->ingest_fd, i->key, NULL);
@@ -373,11 +386,7 @@ static int ingest_create(Ingest *i) {
         r = mkdirat_open(i->store->ingest_fd, i->key, &i->dir_fd);
         if (r < 0)
                 return r;
-        r = write_small_file(i->dir_fd, "ref", i->digest);
-        if (r < 0)
-                return r;
-        snprintf(total, sizeof(total), "%" PRIu64, i->total);
-        r = write_small_file(i->dir_fd, "total", total);
+        r = ingest_write_meta(i);
         if (r < 0)
                 return r;
         i->data_fd = openat(i->dir_fd, "data", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -562,7 +571,6 @@ int content_store_write_buffer(ContentStore *s, const char *digest, const void *
 int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total, Ingest **ret) {
         _cleanup_(ingest_freep) Ingest *i = NULL;
         uint8_t rnd[16];
-        char total_s[32];
         int r;
 
         i = calloc(1, sizeof(*i));
@@ -589,11 +597,7 @@ int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total,
         r = mkdirat_open(s->ingest_fd, i->key, &i->dir_fd);
         if (r < 0)
                 return r;
-        r = write_small_file(i->dir_fd, "ref", i->digest);
-        if (r >= 0) {
-                snprintf(total_s, sizeof(total_s), "%" PRIu64, total);
-                r = write_small_file(i->dir_fd, "total", total_s);
-        }
+        r = ingest_write_meta(i);
         if (r >= 0) {
                 i->data_fd = openat(i->dir_fd, "data", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (i->data_fd < 0)

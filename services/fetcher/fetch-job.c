@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1 /* asprintf(), renameat2(), reallocarray() */
 #endif
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -127,27 +128,29 @@ static void job_finish(FetchJob *j, int r) {
                 j->on_finished(j, r, j->userdata);
 }
 
+_printf_(3, 0) static void job_set_errorv(FetchJob *j, const char *name, const char *format, va_list ap) {
+        free(j->error_message);
+        if (vasprintf(&j->error_message, format, ap) < 0)
+                j->error_message = NULL;
+        j->error_name = name;
+}
+
+/* Records the error only; the caller decides between retrying, the next endpoint and giving up. */
 _printf_(4, 5) static void job_set_error(FetchJob *j, int r, const char *name, const char *format, ...) {
         va_list ap;
 
-        free(j->error_message);
         va_start(ap, format);
-        if (vasprintf(&j->error_message, format, ap) < 0)
-                j->error_message = NULL;
+        job_set_errorv(j, name, format, ap);
         va_end(ap);
-        j->error_name = name;
         (void) r;
 }
 
 _printf_(4, 5) static void job_fail(FetchJob *j, int r, const char *name, const char *format, ...) {
         va_list ap;
 
-        free(j->error_message);
         va_start(ap, format);
-        if (vasprintf(&j->error_message, format, ap) < 0)
-                j->error_message = NULL;
+        job_set_errorv(j, name, format, ap);
         va_end(ap);
-        j->error_name = name;
         job_finish(j, r < 0 ? r : -EIO);
 }
 
@@ -181,12 +184,9 @@ static void job_endpoint_failed(FetchJob *j, int r) {
 _printf_(4, 5) static void job_endpoint_error(FetchJob *j, int r, const char *name, const char *format, ...) {
         va_list ap;
 
-        free(j->error_message);
         va_start(ap, format);
-        if (vasprintf(&j->error_message, format, ap) < 0)
-                j->error_message = NULL;
+        job_set_errorv(j, name, format, ap);
         va_end(ap);
-        j->error_name = name;
         job_endpoint_failed(j, r);
 }
 
