@@ -5,6 +5,9 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/seccomp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -30,6 +33,26 @@ static inline void seccomp_releasep(scmp_filter_ctx *p) {
                 seccomp_release(*p);
 }
 
+/* Records which step failed and why ("<step>: <strerror>") in err, and returns -|r|. The child sends
+ * this text to the service, which puts it in the job's error: under systemd most failures here are
+ * the unit's own sandbox refusing a step, and the message must say which. */
+static int fail(char *err, size_t err_size, int r, const char *fmt, ...) _printf_(4, 5);
+static int fail(char *err, size_t err_size, int r, const char *fmt, ...) {
+        va_list ap;
+        int n = 0;
+
+        r = -abs(r);
+        if (err && err_size > 0) {
+                va_start(ap, fmt);
+                n = vsnprintf(err, err_size, fmt, ap);
+                va_end(ap);
+                if (n >= 0 && (size_t) n < err_size)
+                        (void) snprintf(err + n, err_size - (size_t) n, ": %s", strerror(-r));
+        }
+        log_debug("Sandbox setup failed: %s", err && err_size > 0 ? err : strerror(-r));
+        return r;
+}
+
 static int close_all_but(const int *keep, size_t n_keep) {
         int sorted[16];
         size_t n = 0;
@@ -52,7 +75,8 @@ static int close_all_but(const int *keep, size_t n_keep) {
         /* SECURITY: nothing of the service (bus connection, other jobs' fds, the store's dir fds) is
          * reachable from the child; close_range() also catches fds we do not know we have. */
         for (size_t i = 0; i < n; i++) {
-                if ((unsigned) sorted[i] > lo && syscall(SYS_close_range, lo, (unsigned) sorted[i] - 1, 0) < 0)
+                if ((unsigned) sorted[i] > lo &&
+                    syscall(SYS_close_range, lo, (unsigned) sorted[i] - 1, 0) < 0)
                         return -errno;
                 lo = (unsigned) sorted[i] + 1;
         }
@@ -61,49 +85,50 @@ static int close_all_but(const int *keep, size_t n_keep) {
         return 0;
 }
 
-static int enter_root(const char *root_path, int root_fd, int *ret_root_fd) {
+static int enter_root(const char *root_path, int root_fd, int *ret_root_fd, char *err, size_t err_size) {
         _cleanup_close_ int new_root = -EBADF;
         struct stat a, b;
 
         if (unshare(CLONE_NEWNS) < 0)
-                return log_debug_errno(errno, "unshare(CLONE_NEWNS) failed: %m");
+                return fail(err, err_size, errno, "unshare(CLONE_NEWNS)");
         /* Our mounts must not propagate back to the host's namespace. */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                return log_debug_errno(errno, "Failed to make / private: %m");
+                return fail(err, err_size, errno, "making / private");
         if (mount(root_path, root_path, NULL, MS_BIND, NULL) < 0)
-                return log_debug_errno(errno, "Failed to bind mount '%s': %m", root_path);
+                return fail(err, err_size, errno, "bind mounting '%s'", root_path);
         /* SECURITY: nodev: a device node a layer ships (/dev/mem, /dev/sda) can be created but never
          * opened by the child; nosuid, noexec: nothing from the layer runs with privilege. */
         if (mount(NULL, root_path, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-                return log_debug_errno(errno, "Failed to remount '%s': %m", root_path);
+                return fail(err, err_size, errno, "remounting '%s' nosuid,nodev,noexec", root_path);
         if (chdir(root_path) < 0)
-                return log_debug_errno(errno, "Failed to enter '%s': %m", root_path);
+                return fail(err, err_size, errno, "entering '%s'", root_path);
         /* SECURITY: after pivot_root and detaching the old root, the snapshot dir is "/" of this mount
          * namespace: even a fully compromised child (an exploit in the decompressor, CVE-2014-9357) has no
          * path, no ".." and no fd that leads anywhere else. */
         if (syscall(SYS_pivot_root, ".", ".") < 0)
-                return log_debug_errno(errno, "pivot_root failed: %m");
+                return fail(err, err_size, errno, "pivot_root() into the snapshot");
         if (umount2(".", MNT_DETACH) < 0)
-                return log_debug_errno(errno, "Failed to detach the old root: %m");
+                return fail(err, err_size, errno, "detaching the old root");
         if (chdir("/") < 0)
-                return -errno;
+                return fail(err, err_size, errno, "entering the new root");
 
         new_root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (new_root < 0)
-                return -errno;
+                return fail(err, err_size, errno, "opening the new root");
         /* The path came from our own store (0700 root), but check it is the directory the parent
          * created and gave us as an fd. */
         if (fstat(new_root, &a) < 0 || fstat(root_fd, &b) < 0)
-                return -errno;
+                return fail(err, err_size, errno, "inspecting the new root");
         if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
-                return log_debug_errno(EXDEV, "'%s' is not the snapshot directory we were given.", root_path);
+                return fail(err, err_size, EXDEV, "'%s' is not the snapshot directory we were given",
+                            root_path);
         /* The old fd points into the host's mount and could walk ".." out of it: close it. */
         safe_close(root_fd);
         *ret_root_fd = TAKE_FD(new_root);
         return 0;
 }
 
-static int drop_capabilities(void) {
+static int drop_capabilities(char *err, size_t err_size) {
         _cleanup_(cap_freep) cap_t caps = NULL;
         cap_value_t keep[7];
         int n = 0;
@@ -121,19 +146,19 @@ static int drop_capabilities(void) {
                 if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) <= 0)
                         continue;
                 if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
-                        return log_debug_errno(errno, "Failed to drop capability %d from the bounding set: %m", c);
+                        return fail(err, err_size, errno, "dropping capability %d from the bounding set", c);
         }
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-                return -errno;
+                return fail(err, err_size, errno, "clearing ambient capabilities");
 
         caps = cap_init(); /* all clear, inheritable included */
         if (!caps)
-                return -ENOMEM;
+                return fail(err, err_size, ENOMEM, "cap_init()");
         if (cap_set_flag(caps, CAP_EFFECTIVE, n, keep, CAP_SET) < 0 ||
             cap_set_flag(caps, CAP_PERMITTED, n, keep, CAP_SET) < 0)
-                return -errno;
+                return fail(err, err_size, errno, "building the capability set");
         if (cap_set_proc(caps) < 0)
-                return log_debug_errno(errno, "Failed to set capabilities: %m");
+                return fail(err, err_size, errno, "setting capabilities");
         return 0;
 }
 
@@ -141,26 +166,43 @@ static int drop_capabilities(void) {
  * time, exit. SECURITY: no execve, no socket/connect/sendmsg, no mount/pivot_root/unshare/setns, no
  * clone/fork, no ptrace, no kill (uid 0 could signal other root processes), no ioctl, no
  * open_by_handle_at, no bpf/keyctl/perf. */
-static const char *const allowed_syscalls[] = {
-        "read", "write", "pread64", "pwrite64", "readv", "writev", "lseek", "close",
-        "fstat", "newfstatat", "statx", "openat", "openat2", "fcntl", "getdents64",
-        "mkdirat", "mknodat", "symlinkat", "linkat", "unlinkat", "ftruncate",
-        "fchown", "fchownat", "fchmod", "fchmodat", "utimensat", "fsetxattr", "fgetxattr",
-        "fsync", "fdatasync", "syncfs", "umask",
-        "brk", "munmap", "mremap", "madvise",
-        "futex", "getrandom", "clock_gettime", "gettimeofday", "getpid", "gettid",
-        "rt_sigreturn", "rt_sigprocmask", "exit", "exit_group",
-        "sysinfo", /* glibc qsort() asks for the physical memory size on big arrays */
-};
+static const char
+        *const
+                allowed_syscalls[] = {
+                        "read",       "write",     "pread64",      "pwrite64",       "readv",
+                        "writev",     "lseek",     "close",        "fstat",          "newfstatat",
+                        "statx",      "openat",    "openat2",      "fcntl",          "getdents64",
+                        "mkdirat",    "mknodat",   "symlinkat",    "linkat",         "unlinkat",
+                        "ftruncate",  "fchown",    "fchownat",     "fchmod",         "fchmodat",
+                        "utimensat",  "fsetxattr", "fgetxattr",    "fsync",          "fdatasync",
+                        "syncfs",     "umask",     "brk",          "munmap",         "mremap",
+                        "madvise",    "futex",     "getrandom",    "clock_gettime",  "gettimeofday",
+                        "getpid",     "gettid",    "rt_sigreturn", "rt_sigprocmask", "exit",
+                        "exit_group", "sysinfo", /* glibc qsort() asks for the physical memory size on big
+                                                    arrays */
+                };
 
-static int install_seccomp(void) {
+static int install_seccomp(char *err, size_t err_size) {
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        uint32_t action = SECCOMP_RET_KILL_PROCESS;
         int r;
+
+        /* libseccomp reports a refused seccomp() as some other error (ENOMEM from seccomp_init() on
+         * libseccomp 2.5, ECANCELED from seccomp_load()). Ask the kernel directly first, so that a
+         * service sandbox which forbids seccomp() itself is named as the cause. */
+        if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) < 0)
+                return fail(
+                        err, err_size, errno,
+                        "the seccomp() system call is refused (a service SystemCallFilter= must allow it)");
 
         /* SECURITY: default kill, so a missing entry is a crash we see in tests, never a silent hole. */
         ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
         if (!ctx)
-                return -ENOMEM;
+                return fail(err, err_size, ENOMEM, "seccomp_init()");
+        /* Real errnos from the kernel instead of libseccomp's ECANCELED. */
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
+        if (r < 0 && r != -EOPNOTSUPP && r != -EINVAL)
+                return fail(err, err_size, r, "configuring libseccomp");
 
         for (size_t i = 0; i < ELEMENTSOF(allowed_syscalls); i++) {
                 int nr = seccomp_syscall_resolve_name(allowed_syscalls[i]);
@@ -168,37 +210,40 @@ static int install_seccomp(void) {
                         continue; /* not on this architecture */
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
                 if (r < 0)
-                        return r;
+                        return fail(err, err_size, r, "adding '%s' to the seccomp filter",
+                                    allowed_syscalls[i]);
         }
 
         /* SECURITY: memory may never become executable (no shellcode staging, W^X). */
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
         if (r < 0)
-                return r;
+                return fail(err, err_size, r, "adding 'mmap' to the seccomp filter");
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
         if (r < 0)
-                return r;
+                return fail(err, err_size, r, "adding 'mprotect' to the seccomp filter");
 
-        return seccomp_load(ctx);
+        r = seccomp_load(ctx);
+        if (r < 0)
+                return fail(err, err_size, r, "loading the seccomp filter");
+        return 0;
 }
 
-int sandbox_restrict(void) {
+int sandbox_restrict(char *err, size_t err_size) {
         int r;
 
-        r = drop_capabilities();
+        r = drop_capabilities(err, err_size);
         if (r < 0)
                 return r;
         /* SECURITY: nothing the child could exec (it cannot, see the filter) gains privileges. */
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                return -errno;
-        r = install_seccomp();
-        if (r < 0)
-                return log_debug_errno(r, "Failed to install the seccomp filter: %m");
-        return 0;
+                return fail(err, err_size, errno, "PR_SET_NO_NEW_PRIVS");
+        return install_seccomp(err, err_size);
 }
 
-int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_t n_keep_fds, int *ret_root_fd) {
+int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_t n_keep_fds,
+                  int *ret_root_fd, char *err, size_t err_size) {
         sigset_t none;
         pid_t parent = getppid();
         int keep[16];
@@ -206,28 +251,29 @@ int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_
 
         /* SECURITY: a child must never outlive the service that would commit or discard its work. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-                return -errno;
+                return fail(err, err_size, errno, "PR_SET_PDEATHSIG");
         if (getppid() != parent)
-                return -ESRCH;
+                return fail(err, err_size, ESRCH, "the service exited");
         sigemptyset(&none);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-                return -errno;
+                return fail(err, err_size, errno, "resetting the signal mask");
 
         if (n_keep_fds + 1 > ELEMENTSOF(keep))
-                return -E2BIG;
-        memcpy(keep, keep_fds, n_keep_fds * sizeof(int));
+                return fail(err, err_size, E2BIG, "too many fds to keep");
+        if (n_keep_fds > 0)
+                memcpy(keep, keep_fds, n_keep_fds * sizeof(int));
         keep[n_keep_fds] = root_fd;
         r = close_all_but(keep, n_keep_fds + 1);
         if (r < 0)
-                return r;
+                return fail(err, err_size, r, "closing inherited fds");
 
         /* SECURITY: no network at all: an empty network namespace has only a down loopback. */
         if (unshare(CLONE_NEWNET) < 0)
-                return log_debug_errno(errno, "unshare(CLONE_NEWNET) failed: %m");
+                return fail(err, err_size, errno, "unshare(CLONE_NEWNET)");
 
-        r = enter_root(root_path, root_fd, ret_root_fd);
+        r = enter_root(root_path, root_fd, ret_root_fd, err, err_size);
         if (r < 0)
                 return r;
 
-        return sandbox_restrict();
+        return sandbox_restrict(err, err_size);
 }

@@ -8,8 +8,8 @@
 /* The capabilities an unpack child keeps: writing arbitrary owners/modes (CHOWN, FOWNER, FSETID),
  * device nodes and whiteouts (MKNOD), file capabilities (SETFCAP), writing into directories whatever
  * their mode (DAC_OVERRIDE), and trusted.overlay.opaque, which the kernel only lets CAP_SYS_ADMIN set. */
-#define SANDBOX_CAPS_EFFECTIVE                                                                        \
-        ((UINT64_C(1) << 0) | (UINT64_C(1) << 1) | (UINT64_C(1) << 3) | (UINT64_C(1) << 4) |         \
+#define SANDBOX_CAPS_EFFECTIVE                                                                              \
+        ((UINT64_C(1) << 0) | (UINT64_C(1) << 1) | (UINT64_C(1) << 3) | (UINT64_C(1) << 4) |                \
          (UINT64_C(1) << 21) | (UINT64_C(1) << 27) | (UINT64_C(1) << 31))
 
 /* Called in a freshly forked child, before it reads a byte of the layer:
@@ -21,8 +21,11 @@
  *  4. bounding set, permitted and effective capabilities reduced to SANDBOX_CAPS_EFFECTIVE;
  *  5. PR_SET_NO_NEW_PRIVS;
  *  6. a seccomp allow-list (default: kill the process).
- * On success *ret_root_fd is a new fd for "/" (the snapshot dir); root_fd is closed. */
-int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_t n_keep_fds, int *ret_root_fd);
+ * On success *ret_root_fd is a new fd for "/" (the snapshot dir); root_fd is closed. On failure returns
+ * -errno and, when err is given, "<the step that failed>: <why>" in it, e.g. "the seccomp() system
+ * call is refused (…): Operation not permitted". */
+int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_t n_keep_fds,
+                  int *ret_root_fd, char *err, size_t err_size);
 
 /* Only steps 4–6 (for tests that check the filter without a snapshot dir). */
-int sandbox_restrict(void);
+int sandbox_restrict(char *err, size_t err_size);

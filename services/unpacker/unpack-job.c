@@ -11,29 +11,33 @@
 #include "sandbox.h"
 #include "unpack-job.h"
 
-_noreturn_ static void child_main(const char *fs_path, int fs_fd, int blob_fd, int sock, const ExtractRequest *req) {
+_noreturn_ static void child_main(const char *fs_path, int fs_fd, int blob_fd, int sock,
+                                  const ExtractRequest *req) {
         UnpackReport report = {};
         ExtractResult result;
         /* The implied-directory list (a memfd, see implied-dirs.h) is the only other fd it keeps. */
         int keep[] = { blob_fd, sock, req->implied_fd > STDERR_FILENO ? req->implied_fd : -EBADF };
+        char step[sizeof(report.message) - 64] = "";
         int root_fd = -EBADF, r;
 
         log_set_prefix("berth-unpacker[child]");
 
         /* SECURITY: sandboxed before the first byte of the blob is read: decompression and tar parsing
          * (the attack surface) only ever run confined. */
-        r = sandbox_enter(fs_path, fs_fd, keep, ELEMENTSOF(keep), &root_fd);
+        r = sandbox_enter(fs_path, fs_fd, keep, ELEMENTSOF(keep), &root_fd, step, sizeof(step));
         if (r < 0) {
                 report.error = -r;
                 report.failure = UNPACK_FAILURE_IO;
                 errno = -r;
-                (void) snprintf(report.message, sizeof(report.message), "Failed to set up the unpack sandbox: %m");
+                (void) snprintf(report.message, sizeof(report.message),
+                                "Failed to set up the unpack sandbox: %s", step[0] ? step : strerror(-r));
         } else {
                 r = layer_extract(blob_fd, root_fd, req, &result);
                 if (r >= 0 && syncfs(root_fd) < 0) {
                         r = -errno;
                         result.failure = UNPACK_FAILURE_IO;
-                        (void) snprintf(result.message, sizeof(result.message), "Failed to sync the snapshot: %m");
+                        (void) snprintf(result.message, sizeof(result.message),
+                                        "Failed to sync the snapshot: %m");
                 }
                 report.error = r < 0 ? -r : 0;
                 report.failure = r < 0 ? (int32_t) result.failure : UNPACK_OK;
@@ -48,8 +52,8 @@ _noreturn_ static void child_main(const char *fs_path, int fs_fd, int blob_fd, i
         _exit(report.error == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
 }
 
-int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const ExtractRequest *req, pid_t *ret_pid,
-                       int *ret_sock) {
+int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const ExtractRequest *req,
+                       pid_t *ret_pid, int *ret_sock) {
         int pair[2];
         pid_t pid;
 

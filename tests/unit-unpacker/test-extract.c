@@ -5,8 +5,10 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -99,7 +101,8 @@ static GByteArray *compress(GByteArray *in, LayerCompression c) {
         }
         a = archive_write_new();
         g_assert_cmpint(archive_write_set_format_raw(a), ==, ARCHIVE_OK);
-        g_assert_cmpint(c == LAYER_COMPRESSION_GZIP ? archive_write_add_filter_gzip(a) : archive_write_add_filter_zstd(a),
+        g_assert_cmpint(c == LAYER_COMPRESSION_GZIP ? archive_write_add_filter_gzip(a)
+                                                    : archive_write_add_filter_zstd(a),
                         ==, ARCHIVE_OK);
         g_assert_cmpint(archive_write_set_bytes_in_last_block(a, 1), ==, ARCHIVE_OK);
         g_assert_cmpint(archive_write_open(a, out, NULL, tar_write_cb, NULL), ==, ARCHIVE_OK);
@@ -202,7 +205,7 @@ static int extract_full(Fixture *f, GByteArray *tar, LayerCompression c, const U
         fd = memfd_create("layer", MFD_CLOEXEC);
         g_assert_cmpint(fd, >=, 0);
         g_assert_cmpint(write(fd, blob->data, blob->len), ==, (ssize_t) blob->len);
-        req = (ExtractRequest) {
+        req = (ExtractRequest){
                 .layer_digest = layer_digest ?: dg,
                 .diff_id = diff_id ?: di,
                 .compression = c,
@@ -251,11 +254,11 @@ static void require_root(void) {
         if (geteuid() != 0)
                 g_test_skip("needs root");
 }
-#define ROOT_OR_SKIP()                    \
-        do {                              \
-                require_root();           \
-                if (g_test_failed() || geteuid() != 0) \
-                        return;           \
+#define ROOT_OR_SKIP()                                                                                      \
+        do {                                                                                                \
+                require_root();                                                                             \
+                if (g_test_failed() || geteuid() != 0)                                                      \
+                        return;                                                                             \
         } while (0)
 
 /* ---- correctness ------------------------------------------------------------------------------------ */
@@ -269,7 +272,9 @@ static void run_correctness(LayerCompression c) {
         struct stat st, st2;
         char buf[64];
         ssize_t n;
-        static const unsigned char cap[20] = { 0x00, 0x00, 0x00, 0x02, 0x00, 0x20 }; /* v2, cap_net_bind_service */
+        static const unsigned char cap[20] = {
+                0x00, 0x00, 0x00, 0x02, 0x00, 0x20
+        }; /* v2, cap_net_bind_service */
 
         e = entry("etc", AE_IFDIR, 0750);
         archive_entry_set_uid(e, 12);
@@ -319,9 +324,10 @@ static void run_correctness(LayerCompression c) {
         g_assert_cmpint(res.entries, ==, 11);
         g_assert_cmpint(res.uncompressed_size, ==, tar->len);
 
-        g_autofree char *etc = rpath(f, "etc"), *owned = rpath(f, "etc/owned"), *suid = rpath(f, "usr/bin/suid"),
-                        *usr = rpath(f, "usr"), *tmp = rpath(f, "tmp"), *ping = rpath(f, "usr/bin/ping"),
-                        *link = rpath(f, "etc/link"), *hard = rpath(f, "etc/hard"), *null = rpath(f, "dev/null"),
+        g_autofree char *etc = rpath(f, "etc"), *owned = rpath(f, "etc/owned"),
+                        *suid = rpath(f, "usr/bin/suid"), *usr = rpath(f, "usr"), *tmp = rpath(f, "tmp"),
+                        *ping = rpath(f, "usr/bin/ping"), *link = rpath(f, "etc/link"),
+                        *hard = rpath(f, "etc/hard"), *null = rpath(f, "dev/null"),
                         *sda = rpath(f, "dev/sda"), *fifo = rpath(f, "run/fifo");
 
         g_assert_cmpint(lstat(etc, &st), ==, 0);
@@ -453,7 +459,9 @@ static void test_whiteouts(void) {
 
 static void test_whiteouts_malformed(void) {
         ROOT_OR_SKIP();
-        static const char *const names[] = { ".wh..", ".wh...", "etc/.wh..", "etc/.wh...", ".wh.", "./.wh.." };
+        static const char *const names[] = {
+                ".wh..", ".wh...", "etc/.wh..", "etc/.wh...", ".wh.", "./.wh.."
+        };
 
         for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
                 Fixture *f = fixture_new();
@@ -723,7 +731,8 @@ static void mkdir_meta(const char *base, const char *rel, mode_t mode, uid_t uid
 static void test_implied_dirs(void) {
         ROOT_OR_SKIP();
         Fixture *f = fixture_new();
-        g_autofree char *l1 = g_build_filename(f->base, "lower1", NULL), *l2 = g_build_filename(f->base, "lower2", NULL);
+        g_autofree char *l1 = g_build_filename(f->base, "lower1", NULL),
+                        *l2 = g_build_filename(f->base, "lower2", NULL);
         int lowers[2], list;
         Tar *t = tar_new();
         ExtractResult res;
@@ -747,12 +756,13 @@ static void test_implied_dirs(void) {
         g_assert_true(g_file_set_contents(afile, "file", -1, NULL));
         g_assert_cmpint(symlink("/usr/lib", abs), ==, 0);
 
-        add_file(t, "lib/f", "1");       /* through lower2's symlink: usr/lib's metadata */
-        add_file(t, "abs/f", "2");       /* lower1's absolute symlink resolves in lower1: not there; lower2 neither */
-        add_file(t, "a/f", "3");         /* lower1 has a file there: defaults, even though lower2 has a dir */
-        add_file(t, "x/f", "4");         /* the top-most lower wins */
+        add_file(t, "lib/f", "1"); /* through lower2's symlink: usr/lib's metadata */
+        add_file(t, "abs/f",
+                 "2"); /* lower1's absolute symlink resolves in lower1: not there; lower2 neither */
+        add_file(t, "a/f", "3"); /* lower1 has a file there: defaults, even though lower2 has a dir */
+        add_file(t, "x/f", "4"); /* the top-most lower wins */
         add_file(t, "usr/lib/deep/f", "5");
-        add_dir(t, "usr", 0700);         /* named by the layer after being implied: its own entry wins */
+        add_dir(t, "usr", 0700); /* named by the layer after being implied: its own entry wins */
         GByteArray *tar = tar_finish(t);
 
         list = memfd_create("implied", MFD_CLOEXEC);
@@ -762,8 +772,11 @@ static void test_implied_dirs(void) {
         g_assert_cmpint(digest_buffer(DIGEST_SHA256, blob->data, blob->len, dg), ==, 0);
         int fd = memfd_create("layer", MFD_CLOEXEC);
         g_assert_cmpint(write(fd, blob->data, blob->len), ==, (ssize_t) blob->len);
-        ExtractRequest req = { .layer_digest = dg, .diff_id = dg, .compression = LAYER_COMPRESSION_NONE,
-                               .limits = default_limits, .implied_fd = list };
+        ExtractRequest req = { .layer_digest = dg,
+                               .diff_id = dg,
+                               .compression = LAYER_COMPRESSION_NONE,
+                               .limits = default_limits,
+                               .implied_fd = list };
         g_assert_cmpint(layer_extract(fd, f->root_fd, &req, &res), ==, 0);
         close(fd);
 
@@ -771,13 +784,13 @@ static void test_implied_dirs(void) {
         lowers[1] = open(l2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         g_assert_cmpint(implied_dirs_apply(list, 1 << 20, f->root_fd, lowers, 2, NULL), ==, 0);
 
-#define CHECK(path, m, u, g)                                                   \
-        do {                                                                   \
-                g_autofree char *_p = rpath(f, path);                          \
-                g_assert_cmpint(lstat(_p, &st), ==, 0);                        \
-                g_assert_cmpint(st.st_mode, ==, S_IFDIR | (m));                \
-                g_assert_cmpint(st.st_uid, ==, (u));                           \
-                g_assert_cmpint(st.st_gid, ==, (g));                           \
+#define CHECK(path, m, u, g)                                                                                \
+        do {                                                                                                \
+                g_autofree char *_p = rpath(f, path);                                                       \
+                g_assert_cmpint(lstat(_p, &st), ==, 0);                                                     \
+                g_assert_cmpint(st.st_mode, ==, S_IFDIR | (m));                                             \
+                g_assert_cmpint(st.st_uid, ==, (u));                                                        \
+                g_assert_cmpint(st.st_gid, ==, (g));                                                        \
         } while (0)
         CHECK("lib", 0705, 12, 13);
         CHECK("abs", 0755, 0, 0);
@@ -810,7 +823,7 @@ static void test_type_changes(void) {
         add_dir(t, "p", 0700);
         add_file(t, "q", "x");
         add_hardlink(t, "q2", "q");
-        add_dir(t, "q", 0755); /* DirectoryOverrideSymlinkAndHardlink */
+        add_dir(t, "q", 0755);            /* DirectoryOverrideSymlinkAndHardlink */
         add_symlink(t, "sub/", "target"); /* trailing slash: the link "sub" */
         GByteArray *tar = tar_finish(t);
         expect_ok(f, tar);
@@ -938,7 +951,8 @@ static void test_digests(void) {
         g_assert_cmpint(digest_buffer(DIGEST_SHA256, tar->data, tar->len, good_diff), ==, 0);
         static const char junk[2048] = "trailing junk";
         g_byte_array_append(tar, (const guint8 *) junk, sizeof(junk));
-        g_assert_cmpint(extract_full(f, tar, LAYER_COMPRESSION_GZIP, NULL, NULL, good_diff, &res), ==, -EBADMSG);
+        g_assert_cmpint(extract_full(f, tar, LAYER_COMPRESSION_GZIP, NULL, NULL, good_diff, &res), ==,
+                        -EBADMSG);
         g_assert_cmpint(res.failure, ==, UNPACK_FAILURE_DIGEST);
         g_assert_cmpint(extract_full(f, tar, LAYER_COMPRESSION_GZIP, NULL, NULL, NULL, &res), ==, 0);
         g_assert_cmpint(res.uncompressed_size, ==, tar->len);
@@ -966,7 +980,8 @@ static void test_u9_formats(void) {
                         ExtractResult res;
                         int k = extract_full(f, bytes, c, NULL, NULL, NULL, &res);
                         if (k >= 0 && g_test_verbose())
-                                g_printerr("# %s accepted: %" G_GUINT64_FORMAT " entries\n", formats[i], res.entries);
+                                g_printerr("# %s accepted: %" G_GUINT64_FORMAT " entries\n", formats[i],
+                                           res.entries);
                         /* An ISO image starts with 32 KiB of zeros, which tar reads as its end blocks: an
                          * empty layer, the ISO itself is never parsed (as with GNU tar and containerd). */
                         if (k >= 0 && streq(formats[i], "iso9660")) {
@@ -990,7 +1005,8 @@ static void test_u9_formats(void) {
         ExtractResult res;
         g_assert_cmpint(extract_full(f, gz, LAYER_COMPRESSION_ZSTD, NULL, NULL, NULL, &res), <, 0);
         g_assert_cmpint(res.failure, ==, UNPACK_FAILURE_BAD_CONTENT);
-        g_assert_cmpint(extract_full(f, gz, LAYER_COMPRESSION_GZIP, NULL, NULL, NULL, &res), <, 0); /* tar.gz.gz */
+        g_assert_cmpint(extract_full(f, gz, LAYER_COMPRESSION_GZIP, NULL, NULL, NULL, &res), <,
+                        0); /* tar.gz.gz */
         g_assert_cmpint(res.failure, ==, UNPACK_FAILURE_BAD_CONTENT);
         g_byte_array_unref(tar);
         fixture_free(f);
@@ -998,7 +1014,14 @@ static void test_u9_formats(void) {
 
 /* ---- the sandbox (U7) ------------------------------------------------------------------------------- */
 
-typedef enum Attempt { ATTEMPT_EXEC, ATTEMPT_SOCKET, ATTEMPT_PTRACE, ATTEMPT_OPEN_HOST, ATTEMPT_MOUNT, ATTEMPT_NONE } Attempt;
+typedef enum Attempt {
+        ATTEMPT_EXEC,
+        ATTEMPT_SOCKET,
+        ATTEMPT_PTRACE,
+        ATTEMPT_OPEN_HOST,
+        ATTEMPT_MOUNT,
+        ATTEMPT_NONE
+} Attempt;
 
 static void test_u7_sandbox(void) {
         ROOT_OR_SKIP();
@@ -1009,7 +1032,7 @@ static void test_u7_sandbox(void) {
                 g_assert_cmpint(pid, >=, 0);
                 if (pid == 0) {
                         int root = -1, fd;
-                        if (sandbox_enter(f->root, dup(f->root_fd), NULL, 0, &root) < 0)
+                        if (sandbox_enter(f->root, dup(f->root_fd), NULL, 0, &root, NULL, 0) < 0)
                                 _exit(90);
                         switch (at) {
                         case ATTEMPT_EXEC:
@@ -1061,6 +1084,40 @@ static void test_u7_sandbox(void) {
         }
 }
 
+/* Under a service manager whose own filter forbids seccomp() (systemd's SystemCallFilter= without it),
+ * the sandbox must say so, not report libseccomp's misleading ENOMEM. */
+static void test_u7_sandbox_refused_seccomp(void) {
+        char msg[512] = "";
+        int pipefd[2], status;
+        pid_t pid;
+
+        ROOT_OR_SKIP();
+        g_assert_cmpint(pipe(pipefd), ==, 0);
+        pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                char err[400] = "";
+                scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+                /* What the unit's filter does: seccomp() answered with EPERM from now on. */
+                if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(seccomp), 0) < 0 ||
+                    seccomp_load(ctx) < 0)
+                        _exit(90);
+                if (sandbox_restrict(err, sizeof(err)) != -EPERM)
+                        _exit(91);
+                if (write(pipefd[1], err, strlen(err)) < 0)
+                        _exit(92);
+                _exit(0);
+        }
+        close(pipefd[1]);
+        g_assert_cmpint(read(pipefd[0], msg, sizeof(msg) - 1), >, 0);
+        close(pipefd[0]);
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+        g_assert_nonnull(strstr(msg, "seccomp() system call is refused"));
+        g_assert_nonnull(strstr(msg, strerror(EPERM)));
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/unpacker/correctness/gzip", test_correctness_gzip);
@@ -1081,5 +1138,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/unpacker/digests", test_digests);
         g_test_add_func("/unpacker/u9-formats", test_u9_formats);
         g_test_add_func("/unpacker/u7-sandbox", test_u7_sandbox);
+        g_test_add_func("/unpacker/u7-sandbox-refused-seccomp", test_u7_sandbox_refused_seccomp);
         return g_test_run();
 }
