@@ -2,17 +2,25 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <assert.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "berth-limits.h"
 #include "digest.h"
 #include "fs-util.h"
+#include "host-mntns.h"
 #include "image-mount.h"
 #include "json-util.h"
 #include "log.h"
@@ -146,7 +154,8 @@ int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_
         if (hexes->len == 1) {
                 /* overlayfs needs two lower layers without an upper one: one layer is a bind mount. */
                 _cleanup_free_ char *rel = g_strdup_printf("%s/fs", (char *) hexes->pdata[0]);
-                mnt_fd = open_tree(snapshots_fd, rel, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+                mnt_fd = open_tree(snapshots_fd, rel,
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
                 if (mnt_fd < 0)
                         return set_error(ret_error, errno, "cannot clone snapshot sha256:%s: %m",
                                          (char *) hexes->pdata[0]);
@@ -164,8 +173,8 @@ int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_
                  * the one page of mount options that a lowerdir=a:b:c string must fit in. */
                 bool append_ok = true;
                 for (unsigned i = 0; i < hexes->len && append_ok; i++) {
-                        _cleanup_free_ char *path = g_strdup_printf("%s/%s/fs", snapshots_path,
-                                                                    (char *) hexes->pdata[i]);
+                        _cleanup_free_ char *path =
+                                g_strdup_printf("%s/%s/fs", snapshots_path, (char *) hexes->pdata[i]);
                         if (fsconfig(fs_fd, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0) {
                                 if (errno != EINVAL || i > 0)
                                         return set_error(ret_error, errno, "cannot add layer %s: %m", path);
@@ -203,7 +212,8 @@ int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_
 }
 
 /* Finds the mountinfo line of mount `id`: fills root and super options. */
-static int mountinfo_lookup(uint64_t id, char **ret_root, char **ret_fstype, char **ret_source, char **ret_opts) {
+static int mountinfo_lookup(uint64_t id, char **ret_root, char **ret_fstype, char **ret_source,
+                            char **ret_opts) {
         _cleanup_free_ char *line = NULL;
         size_t len = 0;
         FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -269,8 +279,8 @@ static bool view_is_ours(const char *snapshots_path, const char *root, const cha
                 return false;
         snprintf(rel, sizeof(rel), "%.64s/fs", hex);
         store_fd = open(snapshots_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        return store_fd >= 0 && fstatat(store_fd, rel, &a, AT_SYMLINK_NOFOLLOW) >= 0 && fstat(target_fd, &b) >= 0 &&
-               a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+        return store_fd >= 0 && fstatat(store_fd, rel, &a, AT_SYMLINK_NOFOLLOW) >= 0 &&
+               fstat(target_fd, &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
@@ -294,7 +304,8 @@ int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
         if (parent_fd < 0 || fd_mount_id(parent_fd, &parent_id) < 0)
                 return set_error(ret_error, EIO, "cannot inspect the target");
         if (parent_id == id)
-                return set_error(ret_error, EINVAL, "the target is inside an image view, not its mount point");
+                return set_error(ret_error, EINVAL,
+                                 "the target is inside an image view, not its mount point");
 
         /* Through the fd's magic link, so no path is resolved on the caller's behalf. Lazy: the caller's
          * fd and ours pin the mount until they are closed, which is right after this. */
@@ -308,7 +319,13 @@ int image_mounts_in_use(const char *snapshots_path, char ***ret_chain_ids) {
         g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
         _cleanup_free_ char *line = NULL;
         size_t len = 0;
-        FILE *f = fopen("/proc/self/mountinfo", "re");
+        /* Views live in the host's namespace (image_mount_host()); under systemd ours is private. */
+        int ours = host_mntns_is_ours();
+        FILE *f;
+
+        if (ours < 0)
+                return ours;
+        f = fopen(ours ? "/proc/self/mountinfo" : "/proc/1/mountinfo", "re");
 
         if (!f)
                 return -errno;
@@ -333,4 +350,122 @@ int image_mounts_in_use(const char *snapshots_path, char ***ret_chain_ids) {
         g_ptr_array_add(ids, NULL);
         *ret_chain_ids = (char **) g_ptr_array_free(g_steal_pointer(&ids), false);
         return 0;
+}
+
+/* ---- the same, done where callers see it ----------------------------------------------------------- */
+
+/* What the child reports back: one record, written once, read once. */
+typedef struct ViewRecord {
+        int32_t error; /* positive errno, 0 on success */
+        uint32_t padding;
+        uint64_t mount_id;
+        char message[512];
+} ViewRecord;
+
+#define VIEW_CHILD_TIMEOUT_MSEC (60 * 1000)
+
+_noreturn_ static void view_child(int report_fd, const char *snapshots_path, const char *chain_id,
+                                  int target_fd) {
+        _cleanup_free_ char *msg = NULL;
+        _cleanup_close_ int snapshots_fd = -EBADF;
+        ViewRecord rec = {};
+        int r;
+
+        /* Never outlive the supervisor that waits for the answer. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+                r = -errno;
+                (void) snprintf(rec.message, sizeof(rec.message), "cannot set the parent-death signal: %m");
+                goto report;
+        }
+        r = host_mntns_join();
+        if (r < 0) {
+                errno = -r;
+                (void) snprintf(rec.message, sizeof(rec.message),
+                                "cannot join the host's mount namespace: %m");
+                goto report;
+        }
+        /* open_tree() and the overlay's lower dirs must be mounts of this namespace: re-open the store
+         * here rather than use the supervisor's fd, which belongs to its private namespace. */
+        snapshots_fd = open(snapshots_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (snapshots_fd < 0) {
+                r = -errno;
+                (void) snprintf(rec.message, sizeof(rec.message), "no snapshot store at '%s': %m",
+                                snapshots_path);
+                goto report;
+        }
+        if (chain_id)
+                r = image_mount(snapshots_fd, snapshots_path, chain_id, target_fd, &rec.mount_id, &msg);
+        else
+                r = image_unmount(snapshots_path, target_fd, &msg);
+
+report:
+        rec.error = r < 0 ? -r : 0;
+        if (msg)
+                (void) snprintf(rec.message, sizeof(rec.message), "%s", msg);
+        _exit(loop_write(report_fd, &rec, sizeof(rec)) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+}
+
+static int view_in_host(const char *snapshots_path, const char *chain_id, int target_fd,
+                        uint64_t *ret_mount_id, char **ret_error) {
+        _cleanup_close_ int rfd = -EBADF, wfd = -EBADF;
+        ViewRecord rec = {};
+        struct pollfd p;
+        int pipefd[2], status, r;
+        ssize_t n;
+        pid_t pid;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return set_error(ret_error, errno, "cannot create a pipe: %m");
+        rfd = pipefd[0];
+        wfd = pipefd[1];
+
+        /* SECURITY: the child widens its view to the host's file system, which is what the mount is for;
+         * it runs only image_mount()/image_unmount() on arguments the supervisor already validated. */
+        pid = fork();
+        if (pid < 0)
+                return set_error(ret_error, errno, "cannot fork: %m");
+        if (pid == 0) {
+                rfd = safe_close(rfd);
+                view_child(wfd, snapshots_path, chain_id, target_fd);
+        }
+        wfd = safe_close(wfd);
+
+        /* A mount takes milliseconds; a child stuck in the kernel (a hung NFS /var) must not hang the
+         * supervisor for good. */
+        p = (struct pollfd){ .fd = rfd, .events = POLLIN };
+        do
+                r = poll(&p, 1, VIEW_CHILD_TIMEOUT_MSEC);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+                int e = r < 0 ? errno : ETIMEDOUT;
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return set_error(ret_error, e, "the mount helper did not answer: %s", strerror(e));
+        }
+        n = read(rfd, &rec, sizeof(rec));
+        r = n < 0 ? -errno : 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (r < 0)
+                return set_error(ret_error, r, "cannot read the mount helper's answer: %m");
+        if (n != (ssize_t) sizeof(rec))
+                return set_error(ret_error, EPROTO, "the mount helper exited without an answer");
+
+        rec.message[sizeof(rec.message) - 1] = '\0';
+        if (rec.error != 0)
+                return set_error(ret_error, rec.error, "%s",
+                                 rec.message[0] ? rec.message : strerror(rec.error));
+        if (ret_mount_id)
+                *ret_mount_id = rec.mount_id;
+        return 0;
+}
+
+int image_mount_host(const char *snapshots_path, const char *chain_id, int target_fd, uint64_t *ret_mount_id,
+                     char **ret_error) {
+        assert(chain_id);
+        return view_in_host(snapshots_path, chain_id, target_fd, ret_mount_id, ret_error);
+}
+
+int image_unmount_host(const char *snapshots_path, int target_fd, char **ret_error) {
+        return view_in_host(snapshots_path, NULL, target_fd, NULL, ret_error);
 }

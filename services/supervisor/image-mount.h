@@ -20,6 +20,16 @@ int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_
  * image_mount() from this store. */
 int image_unmount(const char *snapshots_path, int target_fd, char **ret_error);
 
+/* image_mount() and image_unmount() as the supervisor must call them: in a forked child that joins
+ * the host's mount namespace first (host-mntns.h) and re-opens the store at snapshots_path there.
+ * Under systemd the supervisor has a private mount namespace: a view made in it would be invisible to
+ * the caller, and the kernel refuses to attach it onto the caller's directory (EINVAL) anyway. The
+ * child reports (errno, message) over a pipe; the call blocks until it answers (milliseconds), at most
+ * a minute. */
+int image_mount_host(const char *snapshots_path, const char *chain_id, int target_fd, uint64_t *ret_mount_id,
+                     char **ret_error);
+int image_unmount_host(const char *snapshots_path, int target_fd, char **ret_error);
+
 /* The chain ids used by every image view currently mounted (NULL-terminated, malloc'd), so that
  * garbage collection can keep them. */
 int image_mounts_in_use(const char *snapshots_path, char ***ret_chain_ids);

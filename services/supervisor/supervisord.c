@@ -48,7 +48,8 @@ static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No snapshot store at '%s'.",
                                          manager->snapshots_path);
 
-        r = image_mount(manager->snapshots_fd, manager->snapshots_path, chain_id, target_fd, &mount_id, &msg);
+        /* In a child in the host's mount namespace: ours is private under systemd (docs/systemd.md). */
+        r = image_mount_host(manager->snapshots_path, chain_id, target_fd, &mount_id, &msg);
         if (r < 0) {
                 log_warning_errno(r, "Failed to mount image view of '%s': %s", chain_id, strna(msg));
                 return sd_bus_error_setf(error, r == -ENOENT ? BERTH_ERROR_NOT_FOUND : BERTH_ERROR_IO,
@@ -74,7 +75,7 @@ static int method_unmount_image(sd_bus_message *m, void *userdata, sd_bus_error 
         if (r < 0)
                 return r;
 
-        r = image_unmount(manager->snapshots_path, target_fd, &msg);
+        r = image_unmount_host(manager->snapshots_path, target_fd, &msg);
         if (r < 0)
                 return sd_bus_error_setf(error, r == -EPERM ? BERTH_ERROR_ACCESS_DENIED : BERTH_ERROR_IO,
                                          "Cannot unmount: %s", msg ?: strerror(-r));

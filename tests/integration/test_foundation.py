@@ -258,7 +258,10 @@ def test_every_polkit_action_the_code_names_is_shipped():
     assert p.returncode == 0, "polkitd does not know the installed actions"
 
 
-UNIT_THRESHOLDS = {"broker": 1.0, "fetcher": 2.0, "unpacker": 3.0, "supervisor": 9.0}
+# Ceilings: the goals of issue 11 (broker 0.5, fetcher 1.5, supervisor 7.0); the unpacker's is what it
+# measures (2.2; the 1.5 goal needs a non-root unpacker or a sandbox without mount namespaces, see
+# docs/systemd.md). The booted system test compares these offline scores with the running units'.
+UNIT_THRESHOLDS = {"broker": 0.5, "fetcher": 1.5, "unpacker": 2.2, "supervisor": 7.0}
 
 
 @pytest.mark.parametrize("name", sorted(UNIT_THRESHOLDS))
