@@ -1,0 +1,196 @@
+"""berth under a real systemd: its units, their sandboxes, journald, logind and polkit agents.
+
+Every test runs inside the machine booted by conftest.py, where tools/quickstart (the README's first
+command) has installed and started berth from a fresh Debian 12. See docs/systemd.md.
+"""
+import re
+
+import pytest
+
+from conftest import FIGURES, INSIDE_INPUT
+
+UNITS = ["broker", "fetcher", "unpacker", "supervisor"]
+BUS_NAMES = {u: f"org.berth.{u.capitalize()}1" for u in UNITS}
+# Issue 11's goals (the unpacker's is what it reaches; docs/systemd.md says why not 1.5).
+EXPOSURE_CEILINGS = {"broker": 0.5, "fetcher": 1.5, "unpacker": 2.2, "supervisor": 7.0}
+UNIT_DIR = "/usr/local/lib/systemd/system"
+
+MEMBER, OUTSIDER, ADMIN = "systest-member", "systest-outsider", "systest-admin"
+ADMIN_PASSWORD = "systest-admin-pw-1"
+
+
+def show(machine, unit, *props):
+    out = machine.run(["systemctl", "show", f"berth-{unit}.service", *[f"--property={p}" for p in props]]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def exposure(text):
+    return float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", text).group(1))
+
+
+@pytest.fixture(scope="module")
+def users(machine):
+    """A member of group berth, a user outside it, and an administrator (group sudo, which Debian's
+    polkit names as the admin identity) with a password, for the prompt."""
+    machine.sh(f"""
+        id {MEMBER} >/dev/null 2>&1 || useradd -m -G berth {MEMBER}
+        id {OUTSIDER} >/dev/null 2>&1 || useradd -m {OUTSIDER}
+        id {ADMIN} >/dev/null 2>&1 || useradd -m -G sudo {ADMIN}
+        echo '{ADMIN}:{ADMIN_PASSWORD}' | chpasswd
+    """)
+    return MEMBER, OUTSIDER, ADMIN
+
+
+# --- from zero --------------------------------------------------------------------------------------
+
+def test_nothing_of_berth_was_there_before_the_quick_start(machine):
+    assert machine.preexisting == []
+
+
+def test_the_system_booted_cleanly(machine):
+    assert machine.boot_problems == "", machine.boot_problems
+
+
+def test_quick_start_ran_berthctl_info(machine):
+    out = machine.quickstart.stdout
+    for u in UNITS:
+        assert re.search(rf"^\s*{u}\b.*running", out, re.M | re.I), out
+
+
+# --- the units, as systemd runs them ----------------------------------------------------------------
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_service_was_started_by_bus_activation_through_its_unit(machine, unit):
+    props = show(machine, unit, "ActiveState", "MainPID", "UnitFileState", "FragmentPath", "BusName")
+    assert props["ActiveState"] == "active", props
+    # No [Install] section and nobody started it by name: only an activation could have.
+    assert props["UnitFileState"] == "static", props
+    assert props["FragmentPath"] == f"{UNIT_DIR}/berth-{unit}.service"
+    assert props["BusName"] == BUS_NAMES[unit]
+    owner = machine.run(["busctl", "status", "--no-pager", BUS_NAMES[unit]]).stdout
+    assert re.search(rf"^PID={props['MainPID']}$", owner, re.M), owner
+    # The dbus-daemon asked systemd for the unit: its activation log line names it.
+    log = machine.run(["journalctl", "-u", "dbus.service", "--no-pager", "-o", "cat"]).stdout
+    assert f"Activating via systemd: service name='{BUS_NAMES[unit]}' unit='berth-{unit}.service'" in log, log
+
+
+def test_unit_settings_in_force(machine):
+    broker = show(machine, "broker", "User", "CapabilityBoundingSet", "PrivateNetwork", "ProtectSystem",
+                  "RestrictAddressFamilies")
+    assert broker["User"] == "berth-broker"
+    assert broker["CapabilityBoundingSet"] == ""
+    assert broker["PrivateNetwork"] == "yes" and broker["ProtectSystem"] == "strict"
+    assert broker["RestrictAddressFamilies"] == "AF_UNIX"
+
+    fetcher = show(machine, "fetcher", "User", "CapabilityBoundingSet", "PrivateNetwork", "ProtectSystem")
+    assert fetcher["User"] == "berth-fetcher" and fetcher["CapabilityBoundingSet"] == ""
+    assert fetcher["PrivateNetwork"] == "no"
+
+    unpacker = show(machine, "unpacker", "User", "CapabilityBoundingSet", "PrivateNetwork", "SystemCallFilter",
+                    "RestrictNamespaces", "UMask")
+    assert unpacker["User"] in ("", "root")
+    assert set(unpacker["CapabilityBoundingSet"].split()) == {
+        "cap_chown", "cap_dac_override", "cap_fowner", "cap_fsetid", "cap_mknod", "cap_setfcap", "cap_sys_admin"}
+    assert unpacker["PrivateNetwork"] == "yes"
+    assert " seccomp" in " " + unpacker["SystemCallFilter"]
+    assert set(unpacker["RestrictNamespaces"].split()) == {"mnt", "net"}
+
+    supervisor = show(machine, "supervisor", "Delegate", "KillMode", "CapabilityBoundingSet", "ProtectSystem",
+                      "RestrictNamespaces", "NoNewPrivileges", "MainPID")
+    assert supervisor["Delegate"] == "yes" and supervisor["KillMode"] == "process"
+    caps = set(supervisor["CapabilityBoundingSet"].split())
+    assert {"cap_sys_admin", "cap_sys_chroot", "cap_setuid", "cap_setgid", "cap_net_admin"} <= caps
+    assert not caps & {"cap_sys_module", "cap_sys_rawio", "cap_sys_boot", "cap_sys_time", "cap_bpf"}
+    assert supervisor["NoNewPrivileges"] == "no"
+    assert "user" not in supervisor["RestrictNamespaces"].split()
+
+    # What the kernel says of the running processes, not only what systemd reports.
+    for unit, user in (("broker", "berth-broker"), ("fetcher", "berth-fetcher"), ("unpacker", "root")):
+        pid = show(machine, unit, "MainPID")["MainPID"]
+        status = machine.run(["cat", f"/proc/{pid}/status"]).stdout
+        uid = machine.run(["id", "-u", user]).stdout.strip()
+        assert re.search(rf"^Uid:\s+{uid}\s", status, re.M), status
+        if unit != "unpacker":
+            assert re.search(r"^CapBnd:\s+0+$", status, re.M), status
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_exposure_of_running_unit_matches_offline_score_and_goal(machine, unit):
+    live = machine.run(["systemd-analyze", "security", "--no-pager", f"berth-{unit}.service"]).stdout
+    offline = machine.run(["systemd-analyze", "security", "--no-pager", "--offline=true",
+                           f"{UNIT_DIR}/berth-{unit}.service"]).stdout
+    FIGURES[f"exposure_{unit}"] = exposure(live)
+    assert exposure(live) == exposure(offline), live
+    assert exposure(live) <= EXPOSURE_CEILINGS[unit], live
+
+
+# --- each service doing its job under its sandbox ---------------------------------------------------
+
+def test_pull_unpack_and_a_view_the_caller_can_read(machine, registry):
+    ref = f"{registry.host}/systest/busybox:1"
+    machine.run(["berthctl", "images", "pull", ref])
+    listing = machine.run(["berthctl", "images", "ls"]).stdout
+    assert "systest/busybox" in listing, listing
+    # The unpacker's work: committed snapshots.
+    snaps = machine.run(["berthctl", "snapshots", "ls"]).stdout
+    assert "sha256:" in snaps, snaps
+
+    machine.run(["mkdir", "-p", "/srv/view"])
+    machine.run(["berthctl", "images", "mount", ref, "/srv/view"])
+    # Made in PID 1's mount namespace, where the caller lives, not in the supervisor's private one.
+    mounts = machine.run(["findmnt", "--task", "1", "-n", "-o", "OPTIONS", "/srv/view"]).stdout
+    assert {"ro", "nosuid", "nodev"} <= set(mounts.strip().split(",")), mounts
+    listing = machine.run(["ls", "/srv/view/bin"]).stdout
+    assert "busybox" in listing and "sh" in listing, listing
+    machine.run(["berthctl", "images", "unmount", "/srv/view"])
+    assert machine.run(["findmnt", "--task", "1", "/srv/view"], check=False).returncode != 0
+
+
+def test_failed_pull_lands_in_the_journal_as_a_warning(machine, registry):
+    since = machine.run(["date", "+@%s"]).stdout.strip()
+    p = machine.run(["berthctl", "images", "pull", f"{registry.host}/systest/missing:none"], check=False)
+    assert p.returncode != 0
+    log = machine.run(["journalctl", "-u", "berth-fetcher", "-p", "warning", "--since", since, "--no-pager",
+                       "-o", "cat"]).stdout
+    assert "systest/missing" in log, log
+    # ... and not everything is a warning: informational lines stay below it.
+    info = machine.run(["journalctl", "-u", "berth-fetcher", "-p", "info..info", "--no-pager", "-o", "cat"]).stdout
+    assert info.strip() != "", "the fetcher logged nothing at info: priorities are not reaching journald"
+
+
+# --- people: a logind session, group berth, polkit ---------------------------------------------------
+
+def test_member_with_a_logind_session_pulls(machine, registry, users):
+    ref = f"{registry.host}/systest/busybox:2"
+    p = machine.run(["sh", "-c", 'loginctl show-session "$XDG_SESSION_ID" --property=Name --property=Remote '
+                     '--property=Class && berthctl images pull ' + ref], user=MEMBER)
+    assert f"Name={MEMBER}" in p.stdout, p.stdout + p.stderr  # pam_systemd registered a real session
+    assert f"{ref}" in machine.run(["berthctl", "images", "ls"]).stdout
+
+
+def test_outsider_is_refused_with_the_polkit_action_named(machine, registry, users):
+    p = machine.run(["berthctl", "images", "pull", f"{registry.host}/systest/busybox:1"], user=OUTSIDER,
+                    check=False)
+    assert p.returncode != 0
+    assert "org.berth.image-pull" in p.stderr, p.stderr
+
+
+def test_admin_action_prompts_through_pkttyagent(machine, registry, users):
+    """A member removes an image (org.berth.image-remove: administrators only): polkit's text agent
+    asks for an administrator's password on the member's terminal; answering it lets the call pass."""
+    ref = f"{registry.host}/systest/busybox:2"
+    assert ref in machine.run(["berthctl", "images", "ls"]).stdout
+    machine.sh(f"umask 077; echo '{ADMIN_PASSWORD}' > /run/systest-admin-pw")
+    # The agent registers for the shell's own pid, which then becomes berthctl (exec keeps the pid and
+    # its start time, which is how polkit identifies the subject).
+    agent_then_rm = ('f=$(mktemp -u); mkfifo "$f"; pkttyagent --process $$ --notify-fd 3 3>"$f" & '
+                     'read -r _ <"$f"; rm -f "$f"; exec berthctl images rm ' + ref)
+    p = machine.run(["/usr/bin/python3", f"{INSIDE_INPUT}/pty-answer.py", "/run/systest-admin-pw",
+                     "runuser", "-l", MEMBER, "-c", agent_then_rm], check=False)
+    machine.run(["rm", "-f", "/run/systest-admin-pw"])
+    transcript = p.stdout
+    assert "org.berth.image-remove" in transcript, transcript
+    assert ADMIN in transcript, transcript
+    assert "[answered: yes]" in transcript, transcript
+    assert p.returncode == 0, transcript
+    assert ref not in machine.run(["berthctl", "images", "ls"]).stdout
