@@ -19,14 +19,10 @@ TOP = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 
-from machine import BootedMachine, pack_checkout  # noqa: E402
+from bootedmachine import FIGURES, INSIDE_INPUT, BootedMachine, pack_checkout  # noqa: E402
 
 INSIDE_SRC = "/root/berth"
-INSIDE_INPUT = "/run/berth-systest-in"
 TOOLS = ["debootstrap", "systemd-nspawn", "nsenter", "git", "tar", "docker-registry", "skopeo"]
-
-# Filled by the fixtures, printed at the end of the session (figures for docs/systemd.md).
-FIGURES = {}
 
 
 def pytest_configure(config):
@@ -91,7 +87,7 @@ def machine(tree):
 @pytest.fixture(scope="session")
 def registry():
     """A registry on the host's loopback (the machine shares the host's network) with a busybox image
-    as systest/busybox:1 and :2."""
+    as systest/busybox:1, :2 and :3."""
     from berthtest.images import ImageBuilder, busybox_rootfs_layer
     from berthtest.registry import Registry
     from berthtest.tools import empty_authfile, skopeo
@@ -103,7 +99,7 @@ def registry():
         layer = builder.add_layer(busybox_rootfs_layer())
         builder.add_image([layer], cmd=["/bin/sh"], tag="latest")
         with Registry() as reg:
-            for tag in ("1", "2"):
+            for tag in ("1", "2", "3"):
                 skopeo("copy", "--dest-tls-verify=false", "--authfile", empty_authfile(),
                        f"oci:{builder.layout_dir}:latest", reg.ref(f"systest/busybox:{tag}"))
             yield reg

@@ -43,15 +43,11 @@ class PrivateBus:
         self.socket.chmod(0o777)
         self.procs = []
 
-    def start(self, name, env=None, wrap=()):
-        """Start berth-NAME (as its service user) on this bus; wait until it owns its name.
-
-        ``wrap``: a command prefix it runs under, e.g. ``unshare --mount`` for the private mount
-        namespace systemd gives a sandboxed unit."""
+    def start(self, name, env=None):
+        """Start berth-NAME (as its service user) on this bus; wait until it owns its name."""
         user = SERVICE_USERS.get(name)
         extra = [f"{k}={v}" for k, v in (env or {}).items()]
-        cmd = [*wrap, "env", f"DBUS_SYSTEM_BUS_ADDRESS={self.address}", *extra,
-               str(stack.LIBEXEC / f"berth-{name}")]
+        cmd = ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.address}", *extra, str(stack.LIBEXEC / f"berth-{name}")]
         if user:
             cmd = ["runuser", "-u", user, "--"] + cmd
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -25,7 +25,17 @@ import tempfile
 import time
 from pathlib import Path
 
-CGROUP_ROOTS = [Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd")]
+# Where the test puts its input (the checkout as a tarball, helper scripts), read-only, inside.
+INSIDE_INPUT = "/run/berth-systest-in"
+# Figures measured during a session (times, exposure scores), printed at its end.
+FIGURES = {}
+
+# A hybrid host (these CI machines): nspawn needs a cgroup of its own in the unified hierarchy and in
+# systemd's named v1 one. A pure cgroup v2 host: one, in the only hierarchy.
+if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+    CGROUP_ROOTS = [Path("/sys/fs/cgroup")]
+else:
+    CGROUP_ROOTS = [Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd")]
 BOOT_TIMEOUT = 120
 POWEROFF_TIMEOUT = 90
 
@@ -205,7 +215,8 @@ class BootedMachine:
                 "systemd-run", "--wait", "--pipe", "--collect", "--quiet", "--service-type=exec"]
         full += [f"--setenv={k}={v}" for k, v in (env or {}).items()]
         full += [f"--property={p}" for p in properties]
-        full += ["--", *map(str, cmd)]
+        # systemd expands $VAR and turns $$ into $ in a unit's command line: pass "$" through as "$$".
+        full += ["--", *(str(c).replace("$", "$$") for c in cmd)]
         p = subprocess.run(full, input=input, capture_output=True, text=True, timeout=timeout,
                            stdin=None if input is not None else subprocess.DEVNULL)
         if check and p.returncode != 0:
