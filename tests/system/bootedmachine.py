@@ -27,6 +27,8 @@ from pathlib import Path
 
 # Where the test puts its input (the checkout as a tarball, helper scripts), read-only, inside.
 INSIDE_INPUT = "/run/berth-systest-in"
+# Where the checkout is unpacked and built inside.
+INSIDE_SRC = "/root/berth"
 # Figures measured during a session (times, exposure scores), printed at its end.
 FIGURES = {}
 

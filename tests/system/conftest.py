@@ -19,9 +19,8 @@ TOP = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 
-from bootedmachine import FIGURES, INSIDE_INPUT, BootedMachine, pack_checkout  # noqa: E402
+from bootedmachine import FIGURES, INSIDE_INPUT, INSIDE_SRC, BootedMachine, pack_checkout  # noqa: E402
 
-INSIDE_SRC = "/root/berth"
 TOOLS = ["debootstrap", "systemd-nspawn", "nsenter", "git", "tar", "docker-registry", "skopeo"]
 
 

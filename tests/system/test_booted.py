@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bootedmachine import FIGURES, INSIDE_INPUT
+from bootedmachine import FIGURES, INSIDE_INPUT, INSIDE_SRC
 
 UNITS = ["broker", "fetcher", "unpacker", "supervisor"]
 BUS_NAMES = {u: f"org.berth.{u.capitalize()}1" for u in UNITS}
@@ -196,3 +196,28 @@ def test_admin_action_prompts_through_pkttyagent(machine, registry, users):
     assert "[answered: yes]" in transcript, transcript
     assert p.returncode == 0, transcript
     assert ref not in machine.run(["berthctl", "images", "ls"]).stdout
+
+
+# --- the tools around it ----------------------------------------------------------------------------
+
+def test_bus_policy_never_named_a_user_that_did_not_exist(machine):
+    """meson install creates the users before it installs the bus policy naming them: dbus-daemon,
+    which reloads its policy as soon as a file appears, must never have warned about them."""
+    log = machine.run(["journalctl", "-u", "dbus.service", "--no-pager", "-o", "cat"]).stdout
+    assert not re.search(r"Unknown (username|group)", log), log
+
+
+def test_dev_down_leaves_systemds_polkitd_alone(machine):
+    """Last: it stops berth. dev-up found polkitd started by systemd and must not have claimed it."""
+    pid_before = machine.run(["systemctl", "show", "--property=MainPID", "--value", "polkit.service"]).stdout.strip()
+    assert pid_before not in ("", "0")
+    assert machine.run(["test", "-e", "/run/berth/dev-up/polkitd.pid"], check=False).returncode != 0
+    machine.run([f"{INSIDE_SRC}/tools/dev-down"])
+    assert machine.run(["systemctl", "is-active", "polkit.service"], check=False).stdout.strip() == "active"
+    assert machine.run(["systemctl", "show", "--property=MainPID", "--value", "polkit.service"]).stdout.strip() == \
+        pid_before
+    for unit in UNITS:
+        state = machine.run(["systemctl", "is-active", f"berth-{unit}.service"], check=False).stdout.strip()
+        assert state in ("inactive", "deactivating"), (unit, state)
+    # The next call activates them again, through the units.
+    machine.run(["berthctl", "info"])
