@@ -372,11 +372,10 @@ _noreturn_ static void view_child(int report_fd, const char *snapshots_path, con
         int r;
 
         /* Never outlive the supervisor that waits for the answer. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
-                r = -errno;
-                (void) snprintf(rec.message, sizeof(rec.message), "cannot set the parent-death signal: %m");
-                goto report;
-        }
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                _exit(EXIT_FAILURE);
+        if (getppid() == 1)
+                _exit(EXIT_FAILURE); /* the supervisor is already gone: nobody to answer */
         r = host_mntns_join();
         if (r < 0) {
                 errno = -r;
@@ -447,7 +446,7 @@ static int view_in_host(const char *snapshots_path, const char *chain_id, int ta
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
         if (r < 0)
-                return set_error(ret_error, r, "cannot read the mount helper's answer: %m");
+                return set_error(ret_error, r, "cannot read the mount helper's answer: %s", strerror(-r));
         if (n != (ssize_t) sizeof(rec))
                 return set_error(ret_error, EPROTO, "the mount helper exited without an answer");
 
