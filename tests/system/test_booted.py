@@ -3,6 +3,7 @@
 Every test runs inside the machine booted by conftest.py, where tools/quickstart (the README's first
 command) has installed and started berth from a fresh Debian 12. See docs/systemd.md.
 """
+import json
 import re
 
 import pytest
@@ -142,8 +143,12 @@ def test_pull_unpack_and_a_view_the_caller_can_read(machine, registry):
     assert {"ro", "nosuid", "nodev"} <= set(mounts.strip().split(",")), mounts
     listing = machine.run(["ls", "/srv/view/bin"]).stdout
     assert "busybox" in listing and "sh" in listing, listing
+    # The supervisor finds its views in the host's mount table, so garbage collection keeps them.
+    chain = json.loads(machine.run(["berthctl", "snapshots", "ls", "--json"]).stdout)[0]["chain_id"]
+    assert json.loads(machine.run(["berthctl", "snapshots", "info", chain]).stdout)["mounted"] is True
     machine.run(["berthctl", "images", "unmount", "/srv/view"])
     assert machine.run(["findmnt", "--task", "1", "/srv/view"], check=False).returncode != 0
+    assert json.loads(machine.run(["berthctl", "snapshots", "info", chain]).stdout)["mounted"] is False
 
 
 def test_failed_pull_lands_in_the_journal_as_a_warning(machine, registry):
