@@ -70,6 +70,24 @@ def remove_stale_ephemeral_copies(tree):
         lock.unlink(missing_ok=True)
 
 
+def remove_stale_cgroups():
+    """Cgroups of earlier runs that were killed before they could clean up: empty ones go."""
+    for root in CGROUP_ROOTS:
+        for cg in root.glob("berth-systest-*"):
+            procs = [p for p in cg.rglob("cgroup.procs") if p.read_text().strip()]
+            if procs:
+                continue  # a live run
+            for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+            try:
+                cg.rmdir()
+            except OSError:
+                pass
+
+
 class BootedMachine:
     def __init__(self, tree, binds_ro=(), log_dir=None):
         self.tree = Path(tree)
@@ -101,6 +119,7 @@ class BootedMachine:
         for root in CGROUP_ROOTS:
             if not root.is_dir():
                 raise MachineError(f"{root} is not mounted: this host's cgroup layout is not supported")
+        remove_stale_cgroups()
         for cg in self.cgroups:
             cg.mkdir()
         remove_stale_ephemeral_copies(self.tree)
