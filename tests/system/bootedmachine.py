@@ -38,7 +38,7 @@ if Path("/sys/fs/cgroup/cgroup.controllers").exists():
     CGROUP_ROOTS = [Path("/sys/fs/cgroup")]
 else:
     CGROUP_ROOTS = [Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd")]
-BOOT_TIMEOUT = 120
+BOOT_TIMEOUT = 300
 POWEROFF_TIMEOUT = 90
 
 

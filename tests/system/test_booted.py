@@ -5,6 +5,7 @@ command) has installed and started berth from a fresh Debian 12. See docs/system
 """
 import json
 import re
+import time
 
 import pytest
 
@@ -155,8 +156,14 @@ def test_failed_pull_lands_in_the_journal_as_a_warning(machine, registry):
     since = machine.run(["date", "+@%s"]).stdout.strip()
     p = machine.run(["berthctl", "images", "pull", f"{registry.host}/systest/missing:none"], check=False)
     assert p.returncode != 0
-    log = machine.run(["journalctl", "-u", "berth-fetcher", "-p", "warning", "--since", since, "--no-pager",
-                       "-o", "cat"]).stdout
+    # journald reads the service's stderr stream on its own schedule: wait for the line to arrive.
+    deadline = time.monotonic() + 60
+    while True:
+        log = machine.run(["journalctl", "-u", "berth-fetcher", "-p", "warning", "--since", since, "--no-pager",
+                           "-o", "cat"]).stdout
+        if "systest/missing" in log or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert "systest/missing" in log, log
     # ... and not everything is a warning: informational lines stay below it.
     info = machine.run(["journalctl", "-u", "berth-fetcher", "-p", "info..info", "--no-pager", "-o", "cat"]).stdout
