@@ -20,17 +20,12 @@
 #define IMAGE_SCHEMA_VERSION 1
 
 struct ImageStore {
-        int dir_fd;          /* <state>/meta/images */
+        int dir_fd; /* <state>/meta/images */
         char *dir_path;
-        GHashTable *images;  /* name → Image* (owned) */
+        GHashTable *images; /* name → Image* (owned) */
 };
 
 /* ---- Image ------------------------------------------------------------------------------------------ */
-
-static void strv_freep_(char ***l) {
-        if (*l)
-                g_strfreev(*l);
-}
 
 void image_platform_done(ImagePlatform *p) {
         if (!p)
@@ -46,10 +41,10 @@ void image_platform_done(ImagePlatform *p) {
                 free(p->layers[i].diff_id);
         }
         free(p->layers);
-        strv_freep_(&p->chain_ids);
+        strv_freep(&p->chain_ids);
         if (p->config)
                 json_node_unref(p->config);
-        *p = (ImagePlatform) {};
+        *p = (ImagePlatform){};
 }
 
 Image *image_free(Image *i) {
@@ -87,10 +82,10 @@ uint64_t image_size(const Image *i) {
         g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
         uint64_t total = 0;
 
-#define ADD(d, s)                                                        \
-        do {                                                             \
-                if ((d) && g_hash_table_add(seen, (gpointer) (d)))       \
-                        total += (s);                                    \
+#define ADD(d, s)                                                                                           \
+        do {                                                                                                \
+                if ((d) && g_hash_table_add(seen, (gpointer) (d)))                                          \
+                        total += (s);                                                                       \
         } while (0)
 
         ADD(i->target_digest, i->target_size);
@@ -174,7 +169,7 @@ JsonNode *image_to_json(const Image *i) {
                 json_builder_set_member_name(b, "chain_ids");
                 json_builder_begin_array(b);
                 STRV_FOREACH(c, p->chain_ids)
-                        json_builder_add_string_value(b, *c);
+                json_builder_add_string_value(b, *c);
                 json_builder_end_array(b);
                 json_builder_set_member_name(b, "unpacked");
                 json_builder_add_boolean_value(b, p->unpacked);
@@ -205,7 +200,7 @@ static void jdescriptor_done(JDescriptor *d) {
         free(d->digest);
         free(d->media_type);
         free(d->diff_id);
-        *d = (JDescriptor) {};
+        *d = (JDescriptor){};
 }
 
 static const JsonField descriptor_fields[] = {
@@ -253,14 +248,15 @@ static void jplatform_done(JPlatform *p) {
         jdescriptor_done(&p->config);
         if (p->layers)
                 json_array_unref(p->layers);
-        strv_freep_(&p->chain_ids);
+        strv_freep(&p->chain_ids);
         if (p->image_config)
                 json_object_unref(p->image_config);
 }
 
 static const JsonField platform_fields[] = {
         { "platform", JSON_FIELD_STRING, offsetof(JPlatform, platform), JSON_MANDATORY },
-        { "manifest", JSON_FIELD_CUSTOM, offsetof(JPlatform, manifest), JSON_MANDATORY, dispatch_descriptor },
+        { "manifest", JSON_FIELD_CUSTOM, offsetof(JPlatform, manifest), JSON_MANDATORY,
+          dispatch_descriptor },
         { "config", JSON_FIELD_CUSTOM, offsetof(JPlatform, config), JSON_MANDATORY, dispatch_descriptor },
         { "layers", JSON_FIELD_ARRAY, offsetof(JPlatform, layers), JSON_MANDATORY },
         { "chain_ids", JSON_FIELD_STRV, offsetof(JPlatform, chain_ids), JSON_MANDATORY },
@@ -298,15 +294,16 @@ static int platform_from_node(JsonNode *node, ImagePlatform *p, char **ret_error
                         jdescriptor_done(&d);
                         goto finish;
                 }
-                p->layers[l] = (ImageLayer) { .digest = d.digest, .media_type = d.media_type, .size = d.size,
-                                              .diff_id = d.diff_id };
+                p->layers[l] = (ImageLayer){
+                        .digest = d.digest, .media_type = d.media_type, .size = d.size, .diff_id = d.diff_id
+                };
                 p->n_layers++;
         }
         STRV_FOREACH(c, j.chain_ids)
-                if (digest_validate(*c, NULL) < 0) {
-                        r = json_set_error(ret_error, EBADMSG, "invalid chain id");
-                        goto finish;
-                }
+        if (digest_validate(*c, NULL) < 0) {
+                r = json_set_error(ret_error, EBADMSG, "invalid chain id");
+                goto finish;
+        }
 
         p->platform = TAKE_PTR(j.platform);
         p->manifest_digest = TAKE_PTR(j.manifest.digest);
@@ -361,7 +358,8 @@ int image_from_json(JsonNode *node, Image **ret, char **ret_error) {
         if (r < 0)
                 goto finish;
         if (j.schema_version != IMAGE_SCHEMA_VERSION) {
-                r = json_set_error(ret_error, EPROTONOSUPPORT, "unknown schema version %" PRIu64, j.schema_version);
+                r = json_set_error(ret_error, EPROTONOSUPPORT, "unknown schema version %" PRIu64,
+                                   j.schema_version);
                 goto finish;
         }
         r = image_reference_parse(j.name, &ref, NULL);
@@ -450,7 +448,7 @@ int image_copy(const Image *src, const char *new_name, Image **ret) {
                 if (!p->layers)
                         return -ENOMEM;
                 for (size_t l = 0; l < s->n_layers; l++) {
-                        p->layers[l] = (ImageLayer) {
+                        p->layers[l] = (ImageLayer){
                                 .digest = dup_or_null(s->layers[l].digest, &oom),
                                 .media_type = dup_or_null(s->layers[l].media_type, &oom),
                                 .size = s->layers[l].size,
@@ -493,12 +491,13 @@ static int load_one(ImageStore *s, const char *file) {
 
         fd = openat(s->dir_fd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0)
-                return log_warning_errno(errno, "Failed to open image document '%s/%s', skipping: %m", s->dir_path,
-                                         file);
+                return log_warning_errno(errno, "Failed to open image document '%s/%s', skipping: %m",
+                                         s->dir_path, file);
         r = read_regular_file_fd(fd, META_DOCUMENT_MAX, &data, &got);
         if (r == -EBADFD || r == -EFBIG)
-                return log_warning_errno(EBADMSG, "Image document '%s/%s' is not a regular file of sane size, skipping.",
-                                         s->dir_path, file);
+                return log_warning_errno(
+                        EBADMSG, "Image document '%s/%s' is not a regular file of sane size, skipping.",
+                        s->dir_path, file);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
@@ -507,14 +506,15 @@ static int load_one(ImageStore *s, const char *file) {
         if (r >= 0)
                 r = image_from_json(root, &i, &msg);
         if (r < 0)
-                return log_warning_errno(r, "Image document '%s/%s' is invalid (%s), skipping.", s->dir_path, file,
-                                         strna(msg));
+                return log_warning_errno(r, "Image document '%s/%s' is invalid (%s), skipping.", s->dir_path,
+                                         file, strna(msg));
         r = name_to_file(i->name, expected);
         if (r < 0)
                 return r;
         if (!streq(expected, file))
-                return log_warning_errno(EBADMSG, "Image document '%s/%s' names '%s', which belongs elsewhere, skipping.",
-                                         s->dir_path, file, i->name);
+                return log_warning_errno(
+                        EBADMSG, "Image document '%s/%s' names '%s', which belongs elsewhere, skipping.",
+                        s->dir_path, file, i->name);
         g_hash_table_replace(s->images, i->name, i);
         TAKE_PTR(i);
         return 0;
