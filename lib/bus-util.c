@@ -196,13 +196,12 @@ int bus_require_broker(sd_bus_message *m, sd_bus_error *error) {
 
 static uint64_t self_rss_bytes(void) {
         unsigned long size = 0, resident = 0;
-        FILE *f = fopen("/proc/self/statm", "re");
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/statm", "re");
 
         if (!f)
                 return 0;
         if (fscanf(f, "%lu %lu", &size, &resident) != 2)
                 resident = 0;
-        fclose(f);
         return (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE);
 }
 
