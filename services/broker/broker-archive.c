@@ -14,12 +14,13 @@
 #include "bus-util.h"
 #include "digest.h"
 #include "fetcher-client.h"
+#include "image-record.h"
 #include "image-store.h"
+#include "image-verify.h"
 #include "json-util.h"
 #include "log.h"
 #include "oci-ref.h"
 #include "oci-types.h"
-#include "pull.h"
 
 /* ImportImage and ExportImage: image archives travel as file descriptors the caller opened (no service
  * ever opens a path a user gave). The fetcher reads and writes them (it owns the content store, and an
@@ -103,10 +104,6 @@ static ArchiveCall *archive_call_new(Manager *m, sd_bus_message *request, const 
                 return NULL;
         }
         return c;
-}
-
-static const char *detail(const char *s) {
-        return strlen(s) <= BUS_STRING_MAX ? s : "";
 }
 
 /* The normalised spelling of a reference, or -EINVAL with a message. Digest-pinned names are refused:
@@ -369,7 +366,7 @@ static int import_manifest(ArchiveCall *c, const char *data, char **ret_msg) {
                 json_prefix_error(ret_msg, "Invalid manifest '%s'", mdigest);
                 return r;
         }
-        r = pull_check_manifest(c->manifest, mdigest, ret_msg);
+        r = image_check_manifest(c->manifest, mdigest, ret_msg);
         if (r < 0)
                 return r;
         return import_load(c, IMPORT_CONFIG, c->manifest->config.digest, c->manifest->config.size,
@@ -388,7 +385,7 @@ static int import_config(ArchiveCall *c, const char *data, char **ret_msg) {
                 json_prefix_error(ret_msg, "Invalid image config '%s'", mf->config.digest);
                 return r;
         }
-        r = pull_check_config(mf, e ? e->digest : i->digest, c->config, ret_msg);
+        r = image_check_config(mf, e ? e->digest : i->digest, c->config, ret_msg);
         if (r < 0)
                 return r;
         for (size_t l = 0; l < mf->n_layers; l++) {
@@ -405,10 +402,15 @@ static int import_config(ArchiveCall *c, const char *data, char **ret_msg) {
                                               " bytes, the manifest says %" PRIu64,
                                               mf->layers[l].digest, *have, mf->layers[l].size);
         }
-        r = pull_build_image_record(
-                c->manager, i->name, i->digest, i->media_type, i->size, e ? e->digest : i->digest,
-                e ? e->media_type : i->media_type, e ? e->size : i->size,
-                e && e->has_platform && e->platform.os ? &e->platform : NULL, c->manifest, c->config, &img);
+        const RecordPlatform rp = {
+                .manifest_digest = e ? e->digest : i->digest,
+                .manifest_media_type = e ? e->media_type : i->media_type,
+                .manifest_size = e ? e->size : i->size,
+                .index_platform = e && e->has_platform ? &e->platform : NULL,
+                .manifest = c->manifest,
+                .config = c->config,
+        };
+        r = image_record_build(c->manager->images, i->name, i->digest, i->media_type, i->size, &rp, 1, &img);
         if (r < 0)
                 return r;
         g_ptr_array_add(c->records, img);
@@ -433,7 +435,7 @@ static int on_import_blob(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 r = json_set_error(&msg, EBADMSG, "Malformed OpenBlob reply for '%s'", c->want_digest);
         else
                 /* SECURITY: re-hashed here: the fetcher's (and the archive's) word is not enough. */
-                r = pull_read_verified(fd, c->want_digest, c->want_size, c->want_max, &data, &msg);
+                r = image_read_verified(fd, c->want_digest, c->want_size, c->want_max, &data, &msg);
         if (r >= 0)
                 switch (c->step) {
                 case IMPORT_TOP:
@@ -604,7 +606,7 @@ int method_import_image(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read(m, "hst", &fd, &name, &flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "name", detail(name), NULL };
+        const char *details[] = { "name", broker_detail(name), NULL };
         return broker_authorize(m, details, import_image_authorized, userdata, error);
 }
 
@@ -793,6 +795,6 @@ int method_export_image(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", detail(reference), NULL };
+        const char *details[] = { "reference", broker_detail(reference), NULL };
         return broker_authorize(m, details, export_image_authorized, userdata, error);
 }

@@ -19,7 +19,7 @@
 
 /* The content half of org.berth.Broker1.Manager: the fetcher owns the blobs, the broker knows which
  * images reference them, so listing and garbage collection are the broker's questions and the
- * fetcher's actions. And registry credentials, which the fetcher keeps. */
+ * fetcher's actions. */
 
 #define PRUNE_FLAG_ALL_INGESTS (UINT64_C(1) << 0)
 #define PRUNE_FLAGS_ALL PRUNE_FLAG_ALL_INGESTS
@@ -306,100 +306,4 @@ static int prune_content_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 
 int method_prune_content(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return broker_authorize(m, NULL, prune_content_authorized, userdata, error);
-}
-
-/* ---- Login / Logout -------------------------------------------------------------------------------- */
-
-static int on_forwarded_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        ContentCall *c = userdata;
-
-        if (sd_bus_message_is_method_error(m, NULL))
-                (void) bus_reply_internal_error(c->request, sd_bus_message_get_error(m), "Registry login");
-        else
-                (void) sd_bus_reply_method_return(c->request, "");
-        content_call_free(c);
-        return 0;
-}
-
-static int check_registry(const char *registry, sd_bus_error *error) {
-        if (isempty(registry) || strlen(registry) > REGISTRY_NAME_MAX || strchr(registry, '/'))
-                return sd_bus_error_setf(
-                        error, BERTH_ERROR_INVALID_REFERENCE,
-                        "Invalid registry name '%.255s': expected a host, optionally with :port.", registry);
-        return 0;
-}
-
-static int login_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *registry, *user, *secret;
-        ContentCall *c;
-        int r;
-
-        r = sd_bus_message_rewind(m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "sss", &registry, &user, &secret);
-        if (r < 0)
-                return r;
-        r = check_registry(registry, error);
-        if (r < 0)
-                return r;
-        if (isempty(user) || strlen(user) > LOGIN_FIELD_MAX || isempty(secret) ||
-            strlen(secret) > LOGIN_FIELD_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Username and secret must be 1..%u bytes.", LOGIN_FIELD_MAX);
-        c = content_call_new(userdata, m);
-        if (!c)
-                return -ENOMEM;
-        /* The fetcher checks the grammar of each field again and verifies them against the registry. */
-        r = call_fetcher_or_fail(c, error, on_forwarded_reply, "Login", "sss", registry, user, secret);
-        if (r < 0)
-                return r;
-        log_info("Login to '%s' as '%s' forwarded to the fetcher.", registry, user);
-        return 1;
-}
-
-int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *registry, *user, *secret;
-        int r;
-
-        r = sd_bus_message_read(m, "sss", &registry, &user, &secret);
-        if (r < 0)
-                return r;
-        /* Never the secret in details: polkit agents show them. */
-        const char *details[] = { "registry", strlen(registry) <= REGISTRY_NAME_MAX ? registry : "", NULL };
-        return broker_authorize(m, details, login_authorized, userdata, error);
-}
-
-static int logout_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *registry;
-        ContentCall *c;
-        int r;
-
-        r = sd_bus_message_rewind(m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "s", &registry);
-        if (r < 0)
-                return r;
-        r = check_registry(registry, error);
-        if (r < 0)
-                return r;
-        c = content_call_new(userdata, m);
-        if (!c)
-                return -ENOMEM;
-        r = call_fetcher_or_fail(c, error, on_forwarded_reply, "Logout", "s", registry);
-        if (r < 0)
-                return r;
-        return 1;
-}
-
-int method_logout(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *registry;
-        int r;
-
-        r = sd_bus_message_read(m, "s", &registry);
-        if (r < 0)
-                return r;
-        const char *details[] = { "registry", strlen(registry) <= REGISTRY_NAME_MAX ? registry : "", NULL };
-        return broker_authorize(m, details, logout_authorized, userdata, error);
 }

@@ -757,7 +757,7 @@ int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_read(m, "s", &reference);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", strlen(reference) <= BUS_STRING_MAX ? reference : "", NULL };
+        const char *details[] = { "reference", broker_detail(reference), NULL };
         return broker_authorize(m, details, mount_image_authorized, userdata, error);
 }
 
