@@ -83,3 +83,20 @@ int broker_lookup_image(Manager *manager, const char *reference, Image **ret, sd
         *ret = i;
         return 0;
 }
+
+BrokerRequest *broker_request_new(Manager *manager, sd_bus_message *message) {
+        BrokerRequest *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return NULL;
+        r->manager = manager;
+        r->message = sd_bus_message_ref(message);
+        return r;
+}
+
+BrokerRequest *broker_request_free(BrokerRequest *r) {
+        if (!r)
+                return NULL;
+        sd_bus_message_unref(r->message);
+        return mfree(r);
+}

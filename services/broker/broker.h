@@ -41,6 +41,15 @@ int broker_lookup_image(Manager *manager, const char *reference, Image **ret, sd
  * wanted that one; NULL when there is none. */
 const ImagePlatform *broker_image_platform(const Image *i, const Platform *wanted);
 
+/* A public call waiting for internal replies: who asked (referenced), and the manager that answers. */
+typedef struct BrokerRequest {
+        Manager *manager;
+        sd_bus_message *message;
+} BrokerRequest;
+BrokerRequest *broker_request_new(Manager *manager, sd_bus_message *message);
+BrokerRequest *broker_request_free(BrokerRequest *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BrokerRequest *, broker_request_free);
+
 /* broker-info.c */
 int method_get_info(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
