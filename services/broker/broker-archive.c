@@ -546,29 +546,27 @@ static int on_import_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
-static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *normalised = NULL, *msg = NULL;
-        Manager *manager = userdata;
+typedef struct ImportImageArgs {
+        int fd;
         const char *name;
-        ArchiveCall *c;
         uint64_t flags;
+} ImportImageArgs;
+
+static int import_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        ImportImageArgs *a = args;
+        _cleanup_free_ char *normalised = NULL, *msg = NULL;
+        ArchiveCall *c;
         struct stat st;
         uid_t uid;
-        int fd, r;
+        int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, IMPORT_FLAGS_ALL, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "hst", &fd, &name, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, IMPORT_FLAGS_ALL, error);
-        if (r < 0)
-                return r;
-        if (!isempty(name) && normalise(name, &normalised, &msg) < 0)
+        if (!isempty(a->name) && normalise(a->name, &normalised, &msg) < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid name '%.200s': %s",
-                                         name, msg ?: "malformed");
-        if (fstat(fd, &st) < 0)
+                                         a->name, msg ?: "malformed");
+        if (fstat(a->fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -581,33 +579,32 @@ static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
                 return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many imports running (limit %u).",
                                          TRANSFERS_MAX);
 
-        c = archive_call_new(manager, m, name, uid);
+        c = archive_call_new(manager, m, a->name, uid);
         if (!c)
                 return -ENOMEM;
-        c->flags = flags;
+        c->flags = a->flags;
         /* An archive may be large or arrive slowly through a pipe: the fetcher's stall guard bounds it. */
         r = fetcher_call(manager, NULL, ARCHIVE_CALL_TIMEOUT_USEC, on_import_reply, c, "ImportArchive", "ht",
-                         fd, UINT64_C(0));
+                         a->fd, UINT64_C(0));
         if (r < 0) {
                 archive_call_free(c);
                 return internal_error_unreachable(&internal_fetcher, r, error);
         }
         n_imports_running++;
-        log_info("Importing an archive%s%s for uid %u.", isempty(name) ? "" : " as ", normalised ?: "",
+        log_info("Importing an archive%s%s for uid %u.", isempty(a->name) ? "" : " as ", normalised ?: "",
                  (unsigned) uid);
         return 1;
 }
 
 int method_import_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *name;
-        uint64_t flags;
-        int fd, r;
+        ImportImageArgs a = {};
+        int r;
 
-        r = sd_bus_message_read(m, "hst", &fd, &name, &flags);
+        r = sd_bus_message_read(m, "hst", &a.fd, &a.name, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "name", broker_detail(name), NULL };
-        return broker_authorize(m, details, import_image_authorized, userdata, error);
+        const char *details[] = { "name", broker_detail(a.name), NULL };
+        return broker_authorize(m, details, import_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- ExportImage ------------------------------------------------------------------------------------- */
@@ -709,35 +706,33 @@ static int on_export_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
-static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+typedef struct ExportImageArgs {
+        const char *reference;
+        int fd;
+        uint64_t flags;
+} ExportImageArgs;
+
+static int export_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        ExportImageArgs *a = args;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         g_autoptr(GPtrArray) digests = g_ptr_array_new();
         _cleanup_free_ char *name = NULL, *msg = NULL, *index_json = NULL;
-        Manager *manager = userdata;
-        const char *reference;
         ArchiveCall *c;
-        uint64_t flags;
         struct stat st;
         Image *i;
         uid_t uid;
-        int fd, r;
+        int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, 0, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        if (normalise(reference, &name, &msg) < 0)
+        if (normalise(a->reference, &name, &msg) < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
-                                         "Invalid reference '%.200s': %s", reference, msg ?: "malformed");
+                                         "Invalid reference '%.200s': %s", a->reference, msg ?: "malformed");
         i = image_store_get(manager->images, name);
         if (!i)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No image '%s'.", name);
-        if (fstat(fd, &st) < 0)
+        if (fstat(a->fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -770,10 +765,10 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         c = archive_call_new(manager, m, name, uid);
         if (!c)
                 return -ENOMEM;
-        c->flags = flags;
+        c->flags = a->flags;
         r = fetcher_new_call(manager, &call, "ExportArchive");
         if (r >= 0)
-                r = sd_bus_message_append(call, "hs", fd, index_json);
+                r = sd_bus_message_append(call, "hs", a->fd, index_json);
         if (r >= 0)
                 r = sd_bus_message_append_strv(call, (char **) digests->pdata);
         if (r >= 0)
@@ -788,13 +783,12 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
 }
 
 int method_export_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *reference;
-        uint64_t flags;
-        int fd, r;
+        ExportImageArgs a = {};
+        int r;
 
-        r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
+        r = sd_bus_message_read(m, "sht", &a.reference, &a.fd, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", broker_detail(reference), NULL };
-        return broker_authorize(m, details, export_image_authorized, userdata, error);
+        const char *details[] = { "reference", broker_detail(a.reference), NULL };
+        return broker_authorize(m, details, export_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }

@@ -73,8 +73,8 @@ static int on_list_blobs_for_list(sd_bus_message *m, void *userdata, sd_bus_erro
         return 0;
 }
 
-static int list_content_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(broker_request_freep) BrokerRequest *c = broker_request_new(userdata, m);
+static int list_content_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        _cleanup_(broker_request_freep) BrokerRequest *c = broker_request_new(manager, m);
         int r;
 
         if (!c)
@@ -88,5 +88,5 @@ static int list_content_authorized(sd_bus_message *m, void *userdata, sd_bus_err
 }
 
 int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, list_content_authorized, userdata, error);
+        return broker_authorize(m, NULL, list_content_authorized, userdata, NULL, 0, NULL, error);
 }

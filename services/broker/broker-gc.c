@@ -329,24 +329,22 @@ static int on_list_blobs_for_prune(sd_bus_message *m, void *userdata, sd_bus_err
         return 0;
 }
 
-static int prune_content_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        PruneCall *c;
+typedef struct PruneContentArgs {
         uint64_t flags;
+} PruneContentArgs;
+
+static int prune_content_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        PruneContentArgs *a = args;
+        PruneCall *c;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, PRUNE_FLAGS_ALL, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, PRUNE_FLAGS_ALL, error);
-        if (r < 0)
-                return r;
-        c = prune_call_new(userdata, m);
+        c = prune_call_new(manager, m);
         if (!c)
                 return -ENOMEM;
-        c->flags = flags;
+        c->flags = a->flags;
         r = call_fetcher_or_fail(c, error, on_list_blobs_for_prune, "ListBlobs", NULL);
         if (r < 0)
                 return r;
@@ -354,5 +352,11 @@ static int prune_content_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 }
 
 int method_prune_content(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, prune_content_authorized, userdata, error);
+        PruneContentArgs a = {};
+        int r;
+
+        r = sd_bus_message_read(m, "t", &a.flags);
+        if (r < 0)
+                return r;
+        return broker_authorize(m, NULL, prune_content_authorized, userdata, &a, sizeof(a), NULL, error);
 }

@@ -20,42 +20,39 @@
 
 /* ---- PullImage ------------------------------------------------------------------------------------- */
 
-static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+typedef struct PullImageArgs {
+        const char *ref_arg;
+        const char *platform_arg;
+        uint64_t flags;
+} PullImageArgs;
+
+static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        PullImageArgs *a = args;
         _cleanup_(image_reference_freep) ImageReference *ref = NULL;
         _cleanup_free_ char *reference = NULL, *platform = NULL, *msg = NULL;
         _cleanup_(platform_done) Platform wanted = {};
-        Manager *manager = userdata;
-        const char *ref_arg, *platform_arg;
         Transfer *t;
-        uint64_t flags;
         uid_t uid;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, PULL_FLAGS_ALL, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "sst", &ref_arg, &platform_arg, &flags);
+        r = broker_normalise_reference(a->ref_arg, &ref, &reference, error);
         if (r < 0)
                 return r;
-
-        r = bus_check_flags(flags, PULL_FLAGS_ALL, error);
-        if (r < 0)
-                return r;
-        r = broker_normalise_reference(ref_arg, &ref, &reference, error);
-        if (r < 0)
-                return r;
-        if (!isempty(platform_arg)) {
-                if (flags & PULL_FLAG_ALL_PLATFORMS)
+        if (!isempty(a->platform_arg)) {
+                if (a->flags & PULL_FLAG_ALL_PLATFORMS)
                         return sd_bus_error_setf(
                                 error, SD_BUS_ERROR_INVALID_ARGS,
                                 "A platform and all platforms cannot be asked for at once.");
-                if (strlen(platform_arg) > PLATFORM_STRING_MAX)
+                if (strlen(a->platform_arg) > PLATFORM_STRING_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Platform string too long.");
-                r = platform_parse(platform_arg, &wanted, &msg);
+                r = platform_parse(a->platform_arg, &wanted, &msg);
                 if (r < 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Invalid platform '%s': %s", platform_arg,
+                                                 "Invalid platform '%s': %s", a->platform_arg,
                                                  msg ?: "malformed");
                 platform = platform_to_string(&wanted);
         } else
@@ -64,7 +61,7 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
                 return -ENOMEM;
 
         /* The same pull already running: share it. */
-        t = transfer_find_running(manager, reference, platform, flags);
+        t = transfer_find_running(manager, reference, platform, a->flags);
         if (t)
                 return sd_bus_reply_method_return(m, "o", t->path);
 
@@ -76,11 +73,11 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
 
-        r = transfer_new(manager, uid, reference, platform, flags, &t);
+        r = transfer_new(manager, uid, reference, platform, a->flags, &t);
         if (r < 0)
                 return log_error_errno(r, "Failed to create a transfer for '%s': %m", reference);
         /* pull_start() takes wanted over (and leaves it empty). */
-        r = pull_start(t, &ref, isempty(platform_arg) ? NULL : &wanted);
+        r = pull_start(t, &ref, isempty(a->platform_arg) ? NULL : &wanted);
         if (r < 0) {
                 log_error_errno(r, "Failed to start pulling '%s': %m", reference);
                 transfer_free(t);
@@ -93,16 +90,15 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
 }
 
 int method_pull_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *reference, *platform;
-        uint64_t flags;
+        PullImageArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "sst", &reference, &platform, &flags);
+        r = sd_bus_message_read(m, "sst", &a.ref_arg, &a.platform_arg, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", broker_detail(reference), "platform", broker_detail(platform),
-                                  NULL };
-        return broker_authorize(m, details, pull_image_authorized, userdata, error);
+        const char *details[] = { "reference", broker_detail(a.ref_arg), "platform",
+                                  broker_detail(a.platform_arg), NULL };
+        return broker_authorize(m, details, pull_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- ListTransfers --------------------------------------------------------------------------------- */
@@ -112,10 +108,9 @@ static int compare_transfers(const void *a, const void *b) {
         return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int list_transfers_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+static int list_transfers_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ Transfer **l = NULL;
-        Manager *manager = userdata;
         GHashTableIter iter;
         gpointer value;
         size_t n = 0;
@@ -148,15 +143,14 @@ static int list_transfers_authorized(sd_bus_message *m, void *userdata, sd_bus_e
 }
 
 int method_list_transfers(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, list_transfers_authorized, userdata, error);
+        return broker_authorize(m, NULL, list_transfers_authorized, userdata, NULL, 0, NULL, error);
 }
 
 /* ---- ListImages ------------------------------------------------------------------------------------ */
 
-static int list_images_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+static int list_images_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ Image **l = NULL;
-        Manager *manager = userdata;
         size_t n = 0;
         int r;
 
@@ -186,25 +180,23 @@ static int list_images_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
 }
 
 int method_list_images(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, list_images_authorized, userdata, error);
+        return broker_authorize(m, NULL, list_images_authorized, userdata, NULL, 0, NULL, error);
 }
 
 /* ---- InspectImage ---------------------------------------------------------------------------------- */
 
-static int inspect_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+typedef struct InspectImageArgs {
+        const char *reference;
+} InspectImageArgs;
+
+static int inspect_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        InspectImageArgs *a = args;
         _cleanup_json_node_ JsonNode *node = NULL;
         _cleanup_free_ char *text = NULL;
-        const char *reference;
         Image *i;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "s", &reference);
-        if (r < 0)
-                return r;
-        r = broker_lookup_image(userdata, reference, &i, error);
+        r = broker_lookup_image(manager, a->reference, &i, error);
         if (r < 0)
                 return r;
         node = image_to_json(i);
@@ -215,36 +207,34 @@ static int inspect_image_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 }
 
 int method_inspect_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *reference;
+        InspectImageArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "s", &reference);
+        r = sd_bus_message_read(m, "s", &a.reference);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", broker_detail(reference), NULL };
-        return broker_authorize(m, details, inspect_image_authorized, userdata, error);
+        const char *details[] = { "reference", broker_detail(a.reference), NULL };
+        return broker_authorize(m, details, inspect_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- TagImage -------------------------------------------------------------------------------------- */
 
-static int tag_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+typedef struct TagImageArgs {
+        const char *source;
+        const char *target;
+} TagImageArgs;
+
+static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        TagImageArgs *a = args;
         _cleanup_(image_freep) Image *copy = NULL;
         _cleanup_free_ char *target_name = NULL;
-        Manager *manager = userdata;
-        const char *source, *target;
         Image *i, *existing;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = broker_lookup_image(manager, a->source, &i, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "ss", &source, &target);
-        if (r < 0)
-                return r;
-        r = broker_lookup_image(manager, source, &i, error);
-        if (r < 0)
-                return r;
-        r = broker_normalise_reference(target, NULL, &target_name, error);
+        r = broker_normalise_reference(a->target, NULL, &target_name, error);
         if (r < 0)
                 return r;
 
@@ -273,36 +263,34 @@ static int tag_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error 
 }
 
 int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *source, *target;
+        TagImageArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "ss", &source, &target);
+        r = sd_bus_message_read(m, "ss", &a.source, &a.target);
         if (r < 0)
                 return r;
-        const char *details[] = { "source", broker_detail(source), "target", broker_detail(target), NULL };
-        return broker_authorize(m, details, tag_image_authorized, userdata, error);
+        const char *details[] = { "source", broker_detail(a.source), "target", broker_detail(a.target),
+                                  NULL };
+        return broker_authorize(m, details, tag_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- RemoveImage ----------------------------------------------------------------------------------- */
 
-static int remove_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *name = NULL;
-        Manager *manager = userdata;
+typedef struct RemoveImageArgs {
         const char *reference;
         uint64_t flags;
+} RemoveImageArgs;
+
+static int remove_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        RemoveImageArgs *a = args;
+        _cleanup_free_ char *name = NULL;
         Image *i;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, 0, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "st", &reference, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        r = broker_lookup_image(manager, reference, &i, error);
+        r = broker_lookup_image(manager, a->reference, &i, error);
         if (r < 0)
                 return r;
         name = strdup(i->name);
@@ -319,13 +307,12 @@ static int remove_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
 }
 
 int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *reference;
-        uint64_t flags;
+        RemoveImageArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "st", &reference, &flags);
+        r = sd_bus_message_read(m, "st", &a.reference, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", broker_detail(reference), NULL };
-        return broker_authorize(m, details, remove_image_authorized, userdata, error);
+        const char *details[] = { "reference", broker_detail(a.reference), NULL };
+        return broker_authorize(m, details, remove_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }

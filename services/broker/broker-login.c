@@ -52,66 +52,66 @@ static int check_registry(const char *registry, sd_bus_error *error) {
         return 0;
 }
 
-static int login_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *registry, *user, *secret;
+typedef struct LoginArgs {
+        const char *registry;
+        const char *user;
+        const char *secret;
+} LoginArgs;
+
+static int login_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        LoginArgs *a = args;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = check_registry(a->registry, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "sss", &registry, &user, &secret);
-        if (r < 0)
-                return r;
-        r = check_registry(registry, error);
-        if (r < 0)
-                return r;
-        if (isempty(user) || strlen(user) > LOGIN_FIELD_MAX || isempty(secret) ||
-            strlen(secret) > LOGIN_FIELD_MAX)
+        if (isempty(a->user) || strlen(a->user) > LOGIN_FIELD_MAX || isempty(a->secret) ||
+            strlen(a->secret) > LOGIN_FIELD_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Username and secret must be 1..%u bytes.", LOGIN_FIELD_MAX);
-        /* The fetcher checks the grammar of each field again and verifies them against the registry. */
-        r = forward(m, userdata, error, "Login", "sss", registry, user, secret);
+        /* The fetcher checks the grammar of each field again and verifies them against the a->registry. */
+        r = forward(m, manager, error, "Login", "sss", a->registry, a->user, a->secret);
         if (r < 0)
                 return r;
-        log_info("Login to '%s' as '%s' forwarded to the fetcher.", registry, user);
+        log_info("Login to '%s' as '%s' forwarded to the fetcher.", a->registry, a->user);
         return 1;
 }
 
 int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *registry, *user, *secret;
+        LoginArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "sss", &registry, &user, &secret);
+        r = sd_bus_message_read(m, "sss", &a.registry, &a.user, &a.secret);
         if (r < 0)
                 return r;
-        /* Never the secret in details: polkit agents show them. */
-        const char *details[] = { "registry", strlen(registry) <= REGISTRY_NAME_MAX ? registry : "", NULL };
-        return broker_authorize(m, details, login_authorized, userdata, error);
+        /* Never the a.secret in details: polkit agents show them. */
+        const char *details[] = { "registry", strlen(a.registry) <= REGISTRY_NAME_MAX ? a.registry : "",
+                                  NULL };
+        return broker_authorize(m, details, login_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
-static int logout_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+typedef struct LogoutArgs {
         const char *registry;
+} LogoutArgs;
+
+static int logout_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        LogoutArgs *a = args;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = check_registry(a->registry, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "s", &registry);
-        if (r < 0)
-                return r;
-        r = check_registry(registry, error);
-        if (r < 0)
-                return r;
-        return forward(m, userdata, error, "Logout", "s", registry);
+        return forward(m, manager, error, "Logout", "s", a->registry);
 }
 
 int method_logout(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *registry;
+        LogoutArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "s", &registry);
+        r = sd_bus_message_read(m, "s", &a.registry);
         if (r < 0)
                 return r;
-        const char *details[] = { "registry", strlen(registry) <= REGISTRY_NAME_MAX ? registry : "", NULL };
-        return broker_authorize(m, details, logout_authorized, userdata, error);
+        const char *details[] = { "registry", strlen(a.registry) <= REGISTRY_NAME_MAX ? a.registry : "",
+                                  NULL };
+        return broker_authorize(m, details, logout_authorized, userdata, &a, sizeof(a), NULL, error);
 }

@@ -69,8 +69,8 @@ static void list_snapshots_reply(SnapCall *c) {
         snap_call_free(c);
 }
 
-static int list_snapshots_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        SnapCall *c = snap_call_new(userdata, m);
+static int list_snapshots_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        SnapCall *c = snap_call_new(manager, m);
 
         if (!c)
                 return -ENOMEM;
@@ -78,7 +78,7 @@ static int list_snapshots_authorized(sd_bus_message *m, void *userdata, sd_bus_e
 }
 
 int method_list_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, list_snapshots_authorized, userdata, error);
+        return broker_authorize(m, NULL, list_snapshots_authorized, userdata, NULL, 0, NULL, error);
 }
 
 /* ---- SnapshotInfo ----------------------------------------------------------------------------------- */
@@ -149,30 +149,34 @@ static void snapshot_info_reply(SnapCall *c) {
         snap_call_free(c);
 }
 
-static int snapshot_info_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+typedef struct SnapshotInfoArgs {
         const char *id;
+} SnapshotInfoArgs;
+
+static int snapshot_info_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        SnapshotInfoArgs *a = args;
         SnapCall *c;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = validate_chain_id(a->id, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "s", &id);
-        if (r < 0)
-                return r;
-        r = validate_chain_id(id, error);
-        if (r < 0)
-                return r;
-        c = snap_call_new(userdata, m);
+        c = snap_call_new(manager, m);
         if (!c)
                 return -ENOMEM;
         c->ids = g_new0(char *, 2);
-        c->ids[0] = g_strdup(id);
+        c->ids[0] = g_strdup(a->id);
         return snap_collect(c, snapshot_info_reply, error);
 }
 
 int method_snapshot_info(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, snapshot_info_authorized, userdata, error);
+        SnapshotInfoArgs a = {};
+        int r;
+
+        r = sd_bus_message_read(m, "s", &a.id);
+        if (r < 0)
+                return r;
+        return broker_authorize(m, NULL, snapshot_info_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- RemoveSnapshots -------------------------------------------------------------------------------- */
@@ -233,50 +237,64 @@ static void remove_snapshots_decide(SnapCall *c) {
                 snap_call_fail_unreachable(c, &internal_unpacker, r);
 }
 
-static int remove_snapshots_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        g_auto(GStrv) ids = NULL;
+typedef struct RemoveSnapshotsArgs {
+        char **ids; /* owned */
         uint64_t flags;
+} RemoveSnapshotsArgs;
+
+static void remove_snapshots_args_done(void *args) {
+        RemoveSnapshotsArgs *a = args;
+
+        strv_free(a->ids);
+}
+
+static int remove_snapshots_authorized(sd_bus_message *m, Manager *manager, void *args,
+                                       sd_bus_error *error) {
+        RemoveSnapshotsArgs *a = args;
         SnapCall *c;
         size_t n;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, 0, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read_strv(m, &ids);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        n = ids ? g_strv_length(ids) : 0;
+        n = a->ids ? g_strv_length(a->ids) : 0;
         if (n == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "No snapshot given.");
         if (n > BUS_ARRAY_MAX)
                 return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "At most %u snapshots per call.",
                                          BUS_ARRAY_MAX);
         for (size_t i = 0; i < n; i++) {
-                r = validate_chain_id(ids[i], error);
+                r = validate_chain_id(a->ids[i], error);
                 if (r < 0)
                         return r;
                 for (size_t k = 0; k < i; k++)
-                        if (streq(ids[k], ids[i]))
+                        if (streq(a->ids[k], a->ids[i]))
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Duplicate snapshot '%s'.", ids[i]);
+                                                         "Duplicate snapshot '%s'.", a->ids[i]);
         }
-        c = snap_call_new(userdata, m);
+        c = snap_call_new(manager, m);
         if (!c)
                 return -ENOMEM;
         c->need_mounted = true;
-        c->ids = g_strdupv(ids);
+        c->ids = TAKE_PTR(a->ids);
         return snap_collect(c, remove_snapshots_decide, error);
 }
 
 int method_remove_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, remove_snapshots_authorized, userdata, error);
+        RemoveSnapshotsArgs a = {};
+        int r;
+
+        r = sd_bus_message_read_strv(m, &a.ids);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "t", &a.flags);
+        if (r < 0) {
+                strv_free(a.ids);
+                return r;
+        }
+        /* The args (and the ids they own) are broker_authorize()'s from here on. */
+        return broker_authorize(m, NULL, remove_snapshots_authorized, userdata, &a, sizeof(a),
+                                remove_snapshots_args_done, error);
 }
 
 /* ---- Usage ------------------------------------------------------------------------------------------ */
@@ -362,21 +380,18 @@ static void usage_reply(SnapCall *c) {
         snap_call_free(c);
 }
 
-static int usage_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
+typedef struct UsageArgs {
         const char *reference;
+} UsageArgs;
+
+static int usage_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        UsageArgs *a = args;
         Image *i = NULL;
         SnapCall *c;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "s", &reference);
-        if (r < 0)
-                return r;
-        if (!isempty(reference)) {
-                r = broker_lookup_image(manager, reference, &i, error);
+        if (!isempty(a->reference)) {
+                r = broker_lookup_image(manager, a->reference, &i, error);
                 if (r < 0)
                         return r;
         }
@@ -391,7 +406,13 @@ static int usage_authorized(sd_bus_message *m, void *userdata, sd_bus_error *err
 }
 
 int method_usage(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, usage_authorized, userdata, error);
+        UsageArgs a = {};
+        int r;
+
+        r = sd_bus_message_read(m, "s", &a.reference);
+        if (r < 0)
+                return r;
+        return broker_authorize(m, NULL, usage_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- MountImage / UnmountImage ---------------------------------------------------------------------- */
@@ -426,28 +447,27 @@ static int check_dir_fd(int fd, sd_bus_error *error) {
         return 0;
 }
 
-static int mount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
-        const ImagePlatform *p;
-        const char *reference, *name;
+typedef struct MountImageArgs {
+        const char *reference;
+        int fd;
         uint64_t flags;
+} MountImageArgs;
+
+static int mount_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        MountImageArgs *a = args;
+        const ImagePlatform *p;
+        const char *name;
         size_t n;
         Image *i;
-        int fd, r;
+        int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, 0, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
+        r = check_dir_fd(a->fd, error);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        r = check_dir_fd(fd, error);
-        if (r < 0)
-                return r;
-        r = broker_lookup_image(manager, reference, &i, error);
+        r = broker_lookup_image(manager, a->reference, &i, error);
         if (r < 0)
                 return r;
         name = i->name;
@@ -465,7 +485,7 @@ static int mount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
                         p->platform);
 
         r = supervisor_call(manager, NULL, 0, on_mount_reply, sd_bus_message_ref(m), "MountImage", "sht",
-                            p->chain_ids[n - 1], fd, UINT64_C(0));
+                            p->chain_ids[n - 1], a->fd, UINT64_C(0));
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return internal_error_unreachable(&internal_supervisor, r, error);
@@ -475,36 +495,34 @@ static int mount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
 }
 
 int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *reference;
+        MountImageArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "s", &reference);
+        r = sd_bus_message_read(m, "sht", &a.reference, &a.fd, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", broker_detail(reference), NULL };
-        return broker_authorize(m, details, mount_image_authorized, userdata, error);
+        const char *details[] = { "reference", broker_detail(a.reference), NULL };
+        return broker_authorize(m, details, mount_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
-static int unmount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
+typedef struct UnmountImageArgs {
+        int fd;
         uint64_t flags;
-        int fd, r;
+} UnmountImageArgs;
 
-        r = sd_bus_message_rewind(m, true);
+static int unmount_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        UnmountImageArgs *a = args;
+        int r;
+
+        r = bus_check_flags(a->flags, 0, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "ht", &fd, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        r = check_dir_fd(fd, error);
+        r = check_dir_fd(a->fd, error);
         if (r < 0)
                 return r;
         /* The supervisor refuses anything that is not the root of one of its views of this store. */
         r = supervisor_call(manager, NULL, 0, on_mount_reply, sd_bus_message_ref(m), "UnmountImage", "ht",
-                            fd, UINT64_C(0));
+                            a->fd, UINT64_C(0));
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return internal_error_unreachable(&internal_supervisor, r, error);
@@ -513,5 +531,11 @@ static int unmount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 }
 
 int method_unmount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, unmount_image_authorized, userdata, error);
+        UnmountImageArgs a = {};
+        int r;
+
+        r = sd_bus_message_read(m, "ht", &a.fd, &a.flags);
+        if (r < 0)
+                return r;
+        return broker_authorize(m, NULL, unmount_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }

@@ -22,8 +22,16 @@ typedef struct Manager {
 
 /* broker-auth.c: the one table that says which polkit action each public method needs. */
 const char *broker_action_for_method(const char *member);
-int broker_authorize(sd_bus_message *m, const char *const *details,
-                     int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
+/* Every public handler: reads its arguments once (into a struct of its own; strings and fds may stay
+ * borrowed from m, which lives until the continuation ran), puts the security-relevant ones in details,
+ * and calls broker_authorize(). The continuation runs once the caller is authorised, with a copy of
+ * the arguments (args_size bytes); args_done(args), if given, frees what they own once the continuation
+ * ran or the check ended without it (the args are the check's from the call on, even on failure). The
+ * continuation replies itself (returns 1, or the reply's r) or returns < 0 with error set (or an errno
+ * that lib/bus-error.h names). */
+typedef int (*broker_continuation_t)(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error);
+int broker_authorize(sd_bus_message *m, const char *const *details, broker_continuation_t cont,
+                     Manager *manager, const void *args, size_t args_size, void (*args_done)(void *args),
                      sd_bus_error *error);
 
 /* broker-common.c: what every handler needs. */

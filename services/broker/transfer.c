@@ -162,8 +162,7 @@ static void schedule_progress(Transfer *t) {
 
 /* ---- Cancel ---------------------------------------------------------------------------------------- */
 
-static int cancel_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
+static int cancel_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         const char *path = sd_bus_message_get_path(m);
         Transfer *t = NULL;
         unsigned long id;
@@ -205,7 +204,7 @@ static int cancel_authorized(sd_bus_message *m, void *userdata, sd_bus_error *er
 static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Transfer *t = userdata;
 
-        return broker_authorize(m, NULL, cancel_authorized, t->manager, error);
+        return broker_authorize(m, NULL, cancel_authorized, t->manager, NULL, 0, NULL, error);
 }
 
 static const sd_bus_vtable transfer_vtable[] = {

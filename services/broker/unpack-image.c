@@ -372,41 +372,39 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
         return 0;
 }
 
-static int unpack_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
-        const char *ref_arg, *platform_arg, *path = NULL;
+typedef struct UnpackImageArgs {
+        const char *ref_arg;
+        const char *platform_arg;
         uint64_t flags;
+} UnpackImageArgs;
+
+static int unpack_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        UnpackImageArgs *a = args;
+        const char *path = NULL;
         uid_t uid;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "sst", &ref_arg, &platform_arg, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
+        r = bus_check_flags(a->flags, 0, error);
         if (r < 0)
                 return r;
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Cannot establish the caller's identity.");
-        r = broker_start_unpack(manager, uid, ref_arg, platform_arg, &path, error);
+        r = broker_start_unpack(manager, uid, a->ref_arg, a->platform_arg, &path, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "o", path);
 }
 
 int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *reference, *platform;
-        uint64_t flags;
+        UnpackImageArgs a = {};
         int r;
 
-        r = sd_bus_message_read(m, "sst", &reference, &platform, &flags);
+        r = sd_bus_message_read(m, "sst", &a.ref_arg, &a.platform_arg, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", broker_detail(reference), "platform", broker_detail(platform),
-                                  NULL };
-        return broker_authorize(m, details, unpack_image_authorized, userdata, error);
+        const char *details[] = { "reference", broker_detail(a.ref_arg), "platform",
+                                  broker_detail(a.platform_arg), NULL };
+        return broker_authorize(m, details, unpack_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }
