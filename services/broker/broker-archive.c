@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "berth-flags.h"
 #include "berth-limits.h"
 #include "broker.h"
 #include "bus-names.h"
@@ -26,10 +27,6 @@
  * ever opens a path a user gave). The fetcher reads and writes them (it owns the content store, and an
  * archive is as hostile as a registry); the broker decides names, records images exactly as a pull does
  * (pull.c's verification and record code) and builds the index.json of an export. */
-
-/* ImportImage flag bit 0: record only; do not start unpacking the imported images. */
-#define IMPORT_FLAG_NO_UNPACK (UINT64_C(1) << 0)
-#define IMPORT_FLAGS_ALL IMPORT_FLAG_NO_UNPACK
 
 #define ANNOTATION_REF_NAME "org.opencontainers.image.ref.name"
 #define ANNOTATION_CONTAINERD_NAME "io.containerd.image.name"

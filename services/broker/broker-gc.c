@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "berth-flags.h"
 #include "berth-limits.h"
 #include "broker.h"
 #include "bus-error.h"
@@ -23,8 +24,6 @@
  * or running transfer needs (the unpacker's store), then the unpacker's leftovers. Each removal is
  * decided and sent within one turn of the loop, so no transfer can start in between. */
 
-#define PRUNE_FLAG_ALL_INGESTS (UINT64_C(1) << 0)
-#define PRUNE_FLAGS_ALL PRUNE_FLAG_ALL_INGESTS
 #define INGEST_MIN_AGE_USEC (3600ULL * 1000000ULL)
 /* Listing, removing and cleaning walk the whole store: more than a quick call. */
 #define CONTENT_CALL_TIMEOUT_USEC (BUS_INTERNAL_TIMEOUT_USEC * 4)

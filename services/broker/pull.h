@@ -3,14 +3,12 @@
 
 #include <stdint.h>
 
+#include "berth-flags.h"
 #include "image-store.h"
 #include "oci-ref.h"
 #include "oci-types.h"
 #include "transfer.h"
 
-#define PULL_FLAG_ALL_PLATFORMS (UINT64_C(1) << 0)
-#define PULL_FLAG_NO_UNPACK (UINT64_C(1) << 1) /* fetch only: no snapshots */
-#define PULL_FLAGS_ALL (PULL_FLAG_ALL_PLATFORMS | PULL_FLAG_NO_UNPACK)
 /* Internal: the transfer flags of an UnpackImage transfer (never accepted from a caller), so that
  * transfer_find_running() never mixes up an unpack with a pull of the same reference. */
 #define TRANSFER_FLAG_UNPACK_ONLY (UINT64_C(1) << 63)
