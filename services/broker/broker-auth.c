@@ -79,6 +79,10 @@ const char *broker_action_for_method(const char *member) {
         return NULL;
 }
 
+const char *broker_auth_rule_member(size_t i) {
+        return i < ELEMENTSOF(method_actions) ? method_actions[i].member : NULL;
+}
+
 /* One authorisation in flight: the handler's continuation and its own copy of the arguments it read. */
 typedef struct BrokerAuth {
         Manager *manager;

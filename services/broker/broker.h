@@ -20,8 +20,14 @@ typedef struct Manager {
         sd_bus_slot *progress_match; /* the fetcher's unicast Progress signals */
 } Manager;
 
+/* broker-api.c: the vtable of org.berth.Broker1.Manager. */
+extern const sd_bus_vtable broker_manager_vtable[];
+
 /* broker-auth.c: the one table that says which polkit action each public method needs. */
 const char *broker_action_for_method(const char *member);
+/* The member the i-th rule of the table is for, NULL past the end (for tests that hold the table against
+ * the vtables). */
+const char *broker_auth_rule_member(size_t i);
 /* Every public handler: reads its arguments once (into a struct of its own; strings and fds may stay
  * borrowed from m, which lives until the continuation ran), puts the security-relevant ones in details,
  * and calls broker_authorize(). The continuation runs once the caller is authorised, with a copy of
