@@ -33,6 +33,19 @@ int broker_normalise_reference(const char *s, ImageReference **ret_ref, char **r
         return 0;
 }
 
+int broker_authorize_reference(sd_bus_message *m, broker_continuation_t cont, Manager *manager,
+                               sd_bus_error *error) {
+        ReferenceArgs a = {};
+        int r;
+
+        r = sd_bus_message_read(m, "sst", &a.reference, &a.platform, &a.flags);
+        if (r < 0)
+                return r;
+        const char *details[] = { "reference", broker_detail(a.reference), "platform",
+                                  broker_detail(a.platform), NULL };
+        return broker_authorize(m, details, cont, manager, &a, sizeof(a), NULL, error);
+}
+
 const char *broker_detail(const char *s) {
         /* polkit details are for humans and rules; an oversized argument is refused later anyway. */
         return strlen(s) <= BUS_STRING_MAX ? s : "";

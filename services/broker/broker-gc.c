@@ -236,6 +236,16 @@ static void prune_next(PruneCall *c) {
         }
 }
 
+/* One RemoveBlobs call (or the sending loop's own hold) is over: the last one goes on, or ends. */
+static void prune_release(PruneCall *c) {
+        if (--c->pending > 0)
+                return;
+        if (c->failed)
+                prune_call_free(c);
+        else
+                prune_next(c);
+}
+
 static int on_remove_blobs(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         PruneCall *c = userdata;
         uint64_t freed = 0;
@@ -248,12 +258,7 @@ static int on_remove_blobs(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         } else if (sd_bus_message_read(m, "t", &freed) >= 0)
                 c->freed += freed;
 
-        if (--c->pending > 0)
-                return 0;
-        if (c->failed)
-                prune_call_free(c);
-        else
-                prune_next(c);
+        prune_release(c);
         return 0;
 }
 
@@ -319,12 +324,7 @@ static int on_list_blobs_for_prune(sd_bus_message *m, void *userdata, sd_bus_err
                 }
                 c->pending++;
         }
-        if (--c->pending > 0)
-                return 0;
-        if (c->failed)
-                prune_call_free(c);
-        else
-                prune_next(c);
+        prune_release(c);
         return 0;
 }
 

@@ -20,14 +20,8 @@
 
 /* ---- PullImage ------------------------------------------------------------------------------------- */
 
-typedef struct PullImageArgs {
-        const char *ref_arg;
-        const char *platform_arg;
-        uint64_t flags;
-} PullImageArgs;
-
 static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
-        PullImageArgs *a = args;
+        ReferenceArgs *a = args;
         _cleanup_(image_reference_freep) ImageReference *ref = NULL;
         _cleanup_free_ char *reference = NULL, *platform = NULL, *msg = NULL;
         _cleanup_(platform_done) Platform wanted = {};
@@ -38,21 +32,21 @@ static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args
         r = bus_check_flags(a->flags, PULL_FLAGS_ALL, error);
         if (r < 0)
                 return r;
-        r = broker_normalise_reference(a->ref_arg, &ref, &reference, error);
+        r = broker_normalise_reference(a->reference, &ref, &reference, error);
         if (r < 0)
                 return r;
-        if (!isempty(a->platform_arg)) {
+        if (!isempty(a->platform)) {
                 if (a->flags & PULL_FLAG_ALL_PLATFORMS)
                         return sd_bus_error_setf(
                                 error, SD_BUS_ERROR_INVALID_ARGS,
                                 "A platform and all platforms cannot be asked for at once.");
-                if (strlen(a->platform_arg) > PLATFORM_STRING_MAX)
+                if (strlen(a->platform) > PLATFORM_STRING_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Platform string too long.");
-                r = platform_parse(a->platform_arg, &wanted, &msg);
+                r = platform_parse(a->platform, &wanted, &msg);
                 if (r < 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Invalid platform '%s': %s", a->platform_arg,
+                                                 "Invalid platform '%s': %s", a->platform,
                                                  msg ?: "malformed");
                 platform = platform_to_string(&wanted);
         } else
@@ -77,7 +71,7 @@ static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args
         if (r < 0)
                 return log_error_errno(r, "Failed to create a transfer for '%s': %m", reference);
         /* pull_start() takes wanted over (and leaves it empty). */
-        r = pull_start(t, &ref, isempty(a->platform_arg) ? NULL : &wanted);
+        r = pull_start(t, &ref, isempty(a->platform) ? NULL : &wanted);
         if (r < 0) {
                 log_error_errno(r, "Failed to start pulling '%s': %m", reference);
                 transfer_free(t);
@@ -90,15 +84,7 @@ static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args
 }
 
 int method_pull_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        PullImageArgs a = {};
-        int r;
-
-        r = sd_bus_message_read(m, "sst", &a.ref_arg, &a.platform_arg, &a.flags);
-        if (r < 0)
-                return r;
-        const char *details[] = { "reference", broker_detail(a.ref_arg), "platform",
-                                  broker_detail(a.platform_arg), NULL };
-        return broker_authorize(m, details, pull_image_authorized, userdata, &a, sizeof(a), NULL, error);
+        return broker_authorize_reference(m, pull_image_authorized, userdata, error);
 }
 
 /* ---- ListTransfers --------------------------------------------------------------------------------- */

@@ -41,6 +41,15 @@ int broker_authorize(sd_bus_message *m, const char *const *details, broker_conti
                      sd_bus_error *error);
 
 /* broker-common.c: what every handler needs. */
+/* PullImage and UnpackImage: (reference, platform, flags); strings borrowed from the message. */
+typedef struct ReferenceArgs {
+        const char *reference;
+        const char *platform;
+        uint64_t flags;
+} ReferenceArgs;
+/* Reads ReferenceArgs and authorises with reference and platform as polkit details. */
+int broker_authorize_reference(sd_bus_message *m, broker_continuation_t cont, Manager *manager,
+                               sd_bus_error *error);
 /* Parses a user's reference and returns its normalised spelling (and, with ret_ref, the parsed
  * reference), or sets InvalidReference saying what is wrong. */
 int broker_normalise_reference(const char *s, ImageReference **ret_ref, char **ret, sd_bus_error *error);

@@ -180,13 +180,7 @@ static void pull_cancel(Pull *p) {
 
 static void pull_fail(Pull *p, const char *format, ...) _printf_(2, 3);
 static void pull_fail(Pull *p, const char *format, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, format);
-        if (vasprintf(&msg, format, ap) < 0)
-                msg = NULL;
-        va_end(ap);
+        _cleanup_free_ char *msg = format_varargs(format);
 
         log_error("Pull of '%s' (transfer %" PRIu32 ") failed: %s", p->transfer->reference, p->transfer->id,
                   strna(msg));

@@ -52,13 +52,7 @@ SnapCall *snap_call_new(Manager *m, sd_bus_message *request) {
 
 /* Ends a call with an error: to the D-Bus caller, or to the garbage collector's continuation. */
 void snap_call_fail(SnapCall *c, const char *name, const char *format, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, format);
-        if (vasprintf(&msg, format, ap) < 0)
-                msg = NULL;
-        va_end(ap);
+        _cleanup_free_ char *msg = format_varargs(format);
         if (c->request)
                 (void) sd_bus_reply_method_errorf(c->request, name, "%s", msg ?: "failed");
         else

@@ -75,13 +75,7 @@ static void image_unpack_stop(ImageUnpack *u) {
 
 static void image_unpack_fail(ImageUnpack *u, const char *format, ...) _printf_(2, 3);
 static void image_unpack_fail(ImageUnpack *u, const char *format, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, format);
-        if (vasprintf(&msg, format, ap) < 0)
-                msg = NULL;
-        va_end(ap);
+        _cleanup_free_ char *msg = format_varargs(format);
 
         log_error("Unpack of '%s' (transfer %" PRIu32 ") failed: %s", u->transfer->reference,
                   u->transfer->id, strna(msg));
@@ -372,14 +366,8 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
         return 0;
 }
 
-typedef struct UnpackImageArgs {
-        const char *ref_arg;
-        const char *platform_arg;
-        uint64_t flags;
-} UnpackImageArgs;
-
 static int unpack_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
-        UnpackImageArgs *a = args;
+        ReferenceArgs *a = args;
         const char *path = NULL;
         uid_t uid;
         int r;
@@ -391,20 +379,12 @@ static int unpack_image_authorized(sd_bus_message *m, Manager *manager, void *ar
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Cannot establish the caller's identity.");
-        r = broker_start_unpack(manager, uid, a->ref_arg, a->platform_arg, &path, error);
+        r = broker_start_unpack(manager, uid, a->reference, a->platform, &path, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "o", path);
 }
 
 int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        UnpackImageArgs a = {};
-        int r;
-
-        r = sd_bus_message_read(m, "sst", &a.ref_arg, &a.platform_arg, &a.flags);
-        if (r < 0)
-                return r;
-        const char *details[] = { "reference", broker_detail(a.ref_arg), "platform",
-                                  broker_detail(a.platform_arg), NULL };
-        return broker_authorize(m, details, unpack_image_authorized, userdata, &a, sizeof(a), NULL, error);
+        return broker_authorize_reference(m, unpack_image_authorized, userdata, error);
 }
