@@ -121,5 +121,10 @@ int main(int argc, char *argv[]) {
         }
 
         printf("%u inputs executed\n", count);
+        /* A replay of an empty (or misnamed, or unreadable) corpus would test nothing: say so, loudly. */
+        if (r >= 0 && count == 0) {
+                fprintf(stderr, "no inputs found: a seed corpus must hold at least one file\n");
+                return EXIT_FAILURE;
+        }
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
