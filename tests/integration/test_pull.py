@@ -30,8 +30,9 @@ from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.fixtures import TEST_USER, TEST_PASSWORD, require_tools
 from berthtest.images import ImageBuilder, File, Dir, random_file_layer, MEDIA_TYPES
 from berthtest.registry import Registry
-from berthtest.store import (assert_blob_committed, blob_file, have_blob, hexof, ingest_data_size,
-                             ingest_entries_for, sha256_file)
+from berthtest.inotify import wait_file_size
+from berthtest.store import (assert_blob_committed, blob_file, have_blob, hexof, ingest_data_file,
+                             ingest_data_size, ingest_entries_for, sha256_file)
 from berthtest.tokenserver import TokenServer
 from berthtest.stack import berthctl, busctl, name_pid
 
@@ -902,23 +903,24 @@ def test_killed_fetcher_download_resumes_with_range(registry, berth_config, prox
     berth_config.registry(px.host, plain_http=True)
     ref = f"{px.host}/test/resume:v1"
 
-    with TransferEvents() as ev:
-        proc = subprocess.Popen([str(stack.BERTHCTL), "--no-ask-password", "images", "pull", ref],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            px.wait_held()
-            # The fetcher reports what it wrote: 40 MiB of the blob are in its ingest file.
-            ev.wait_layer_done(big.digest, 40 * MiB)
-            fetcher = name_pid("org.berth.Fetcher1")
-            assert fetcher
-            os.kill(fetcher, signal.SIGKILL)
-            px.release()
-            out, err = proc.communicate(timeout=300)
-        finally:
-            px.release()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    proc = subprocess.Popen([str(stack.BERTHCTL), "--no-ask-password", "images", "pull", ref],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        px.wait_held()
+        # 48 MiB are on their way to the fetcher: wait until 40 MiB are in its ingest file.
+        data = ingest_data_file(big.digest)
+        assert data, "no ingest file while the blob downloads"
+        wait_file_size(data, 40 * MiB)
+        fetcher = name_pid("org.berth.Fetcher1")
+        assert fetcher
+        os.kill(fetcher, signal.SIGKILL)
+        px.release()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        px.release()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     partial = ingest_data_size(big.digest)
     first_bytes = px.bytes_down
     if proc.returncode == 0:
@@ -1391,7 +1393,7 @@ def test_gc_reclaims_interrupted_pull_with_all_flag(registry, proxies, berth_con
         try:
             path = pull_image_bus(f"{px.host}/test/gcpartial:v1")
             px.wait_held()
-            ev.wait_layer_done(big.digest, 2 * MiB)  # written to the ingest file
+            wait_file_size(ingest_data_file(big.digest), 2 * MiB)  # written to the ingest file
             assert busctl("call", BROKER, path, TRANSFER, "Cancel").returncode == 0
             assert ev.wait_finished(path)[0] == "cancelled"
         finally:

@@ -5,6 +5,8 @@ Transfer signals -- Progress(tt a(ssstt)) and Finished(ss) -- on the system bus,
 main context of its own until a condition over the signals received so far holds. The ``timeout`` of
 every wait only guards against a hang (it fails the test); no result depends on timing.
 """
+import threading
+
 from gi.repository import Gio, GLib
 
 BROKER = "org.berth.Broker1"
@@ -23,7 +25,7 @@ class TransferEvents:
             self.bus = Gio.DBusConnection.new_for_address_sync(
                 address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
                 Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
-            self.subs = [self.bus.signal_subscribe(BROKER, TRANSFER, name, None, None, Gio.DBusSignalFlags.NONE,
+            self.subs = [self.bus.signal_subscribe(None, TRANSFER, name, None, None, Gio.DBusSignalFlags.NONE,
                                                    self._on_signal)
                          for name in ("Progress", "Finished")]
         finally:
@@ -45,25 +47,25 @@ class TransferEvents:
 
     def wait(self, condition, what, timeout=HANG_GUARD):
         """Dispatch signals until condition() is true; returns its value."""
-        expired = []
+        expired = threading.Event()
 
         def on_timeout():
-            expired.append(True)
-            return GLib.SOURCE_REMOVE
+            expired.set()
+            self.ctx.wakeup()
 
-        source = GLib.timeout_source_new_seconds(timeout)
-        source.set_callback(on_timeout)
-        source.attach(self.ctx)
+        guard = threading.Timer(timeout, on_timeout)
+        guard.daemon = True
+        guard.start()
         try:
             while True:
                 v = condition()
                 if v:
                     return v
-                if expired:
+                if expired.is_set():
                     raise AssertionError(f"no {what} within {timeout} s; signals: {self.signals[-5:]}")
-                self.ctx.iteration(True)  # blocks until a signal (or the hang guard) arrives
+                self.ctx.iteration(True)  # blocks until a signal arrives, or the hang guard wakes it
         finally:
-            source.destroy()
+            guard.cancel()
 
     # ---- conditions ---------------------------------------------------------------------------------
 
@@ -76,20 +78,6 @@ class TransferEvents:
 
     def wait_finished(self, path, timeout=HANG_GUARD):
         return self.wait(lambda: self.finished(path), f"Finished from {path}", timeout)
-
-    def layer_done(self, digest):
-        """The most bytes any Progress reported for the layer digest (0 when none)."""
-        best = 0
-        for _, name, args in self.signals:
-            if name == "Progress":
-                for row in args[2]:
-                    if row[0] == digest:
-                        best = max(best, row[3])
-        return best
-
-    def wait_layer_done(self, digest, at_least, timeout=HANG_GUARD):
-        return self.wait(lambda: self.layer_done(digest) >= at_least,
-                         f"Progress of {at_least} bytes for {digest}", timeout)
 
     def progress(self, path):
         return [args for p, name, args in self.signals if p == path and name == "Progress"]

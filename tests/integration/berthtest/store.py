@@ -43,6 +43,21 @@ def ingest_entries_for(digest):
     return [p for p in INGEST.iterdir() if hexof(digest) in p.name]
 
 
+def ingest_data_file(digest):
+    """The largest regular file of digest's ingest entries (the partial data), or None."""
+    best, best_size = None, -1
+    for entry in ingest_entries_for(digest):
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        for f in files:
+            try:
+                size = f.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size > best_size:
+                best, best_size = f, size
+    return best
+
+
 def ingest_data_size(digest):
     """Bytes in the largest regular file of digest's ingest entries (0 if none)."""
     best = 0
