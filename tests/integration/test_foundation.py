@@ -56,6 +56,15 @@ def test_info_human_output():
 
 # --- polkit ------------------------------------------------------------------------------------
 
+def test_polkitd_knows_every_shipped_action():
+    """A policy file polkitd cannot parse loses the actions after the error, and then every check of
+    them fails as "not an action owner": the refusal tests would pass for the wrong reason."""
+    shipped = re.findall(r'<action id="([^"]+)"', (stack.TOP / "polkit" / "org.berth.policy.in").read_text())
+    p = stack.run(["pkaction"])
+    assert p.returncode == 0, p.stderr
+    assert shipped and set(shipped) <= set(p.stdout.split()), set(shipped) - set(p.stdout.split())
+
+
 def test_member_of_group_berth_is_allowed(member):
     info = stack.info_json(user=member)
     assert {s["state"] for s in info["services"]} == {"running"}
