@@ -61,7 +61,8 @@ static int run_command(const Command *c, int argc, char *argv[]) {
                 if (streq(v->name, argv[1]))
                         return v->run(argc - 1, argv + 1);
 
-        fprintf(stderr, "berthctl: unknown verb '%s %s' (see 'berthctl %s --help')\n", c->name, argv[1], c->name);
+        fprintf(stderr, "berthctl: unknown verb '%s %s' (see 'berthctl %s --help')\n", c->name, argv[1],
+                c->name);
         return -EINVAL;
 }
 

@@ -27,37 +27,33 @@ int broker_connect(sd_bus **ret);
 int report_bus_error(const char *what, const sd_bus_error *error, int r);
 /* Calls member on the broker's Manager with the arguments types/...; reports a failure (once) with
  * report_bus_error(what, …). broker_call() waits broker_default_timeout(). */
-int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
-                const char *types, ...);
+int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, const char *types,
+                ...);
 /* broker_connect() into *bus (the caller owns it), then broker_call(). */
 int broker_connect_call(sd_bus **bus, const char *member, sd_bus_message **reply, const char *what,
                         const char *types, ...);
-int broker_callv(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, uint64_t timeout_usec,
-                 const char *types, va_list ap);
+int broker_callv(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
+                 uint64_t timeout_usec, const char *types, va_list ap);
 /* For calls whose arguments sd_bus_message_append() cannot take (strv): build with broker_new_call(),
  * send with broker_send(), which reports a failed call like broker_call(). */
 int broker_new_call(sd_bus *bus, sd_bus_message **ret, const char *member);
-int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply, const char *what);
+int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply,
+                const char *what);
 /* 0 (libsystemd's default), or ten minutes when an interactive polkit prompt may be answered. */
 uint64_t broker_default_timeout(void);
 
 /* Commands. One file per group (cmd-<group>.c). */
 int cmd_info(int argc, char *argv[]);
-extern const Verb images_verbs[];  /* cmd-images.c */
+extern const Verb images_verbs[];               /* cmd-images.c */
 int images_verb_import(int argc, char *argv[]); /* cmd-images-archive.c */
-/* cmd-images.c: calls a broker method returning a transfer ("sst" → "o": PullImage, UnpackImage) and
- * follows the transfer with images pull's progress output (silent: errors only, no final 'REF: DIGEST');
- * verb names the command in messages. */
-int run_transfer(const char *verb, const char *method, const char *reference, const char *platform, uint64_t flags,
-                 bool silent);
 int images_verb_export(int argc, char *argv[]);
-extern const Verb content_verbs[]; /* cmd-content.c */
+extern const Verb content_verbs[];   /* cmd-content.c */
 extern const Verb snapshots_verbs[]; /* cmd-snapshots.c */
 /* cmd-images-mount.c: images mount / unmount / usage */
 int images_verb_mount(int argc, char *argv[]);
 int images_verb_unmount(int argc, char *argv[]);
 int images_verb_usage(int argc, char *argv[]);
-int cmd_login(int argc, char *argv[]);  /* cmd-login.c */
+int cmd_login(int argc, char *argv[]); /* cmd-login.c */
 int cmd_logout(int argc, char *argv[]);
 /* cmd-content.c: PruneContent, shared by `content gc` and `images prune`. */
 int content_gc(const char *what);

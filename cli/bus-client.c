@@ -3,10 +3,10 @@
 #include <stdio.h>
 
 #include "berthctl.h"
-#include "output.h"
 #include "bus-error.h"
 #include "bus-names.h"
 #include "bus-util.h"
+#include "escape.h"
 
 int broker_connect(sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -27,13 +27,14 @@ int broker_connect(sd_bus **ret) {
 int report_bus_error(const char *what, const sd_bus_error *error, int r) {
         const char *name = error ? error->name : NULL;
         /* Error texts may quote what a registry sent: never let them drive the terminal. */
-        _cleanup_free_ char *msg = printable_line(error && error->message ? error->message
-                                                                          : strerror(r < 0 ? -r : EIO));
+        _cleanup_free_ char *msg = escape_untrusted(
+                error && error->message ? error->message : strerror(r < 0 ? -r : EIO), 0, 0);
 
         if (bus_error_is_gone(error))
                 fprintf(stderr, "berthctl: %s: the berth broker is not reachable (%s)\n", what, msg);
-        else if (name && (streq(name, BERTH_ERROR_ACCESS_DENIED) || streq(name, SD_BUS_ERROR_ACCESS_DENIED) ||
-                          streq(name, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED)))
+        else if (name &&
+                 (streq(name, BERTH_ERROR_ACCESS_DENIED) || streq(name, SD_BUS_ERROR_ACCESS_DENIED) ||
+                  streq(name, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED)))
                 fprintf(stderr, "berthctl: %s: permission denied: %s\n", what, msg);
         else
                 fprintf(stderr, "berthctl: %s: %s\n", what, msg);
@@ -50,7 +51,8 @@ uint64_t broker_default_timeout(void) {
         return arg.ask_password ? 10ULL * 60 * 1000000 : 0;
 }
 
-int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply, const char *what) {
+int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply,
+                const char *what) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
@@ -60,20 +62,20 @@ int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_me
         return 0;
 }
 
-int broker_callv(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, uint64_t timeout_usec,
-                 const char *types, va_list ap) {
+int broker_callv(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
+                 uint64_t timeout_usec, const char *types, va_list ap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = bus_message_new_method_callv(bus, &m, BERTH_BROKER_NAME, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
-                                         member, types, ap);
+        r = bus_message_new_method_callv(bus, &m, BERTH_BROKER_NAME, BERTH_BROKER_PATH,
+                                         BERTH_BROKER_MANAGER_IFACE, member, types, ap);
         if (r < 0)
                 return report_bus_error(what, NULL, r);
         return broker_send(bus, m, timeout_usec, reply, what);
 }
 
-int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
-                const char *types, ...) {
+int broker_call(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, const char *types,
+                ...) {
         va_list ap;
         int r;
 

@@ -7,22 +7,30 @@
 #include "berthctl.h"
 #include "bus-util.h"
 #include "output.h"
+#include "table.h"
 
 /* berthctl content ls|gc */
+
+static const TableColumn content_columns[] = {
+        { "DIGEST", -71, "digest" },
+        { "SIZE", -10, "size" },
+        { "MODIFIED", -20, "mtime_usec" },
+        { "REFERENCES", 0, "references" },
+};
 
 static int verb_ls(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(JsonBuilder) b = json_builder_new();
+        _cleanup_(table_freep) Table *table = NULL;
+        TableMode mode;
         int r;
 
-        if (wants_help(argc, argv)) {
-                printf("berthctl content ls [--json]\n\nList the blobs of the content store and the images using them.\n");
-                return 0;
-        }
-        r = parse_json_only_args("content ls", argc, argv);
-        if (r < 0)
-                return r;
+        r = table_parse_args("content ls",
+                             "berthctl content ls [--json] [-q]\n\nList the blobs of the content store and "
+                             "the images using them.\n",
+                             argc, argv, NULL, 0, &mode);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = broker_connect_call(&bus, "ListContent", &reply, "content ls", NULL);
         if (r < 0)
                 return r;
@@ -30,14 +38,15 @@ static int verb_ls(int argc, char *argv[]) {
         r = sd_bus_message_enter_container(reply, 'a', "(sttas)");
         if (r < 0)
                 return report_bus_error("content ls", NULL, r);
-        if (arg.json)
-                json_builder_begin_array(b);
-        else
-                printf("%-71s %-10s %-20s %s\n", "DIGEST", "SIZE", "MODIFIED", "REFERENCES");
+        table = table_new(content_columns, ELEMENTSOF(content_columns), mode);
         for (;;) {
                 g_auto(GStrv) refs = NULL;
                 const char *digest;
                 uint64_t size, mtime;
+                char when[32] = "-";
+                time_t t;
+                struct tm tm;
+                JsonNode *n;
 
                 r = sd_bus_message_enter_container(reply, 'r', "sttas");
                 if (r < 0)
@@ -52,36 +61,18 @@ static int verb_ls(int argc, char *argv[]) {
                 if (r < 0)
                         return report_bus_error("content ls", NULL, r);
 
-                if (arg.json) {
-                        json_builder_begin_object(b);
-                        json_builder_set_member_name(b, "digest");
-                        json_builder_add_string_value(b, digest);
-                        json_builder_set_member_name(b, "size");
-                        json_builder_add_int_value(b, (gint64) size);
-                        json_builder_set_member_name(b, "mtime_usec");
-                        json_builder_add_int_value(b, (gint64) mtime);
-                        json_builder_set_member_name(b, "references");
-                        json_builder_begin_array(b);
-                        for (char **p = refs; p && *p; p++)
-                                json_builder_add_string_value(b, *p);
-                        json_builder_end_array(b);
-                        json_builder_end_object(b);
-                } else {
-                        g_autofree char *joined = refs && refs[0] ? g_strjoinv(",", refs) : g_strdup("-");
-                        char sz[32], when[32] = "-";
-                        time_t t = (time_t) (mtime / 1000000);
-                        struct tm tm;
-
-                        format_bytes(sz, sizeof(sz), size);
-                        if (localtime_r(&t, &tm))
-                                strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-                        printf("%-71s %-10s %-20s %s\n", digest, sz, when, joined);
-                }
+                table_add_string(table, digest);
+                table_add_bytes(table, size);
+                /* Local time on a terminal, microseconds in JSON. */
+                t = (time_t) (mtime / 1000000);
+                if (localtime_r(&t, &tm))
+                        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+                n = json_node_new(JSON_NODE_VALUE);
+                json_node_set_int(n, (gint64) mtime);
+                table_add_cell(table, when, n);
+                table_add_strv(table, refs);
         }
-        if (arg.json) {
-                json_builder_end_array(b);
-                print_json_builder(b);
-        }
+        table_print(table);
         return 0;
 }
 
@@ -109,7 +100,8 @@ int content_gc(const char *what) {
 
 static int verb_gc(int argc, char *argv[]) {
         if (wants_help(argc, argv)) {
-                printf("berthctl content gc\n\nRemove blobs no image references and stale partial downloads.\n");
+                printf("berthctl content gc\n\nRemove blobs no image references and stale partial "
+                       "downloads.\n");
                 return 0;
         }
         if (argc != 1) {
@@ -119,8 +111,6 @@ static int verb_gc(int argc, char *argv[]) {
         return content_gc("content gc");
 }
 
-const Verb content_verbs[] = {
-        { "ls", "[--json]", "List blobs and the images using them", verb_ls },
-        { "gc", "", "Remove unreferenced blobs and stale downloads", verb_gc },
-        {}
-};
+const Verb content_verbs[] = { { "ls", "[--json]", "List blobs and the images using them", verb_ls },
+                               { "gc", "", "Remove unreferenced blobs and stale downloads", verb_gc },
+                               {} };

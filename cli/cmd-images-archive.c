@@ -14,12 +14,13 @@
 #include "berthctl.h"
 #include "bus-names.h"
 #include "bus-util.h"
+#include "transfer-view.h"
 
 /* berthctl images import|export: archives travel as file descriptors. We open FILE here, as the user
  * who runs us, and pass the descriptor: no berth service ever opens a path a user names. */
 
-static int call_long(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what, const char *types,
-                     ...) {
+static int call_long(sd_bus *bus, const char *member, sd_bus_message **reply, const char *what,
+                     const char *types, ...) {
         va_list ap;
         int r;
 
@@ -32,12 +33,10 @@ static int call_long(sd_bus *bus, const char *member, sd_bus_message **reply, co
 
 int images_verb_import(int argc, char *argv[]) {
         enum { ARG_NO_UNPACK = 0x100 };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "name", required_argument, NULL, 'n' },
-                { "no-unpack", no_argument, NULL, ARG_NO_UNPACK },
-                {}
-        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "name", required_argument, NULL, 'n' },
+                                                 { "no-unpack", no_argument, NULL, ARG_NO_UNPACK },
+                                                 {} };
         g_auto(GStrv) refs = NULL;
         g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
         uint64_t flags = 0;
@@ -52,11 +51,16 @@ int images_verb_import(int argc, char *argv[]) {
                 switch (c) {
                 case 'h':
                         printf("berthctl images import [--name REF] [--no-unpack] FILE\n\n"
-                               "Import the images of an OCI image layout archive (tar, optionally gzip or zstd\n"
-                               "compressed) or a 'docker save' tarball. FILE '-' reads standard input. --name names\n"
-                               "images the archive leaves unnamed, or names only by a tag ('latest' + --name\n"
-                               "localhost/foo = localhost/foo:latest). Prints 'REF: DIGEST' per image, then waits until\n"
-                               "this machine's platform of each is unpacked (as 'images unpack' does), unless\n"
+                               "Import the images of an OCI image layout archive (tar, optionally gzip or "
+                               "zstd\n"
+                               "compressed) or a 'docker save' tarball. FILE '-' reads standard input. "
+                               "--name names\n"
+                               "images the archive leaves unnamed, or names only by a tag ('latest' + "
+                               "--name\n"
+                               "localhost/foo = localhost/foo:latest). Prints 'REF: DIGEST' per image, then "
+                               "waits until\n"
+                               "this machine's platform of each is unpacked (as 'images unpack' does), "
+                               "unless\n"
                                "--no-unpack.\n");
                         return 0;
                 case 'n':
@@ -109,7 +113,7 @@ int images_verb_import(int argc, char *argv[]) {
          * transfer (or finds every layer committed already) and we wait for it to end. */
         refs = g_strv_builder_end(sb);
         STRV_FOREACH(ref, refs) {
-                r = run_transfer("images import", "UnpackImage", *ref, "", 0, true);
+                r = transfer_view_run("images import", "UnpackImage", *ref, "", 0, true);
                 if (r < 0)
                         return r;
         }
@@ -125,7 +129,8 @@ int images_verb_export(int argc, char *argv[]) {
 
         if (wants_help(argc, argv)) {
                 printf("berthctl images export REF FILE\n\n"
-                       "Write the image as an OCI image layout tar archive (what 'skopeo copy oci-archive:FILE'\n"
+                       "Write the image as an OCI image layout tar archive (what 'skopeo copy "
+                       "oci-archive:FILE'\n"
                        "and 'ctr images import FILE' read). FILE '-' writes to standard output.\n");
                 return 0;
         }
@@ -138,7 +143,8 @@ int images_verb_export(int argc, char *argv[]) {
         to_stdout = streq(file, "-");
         if (to_stdout) {
                 if (isatty(STDOUT_FILENO)) {
-                        fprintf(stderr, "berthctl: images export: refusing to write an archive to a terminal\n");
+                        fprintf(stderr,
+                                "berthctl: images export: refusing to write an archive to a terminal\n");
                         return -EINVAL;
                 }
                 fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);

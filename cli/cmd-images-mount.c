@@ -10,6 +10,7 @@
 #include "berthctl.h"
 #include "bus-util.h"
 #include "output.h"
+#include "table.h"
 
 /* berthctl images mount REF DIR | unmount DIR | usage [REF] */
 
@@ -61,7 +62,8 @@ int images_verb_unmount(int argc, char *argv[]) {
         _cleanup_close_ int fd = -EBADF;
 
         if (wants_help(argc, argv)) {
-                printf("berthctl images unmount DIR\n\nUnmount an image view made by 'berthctl images mount'.\n");
+                printf("berthctl images unmount DIR\n\nUnmount an image view made by 'berthctl images "
+                       "mount'.\n");
                 return 0;
         }
         if (argc != 2) {
@@ -74,76 +76,53 @@ int images_verb_unmount(int argc, char *argv[]) {
         return broker_connect_call(&bus, "UnmountImage", NULL, "images unmount", "ht", fd, UINT64_C(0));
 }
 
+static const TableColumn usage_columns[] = {
+        { "REF", -50, "reference" },         { "CONTENT", 10, "content_size" },
+        { "UNPACKED", 10, "unpacked_size" }, { "SHARED", 10, "shared_size" },
+        { "UNIQUE", 10, "unique_size" },     { "UNPACKED?", 0, "unpacked" },
+};
+
 int images_verb_usage(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(JsonBuilder) b = json_builder_new();
+        _cleanup_(table_freep) Table *table = NULL;
         const char *ref = "";
+        TableMode mode;
         int r;
 
-        if (wants_help(argc, argv)) {
-                printf("berthctl images usage [--json] [REF]\n\n"
-                       "Disk usage per image: compressed blobs, unpacked snapshots, bytes shared with other\n"
-                       "images and bytes only this image holds (what removing it and 'content gc' frees).\n");
-                return 0;
-        }
-        for (int i = 1; i < argc; i++) {
-                if (streq(argv[i], "--json"))
-                        arg.json = true;
-                else if (argv[i][0] != '-' && isempty(ref))
-                        ref = argv[i];
-                else {
-                        fprintf(stderr, "berthctl: images usage: unknown argument '%s'\n", argv[i]);
-                        return -EINVAL;
-                }
-        }
+        r = table_parse_args(
+                "images usage",
+                "berthctl images usage [--json] [-q] [REF]\n\n"
+                "Disk usage per image: compressed blobs, unpacked snapshots, bytes shared with other\n"
+                "images and bytes only this image holds (what removing it and 'content gc' frees).\n",
+                argc, argv, &ref, 1, &mode);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = broker_connect_call(&bus, "Usage", &reply, "images usage", "s", ref);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(sttttb)");
         if (r < 0)
                 return report_bus_error("images usage", NULL, r);
-        if (arg.json)
-                json_builder_begin_array(b);
-        else
-                printf("%-50s %10s %10s %10s %10s %s\n", "REF", "CONTENT", "UNPACKED", "SHARED", "UNIQUE", "UNPACKED?");
+        table = table_new(usage_columns, ELEMENTSOF(usage_columns), mode);
         for (;;) {
                 const char *name;
                 uint64_t content, unpacked, shared, unique;
                 int is_unpacked;
-                char c[32], u[32], s[32], q[32];
 
-                r = sd_bus_message_read(reply, "(sttttb)", &name, &content, &unpacked, &shared, &unique, &is_unpacked);
+                r = sd_bus_message_read(reply, "(sttttb)", &name, &content, &unpacked, &shared, &unique,
+                                        &is_unpacked);
                 if (r < 0)
                         return report_bus_error("images usage", NULL, r);
                 if (r == 0)
                         break;
-                if (arg.json) {
-                        json_builder_begin_object(b);
-                        json_builder_set_member_name(b, "reference");
-                        json_builder_add_string_value(b, name);
-                        json_builder_set_member_name(b, "content_size");
-                        json_builder_add_int_value(b, (gint64) content);
-                        json_builder_set_member_name(b, "unpacked_size");
-                        json_builder_add_int_value(b, (gint64) unpacked);
-                        json_builder_set_member_name(b, "shared_size");
-                        json_builder_add_int_value(b, (gint64) shared);
-                        json_builder_set_member_name(b, "unique_size");
-                        json_builder_add_int_value(b, (gint64) unique);
-                        json_builder_set_member_name(b, "unpacked");
-                        json_builder_add_boolean_value(b, is_unpacked);
-                        json_builder_end_object(b);
-                        continue;
-                }
-                format_bytes(c, sizeof(c), content);
-                format_bytes(u, sizeof(u), unpacked);
-                format_bytes(s, sizeof(s), shared);
-                format_bytes(q, sizeof(q), unique);
-                printf("%-50s %10s %10s %10s %10s %s\n", name, c, u, s, q, is_unpacked ? "yes" : "no");
+                table_add_string(table, name);
+                table_add_bytes(table, content);
+                table_add_bytes(table, unpacked);
+                table_add_bytes(table, shared);
+                table_add_bytes(table, unique);
+                table_add_bool(table, is_unpacked, "yes", "no");
         }
-        if (arg.json) {
-                json_builder_end_array(b);
-                print_json_builder(b);
-        }
+        table_print(table);
         return 0;
 }

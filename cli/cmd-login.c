@@ -66,12 +66,10 @@ static int prompt(const char *what, bool echo, char **ret) {
 
 int cmd_login(int argc, char *argv[]) {
         enum { ARG_PASSWORD_STDIN = 0x100 };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "username", required_argument, NULL, 'u' },
-                { "password-stdin", no_argument, NULL, ARG_PASSWORD_STDIN },
-                {}
-        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "username", required_argument, NULL, 'u' },
+                                                 { "password-stdin", no_argument, NULL, ARG_PASSWORD_STDIN },
+                                                 {} };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(erase_and_freep) char *password = NULL;
         _cleanup_free_ char *user = NULL;

@@ -9,6 +9,7 @@
 #include "berthctl.h"
 #include "bus-util.h"
 #include "output.h"
+#include "table.h"
 
 /* berthctl snapshots ls|info|rm: the committed layer snapshots (named by chain id, as containerd's
  * overlayfs snapshotter names its committed snapshots). */
@@ -20,35 +21,38 @@ static const char *short_id(const char *id, char buf[static 20]) {
         return buf;
 }
 
+static const TableColumn snapshots_columns[] = {
+        { "CHAIN-ID", -71, "chain_id" }, { "PARENT", -12, "parent" }, { NULL, 0, "diff_id" },
+        { "SIZE", 10, "size" },          { "ENTRIES", 8, "entries" }, { "USED-BY", 0, "images" },
+};
+
 static int verb_ls(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(JsonBuilder) b = json_builder_new();
+        _cleanup_(table_freep) Table *table = NULL;
+        TableMode mode;
         int r;
 
-        if (wants_help(argc, argv)) {
-                printf("berthctl snapshots ls [--json]\n\nList snapshots: CHAIN-ID PARENT SIZE ENTRIES USED-BY.\n");
-                return 0;
-        }
-        r = parse_json_only_args("snapshots ls", argc, argv);
-        if (r < 0)
-                return r;
+        r = table_parse_args("snapshots ls",
+                             "berthctl snapshots ls [--json] [-q]\n\nList snapshots: CHAIN-ID PARENT SIZE "
+                             "ENTRIES USED-BY.\n",
+                             argc, argv, NULL, 0, &mode);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = broker_connect_call(&bus, "ListSnapshots", &reply, "snapshots ls", NULL);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssstuas)");
         if (r < 0)
                 return report_bus_error("snapshots ls", NULL, r);
-        if (arg.json)
-                json_builder_begin_array(b);
-        else
-                printf("%-71s %-12s %10s %8s %s\n", "CHAIN-ID", "PARENT", "SIZE", "ENTRIES", "USED-BY");
+        table = table_new(snapshots_columns, ELEMENTSOF(snapshots_columns), mode);
         for (;;) {
                 g_auto(GStrv) users = NULL;
                 const char *id, *parent, *diff_id;
                 uint64_t size;
                 uint32_t entries;
-                char sz[32], p[20];
+                JsonNode *n;
+                char p[20];
 
                 r = sd_bus_message_enter_container(reply, 'r', "ssstuas");
                 if (r < 0)
@@ -62,38 +66,17 @@ static int verb_ls(int argc, char *argv[]) {
                         r = sd_bus_message_exit_container(reply);
                 if (r < 0)
                         return report_bus_error("snapshots ls", NULL, r);
-                if (arg.json) {
-                        json_builder_begin_object(b);
-                        json_builder_set_member_name(b, "chain_id");
-                        json_builder_add_string_value(b, id);
-                        json_builder_set_member_name(b, "parent");
-                        json_builder_add_string_value(b, parent);
-                        json_builder_set_member_name(b, "diff_id");
-                        json_builder_add_string_value(b, diff_id);
-                        json_builder_set_member_name(b, "size");
-                        json_builder_add_int_value(b, (gint64) size);
-                        json_builder_set_member_name(b, "entries");
-                        json_builder_add_int_value(b, entries);
-                        json_builder_set_member_name(b, "images");
-                        json_builder_begin_array(b);
-                        for (char **u = users; u && *u; u++)
-                                json_builder_add_string_value(b, *u);
-                        json_builder_end_array(b);
-                        json_builder_end_object(b);
-                        continue;
-                }
-                {
-                        g_autofree char *joined = users && *users ? g_strjoinv(",", users) : g_strdup("-");
-
-                        format_bytes(sz, sizeof(sz), size);
-                        printf("%-71s %-12s %10s %8" PRIu32 " %s\n", id, isempty(parent) ? "-" : short_id(parent, p),
-                               sz, entries, joined);
-                }
+                table_add_string(table, id);
+                /* The parent's short id on a terminal, the whole one in JSON. */
+                n = json_node_new(JSON_NODE_VALUE);
+                json_node_set_string(n, parent);
+                table_add_cell(table, isempty(parent) ? "-" : short_id(parent, p), n);
+                table_add_string(table, diff_id);
+                table_add_bytes(table, size);
+                table_add_uint(table, entries);
+                table_add_strv(table, users);
         }
-        if (arg.json) {
-                json_builder_end_array(b);
-                print_json_builder(b);
-        }
+        table_print(table);
         return 0;
 }
 
@@ -119,7 +102,8 @@ static int verb_rm(int argc, char *argv[]) {
 
         if (wants_help(argc, argv)) {
                 printf("berthctl snapshots rm CHAIN-ID...\n\n"
-                       "Remove snapshots. Refused for snapshots an image, a mounted view or a running pull uses,\n"
+                       "Remove snapshots. Refused for snapshots an image, a mounted view or a running pull "
+                       "uses,\n"
                        "and for parents of snapshots not removed too.\n");
                 return 0;
         }
@@ -153,9 +137,7 @@ static int verb_rm(int argc, char *argv[]) {
         return 0;
 }
 
-const Verb snapshots_verbs[] = {
-        { "ls", "[--json]", "List snapshots", verb_ls },
-        { "info", "CHAIN-ID", "Show a snapshot as JSON", verb_info },
-        { "rm", "CHAIN-ID...", "Remove snapshots", verb_rm },
-        {}
-};
+const Verb snapshots_verbs[] = { { "ls", "[--json]", "List snapshots", verb_ls },
+                                 { "info", "CHAIN-ID", "Show a snapshot as JSON", verb_info },
+                                 { "rm", "CHAIN-ID...", "Remove snapshots", verb_rm },
+                                 {} };

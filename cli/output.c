@@ -58,14 +58,3 @@ int broker_call_print_json(const char *member, const char *what, const char *id)
         print_json_string(json);
         return 0;
 }
-
-char *printable_line(const char *s) {
-        char *copy = strdup(s ?: "n/a");
-
-        if (!copy)
-                return NULL;
-        for (char *c = copy; *c; c++)
-                if ((unsigned char) *c < 0x20 || *c == 0x7f)
-                        *c = '?';
-        return copy;
-}

@@ -19,8 +19,3 @@ int parse_json_only_args(const char *what, int argc, char *argv[]);
 
 /* Connects, calls member(id) → s, and pretty-prints the JSON string it returns. */
 int broker_call_print_json(const char *member, const char *what, const char *id);
-
-/* A copy of s fit for one line on a terminal: control characters (which a registry or any other
- * source of an error text could use to move the cursor or retitle the terminal) become '?'.
- * malloc'd; NULL → "n/a". */
-char *printable_line(const char *s);

@@ -83,3 +83,6 @@
 #define IMAGES_MAX 65536U
 #define TAGS_PER_IMAGE_MAX 1024U
 #define META_DOCUMENT_MAX (16U * 1024U * 1024U)
+
+/* Messages */
+#define QUOTED_INPUT_MAX 200U /* bytes of an untrusted string echoed back in an error message */

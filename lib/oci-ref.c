@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "digest.h"
+#include "escape.h"
 #include "berth-limits.h"
 #include "oci-ref.h"
 
@@ -20,7 +21,6 @@
 #define DEFAULT_TAG "latest"
 
 /* How much of the user's input we echo back in an error; references may be up to 4 KiB. */
-#define QUOTE_MAX 200U
 
 ImageReference *image_reference_free(ImageReference *ref) {
         if (!ref)
@@ -31,31 +31,6 @@ ImageReference *image_reference_free(ImageReference *ref) {
         free(ref->tag);
         free(ref->digest);
         return mfree(ref);
-}
-
-/* Error messages end up on terminals and in logs: escape anything that is not printable ASCII so
- * that a hostile reference (e.g. from a compose file or a bus caller) cannot inject control codes. */
-static char *quote_input(const char *s) {
-        size_t n = strlen(s), k = n > QUOTE_MAX ? QUOTE_MAX : n;
-        char *buf, *p;
-
-        buf = malloc(k * 4 + 4);
-        if (!buf)
-                return NULL;
-
-        p = buf;
-        for (size_t i = 0; i < k; i++) {
-                unsigned char c = (unsigned char) s[i];
-
-                if (c < 0x20 || c >= 0x7f || c == '\\' || c == '\'')
-                        p += sprintf(p, "\\x%02x", c);
-                else
-                        *p++ = (char) c;
-        }
-        if (k < n)
-                p = stpcpy(p, "...");
-        *p = '\0';
-        return buf;
 }
 
 _printf_(3, 4) static int reference_error(char **ret_error, const char *input, const char *format, ...) {
@@ -72,7 +47,7 @@ _printf_(3, 4) static int reference_error(char **ret_error, const char *input, c
         if (k < 0)
                 return -ENOMEM;
 
-        quoted = quote_input(input);
+        quoted = escape_untrusted(input, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
         if (!quoted)
                 return -ENOMEM;
 

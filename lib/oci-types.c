@@ -12,6 +12,7 @@
 #include <sys/utsname.h>
 
 #include "digest.h"
+#include "escape.h"
 #include "json-util.h"
 #include "berth-limits.h"
 #include "oci-types.h"
@@ -19,38 +20,6 @@
 #define MEDIA_TYPE_DOCKER_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
 #define MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
-/* How much of an untrusted string we echo back in an error message. */
-#define QUOTE_MAX 128U
-
-/* Registry data ends up in error messages shown on terminals: escape everything that is not printable
- * ASCII, and cut it short, so a hostile document cannot inject control sequences or flood a log. */
-static char *quote(const char *s) {
-        size_t n, k;
-        char *buf, *p;
-
-        if (!s)
-                return strdup("(null)");
-
-        n = strlen(s);
-        k = n > QUOTE_MAX ? QUOTE_MAX : n;
-        buf = malloc(k * 4 + 4);
-        if (!buf)
-                return NULL;
-
-        p = buf;
-        for (size_t i = 0; i < k; i++) {
-                unsigned char c = (unsigned char) s[i];
-
-                if (c < 0x20 || c >= 0x7f || c == '\\' || c == '\'')
-                        p += sprintf(p, "\\x%02x", c);
-                else
-                        *p++ = (char) c;
-        }
-        if (k < n)
-                p = stpcpy(p, "...");
-        *p = '\0';
-        return buf;
-}
 
 static size_t strv_length(char *const *l) {
         size_t n = 0;
@@ -252,7 +221,7 @@ int platform_parse(const char *s, Platform *ret, char **ret_error) {
         if (!ret)
                 return -EINVAL;
 
-        quoted = quote(s);
+        quoted = escape_untrusted(s, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
         if (!quoted)
                 return -ENOMEM;
 
@@ -454,14 +423,14 @@ static int descriptor_parse(JsonNode *node, Descriptor *d, char **ret_error) {
                 return r;
 
         if (!media_type_syntax_valid(d->media_type)) {
-                quoted = quote(d->media_type);
+                quoted = escape_untrusted(d->media_type, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
                 return json_set_error(ret_error, EBADMSG, "invalid media type '%s'", strna(quoted));
         }
 
         /* SECURITY: the digest names a file in the content store and is what we verify the bytes
          * against; only the strict canonical form is acceptable. */
         if (digest_validate(d->digest, NULL) < 0) {
-                quoted = quote(d->digest);
+                quoted = escape_untrusted(d->digest, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
                 return json_set_error(ret_error, EBADMSG, "invalid digest '%s'", strna(quoted));
         }
 
@@ -530,7 +499,7 @@ static int check_type(const char *type, const char *source, MediaKind expected, 
         if (kind == expected)
                 return 0;
 
-        quoted = quote(type);
+        quoted = escape_untrusted(type, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
         if (!quoted)
                 return -ENOMEM;
         if (kind < 0)
@@ -592,7 +561,10 @@ static int parse_document(const char *data, size_t size, const char *declared, M
                         return r;
 
                 if (declared_bare && !streq(declared_bare, header.media_type)) {
-                        _cleanup_free_ char *q1 = quote(declared_bare), *q2 = quote(header.media_type);
+                        _cleanup_free_ char *q1 = escape_untrusted(declared_bare, QUOTED_INPUT_MAX,
+                                                                   ESCAPE_QUOTED),
+                                            *q2 = escape_untrusted(header.media_type, QUOTED_INPUT_MAX,
+                                                                   ESCAPE_QUOTED);
                         return json_set_error(
                                 ret_error, EMEDIUMTYPE,
                                 "declared media type '%s' does not match the document's mediaType '%s'",
@@ -688,7 +660,7 @@ static int dispatch_manifest_config(JsonNode *node, void *target, void *userdata
                 return r;
 
         if (media_type_kind(d->media_type) != MEDIA_KIND_CONFIG) {
-                quoted = quote(d->media_type);
+                quoted = escape_untrusted(d->media_type, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
                 return json_set_error(ret_error, EMEDIUMTYPE, "unsupported config media type '%s'",
                                       strna(quoted));
         }
@@ -709,7 +681,8 @@ static int dispatch_manifest_layers(JsonNode *node, void *target, void *userdata
 
         for (size_t i = 0; i < m->n_layers; i++)
                 if (media_type_kind(m->layers[i].media_type) != MEDIA_KIND_LAYER) {
-                        _cleanup_free_ char *quoted = quote(m->layers[i].media_type);
+                        _cleanup_free_ char *quoted =
+                                escape_untrusted(m->layers[i].media_type, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
                         return json_set_error(ret_error, EMEDIUMTYPE,
                                               "layers[%zu]: unsupported layer media type '%s'", i,
                                               strna(quoted));
@@ -871,7 +844,7 @@ static int dispatch_rootfs(JsonNode *node, void *target, void *userdata, char **
                 return r;
 
         if (!streq(rootfs.type, "layers")) {
-                quoted = quote(rootfs.type);
+                quoted = escape_untrusted(rootfs.type, QUOTED_INPUT_MAX, ESCAPE_QUOTED);
                 return json_set_error(ret_error, EBADMSG, "unsupported rootfs type '%s', expected 'layers'",
                                       strna(quoted));
         }
@@ -883,7 +856,7 @@ static int dispatch_rootfs(JsonNode *node, void *target, void *userdata, char **
 
         for (size_t i = 0; i < n; i++)
                 if (digest_validate(rootfs.diff_ids[i], NULL) < 0) {
-                        quoted = quote(rootfs.diff_ids[i]);
+                        quoted = escape_untrusted(rootfs.diff_ids[i], QUOTED_INPUT_MAX, ESCAPE_QUOTED);
                         return json_set_error(ret_error, EBADMSG, "diff_ids[%zu]: invalid digest '%s'", i,
                                               strna(quoted));
                 }
@@ -973,7 +946,7 @@ int oci_index_select(const OciIndex *index, const Platform *wanted, const Descri
                         continue;
 
                 p = platform_to_string(&d->platform);
-                quoted = p ? quote(p) : NULL;
+                quoted = p ? escape_untrusted(p, QUOTED_INPUT_MAX, ESCAPE_QUOTED) : NULL;
                 if (!quoted)
                         return -ENOMEM;
                 if (available->len > 0)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "escape.h"
 #include "json-util.h"
 #include "oci-types.h"
 #include "registry.h"
@@ -31,10 +32,12 @@ char *registry_ping_url(const RegistryEndpoint *e) {
 char *registry_manifest_url(const RegistryEndpoint *e, const char *registry, const char *repository,
                             const char *reference) {
         /* repository and reference passed the reference grammar / digest_validate: URL-safe as they are. */
-        return with_ns(e, registry, g_strdup_printf("%s/v2/%s/manifests/%s", e->base_url, repository, reference));
+        return with_ns(e, registry,
+                       g_strdup_printf("%s/v2/%s/manifests/%s", e->base_url, repository, reference));
 }
 
-char *registry_blob_url(const RegistryEndpoint *e, const char *registry, const char *repository, const char *digest) {
+char *registry_blob_url(const RegistryEndpoint *e, const char *registry, const char *repository,
+                        const char *digest) {
         return with_ns(e, registry, g_strdup_printf("%s/v2/%s/blobs/%s", e->base_url, repository, digest));
 }
 
@@ -69,19 +72,13 @@ char *content_type_essence(const char *content_type) {
         return g_ascii_strdown(content_type, (gssize) l);
 }
 
-static void sanitize(char *s) {
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        *s = ' ';
-}
-
 char *registry_error_summary(const char *body, size_t size) {
         _cleanup_json_node_ JsonNode *root = NULL;
         _cleanup_free_ char *error = NULL;
         JsonNode *errors, *first;
         JsonObject *o;
         const char *code, *message;
-        char *s;
+        g_autofree char *s = NULL;
 
         if (!body || size == 0)
                 return NULL;
@@ -90,7 +87,8 @@ char *registry_error_summary(const char *body, size_t size) {
         if (!JSON_NODE_HOLDS_OBJECT(root))
                 return NULL;
         errors = json_object_get_member(json_node_get_object(root), "errors");
-        if (!errors || !JSON_NODE_HOLDS_ARRAY(errors) || json_array_get_length(json_node_get_array(errors)) == 0)
+        if (!errors || !JSON_NODE_HOLDS_ARRAY(errors) ||
+            json_array_get_length(json_node_get_array(errors)) == 0)
                 return NULL;
         first = json_array_get_element(json_node_get_array(errors), 0);
         if (!JSON_NODE_HOLDS_OBJECT(first))
@@ -99,14 +97,15 @@ char *registry_error_summary(const char *body, size_t size) {
         code = json_object_has_member(o, "code") && JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "code"))
                        ? json_object_get_string_member_with_default(o, "code", NULL)
                        : NULL;
-        message = json_object_has_member(o, "message") && JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "message"))
+        message = json_object_has_member(o, "message") &&
+                                  JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "message"))
                           ? json_object_get_string_member_with_default(o, "message", NULL)
                           : NULL;
         if (!code && !message)
                 return NULL;
         s = g_strdup_printf("%.64s%s%.200s", code ?: "", code && message ? ": " : "", message ?: "");
-        sanitize(s);
-        return s;
+        /* The registry's words end up in messages on terminals: nothing but printable ASCII. */
+        return escape_untrusted(s, 0, 0);
 }
 
 int content_range_start(const char *value, unsigned long long *ret) {

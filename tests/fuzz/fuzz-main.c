@@ -8,7 +8,13 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=gnu11 -iquote lib -o fuzz-manifest \
  *         tests/fuzz/fuzz-manifest.c lib/digest.c lib/json-util.c lib/oci-ref.c lib/oci-types.c \
  *         $(pkg-config --cflags --libs json-glib-1.0 libcrypto)
- *   ./fuzz-manifest -max_total_time=300 corpus-copy/ tests/fuzz/corpus/fuzz-manifest/ */
+ *   ./fuzz-manifest -max_total_time=300 corpus-copy/ tests/fuzz/corpus/fuzz-manifest/
+ * The service-side targets add their sources and include folders (-I build for config.h):
+ *   fuzz-auth-challenge: services/fetcher/auth.c; -iquote services/fetcher
+ *   fuzz-docker-manifest: services/fetcher/{archive-import,archive-job,content-store}.c, libarchive
+ *   fuzz-tar-extract: services/unpacker/{extract,fs-at,layer-stream,whiteout,implied-dirs,sandbox}.c,
+ *     libarchive, libseccomp, libcap; -iquote services/unpacker; it writes files, so run it as an
+ *     unprivileged user: runuser -u nobody -- unshare -r ./fuzz-tar-extract … */
 
 #include <dirent.h>
 #include <errno.h>
@@ -121,5 +127,10 @@ int main(int argc, char *argv[]) {
         }
 
         printf("%u inputs executed\n", count);
+        /* A replay of an empty (or misnamed, or unreadable) corpus would test nothing: say so, loudly. */
+        if (r >= 0 && count == 0) {
+                fprintf(stderr, "no inputs found: a seed corpus must hold at least one file\n");
+                return EXIT_FAILURE;
+        }
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

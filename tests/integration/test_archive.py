@@ -276,7 +276,7 @@ def test_import_is_admin_only(tmp_path, member, busybox_oci):
     archive = tar_dir(layout, tmp_path / "oci.tar")
     p = import_archive(archive, user=member)
     assert p.returncode != 0
-    assert "permission denied" in p.stderr, p.stderr
+    assert "permission denied" in p.stderr and "org.berth.image-import" in p.stderr, p.stderr
     assert "localhost/archive/busybox:1" not in images()
     try:
         p = import_archive(archive)  # root
@@ -390,4 +390,4 @@ def test_export_allowed_for_member_refused_for_outsider(tmp_path, pulled, member
     p = subprocess.run(["runuser", "-u", outsider, "--", str(BERTHCTL), "--no-ask-password", "images", "export",
                         ref, "-"], capture_output=True, timeout=300)
     assert p.returncode != 0
-    assert b"permission denied" in p.stderr
+    assert b"permission denied" in p.stderr and b"org.berth.info" in p.stderr, p.stderr

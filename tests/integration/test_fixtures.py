@@ -340,3 +340,57 @@ def test_https_token_server_and_tls_registry_share_a_ca(tmp_path, busybox_layout
         reg.push(layout, "latest", "tls-tok/busybox:latest")
         assert sha256(reg.inspect_raw("tls-tok/busybox:latest")) == img.manifest.digest
         assert ts.stats()["tokens_issued"] >= 1
+
+
+def test_counting_proxy_gate(tmp_path):
+    """The proxy's gate, which the transfer tests rely on: responses of the named blobs wait until let
+    through one by one, the most held at once is counted, and a client hanging up is seen."""
+    import http.client
+    import threading
+
+    from berthtest.fakeregistry import FakeRegistry
+    from berthtest.proxy import CountingProxy
+
+    blobs = tmp_path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    digests = []
+    for _ in range(4):
+        data = os.urandom(300000)
+        h = hashlib.sha256(data).hexdigest()
+        (blobs / h).write_bytes(data)
+        digests.append("sha256:" + h)
+    fr = FakeRegistry(tmp_path)
+    px = CountingProxy(fr.port)
+    sizes = []
+    slots = threading.Semaphore(3)  # a client with three download slots
+
+    def get(digest):
+        with slots:
+            c = http.client.HTTPConnection("127.0.0.1", px.port, timeout=60)
+            c.request("GET", f"/v2/x/blobs/{digest}")
+            sizes.append(len(c.getresponse().read()))
+            c.close()
+    try:
+        px.hold_blobs(after=0, digests=digests)
+        threads = [threading.Thread(target=get, args=(d,), daemon=True) for d in digests]
+        for t in threads:
+            t.start()
+        for left in range(len(digests), 0, -1):
+            px.wait_held(min(3, left))
+            px.wait_ended(px.release_one())
+        for t in threads:
+            t.join(60)
+        assert sizes == [300000] * 4
+        assert px.max_held == 3 and px.max_concurrent_blob_gets() == 3
+
+        px.hold_blobs(after=1000)
+        c = http.client.HTTPConnection("127.0.0.1", px.port, timeout=60)
+        c.request("GET", f"/v2/x/blobs/{digests[0]}")
+        px.wait_held()
+        conn = px.blob_gets(digests[0])[-1]["conn"]
+        c.sock.shutdown(2)
+        c.close()
+        px.wait_client_closed(conn)
+    finally:
+        px.close()
+        fr.close()

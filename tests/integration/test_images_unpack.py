@@ -128,7 +128,7 @@ def test_outsider_refused(registry, tmp_path, outsider):
         p = berthctl("images", "unpack", ref, user=outsider)
         assert p.returncode != 0
         err = p.stderr.strip().splitlines()
-        assert len(err) == 1 and "permission denied" in err[0], p.stderr
+        assert len(err) == 1 and "permission denied" in err[0] and "org.berth.image-pull" in err[0], p.stderr
         assert inspect(ref)["platforms"][0]["unpacked"] is False
     finally:
         cleanup(ref)

@@ -31,7 +31,7 @@ static void test_error_summary(void) {
         const char *body = "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest\\nunknown\"}]}";
         g_autofree char *s = registry_error_summary(body, strlen(body));
 
-        g_assert_cmpstr(s, ==, "MANIFEST_UNKNOWN: manifest unknown");
+        g_assert_cmpstr(s, ==, "MANIFEST_UNKNOWN: manifest\\x0aunknown");
         g_assert_null(registry_error_summary("<html>", 6));
         g_assert_null(registry_error_summary("{\"errors\":[]}", 13));
 }

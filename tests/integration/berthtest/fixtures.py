@@ -11,13 +11,17 @@ import shutil
 
 import pytest
 
+from . import stack
+from .config import CERTS_D, REGISTRIES_CONF, BerthConfig
+from .fakeregistry import FakeRegistry
 from .images import ImageBuilder, busybox_rootfs_layer
+from .proxy import CountingProxy
 from .registry import Registry
 from .tokenserver import TokenServer
 
 __all__ = ["TEST_USER", "TEST_PASSWORD", "require_tools", "registry", "tls_registry",
            "basic_auth_registry", "token_server", "token_registry", "image_builder",
-           "busybox_layout"]
+           "busybox_layout", "fake_registry", "proxies", "berth_config", "logins"]
 
 TEST_USER = "berth"
 TEST_PASSWORD = "s3cret-pw"
@@ -85,3 +89,59 @@ def busybox_layout(image_builder):
     layer = image_builder.add_layer(busybox_rootfs_layer())
     img = image_builder.add_image([layer], cmd=["/bin/sh"], tag="latest")
     return image_builder.layout_dir, img
+
+
+@pytest.fixture
+def fake_registry():
+    """``make(layout_dir=None)`` → a :class:`FakeRegistry`; all closed at teardown."""
+    regs = []
+
+    def make(layout_dir=None):
+        r = FakeRegistry(layout_dir)
+        regs.append(r)
+        return r
+    yield make
+    for r in regs:
+        r.close()
+
+
+@pytest.fixture
+def proxies():
+    """``make(target_port, hold_blobs_after=None)`` → a :class:`CountingProxy`; all closed at teardown
+    (which also releases whatever they hold)."""
+    made = []
+
+    def make(target_port, hold_blobs_after=None):
+        p = CountingProxy(target_port, hold_blobs_after=hold_blobs_after)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.close()
+
+
+@pytest.fixture
+def berth_config():
+    """A :class:`BerthConfig` writing /etc/berth/registries.conf; the file and certs.d as they were
+    come back at teardown."""
+    saved = REGISTRIES_CONF.read_bytes() if REGISTRIES_CONF.exists() else None
+    certs_existed = CERTS_D.exists()
+    cfg = BerthConfig()
+    yield cfg
+    for d in cfg.created_cert_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    if not certs_existed and CERTS_D.exists() and not any(CERTS_D.iterdir()):
+        CERTS_D.rmdir()
+    if saved is None:
+        REGISTRIES_CONF.unlink(missing_ok=True)
+    else:
+        REGISTRIES_CONF.write_bytes(saved)
+
+
+@pytest.fixture
+def logins():
+    """Registries logged in to during the test; logged out at teardown."""
+    regs = []
+    yield regs
+    for r in regs:
+        stack.berthctl("logout", r)
