@@ -29,10 +29,12 @@ static void help(const BusService *svc) {
 
 static int parse_argv(const BusService *svc, int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100 };
-        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
-                                                 { "version", no_argument, NULL, ARG_VERSION },
-                                                 { "verbose", no_argument, NULL, 'v' },
-                                                 {} };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "verbose", no_argument, NULL, 'v' },
+                {}
+        };
         int c;
 
         while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0)
@@ -61,7 +63,7 @@ int bus_service_main(const BusService *svc, int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_free_ char *config_error = NULL;
-        uint64_t idle_usec = 0;
+        uint64_t idle_usec = BUS_IDLE_EXIT_SEC_DEFAULT * UINT64_C(1000000);
         const char *config_dir;
         sigset_t mask;
         int r;
@@ -78,12 +80,10 @@ int bus_service_main(const BusService *svc, int argc, char *argv[]) {
         if (isempty(config_dir))
                 config_dir = BERTH_SYSCONFDIR;
         if (svc->config_file) {
-                r = bus_idle_timeout_load(config_dir, svc->config_file, svc->config_group, &idle_usec,
-                                          &config_error);
+                r = bus_idle_timeout_load(config_dir, svc->config_file, svc->config_group, &idle_usec, &config_error);
                 if (r < 0)
                         return log_error_errno(r, "%s", strna(config_error)), EXIT_FAILURE;
-        } else
-                idle_usec = BUS_IDLE_EXIT_SEC_DEFAULT * UINT64_C(1000000);
+        }
 
         /* Signals become events; block them first so none is lost between here and the loop. */
         sigemptyset(&mask);
@@ -217,8 +217,11 @@ static uint64_t self_rss_bytes(void) {
 }
 
 int bus_append_service_status(sd_bus_message *reply, const char *state) {
-        return sd_bus_message_append(reply, "a{sv}", 5, "Version", "s", BERTH_VERSION, "State", "s", state,
-                                     "PID", "u", (uint32_t) getpid(), "UID", "u", (uint32_t) geteuid(),
+        return sd_bus_message_append(reply, "a{sv}", 5,
+                                     "Version", "s", BERTH_VERSION,
+                                     "State", "s", state,
+                                     "PID", "u", (uint32_t) getpid(),
+                                     "UID", "u", (uint32_t) geteuid(),
                                      "MemoryRSS", "t", self_rss_bytes());
 }
 
@@ -252,9 +255,8 @@ int bus_check_flags(uint64_t flags, uint64_t known, sd_bus_error *error) {
         return 0;
 }
 
-int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination,
-                                 const char *path, const char *interface, const char *member,
-                                 const char *types, va_list ap) {
+int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination, const char *path,
+                                 const char *interface, const char *member, const char *types, va_list ap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 

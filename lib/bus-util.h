@@ -61,9 +61,8 @@ int bus_reply_errno(sd_bus_message *m, int r, sd_bus_error *error);
 
 /* A new method call destination/path/interface.member with the arguments types/ap appended (nothing
  * appended when types is NULL or empty). */
-int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination,
-                                 const char *path, const char *interface, const char *member,
-                                 const char *types, va_list ap);
+int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination, const char *path,
+                                 const char *interface, const char *member, const char *types, va_list ap);
 
 /* SECURITY: methods reject flag bits they do not know (never ignore them: a newer caller would believe
  * they took effect). Returns 0 when flags has no bit outside known, else -EINVAL with the bus error

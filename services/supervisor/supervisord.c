@@ -38,18 +38,17 @@ static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return r;
         /* STYLE 7: every argument is validated here, before anything is opened on its behalf. */
         if (digest_validate(chain_id, &alg) < 0 || alg != DIGEST_SHA256)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Cannot mount image: invalid chain id '%.80s'.", chain_id);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot mount image: invalid chain id '%.80s'.",
+                                         chain_id);
         if (manager->snapshots_fd < 0)
                 /* The unpacker creates the store; it may have done so since we started. */
-                manager->snapshots_fd =
-                        open(manager->snapshots_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                manager->snapshots_fd = open(manager->snapshots_path,
+                                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (manager->snapshots_fd < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No snapshot store at '%s'.",
                                          manager->snapshots_path);
 
-        r = image_mount(manager->snapshots_fd, manager->snapshots_path, chain_id, target_fd, &mount_id,
-                        &msg);
+        r = image_mount(manager->snapshots_fd, manager->snapshots_path, chain_id, target_fd, &mount_id, &msg);
         if (r < 0) {
                 log_warning_errno(r, "Failed to mount image view of '%s': %s", chain_id, strna(msg));
                 return sd_bus_error_setf(error, r == -ENOENT ? BERTH_ERROR_NOT_FOUND : BERTH_ERROR_IO,
@@ -111,11 +110,10 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_NAMES("GetInfo", "", SD_BUS_PARAM(), "a{sv}", SD_BUS_PARAM(info),
                                  bus_method_internal_get_info, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("MountImage", "sht",
-                                 SD_BUS_PARAM(chain_id) SD_BUS_PARAM(target) SD_BUS_PARAM(flags), "t",
-                                 SD_BUS_PARAM(mount_id), method_mount_image, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("UnmountImage", "ht", SD_BUS_PARAM(target) SD_BUS_PARAM(flags), "",
-                                 SD_BUS_PARAM(), method_unmount_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("MountImage", "sht", SD_BUS_PARAM(chain_id) SD_BUS_PARAM(target) SD_BUS_PARAM(flags),
+                                 "t", SD_BUS_PARAM(mount_id), method_mount_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("UnmountImage", "ht", SD_BUS_PARAM(target) SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
+                                 method_unmount_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListMountedSnapshots", "", SD_BUS_PARAM(), "as", SD_BUS_PARAM(chain_ids),
                                  method_list_mounted_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
@@ -136,8 +134,7 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (m->snapshots_fd < 0)
                 log_debug_errno(errno, "No snapshot store at '%s' yet: %m", m->snapshots_path);
 
-        r = sd_bus_add_object_vtable(bus, NULL, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
-                                     manager_vtable, m);
+        r = sd_bus_add_object_vtable(bus, NULL, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_SUPERVISOR_PATH);
         return 0;
