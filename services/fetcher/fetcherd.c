@@ -663,9 +663,6 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (!m->state_dir || !m->config_dir)
                 return log_oom();
 
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                return log_error_errno(EIO, "Failed to initialise libcurl.");
-
         if (asprintf(&content, "%s/content", m->state_dir) < 0 ||
             asprintf(&m->ctx.credentials_path, "%s/fetcher/config.json", m->state_dir) < 0)
                 return log_oom();
