@@ -4,6 +4,7 @@
 
 #include "berthctl.h"
 #include "output.h"
+#include "bus-error.h"
 #include "bus-names.h"
 #include "bus-util.h"
 
@@ -29,9 +30,7 @@ int report_bus_error(const char *what, const sd_bus_error *error, int r) {
         _cleanup_free_ char *msg = printable_line(error && error->message ? error->message
                                                                           : strerror(r < 0 ? -r : EIO));
 
-        if (name && (streq(name, SD_BUS_ERROR_SERVICE_UNKNOWN) || streq(name, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
-                     streq(name, "org.freedesktop.DBus.Error.Spawn.ChildExited") || streq(name, "org.freedesktop.DBus.Error.Spawn.ExecFailed") ||
-                     streq(name, SD_BUS_ERROR_NO_REPLY) || streq(name, SD_BUS_ERROR_DISCONNECTED)))
+        if (bus_error_is_gone(error))
                 fprintf(stderr, "berthctl: %s: the berth broker is not reachable (%s)\n", what, msg);
         else if (name && (streq(name, BERTH_ERROR_ACCESS_DENIED) || streq(name, SD_BUS_ERROR_ACCESS_DENIED) ||
                           streq(name, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED)))

@@ -8,6 +8,7 @@
 
 #include "bus-idle.h"
 #include "bus-names.h"
+#include "bus-error.h"
 #include "bus-util.h"
 #include "config.h"
 #include "log.h"
@@ -29,12 +30,10 @@ static void help(const BusService *svc) {
 
 static int parse_argv(const BusService *svc, int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100 };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "verbose", no_argument, NULL, 'v' },
-                {}
-        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "version", no_argument, NULL, ARG_VERSION },
+                                                 { "verbose", no_argument, NULL, 'v' },
+                                                 {} };
         int c;
 
         while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0)
@@ -102,6 +101,11 @@ int bus_service_main(const BusService *svc, int argc, char *argv[]) {
                 r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to install signal handlers: %m"), EXIT_FAILURE;
+
+        /* Handlers may return -ENOENT and friends for org.berth.Error.NotFound and friends. */
+        r = bus_error_map_register();
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the bus error map: %m"), EXIT_FAILURE;
 
         r = sd_bus_open_system_with_description(&bus, svc->program);
         if (r < 0)
@@ -206,28 +210,29 @@ int bus_require_broker(sd_bus_message *m, sd_bus_error *error) {
 
 static uint64_t self_rss_bytes(void) {
         unsigned long size = 0, resident = 0;
-        FILE *f = fopen("/proc/self/statm", "re");
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/statm", "re");
 
         if (!f)
                 return 0;
         if (fscanf(f, "%lu %lu", &size, &resident) != 2)
                 resident = 0;
-        fclose(f);
         return (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE);
 }
 
 int bus_append_service_status(sd_bus_message *reply, const char *state) {
-        return sd_bus_message_append(reply, "a{sv}", 5,
-                                     "Version", "s", BERTH_VERSION,
-                                     "State", "s", state,
-                                     "PID", "u", (uint32_t) getpid(),
-                                     "UID", "u", (uint32_t) geteuid(),
+        return sd_bus_message_append(reply, "a{sv}", 5, "Version", "s", BERTH_VERSION, "State", "s", state,
+                                     "PID", "u", (uint32_t) getpid(), "UID", "u", (uint32_t) geteuid(),
                                      "MemoryRSS", "t", self_rss_bytes());
 }
 
 int bus_reply_errno(sd_bus_message *m, int r, sd_bus_error *error) {
+        _cleanup_bus_error_ sd_bus_error ours = SD_BUS_ERROR_NULL;
+
         if (error && sd_bus_error_is_set(error))
                 return sd_bus_reply_method_error(m, error);
+        (void) bus_error_from_errno(&ours, r);
+        if (sd_bus_error_is_set(&ours))
+                return sd_bus_reply_method_error(m, &ours);
         return sd_bus_reply_method_errno(m, r, NULL);
 }
 
@@ -255,8 +260,9 @@ int bus_check_flags(uint64_t flags, uint64_t known, sd_bus_error *error) {
         return 0;
 }
 
-int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination, const char *path,
-                                 const char *interface, const char *member, const char *types, va_list ap) {
+int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination,
+                                 const char *path, const char *interface, const char *member,
+                                 const char *types, va_list ap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 

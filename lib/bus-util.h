@@ -56,13 +56,15 @@ int lookup_user_uid(const char *user, uid_t *ret);
 /* Appends the standard a{sv} status every service reports (Version, State, PID, UID, MemoryRSS). */
 int bus_append_service_status(sd_bus_message *reply, const char *state);
 
-/* Map a negative errno from our own code to a bus error, keeping a named error already set. */
+/* Reply to m with the error already set in error, else the one r stands for (lib/bus-error.h: -ENOENT is
+ * NotFound, …; other errnos as sd-bus names them). */
 int bus_reply_errno(sd_bus_message *m, int r, sd_bus_error *error);
 
 /* A new method call destination/path/interface.member with the arguments types/ap appended (nothing
  * appended when types is NULL or empty). */
-int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination, const char *path,
-                                 const char *interface, const char *member, const char *types, va_list ap);
+int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination,
+                                 const char *path, const char *interface, const char *member,
+                                 const char *types, va_list ap);
 
 /* SECURITY: methods reject flag bits they do not know (never ignore them: a newer caller would believe
  * they took effect). Returns 0 when flags has no bit outside known, else -EINVAL with the bus error

@@ -244,12 +244,6 @@ static int json_node_dup_string_checked(JsonNode *node, char **ret) {
         return 0;
 }
 
-static void strv_free(char **l) {
-        STRV_FOREACH(s, l)
-        free(*s);
-        free(l);
-}
-
 static int json_dispatch_strv(JsonNode *node, char ***target) {
         JsonArray *array;
         char **l;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,13 +19,13 @@
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* Ownership transfer: return the value and leave the variable empty, so its cleanup is a no-op. */
-#define TAKE_GENERIC(var, type, nullvalue)                     \
-        ({                                                     \
-                type *_pvar_ = &(var);                         \
-                type _var_ = *_pvar_;                          \
-                type _nullvalue_ = nullvalue;                  \
-                *_pvar_ = _nullvalue_;                         \
-                _var_;                                         \
+#define TAKE_GENERIC(var, type, nullvalue)                                                                  \
+        ({                                                                                                  \
+                type *_pvar_ = &(var);                                                                      \
+                type _var_ = *_pvar_;                                                                       \
+                type _nullvalue_ = nullvalue;                                                               \
+                *_pvar_ = _nullvalue_;                                                                      \
+                _var_;                                                                                      \
         })
 #define TAKE_PTR(p) TAKE_GENERIC((p), typeof(p), NULL)
 #define TAKE_FD(fd) TAKE_GENERIC((fd), int, -EBADF)
@@ -51,17 +53,42 @@ static inline void *mfree(void *p) {
         return NULL;
 }
 
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
-        static inline void func##p(type *p) {            \
-                if (*p)                                  \
-                        func(*p);                        \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                             \
+        static inline void func##p(type *p) {                                                               \
+                if (*p)                                                                                     \
+                        func(*p);                                                                           \
         }
 
+/* Directory streams and stdio files opened in a scope are closed when it ends. */
+static inline void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
+#define _cleanup_closedir_ _cleanup_(closedirp)
+static inline void fclosep(FILE **f) {
+        if (*f)
+                (void) fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+/* A NULL-terminated array of malloc'ed strings (also what g_strdupv/g_strsplit return: GLib's allocator
+ * is malloc). Accepts NULL; returns NULL so that `l = strv_free(l);` leaves nothing dangling. */
+static inline char **strv_free(char **l) {
+        for (char **i = l; i && *i; i++)
+                free(*i);
+        free(l);
+        return NULL;
+}
+static inline void strv_freep(char ***l) {
+        *l = strv_free(*l);
+}
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+
 /* Turn a libc style "-1 + errno" result into -errno. */
-#define RET_NERRNO(expr)                        \
-        ({                                      \
-                int _r_ = (expr);               \
-                _r_ < 0 ? -errno : _r_;         \
+#define RET_NERRNO(expr)                                                                                    \
+        ({                                                                                                  \
+                int _r_ = (expr);                                                                           \
+                _r_ < 0 ? -errno : _r_;                                                                     \
         })
 
 static inline int negative_errno(void) {

@@ -52,12 +52,6 @@ static char *quote(const char *s) {
         return buf;
 }
 
-static void strv_free(char **l) {
-        STRV_FOREACH(s, l)
-        free(*s);
-        free(l);
-}
-
 static size_t strv_length(char *const *l) {
         size_t n = 0;
 
@@ -793,11 +787,13 @@ static int object_to_strv(JsonNode *node, bool with_values, char ***target, char
         json_object_iter_init(&iter, json_node_get_object(node));
         while (json_object_iter_next(&iter, &key, &value)) {
                 if (!g_utf8_validate(key, -1, NULL) ||
-                    (with_values && (!JSON_NODE_HOLDS_VALUE(value) || json_node_get_value_type(value) != G_TYPE_STRING ||
-                                     !g_utf8_validate(json_node_get_string(value), -1, NULL)))) {
+                    (with_values &&
+                     (!JSON_NODE_HOLDS_VALUE(value) || json_node_get_value_type(value) != G_TYPE_STRING ||
+                      !g_utf8_validate(json_node_get_string(value), -1, NULL)))) {
                         strv_free(l);
-                        return json_set_error(ret_error, EBADMSG, with_values ? "label values must be strings"
-                                                                              : "port names must be valid UTF-8");
+                        return json_set_error(ret_error, EBADMSG,
+                                              with_values ? "label values must be strings"
+                                                          : "port names must be valid UTF-8");
                 }
                 if (with_values ? asprintf(&l[i], "%s=%s", key, json_node_get_string(value)) < 0
                                 : !(l[i] = strdup(key))) {

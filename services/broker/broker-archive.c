@@ -10,8 +10,10 @@
 #include "berth-limits.h"
 #include "broker.h"
 #include "bus-names.h"
+#include "bus-error.h"
 #include "bus-util.h"
 #include "digest.h"
+#include "fetcher-client.h"
 #include "image-store.h"
 #include "json-util.h"
 #include "log.h"
@@ -34,29 +36,68 @@
 static unsigned n_imports_running;
 static GHashTable *exports_per_uid; /* uid → running ExportImage calls (GUINT_TO_POINTER both) */
 
+/* Which document of the image being verified an OpenBlob call brings. */
+typedef enum ImportStep {
+        IMPORT_TOP,      /* what the archive names: an index or a manifest */
+        IMPORT_MANIFEST, /* the manifest an index entry points to */
+        IMPORT_CONFIG,
+} ImportStep;
+
 typedef struct ArchiveCall {
         Manager *manager;
         sd_bus_message *request;
         char *name_arg; /* ImportImage's name argument ("" = none) */
         uid_t uid;
         uint64_t flags;
+
+        /* ImportImage, once the fetcher has stored the archive: every image is verified (one OpenBlob
+         * call after the other), then all are recorded at once. */
+        GPtrArray *imported; /* Imported*: what the archive names */
+        GHashTable *blobs;   /* digest → uint64_t size: the content store */
+        GPtrArray *records;  /* Image*: verified, not yet recorded */
+        guint next;          /* the entry of imported being verified */
+        ImportStep step;
+        const char *want_digest; /* the document OpenBlob brings (borrowed from the fields below) */
+        uint64_t want_size, want_max;
+        OciIndex *index;
+        OciManifest *manifest;
+        OciImageConfig *config;
+        const Descriptor *entry; /* the index entry picked (borrowed from index), NULL without an index */
 } ArchiveCall;
+
+static void import_image_state_clear(ArchiveCall *c) {
+        c->index = oci_index_free(c->index);
+        c->manifest = oci_manifest_free(c->manifest);
+        c->config = oci_image_config_free(c->config);
+        c->entry = NULL;
+        c->want_digest = NULL;
+}
 
 static void archive_call_free(ArchiveCall *c) {
         if (!c)
                 return;
         sd_bus_message_unref(c->request);
         free(c->name_arg);
+        import_image_state_clear(c);
+        if (c->imported)
+                g_ptr_array_unref(c->imported);
+        if (c->blobs)
+                g_hash_table_destroy(c->blobs);
+        if (c->records)
+                g_ptr_array_unref(c->records);
         free(c);
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(ArchiveCall *, archive_call_free);
 
 static ArchiveCall *archive_call_new(Manager *m, sd_bus_message *request, const char *name_arg, uid_t uid) {
         ArchiveCall *c = calloc(1, sizeof(*c));
 
         if (!c)
                 return NULL;
-        *c = (ArchiveCall) { .manager = m, .request = sd_bus_message_ref(request), .name_arg = strdup(name_arg ?: ""),
-                             .uid = uid };
+        *c = (ArchiveCall){ .manager = m,
+                            .request = sd_bus_message_ref(request),
+                            .name_arg = strdup(name_arg ?: ""),
+                            .uid = uid };
         if (!c->name_arg) {
                 archive_call_free(c);
                 return NULL;
@@ -94,21 +135,24 @@ static bool has_explicit_tag(const char *s) {
 /* What the archive calls an image (a full reference, a bare tag, or nothing) plus --name → the
  * reference to record. A bare tag needs --name for the repository ("latest" + localhost/foo →
  * localhost/foo:latest; a --name with its own tag wins); an unnamed image takes --name as is. */
-static int import_name(const char *raw, const char *name_arg, const char *digest, char **ret, sd_bus_error *error) {
+static int import_name(const char *raw, const char *name_arg, const char *digest, char **ret,
+                       sd_bus_error *error) {
         _cleanup_free_ char *joined = NULL, *msg = NULL;
         int r;
 
         if (isempty(raw)) {
                 if (isempty(name_arg))
                         return sd_bus_error_setf(error, BERTH_ERROR_BAD_CONTENT,
-                                                 "The archive gives image %s no name; name it with --name.", digest);
+                                                 "The archive gives image %s no name; name it with --name.",
+                                                 digest);
                 r = normalise(name_arg, ret, &msg);
         } else if (!strpbrk(raw, "/:@")) {
                 if (isempty(name_arg))
-                        return sd_bus_error_setf(error, BERTH_ERROR_BAD_CONTENT,
-                                                 "The archive names image %s only by the tag '%.128s'; give the repository "
-                                                 "with --name.",
-                                                 digest, raw);
+                        return sd_bus_error_setf(
+                                error, BERTH_ERROR_BAD_CONTENT,
+                                "The archive names image %s only by the tag '%.128s'; give the repository "
+                                "with --name.",
+                                digest, raw);
                 if (has_explicit_tag(name_arg))
                         r = normalise(name_arg, ret, &msg);
                 else if (asprintf(&joined, "%s:%s", name_arg, raw) < 0)
@@ -120,154 +164,11 @@ static int import_name(const char *raw, const char *name_arg, const char *digest
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid image name '%.200s' for %s: %s",
-                                         joined ?: (!isempty(raw) && strpbrk(raw, "/:@") ? raw : name_arg), digest,
-                                         msg ?: "malformed");
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
+                                         "Invalid image name '%.200s' for %s: %s",
+                                         joined ?: (!isempty(raw) && strpbrk(raw, "/:@") ? raw : name_arg),
+                                         digest, msg ?: "malformed");
         return 0;
-}
-
-/* ---- synchronous reads from the fetcher's store ------------------------------------------------------- */
-
-/* OpenBlob and ListBlobs answer from the fetcher's local store at once (its archive and download work
- * runs elsewhere), so recording an import's images calls them synchronously. */
-static int fetcher_call(Manager *m, const char *member, sd_bus_message **reply, sd_bus_error *e, const char *types,
-                        ...) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        va_list ap;
-        int r;
-
-        va_start(ap, types);
-        r = bus_message_new_method_callv(m->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE,
-                                         member, types, ap);
-        va_end(ap);
-        if (r < 0)
-                return r;
-        return sd_bus_call(m->bus, call, BUS_INTERNAL_TIMEOUT_USEC, e, reply);
-}
-
-static int load_document(Manager *m, const char *digest, uint64_t size, uint64_t max, char **ret, char **ret_msg) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
-        uint64_t have;
-        int fd, r;
-
-        r = fetcher_call(m, "OpenBlob", &reply, &e, "s", digest);
-        if (r < 0)
-                return json_set_error(ret_msg, -r == ENOENT ? ENOENT : -r, "Cannot open '%s': %s", digest,
-                                      e.message ?: strerror(-r));
-        r = sd_bus_message_read(reply, "ht", &fd, &have);
-        if (r < 0)
-                return json_set_error(ret_msg, EBADMSG, "Malformed OpenBlob reply for '%s'", digest);
-        /* SECURITY: read_verified() re-hashes: the fetcher's (and the archive's) word is not enough. */
-        return pull_read_verified(fd, digest, size, max, ret, ret_msg);
-}
-
-static int list_blobs(Manager *m, GHashTable *blobs, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = fetcher_call(m, "ListBlobs", &reply, &e, NULL);
-        if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Listing the content store failed: %s",
-                                         e.message ?: strerror(-r));
-        r = sd_bus_message_enter_container(reply, 'a', "(stt)");
-        for (;;) {
-                const char *digest;
-                uint64_t size, mtime;
-                uint64_t *v;
-
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_read(reply, "(stt)", &digest, &size, &mtime);
-                if (r <= 0)
-                        break;
-                if (!digest_is_valid(digest))
-                        return -EBADMSG;
-                v = g_new(uint64_t, 1);
-                *v = size;
-                g_hash_table_replace(blobs, g_strdup(digest), v);
-        }
-        return r;
-}
-
-/* The pull's steps 2–4 and 6 for an image whose blobs are already in the store: re-hash and parse the
- * top document, pick this machine's platform from an index, re-hash and parse manifest and config, the
- * same checks, every layer present with its size, then the same record. */
-static int build_record(Manager *m, const char *name, const char *digest, const char *media_type, uint64_t size,
-                        GHashTable *blobs, Image **ret, char **ret_msg) {
-        _cleanup_(oci_index_freep) OciIndex *index = NULL;
-        _cleanup_(oci_manifest_freep) OciManifest *mf = NULL;
-        _cleanup_(oci_image_config_freep) OciImageConfig *config = NULL;
-        _cleanup_free_ char *data = NULL, *mdata = NULL, *cdata = NULL;
-        const char *mdigest = digest, *mtype = media_type;
-        const Platform *index_platform = NULL;
-        uint64_t msize = size;
-        Platform want = {};
-        int r;
-
-        r = load_document(m, digest, size, MANIFEST_SIZE_MAX, &data, ret_msg);
-        if (r < 0)
-                return r;
-        if (media_type_kind(media_type) == MEDIA_KIND_INDEX) {
-                const Descriptor *d = NULL;
-
-                r = oci_index_parse(data, size, media_type, &index, ret_msg);
-                if (r < 0)
-                        {
-                        json_prefix_error(ret_msg, "Invalid index '%s'", digest);
-                        return r;
-                }
-                r = platform_default(&want);
-                if (r < 0)
-                        return r;
-                r = oci_index_select(index, &want, &d, ret_msg);
-                platform_done(&want);
-                if (r < 0)
-                        return r;
-                if (media_type_kind(d->media_type) != MEDIA_KIND_MANIFEST)
-                        return json_set_error(ret_msg, EMEDIUMTYPE, "Nested indexes are not supported ('%s')", d->digest);
-                mdigest = d->digest;
-                mtype = d->media_type;
-                msize = d->size;
-                index_platform = d->has_platform && d->platform.os ? &d->platform : NULL;
-                r = load_document(m, mdigest, msize, MANIFEST_SIZE_MAX, &mdata, ret_msg);
-                if (r < 0)
-                        return r;
-        }
-        r = oci_manifest_parse(mdata ?: data, msize, mtype, &mf, ret_msg);
-        if (r < 0)
-                {
-                        json_prefix_error(ret_msg, "Invalid manifest '%s'", mdigest);
-                        return r;
-                }
-        r = pull_check_manifest(mf, mdigest, ret_msg);
-        if (r < 0)
-                return r;
-        r = load_document(m, mf->config.digest, mf->config.size, CONFIG_SIZE_MAX, &cdata, ret_msg);
-        if (r < 0)
-                return r;
-        r = oci_image_config_parse(cdata, mf->config.size, &config, ret_msg);
-        if (r < 0)
-                {
-                        json_prefix_error(ret_msg, "Invalid image config '%s'", mf->config.digest);
-                        return r;
-                }
-        r = pull_check_config(mf, mdigest, config, ret_msg);
-        if (r < 0)
-                return r;
-        for (size_t l = 0; l < mf->n_layers; l++) {
-                const uint64_t *have = g_hash_table_lookup(blobs, mf->layers[l].digest);
-
-                if (!have)
-                        return json_set_error(ret_msg, ENOENT, "Layer '%s' of '%s' is neither in the archive nor in the content store",
-                                              mf->layers[l].digest, name);
-                if (*have != mf->layers[l].size)
-                        return json_set_error(ret_msg, EBADMSG, "Layer '%s' is stored with %" PRIu64 " bytes, the manifest says %" PRIu64,
-                                              mf->layers[l].digest, *have, mf->layers[l].size);
-        }
-        return pull_build_image_record(m, name, digest, media_type, size, mdigest, mtype, msize, index_platform, mf,
-                                       config, ret);
 }
 
 /* ---- ImportImage ------------------------------------------------------------------------------------- */
@@ -292,12 +193,28 @@ static void image_free_notify(gpointer p) {
         image_free(p);
 }
 
-static int import_finish(ArchiveCall *c, sd_bus_message *m, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(imported_free);
-        g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func(image_free_notify);
-        g_autoptr(GHashTable) blobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        size_t added = 0;
+/* Ends an import with an error (set in error, or the errno) and frees c. */
+static void import_fail(ArchiveCall *c, int r, const sd_bus_error *error) {
+        log_error("Import failed: %s", error && error->message ? error->message : strerror(-r));
+        (void) bus_reply_errno(c->request, r, (sd_bus_error *) error);
+        archive_call_free(c);
+}
+
+/* An image of the archive failed verification (msg says why): the whole import fails. */
+static void import_fail_image(ArchiveCall *c, int r, const char *msg) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        const Imported *i = c->imported->pdata[c->next];
+
+        if (r != -ENOMEM)
+                (void) sd_bus_error_setf(&error,
+                                         r == -ENOENT ? BERTH_ERROR_NOT_FOUND : BERTH_ERROR_BAD_CONTENT,
+                                         "Cannot import '%s': %s", i->name, msg ?: strerror(-r));
+        import_fail(c, r, &error);
+}
+
+/* Reads the fetcher's report of what the archive holds into c->imported, checking it like everything
+ * else the fetcher says, and derives the name of each image. */
+static int import_read_report(ArchiveCall *c, sd_bus_message *m, sd_bus_error *error) {
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "(ssst)");
@@ -315,63 +232,50 @@ static int import_finish(ArchiveCall *c, sd_bus_message *m, sd_bus_error *error)
                         return r;
                 if (r == 0)
                         break;
-                /* The fetcher's report is checked like everything else it says. */
                 kind = media_type_kind(media_type);
                 if (!digest_is_valid(digest) || (kind != MEDIA_KIND_MANIFEST && kind != MEDIA_KIND_INDEX) ||
-                    size > MANIFEST_SIZE_MAX || list->len >= ARCHIVE_IMAGES_MAX)
+                    size > MANIFEST_SIZE_MAX || c->imported->len >= ARCHIVE_IMAGES_MAX)
                         return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE,
                                                  "The fetcher's import report is malformed.");
                 r = import_name(raw, c->name_arg, digest, &name, error);
                 if (r < 0)
                         return r;
-                for (guint k = 0; k < list->len; k++) {
-                        Imported *o = list->pdata[k];
+                for (guint k = 0; k < c->imported->len; k++) {
+                        Imported *o = c->imported->pdata[k];
 
                         if (streq(o->name, name) && !streq(o->digest, digest))
-                                return sd_bus_error_setf(error, BERTH_ERROR_BAD_CONTENT,
-                                                         "The archive names two different images '%s' (%s and %s).", name,
-                                                         o->digest, digest);
+                                return sd_bus_error_setf(
+                                        error, BERTH_ERROR_BAD_CONTENT,
+                                        "The archive names two different images '%s' (%s and %s).", name,
+                                        o->digest, digest);
                 }
                 i = calloc(1, sizeof(*i));
                 if (!i)
                         return -ENOMEM;
-                *i = (Imported) { .name = TAKE_PTR(name), .digest = strdup(digest), .media_type = strdup(media_type),
-                                  .size = size };
-                g_ptr_array_add(list, i);
+                *i = (Imported){ .name = TAKE_PTR(name),
+                                 .digest = strdup(digest),
+                                 .media_type = strdup(media_type),
+                                 .size = size };
+                g_ptr_array_add(c->imported, i);
                 if (!i->digest || !i->media_type)
                         return -ENOMEM;
         }
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
+        return sd_bus_message_exit_container(m);
+}
 
-        r = list_blobs(c->manager, blobs, error);
-        if (r < 0)
-                return r;
-        /* Everything is checked before anything is recorded: an archive imports whole or not at all. */
-        for (guint k = 0; k < list->len; k++) {
-                Imported *i = list->pdata[k];
-                _cleanup_free_ char *msg = NULL;
-                Image *img = NULL;
+/* Records every verified image at once (an archive imports whole or not at all), replies with the
+ * names and digests, and starts unpacking them unless asked not to. */
+static int import_commit(ArchiveCall *c, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        size_t added = 0;
+        int r;
 
-                bool dup = false;
-
-                for (guint o = 0; o < k; o++)
-                        dup = dup || streq(i->name, ((Imported *) list->pdata[o])->name);
-                if (dup)
-                        continue; /* the same (name, digest) twice */
-                r = build_record(c->manager, i->name, i->digest, i->media_type, i->size, blobs, &img, &msg);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0)
-                        return sd_bus_error_setf(error, r == -ENOENT ? BERTH_ERROR_NOT_FOUND : BERTH_ERROR_BAD_CONTENT,
-                                                 "Cannot import '%s': %s", i->name, msg ?: strerror(-r));
-                if (!image_store_get(c->manager->images, i->name))
+        for (guint k = 0; k < c->records->len; k++)
+                if (!image_store_get(c->manager->images, ((Image *) c->records->pdata[k])->name))
                         added++;
-                g_ptr_array_add(records, img);
-        }
         if (image_store_count(c->manager->images) + added > IMAGES_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many images (limit %u).", IMAGES_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many images (limit %u).",
+                                         IMAGES_MAX);
 
         r = sd_bus_message_new_method_return(c->request, &reply);
         if (r < 0)
@@ -379,18 +283,19 @@ static int import_finish(ArchiveCall *c, sd_bus_message *m, sd_bus_error *error)
         r = sd_bus_message_open_container(reply, 'a', "(ss)");
         if (r < 0)
                 return r;
-        for (guint k = 0; k < records->len; k++) {
-                Image *img = records->pdata[k];
+        for (guint k = 0; k < c->records->len; k++) {
+                Image *img = c->records->pdata[k];
                 _cleanup_free_ char *name = strdup(img->name), *digest = strdup(img->target_digest);
 
                 if (!name || !digest)
                         return -ENOMEM;
-                records->pdata[k] = NULL;
+                c->records->pdata[k] = NULL;
                 r = image_store_put(c->manager->images, &img);
                 image_free(img);
                 if (r < 0) {
                         log_error_errno(r, "Failed to write the image record of '%s': %m", name);
-                        return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to save '%s': %s", name, strerror(-r));
+                        return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to save '%s': %s", name,
+                                                 strerror(-r));
                 }
                 log_info("Imported '%s' (%s) for uid %u.", name, digest, (unsigned) c->uid);
                 r = sd_bus_message_append(reply, "(ss)", name, digest);
@@ -404,13 +309,210 @@ static int import_finish(ArchiveCall *c, sd_bus_message *m, sd_bus_error *error)
 
                         r = broker_start_unpack(c->manager, c->uid, name, "", &path, &ue);
                         if (r < 0)
-                                log_info("Not unpacking imported '%s': %s", name, ue.message ?: strerror(-r));
+                                log_info("Not unpacking imported '%s': %s", name,
+                                         ue.message ?: strerror(-r));
                 }
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+/* The pull's steps 2–4 and 6 for each image, whose blobs are already in the store: re-hash and parse the
+ * top document, pick this machine's platform from an index, re-hash and parse manifest and config, the
+ * same checks, every layer present with its size, then the same record. Each document comes from the
+ * fetcher's store by an OpenBlob call: import_load() asks, on_import_blob() goes on with the next step. */
+
+static void import_verify_next(ArchiveCall *c);
+static int on_import_blob(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+
+static int import_load(ArchiveCall *c, ImportStep step, const char *digest, uint64_t size, uint64_t max) {
+        c->step = step;
+        c->want_digest = digest;
+        c->want_size = size;
+        c->want_max = max;
+        return fetcher_call(c->manager, NULL, 0, on_import_blob, c, "OpenBlob", "s", digest);
+}
+
+/* The top document, when it is an index: pick this machine's platform, then load its manifest. */
+static int import_index(ArchiveCall *c, const char *data, char **ret_msg) {
+        const Imported *i = c->imported->pdata[c->next];
+        _cleanup_(platform_done) Platform want = {};
+        int r;
+
+        r = oci_index_parse(data, i->size, i->media_type, &c->index, ret_msg);
+        if (r < 0) {
+                json_prefix_error(ret_msg, "Invalid index '%s'", i->digest);
+                return r;
+        }
+        r = platform_default(&want);
+        if (r < 0)
+                return r;
+        r = oci_index_select(c->index, &want, &c->entry, ret_msg);
+        if (r < 0)
+                return r;
+        if (media_type_kind(c->entry->media_type) != MEDIA_KIND_MANIFEST)
+                return json_set_error(ret_msg, EMEDIUMTYPE, "Nested indexes are not supported ('%s')",
+                                      c->entry->digest);
+        return import_load(c, IMPORT_MANIFEST, c->entry->digest, c->entry->size, MANIFEST_SIZE_MAX);
+}
+
+static int import_manifest(ArchiveCall *c, const char *data, char **ret_msg) {
+        const Imported *i = c->imported->pdata[c->next];
+        const char *mdigest = c->entry ? c->entry->digest : i->digest;
+        int r;
+
+        r = oci_manifest_parse(data, c->want_size, c->entry ? c->entry->media_type : i->media_type,
+                               &c->manifest, ret_msg);
+        if (r < 0) {
+                json_prefix_error(ret_msg, "Invalid manifest '%s'", mdigest);
+                return r;
+        }
+        r = pull_check_manifest(c->manifest, mdigest, ret_msg);
+        if (r < 0)
+                return r;
+        return import_load(c, IMPORT_CONFIG, c->manifest->config.digest, c->manifest->config.size,
+                           CONFIG_SIZE_MAX);
+}
+
+static int import_config(ArchiveCall *c, const char *data, char **ret_msg) {
+        const Imported *i = c->imported->pdata[c->next];
+        const OciManifest *mf = c->manifest;
+        const Descriptor *e = c->entry;
+        Image *img = NULL;
+        int r;
+
+        r = oci_image_config_parse(data, mf->config.size, &c->config, ret_msg);
+        if (r < 0) {
+                json_prefix_error(ret_msg, "Invalid image config '%s'", mf->config.digest);
+                return r;
+        }
+        r = pull_check_config(mf, e ? e->digest : i->digest, c->config, ret_msg);
+        if (r < 0)
+                return r;
+        for (size_t l = 0; l < mf->n_layers; l++) {
+                const uint64_t *have = g_hash_table_lookup(c->blobs, mf->layers[l].digest);
+
+                if (!have)
+                        return json_set_error(
+                                ret_msg, ENOENT,
+                                "Layer '%s' of '%s' is neither in the archive nor in the content store",
+                                mf->layers[l].digest, i->name);
+                if (*have != mf->layers[l].size)
+                        return json_set_error(ret_msg, EBADMSG,
+                                              "Layer '%s' is stored with %" PRIu64
+                                              " bytes, the manifest says %" PRIu64,
+                                              mf->layers[l].digest, *have, mf->layers[l].size);
+        }
+        r = pull_build_image_record(
+                c->manager, i->name, i->digest, i->media_type, i->size, e ? e->digest : i->digest,
+                e ? e->media_type : i->media_type, e ? e->size : i->size,
+                e && e->has_platform && e->platform.os ? &e->platform : NULL, c->manifest, c->config, &img);
+        if (r < 0)
+                return r;
+        g_ptr_array_add(c->records, img);
+        import_image_state_clear(c);
+        c->next++;
+        import_verify_next(c);
+        return 0;
+}
+
+static int on_import_blob(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        ArchiveCall *c = userdata;
+        _cleanup_free_ char *data = NULL, *msg = NULL;
+        uint64_t have;
+        int fd, r;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(m);
+
+                r = json_set_error(&msg, sd_bus_error_get_errno(e), "Cannot open '%s': %s", c->want_digest,
+                                   e->message ?: e->name);
+        } else if (sd_bus_message_read(m, "ht", &fd, &have) < 0)
+                r = json_set_error(&msg, EBADMSG, "Malformed OpenBlob reply for '%s'", c->want_digest);
+        else
+                /* SECURITY: re-hashed here: the fetcher's (and the archive's) word is not enough. */
+                r = pull_read_verified(fd, c->want_digest, c->want_size, c->want_max, &data, &msg);
+        if (r >= 0)
+                switch (c->step) {
+                case IMPORT_TOP:
+                        if (media_type_kind(((Imported *) c->imported->pdata[c->next])->media_type) ==
+                            MEDIA_KIND_INDEX)
+                                r = import_index(c, data, &msg);
+                        else
+                                r = import_manifest(c, data, &msg);
+                        break;
+                case IMPORT_MANIFEST:
+                        r = import_manifest(c, data, &msg);
+                        break;
+                case IMPORT_CONFIG:
+                        r = import_config(c, data, &msg); /* goes on with the next image */
+                        break;
+                }
+        if (r < 0)
+                import_fail_image(c, r, msg);
+        return 0;
+}
+
+static void import_verify_next(ArchiveCall *c) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        /* The same (name, digest) twice is verified and recorded once. */
+        while (c->next < c->imported->len) {
+                const Imported *i = c->imported->pdata[c->next];
+                bool dup = false;
+
+                for (guint o = 0; !dup && o < c->next; o++)
+                        dup = streq(i->name, ((Imported *) c->imported->pdata[o])->name);
+                if (!dup)
+                        break;
+                c->next++;
+        }
+        if (c->next < c->imported->len) {
+                const Imported *i = c->imported->pdata[c->next];
+
+                r = import_load(c, IMPORT_TOP, i->digest, i->size, MANIFEST_SIZE_MAX);
+                if (r < 0)
+                        import_fail(c, internal_error_unreachable(&internal_fetcher, r, &error), &error);
+                return;
+        }
+        r = import_commit(c, &error);
+        if (r < 0)
+                import_fail(c, r, &error);
+        else
+                archive_call_free(c);
+}
+
+static int on_import_blobs(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        g_autoptr(GArray) list = g_array_new(false, false, sizeof(FetcherBlob));
+        ArchiveCall *c = userdata;
+        int r;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(m);
+
+                r = sd_bus_error_setf(&error, BERTH_ERROR_SERVICE_UNAVAILABLE,
+                                      "Listing the content store failed: %s", e->message ?: e->name);
+                import_fail(c, r, &error);
+                return 0;
+        }
+        r = fetcher_read_blob_list(m, list);
+        if (r < 0) {
+                import_fail(c, r, NULL);
+                return 0;
+        }
+        for (guint k = 0; k < list->len; k++) {
+                const FetcherBlob *b = &g_array_index(list, FetcherBlob, k);
+                uint64_t *v = g_new(uint64_t, 1);
+
+                *v = b->size;
+                g_hash_table_replace(c->blobs, g_strdup(b->digest), v);
+        }
+        import_verify_next(c);
+        return 0;
 }
 
 static int on_import_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -423,20 +525,26 @@ static int on_import_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                 const sd_bus_error *e = sd_bus_message_get_error(m);
 
                 log_error("Import failed: %s", e && e->message ? e->message : "unknown error");
-                (void) broker_reply_internal_error(c->request, e, "Importing the archive");
-        } else {
-                r = import_finish(c, m, &error);
-                if (r < 0) {
-                        log_error("Import failed: %s", error.message ?: strerror(-r));
-                        (void) bus_reply_errno(c->request, r, &error);
-                }
+                (void) bus_reply_internal_error(c->request, e, "Importing the archive");
+                archive_call_free(c);
+                return 0;
         }
-        archive_call_free(c);
+        c->imported = g_ptr_array_new_with_free_func(imported_free);
+        c->records = g_ptr_array_new_with_free_func(image_free_notify);
+        c->blobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        r = import_read_report(c, m, &error);
+        if (r >= 0) {
+                /* Which layers the store holds, and their sizes: every layer must be there. */
+                r = fetcher_call(c->manager, NULL, 0, on_import_blobs, c, "ListBlobs", NULL);
+                if (r < 0)
+                        r = internal_error_unreachable(&internal_fetcher, r, &error);
+        }
+        if (r < 0)
+                import_fail(c, r, &error);
         return 0;
 }
 
 static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_free_ char *normalised = NULL, *msg = NULL;
         Manager *manager = userdata;
         const char *name;
@@ -456,33 +564,31 @@ static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         if (!isempty(name) && normalise(name, &normalised, &msg) < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid name '%.200s': %s", name,
-                                         msg ?: "malformed");
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid name '%.200s': %s",
+                                         name, msg ?: "malformed");
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The archive descriptor is a directory.");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The archive descriptor is a directory.");
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         if (n_imports_running >= TRANSFERS_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many imports running (limit %u).", TRANSFERS_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many imports running (limit %u).",
+                                         TRANSFERS_MAX);
 
         c = archive_call_new(manager, m, name, uid);
         if (!c)
                 return -ENOMEM;
         c->flags = flags;
-        r = sd_bus_message_new_method_call(manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
-                                           BERTH_FETCHER_IFACE, "ImportArchive");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "ht", fd, UINT64_C(0));
         /* An archive may be large or arrive slowly through a pipe: the fetcher's stall guard bounds it. */
-        if (r >= 0)
-                r = sd_bus_call_async(manager->bus, NULL, call, on_import_reply, c, ARCHIVE_CALL_TIMEOUT_USEC);
+        r = fetcher_call(manager, NULL, ARCHIVE_CALL_TIMEOUT_USEC, on_import_reply, c, "ImportArchive", "ht",
+                         fd, UINT64_C(0));
         if (r < 0) {
                 archive_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
+                return internal_error_unreachable(&internal_fetcher, r, error);
         }
         n_imports_running++;
         log_info("Importing an archive%s%s for uid %u.", isempty(name) ? "" : " as ", normalised ?: "",
@@ -518,7 +624,9 @@ static void export_count(uid_t uid, int delta) {
 }
 
 static unsigned export_running(uid_t uid) {
-        return exports_per_uid ? GPOINTER_TO_UINT(g_hash_table_lookup(exports_per_uid, GUINT_TO_POINTER((unsigned) uid))) : 0;
+        return exports_per_uid ? GPOINTER_TO_UINT(g_hash_table_lookup(exports_per_uid,
+                                                                      GUINT_TO_POINTER((unsigned) uid)))
+                               : 0;
 }
 
 /* index.json names only the OCI types: skopeo's oci transport skips entries of any other type (the blob
@@ -581,15 +689,17 @@ static int on_export_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (sd_bus_message_is_method_error(m, NULL)) {
                 const sd_bus_error *e = sd_bus_message_get_error(m);
 
-                log_error("Export of '%s' failed: %s", c->name_arg, e && e->message ? e->message : "unknown error");
-                (void) broker_reply_internal_error(c->request, e, "Exporting the image");
+                log_error("Export of '%s' failed: %s", c->name_arg,
+                          e && e->message ? e->message : "unknown error");
+                (void) bus_reply_internal_error(c->request, e, "Exporting the image");
         } else {
                 r = sd_bus_message_read(m, "t", &bytes);
                 if (r < 0)
                         (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_SERVICE_UNAVAILABLE,
                                                           "Malformed ExportArchive reply.");
                 else {
-                        log_info("Exported '%s' (%" PRIu64 " bytes) for uid %u.", c->name_arg, bytes, (unsigned) c->uid);
+                        log_info("Exported '%s' (%" PRIu64 " bytes) for uid %u.", c->name_arg, bytes,
+                                 (unsigned) c->uid);
                         (void) sd_bus_reply_method_return(c->request, "");
                 }
         }
@@ -620,20 +730,23 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         if (normalise(reference, &name, &msg) < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid reference '%.200s': %s", reference,
-                                         msg ?: "malformed");
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
+                                         "Invalid reference '%.200s': %s", reference, msg ?: "malformed");
         i = image_store_get(manager->images, name);
         if (!i)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No image '%s'.", name);
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The output descriptor is a directory.");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The output descriptor is a directory.");
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         if (export_running(uid) >= ARCHIVE_EXPORTS_PER_USER_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many exports of yours running (limit %u).",
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT,
+                                         "Too many exports of yours running (limit %u).",
                                          ARCHIVE_EXPORTS_PER_USER_MAX);
 
         /* Everything the record references: the target, and per platform held its manifest, config and
@@ -656,18 +769,16 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         if (!c)
                 return -ENOMEM;
         c->flags = flags;
-        r = sd_bus_message_new_method_call(manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
-                                           BERTH_FETCHER_IFACE, "ExportArchive");
+        r = fetcher_new_call(manager, &call, "ExportArchive");
         if (r >= 0)
                 r = sd_bus_message_append(call, "hs", fd, index_json);
         if (r >= 0)
                 r = sd_bus_message_append_strv(call, (char **) digests->pdata);
         if (r >= 0)
-                r = sd_bus_call_async(manager->bus, NULL, call, on_export_reply, c, ARCHIVE_CALL_TIMEOUT_USEC);
+                r = internal_call_send(manager, call, NULL, ARCHIVE_CALL_TIMEOUT_USEC, on_export_reply, c);
         if (r < 0) {
                 archive_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
+                return internal_error_unreachable(&internal_fetcher, r, error);
         }
         export_count(uid, +1);
         log_info("Exporting '%s' (%u blobs) for uid %u.", name, digests->len - 1, (unsigned) uid);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "broker.h"
+#include "bus-error.h"
 #include "bus-names.h"
 #include "bus-polkit.h"
 #include "log.h"
@@ -80,7 +81,11 @@ int broker_authorize(sd_bus_message *m, const char *const *details,
         const char *action = broker_action_for_method(sd_bus_message_get_member(m));
 
         if (!action)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Method '%s' has no authorization rule.",
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Method '%s' has no authorization rule.",
                                          strna(sd_bus_message_get_member(m)));
-        return bus_polkit_check_async(m, action, details, cont, userdata, error);
+        /* A continuation that ran at once (root caller) may return -ENOENT and friends: named here, as
+         * bus_reply_errno() names them for one that ran later. */
+        return bus_error_from_errno(error,
+                                    bus_polkit_check_async(m, action, details, cont, userdata, error));
 }

@@ -8,8 +8,10 @@
 #include "berth-limits.h"
 #include "broker.h"
 #include "bus-names.h"
+#include "bus-error.h"
 #include "bus-util.h"
 #include "digest.h"
+#include "fetcher-client.h"
 #include "image-store.h"
 #include "log.h"
 #include "pull.h"
@@ -22,6 +24,8 @@
 #define PRUNE_FLAG_ALL_INGESTS (UINT64_C(1) << 0)
 #define PRUNE_FLAGS_ALL PRUNE_FLAG_ALL_INGESTS
 #define INGEST_MIN_AGE_USEC (3600ULL * 1000000ULL)
+/* Listing, removing and cleaning walk the whole store: more than a quick call. */
+#define CONTENT_CALL_TIMEOUT_USEC (BUS_INTERNAL_TIMEOUT_USEC * 4)
 
 typedef struct ContentCall {
         Manager *manager;
@@ -49,29 +53,7 @@ static void content_call_free(ContentCall *c) {
         sd_bus_message_unref(c->request);
         free(c);
 }
-
-static int call_fetcherv(ContentCall *c, sd_bus_message_handler_t callback, const char *member, const char *types,
-                         va_list ap) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        int r;
-
-        r = bus_message_new_method_callv(c->manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
-                                         BERTH_FETCHER_IFACE, member, types, ap);
-        if (r < 0)
-                return r;
-        /* floating: the ContentCall is freed by the callback itself. */
-        return sd_bus_call_async(c->manager->bus, NULL, call, callback, c, BUS_INTERNAL_TIMEOUT_USEC * 4);
-}
-
-static int call_fetcher(ContentCall *c, sd_bus_message_handler_t callback, const char *member, const char *types, ...) {
-        va_list ap;
-        int r;
-
-        va_start(ap, types);
-        r = call_fetcherv(c, callback, member, types, ap);
-        va_end(ap);
-        return r;
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(ContentCall *, content_call_free);
 
 /* For a method handler: starts the call, or frees c and fails the method with ServiceUnavailable. */
 static int call_fetcher_or_fail(ContentCall *c, sd_bus_error *error, sd_bus_message_handler_t callback,
@@ -80,58 +62,32 @@ static int call_fetcher_or_fail(ContentCall *c, sd_bus_error *error, sd_bus_mess
         int r;
 
         va_start(ap, types);
-        r = call_fetcherv(c, callback, member, types, ap);
+        r = internal_callv(c->manager, &internal_fetcher, NULL, CONTENT_CALL_TIMEOUT_USEC, callback, c,
+                           member, types, ap);
         va_end(ap);
         if (r < 0) {
                 content_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
+                return internal_error_unreachable(&internal_fetcher, r, error);
         }
         return 0;
-}
-
-typedef struct Blob {
-        const char *digest;
-        uint64_t size, mtime;
-} Blob;
-
-/* Reads the fetcher's a(stt) and checks every entry; a malformed list fails the whole call. */
-static int read_blob_list(sd_bus_message *reply, GArray *blobs) {
-        int r;
-
-        r = sd_bus_message_enter_container(reply, 'a', "(stt)");
-        if (r < 0)
-                return r;
-        for (;;) {
-                Blob b;
-
-                r = sd_bus_message_read(reply, "(stt)", &b.digest, &b.size, &b.mtime);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                if (!digest_is_valid(b.digest))
-                        return -EBADMSG;
-                g_array_append_val(blobs, b);
-        }
-        return sd_bus_message_exit_container(reply);
 }
 
 /* ---- ListContent ----------------------------------------------------------------------------------- */
 
 static int on_list_blobs_for_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        ContentCall *c = userdata;
+        _cleanup_(content_call_freep) ContentCall *c = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(GArray) blobs = g_array_new(false, false, sizeof(Blob));
+        g_autoptr(GArray) blobs = g_array_new(false, false, sizeof(FetcherBlob));
         _cleanup_free_ Image **images = NULL;
         size_t n_images = 0;
         int r;
 
         if (sd_bus_message_is_method_error(m, NULL)) {
-                (void) broker_reply_internal_error(c->request, sd_bus_message_get_error(m), "Listing the content store");
-                goto finish;
+                (void) bus_reply_internal_error(c->request, sd_bus_message_get_error(m),
+                                                "Listing the content store");
+                return 0;
         }
-        r = read_blob_list(m, blobs);
+        r = fetcher_read_blob_list(m, blobs);
         if (r >= 0)
                 r = image_store_list(c->manager->images, &images, &n_images);
         if (r >= 0)
@@ -139,7 +95,7 @@ static int on_list_blobs_for_list(sd_bus_message *m, void *userdata, sd_bus_erro
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sttas)");
         for (guint i = 0; r >= 0 && i < blobs->len; i++) {
-                Blob *b = &g_array_index(blobs, Blob, i);
+                FetcherBlob *b = &g_array_index(blobs, FetcherBlob, i);
 
                 r = sd_bus_message_open_container(reply, 'r', "sttas");
                 if (r >= 0)
@@ -160,10 +116,9 @@ static int on_list_blobs_for_list(sd_bus_message *m, void *userdata, sd_bus_erro
                 r = sd_bus_send(NULL, reply, NULL);
         if (r < 0) {
                 log_error_errno(r, "Failed to answer ListContent: %m");
-                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Failed to list content: %s", strerror(-r));
+                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Failed to list content: %s",
+                                                  strerror(-r));
         }
-finish:
-        content_call_free(c);
         return 0;
 }
 
@@ -189,8 +144,8 @@ static void on_snapshot_gc_done(void *userdata, int r, uint64_t freed, unsigned 
         ContentCall *c = userdata;
 
         if (r < 0)
-                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Removing unused snapshots: %s",
-                                                  strna(error));
+                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO,
+                                                  "Removing unused snapshots: %s", strna(error));
         else {
                 c->freed += freed;
                 (void) sd_bus_reply_method_return(c->request, "tu", c->freed, c->removed);
@@ -204,7 +159,8 @@ static int on_clean_ingests(sd_bus_message *m, void *userdata, sd_bus_error *ret
         int r;
 
         if (sd_bus_message_is_method_error(m, NULL))
-                (void) broker_reply_internal_error(c->request, sd_bus_message_get_error(m), "Cleaning partial downloads");
+                (void) bus_reply_internal_error(c->request, sd_bus_message_get_error(m),
+                                                "Cleaning partial downloads");
         else if (sd_bus_message_read(m, "t", &freed) < 0)
                 (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_SERVICE_UNAVAILABLE,
                                                   "Malformed reply from the fetcher.");
@@ -215,8 +171,7 @@ static int on_clean_ingests(sd_bus_message *m, void *userdata, sd_bus_error *ret
                 r = broker_snapshot_gc(c->manager, on_snapshot_gc_done, c);
                 if (r >= 0)
                         return 0;
-                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_SERVICE_UNAVAILABLE,
-                                                  "Cannot reach the berth unpacker: %s", strerror(-r));
+                (void) internal_reply_unreachable(c->request, &internal_unpacker, r);
         }
         content_call_free(c);
         return 0;
@@ -225,11 +180,10 @@ static int on_clean_ingests(sd_bus_message *m, void *userdata, sd_bus_error *ret
 static void prune_next(ContentCall *c) {
         int r;
 
-        r = call_fetcher(c, on_clean_ingests, "CleanIngests", "t",
-                         (c->flags & PRUNE_FLAG_ALL_INGESTS) ? UINT64_C(0) : INGEST_MIN_AGE_USEC);
+        r = fetcher_call(c->manager, NULL, CONTENT_CALL_TIMEOUT_USEC, on_clean_ingests, c, "CleanIngests",
+                         "t", (c->flags & PRUNE_FLAG_ALL_INGESTS) ? UINT64_C(0) : INGEST_MIN_AGE_USEC);
         if (r < 0) {
-                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_SERVICE_UNAVAILABLE,
-                                                  "Cannot reach the berth fetcher: %s", strerror(-r));
+                (void) internal_reply_unreachable(c->request, &internal_fetcher, r);
                 content_call_free(c);
         }
 }
@@ -240,7 +194,8 @@ static int on_remove_blobs(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
         if (sd_bus_message_is_method_error(m, NULL)) {
                 if (!c->failed)
-                        (void) broker_reply_internal_error(c->request, sd_bus_message_get_error(m), "Removing blobs");
+                        (void) bus_reply_internal_error(c->request, sd_bus_message_get_error(m),
+                                                        "Removing blobs");
                 c->failed = true;
         } else if (sd_bus_message_read(m, "t", &freed) >= 0)
                 c->freed += freed;
@@ -256,22 +211,24 @@ static int on_remove_blobs(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
 static int on_list_blobs_for_prune(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         ContentCall *c = userdata;
-        g_autoptr(GArray) blobs = g_array_new(false, false, sizeof(Blob));
+        g_autoptr(GArray) blobs = g_array_new(false, false, sizeof(FetcherBlob));
         g_autoptr(GPtrArray) doomed = g_ptr_array_new();
         _cleanup_free_ Image **images = NULL;
         size_t n_images = 0;
         int r;
 
         if (sd_bus_message_is_method_error(m, NULL)) {
-                (void) broker_reply_internal_error(c->request, sd_bus_message_get_error(m), "Listing the content store");
+                (void) bus_reply_internal_error(c->request, sd_bus_message_get_error(m),
+                                                "Listing the content store");
                 content_call_free(c);
                 return 0;
         }
-        r = read_blob_list(m, blobs);
+        r = fetcher_read_blob_list(m, blobs);
         if (r >= 0)
                 r = image_store_list(c->manager->images, &images, &n_images);
         if (r < 0) {
-                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Failed to list content: %s", strerror(-r));
+                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Failed to list content: %s",
+                                                  strerror(-r));
                 content_call_free(c);
                 return 0;
         }
@@ -279,7 +236,7 @@ static int on_list_blobs_for_prune(sd_bus_message *m, void *userdata, sd_bus_err
         /* Decided and sent within this one turn of the loop, so no pull can start in between; a pull
          * starting later reaches the fetcher after our RemoveBlobs and fetches again. */
         for (guint i = 0; i < blobs->len; i++) {
-                Blob *b = &g_array_index(blobs, Blob, i);
+                FetcherBlob *b = &g_array_index(blobs, FetcherBlob, i);
                 bool used = false;
 
                 for (size_t k = 0; !used && k < n_images; k++)
@@ -295,8 +252,7 @@ static int on_list_blobs_for_prune(sd_bus_message *m, void *userdata, sd_bus_err
         for (guint off = 0; off < doomed->len; off += BUS_ARRAY_MAX) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
 
-                r = sd_bus_message_new_method_call(c->manager->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
-                                                   BERTH_FETCHER_IFACE, "RemoveBlobs");
+                r = fetcher_new_call(c->manager, &call, "RemoveBlobs");
                 if (r >= 0)
                         r = sd_bus_message_open_container(call, 'a', "s");
                 for (guint i = off; r >= 0 && i < doomed->len && i < off + BUS_ARRAY_MAX; i++)
@@ -304,12 +260,12 @@ static int on_list_blobs_for_prune(sd_bus_message *m, void *userdata, sd_bus_err
                 if (r >= 0)
                         r = sd_bus_message_close_container(call);
                 if (r >= 0)
-                        r = sd_bus_call_async(c->manager->bus, NULL, call, on_remove_blobs, c, BUS_INTERNAL_TIMEOUT_USEC * 4);
+                        r = internal_call_send(c->manager, call, NULL, CONTENT_CALL_TIMEOUT_USEC,
+                                               on_remove_blobs, c);
                 if (r < 0) {
                         log_error_errno(r, "Failed to ask the fetcher to remove blobs: %m");
                         if (!c->failed)
-                                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_SERVICE_UNAVAILABLE,
-                                                                  "Cannot reach the berth fetcher: %s", strerror(-r));
+                                (void) internal_reply_unreachable(c->request, &internal_fetcher, r);
                         c->failed = true;
                         break;
                 }
@@ -358,7 +314,7 @@ static int on_forwarded_reply(sd_bus_message *m, void *userdata, sd_bus_error *r
         ContentCall *c = userdata;
 
         if (sd_bus_message_is_method_error(m, NULL))
-                (void) broker_reply_internal_error(c->request, sd_bus_message_get_error(m), "Registry login");
+                (void) bus_reply_internal_error(c->request, sd_bus_message_get_error(m), "Registry login");
         else
                 (void) sd_bus_reply_method_return(c->request, "");
         content_call_free(c);
@@ -367,9 +323,9 @@ static int on_forwarded_reply(sd_bus_message *m, void *userdata, sd_bus_error *r
 
 static int check_registry(const char *registry, sd_bus_error *error) {
         if (isempty(registry) || strlen(registry) > REGISTRY_NAME_MAX || strchr(registry, '/'))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
-                                         "Invalid registry name '%.255s': expected a host, optionally with :port.",
-                                         registry);
+                return sd_bus_error_setf(
+                        error, BERTH_ERROR_INVALID_REFERENCE,
+                        "Invalid registry name '%.255s': expected a host, optionally with :port.", registry);
         return 0;
 }
 
@@ -387,7 +343,8 @@ static int login_authorized(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = check_registry(registry, error);
         if (r < 0)
                 return r;
-        if (isempty(user) || strlen(user) > LOGIN_FIELD_MAX || isempty(secret) || strlen(secret) > LOGIN_FIELD_MAX)
+        if (isempty(user) || strlen(user) > LOGIN_FIELD_MAX || isempty(secret) ||
+            strlen(secret) > LOGIN_FIELD_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Username and secret must be 1..%u bytes.", LOGIN_FIELD_MAX);
         c = content_call_new(userdata, m);

@@ -18,13 +18,6 @@
 /* The image half of org.berth.Broker1.Manager. Each handler: authorise (details carry the arguments
  * polkit agents and rules may want), read arguments, validate each, enforce limits, act, reply. */
 
-int broker_reply_internal_error(sd_bus_message *request, const sd_bus_error *e, const char *what) {
-        if (e && e->name && g_str_has_prefix(e->name, BERTH_ERROR_PREFIX))
-                return sd_bus_reply_method_errorf(request, e->name, "%s", e->message ?: e->name);
-        return sd_bus_reply_method_errorf(request, BERTH_ERROR_SERVICE_UNAVAILABLE, "%s failed: %s", what,
-                                          e ? (e->message ?: e->name) : "no reply");
-}
-
 /* Parses a user's reference and returns its normalised spelling, or sets InvalidReference saying
  * what is wrong. */
 static int normalise_reference(const char *s, ImageReference **ret_ref, char **ret, sd_bus_error *error) {
@@ -34,12 +27,12 @@ static int normalise_reference(const char *s, ImageReference **ret_ref, char **r
         int r;
 
         if (strlen(s) > REFERENCE_LENGTH_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Reference is longer than %u bytes.",
-                                         REFERENCE_LENGTH_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
+                                         "Reference is longer than %u bytes.", REFERENCE_LENGTH_MAX);
         r = image_reference_parse(s, &ref, &msg);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid reference '%.200s': %s", s,
-                                         msg ?: "malformed");
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
+                                         "Invalid reference '%.200s': %s", s, msg ?: "malformed");
         n = image_reference_to_string(ref);
         if (!n)
                 return -ENOMEM;
@@ -60,7 +53,8 @@ static int check_transfer_limits(Manager *manager, uid_t uid, sd_bus_error *erro
                 return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers running (limit %u).",
                                          TRANSFERS_MAX);
         if (transfer_count_running(manager, false, uid) >= TRANSFERS_PER_USER_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many transfers of yours running (limit %u).",
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT,
+                                         "Too many transfers of yours running (limit %u).",
                                          TRANSFERS_PER_USER_MAX);
         return 0;
 }
@@ -93,14 +87,17 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
                 return r;
         if (!isempty(platform_arg)) {
                 if (flags & PULL_FLAG_ALL_PLATFORMS)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "A platform and all platforms cannot be asked for at once.");
+                        return sd_bus_error_setf(
+                                error, SD_BUS_ERROR_INVALID_ARGS,
+                                "A platform and all platforms cannot be asked for at once.");
                 if (strlen(platform_arg) > PLATFORM_STRING_MAX)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Platform string too long.");
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Platform string too long.");
                 r = platform_parse(platform_arg, &wanted, &msg);
                 if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid platform '%s': %s",
-                                                 platform_arg, msg ?: "malformed");
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid platform '%s': %s", platform_arg,
+                                                 msg ?: "malformed");
                 platform = platform_to_string(&wanted);
         } else
                 platform = strdup("");
@@ -114,7 +111,8 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
 
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         r = check_transfer_limits(manager, uid, error);
         if (r < 0)
                 return r;
@@ -127,11 +125,11 @@ static int pull_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error
         if (r < 0) {
                 log_error_errno(r, "Failed to start pulling '%s': %m", reference);
                 transfer_free(t);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth fetcher: %s",
-                                         strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE,
+                                         "Cannot reach the berth fetcher: %s", strerror(-r));
         }
-        log_info("Transfer %" PRIu32 ": pulling '%s'%s%s for uid %u.", t->id, reference, isempty(platform) ? "" : " for ",
-                 platform, (unsigned) uid);
+        log_info("Transfer %" PRIu32 ": pulling '%s'%s%s for uid %u.", t->id, reference,
+                 isempty(platform) ? "" : " for ", platform, (unsigned) uid);
         return sd_bus_reply_method_return(m, "o", t->path);
 }
 
@@ -182,11 +180,13 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
                 return r;
         if (!isempty(platform_arg)) {
                 if (strlen(platform_arg) > PLATFORM_STRING_MAX)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Platform string too long.");
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Platform string too long.");
                 r = platform_parse(platform_arg, &wanted, &msg);
                 if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid platform '%s': %s",
-                                                 platform_arg, msg ?: "malformed");
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid platform '%s': %s", platform_arg,
+                                                 msg ?: "malformed");
         }
         img = image_store_get(manager->images, reference);
         if (!img)
@@ -195,9 +195,9 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
         if (!ip) {
                 _cleanup_free_ char *have = image_platforms_string(img);
 
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Image '%s' has no platform %s (it has %s).",
-                                         reference, isempty(platform_arg) ? "this machine runs" : platform_arg,
-                                         strna(have));
+                return sd_bus_error_setf(
+                        error, BERTH_ERROR_NOT_FOUND, "Image '%s' has no platform %s (it has %s).",
+                        reference, isempty(platform_arg) ? "this machine runs" : platform_arg, strna(have));
         }
 
         /* The same unpack already running: share it. */
@@ -216,14 +216,14 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
         r = pull_start_unpack(t, img, ip);
         if (r == -EBADMSG) {
                 transfer_free(t);
-                return sd_bus_error_setf(error, BERTH_ERROR_BAD_CONTENT, "The record of '%s' is damaged; pull the image again.",
-                                         reference);
+                return sd_bus_error_setf(error, BERTH_ERROR_BAD_CONTENT,
+                                         "The record of '%s' is damaged; pull the image again.", reference);
         }
         if (r < 0) {
                 log_error_errno(r, "Failed to start unpacking '%s': %m", reference);
                 transfer_free(t);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot start the unpack: %s",
-                                         strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE,
+                                         "Cannot start the unpack: %s", strerror(-r));
         }
         log_info("Transfer %" PRIu32 ": unpacking '%s' for %s for uid %u.", t->id, reference, ip->platform,
                  (unsigned) uid);
@@ -249,7 +249,8 @@ static int unpack_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
                 return r;
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         r = broker_start_unpack(manager, uid, ref_arg, platform_arg, &path, error);
         if (r < 0)
                 return r;
@@ -337,8 +338,8 @@ static int list_images_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
 
                 if (!platforms)
                         return -ENOMEM;
-                r = sd_bus_message_append(reply, "(sssts)", l[i]->name, l[i]->target_digest, l[i]->target_media_type,
-                                          image_size(l[i]), platforms);
+                r = sd_bus_message_append(reply, "(sssts)", l[i]->name, l[i]->target_digest,
+                                          l[i]->target_media_type, image_size(l[i]), platforms);
                 if (r < 0)
                         return r;
         }
@@ -430,11 +431,12 @@ static int tag_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error 
         if (existing) {
                 if (streq(existing->target_digest, i->target_digest))
                         return sd_bus_reply_method_return(m, "");
-                return sd_bus_error_setf(error, BERTH_ERROR_EXISTS, "Image '%s' exists and points to %s.", target_name,
-                                         existing->target_digest);
+                return sd_bus_error_setf(error, BERTH_ERROR_EXISTS, "Image '%s' exists and points to %s.",
+                                         target_name, existing->target_digest);
         }
         if (image_store_count(manager->images) >= IMAGES_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many images (limit %u).", IMAGES_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many images (limit %u).",
+                                         IMAGES_MAX);
 
         r = image_copy(i, target_name, &copy);
         if (r < 0)
@@ -442,7 +444,8 @@ static int tag_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error 
         r = image_store_put(manager->images, &copy);
         if (r < 0) {
                 log_error_errno(r, "Failed to write the image record of '%s': %m", target_name);
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to save '%s': %s", target_name, strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to save '%s': %s", target_name,
+                                         strerror(-r));
         }
         log_info("Tagged '%s' as '%s'.", i->name, target_name);
         return sd_bus_reply_method_return(m, "");
@@ -487,7 +490,8 @@ static int remove_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         r = image_store_remove(manager->images, name);
         if (r < 0) {
                 log_error_errno(r, "Failed to remove the image record of '%s': %m", name);
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to remove '%s': %s", name, strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to remove '%s': %s", name,
+                                         strerror(-r));
         }
         log_info("Removed image '%s'.", name);
         return sd_bus_reply_method_return(m, "");

@@ -5,21 +5,17 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "config.h"
+#include "internal-call.h"
 #include "berth-limits.h"
 #include "log.h"
 
 /* GetInfo asks the three internal services at once and answers when all have replied (or failed),
  * so one call proves the whole chain: bus, activation, policy, and each service's sender check. */
 
-static const struct {
-        const char *name;
-        const char *bus_name;
-        const char *path;
-        const char *iface;
-} internal_services[] = {
-        { "fetcher", BERTH_FETCHER_NAME, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE },
-        { "unpacker", BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH, BERTH_UNPACKER_IFACE },
-        { "supervisor", BERTH_SUPERVISOR_NAME, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE },
+static const InternalService *const internal_services[] = {
+        &internal_fetcher,
+        &internal_unpacker,
+        &internal_supervisor,
 };
 #define N_INTERNAL ELEMENTSOF(internal_services)
 
@@ -50,7 +46,7 @@ static int append_service(sd_bus_message *reply, size_t i, sd_bus_message *answe
         r = sd_bus_message_open_container(reply, 'r', "ssa{sv}");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(reply, "ss", internal_services[i].name, internal_services[i].bus_name);
+        r = sd_bus_message_append(reply, "ss", internal_services[i]->name, internal_services[i]->bus_name);
         if (r < 0)
                 return r;
 
@@ -73,45 +69,54 @@ static int append_service(sd_bus_message *reply, size_t i, sd_bus_message *answe
         return sd_bus_message_close_container(reply);
 }
 
-static int info_query_finish(InfoQuery *q) {
+static int info_query_build_reply(InfoQuery *q, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
         r = sd_bus_message_new_method_return(q->request, &reply);
         if (r < 0)
-                goto fail;
+                return r;
         r = sd_bus_message_append(reply, "s", BERTH_VERSION);
         if (r < 0)
-                goto fail;
+                return r;
         r = sd_bus_message_open_container(reply, 'a', "(ssa{sv})");
         if (r < 0)
-                goto fail;
+                return r;
         r = sd_bus_message_open_container(reply, 'r', "ssa{sv}");
         if (r < 0)
-                goto fail;
+                return r;
         r = sd_bus_message_append(reply, "ss", "broker", BERTH_BROKER_NAME);
         if (r < 0)
-                goto fail;
+                return r;
         r = bus_append_service_status(reply, "running");
         if (r < 0)
-                goto fail;
+                return r;
         r = sd_bus_message_close_container(reply);
         if (r < 0)
-                goto fail;
+                return r;
         for (size_t i = 0; i < N_INTERNAL; i++) {
                 r = append_service(reply, i, q->replies[i]);
                 if (r < 0)
-                        goto fail;
+                        return r;
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
-                goto fail;
-        return sd_bus_send(NULL, reply, NULL);
+                return r;
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
 
-fail:
-        /* Undo: the caller must still get an answer. */
-        log_warning_errno(r, "Failed to build GetInfo reply: %m");
-        return sd_bus_reply_method_errno(q->request, r, NULL);
+static int info_query_finish(InfoQuery *q) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = info_query_build_reply(q, &reply);
+        if (r < 0) {
+                /* The caller must still get an answer. */
+                log_warning_errno(r, "Failed to build GetInfo reply: %m");
+                return sd_bus_reply_method_errno(q->request, r, NULL);
+        }
+        return sd_bus_send(NULL, reply, NULL);
 }
 
 static int on_service_reply(sd_bus_message *answer, void *userdata, sd_bus_error *ret_error) {
@@ -158,13 +163,15 @@ static int get_info_authorized(sd_bus_message *m, void *userdata, sd_bus_error *
                         r = -ENOMEM;
                         break;
                 }
-                *s = (InfoSlot) { .query = q, .index = i };
-                r = sd_bus_call_method_async(manager->bus, &slot, internal_services[i].bus_name,
-                                             internal_services[i].path, internal_services[i].iface, "GetInfo",
-                                             on_service_reply, s, "");
+                *s = (InfoSlot){ .query = q, .index = i };
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+                r = internal_new_call(manager, internal_services[i], &call, "GetInfo");
+                if (r >= 0)
+                        r = internal_call_send(manager, call, &slot, 0, on_service_reply, s);
                 if (r < 0) {
                         free(s);
-                        log_debug_errno(r, "Failed to call %s: %m", internal_services[i].bus_name);
+                        log_debug_errno(r, "Failed to call %s: %m", internal_services[i]->bus_name);
                         continue;
                 }
                 q->pending++;

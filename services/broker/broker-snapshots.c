@@ -10,6 +10,7 @@
 #include "berth-limits.h"
 #include "broker.h"
 #include "bus-names.h"
+#include "bus-error.h"
 #include "bus-util.h"
 #include "digest.h"
 #include "image-store.h"
@@ -18,12 +19,17 @@
 #include "oci-ref.h"
 #include "oci-types.h"
 #include "pull.h"
+#include "supervisor-client.h"
 #include "transfer.h"
+#include "unpacker-client.h"
 
 /* The snapshot half of org.berth.Broker1.Manager. The unpacker owns the snapshots, the supervisor knows
  * which are mounted as image views, the broker knows which images and running pulls need them: listing,
  * removal and garbage collection are decided here from all three, and done by the unpacker. Image views
  * (MountImage/UnmountImage) are made by the supervisor onto a directory fd the caller opened. */
+
+/* Removal deletes whole trees at the unpacker: more than a quick call. */
+#define SNAPSHOT_REMOVE_TIMEOUT_USEC (BUS_INTERNAL_TIMEOUT_USEC * 4)
 
 typedef struct Snap {
         char *chain_id, *parent, *diff_id;
@@ -36,15 +42,15 @@ typedef void (*SnapContinuation)(SnapCall *c);
 
 struct SnapCall {
         Manager *manager;
-        sd_bus_message *request;    /* NULL for garbage collection started by PruneContent */
-        GHashTable *snaps;          /* chain id → Snap* (owned) */
-        GHashTable *mounted;        /* chain id → NULL */
-        bool need_mounted;          /* removal: the supervisor must answer */
+        sd_bus_message *request; /* NULL for garbage collection started by PruneContent */
+        GHashTable *snaps;       /* chain id → Snap* (owned) */
+        GHashTable *mounted;     /* chain id → NULL */
+        bool need_mounted;       /* removal: the supervisor must answer */
         SnapContinuation next;
-        char **ids;                 /* RemoveSnapshots' arguments, SnapshotInfo's argument */
+        char **ids; /* RemoveSnapshots' arguments, SnapshotInfo's argument */
         uint64_t freed;
         unsigned removed;
-        GPtrArray *doomed;          /* gc: chain ids to remove, children before parents */
+        GPtrArray *doomed; /* gc: chain ids to remove, children before parents */
         guint doomed_next;
         BrokerGcDone gc_done;
         void *gc_userdata;
@@ -103,11 +109,15 @@ static void snap_call_fail(SnapCall *c, const char *name, const char *format, ..
 }
 
 static void snap_call_fail_bus(SnapCall *c, const sd_bus_error *e, const char *what) {
-        if (e && e->name && g_str_has_prefix(e->name, BERTH_ERROR_PREFIX))
-                snap_call_fail(c, e->name, "%s", e->message ?: e->name);
-        else
-                snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "%s failed: %s", what,
-                               e ? (e->message ?: e->name) : "no reply");
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        (void) bus_error_set_internal(&error, e, what);
+        snap_call_fail(c, error.name, "%s", error.message);
+}
+
+static void snap_call_fail_unreachable(SnapCall *c, const InternalService *s, int r) {
+        snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth %s: %s", s->name,
+                       strerror(-r));
 }
 
 /* ---- who uses what ---------------------------------------------------------------------------------- */
@@ -115,8 +125,8 @@ static void snap_call_fail_bus(SnapCall *c, const sd_bus_error *e, const char *w
 static bool image_uses_chain(const Image *i, const char *chain_id) {
         for (size_t k = 0; k < i->n_platforms; k++)
                 STRV_FOREACH(c, i->platforms[k].chain_ids)
-                        if (streq(*c, chain_id))
-                                return true;
+        if (streq(*c, chain_id))
+                return true;
         return false;
 }
 
@@ -177,7 +187,7 @@ static GHashTable *compute_keep(SnapCall *c) {
                 for (size_t i = 0; i < n; i++)
                         for (size_t k = 0; k < l[i]->n_platforms; k++)
                                 STRV_FOREACH(ch, l[i]->platforms[k].chain_ids)
-                                        keep_with_ancestors(c, keep, *ch);
+        keep_with_ancestors(c, keep, *ch);
         g_hash_table_iter_init(&iter, c->mounted);
         while (g_hash_table_iter_next(&iter, &key, NULL))
                 keep_with_ancestors(c, keep, key);
@@ -208,7 +218,8 @@ static int on_list_mounted(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (sd_bus_message_is_method_error(m, NULL)) {
                 if (c->need_mounted) {
                         /* SECURITY/consistency: without knowing the mounted views, remove nothing. */
-                        snap_call_fail_bus(c, sd_bus_message_get_error(m), "Listing the mounted image views");
+                        snap_call_fail_bus(c, sd_bus_message_get_error(m),
+                                           "Listing the mounted image views");
                         return 0;
                 }
                 c->next(c);
@@ -229,6 +240,7 @@ static int on_list_mounted(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 }
 
 static int on_list_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        g_autoptr(GArray) list = g_array_new(false, false, sizeof(UnpackerSnapshot));
         SnapCall *c = userdata;
         int r;
 
@@ -236,29 +248,20 @@ static int on_list_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *re
                 snap_call_fail_bus(c, sd_bus_message_get_error(m), "Listing snapshots");
                 return 0;
         }
-        r = sd_bus_message_enter_container(m, 'a', "(ssstu)");
-        while (r >= 0) {
-                const char *chain_id, *parent, *diff_id;
-                uint64_t size;
-                uint32_t entries;
-                Snap *s;
+        r = unpacker_read_snapshot_list(m, list);
+        for (guint i = 0; r >= 0 && i < list->len; i++) {
+                const UnpackerSnapshot *u = &g_array_index(list, UnpackerSnapshot, i);
+                Snap *s = calloc(1, sizeof(*s));
 
-                r = sd_bus_message_read(m, "(ssstu)", &chain_id, &parent, &diff_id, &size, &entries);
-                if (r <= 0)
-                        break;
-                /* Checked as if hostile: the unpacker's word goes to users. */
-                if (!digest_is_valid(chain_id) || (!isempty(parent) && !digest_is_valid(parent)) ||
-                    !digest_is_valid(diff_id)) {
-                        r = -EBADMSG;
-                        break;
-                }
-                s = calloc(1, sizeof(*s));
                 if (!s) {
                         r = -ENOMEM;
                         break;
                 }
-                *s = (Snap) { .chain_id = strdup(chain_id), .parent = strdup(parent), .diff_id = strdup(diff_id),
-                              .size = size, .entries = entries };
+                *s = (Snap){ .chain_id = strdup(u->chain_id),
+                             .parent = strdup(u->parent),
+                             .diff_id = strdup(u->diff_id),
+                             .size = u->size,
+                             .entries = u->entries };
                 if (!s->chain_id || !s->parent || !s->diff_id) {
                         snap_free(s);
                         r = -ENOMEM;
@@ -267,16 +270,14 @@ static int on_list_snapshots(sd_bus_message *m, void *userdata, sd_bus_error *re
                 g_hash_table_replace(c->snaps, s->chain_id, s);
         }
         if (r < 0) {
-                snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "Malformed snapshot list from the unpacker: %s",
-                               strerror(-r));
+                snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE,
+                               "Malformed snapshot list from the unpacker: %s", strerror(-r));
                 return 0;
         }
-        r = sd_bus_call_method_async(c->manager->bus, NULL, BERTH_SUPERVISOR_NAME, BERTH_SUPERVISOR_PATH,
-                                     BERTH_SUPERVISOR_IFACE, "ListMountedSnapshots", on_list_mounted, c, NULL);
+        r = supervisor_call(c->manager, NULL, 0, on_list_mounted, c, "ListMountedSnapshots", NULL);
         if (r < 0) {
                 if (c->need_mounted) {
-                        snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth supervisor: %s",
-                                       strerror(-r));
+                        snap_call_fail_unreachable(c, &internal_supervisor, r);
                         return 0;
                 }
                 c->next(c);
@@ -289,12 +290,10 @@ static int snap_collect(SnapCall *c, SnapContinuation next, sd_bus_error *error)
         int r;
 
         c->next = next;
-        r = sd_bus_call_method_async(c->manager->bus, NULL, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
-                                     BERTH_UNPACKER_IFACE, "ListSnapshots", on_list_snapshots, c, NULL);
+        r = unpacker_call(c->manager, NULL, 0, on_list_snapshots, c, "ListSnapshots", NULL);
         if (r < 0) {
                 snap_call_free(c);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth unpacker: %s",
-                                         strerror(-r));
+                return internal_error_unreachable(&internal_unpacker, r, error);
         }
         return 1;
 }
@@ -338,8 +337,8 @@ static void list_snapshots_reply(SnapCall *c) {
 
                 r = sd_bus_message_open_container(reply, 'r', "ssstuas");
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "ssstu", l[i]->chain_id, l[i]->parent, l[i]->diff_id,
-                                                  l[i]->size, l[i]->entries);
+                        r = sd_bus_message_append(reply, "ssstu", l[i]->chain_id, l[i]->parent,
+                                                  l[i]->diff_id, l[i]->size, l[i]->entries);
                 if (r >= 0)
                         r = sd_bus_message_open_container(reply, 'a', "s");
                 for (guint k = 0; r >= 0 && k < users->len; k++)
@@ -504,7 +503,8 @@ static void remove_snapshots_decide(SnapCall *c) {
                 }
                 if (g_hash_table_contains(c->mounted, *id)) {
                         snap_call_fail(c, BERTH_ERROR_BUSY,
-                                       "Snapshot '%s' is used by a mounted image view; unmount it first.", *id);
+                                       "Snapshot '%s' is used by a mounted image view; unmount it first.",
+                                       *id);
                         return;
                 }
                 if (running_pull_uses_chain(c->manager, *id)) {
@@ -514,14 +514,14 @@ static void remove_snapshots_decide(SnapCall *c) {
         }
         /* The unpacker refuses removing a parent without its children (and mounted snapshots) itself. */
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        int r = sd_bus_message_new_method_call(c->manager->bus, &call, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
-                                               BERTH_UNPACKER_IFACE, "RemoveSnapshots");
+        int r = unpacker_new_call(c->manager, &call, "RemoveSnapshots");
         if (r >= 0)
                 r = sd_bus_message_append_strv(call, c->ids);
         if (r >= 0)
-                r = sd_bus_call_async(c->manager->bus, NULL, call, on_remove_reply, c, BUS_INTERNAL_TIMEOUT_USEC * 4);
+                r = internal_call_send(c->manager, call, NULL, SNAPSHOT_REMOVE_TIMEOUT_USEC, on_remove_reply,
+                                       c);
         if (r < 0)
-                snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth unpacker: %s", strerror(-r));
+                snap_call_fail_unreachable(c, &internal_unpacker, r);
 }
 
 static int remove_snapshots_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -547,15 +547,16 @@ static int remove_snapshots_authorized(sd_bus_message *m, void *userdata, sd_bus
         if (n == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "No snapshot given.");
         if (n > BUS_ARRAY_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "At most %u snapshots per call.", BUS_ARRAY_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "At most %u snapshots per call.",
+                                         BUS_ARRAY_MAX);
         for (size_t i = 0; i < n; i++) {
                 r = validate_chain_id(ids[i], error);
                 if (r < 0)
                         return r;
                 for (size_t k = 0; k < i; k++)
                         if (streq(ids[k], ids[i]))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Duplicate snapshot '%s'.",
-                                                         ids[i]);
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Duplicate snapshot '%s'.", ids[i]);
         }
         c = snap_call_new(userdata, m);
         if (!c)
@@ -581,7 +582,8 @@ static bool image_references_chain_or_blob(const Image *i, const char *id) {
 
 /* Adds `size` of object `id` to the image's totals, and to its unique bytes when no other image with a
  * different target references it (tags of one image share everything). */
-static void usage_add(Image **l, size_t n, size_t self, const char *id, uint64_t size, bool snapshot, Usage *u) {
+static void usage_add(Image **l, size_t n, size_t self, const char *id, uint64_t size, bool snapshot,
+                      Usage *u) {
         bool shared = false;
 
         if (snapshot)
@@ -615,10 +617,10 @@ static void usage_reply(SnapCall *c) {
 
                 if (only && !streq(img->name, only))
                         continue;
-#define ADD(id, size, snap)                                                       \
-        do {                                                                      \
-                if ((id) && g_hash_table_add(seen, (gpointer) (id)))              \
-                        usage_add(l, n, i, (id), (size), (snap), &u);             \
+#define ADD(id, size, snap)                                                                                 \
+        do {                                                                                                \
+                if ((id) && g_hash_table_add(seen, (gpointer) (id)))                                        \
+                        usage_add(l, n, i, (id), (size), (snap), &u);                                       \
         } while (0)
                 ADD(img->target_digest, img->target_size, false);
                 for (size_t k = 0; k < img->n_platforms; k++) {
@@ -690,7 +692,7 @@ static int on_mount_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         uint64_t id = 0;
 
         if (sd_bus_message_is_method_error(m, NULL))
-                (void) broker_reply_internal_error(request, sd_bus_message_get_error(m), "The image view");
+                (void) bus_reply_internal_error(request, sd_bus_message_get_error(m), "The image view");
         else if (!streq_ptr(sd_bus_message_get_member(request), "MountImage"))
                 (void) sd_bus_reply_method_return(request, "");
         else if (sd_bus_message_read(m, "t", &id) < 0)
@@ -710,7 +712,8 @@ static int check_dir_fd(int fd, sd_bus_error *error) {
         if (fstat(fd, &st) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot stat the directory: %m");
         if (!S_ISDIR(st.st_mode))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The mount point must be a directory.");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The mount point must be a directory.");
         return 0;
 }
 
@@ -741,23 +744,22 @@ static int mount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
         name = i->name;
         p = broker_image_platform(i, NULL);
         if (!p)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Image '%s' has no platform this machine runs.",
-                                         name);
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND,
+                                         "Image '%s' has no platform this machine runs.", name);
         n = p->chain_ids ? g_strv_length(p->chain_ids) : 0;
         if (n == 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_UNSUPPORTED, "Image '%s' has no layers.", name);
         if (!p->unpacked)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND,
-                                         "Image '%s' is not unpacked for %s; pull it again (without --no-unpack).", name,
-                                         p->platform);
+                return sd_bus_error_setf(
+                        error, BERTH_ERROR_NOT_FOUND,
+                        "Image '%s' is not unpacked for %s; pull it again (without --no-unpack).", name,
+                        p->platform);
 
-        r = sd_bus_call_method_async(manager->bus, NULL, BERTH_SUPERVISOR_NAME, BERTH_SUPERVISOR_PATH,
-                                     BERTH_SUPERVISOR_IFACE, "MountImage", on_mount_reply, sd_bus_message_ref(m), "sht",
-                                     p->chain_ids[n - 1], fd, UINT64_C(0));
+        r = supervisor_call(manager, NULL, 0, on_mount_reply, sd_bus_message_ref(m), "MountImage", "sht",
+                            p->chain_ids[n - 1], fd, UINT64_C(0));
         if (r < 0) {
                 sd_bus_message_unref(m);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth supervisor: %s",
-                                         strerror(-r));
+                return internal_error_unreachable(&internal_supervisor, r, error);
         }
         log_info("Mounting a view of '%s' (%s).", name, p->chain_ids[n - 1]);
         return 1;
@@ -792,13 +794,11 @@ static int unmount_image_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         if (r < 0)
                 return r;
         /* The supervisor refuses anything that is not the root of one of its views of this store. */
-        r = sd_bus_call_method_async(manager->bus, NULL, BERTH_SUPERVISOR_NAME, BERTH_SUPERVISOR_PATH,
-                                     BERTH_SUPERVISOR_IFACE, "UnmountImage", on_mount_reply, sd_bus_message_ref(m), "ht",
-                                     fd, UINT64_C(0));
+        r = supervisor_call(manager, NULL, 0, on_mount_reply, sd_bus_message_ref(m), "UnmountImage", "ht",
+                            fd, UINT64_C(0));
         if (r < 0) {
                 sd_bus_message_unref(m);
-                return sd_bus_error_setf(error, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth supervisor: %s",
-                                         strerror(-r));
+                return internal_error_unreachable(&internal_supervisor, r, error);
         }
         return 1;
 }
@@ -846,19 +846,16 @@ static void gc_next_batch(SnapCall *c) {
         int r;
 
         if (c->doomed_next >= c->doomed->len) {
-                r = sd_bus_call_method_async(c->manager->bus, NULL, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
-                                             BERTH_UNPACKER_IFACE, "CleanWork", on_clean_work, c, NULL);
+                r = unpacker_call(c->manager, NULL, 0, on_clean_work, c, "CleanWork", NULL);
                 if (r < 0)
-                        snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth unpacker: %s",
-                                       strerror(-r));
+                        snap_call_fail_unreachable(c, &internal_unpacker, r);
                 return;
         }
         /* Decided again for every batch, within this turn of the loop: a pull that started since needs
          * its chains (its ListSnapshots reaches the unpacker after this RemoveSnapshots, so it sees the
          * removal and unpacks again what it needs). */
         keep = compute_keep(c);
-        r = sd_bus_message_new_method_call(c->manager->bus, &call, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
-                                           BERTH_UNPACKER_IFACE, "RemoveSnapshots");
+        r = unpacker_new_call(c->manager, &call, "RemoveSnapshots");
         if (r >= 0)
                 r = sd_bus_message_open_container(call, 'a', "s");
         while (r >= 0 && c->doomed_next < c->doomed->len && in_batch < BUS_ARRAY_MAX) {
@@ -876,9 +873,10 @@ static void gc_next_batch(SnapCall *c) {
                 return;
         }
         if (r >= 0)
-                r = sd_bus_call_async(c->manager->bus, NULL, call, on_gc_remove, c, BUS_INTERNAL_TIMEOUT_USEC * 4);
+                r = internal_call_send(c->manager, call, NULL, SNAPSHOT_REMOVE_TIMEOUT_USEC, on_gc_remove,
+                                       c);
         if (r < 0) {
-                snap_call_fail(c, BERTH_ERROR_SERVICE_UNAVAILABLE, "Cannot reach the berth unpacker: %s", strerror(-r));
+                snap_call_fail_unreachable(c, &internal_unpacker, r);
                 return;
         }
         c->removed += in_batch;

@@ -9,13 +9,12 @@
 #include "image-store.h"
 #include "oci-types.h"
 
-
 typedef struct Manager {
         sd_bus *bus;
         sd_event *event;
         char *state_dir;
         ImageStore *images;
-        GHashTable *transfers;   /* id (GUINT_TO_POINTER) → Transfer* (owned) */
+        GHashTable *transfers; /* id (GUINT_TO_POINTER) → Transfer* (owned) */
         uint32_t next_transfer_id;
         sd_bus_slot *progress_match; /* the fetcher's unicast Progress signals */
 } Manager;
@@ -71,7 +70,3 @@ int method_unmount_image(sd_bus_message *m, void *userdata, sd_bus_error *error)
  * calls done. */
 typedef void (*BrokerGcDone)(void *userdata, int r, uint64_t freed, unsigned removed, const char *error);
 int broker_snapshot_gc(Manager *m, BrokerGcDone done, void *userdata);
-
-/* Forward a failed internal call's error to our caller unchanged when it is one of ours (the fetcher's
- * messages are already one line for the user), else as ServiceUnavailable. */
-int broker_reply_internal_error(sd_bus_message *request, const sd_bus_error *e, const char *what);

@@ -20,17 +20,12 @@
 #define IMAGE_SCHEMA_VERSION 1
 
 struct ImageStore {
-        int dir_fd;          /* <state>/meta/images */
+        int dir_fd; /* <state>/meta/images */
         char *dir_path;
-        GHashTable *images;  /* name → Image* (owned) */
+        GHashTable *images; /* name → Image* (owned) */
 };
 
 /* ---- Image ------------------------------------------------------------------------------------------ */
-
-static void strv_freep_(char ***l) {
-        if (*l)
-                g_strfreev(*l);
-}
 
 void image_platform_done(ImagePlatform *p) {
         if (!p)
@@ -46,10 +41,10 @@ void image_platform_done(ImagePlatform *p) {
                 free(p->layers[i].diff_id);
         }
         free(p->layers);
-        strv_freep_(&p->chain_ids);
+        strv_freep(&p->chain_ids);
         if (p->config)
                 json_node_unref(p->config);
-        *p = (ImagePlatform) {};
+        *p = (ImagePlatform){};
 }
 
 Image *image_free(Image *i) {
@@ -87,10 +82,10 @@ uint64_t image_size(const Image *i) {
         g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
         uint64_t total = 0;
 
-#define ADD(d, s)                                                        \
-        do {                                                             \
-                if ((d) && g_hash_table_add(seen, (gpointer) (d)))       \
-                        total += (s);                                    \
+#define ADD(d, s)                                                                                           \
+        do {                                                                                                \
+                if ((d) && g_hash_table_add(seen, (gpointer) (d)))                                          \
+                        total += (s);                                                                       \
         } while (0)
 
         ADD(i->target_digest, i->target_size);
@@ -174,7 +169,7 @@ JsonNode *image_to_json(const Image *i) {
                 json_builder_set_member_name(b, "chain_ids");
                 json_builder_begin_array(b);
                 STRV_FOREACH(c, p->chain_ids)
-                        json_builder_add_string_value(b, *c);
+                json_builder_add_string_value(b, *c);
                 json_builder_end_array(b);
                 json_builder_set_member_name(b, "unpacked");
                 json_builder_add_boolean_value(b, p->unpacked);
@@ -205,7 +200,7 @@ static void jdescriptor_done(JDescriptor *d) {
         free(d->digest);
         free(d->media_type);
         free(d->diff_id);
-        *d = (JDescriptor) {};
+        *d = (JDescriptor){};
 }
 
 static const JsonField descriptor_fields[] = {
@@ -253,14 +248,15 @@ static void jplatform_done(JPlatform *p) {
         jdescriptor_done(&p->config);
         if (p->layers)
                 json_array_unref(p->layers);
-        strv_freep_(&p->chain_ids);
+        strv_freep(&p->chain_ids);
         if (p->image_config)
                 json_object_unref(p->image_config);
 }
 
 static const JsonField platform_fields[] = {
         { "platform", JSON_FIELD_STRING, offsetof(JPlatform, platform), JSON_MANDATORY },
-        { "manifest", JSON_FIELD_CUSTOM, offsetof(JPlatform, manifest), JSON_MANDATORY, dispatch_descriptor },
+        { "manifest", JSON_FIELD_CUSTOM, offsetof(JPlatform, manifest), JSON_MANDATORY,
+          dispatch_descriptor },
         { "config", JSON_FIELD_CUSTOM, offsetof(JPlatform, config), JSON_MANDATORY, dispatch_descriptor },
         { "layers", JSON_FIELD_ARRAY, offsetof(JPlatform, layers), JSON_MANDATORY },
         { "chain_ids", JSON_FIELD_STRV, offsetof(JPlatform, chain_ids), JSON_MANDATORY },
@@ -269,63 +265,61 @@ static const JsonField platform_fields[] = {
         {}
 };
 
-static int platform_from_node(JsonNode *node, ImagePlatform *p, char **ret_error) {
-        JPlatform j = {};
+/* Moves what j holds into p once every part is checked; p may be half-filled on failure. */
+static int platform_fill(JPlatform *j, ImagePlatform *p, char **ret_error) {
         guint n;
+        int r;
+
+        n = json_array_get_length(j->layers);
+        if (n > LAYERS_MAX || g_strv_length(j->chain_ids) != n)
+                return json_set_error(ret_error, EBADMSG,
+                                      "layers and chain_ids disagree or exceed the limit");
+        p->layers = calloc(n ?: 1, sizeof(ImageLayer));
+        if (!p->layers)
+                return -ENOMEM;
+        for (guint l = 0; l < n; l++) {
+                _cleanup_(jdescriptor_done) JDescriptor d = {};
+
+                r = descriptor_from_node(json_array_get_element(j->layers, l), true, &d, ret_error);
+                if (r < 0)
+                        return r;
+                p->layers[l] = (ImageLayer){ .digest = TAKE_PTR(d.digest),
+                                             .media_type = TAKE_PTR(d.media_type),
+                                             .size = d.size,
+                                             .diff_id = TAKE_PTR(d.diff_id) };
+                p->n_layers++;
+        }
+        STRV_FOREACH(c, j->chain_ids)
+        if (digest_validate(*c, NULL) < 0)
+                return json_set_error(ret_error, EBADMSG, "invalid chain id");
+
+        p->platform = TAKE_PTR(j->platform);
+        p->manifest_digest = TAKE_PTR(j->manifest.digest);
+        p->manifest_media_type = TAKE_PTR(j->manifest.media_type);
+        p->manifest_size = j->manifest.size;
+        p->config_digest = TAKE_PTR(j->config.digest);
+        p->config_media_type = TAKE_PTR(j->config.media_type);
+        p->config_size = j->config.size;
+        p->chain_ids = TAKE_PTR(j->chain_ids);
+        p->unpacked = j->unpacked;
+        if (j->image_config) {
+                p->config = json_node_new(JSON_NODE_OBJECT);
+                json_node_set_object(p->config, j->image_config);
+        }
+        return 0;
+}
+
+static int platform_from_node(JsonNode *node, ImagePlatform *p, char **ret_error) {
+        _cleanup_(jplatform_done) JPlatform j = {};
         int r;
 
         if (!JSON_NODE_HOLDS_OBJECT(node))
                 return json_set_error(ret_error, EBADMSG, "platform entry must be an object");
         r = json_dispatch(json_node_get_object(node), platform_fields, &j, NULL, ret_error);
+        if (r >= 0)
+                r = platform_fill(&j, p, ret_error);
         if (r < 0)
-                goto finish;
-
-        n = json_array_get_length(j.layers);
-        if (n > LAYERS_MAX || g_strv_length(j.chain_ids) != n) {
-                r = json_set_error(ret_error, EBADMSG, "layers and chain_ids disagree or exceed the limit");
-                goto finish;
-        }
-        p->layers = calloc(n ?: 1, sizeof(ImageLayer));
-        if (!p->layers) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        for (guint l = 0; l < n; l++) {
-                JDescriptor d = {};
-
-                r = descriptor_from_node(json_array_get_element(j.layers, l), true, &d, ret_error);
-                if (r < 0) {
-                        jdescriptor_done(&d);
-                        goto finish;
-                }
-                p->layers[l] = (ImageLayer) { .digest = d.digest, .media_type = d.media_type, .size = d.size,
-                                              .diff_id = d.diff_id };
-                p->n_layers++;
-        }
-        STRV_FOREACH(c, j.chain_ids)
-                if (digest_validate(*c, NULL) < 0) {
-                        r = json_set_error(ret_error, EBADMSG, "invalid chain id");
-                        goto finish;
-                }
-
-        p->platform = TAKE_PTR(j.platform);
-        p->manifest_digest = TAKE_PTR(j.manifest.digest);
-        p->manifest_media_type = TAKE_PTR(j.manifest.media_type);
-        p->manifest_size = j.manifest.size;
-        p->config_digest = TAKE_PTR(j.config.digest);
-        p->config_media_type = TAKE_PTR(j.config.media_type);
-        p->config_size = j.config.size;
-        p->chain_ids = TAKE_PTR(j.chain_ids);
-        p->unpacked = j.unpacked;
-        if (j.image_config) {
-                p->config = json_node_new(JSON_NODE_OBJECT);
-                json_node_set_object(p->config, j.image_config);
-        }
-        r = 0;
-finish:
-        /* Undo: a half-filled platform is never kept. */
-        jplatform_done(&j);
-        if (r < 0)
+                /* Undo: a half-filled platform is never kept. */
                 image_platform_done(p);
         return r;
 }
@@ -347,11 +341,18 @@ static const JsonField image_fields[] = {
         {}
 };
 
+static void jimage_done(JImage *j) {
+        free(j->name);
+        jdescriptor_done(&j->target);
+        if (j->platforms)
+                json_array_unref(j->platforms);
+}
+
 int image_from_json(JsonNode *node, Image **ret, char **ret_error) {
         _cleanup_(image_reference_freep) ImageReference *ref = NULL;
         _cleanup_(image_freep) Image *i = NULL;
         _cleanup_free_ char *canonical = NULL;
-        JImage j = {};
+        _cleanup_(jimage_done) JImage j = {};
         guint n;
         int r;
 
@@ -359,38 +360,29 @@ int image_from_json(JsonNode *node, Image **ret, char **ret_error) {
                 return json_set_error(ret_error, EBADMSG, "document must be an object");
         r = json_dispatch(json_node_get_object(node), image_fields, &j, NULL, ret_error);
         if (r < 0)
-                goto finish;
-        if (j.schema_version != IMAGE_SCHEMA_VERSION) {
-                r = json_set_error(ret_error, EPROTONOSUPPORT, "unknown schema version %" PRIu64, j.schema_version);
-                goto finish;
-        }
+                return r;
+        if (j.schema_version != IMAGE_SCHEMA_VERSION)
+                return json_set_error(ret_error, EPROTONOSUPPORT, "unknown schema version %" PRIu64,
+                                      j.schema_version);
         r = image_reference_parse(j.name, &ref, NULL);
         if (r >= 0) {
                 canonical = image_reference_to_string(ref);
-                if (!canonical) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
+                if (!canonical)
+                        return -ENOMEM;
         }
-        if (r < 0 || !streq(canonical, j.name)) {
-                r = json_set_error(ret_error, EBADMSG, "name is not a normalised reference");
-                goto finish;
-        }
+        if (r < 0 || !streq(canonical, j.name))
+                return json_set_error(ret_error, EBADMSG, "name is not a normalised reference");
         n = json_array_get_length(j.platforms);
-        if (n == 0 || n > INDEX_MANIFESTS_MAX) {
-                r = json_set_error(ret_error, EBADMSG, "bad number of platforms");
-                goto finish;
-        }
+        if (n == 0 || n > INDEX_MANIFESTS_MAX)
+                return json_set_error(ret_error, EBADMSG, "bad number of platforms");
 
         i = calloc(1, sizeof(*i));
-        if (!i || !(i->platforms = calloc(n, sizeof(ImagePlatform)))) {
-                r = -ENOMEM;
-                goto finish;
-        }
+        if (!i || !(i->platforms = calloc(n, sizeof(ImagePlatform))))
+                return -ENOMEM;
         for (guint k = 0; k < n; k++) {
                 r = platform_from_node(json_array_get_element(j.platforms, k), &i->platforms[k], ret_error);
                 if (r < 0)
-                        goto finish;
+                        return r;
                 i->n_platforms++;
         }
         i->name = TAKE_PTR(j.name);
@@ -399,13 +391,7 @@ int image_from_json(JsonNode *node, Image **ret, char **ret_error) {
         i->target_size = j.target.size;
         i->pulled_at_usec = j.pulled_at_usec;
         *ret = TAKE_PTR(i);
-        r = 0;
-finish:
-        free(j.name);
-        jdescriptor_done(&j.target);
-        if (j.platforms)
-                json_array_unref(j.platforms);
-        return r;
+        return 0;
 }
 
 static char *dup_or_null(const char *s, bool *oom) {
@@ -450,7 +436,7 @@ int image_copy(const Image *src, const char *new_name, Image **ret) {
                 if (!p->layers)
                         return -ENOMEM;
                 for (size_t l = 0; l < s->n_layers; l++) {
-                        p->layers[l] = (ImageLayer) {
+                        p->layers[l] = (ImageLayer){
                                 .digest = dup_or_null(s->layers[l].digest, &oom),
                                 .media_type = dup_or_null(s->layers[l].media_type, &oom),
                                 .size = s->layers[l].size,
@@ -493,12 +479,13 @@ static int load_one(ImageStore *s, const char *file) {
 
         fd = openat(s->dir_fd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0)
-                return log_warning_errno(errno, "Failed to open image document '%s/%s', skipping: %m", s->dir_path,
-                                         file);
+                return log_warning_errno(errno, "Failed to open image document '%s/%s', skipping: %m",
+                                         s->dir_path, file);
         r = read_regular_file_fd(fd, META_DOCUMENT_MAX, &data, &got);
         if (r == -EBADFD || r == -EFBIG)
-                return log_warning_errno(EBADMSG, "Image document '%s/%s' is not a regular file of sane size, skipping.",
-                                         s->dir_path, file);
+                return log_warning_errno(
+                        EBADMSG, "Image document '%s/%s' is not a regular file of sane size, skipping.",
+                        s->dir_path, file);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
@@ -507,14 +494,15 @@ static int load_one(ImageStore *s, const char *file) {
         if (r >= 0)
                 r = image_from_json(root, &i, &msg);
         if (r < 0)
-                return log_warning_errno(r, "Image document '%s/%s' is invalid (%s), skipping.", s->dir_path, file,
-                                         strna(msg));
+                return log_warning_errno(r, "Image document '%s/%s' is invalid (%s), skipping.", s->dir_path,
+                                         file, strna(msg));
         r = name_to_file(i->name, expected);
         if (r < 0)
                 return r;
         if (!streq(expected, file))
-                return log_warning_errno(EBADMSG, "Image document '%s/%s' names '%s', which belongs elsewhere, skipping.",
-                                         s->dir_path, file, i->name);
+                return log_warning_errno(
+                        EBADMSG, "Image document '%s/%s' names '%s', which belongs elsewhere, skipping.",
+                        s->dir_path, file, i->name);
         g_hash_table_replace(s->images, i->name, i);
         TAKE_PTR(i);
         return 0;
@@ -522,7 +510,7 @@ static int load_one(ImageStore *s, const char *file) {
 
 static int load_all(ImageStore *s) {
         _cleanup_close_ int dfd = -EBADF;
-        DIR *d;
+        _cleanup_closedir_ DIR *d = NULL;
         struct dirent *de;
 
         dfd = openat(s->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -550,7 +538,6 @@ static int load_all(ImageStore *s) {
                 }
                 (void) load_one(s, de->d_name);
         }
-        closedir(d);
         return 0;
 }
 

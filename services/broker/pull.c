@@ -9,8 +9,10 @@
 
 #include "berth-limits.h"
 #include "bus-names.h"
+#include "bus-error.h"
 #include "bus-util.h"
 #include "digest.h"
+#include "fetcher-client.h"
 #include "fs-util.h"
 #include "image-store.h"
 #include "json-util.h"
@@ -57,11 +59,11 @@ struct Pull {
         Manager *manager;
         Transfer *transfer;
         ImageReference *ref;
-        char *name;     /* canonical repository name, as the fetcher wants it */
+        char *name; /* canonical repository name, as the fetcher wants it */
         Platform wanted;
         bool explicit_platform;
         bool all_platforms;
-        char *fetcher;  /* unique bus name of the fetcher instance serving us */
+        char *fetcher; /* unique bus name of the fetcher instance serving us */
         sd_bus_slot *resolve_slot;
 
         char *target_digest;
@@ -71,8 +73,8 @@ struct Pull {
         PullPlatform *platforms;
         size_t n_platforms;
 
-        GPtrArray *jobs;   /* PullJob* (owned), every job ever created, for dedup by digest */
-        GQueue queue;      /* PullJob* not started */
+        GPtrArray *jobs; /* PullJob* (owned), every job ever created, for dedup by digest */
+        GQueue queue;    /* PullJob* not started */
         unsigned running;
         unsigned parallel;
 
@@ -81,7 +83,7 @@ struct Pull {
         /* UnpackImage: no registry, the layers come from the content store (OpenBlob); at the end the
          * record's platform is marked unpacked instead of a record being written. */
         bool unpack_only;
-        char *unpack_platform;  /* the record's platform string */
+        char *unpack_platform; /* the record's platform string */
         char **unpack_chain_ids;
 };
 
@@ -152,8 +154,7 @@ static void cancel_fetch(Pull *p, const char *digest) {
                 if (t != p->transfer && transfer_is_running(t) && pull_fetching(t->pull, digest))
                         return;
         }
-        r = sd_bus_call_method_async(p->manager->bus, NULL, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH,
-                                     BERTH_FETCHER_IFACE, "CancelFetch", NULL, NULL, "s", digest);
+        r = fetcher_call(p->manager, NULL, 0, NULL, NULL, "CancelFetch", "s", digest);
         if (r < 0)
                 log_debug_errno(r, "Failed to send CancelFetch for %s: %m", digest);
 }
@@ -197,11 +198,9 @@ static void pull_fail(Pull *p, const char *format, ...) {
 
 static void pull_fail_bus(Pull *p, const sd_bus_error *e, const char *what) {
         /* The fetcher's org.berth.Error.* messages are written for the user already: pass them as is. */
-        if (e && e->name && g_str_has_prefix(e->name, BERTH_ERROR_PREFIX) && e->message)
+        if (bus_error_is_berth(e) && e->message)
                 pull_fail(p, "%s", e->message);
-        else if (e && e->name && (streq(e->name, SD_BUS_ERROR_SERVICE_UNKNOWN) || streq(e->name, SD_BUS_ERROR_NO_REPLY) ||
-                                  streq(e->name, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
-                                  g_str_has_prefix(e->name, "org.freedesktop.DBus.Error.Spawn.")))
+        else if (bus_error_is_gone(e))
                 pull_fail(p, "The berth fetcher is not reachable (%s)", e->message ?: e->name);
         else
                 pull_fail(p, "%s failed: %s", what, e ? (e->message ?: e->name) : "unknown error");
@@ -211,7 +210,8 @@ static void pull_fail_bus(Pull *p, const sd_bus_error *e, const char *what) {
 
 /* Reads a small blob from the fd the fetcher passed (positional reads: the file description may be
  * shared), checks it is a regular file of the announced size, and verifies its digest ourselves. */
-static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret, char **ret_error) {
+static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret,
+                         char **ret_error) {
         _cleanup_free_ char *buf = NULL;
         char actual[DIGEST_STRING_MAX];
         DigestAlgorithm alg;
@@ -222,15 +222,16 @@ static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max
         if (digest_validate(digest, &alg) < 0)
                 return json_set_error(ret_error, EBADMSG, "invalid digest '%.80s'", digest);
         if (size > max) {
-                return json_set_error(ret_error, EFBIG, "'%s' is %" PRIu64 " bytes, more than the limit of %" PRIu64,
-                                      digest, size, max);
+                return json_set_error(ret_error, EFBIG,
+                                      "'%s' is %" PRIu64 " bytes, more than the limit of %" PRIu64, digest,
+                                      size, max);
         }
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != size) {
                 return json_set_error(ret_error, EBADMSG,
-                                      "the fetcher returned '%s' with %" PRIu64 " bytes, expected %" PRIu64, digest,
-                                      (uint64_t) st.st_size, size);
+                                      "the fetcher returned '%s' with %" PRIu64 " bytes, expected %" PRIu64,
+                                      digest, (uint64_t) st.st_size, size);
         }
         buf = malloc(size + 1);
         if (!buf)
@@ -239,7 +240,8 @@ static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max
         if (got < 0)
                 return (int) got;
         if ((uint64_t) got != size) {
-                return json_set_error(ret_error, EBADMSG, "'%s' is shorter than its %" PRIu64 " bytes", digest, size);
+                return json_set_error(ret_error, EBADMSG, "'%s' is shorter than its %" PRIu64 " bytes",
+                                      digest, size);
         }
         buf[size] = 0;
         r = digest_buffer(alg, buf, size, actual);
@@ -247,8 +249,9 @@ static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max
                 return r;
         /* SECURITY: the broker never trusts the fetcher's word for what the bytes are. */
         if (!digest_equal(actual, digest)) {
-                return json_set_error(ret_error, EBADMSG, "digest mismatch: expected '%s', content hashes to '%s'",
-                                      digest, actual);
+                return json_set_error(ret_error, EBADMSG,
+                                      "digest mismatch: expected '%s', content hashes to '%s'", digest,
+                                      actual);
         }
         *ret = TAKE_PTR(buf);
         return 0;
@@ -258,21 +261,6 @@ static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max
 
 static void pull_dispatch(Pull *p);
 static int on_fetch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
-
-static int call_fetcher_async(Manager *m, sd_bus_slot **slot, sd_bus_message_handler_t callback, void *userdata,
-                              const char *member, const char *types, ...) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        va_list ap;
-        int r;
-
-        va_start(ap, types);
-        r = bus_message_new_method_callv(m->bus, &call, BERTH_FETCHER_NAME, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE,
-                                         member, types, ap);
-        va_end(ap);
-        if (r < 0)
-                return r;
-        return sd_bus_call_async(m->bus, slot, call, callback, userdata, PULL_FETCH_TIMEOUT_USEC);
-}
 
 static PullJob *pull_find_job(Pull *p, const char *digest) {
         for (guint i = 0; i < p->jobs->len; i++) {
@@ -297,7 +285,11 @@ static int pull_add_job(Pull *p, JobKind kind, const char *digest, const char *m
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        *j = (PullJob) { .pull = p, .kind = kind, .size = size, .digest = strdup(digest), .media_type = strdup(media_type) };
+        *j = (PullJob){ .pull = p,
+                        .kind = kind,
+                        .size = size,
+                        .digest = strdup(digest),
+                        .media_type = strdup(media_type) };
         if (!j->digest || !j->media_type) {
                 pull_job_free(j);
                 return -ENOMEM;
@@ -322,10 +314,12 @@ static void pull_dispatch(Pull *p) {
 
         while (p->running < p->parallel && (j = g_queue_pop_head(&p->queue))) {
                 if (p->unpack_only)
-                        r = call_fetcher_async(p->manager, &j->slot, on_fetch_reply, j, "OpenBlob", "s", j->digest);
+                        r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
+                                         "OpenBlob", "s", j->digest);
                 else
-                        r = call_fetcher_async(p->manager, &j->slot, on_fetch_reply, j, "FetchBlob", "sstst",
-                                               p->name, j->digest, j->size, j->media_type, UINT64_C(0));
+                        r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
+                                         "FetchBlob", "sstst", p->name, j->digest, j->size, j->media_type,
+                                         UINT64_C(0));
                 if (r < 0) {
                         log_error_errno(r, "Failed to call FetchBlob for %s: %m", j->digest);
                         pull_fail(p, "Cannot reach the berth fetcher: %s", strerror(-r));
@@ -348,8 +342,7 @@ static void on_unpack_progress(void *userdata) {
 
         /* A layer got committed: the pull may be complete now (pull_dispatch decides). */
         if (transfer_is_running(p->transfer) && !p->resolve_slot && (p->n_platforms > 0 || p->unpack_only) &&
-            p->running == 0 &&
-            g_queue_is_empty(&p->queue) && pull_platforms_complete(p))
+            p->running == 0 && g_queue_is_empty(&p->queue) && pull_platforms_complete(p))
                 pull_dispatch(p);
 }
 
@@ -379,7 +372,8 @@ static int platform_add_unpack(Pull *p, PullPlatform *pp) {
                 r = platform_default(&def);
                 if (r < 0)
                         return r;
-                if (!platform_matches(&def, pp->index_platform.os ? &pp->index_platform : &pp->config->platform))
+                if (!platform_matches(&def,
+                                      pp->index_platform.os ? &pp->index_platform : &pp->config->platform))
                         return 0;
         }
         r = oci_chain_ids(pp->config->diff_ids, pp->config->n_diff_ids, &chain_ids);
@@ -412,10 +406,12 @@ static int platform_config_done(Pull *p, PullPlatform *pp, const char *data, siz
                 pull_fail(p, "%s", strna(msg));
                 return r;
         }
-        if (p->explicit_platform && !pp->index_platform.os && !platform_matches(&p->wanted, &config->platform)) {
+        if (p->explicit_platform && !pp->index_platform.os &&
+            !platform_matches(&p->wanted, &config->platform)) {
                 _cleanup_free_ char *have = platform_to_string(&config->platform),
                                     *want = platform_to_string(&p->wanted);
-                pull_fail(p, "Image '%s' is for platform %s, not %s", p->transfer->reference, strna(have), strna(want));
+                pull_fail(p, "Image '%s' is for platform %s, not %s", p->transfer->reference, strna(have),
+                          strna(want));
                 return -ENOENT;
         }
         pp->config = TAKE_PTR(config);
@@ -437,7 +433,8 @@ static int platform_config_done(Pull *p, PullPlatform *pp, const char *data, siz
         return 0;
 }
 
-static int platform_manifest_done(Pull *p, PullPlatform *pp, const char *data, size_t size, const char *media_type) {
+static int platform_manifest_done(Pull *p, PullPlatform *pp, const char *data, size_t size,
+                                  const char *media_type) {
         _cleanup_(oci_manifest_freep) OciManifest *manifest = NULL;
         _cleanup_free_ char *msg = NULL;
         int r;
@@ -477,7 +474,8 @@ static int job_done(Pull *p, PullJob *j, int fd) {
                 }
                 for (size_t i = 0; i < p->n_platforms; i++)
                         if (!p->platforms[i].manifest && streq(p->platforms[i].manifest_digest, j->digest)) {
-                                r = platform_manifest_done(p, &p->platforms[i], data, j->size, j->media_type);
+                                r = platform_manifest_done(p, &p->platforms[i], data, j->size,
+                                                           j->media_type);
                                 if (r < 0)
                                         return r;
                         }
@@ -506,7 +504,9 @@ static int job_done(Pull *p, PullJob *j, int fd) {
                 if (fstat(fd, &st) < 0)
                         return -errno;
                 if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != j->size) {
-                        pull_fail(p, "The fetcher returned layer '%s' with %" PRIu64 " bytes, expected %" PRIu64,
+                        pull_fail(p,
+                                  "The fetcher returned layer '%s' with %" PRIu64
+                                  " bytes, expected %" PRIu64,
                                   j->digest, (uint64_t) st.st_size, j->size);
                         return -EBADMSG;
                 }
@@ -550,8 +550,8 @@ static int on_fetch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 const sd_bus_error *e = sd_bus_message_get_error(m);
 
                 if (p->unpack_only && e && streq_ptr(e->name, BERTH_ERROR_NOT_FOUND))
-                        pull_fail(p, "layer %s of %s is not in the content store; pull the image again", j->digest,
-                                  t->reference);
+                        pull_fail(p, "layer %s of %s is not in the content store; pull the image again",
+                                  j->digest, t->reference);
                 else
                         pull_fail_bus(p, e, p->unpack_only ? "OpenBlob" : "FetchBlob");
                 return 0;
@@ -591,7 +591,7 @@ static void add_strv(JsonBuilder *b, const char *key, char **l) {
         }
         json_builder_begin_array(b);
         STRV_FOREACH(s, l)
-                json_builder_add_string_value(b, *s);
+        json_builder_add_string_value(b, *s);
         json_builder_end_array(b);
 }
 
@@ -732,11 +732,12 @@ static int build_image(Pull *p, Image **ret) {
                         if (dup)
                                 continue;
                         i->platforms[i->n_platforms++] = copy->platforms[k];
-                        copy->platforms[k] = (ImagePlatform) {};
+                        copy->platforms[k] = (ImagePlatform){};
                         n_old_keep++;
                 }
         }
-        log_debug("Image record for '%s': %zu new platform(s), %zu kept.", i->name, p->n_platforms, n_old_keep);
+        log_debug("Image record for '%s': %zu new platform(s), %zu kept.", i->name, p->n_platforms,
+                  n_old_keep);
         *ret = TAKE_PTR(i);
         return 0;
 }
@@ -750,12 +751,13 @@ static void pull_complete(Pull *p) {
         if (p->unpack_only) {
                 r = record_unpacked(p);
                 if (r < 0) {
-                        log_error_errno(r, "Failed to update the image record of '%s': %m", p->transfer->reference);
+                        log_error_errno(r, "Failed to update the image record of '%s': %m",
+                                        p->transfer->reference);
                         pull_fail(p, "Failed to save the image record: %s", strerror(-r));
                         return;
                 }
-                log_info("Unpacked '%s' (%s), transfer %" PRIu32 ".", p->transfer->reference, p->unpack_platform,
-                         p->transfer->id);
+                log_info("Unpacked '%s' (%s), transfer %" PRIu32 ".", p->transfer->reference,
+                         p->unpack_platform, p->transfer->id);
                 transfer_finish(p->transfer, TRANSFER_DONE, "");
                 return;
         }
@@ -768,7 +770,8 @@ static void pull_complete(Pull *p) {
                 pull_fail(p, "Failed to save the image record: %s", strerror(-r));
                 return;
         }
-        log_info("Pulled '%s' (%s), transfer %" PRIu32 ".", p->transfer->reference, p->target_digest, p->transfer->id);
+        log_info("Pulled '%s' (%s), transfer %" PRIu32 ".", p->transfer->reference, p->target_digest,
+                 p->transfer->id);
         transfer_finish(p->transfer, TRANSFER_DONE, "");
 }
 
@@ -778,7 +781,7 @@ static int add_platform(Pull *p, const Descriptor *d) {
         PullPlatform *pp = &p->platforms[p->n_platforms];
         int r;
 
-        *pp = (PullPlatform) {
+        *pp = (PullPlatform){
                 .manifest_digest = strdup(d->digest),
                 .manifest_media_type = strdup(d->media_type),
                 .manifest_size = d->size,
@@ -788,14 +791,15 @@ static int add_platform(Pull *p, const Descriptor *d) {
                 return -ENOMEM;
         if (d->has_platform && d->platform.os) {
                 pp->index_platform.os = strdup(d->platform.os);
-                pp->index_platform.architecture = d->platform.architecture ? strdup(d->platform.architecture) : NULL;
+                pp->index_platform.architecture =
+                        d->platform.architecture ? strdup(d->platform.architecture) : NULL;
                 pp->index_platform.variant = d->platform.variant ? strdup(d->platform.variant) : NULL;
                 if (!pp->index_platform.os)
                         return -ENOMEM;
         }
         if (d->size > MANIFEST_SIZE_MAX) {
-                pull_fail(p, "Manifest '%s' claims %" PRIu64 " bytes, more than the limit of %u", d->digest, d->size,
-                          MANIFEST_SIZE_MAX);
+                pull_fail(p, "Manifest '%s' claims %" PRIu64 " bytes, more than the limit of %u", d->digest,
+                          d->size, MANIFEST_SIZE_MAX);
                 return -EFBIG;
         }
         r = pull_add_job(p, JOB_MANIFEST, d->digest, d->media_type, d->size);
@@ -855,7 +859,7 @@ static int resolved_manifest(Pull *p, const char *data, size_t size) {
         if (!p->platforms)
                 return -ENOMEM;
         p->n_platforms = 1;
-        p->platforms[0] = (PullPlatform) {
+        p->platforms[0] = (PullPlatform){
                 .manifest_digest = strdup(p->target_digest),
                 .manifest_media_type = strdup(p->target_media_type),
                 .manifest_size = p->target_size,
@@ -951,7 +955,7 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted) {
         g_queue_init(&p->queue);
         if (wanted) {
                 p->wanted = *wanted;
-                *wanted = (Platform) {};
+                *wanted = (Platform){};
                 p->explicit_platform = true;
         } else {
                 r = platform_default(&p->wanted);
@@ -969,7 +973,9 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted) {
         p->ref = TAKE_PTR(*ref);
 
         if (!(t->flags & PULL_FLAG_NO_UNPACK)) {
-                const UnpackCallbacks cb = { .on_progress = on_unpack_progress, .on_fail = on_unpack_fail, .userdata = p };
+                const UnpackCallbacks cb = { .on_progress = on_unpack_progress,
+                                             .on_fail = on_unpack_fail,
+                                             .userdata = p };
 
                 r = unpack_new(t->manager, t, &cb, &p->unpack);
                 if (r < 0) {
@@ -978,8 +984,8 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted) {
                 }
         }
 
-        r = call_fetcher_async(t->manager, &p->resolve_slot, on_resolve_reply, p, "Resolve", "st", reference,
-                               UINT64_C(0));
+        r = fetcher_call(t->manager, &p->resolve_slot, PULL_FETCH_TIMEOUT_USEC, on_resolve_reply, p,
+                         "Resolve", "st", reference, UINT64_C(0));
         if (r < 0) {
                 pull_free(p);
                 return r;
@@ -1029,53 +1035,60 @@ int pull_on_fetcher_progress(sd_bus_message *m, void *userdata, sd_bus_error *er
 /* An import records images exactly as a pull does: the same verification, the same checks, the same
  * record. The checks are the pull's own (platform_manifest_done/platform_config_done call them too). */
 
-int pull_read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret, char **ret_error) {
+int pull_read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret,
+                       char **ret_error) {
         return read_verified(fd, digest, size, max, ret, ret_error);
 }
 
 int pull_check_manifest(const OciManifest *mf, const char *digest, char **ret_error) {
         if (mf->n_layers > LAYERS_MAX)
-                return json_set_error(ret_error, E2BIG, "Manifest '%s' has %zu layers, more than the limit of %u", digest,
+                return json_set_error(ret_error, E2BIG,
+                                      "Manifest '%s' has %zu layers, more than the limit of %u", digest,
                                       mf->n_layers, LAYERS_MAX);
         if (media_type_kind(mf->config.media_type) != MEDIA_KIND_CONFIG)
                 return json_set_error(ret_error, EMEDIUMTYPE,
                                       "Unsupported config media type '%s' in '%s' (not a container image?)",
                                       mf->config.media_type, digest);
         if (mf->config.size > CONFIG_SIZE_MAX)
-                return json_set_error(ret_error, EFBIG, "Config '%s' is %" PRIu64 " bytes, more than the limit of %u",
+                return json_set_error(ret_error, EFBIG,
+                                      "Config '%s' is %" PRIu64 " bytes, more than the limit of %u",
                                       mf->config.digest, mf->config.size, CONFIG_SIZE_MAX);
         return 0;
 }
 
 int pull_check_config(const OciManifest *mf, const char *digest, const OciImageConfig *c, char **ret_error) {
         if (c->n_diff_ids != mf->n_layers)
-                return json_set_error(ret_error, EBADMSG,
-                                      "Image config '%s' lists %zu layer diff_ids but the manifest has %zu layers",
-                                      mf->config.digest, c->n_diff_ids, mf->n_layers);
+                return json_set_error(
+                        ret_error, EBADMSG,
+                        "Image config '%s' lists %zu layer diff_ids but the manifest has %zu layers",
+                        mf->config.digest, c->n_diff_ids, mf->n_layers);
         for (size_t l = 0; l < mf->n_layers; l++) {
                 const Descriptor *d = &mf->layers[l];
 
                 if (media_type_kind(d->media_type) != MEDIA_KIND_LAYER)
-                        return json_set_error(ret_error, EMEDIUMTYPE, "Unsupported layer media type '%s' in '%s'",
-                                              d->media_type, digest);
+                        return json_set_error(ret_error, EMEDIUMTYPE,
+                                              "Unsupported layer media type '%s' in '%s'", d->media_type,
+                                              digest);
                 if (d->size > BLOB_SIZE_MAX)
-                        return json_set_error(ret_error, EFBIG, "Layer '%s' claims %" PRIu64 " bytes, more than the limit",
+                        return json_set_error(ret_error, EFBIG,
+                                              "Layer '%s' claims %" PRIu64 " bytes, more than the limit",
                                               d->digest, d->size);
         }
         return 0;
 }
 
-int pull_build_image_record(Manager *m, const char *name, const char *target_digest, const char *target_media_type,
-                            uint64_t target_size, const char *manifest_digest, const char *manifest_media_type,
-                            uint64_t manifest_size, const Platform *index_platform, OciManifest *manifest,
-                            OciImageConfig *config, Image **ret) {
+int pull_build_image_record(Manager *m, const char *name, const char *target_digest,
+                            const char *target_media_type, uint64_t target_size, const char *manifest_digest,
+                            const char *manifest_media_type, uint64_t manifest_size,
+                            const Platform *index_platform, OciManifest *manifest, OciImageConfig *config,
+                            Image **ret) {
         /* A stand-in pull holding borrowed pieces (nothing here is freed): build_image() only reads. */
         Transfer t = { .manager = m, .reference = (char *) name };
         PullPlatform pp = {
                 .manifest_digest = (char *) manifest_digest,
                 .manifest_media_type = (char *) manifest_media_type,
                 .manifest_size = manifest_size,
-                .index_platform = index_platform ? *index_platform : (Platform) {},
+                .index_platform = index_platform ? *index_platform : (Platform){},
                 .manifest = manifest,
                 .config = config,
         };
@@ -1092,7 +1105,8 @@ int pull_build_image_record(Manager *m, const char *name, const char *target_dig
         return build_image(&p, ret);
 }
 
-/* ---- UnpackImage: the unpack half of a pull, for an image already in the content store ------------------ */
+/* ---- UnpackImage: the unpack half of a pull, for an image already in the content store ------------------
+ */
 
 /* Marks the unpacked platform in the current record, when the record still names the same target and
  * chain (it may have been removed or re-pulled meanwhile: then there is nothing to mark). */
@@ -1114,7 +1128,8 @@ static int record_unpacked(Pull *p) {
                 ImagePlatform *ip = &copy->platforms[k];
 
                 if (!streq_ptr(ip->platform, p->unpack_platform) || !ip->chain_ids ||
-                    !g_strv_equal((const char *const *) ip->chain_ids, (const char *const *) p->unpack_chain_ids))
+                    !g_strv_equal((const char *const *) ip->chain_ids,
+                                  (const char *const *) p->unpack_chain_ids))
                         continue;
                 if (ip->unpacked)
                         return 0;
@@ -1135,7 +1150,8 @@ int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip) {
                 return -EBADMSG;
         for (size_t l = 0; l < ip->n_layers; l++)
                 if (!digest_is_valid(ip->layers[l].digest) || !digest_is_valid(ip->layers[l].diff_id) ||
-                    !digest_is_valid(ip->chain_ids[l]) || media_type_kind(ip->layers[l].media_type) != MEDIA_KIND_LAYER)
+                    !digest_is_valid(ip->chain_ids[l]) ||
+                    media_type_kind(ip->layers[l].media_type) != MEDIA_KIND_LAYER)
                         return -EBADMSG;
 
         digests = calloc(ip->n_layers + 1, sizeof(char *));
@@ -1166,12 +1182,16 @@ int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip) {
                 return -ENOMEM;
         }
 
-        const UnpackCallbacks cb = { .on_progress = on_unpack_progress, .on_fail = on_unpack_fail, .userdata = p };
+        const UnpackCallbacks cb = { .on_progress = on_unpack_progress,
+                                     .on_fail = on_unpack_fail,
+                                     .userdata = p };
         r = unpack_new(t->manager, t, &cb, &p->unpack);
         if (r >= 0)
-                r = unpack_add_platform(p->unpack, 0, ip->chain_ids, digests, diff_ids, media_types, ip->n_layers);
+                r = unpack_add_platform(p->unpack, 0, ip->chain_ids, digests, diff_ids, media_types,
+                                        ip->n_layers);
         for (size_t l = 0; r >= 0 && l < ip->n_layers; l++)
-                r = pull_add_job(p, JOB_LAYER, ip->layers[l].digest, ip->layers[l].media_type, ip->layers[l].size);
+                r = pull_add_job(p, JOB_LAYER, ip->layers[l].digest, ip->layers[l].media_type,
+                                 ip->layers[l].size);
         /* The blobs are here already: their rows start as "exists", as in a pull that found them. */
         for (size_t l = 0; r >= 0 && l < ip->n_layers; l++) {
                 TransferBlob *b = transfer_find_blob(t, ip->layers[l].digest);

@@ -9,8 +9,10 @@
 
 #include "berth-limits.h"
 #include "bus-names.h"
+#include "bus-error.h"
 #include "bus-util.h"
 #include "digest.h"
+#include "unpacker-client.h"
 #include "log.h"
 #include "unpack.h"
 
@@ -35,8 +37,8 @@ typedef struct UnpackPlatform {
         size_t index;
         UnpackLayer *layers;
         size_t n_layers;
-        size_t next;        /* lowest layer not yet unpacked */
-        sd_bus_slot *slot;  /* the Unpack call in flight, at most one per platform: bottom-up */
+        size_t next;       /* lowest layer not yet unpacked */
+        sd_bus_slot *slot; /* the Unpack call in flight, at most one per platform: bottom-up */
 } UnpackPlatform;
 
 struct Unpack {
@@ -47,8 +49,8 @@ struct Unpack {
         sd_event_source *notify; /* deferred on_progress: never called back from inside the caller's call */
         bool listed;             /* ListSnapshots answered (or failed: then Unpack tells us) */
         bool stopped;
-        GHashTable *committed;   /* chain id → NULL: known committed at the unpacker */
-        GHashTable *ready;       /* layer digest → fd (GINT_TO_POINTER(fd + 1)), owned */
+        GHashTable *committed; /* chain id → NULL: known committed at the unpacker */
+        GHashTable *ready;     /* layer digest → fd (GINT_TO_POINTER(fd + 1)), owned */
         UnpackPlatform *platforms;
         size_t n_platforms;
 };
@@ -62,7 +64,7 @@ static void unpack_platform_done(UnpackPlatform *p) {
                 free(p->layers[l].media_type);
         }
         free(p->layers);
-        *p = (UnpackPlatform) {};
+        *p = (UnpackPlatform){};
 }
 
 static void close_ready_fd(gpointer p) {
@@ -171,13 +173,6 @@ static void unpack_fail(Unpack *u, const char *format, ...) {
         u->cb.on_fail(u->cb.userdata, msg ?: "Unpack failed");
 }
 
-static bool bus_error_is_gone(const sd_bus_error *e) {
-        return e && e->name &&
-               (streq(e->name, SD_BUS_ERROR_NO_REPLY) || streq(e->name, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-                streq(e->name, SD_BUS_ERROR_NAME_HAS_NO_OWNER) || streq(e->name, SD_BUS_ERROR_DISCONNECTED) ||
-                g_str_has_prefix(e->name, "org.freedesktop.DBus.Error.Spawn."));
-}
-
 static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         UnpackPlatform *p = userdata;
         Unpack *u = p->unpack;
@@ -197,11 +192,10 @@ static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                 set_blob_state(u, l->digest, "failed");
                 if (bus_error_is_gone(e))
                         unpack_fail(u,
-                                    "The berth unpacker stopped while unpacking layer '%s' (%s); nothing of it was "
+                                    "The berth unpacker stopped while unpacking layer '%s' (%s); nothing of "
+                                    "it was "
                                     "committed, pull again to complete the image",
                                     l->digest, e->message ?: e->name);
-                else if (e && e->name && g_str_has_prefix(e->name, BERTH_ERROR_PREFIX))
-                        unpack_fail(u, "Failed to unpack layer '%s': %s", l->digest, e->message ?: e->name);
                 else
                         unpack_fail(u, "Failed to unpack layer '%s': %s", l->digest,
                                     e ? (e->message ?: e->name) : "unknown error");
@@ -212,7 +206,8 @@ static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                 unpack_fail(u, "Malformed Unpack reply from the unpacker for layer '%s'", l->digest);
                 return 0;
         }
-        log_debug("Transfer %" PRIu32 ": layer '%s' committed as %s (%" PRIu64 " bytes, %" PRIu32 " entries).",
+        log_debug("Transfer %" PRIu32 ": layer '%s' committed as %s (%" PRIu64 " bytes, %" PRIu32
+                  " entries).",
                   u->transfer->id, l->digest, l->chain_id, size, entries);
         l->state = LAYER_UNPACKED;
         (void) g_hash_table_add(u->committed, strdup(l->chain_id));
@@ -229,17 +224,16 @@ static int start_unpack(Unpack *u, UnpackPlatform *p, int fd) {
         const char *parent = p->next > 0 ? p->layers[p->next - 1].chain_id : "";
         int r;
 
-        r = sd_bus_message_new_method_call(u->manager->bus, &call, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
-                                           BERTH_UNPACKER_IFACE, "Unpack");
+        r = unpacker_new_call(u->manager, &call, "Unpack");
         if (r < 0)
                 return r;
         /* The fd the fetcher gave us goes on as is: the unpacker re-hashes the bytes (compressed against
          * the layer digest, uncompressed against the diff_id) and re-derives the chain id itself. */
-        r = sd_bus_message_append(call, "sssssht", l->chain_id, parent, l->digest, l->diff_id, l->media_type, fd,
-                                  UINT64_C(0));
+        r = sd_bus_message_append(call, "sssssht", l->chain_id, parent, l->digest, l->diff_id, l->media_type,
+                                  fd, UINT64_C(0));
         if (r < 0)
                 return r;
-        r = sd_bus_call_async(u->manager->bus, &p->slot, call, on_unpack_reply, p, UNPACK_CALL_TIMEOUT_USEC);
+        r = internal_call_send(u->manager, call, &p->slot, UNPACK_CALL_TIMEOUT_USEC, on_unpack_reply, p);
         if (r < 0)
                 return r;
         l->state = LAYER_UNPACKING;
@@ -282,6 +276,7 @@ static void unpack_kick(Unpack *u) {
 }
 
 static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        g_autoptr(GArray) snaps = g_array_new(false, false, sizeof(UnpackerSnapshot));
         Unpack *u = userdata;
         int r;
 
@@ -293,22 +288,14 @@ static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 unpack_kick(u);
                 return 0;
         }
-        r = sd_bus_message_enter_container(m, 'a', "(ssstu)");
-        for (;;) {
-                const char *chain_id, *parent, *diff_id;
-                uint64_t size;
-                uint32_t entries;
-
-                if (r < 0)
-                        break;
-                r = sd_bus_message_read(m, "(ssstu)", &chain_id, &parent, &diff_id, &size, &entries);
-                if (r <= 0)
-                        break;
-                if (digest_is_valid(chain_id))
-                        (void) g_hash_table_add(u->committed, strdup(chain_id));
-        }
+        r = unpacker_read_snapshot_list(m, snaps);
         if (r < 0)
+                /* Not fatal either: only a shortcut is lost. */
                 log_debug_errno(r, "Malformed ListSnapshots reply, ignoring: %m");
+        else
+                for (guint i = 0; i < snaps->len; i++)
+                        (void) g_hash_table_add(u->committed,
+                                                strdup(g_array_index(snaps, UnpackerSnapshot, i).chain_id));
         unpack_kick(u);
         return 0;
 }
@@ -330,8 +317,7 @@ int unpack_new(Manager *m, Transfer *t, const UnpackCallbacks *cb, Unpack **ret)
         if (!u->platforms)
                 return -ENOMEM;
 
-        r = sd_bus_call_method_async(m->bus, &u->list_slot, BERTH_UNPACKER_NAME, BERTH_UNPACKER_PATH,
-                                     BERTH_UNPACKER_IFACE, "ListSnapshots", on_list_reply, u, NULL);
+        r = unpacker_call(m, &u->list_slot, 0, on_list_reply, u, "ListSnapshots", NULL);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(u);
@@ -351,12 +337,12 @@ int unpack_add_platform(Unpack *u, size_t index, char *const *chain_ids, char *c
                         return 0;
 
         p = &u->platforms[u->n_platforms];
-        *p = (UnpackPlatform) { .unpack = u, .index = index };
+        *p = (UnpackPlatform){ .unpack = u, .index = index };
         p->layers = calloc(n ?: 1, sizeof(UnpackLayer));
         if (!p->layers)
                 return -ENOMEM;
         for (size_t l = 0; l < n; l++) {
-                p->layers[l] = (UnpackLayer) {
+                p->layers[l] = (UnpackLayer){
                         .chain_id = strdup(chain_ids[l]),
                         .digest = strdup(digests[l]),
                         .diff_id = strdup(diff_ids[l]),

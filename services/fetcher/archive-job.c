@@ -35,6 +35,7 @@ static void archive_job_free(ArchiveJob *j) {
         safe_close(j->report_fd);
         free(j);
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(ArchiveJob *, archive_job_free);
 
 int archive_report_error(ArchiveReport *rep, const char *name, int r, const char *format, ...) {
         va_list ap;
@@ -57,8 +58,13 @@ void archive_stall_guard(void) {
 /* Only error names we know travel back; anything else a (compromised) child claims becomes IO. */
 static const char *known_error(const char *name) {
         static const char *const names[] = {
-                BERTH_ERROR_INVALID_REFERENCE, BERTH_ERROR_NOT_FOUND, BERTH_ERROR_LIMIT, BERTH_ERROR_DIGEST_MISMATCH,
-                BERTH_ERROR_BAD_CONTENT, BERTH_ERROR_UNSUPPORTED, BERTH_ERROR_IO,
+                BERTH_ERROR_INVALID_REFERENCE,
+                BERTH_ERROR_NOT_FOUND,
+                BERTH_ERROR_LIMIT,
+                BERTH_ERROR_DIGEST_MISMATCH,
+                BERTH_ERROR_BAD_CONTENT,
+                BERTH_ERROR_UNSUPPORTED,
+                BERTH_ERROR_IO,
         };
 
         for (size_t i = 0; name && i < ELEMENTSOF(names); i++)
@@ -114,7 +120,7 @@ static void reply_error(sd_bus_message *call, const char *name, const char *mess
 }
 
 static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        ArchiveJob *j = userdata;
+        _cleanup_(archive_job_freep) ArchiveJob *j = userdata;
         _cleanup_json_node_ JsonNode *root = NULL;
         _cleanup_free_ char *text = NULL, *msg = NULL;
         const char *member = sd_bus_message_get_member(j->call);
@@ -124,11 +130,13 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
 
         j->ctx->n_jobs--;
         if (si->si_code != CLD_EXITED) {
-                log_error("%s worker (pid %d) was killed by signal %d.", strna(member), (int) si->si_pid, si->si_status);
+                log_error("%s worker (pid %d) was killed by signal %d.", strna(member), (int) si->si_pid,
+                          si->si_status);
                 reply_error(j->call, BERTH_ERROR_IO,
-                            si->si_status == SIGALRM ? "The archive stream stalled (no data moved for too long)"
-                                                     : "The archive worker was killed");
-                goto finish;
+                            si->si_status == SIGALRM
+                                    ? "The archive stream stalled (no data moved for too long)"
+                                    : "The archive worker was killed");
+                return 0;
         }
         /* The memfd the child wrote; bounded, and an empty one fails json_parse_bounded(). */
         r = read_regular_file_fd(j->report_fd, ARCHIVE_RESULT_MAX, &text, &size);
@@ -138,7 +146,7 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
                 log_error("%s worker (pid %d) exited with status %d without a usable report.", strna(member),
                           (int) si->si_pid, si->si_status);
                 reply_error(j->call, BERTH_ERROR_IO, "The archive worker failed");
-                goto finish;
+                return 0;
         }
         o = json_node_get_object(root);
         if (json_object_has_member(o, "error")) {
@@ -147,15 +155,13 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
 
                 log_error("%s failed: %s", strna(member), strna(message));
                 reply_error(j->call, known_error(name), message ?: "Archive processing failed");
-                goto finish;
+                return 0;
         }
         r = j->reply(j->call, o);
         if (r < 0) {
                 log_error_errno(r, "Failed to reply to %s: %m", strna(member));
                 reply_error(j->call, BERTH_ERROR_IO, "The archive worker's report is malformed");
         }
-finish:
-        archive_job_free(j);
         return 0;
 }
 
@@ -166,7 +172,8 @@ int archive_job_spawn(ArchiveContext *ctx, sd_bus_message *call, archive_child_f
         int r;
 
         if (ctx->n_jobs >= ARCHIVE_JOBS_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many archive imports/exports running (limit %u)",
+                return sd_bus_error_setf(error, BERTH_ERROR_BUSY,
+                                         "Too many archive imports/exports running (limit %u)",
                                          ARCHIVE_JOBS_MAX);
         j = calloc(1, sizeof(*j));
         if (!j)

@@ -175,7 +175,7 @@ int content_store_list(ContentStore *s, BlobInfo **ret, size_t *ret_n) {
 
         for (size_t a = 0; a < _DIGEST_ALGORITHM_MAX; a++) {
                 _cleanup_close_ int fd = -EBADF;
-                DIR *d;
+                _cleanup_closedir_ DIR *d = NULL;
                 struct dirent *de;
                 size_t hexlen = a == DIGEST_SHA256 ? 64 : 128;
 
@@ -199,19 +199,17 @@ int content_store_list(ContentStore *s, BlobInfo **ret, size_t *ret_n) {
 
                                 allocated = allocated ? allocated * 2 : 64;
                                 nl = reallocarray(list, allocated, sizeof(BlobInfo));
-                                if (!nl) {
-                                        closedir(d);
+                                if (!nl)
                                         return -ENOMEM;
-                                }
                                 list = nl;
                         }
-                        snprintf(list[n].digest, sizeof(list[n].digest), "%s:%s", algorithm_dir[a], de->d_name);
+                        snprintf(list[n].digest, sizeof(list[n].digest), "%s:%s", algorithm_dir[a],
+                                 de->d_name);
                         list[n].size = (uint64_t) st.st_size;
                         list[n].mtime_usec = (uint64_t) st.st_mtim.tv_sec * 1000000ULL +
                                              (uint64_t) st.st_mtim.tv_nsec / 1000ULL;
                         n++;
                 }
-                closedir(d);
         }
         *ret = TAKE_PTR(list);
         *ret_n = n;
@@ -267,13 +265,14 @@ static bool ingest_key_to_digest(const char *key, char ret[static DIGEST_STRING_
         return digest_is_valid(ret);
 }
 
-int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*in_use)(const char *digest, void *ud),
-                                void *userdata, uint64_t *ret_freed) {
+int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec,
+                                bool (*in_use)(const char *digest, void *ud), void *userdata,
+                                uint64_t *ret_freed) {
         _cleanup_close_ int fd = -EBADF;
         struct timespec now;
         uint64_t now_usec, freed = 0;
         struct dirent *de;
-        DIR *d;
+        _cleanup_closedir_ DIR *d = NULL;
         int r = 0;
 
         clock_gettime(CLOCK_REALTIME, &now);
@@ -299,7 +298,8 @@ int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*i
                 newest = (uint64_t) st.st_mtim.tv_sec * 1000000ULL + (uint64_t) st.st_mtim.tv_nsec / 1000ULL;
                 dfd = openat(s->ingest_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                 if (dfd >= 0 && fstatat(dfd, "data", &st, AT_SYMLINK_NOFOLLOW) >= 0) {
-                        mtime = (uint64_t) st.st_mtim.tv_sec * 1000000ULL + (uint64_t) st.st_mtim.tv_nsec / 1000ULL;
+                        mtime = (uint64_t) st.st_mtim.tv_sec * 1000000ULL +
+                                (uint64_t) st.st_mtim.tv_nsec / 1000ULL;
                         if (mtime > newest)
                                 newest = mtime;
                 }
@@ -310,14 +310,13 @@ int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*i
                 if (ingest_key_to_digest(de->d_name, digest) && in_use && in_use(digest, userdata))
                         continue;
                 /* Archive imports' private ingests: the caller says whether any import is running. */
-                if (strncmp(de->d_name, INGEST_ANONYMOUS_PREFIX, strlen(INGEST_ANONYMOUS_PREFIX)) == 0 && in_use &&
-                    in_use(de->d_name, userdata))
+                if (strncmp(de->d_name, INGEST_ANONYMOUS_PREFIX, strlen(INGEST_ANONYMOUS_PREFIX)) == 0 &&
+                    in_use && in_use(de->d_name, userdata))
                         continue;
                 r = remove_ingest_dir(s->ingest_fd, de->d_name, &freed);
                 if (r < 0)
                         break;
         }
-        closedir(d);
         if (ret_freed)
                 *ret_freed = freed;
         return r;
@@ -472,7 +471,8 @@ int ingest_open(ContentStore *s, const char *digest, uint64_t total, Ingest **re
                 if (r < 0)
                         return r;
         } else
-                log_debug("Resuming ingest of %s at offset %" PRIu64 "/%" PRIu64, digest, ingest_offset(i), total);
+                log_debug("Resuming ingest of %s at offset %" PRIu64 "/%" PRIu64, digest, ingest_offset(i),
+                          total);
 
         *ret = TAKE_PTR(i);
         return 0;
@@ -528,7 +528,8 @@ int ingest_commit(Ingest *i, int *ret_fd, char *ret_actual) {
         if (fchmod(i->data_fd, 0444) < 0)
                 return -errno;
         /* RENAME_NOREPLACE: a blob already committed under this digest has the same bytes; keep it. */
-        if (renameat2(i->dir_fd, "data", bfd, digest_hex(i->digest), RENAME_NOREPLACE) < 0 && errno != EEXIST)
+        if (renameat2(i->dir_fd, "data", bfd, digest_hex(i->digest), RENAME_NOREPLACE) < 0 &&
+            errno != EEXIST)
                 return -errno;
         (void) fsync(bfd);
         (void) ingest_abort(i);
@@ -542,7 +543,8 @@ int ingest_commit(Ingest *i, int *ret_fd, char *ret_actual) {
         return 0;
 }
 
-int content_store_write_buffer(ContentStore *s, const char *digest, const void *data, size_t size, int *ret_fd) {
+int content_store_write_buffer(ContentStore *s, const char *digest, const void *data, size_t size,
+                               int *ret_fd) {
         _cleanup_(ingest_freep) Ingest *i = NULL;
         int r;
 
@@ -599,7 +601,8 @@ int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total,
                 return r;
         r = ingest_write_meta(i);
         if (r >= 0) {
-                i->data_fd = openat(i->dir_fd, "data", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                i->data_fd =
+                        openat(i->dir_fd, "data", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (i->data_fd < 0)
                         r = -errno;
         }

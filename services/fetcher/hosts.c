@@ -67,7 +67,8 @@ static int get_uint(GKeyFile *kf, const char *key, unsigned def, unsigned min, u
         v = g_key_file_get_int64(kf, "fetcher", key, &e);
         if (e || v < (gint64) min || v > (gint64) max) {
                 if (ret_error)
-                        *ret_error = g_strdup_printf("[fetcher] %s must be an integer in %u..%u", key, min, max);
+                        *ret_error =
+                                g_strdup_printf("[fetcher] %s must be an integer in %u..%u", key, min, max);
                 return -EBADMSG;
         }
         *ret = (unsigned) v;
@@ -100,11 +101,12 @@ int hosts_config_load(const char *config_dir, HostsConfig **ret, char **ret_erro
         r = get_uint(c->keyfile, "max-concurrent-downloads", FETCH_PARALLEL_DEFAULT, 1, FETCH_PARALLEL_MAX,
                      &c->settings.max_concurrent, ret_error);
         if (r >= 0)
-                r = get_uint(c->keyfile, "retries", FETCH_RETRIES_DEFAULT, 0, RETRIES_MAX, &c->settings.retries,
-                             ret_error);
+                r = get_uint(c->keyfile, "retries", FETCH_RETRIES_DEFAULT, 0, RETRIES_MAX,
+                             &c->settings.retries, ret_error);
         if (r >= 0)
-                r = get_uint(c->keyfile, "stall-timeout-sec", FETCH_STALL_TIMEOUT_SEC_DEFAULT, STALL_TIMEOUT_MIN,
-                             STALL_TIMEOUT_MAX, &c->settings.stall_timeout_sec, ret_error);
+                r = get_uint(c->keyfile, "stall-timeout-sec", FETCH_STALL_TIMEOUT_SEC_DEFAULT,
+                             STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX, &c->settings.stall_timeout_sec,
+                             ret_error);
         if (r < 0)
                 return r;
 
@@ -161,8 +163,8 @@ static int tls_file(HostsConfig *c, const char *group, const char *key, const ch
         return 0;
 }
 
-static int endpoint_fill(HostsConfig *c, RegistryEndpoint *e, const char *scheme, const char *host, bool explicit_scheme,
-                         char **ret_error) {
+static int endpoint_fill(HostsConfig *c, RegistryEndpoint *e, const char *scheme, const char *host,
+                         bool explicit_scheme, char **ret_error) {
         g_autofree char *group = group_name(host);
         bool has_group = g_key_file_has_group(c->keyfile, group);
         bool plain = false;
@@ -181,7 +183,8 @@ static int endpoint_fill(HostsConfig *c, RegistryEndpoint *e, const char *scheme
                 return r;
         if (!!e->client_cert != !!e->client_key) {
                 if (ret_error)
-                        *ret_error = g_strdup_printf("Registry '%s': client certificate and key must be given together", host);
+                        *ret_error = g_strdup_printf(
+                                "Registry '%s': client certificate and key must be given together", host);
                 return -EBADMSG;
         }
 
@@ -200,6 +203,44 @@ static int endpoint_fill(HostsConfig *c, RegistryEndpoint *e, const char *scheme
         e->host = strdup(host);
         e->base_url = g_strdup_printf("%s://%s", scheme, host);
         return e->host ? 0 : -ENOMEM;
+}
+
+/* Fills list with the mirrors, then the registry itself; *n counts the entries filled (even on failure,
+ * so that the caller frees them). */
+static int endpoints_fill(HostsConfig *c, const char *registry, char **mirrors, gsize n_mirrors,
+                          bool mirrors_resolve, RegistryEndpoint *list, size_t *n, char **ret_error) {
+        int r;
+
+        for (gsize i = 0; i < n_mirrors; i++) {
+                const char *m = mirrors[i], *hostpart, *scheme;
+                g_autofree char *host = NULL;
+
+                if (strncmp(m, "https://", 8) == 0) {
+                        scheme = "https";
+                        hostpart = m + 8;
+                } else if (strncmp(m, "http://", 7) == 0) {
+                        scheme = "http";
+                        hostpart = m + 7;
+                } else
+                        return -EBADMSG;
+                host = g_strndup(hostpart, strcspn(hostpart, "/"));
+                if (!host_is_valid(host) ||
+                    (hostpart[strlen(host)] == '/' && hostpart[strlen(host) + 1] != '\0'))
+                        return -EBADMSG;
+                r = endpoint_fill(c, &list[*n], scheme, host, true, ret_error);
+                (*n)++;
+                if (r < 0)
+                        return r;
+                list[*n - 1].mirror = true;
+                list[*n - 1].resolve = mirrors_resolve;
+        }
+
+        r = endpoint_fill(c, &list[*n], "https", registry_api_host(registry), false, ret_error);
+        (*n)++;
+        if (r < 0)
+                return r;
+        list[*n - 1].resolve = true;
+        return 0;
 }
 
 int hosts_config_endpoints(HostsConfig *c, const char *registry, RegistryEndpoint **ret, size_t *ret_n,
@@ -226,47 +267,15 @@ int hosts_config_endpoints(HostsConfig *c, const char *registry, RegistryEndpoin
         list = calloc(n_mirrors + 1, sizeof(RegistryEndpoint));
         if (!list)
                 return -ENOMEM;
-
-        for (gsize i = 0; i < n_mirrors; i++) {
-                const char *m = mirrors[i], *hostpart, *scheme;
-                g_autofree char *host = NULL;
-
-                if (strncmp(m, "https://", 8) == 0) {
-                        scheme = "https";
-                        hostpart = m + 8;
-                } else if (strncmp(m, "http://", 7) == 0) {
-                        scheme = "http";
-                        hostpart = m + 7;
-                } else {
-                        r = -EBADMSG;
-                        goto fail;
-                }
-                host = g_strndup(hostpart, strcspn(hostpart, "/"));
-                if (!host_is_valid(host) || (hostpart[strlen(host)] == '/' && hostpart[strlen(host) + 1] != '\0')) {
-                        r = -EBADMSG;
-                        goto fail;
-                }
-                r = endpoint_fill(c, &list[n], scheme, host, true, ret_error);
-                n++;
-                if (r < 0)
-                        goto fail;
-                list[n - 1].mirror = true;
-                list[n - 1].resolve = mirrors_resolve;
+        r = endpoints_fill(c, registry, mirrors, n_mirrors, mirrors_resolve, list, &n, ret_error);
+        if (r < 0) {
+                if (r == -EBADMSG && ret_error && !*ret_error)
+                        *ret_error = g_strdup_printf(
+                                "[%s] mirrors: each entry must be http(s)://host[:port]", group);
+                registry_endpoints_free(list, n);
+                return r;
         }
-
-        r = endpoint_fill(c, &list[n], "https", registry_api_host(registry), false, ret_error);
-        n++;
-        if (r < 0)
-                goto fail;
-        list[n - 1].resolve = true;
-
         *ret = list;
         *ret_n = n;
         return 0;
-
-fail:
-        if (r == -EBADMSG && ret_error && !*ret_error)
-                *ret_error = g_strdup_printf("[%s] mirrors: each entry must be http(s)://host[:port]", group);
-        registry_endpoints_free(list, n);
-        return r;
 }
