@@ -59,6 +59,23 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
+/* Who owns the fetcher's name now, as the bus daemon says: a pull that restarted the fetcher accepts the
+ * new instance's Progress before its first reply (pull.c). Only berth-fetcher may own the name (bus
+ * policy), so the daemon's word identifies the fetcher. */
+static int on_fetcher_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *old_owner, *new_owner;
+        char *s = NULL;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, BERTH_FETCHER_NAME))
+                return 0;
+        if (!isempty(new_owner) && !(s = strdup(new_owner)))
+                return 0;
+        free(m->fetcher_owner);
+        m->fetcher_owner = s;
+        return 0;
+}
+
 static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         Manager *m = userdata;
         const char *e;
@@ -84,6 +101,14 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to the fetcher's progress: %m");
 
+        /* arg0 filtered at the bus: any other name's changes would wake us (and reset the idle timer). */
+        r = sd_bus_add_match(bus, &m->fetcher_owner_match,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BERTH_FETCHER_NAME "'",
+                             on_fetcher_owner_changed, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the fetcher's bus name: %m");
+
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_BROKER_PATH);
@@ -95,6 +120,8 @@ static void manager_shutdown(void *userdata) {
 
         manager_free_transfers(m);
         m->progress_match = sd_bus_slot_unref(m->progress_match);
+        m->fetcher_owner_match = sd_bus_slot_unref(m->fetcher_owner_match);
+        m->fetcher_owner = mfree(m->fetcher_owner);
         m->images = image_store_free(m->images);
         free(m->state_dir);
 }

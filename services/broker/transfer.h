@@ -30,7 +30,8 @@ const char *transfer_state_to_string(TransferState s);
 typedef struct TransferBlob {
         char *digest;
         char *media_type;
-        const char *state; /* static: waiting, downloading, verifying, done, exists, unpacking, unpacked, failed */
+        const char *state; /* static: waiting, downloading, verifying, done, exists, unpacking, unpacked, failed,
+                            * retrying (its fetcher or unpacker died; the broker started it again) */
         uint64_t done, total;
 } TransferBlob;
 

@@ -6,7 +6,6 @@ No timing thresholds: the tests wait (bounded) for NameOwnerChanged, and judge o
 reported: which owners appeared and went, and when relative to the pull.
 """
 import json
-import subprocess
 
 import pytest
 
