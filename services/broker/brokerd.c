@@ -67,7 +67,8 @@ static int on_fetcher_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_
         const char *name, *old_owner, *new_owner;
         char *s = NULL;
 
-        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, BERTH_FETCHER_NAME))
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0 ||
+            !streq(name, BERTH_FETCHER_NAME))
                 return 0;
         if (!isempty(new_owner) && !(s = strdup(new_owner)))
                 return 0;
@@ -102,10 +103,11 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
                 return log_error_errno(r, "Failed to subscribe to the fetcher's progress: %m");
 
         /* arg0 filtered at the bus: any other name's changes would wake us (and reset the idle timer). */
-        r = sd_bus_add_match(bus, &m->fetcher_owner_match,
-                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BERTH_FETCHER_NAME "'",
-                             on_fetcher_owner_changed, m);
+        r = sd_bus_add_match(
+                bus, &m->fetcher_owner_match,
+                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BERTH_FETCHER_NAME "'",
+                on_fetcher_owner_changed, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the fetcher's bus name: %m");
 

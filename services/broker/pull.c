@@ -43,7 +43,7 @@ typedef struct PullJob {
         char *digest;
         char *media_type;
         uint64_t size;
-        sd_bus_slot *slot; /* the FetchBlob call while in flight */
+        sd_bus_slot *slot;   /* the FetchBlob call while in flight */
         unsigned generation; /* p->fetcher_restarts when the call was sent */
 } PullJob;
 
@@ -68,7 +68,7 @@ struct Pull {
         sd_bus_slot *resolve_slot;
         char *resolve_reference;     /* what Resolve was asked, to ask again */
         unsigned resolve_generation; /* p->fetcher_restarts when Resolve was sent */
-        unsigned fetcher_restarts;   /* fetcher instances that died under us (≤ PULL_SERVICE_RESTARTS_MAX) */
+        unsigned fetcher_restarts; /* fetcher instances that died under us (≤ PULL_SERVICE_RESTARTS_MAX) */
 
         char *target_digest;
         char *target_media_type;
@@ -220,10 +220,11 @@ static int pull_fetcher_gone(Pull *p, unsigned *generation, const sd_bus_error *
                 p->fetcher_restarts++;
                 p->fetcher = mfree(p->fetcher);
                 if (p->fetcher_restarts <= PULL_SERVICE_RESTARTS_MAX)
-                        log_warning("Transfer %" PRIu32 ": the berth fetcher went away (%s); starting it again and "
+                        log_warning("Transfer %" PRIu32
+                                    ": the berth fetcher went away (%s); starting it again and "
                                     "resuming (restart %u of %u).",
-                                    p->transfer->id, e && e->message ? e->message : "no reply", p->fetcher_restarts,
-                                    PULL_SERVICE_RESTARTS_MAX);
+                                    p->transfer->id, e && e->message ? e->message : "no reply",
+                                    p->fetcher_restarts, PULL_SERVICE_RESTARTS_MAX);
         }
         if (p->fetcher_restarts > PULL_SERVICE_RESTARTS_MAX)
                 return -ECONNRESET;
@@ -937,8 +938,9 @@ static int on_resolve_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
                                 pull_fail_fetcher_died(p, e);
                                 return 0;
                         }
-                        r = fetcher_call(p->manager, &p->resolve_slot, PULL_FETCH_TIMEOUT_USEC, on_resolve_reply, p,
-                                         "Resolve", "st", p->resolve_reference, UINT64_C(0));
+                        r = fetcher_call(p->manager, &p->resolve_slot, PULL_FETCH_TIMEOUT_USEC,
+                                         on_resolve_reply, p, "Resolve", "st", p->resolve_reference,
+                                         UINT64_C(0));
                         if (r < 0)
                                 pull_fail(p, "Cannot reach the berth fetcher: %s", strerror(-r));
                         return 0;

@@ -37,8 +37,8 @@ typedef struct UnpackPlatform {
         size_t index;
         UnpackLayer *layers;
         size_t n_layers;
-        size_t next;       /* lowest layer not yet unpacked */
-        sd_bus_slot *slot; /* the Unpack call in flight, at most one per platform: bottom-up */
+        size_t next;         /* lowest layer not yet unpacked */
+        sd_bus_slot *slot;   /* the Unpack call in flight, at most one per platform: bottom-up */
         unsigned generation; /* u->restarts when that call was sent */
 } UnpackPlatform;
 
@@ -198,27 +198,32 @@ static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                         if (p->generation == u->restarts) {
                                 u->restarts++;
                                 if (u->restarts <= PULL_SERVICE_RESTARTS_MAX)
-                                        log_warning("Transfer %" PRIu32 ": the berth unpacker went away while "
-                                                    "unpacking '%s' (%s); starting it again (restart %u of %u).",
-                                                    u->transfer->id, l->digest, e->message ?: e->name, u->restarts,
-                                                    PULL_SERVICE_RESTARTS_MAX);
+                                        log_warning(
+                                                "Transfer %" PRIu32 ": the berth unpacker went away while "
+                                                "unpacking '%s' (%s); starting it again (restart %u of %u).",
+                                                u->transfer->id, l->digest, e->message ?: e->name,
+                                                u->restarts, PULL_SERVICE_RESTARTS_MAX);
                         }
                         if (u->restarts <= PULL_SERVICE_RESTARTS_MAX) {
-                                /* Said in the progress: the row shows "retrying" until Unpack is sent again. */
+                                /* Said in the progress: the row shows "retrying" until Unpack is sent again.
+                                 */
                                 set_blob_state(u, l->digest, "retrying");
                                 unpack_kick(u);
                                 return 0;
                         }
                         set_blob_state(u, l->digest, "failed");
-                        unpack_fail(u,
-                                    "The berth unpacker stopped %u times during this pull (last while unpacking "
-                                    "layer '%s': %s); giving up. Nothing of that layer was committed: pull again "
-                                    "to complete the image",
-                                    u->restarts, l->digest, e->message ?: e->name);
+                        unpack_fail(
+                                u,
+                                "The berth unpacker stopped %u times during this pull (last while unpacking "
+                                "layer '%s': %s); giving up. Nothing of that layer was committed: pull "
+                                "again "
+                                "to complete the image",
+                                u->restarts, l->digest, e->message ?: e->name);
                         return 0;
                 }
                 set_blob_state(u, l->digest, "failed");
-                unpack_fail(u, "Failed to unpack layer '%s': %s", l->digest, e ? (e->message ?: e->name) : "unknown error");
+                unpack_fail(u, "Failed to unpack layer '%s': %s", l->digest,
+                            e ? (e->message ?: e->name) : "unknown error");
                 return 0;
         }
         r = sd_bus_message_read(m, "tu", &size, &entries);
