@@ -148,8 +148,13 @@ int curl_glue_new(sd_event *event, CurlGlue **ret) {
 /* libcurl and its TLS backend are set up at the first request, not at start-up: a fetcher that was
  * activated for GetInfo, OpenBlob or ListContent (and exits again when idle) never pays for them. */
 static int curl_glue_ensure_multi(CurlGlue *g) {
+        int r;
+
         if (g->multi)
                 return 0;
+        r = curl_dl_open();
+        if (r < 0)
+                return r;
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 return -EIO;
         g->multi = curl_multi_init();

@@ -2,7 +2,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* asprintf(), renameat2(), reallocarray() */
 #endif
-#include <curl/curl.h>
 #include <glib.h>
 #include <inttypes.h>
 #include <stdlib.h>

@@ -93,3 +93,18 @@ def test_busy_broker_and_fetcher_stay_for_a_slow_pull(short_idle, registry, tmp_
     finally:
         px.close()
         rm_images(ref)
+
+
+# Libraries only a job needs, loaded only where and when it runs: the unpacker's per-job worker
+# (berth-unpack-worker: libarchive, libseccomp, and what libarchive pulls in), the fetcher's first
+# request (libcurl and its TLS backends) and its archive children (libarchive).
+JOB_LIBRARIES = ("libarchive", "libxml2", "libicu", "libstdc++", "libseccomp", "libcurl", "libssl", "libgnutls",
+                 "libkrb5", "libldap")
+
+
+def test_idle_services_do_not_map_job_libraries():
+    info = {s["name"]: s for s in stack.info_json()["services"]}
+    for name, s in info.items():
+        maps = open(f"/proc/{s['pid']}/maps").read()
+        mapped = sorted({lib for lib in JOB_LIBRARIES if f"/{lib}" in maps})
+        assert mapped == [], f"berth-{name} maps {mapped} while idle"
