@@ -103,6 +103,8 @@ JOB_LIBRARIES = ("libarchive", "libxml2", "libicu", "libstdc++", "libseccomp", "
 
 
 def test_idle_services_do_not_map_job_libraries():
+    # Fresh instances: a fetcher that served a pull a moment ago keeps libcurl until it exits.
+    stop_all()
     info = {s["name"]: s for s in stack.info_json()["services"]}
     for name, s in info.items():
         maps = open(f"/proc/{s['pid']}/maps").read()
