@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -77,6 +78,10 @@ typedef struct PrivateBus {
         char *address;
 } PrivateBus;
 
+static void die_with_parent(gpointer userdata) {
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static bool private_bus_start(PrivateBus *b) {
         const char *argv[] = { "dbus-daemon", "--session",         "--nofork",
                                "--nopidfile", "--print-address=1", NULL };
@@ -85,9 +90,12 @@ static bool private_bus_start(PrivateBus *b) {
         int out = -1;
         ssize_t n;
 
+        /* Its stderr is not ours (the test harness waits for every holder of our pipes), and it dies
+         * with us even when an assertion aborts the test. */
         if (!g_spawn_async_with_pipes(NULL, (char **) argv, NULL,
-                                      G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &b->pid,
-                                      NULL, &out, NULL, &error))
+                                      G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                                              G_SPAWN_STDERR_TO_DEV_NULL,
+                                      die_with_parent, NULL, &b->pid, NULL, &out, NULL, &error))
                 return false;
         n = read(out, buf, sizeof(buf) - 1);
         close(out);
@@ -223,8 +231,8 @@ static void test_loop_zero_never_exits_for_idleness(void) {
         r = bus_event_loop_with_idle(event, bus, TEST_NAME, 0, NULL, NULL);
         g_assert_cmpint(r, ==, 7);
         g_assert_cmpuint(t.ticks, ==, 3);
+        /* Owned at every tick up to the exit request (leaving the loop then closes the connection). */
         g_assert_true(t.owned_while_busy);
-        g_assert_true(name_has_owner(watcher));
 
         private_bus_stop(&pb);
 }
