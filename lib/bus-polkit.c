@@ -11,11 +11,14 @@ typedef struct PolkitQuery {
         char *action;
         polkit_continuation_t cont;
         void *userdata;
+        void (*destroy)(void *userdata);
 } PolkitQuery;
 
 static PolkitQuery *polkit_query_free(PolkitQuery *q) {
         if (!q)
                 return NULL;
+        if (q->destroy)
+                q->destroy(q->userdata);
         sd_bus_message_unref(q->request);
         free(q->action);
         return mfree(q);
@@ -63,8 +66,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 return run_continuation(q->request, q->cont, q->userdata);
 
         if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->request))
-                return sd_bus_reply_method_errorf(q->request, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                                  "Interactive authentication required for '%s'.", q->action);
+                return sd_bus_reply_method_errorf(
+                        q->request, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                        "Interactive authentication required for '%s'.", q->action);
 
         return sd_bus_reply_method_errorf(q->request, BERTH_ERROR_ACCESS_DENIED,
                                           "Not authorized: polkit action '%s' was denied.", q->action);
@@ -72,11 +76,29 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
 int bus_polkit_check_async(sd_bus_message *m, const char *action, const char *const *details,
                            polkit_continuation_t cont, void *userdata, sd_bus_error *error) {
+        return bus_polkit_check_async_full(m, action, details, cont, userdata, NULL, error);
+}
+
+int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const char *const *details,
+                                polkit_continuation_t cont, void *userdata, void (*destroy)(void *userdata),
+                                sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(polkit_query_freep) PolkitQuery *q = NULL;
         const char *sender;
         uid_t uid;
         int r;
+
+        /* From here on the query owns userdata (its free runs destroy), whatever happens. */
+        q = calloc(1, sizeof(*q));
+        if (!q) {
+                if (destroy)
+                        destroy(userdata);
+                return -ENOMEM;
+        }
+        q->request = sd_bus_message_ref(m);
+        q->cont = cont;
+        q->userdata = userdata;
+        q->destroy = destroy;
 
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
@@ -109,25 +131,19 @@ int bus_polkit_check_async(sd_bus_message *m, const char *action, const char *co
         if (r < 0)
                 return r;
         /* Flag 1 = AllowUserInteraction, only when the caller said it can handle a prompt. */
-        r = sd_bus_message_append(call, "us",
-                                  (uint32_t) (sd_bus_message_get_allow_interactive_authorization(m) ? 1 : 0),
-                                  "");
+        r = sd_bus_message_append(
+                call, "us", (uint32_t) (sd_bus_message_get_allow_interactive_authorization(m) ? 1 : 0), "");
         if (r < 0)
                 return r;
 
-        q = calloc(1, sizeof(*q));
-        if (!q)
-                return -ENOMEM;
-        q->request = sd_bus_message_ref(m);
         q->action = strdup(action);
         if (!q->action)
                 return -ENOMEM;
-        q->cont = cont;
-        q->userdata = userdata;
 
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         /* Interactive checks wait for a human; give them as long as systemd does. */
-        r = sd_bus_call_async(sd_bus_message_get_bus(m), &slot, call, on_polkit_reply, q, 25ULL * 60 * 1000000);
+        r = sd_bus_call_async(sd_bus_message_get_bus(m), &slot, call, on_polkit_reply, q,
+                              25ULL * 60 * 1000000);
         if (r < 0)
                 return r;
         r = sd_bus_slot_set_destroy_callback(slot, polkit_query_destroy);

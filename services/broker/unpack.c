@@ -44,7 +44,7 @@ typedef struct UnpackPlatform {
 
 struct Unpack {
         Manager *manager;
-        Transfer *transfer;
+        uint32_t id;
         UnpackCallbacks cb;
         sd_bus_slot *list_slot;  /* ListSnapshots at the start */
         sd_event_source *notify; /* deferred on_progress: never called back from inside the caller's call */
@@ -128,13 +128,10 @@ bool unpack_uses_chain(const Unpack *u, const char *chain_id) {
         return false;
 }
 
-/* ---- transfer rows ---------------------------------------------------------------------------------- */
+/* ---- rows: what the owner shows for each layer ------------------------------------------------------ */
 
 static void set_blob_state(Unpack *u, const char *digest, const char *state) {
-        TransferBlob *b = transfer_find_blob(u->transfer, digest);
-
-        if (b)
-                transfer_blob_update(u->transfer, b, state, b->total, b->total);
+        u->cb.on_layer_state(u->cb.userdata, digest, state);
 }
 
 /* ---- driving ---------------------------------------------------------------------------------------- */
@@ -201,24 +198,21 @@ static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                                         log_warning(
                                                 "Transfer %" PRIu32 ": the berth unpacker went away while "
                                                 "unpacking '%s' (%s); starting it again (restart %u of %u).",
-                                                u->transfer->id, l->digest, e->message ?: e->name,
-                                                u->restarts, PULL_SERVICE_RESTARTS_MAX);
+                                                u->id, l->digest, e->message ?: e->name, u->restarts,
+                                                PULL_SERVICE_RESTARTS_MAX);
                         }
                         if (u->restarts <= PULL_SERVICE_RESTARTS_MAX) {
-                                /* Said in the progress: the row shows "retrying" until Unpack is sent again.
-                                 */
+                                /* Said in the progress: "retrying" until Unpack is sent again. */
                                 set_blob_state(u, l->digest, "retrying");
                                 unpack_kick(u);
                                 return 0;
                         }
                         set_blob_state(u, l->digest, "failed");
-                        unpack_fail(
-                                u,
-                                "The berth unpacker stopped %u times during this pull (last while unpacking "
-                                "layer '%s': %s); giving up. Nothing of that layer was committed: pull "
-                                "again "
-                                "to complete the image",
-                                u->restarts, l->digest, e->message ?: e->name);
+                        unpack_fail(u,
+                                    "The berth unpacker stopped %u times during this pull (last while "
+                                    "unpacking layer '%s': %s); giving up. Nothing of that layer was "
+                                    "committed: pull again to complete the image",
+                                    u->restarts, l->digest, e->message ?: e->name);
                         return 0;
                 }
                 set_blob_state(u, l->digest, "failed");
@@ -233,7 +227,7 @@ static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         }
         log_debug("Transfer %" PRIu32 ": layer '%s' committed as %s (%" PRIu64 " bytes, %" PRIu32
                   " entries).",
-                  u->transfer->id, l->digest, l->chain_id, size, entries);
+                  u->id, l->digest, l->chain_id, size, entries);
         l->state = LAYER_UNPACKED;
         (void) g_hash_table_add(u->committed, strdup(l->chain_id));
         set_blob_state(u, l->digest, "unpacked");
@@ -326,7 +320,7 @@ static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
-int unpack_new(Manager *m, Transfer *t, const UnpackCallbacks *cb, Unpack **ret) {
+int unpack_new(Manager *m, uint32_t id, const UnpackCallbacks *cb, Unpack **ret) {
         _cleanup_(unpack_freep) Unpack *u = NULL;
         int r;
 
@@ -334,7 +328,7 @@ int unpack_new(Manager *m, Transfer *t, const UnpackCallbacks *cb, Unpack **ret)
         if (!u)
                 return -ENOMEM;
         u->manager = m;
-        u->transfer = t;
+        u->id = id;
         u->cb = *cb;
         u->committed = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
         u->ready = g_hash_table_new_full(g_str_hash, g_str_equal, free, close_ready_fd);
