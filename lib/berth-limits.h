@@ -41,6 +41,10 @@
 /* Transfers */
 #define TRANSFERS_MAX 64U /* concurrent transfers on the broker */
 #define TRANSFERS_PER_USER_MAX 16U
+/* A fetcher or unpacker that dies (crash, kill, restart) while a pull needs it is started again by the
+ * next call, and the pull resumes (downloads from their partial ingest, with Range): at most this many
+ * times per service and pull, then the pull fails. */
+#define PULL_SERVICE_RESTARTS_MAX 3U
 #define FETCH_PARALLEL_DEFAULT 3U /* blobs downloaded at once (containerd default) */
 #define FETCH_PARALLEL_MAX 16U
 #define FETCH_STALL_TIMEOUT_SEC_DEFAULT 30U

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
+#include "bus-idle.h"
 #include "bus-names.h"
 #include "bus-error.h"
 #include "bus-util.h"
@@ -60,6 +61,9 @@ static int parse_argv(const BusService *svc, int argc, char *argv[]) {
 int bus_service_main(const BusService *svc, int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ char *config_error = NULL;
+        uint64_t idle_usec = BUS_IDLE_EXIT_SEC_DEFAULT * UINT64_C(1000000);
+        const char *config_dir;
         sigset_t mask;
         int r;
 
@@ -69,6 +73,16 @@ int bus_service_main(const BusService *svc, int argc, char *argv[]) {
         r = parse_argv(svc, argc, argv);
         if (r <= 0)
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+
+        /* Tests point this elsewhere; the service itself uses the compiled-in path. */
+        config_dir = getenv("BERTH_CONFIG_DIR");
+        if (isempty(config_dir))
+                config_dir = BERTH_SYSCONFDIR;
+        if (svc->config_file) {
+                r = bus_idle_timeout_load(config_dir, svc->config_file, svc->config_group, &idle_usec, &config_error);
+                if (r < 0)
+                        return log_error_errno(r, "%s", strna(config_error)), EXIT_FAILURE;
+        }
 
         /* Signals become events; block them first so none is lost between here and the loop. */
         sigemptyset(&mask);
@@ -116,7 +130,7 @@ int bus_service_main(const BusService *svc, int argc, char *argv[]) {
                           (unsigned long) getpid());
         log_debug("Serving %s.", svc->bus_name);
 
-        r = sd_event_loop(event);
+        r = bus_event_loop_with_idle(event, bus, svc->bus_name, idle_usec, svc->busy, svc->userdata);
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
         if (svc->shutdown)
                 svc->shutdown(svc->userdata);

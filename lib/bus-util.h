@@ -24,13 +24,21 @@ typedef struct BusService {
         const char *description; /* one line for --help */
         /* Called once the bus is connected and before the name is requested. */
         int (*setup)(sd_bus *bus, sd_event *event, void *userdata);
-        /* Called after the loop exits (SIGTERM), before the connection is closed. */
+        /* Called after the loop exits (SIGTERM, idle exit), before the connection is closed. */
         void (*shutdown)(void *userdata);
+        /* Work in flight that must not be dropped (jobs, transfers, containers to watch): while it returns
+         * true the service never exits for idleness. NULL: only awaited replies keep it (bus-idle.h). */
+        bool (*busy)(void *userdata);
+        /* Where idle-exit-sec= is read (bus-idle.h): config_file under $BERTH_CONFIG_DIR or /etc/berth,
+         * group config_group. NULL: the default idle period. */
+        const char *config_file;  /* "unpacker.conf" */
+        const char *config_group; /* "unpacker" */
         void *userdata;
 } BusService;
 
-/* Parses --help/--version, connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured, for tests on
- * a private bus), runs setup, takes the name, notifies readiness, runs until SIGTERM/SIGINT.
+/* Parses --help/--version, reads the idle period, connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is
+ * honoured, for tests on a private bus), runs setup, takes the name, notifies readiness, runs until
+ * SIGTERM/SIGINT or until it was idle for the idle period (bus_event_loop_with_idle()).
  * Returns an exit status. */
 int bus_service_main(const BusService *svc, int argc, char *argv[]);
 

@@ -18,6 +18,8 @@ typedef struct Manager {
         GHashTable *transfers; /* id (GUINT_TO_POINTER) → Transfer* (owned) */
         uint32_t next_transfer_id;
         sd_bus_slot *progress_match; /* the fetcher's unicast Progress signals */
+        sd_bus_slot *fetcher_owner_match;
+        char *fetcher_owner; /* unique name of the fetcher now owning its name (NameOwnerChanged), or NULL */
 } Manager;
 
 /* broker-api.c: the vtable of org.berth.Broker1.Manager. */

@@ -10,6 +10,24 @@
 #include "pull.h"
 #include "transfer.h"
 
+/* Who owns the fetcher's name now, as the bus daemon says: a pull that restarted the fetcher accepts the
+ * new instance's Progress before its first reply (pull.c). Only berth-fetcher may own the name (bus
+ * policy), so the daemon's word identifies the fetcher. */
+static int on_fetcher_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *old_owner, *new_owner;
+        char *s = NULL;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0 ||
+            !streq(name, BERTH_FETCHER_NAME))
+                return 0;
+        if (!isempty(new_owner) && !(s = strdup(new_owner)))
+                return 0;
+        free(m->fetcher_owner);
+        m->fetcher_owner = s;
+        return 0;
+}
+
 static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         Manager *m = userdata;
         const char *e;
@@ -36,6 +54,15 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to the fetcher's progress: %m");
 
+        /* arg0 filtered at the bus: any other name's changes would wake us (and reset the idle timer). */
+        r = sd_bus_add_match(
+                bus, &m->fetcher_owner_match,
+                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BERTH_FETCHER_NAME "'",
+                on_fetcher_owner_changed, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the fetcher's bus name: %m");
+
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
                                      broker_manager_vtable, m);
         if (r < 0)
@@ -48,8 +75,19 @@ static void manager_shutdown(void *userdata) {
 
         manager_free_transfers(m);
         m->progress_match = sd_bus_slot_unref(m->progress_match);
+        m->fetcher_owner_match = sd_bus_slot_unref(m->fetcher_owner_match);
+        m->fetcher_owner = mfree(m->fetcher_owner);
         m->images = image_store_free(m->images);
         free(m->state_dir);
+}
+
+/* Idle exit must not cost anybody anything: a transfer object lives (running, then lingering for
+ * late readers) only in this process, so any transfer keeps us. Everything else the broker knows is
+ * on disk; calls it awaits (polkit, the internal services) keep it through bus_has_pending_calls(). */
+static bool manager_busy(void *userdata) {
+        Manager *m = userdata;
+
+        return m->transfers && g_hash_table_size(m->transfers) > 0;
 }
 
 int main(int argc, char *argv[]) {
@@ -61,6 +99,9 @@ int main(int argc, char *argv[]) {
                                "container metadata, and orchestrates the fetcher, unpacker and supervisor.",
                 .setup = manager_setup,
                 .shutdown = manager_shutdown,
+                .busy = manager_busy,
+                .config_file = "broker.conf",
+                .config_group = "broker",
                 .userdata = &manager,
         };
 

@@ -47,7 +47,8 @@ typedef struct PullJob {
         char *digest;
         char *media_type;
         uint64_t size;
-        sd_bus_slot *slot; /* the FetchBlob call while in flight */
+        sd_bus_slot *slot;   /* the FetchBlob call while in flight */
+        unsigned generation; /* p->fetcher_restarts when the call was sent */
 } PullJob;
 
 typedef struct PullPlatform {
@@ -69,6 +70,9 @@ struct Pull {
         bool all_platforms;
         char *fetcher; /* unique bus name of the fetcher instance serving us */
         sd_bus_slot *resolve_slot;
+        char *resolve_reference;     /* what Resolve was asked, to ask again */
+        unsigned resolve_generation; /* p->fetcher_restarts when Resolve was sent */
+        unsigned fetcher_restarts; /* fetcher instances that died under us (≤ PULL_SERVICE_RESTARTS_MAX) */
 
         char *target_digest;
         char *target_media_type;
@@ -117,6 +121,7 @@ static void pull_free(Pull *p) {
         free(p->platforms);
         free(p->name);
         free(p->fetcher);
+        free(p->resolve_reference);
         free(p->target_digest);
         free(p->target_media_type);
         free(p);
@@ -198,6 +203,34 @@ static void pull_fail_bus(Pull *p, const sd_bus_error *e, const char *what) {
                 pull_fail(p, "%s failed: %s", what, e ? (e->message ?: e->name) : "unknown error");
 }
 
+/* The fetcher went away under a call of ours (crash, kill, restart; never idle exit, it is busy): the
+ * next call starts a new instance by activation, which resumes a download from its partial ingest. All
+ * calls to one instance fail together; they count as one restart, told apart by the generation they
+ * were sent in. Returns 0 when the call may be sent again, -ECONNRESET when the fetcher died too often. */
+static int pull_fetcher_gone(Pull *p, unsigned *generation, const sd_bus_error *e) {
+        if (*generation == p->fetcher_restarts) {
+                p->fetcher_restarts++;
+                p->fetcher = mfree(p->fetcher);
+                if (p->fetcher_restarts <= PULL_SERVICE_RESTARTS_MAX)
+                        log_warning("Transfer %" PRIu32
+                                    ": the berth fetcher went away (%s); starting it again and "
+                                    "resuming (restart %u of %u).",
+                                    p->transfer->id, e && e->message ? e->message : "no reply",
+                                    p->fetcher_restarts, PULL_SERVICE_RESTARTS_MAX);
+        }
+        if (p->fetcher_restarts > PULL_SERVICE_RESTARTS_MAX)
+                return -ECONNRESET;
+        *generation = p->fetcher_restarts;
+        return 0;
+}
+
+static void pull_fail_fetcher_died(Pull *p, const sd_bus_error *e) {
+        pull_fail(p,
+                  "The berth fetcher stopped %u times during this pull (last: %s); giving up. What was "
+                  "downloaded is kept: pull again to resume",
+                  p->fetcher_restarts, e && e->message ? e->message : "no reply");
+}
+
 /* ---- jobs ------------------------------------------------------------------------------------------- */
 
 static void pull_dispatch(Pull *p);
@@ -254,6 +287,7 @@ static void pull_dispatch(Pull *p) {
         int r;
 
         while (p->running < p->parallel && (j = g_queue_pop_head(&p->queue))) {
+                j->generation = p->fetcher_restarts;
                 r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
                                  "FetchBlob", "sstst", p->name, j->digest, j->size, j->media_type,
                                  UINT64_C(0));
@@ -528,6 +562,20 @@ static int on_fetch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         if (sd_bus_message_is_method_error(m, NULL)) {
                 const sd_bus_error *e = sd_bus_message_get_error(m);
 
+                if (bus_error_is_gone(e)) {
+                        TransferBlob *gone = transfer_find_blob(t, j->digest);
+
+                        if (pull_fetcher_gone(p, &j->generation, e) < 0) {
+                                pull_fail_fetcher_died(p, e);
+                                return 0;
+                        }
+                        /* Said in the progress: the row shows "retrying" until the new instance reports. */
+                        if (gone)
+                                transfer_blob_update(t, gone, "retrying", gone->done, gone->total);
+                        g_queue_push_head(&p->queue, j);
+                        pull_dispatch(p);
+                        return 0;
+                }
                 pull_fail_bus(p, e, "FetchBlob");
                 return 0;
         }
@@ -701,7 +749,21 @@ static int on_resolve_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
         p->resolve_slot = sd_bus_slot_unref(p->resolve_slot);
 
         if (sd_bus_message_is_method_error(m, NULL)) {
-                pull_fail_bus(p, sd_bus_message_get_error(m), "Resolve");
+                const sd_bus_error *e = sd_bus_message_get_error(m);
+
+                if (bus_error_is_gone(e)) {
+                        if (pull_fetcher_gone(p, &p->resolve_generation, e) < 0) {
+                                pull_fail_fetcher_died(p, e);
+                                return 0;
+                        }
+                        r = fetcher_call(p->manager, &p->resolve_slot, PULL_FETCH_TIMEOUT_USEC,
+                                         on_resolve_reply, p, "Resolve", "st", p->resolve_reference,
+                                         UINT64_C(0));
+                        if (r < 0)
+                                pull_fail(p, "Cannot reach the berth fetcher: %s", strerror(-r));
+                        return 0;
+                }
+                pull_fail_bus(p, e, "Resolve");
                 return 0;
         }
         r = sd_bus_message_read(m, "sssth", &name, &digest, &media_type, &size, &fd);
@@ -804,6 +866,7 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted) {
                 pull_free(p);
                 return r;
         }
+        p->resolve_reference = TAKE_PTR(reference);
         transfer_set_owner(t, &pull_owner_ops, p);
         return 0;
 }
@@ -833,7 +896,8 @@ int pull_on_fetcher_progress(sd_bus_message *m, void *userdata, sd_bus_error *er
 
                 /* SECURITY: only the fetcher instance we asked, only for blobs this transfer is fetching
                  * right now; everything else is ignored. */
-                if (!transfer_is_running(t) || !p || !streq_ptr(p->fetcher, sender) ||
+                if (!transfer_is_running(t) || !p ||
+                    !(streq_ptr(p->fetcher, sender) || streq_ptr(manager->fetcher_owner, sender)) ||
                     !pull_fetching(p, digest))
                         continue;
                 b = transfer_find_blob(t, digest);

@@ -22,8 +22,8 @@ const char *transfer_state_to_string(TransferState s) {
         return s < _TRANSFER_STATE_MAX ? transfer_state_table[s] : "unknown";
 }
 
-static const char *const blob_states[] = { "waiting", "downloading", "verifying", "done",
-                                           "exists",  "failed",      "unpacking", "unpacked" };
+static const char *const blob_states[] = { "waiting", "downloading", "verifying", "done",    "exists",
+                                           "failed",  "unpacking",   "unpacked",  "retrying" };
 
 const char *transfer_blob_state_from_string(const char *s) {
         if (!s)
@@ -31,8 +31,9 @@ const char *transfer_blob_state_from_string(const char *s) {
         /* The fetcher's "resolving" (finding the endpoint, authenticating) is still waiting to us. */
         if (streq(s, "resolving"))
                 return blob_states[0];
-        /* The unpack states are ours alone (unpack.c sets them), never the fetcher's to claim. */
-        if (streq(s, "unpacking") || streq(s, "unpacked"))
+        /* The unpack states and "retrying" (a service died and the broker restarts the work: pull.c,
+         * unpack.c) are ours alone, never the fetcher's to claim. */
+        if (streq(s, "unpacking") || streq(s, "unpacked") || streq(s, "retrying"))
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(blob_states); i++)
                 if (streq(s, blob_states[i]))
@@ -422,7 +423,12 @@ void transfer_blob_update(Transfer *t, TransferBlob *b, const char *state, uint6
         if (state)
                 b->state = state;
         b->done = done;
-        schedule_progress(t);
+        /* A restart is news no client may miss: "retrying" goes out at once, not folded into the next
+         * rate-limited Progress (by then the row may be "unpacking" again). */
+        if (state && streq(state, "retrying"))
+                emit_progress_now(t);
+        else
+                schedule_progress(t);
 }
 
 void transfer_set_state(Transfer *t, TransferState s) {

@@ -31,7 +31,7 @@ typedef struct TransferBlob {
         char *digest;
         char *media_type;
         const char *state; /* static: waiting, downloading, verifying, done, exists, unpacking, unpacked,
-                              failed */
+                              failed, retrying (its fetcher or unpacker died; the broker started it again) */
         uint64_t done, total;
 } TransferBlob;
 

@@ -37,8 +37,9 @@ typedef struct UnpackPlatform {
         size_t index;
         UnpackLayer *layers;
         size_t n_layers;
-        size_t next;       /* lowest layer not yet unpacked */
-        sd_bus_slot *slot; /* the Unpack call in flight, at most one per platform: bottom-up */
+        size_t next;         /* lowest layer not yet unpacked */
+        sd_bus_slot *slot;   /* the Unpack call in flight, at most one per platform: bottom-up */
+        unsigned generation; /* u->restarts when that call was sent */
 } UnpackPlatform;
 
 struct Unpack {
@@ -49,6 +50,7 @@ struct Unpack {
         sd_event_source *notify; /* deferred on_progress: never called back from inside the caller's call */
         bool listed;             /* ListSnapshots answered (or failed: then Unpack tells us) */
         bool stopped;
+        unsigned restarts;     /* unpacker instances that died under us (≤ PULL_SERVICE_RESTARTS_MAX) */
         GHashTable *committed; /* chain id → NULL: known committed at the unpacker */
         GHashTable *ready;     /* layer digest → fd (GINT_TO_POINTER(fd + 1)), owned */
         UnpackPlatform *platforms;
@@ -180,16 +182,36 @@ static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                 const sd_bus_error *e = sd_bus_message_get_error(m);
 
                 l->state = LAYER_PENDING;
-                set_blob_state(u, l->digest, "failed");
-                if (bus_error_is_gone(e))
+                if (bus_error_is_gone(e)) {
+                        /* The unpacker died (crash, kill, restart): its half-made work dir is discarded at
+                         * its next start, and the next call starts it. Every call in flight to that one
+                         * instance fails together: one restart, told apart by generation. */
+                        if (p->generation == u->restarts) {
+                                u->restarts++;
+                                if (u->restarts <= PULL_SERVICE_RESTARTS_MAX)
+                                        log_warning(
+                                                "Transfer %" PRIu32 ": the berth unpacker went away while "
+                                                "unpacking '%s' (%s); starting it again (restart %u of %u).",
+                                                u->id, l->digest, e->message ?: e->name, u->restarts,
+                                                PULL_SERVICE_RESTARTS_MAX);
+                        }
+                        if (u->restarts <= PULL_SERVICE_RESTARTS_MAX) {
+                                /* Said in the progress: "retrying" until Unpack is sent again. */
+                                set_blob_state(u, l->digest, "retrying");
+                                unpack_kick(u);
+                                return 0;
+                        }
+                        set_blob_state(u, l->digest, "failed");
                         unpack_fail(u,
-                                    "The berth unpacker stopped while unpacking layer '%s' (%s); nothing of "
-                                    "it was "
-                                    "committed, pull again to complete the image",
-                                    l->digest, e->message ?: e->name);
-                else
-                        unpack_fail(u, "Failed to unpack layer '%s': %s", l->digest,
-                                    e ? (e->message ?: e->name) : "unknown error");
+                                    "The berth unpacker stopped %u times during this pull (last while "
+                                    "unpacking layer '%s': %s); giving up. Nothing of that layer was "
+                                    "committed: pull again to complete the image",
+                                    u->restarts, l->digest, e->message ?: e->name);
+                        return 0;
+                }
+                set_blob_state(u, l->digest, "failed");
+                unpack_fail(u, "Failed to unpack layer '%s': %s", l->digest,
+                            e ? (e->message ?: e->name) : "unknown error");
                 return 0;
         }
         r = sd_bus_message_read(m, "tu", &size, &entries);
@@ -227,6 +249,7 @@ static int start_unpack(Unpack *u, UnpackPlatform *p, int fd) {
         r = internal_call_send(u->manager, call, &p->slot, UNPACK_CALL_TIMEOUT_USEC, on_unpack_reply, p);
         if (r < 0)
                 return r;
+        p->generation = u->restarts;
         l->state = LAYER_UNPACKING;
         set_blob_state(u, l->digest, "unpacking");
         return 0;

@@ -2,13 +2,12 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
-#include <archive.h>
-#include <archive_entry.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "archive-import.h"
+#include "archive-dl.h"
 #include "berth-limits.h"
 #include "bus-names.h"
 #include "bus-util.h"

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "archive-dl.h"
 #include "archive-job.h"
 #include "berth-limits.h"
 #include "bus-names.h"
@@ -73,6 +74,7 @@ static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *user
         ArchiveReport rep = { .result = b };
         _cleanup_json_node_ JsonNode *root = NULL;
         _cleanup_free_ char *text = NULL;
+        const char *dl_error = NULL;
         sigset_t all;
         int r;
 
@@ -87,7 +89,12 @@ static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *user
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
 
         json_builder_begin_object(b);
-        r = fn(userdata, &rep);
+        /* libarchive is mapped here, in the child, never in the fetcher (archive-dl.h). */
+        r = archive_dl_open(&dl_error);
+        if (r < 0)
+                r = archive_report_error(&rep, BERTH_ERROR_IO, r, "Cannot load libarchive: %s", strna(dl_error));
+        else
+                r = fn(userdata, &rep);
         if (r < 0) {
                 g_autoptr(JsonBuilder) e = json_builder_new();
 

@@ -141,15 +141,33 @@ int curl_glue_new(sd_event *event, CurlGlue **ret) {
                 return -ENOMEM;
         g->event = sd_event_ref(event);
         g->ios = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, io_source_free);
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
+/* libcurl and its TLS backend are set up at the first request, not at start-up: a fetcher that was
+ * activated for GetInfo, OpenBlob or ListContent (and exits again when idle) never pays for them. */
+static int curl_glue_ensure_multi(CurlGlue *g) {
+        int r;
+
+        if (g->multi)
+                return 0;
+        r = curl_dl_open();
+        if (r < 0)
+                return r;
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return -EIO;
         g->multi = curl_multi_init();
         if (!g->multi)
                 return -ENOMEM;
         if (curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, curl_glue_socket_cb) != CURLM_OK ||
             curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
             curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, curl_glue_timer_cb) != CURLM_OK ||
-            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK)
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK) {
+                curl_multi_cleanup(g->multi);
+                g->multi = NULL;
                 return -EIO;
-        *ret = TAKE_PTR(g);
+        }
         return 0;
 }
 
@@ -304,10 +322,15 @@ int http_request_new(CurlGlue *g, const HttpRequestOptions *o, http_body_t on_bo
                      void *userdata, HttpRequest **ret) {
         _cleanup_(http_request_freep) HttpRequest *req = NULL;
         CURL *c;
+        int r;
 
         /* SECURITY: only http and https, ever (no file://, no gopher:// via a redirect). */
         if (strncasecmp(o->url, "http://", 7) != 0 && !url_is_https(o->url))
                 return -EPROTONOSUPPORT;
+
+        r = curl_glue_ensure_multi(g);
+        if (r < 0)
+                return r;
 
         req = calloc(1, sizeof(*req));
         if (!req)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <curl/curl.h>
+#include "curl-dl.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>

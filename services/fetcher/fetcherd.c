@@ -2,7 +2,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* asprintf(), renameat2(), reallocarray() */
 #endif
-#include <curl/curl.h>
 #include <glib.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -661,9 +660,6 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (!m->state_dir || !m->config_dir)
                 return log_oom();
 
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                return log_error_errno(EIO, "Failed to initialise libcurl.");
-
         if (asprintf(&content, "%s/content", m->state_dir) < 0 ||
             asprintf(&m->ctx.credentials_path, "%s/fetcher/config.json", m->state_dir) < 0)
                 return log_oom();
@@ -706,6 +702,15 @@ static void manager_shutdown(void *userdata) {
         free(m->config_dir);
 }
 
+/* Downloads (running or queued), resolves, logins and archive children: the calls waiting for them
+ * would get no reply if we left. Partial ingests are on disk either way. */
+static bool manager_busy(void *userdata) {
+        Manager *m = userdata;
+
+        return (m->blob_fetches && g_hash_table_size(m->blob_fetches) > 0) ||
+               (m->other_jobs && g_hash_table_size(m->other_jobs) > 0) || m->archive.n_jobs > 0;
+}
+
 int main(int argc, char *argv[]) {
         Manager manager = {};
         const BusService svc = {
@@ -714,6 +719,9 @@ int main(int argc, char *argv[]) {
                 .description = "Registry client: resolves references and fetches verified blobs into the content store.",
                 .setup = manager_setup,
                 .shutdown = manager_shutdown,
+                .busy = manager_busy,
+                .config_file = "registries.conf",
+                .config_group = "fetcher",
                 .userdata = &manager,
         };
 

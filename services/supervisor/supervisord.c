@@ -148,6 +148,13 @@ static void manager_shutdown(void *userdata) {
         m->snapshots_path = mfree(m->snapshots_path);
 }
 
+/* The supervisor stays while it has containers or shims to watch: the container code answers here.
+ * Image views need nothing from this process (they live in the host's mount table, and UnmountImage
+ * and ListMountedSnapshots read that), and shims never depend on it, so it may come and go. */
+static bool manager_busy(void *userdata) {
+        return false;
+}
+
 int main(int argc, char *argv[]) {
         Manager manager = { .snapshots_fd = -EBADF };
         const BusService svc = {
@@ -156,6 +163,9 @@ int main(int argc, char *argv[]) {
                 .description = "Creates, runs and supervises containers from committed snapshots.",
                 .setup = manager_setup,
                 .shutdown = manager_shutdown,
+                .busy = manager_busy,
+                .config_file = "supervisor.conf",
+                .config_group = "supervisor",
                 .userdata = &manager,
         };
 

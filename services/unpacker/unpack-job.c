@@ -3,59 +3,75 @@
 #define _GNU_SOURCE 1
 #endif
 
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
-#include "sandbox.h"
 #include "unpack-job.h"
 
-_noreturn_ static void child_main(const char *fs_path, int fs_fd, int blob_fd, int sock,
-                                  const ExtractRequest *req) {
+/* Runs in the forked child: put the job's descriptors where the worker expects them and exec it. Only
+ * async-signal-safe calls from here on (we were forked from a process with other state). */
+_noreturn_ static void child_exec(const char *path, char *const argv[], int blob_fd, int fs_fd, int sock,
+                                  int implied_fd) {
+        int src[] = { blob_fd, fs_fd, sock, implied_fd };
+        int dst[] = { UNPACK_WORKER_FD_BLOB, UNPACK_WORKER_FD_FS, UNPACK_WORKER_FD_SOCK,
+                      UNPACK_WORKER_FD_IMPLIED };
+        int moved[ELEMENTSOF(src)] = { -EBADF, -EBADF, -EBADF, -EBADF };
         UnpackReport report = {};
-        ExtractResult result;
-        /* The implied-directory list (a memfd, see implied-dirs.h) is the only other fd it keeps. */
-        int keep[] = { blob_fd, sock, req->implied_fd > STDERR_FILENO ? req->implied_fd : -EBADF };
-        char step[sizeof(report.message) - 64] = "";
-        int root_fd = -EBADF, r;
 
-        log_set_prefix("berth-unpacker[child]");
-
-        /* SECURITY: sandboxed before the first byte of the blob is read: decompression and tar parsing
-         * (the attack surface) only ever run confined. */
-        r = sandbox_enter(fs_path, fs_fd, keep, ELEMENTSOF(keep), &root_fd, step, sizeof(step));
-        if (r < 0) {
-                report.error = -r;
-                report.failure = UNPACK_FAILURE_IO;
-                errno = -r;
-                (void) snprintf(report.message, sizeof(report.message),
-                                "Failed to set up the unpack sandbox: %s", step[0] ? step : strerror(-r));
-        } else {
-                r = layer_extract(blob_fd, root_fd, req, &result);
-                if (r >= 0 && syncfs(root_fd) < 0) {
-                        r = -errno;
-                        result.failure = UNPACK_FAILURE_IO;
-                        (void) snprintf(result.message, sizeof(result.message),
-                                        "Failed to sync the snapshot: %m");
-                }
-                report.error = r < 0 ? -r : 0;
-                report.failure = r < 0 ? (int32_t) result.failure : UNPACK_OK;
-                report.size = result.uncompressed_size;
-                report.entries = result.entries;
-                memcpy(report.message, result.message, sizeof(report.message));
-        }
-        report.message[sizeof(report.message) - 1] = '\0';
-
-        if (write(sock, &report, sizeof(report)) != (ssize_t) sizeof(report))
+        /* Dies with the unpacker even before the worker sets this itself (sandbox_enter). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
                 _exit(EXIT_FAILURE);
-        _exit(report.error == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+
+        /* First out of the way (above every target), then into place: dup2() clears CLOEXEC on the
+         * copies the worker keeps; everything else is CLOEXEC and goes with the exec. */
+        for (size_t i = 0; i < ELEMENTSOF(src); i++) {
+                moved[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 16) : -EBADF;
+                if (src[i] >= 0 && moved[i] < 0)
+                        goto fail;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(src); i++)
+                if (moved[i] >= 0 && dup2(moved[i], dst[i]) < 0)
+                        goto fail;
+
+        execv(path, argv);
+fail:
+        report.error = errno > 0 ? errno : EIO;
+        report.failure = UNPACK_FAILURE_IO;
+        /* No stdio formatting here; the parent turns this into a full line. */
+        strncpy(report.message, "Failed to start the unpack worker " UNPACK_WORKER_PATH,
+                sizeof(report.message) - 1);
+        if (write(moved[2] >= 0 ? moved[2] : sock, &report, sizeof(report)) < 0)
+                _exit(EXIT_FAILURE);
+        _exit(EXIT_FAILURE);
 }
 
 int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const ExtractRequest *req,
                        pid_t *ret_pid, int *ret_sock) {
+        char compression[16], max_bytes[24], max_entries[24];
+        char *argv[] = {
+                (char *) "berth-unpack-worker",
+                (char *) fs_path,
+                (char *) req->layer_digest,
+                (char *) req->diff_id,
+                compression,
+                max_bytes,
+                max_entries,
+                (char *) (req->implied_fd > 0 ? "1" : "0"),
+                NULL,
+        };
         int pair[2];
         pid_t pid;
+
+        (void) snprintf(compression, sizeof(compression), "%d", (int) req->compression);
+        (void) snprintf(max_bytes, sizeof(max_bytes), "%" PRIu64, req->limits.max_uncompressed_bytes);
+        (void) snprintf(max_entries, sizeof(max_entries), "%" PRIu64, req->limits.max_entries);
 
         /* SEQPACKET: one record is one message, and it stays readable after the child exited. */
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
@@ -67,10 +83,9 @@ int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const Extrac
                 safe_close(pair[1]);
                 return -errno;
         }
-        if (pid == 0) {
-                safe_close(pair[0]);
-                child_main(fs_path, fs_fd, blob_fd, pair[1], req);
-        }
+        if (pid == 0)
+                child_exec(UNPACK_WORKER_PATH, argv, blob_fd, fs_fd, pair[1],
+                           req->implied_fd > 0 ? req->implied_fd : -EBADF);
 
         safe_close(pair[1]);
         *ret_pid = pid;

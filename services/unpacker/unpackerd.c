@@ -580,6 +580,13 @@ static void manager_shutdown(void *userdata) {
         snapshot_store_free(m->store);
 }
 
+/* Queued and running unpack jobs: their callers wait for a reply, and a killed child's work is lost. */
+static bool manager_busy(void *userdata) {
+        Manager *m = userdata;
+
+        return m->jobs && g_hash_table_size(m->jobs) > 0;
+}
+
 int main(int argc, char *argv[]) {
         Manager manager = {};
         const BusService svc = {
@@ -588,6 +595,9 @@ int main(int argc, char *argv[]) {
                 .description = "Unpacks verified layer blobs into overlay snapshots, each job in a sandboxed child.",
                 .setup = manager_setup,
                 .shutdown = manager_shutdown,
+                .busy = manager_busy,
+                .config_file = "unpacker.conf",
+                .config_group = "unpacker",
                 .userdata = &manager,
         };
 

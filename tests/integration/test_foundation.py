@@ -9,6 +9,7 @@ import pytest
 
 from berthtest import stack
 from berthtest.privatebus import PrivateBus
+from berthtest.services import activate
 from berthtest.stack import SERVICES, INTERNAL, PATHS, berthctl, busctl, bus_call, name_pid, wait_for, pid_alive
 
 
@@ -149,8 +150,7 @@ def test_sigterm_stops_a_service_cleanly(open_bus):
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_sigterm_on_the_system_bus_releases_the_name_and_activation_restarts(name):
     bus_name = SERVICES[name]
-    pid = name_pid(bus_name)
-    assert pid
+    pid = activate(bus_name)  # it may have exited for idleness since the last test
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not pid_alive(pid), what=f"{name} to exit on SIGTERM")
     assert name_pid(bus_name) is None
@@ -162,8 +162,7 @@ def test_sigterm_on_the_system_bus_releases_the_name_and_activation_restarts(nam
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_sigkill_then_next_use_reactivates(name, member):
     bus_name = SERVICES[name]
-    pid = name_pid(bus_name)
-    assert pid
+    pid = activate(bus_name)  # it may have exited for idleness since the last test
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid), what=f"{name} to die")
     wait_for(lambda: name_pid(bus_name) is None, what="name released")
