@@ -41,9 +41,9 @@ typedef enum ShimReason {
 typedef struct ShimRequest {
         uint32_t magic;
         uint32_t version;
-        uint32_t op;     /* ShimOp */
-        int32_t signal;  /* SHIM_OP_KILL */
-        uint32_t flags;  /* SHIM_OP_KILL: SHIM_KILL_ALL */
+        uint32_t op;    /* ShimOp */
+        int32_t signal; /* SHIM_OP_KILL */
+        uint32_t flags; /* SHIM_OP_KILL: SHIM_KILL_ALL */
         uint32_t reserved;
 } ShimRequest;
 
@@ -55,13 +55,13 @@ typedef enum ShimMessageType {
 typedef struct ShimReply {
         uint32_t magic;
         uint32_t version;
-        uint32_t type;      /* ShimMessageType */
-        int32_t error;      /* 0 or a positive errno; message says why */
-        uint32_t status;    /* ShimStatus */
-        uint32_t reason;    /* ShimReason, once stopped */
-        int32_t pid;        /* host pid of the container's init (0 once reaped) */
-        int32_t exit_code;  /* 0..255: N, 128+signal, 126/127 exec failure, 137 oom */
-        uint64_t created_at;  /* CLOCK_REALTIME µs */
+        uint32_t type;       /* ShimMessageType */
+        int32_t error;       /* 0 or a positive errno; message says why */
+        uint32_t status;     /* ShimStatus */
+        uint32_t reason;     /* ShimReason, once stopped */
+        int32_t pid;         /* host pid of the container's init (0 once reaped) */
+        int32_t exit_code;   /* 0..255: N, 128+signal, 126/127 exec failure, 137 oom */
+        uint64_t created_at; /* CLOCK_REALTIME µs */
         uint64_t started_at;
         uint64_t finished_at;
         char message[SHIM_MESSAGE_MAX]; /* NUL-terminated */

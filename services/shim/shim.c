@@ -50,7 +50,7 @@ typedef struct Shim {
         int listen_fd;
         int signal_fd;
         int peers[SHIM_PEERS_MAX];
-        int pending_start; /* the peer waiting for the result of SHIM_OP_START, or -1 */
+        int pending_start;      /* the peer waiting for the result of SHIM_OP_START, or -1 */
         const char *oom_events; /* memory.events (v2) or memory.oom_control (v1) of the container */
         const char *cgroup_procs;
         uint64_t oom_kills_at_start;
@@ -151,8 +151,8 @@ static uint64_t read_oom_kills(const char *path) {
 static int log_open(Shim *s) {
         struct stat st;
 
-        s->log_fd = openat(s->state_dir_fd, SHIM_LOG_FILE, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-                           0640);
+        s->log_fd = openat(s->state_dir_fd, SHIM_LOG_FILE,
+                           O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (s->log_fd < 0)
                 return -errno;
         s->log_size = fstat(s->log_fd, &st) == 0 ? (uint64_t) st.st_size : 0;
@@ -302,7 +302,8 @@ static void kill_all(Shim *s, int sig) {
                 for (char *tok = strtok(buf, "\n"); tok; tok = strtok(NULL, "\n")) {
                         uint64_t pid;
                         /* Never ourselves: under systemd the shim shares the container's scope. */
-                        if (parse_u64(tok, &pid) == 0 && pid > 1 && pid <= INT_MAX && (pid_t) pid != getpid())
+                        if (parse_u64(tok, &pid) == 0 && pid > 1 && pid <= INT_MAX &&
+                            (pid_t) pid != getpid())
                                 (void) kill((pid_t) pid, sig);
                 }
         }
@@ -316,7 +317,8 @@ static void handle_request(Shim *s, unsigned i) {
 
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
-        if (n != (ssize_t) sizeof(q) || q.magic != SHIM_PROTOCOL_MAGIC || q.version != SHIM_PROTOCOL_VERSION) {
+        if (n != (ssize_t) sizeof(q) || q.magic != SHIM_PROTOCOL_MAGIC ||
+            q.version != SHIM_PROTOCOL_VERSION) {
                 peer_drop(s, i);
                 return;
         }
@@ -426,7 +428,8 @@ static void handle_sigchld(Shim *s) {
                 } else if (WIFSIGNALED(status)) {
                         s->exit_code = 128 + WTERMSIG(status);
                         s->reason = SHIM_REASON_SIGNAL;
-                        if (WTERMSIG(status) == SIGKILL && read_oom_kills(s->oom_events) > s->oom_kills_at_start)
+                        if (WTERMSIG(status) == SIGKILL &&
+                            read_oom_kills(s->oom_events) > s->oom_kills_at_start)
                                 s->reason = SHIM_REASON_OOM;
                 } else {
                         s->exit_code = WEXITSTATUS(status);
@@ -439,22 +442,28 @@ static void handle_sigchld(Shim *s) {
 static _Noreturn void usage(void) {
         fputs("Usage: berth-shim --id ID --init-pid PID --state-dir-fd FD --listen-fd FD --start-fd FD\n"
               "                  --exec-err-fd FD [--ready-fd FD] [--log-out-fd FD] [--log-err-fd FD]\n"
-              "                  [--log-max BYTES] [--oom-events PATH] [--cgroup-procs PATH] [--created-at USEC]\n"
+              "                  [--log-max BYTES] [--oom-events PATH] [--cgroup-procs PATH] [--created-at "
+              "USEC]\n"
               "Started by berth-supervisor only.\n",
               stderr);
         exit(2);
 }
 
 static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
-        static const struct option opts[] = {
-                { "id", required_argument, NULL, 'i' },           { "init-pid", required_argument, NULL, 'p' },
-                { "state-dir-fd", required_argument, NULL, 'd' }, { "listen-fd", required_argument, NULL, 'l' },
-                { "start-fd", required_argument, NULL, 's' },     { "exec-err-fd", required_argument, NULL, 'e' },
-                { "ready-fd", required_argument, NULL, 'r' },     { "log-out-fd", required_argument, NULL, 'o' },
-                { "log-err-fd", required_argument, NULL, 'E' },   { "log-max", required_argument, NULL, 'm' },
-                { "oom-events", required_argument, NULL, 'O' },   { "cgroup-procs", required_argument, NULL, 'c' },
-                { "created-at", required_argument, NULL, 'C' },   {}
-        };
+        static const struct option opts[] = { { "id", required_argument, NULL, 'i' },
+                                              { "init-pid", required_argument, NULL, 'p' },
+                                              { "state-dir-fd", required_argument, NULL, 'd' },
+                                              { "listen-fd", required_argument, NULL, 'l' },
+                                              { "start-fd", required_argument, NULL, 's' },
+                                              { "exec-err-fd", required_argument, NULL, 'e' },
+                                              { "ready-fd", required_argument, NULL, 'r' },
+                                              { "log-out-fd", required_argument, NULL, 'o' },
+                                              { "log-err-fd", required_argument, NULL, 'E' },
+                                              { "log-max", required_argument, NULL, 'm' },
+                                              { "oom-events", required_argument, NULL, 'O' },
+                                              { "cgroup-procs", required_argument, NULL, 'c' },
+                                              { "created-at", required_argument, NULL, 'C' },
+                                              {} };
         int c, pid = -1;
 
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
@@ -505,8 +514,8 @@ static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
                 if (ok < 0)
                         usage();
         }
-        if (optind != argc || !s->id || pid <= 0 || s->state_dir_fd < 0 || s->listen_fd < 0 || s->start_fd < 0 ||
-            s->exec_err_fd < 0)
+        if (optind != argc || !s->id || pid <= 0 || s->state_dir_fd < 0 || s->listen_fd < 0 ||
+            s->start_fd < 0 || s->exec_err_fd < 0)
                 usage();
         s->init_pid = pid;
 }
@@ -520,8 +529,15 @@ static bool fd_in(int fd, const int *keep, size_t n) {
 
 int main(int argc, char *argv[]) {
         Shim s = {
-                .state_dir_fd = -1, .start_fd = -1, .exec_err_fd = -1, .listen_fd = -1, .signal_fd = -1,
-                .pending_start = -1, .log_fd = -1, .log_max = SHIM_LOG_SIZE_DEFAULT, .status = SHIM_STATUS_CREATED,
+                .state_dir_fd = -1,
+                .start_fd = -1,
+                .exec_err_fd = -1,
+                .listen_fd = -1,
+                .signal_fd = -1,
+                .pending_start = -1,
+                .log_fd = -1,
+                .log_max = SHIM_LOG_SIZE_DEFAULT,
+                .status = SHIM_STATUS_CREATED,
                 .streams = { { .fd = -1, .name = "stdout" }, { .fd = -1, .name = "stderr" } },
         };
         struct pollfd pfd[4 + LOG_STREAMS + SHIM_PEERS_MAX];
@@ -538,7 +554,15 @@ int main(int argc, char *argv[]) {
                 s.created_at = now_usec();
 
         /* Only the fds we were given stay open (and 0-2, which are /dev/null). */
-        int keep[] = { 0, 1, 2, s.state_dir_fd, s.listen_fd, s.start_fd, s.exec_err_fd, ready_fd, s.streams[0].fd,
+        int keep[] = { 0,
+                       1,
+                       2,
+                       s.state_dir_fd,
+                       s.listen_fd,
+                       s.start_fd,
+                       s.exec_err_fd,
+                       ready_fd,
+                       s.streams[0].fd,
                        s.streams[1].fd };
         for (int fd = 3; fd < 1024; fd++)
                 if (!fd_in(fd, keep, sizeof(keep) / sizeof(keep[0])))
@@ -584,12 +608,14 @@ int main(int argc, char *argv[]) {
                 for (unsigned i = 0; i < LOG_STREAMS; i++) {
                         ix_log[i] = -1;
                         if (s.streams[i].fd >= 0)
-                                pfd[ix_log[i] = (int) n++] = (struct pollfd){ .fd = s.streams[i].fd, .events = POLLIN };
+                                pfd[ix_log[i] = (int) n++] =
+                                        (struct pollfd){ .fd = s.streams[i].fd, .events = POLLIN };
                 }
                 for (unsigned i = 0; i < SHIM_PEERS_MAX; i++) {
                         ix_peer[i] = -1;
                         if (s.peers[i] >= 0)
-                                pfd[ix_peer[i] = (int) n++] = (struct pollfd){ .fd = s.peers[i], .events = POLLIN };
+                                pfd[ix_peer[i] = (int) n++] =
+                                        (struct pollfd){ .fd = s.peers[i], .events = POLLIN };
                 }
                 if (poll(pfd, n, -1) < 0) {
                         if (errno == EINTR)

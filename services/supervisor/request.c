@@ -224,7 +224,8 @@ static int dispatch_mounts(JsonNode *node, void *target, void *userdata, char **
                 }
                 for (guint k = 0; k < i; k++)
                         if (streq(req->mounts[k].destination, m->destination))
-                                return json_set_error(ret_error, EINVAL, "entry %u: duplicate destination", i);
+                                return json_set_error(ret_error, EINVAL, "entry %u: duplicate destination",
+                                                      i);
         }
         return 0;
 }
@@ -249,7 +250,8 @@ static const JsonField request_table[] = {
         { "cap_add", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, cap_add), 0, dispatch_caps },
         { "cap_drop", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, cap_drop), 0, dispatch_caps },
         { "privileged", JSON_FIELD_BOOL, offsetof(ContainerRequest, privileged), 0 },
-        { "seccomp", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, seccomp_unconfined), 0, dispatch_seccomp },
+        { "seccomp", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, seccomp_unconfined), 0,
+          dispatch_seccomp },
         { "net", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, net_host), 0, dispatch_net },
         { "mounts", JSON_FIELD_CUSTOM, 0, 0, dispatch_mounts },
         {},
@@ -299,14 +301,16 @@ static int validate(ContainerRequest *r, char **ret_error) {
                 return k;
         STRV_FOREACH(e, r->env) {
                 if (!env_entry_is_valid(*e))
-                        return json_set_error(ret_error, EINVAL,
-                                              "field 'env': entry %zu is not NAME=VALUE without control characters",
-                                              n_env);
+                        return json_set_error(
+                                ret_error, EINVAL,
+                                "field 'env': entry %zu is not NAME=VALUE without control characters",
+                                n_env);
                 n_env++;
                 bytes += strlen(*e) + 1;
         }
         if (n_env > REQUEST_ENV_MAX)
-                return json_set_error(ret_error, E2BIG, "field 'env': more than %u entries", REQUEST_ENV_MAX);
+                return json_set_error(ret_error, E2BIG, "field 'env': more than %u entries",
+                                      REQUEST_ENV_MAX);
         if (bytes > REQUEST_STRINGS_BYTES_MAX)
                 return json_set_error(ret_error, E2BIG, "arguments and environment exceed %u bytes",
                                       REQUEST_STRINGS_BYTES_MAX);
@@ -317,13 +321,16 @@ static int validate(ContainerRequest *r, char **ret_error) {
         if (!isempty(r->hostname) && !hostname_is_valid(r->hostname))
                 return json_set_error(ret_error, EINVAL, "field 'hostname': invalid host name");
         if (r->memory != 0 && (r->memory < REQUEST_MEMORY_MIN || r->memory > REQUEST_MEMORY_MAX))
-                return json_set_error(ret_error, ERANGE, "field 'memory': must be 0 or between %llu and %llu bytes",
+                return json_set_error(ret_error, ERANGE,
+                                      "field 'memory': must be 0 or between %llu and %llu bytes",
                                       REQUEST_MEMORY_MIN, REQUEST_MEMORY_MAX);
-        if (r->cpu_quota_milli > REQUEST_CPU_MILLI_MAX || (r->cpu_quota_milli > 0 && r->cpu_quota_milli < 10))
+        if (r->cpu_quota_milli > REQUEST_CPU_MILLI_MAX ||
+            (r->cpu_quota_milli > 0 && r->cpu_quota_milli < 10))
                 return json_set_error(ret_error, ERANGE, "field 'cpu_quota_milli': must be 0 or 10..%u",
                                       REQUEST_CPU_MILLI_MAX);
         if (r->pids_limit > REQUEST_PIDS_MAX)
-                return json_set_error(ret_error, ERANGE, "field 'pids_limit': must be at most %u", REQUEST_PIDS_MAX);
+                return json_set_error(ret_error, ERANGE, "field 'pids_limit': must be at most %u",
+                                      REQUEST_PIDS_MAX);
         if (r->tty && r->detach && r->stdin_open)
                 return json_set_error(ret_error, EINVAL, "a detached container cannot keep stdin open");
         return 0;

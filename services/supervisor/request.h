@@ -13,7 +13,7 @@
  * table; unknown fields are refused, every value is checked here, before anything is opened. */
 
 #define REQUEST_SIZE_MAX (256U * 1024U)
-#define REQUEST_ARGS_MAX 4096U            /* entrypoint + cmd entries */
+#define REQUEST_ARGS_MAX 4096U /* entrypoint + cmd entries */
 #define REQUEST_ENV_MAX 4096U
 #define REQUEST_STRINGS_BYTES_MAX (128U * 1024U) /* all argv + env bytes (execve's own limit is larger) */
 #define REQUEST_MOUNTS_MAX 64U
@@ -24,8 +24,8 @@
 #define REQUEST_PATH_MAX 4096U
 #define REQUEST_MEMORY_MIN (6ULL * 1024ULL * 1024ULL) /* podman's minimum: below it nothing starts */
 #define REQUEST_MEMORY_MAX (1ULL << 50)
-#define REQUEST_CPU_MILLI_MAX 1000000U            /* 1000 CPUs */
-#define REQUEST_PIDS_MAX (1U << 22)               /* the kernel's PID_MAX_LIMIT */
+#define REQUEST_CPU_MILLI_MAX 1000000U /* 1000 CPUs */
+#define REQUEST_PIDS_MAX (1U << 22)    /* the kernel's PID_MAX_LIMIT */
 
 typedef struct RequestMount {
         uint64_t source_fd; /* index: the fd passed as "mount<N>" */

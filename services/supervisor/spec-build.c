@@ -11,16 +11,27 @@
 
 /* podman's default set (containers.conf default_capabilities). */
 static const char *const default_caps[] = {
-        "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",       "CAP_NET_BIND_SERVICE",
-        "CAP_SETFCAP", "CAP_SETGID",       "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+        "CAP_CHOWN",   "CAP_DAC_OVERRIDE",     "CAP_FOWNER",     "CAP_FSETID",
+        "CAP_KILL",    "CAP_NET_BIND_SERVICE", "CAP_SETFCAP",    "CAP_SETGID",
+        "CAP_SETPCAP", "CAP_SETUID",           "CAP_SYS_CHROOT",
 };
 
 /* runc/podman: kernel interfaces that leak host information or let a container touch the host. Masked
  * with /dev/null (files) or an empty read-only tmpfs (directories) by the engine. */
 static const char *const masked_paths[] = {
-        "/proc/acpi",        "/proc/asound",      "/proc/interrupts", "/proc/kcore",     "/proc/keys",
-        "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi",      "/proc/timer_list", "/proc/timer_stats",
-        "/sys/devices/virtual/powercap", "/sys/firmware", NULL,
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/interrupts",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/sys/devices/virtual/powercap",
+        "/sys/firmware",
+        NULL,
 };
 
 static const char *const readonly_paths[] = {
@@ -155,7 +166,8 @@ static int build_args(const SpecInput *in, GPtrArray *args, char **ret_error) {
         for (char *const *a = cmd; a && *a; a++)
                 g_ptr_array_add(args, g_strdup(*a));
         if (args->len == 0)
-                return json_set_error(ret_error, EINVAL, "no command: the image has none and none was given");
+                return json_set_error(ret_error, EINVAL,
+                                      "no command: the image has none and none was given");
         if (isempty((const char *) args->pdata[0]))
                 return json_set_error(ret_error, EINVAL, "the command is an empty string");
         if (args->len > REQUEST_ARGS_MAX)
@@ -165,7 +177,7 @@ static int build_args(const SpecInput *in, GPtrArray *args, char **ret_error) {
 }
 
 static int pick_cwd(const SpecInput *in, const char **ret, char **ret_error) {
-        const char *cwd = !isempty(in->request->workdir)       ? in->request->workdir
+        const char *cwd = !isempty(in->request->workdir)     ? in->request->workdir
                           : !isempty(in->image->working_dir) ? in->image->working_dir
                                                              : "/";
 
@@ -268,10 +280,12 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
         add_mount(b, "/dev", "tmpfs", "tmpfs",
                   (const char *const[]){ "nosuid", "strictatime", "mode=755", "size=65536k", NULL });
         add_mount(b, "/dev/pts", "devpts", "devpts",
-                  (const char *const[]){ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", NULL });
+                  (const char *const[]){ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                                         NULL });
         add_mount(b, "/dev/shm", "tmpfs", "shm",
                   (const char *const[]){ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL });
-        add_mount(b, "/dev/mqueue", "mqueue", "mqueue", (const char *const[]){ "nosuid", "noexec", "nodev", NULL });
+        add_mount(b, "/dev/mqueue", "mqueue", "mqueue",
+                  (const char *const[]){ "nosuid", "noexec", "nodev", NULL });
         add_mount(b, "/sys", "sysfs", "sysfs",
                   privileged ? (const char *const[]){ "nosuid", "noexec", "nodev", NULL }
                              : (const char *const[]){ "nosuid", "noexec", "nodev", "ro", NULL });
@@ -282,8 +296,9 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
                  * number in the creating process: no path is resolved on anyone's behalf. */
                 g_autofree char *src = g_strdup_printf("/proc/self/fd/%d", in->mount_fds[i]);
                 add_mount(b, r->mounts[i].destination, "bind", src,
-                          r->mounts[i].readonly ? (const char *const[]){ "rbind", "ro", "nosuid", "nodev", NULL }
-                                                : (const char *const[]){ "rbind", "nosuid", "nodev", NULL });
+                          r->mounts[i].readonly
+                                  ? (const char *const[]){ "rbind", "ro", "nosuid", "nodev", NULL }
+                                  : (const char *const[]){ "rbind", "nosuid", "nodev", NULL });
         }
         json_builder_end_array(b);
 

@@ -43,7 +43,8 @@ static int read_db(int rootfs_fd, const char *name, char **ret, char **ret_error
         if (fd < 0) {
                 if (errno == ENOENT)
                         return -ENOENT;
-                return json_set_error(ret_error, errno, "cannot open the image's /%s: %s", name, strerror(errno));
+                return json_set_error(ret_error, errno, "cannot open the image's /%s: %s", name,
+                                      strerror(errno));
         }
         r = read_regular_file_fd(fd, USER_DB_SIZE_MAX, ret, NULL);
         if (r == -EBADFD)
@@ -90,8 +91,8 @@ static int passwd_find(const char *db, const char *name, uint32_t uid, PasswdEnt
                 if (len < sizeof(line)) {
                         memcpy(line, p, len);
                         line[len] = 0;
-                        if (split_fields(line, f, 8) == 7 && parse_id(f[2], &u) >= 0 && parse_id(f[3], &g) >= 0 &&
-                            strlen(f[0]) < sizeof(ret->name) && *f[0] &&
+                        if (split_fields(line, f, 8) == 7 && parse_id(f[2], &u) >= 0 &&
+                            parse_id(f[3], &g) >= 0 && strlen(f[0]) < sizeof(ret->name) && *f[0] &&
                             (name ? streq(f[0], name) : u == uid)) {
                                 snprintf(ret->name, sizeof(ret->name), "%s", f[0]);
                                 ret->uid = u;
@@ -107,7 +108,8 @@ static int passwd_find(const char *db, const char *name, uint32_t uid, PasswdEnt
 }
 
 /* Walks /etc/group: by group name (→ *ret_gid) and/or collects every gid whose member list has user. */
-static int group_scan(const char *db, const char *group_name, uint32_t *ret_gid, const char *user, UserIds *ids) {
+static int group_scan(const char *db, const char *group_name, uint32_t *ret_gid, const char *user,
+                      UserIds *ids) {
         const char *p = db;
         int found = 0;
 
@@ -127,7 +129,8 @@ static int group_scan(const char *db, const char *group_name, uint32_t *ret_gid,
                                 }
                                 if (user && ids) {
                                         char *save = NULL;
-                                        for (char *m = strtok_r(f[3], ",", &save); m; m = strtok_r(NULL, ",", &save))
+                                        for (char *m = strtok_r(f[3], ",", &save); m;
+                                             m = strtok_r(NULL, ",", &save))
                                                 if (streq(m, user)) {
                                                         bool dup = false;
                                                         for (size_t i = 0; i < ids->n_groups; i++)
@@ -172,7 +175,8 @@ int user_resolve(int rootfs_fd, const char *spec, UserIds *ret, char **ret_error
                 *colon = 0;
                 group_part = colon + 1;
                 if (strchr(group_part, ':') || !*group_part)
-                        return json_set_error(ret_error, EINVAL, "invalid user '%.64s': expected user[:group]", spec);
+                        return json_set_error(ret_error, EINVAL,
+                                              "invalid user '%.64s': expected user[:group]", spec);
         }
         user_part = copy;
 
@@ -207,9 +211,11 @@ int user_resolve(int rootfs_fd, const char *spec, UserIds *ret, char **ret_error
                                               group_part);
                 if (r < 0) {
                         if (!db_name_is_valid(group_part))
-                                return json_set_error(ret_error, EINVAL, "invalid group name '%.64s'", group_part);
+                                return json_set_error(ret_error, EINVAL, "invalid group name '%.64s'",
+                                                      group_part);
                         if (!group || group_scan(group, group_part, &gid, NULL, NULL) <= 0)
-                                return json_set_error(ret_error, ESRCH, "no group '%.64s' in the image's /etc/group",
+                                return json_set_error(ret_error, ESRCH,
+                                                      "no group '%.64s' in the image's /etc/group",
                                                       group_part);
                 }
         }
