@@ -121,7 +121,6 @@ static int build_env(const SpecInput *in, GPtrArray *env, char **ret_error) {
                         name_len = strcspn(*e, "=") + 1;
                         for (unsigned i = 0; i < env->len; i++)
                                 if (strncmp(env->pdata[i], *e, name_len) == 0) {
-                                        g_free(env->pdata[i]);
                                         g_ptr_array_remove_index(env, i);
                                         break;
                                 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* USER values ("name", "uid", "name:group", "uid:gid", "") resolved against the image's own
