@@ -47,9 +47,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (e) {
                 /* SECURITY: polkit unavailable or confused means denied, never allowed. */
                 log_warning("Polkit check for '%s' failed: %s", q->action, e->message ?: e->name);
-                return sd_bus_reply_method_errorf(q->request, BERTH_ERROR_ACCESS_DENIED,
-                                                  "Authorization check failed (polkit: %s).",
-                                                  e->message ?: e->name);
+                return sd_bus_reply_method_errorf(q->request, q->denied_error,
+                                                  "Authorization check for '%s' failed (polkit: %s).",
+                                                  q->action, e->message ?: e->name);
         }
 
         r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
@@ -57,8 +57,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
                 log_warning_errno(r, "Malformed polkit reply for '%s': %m", q->action);
-                return sd_bus_reply_method_errorf(q->request, BERTH_ERROR_ACCESS_DENIED,
-                                                  "Authorization check failed (malformed polkit reply).");
+                return sd_bus_reply_method_errorf(q->request, q->denied_error,
+                                                  "Authorization check for '%s' failed (malformed polkit reply).",
+                                                  q->action);
         }
 
         if (authorized)
