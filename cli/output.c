@@ -69,3 +69,30 @@ char *printable_line(const char *s) {
                         *c = '?';
         return copy;
 }
+
+void print_cell_table(const char *const *header, char ***rows, size_t n) {
+        size_t cols = 0, *width;
+
+        while (header[cols])
+                cols++;
+        width = g_new0(size_t, cols);
+        for (size_t c = 0; c < cols; c++)
+                width[c] = g_utf8_strlen(header[c], -1);
+        for (size_t i = 0; i < n; i++)
+                for (size_t c = 0; c < cols && rows[i][c]; c++)
+                        width[c] = MAX(width[c], (size_t) g_utf8_strlen(rows[i][c], -1));
+        for (size_t i = 0; i <= n; i++) {
+                for (size_t c = 0; c < cols; c++) {
+                        const char *cell = i == 0 ? header[c] : rows[i - 1][c];
+                        _cleanup_free_ char *p = printable_line(cell ? cell : "");
+                        size_t len = g_utf8_strlen(p, -1);
+
+                        fputs(p, stdout);
+                        if (c + 1 < cols)
+                                for (size_t k = len; k < width[c] + 2; k++)
+                                        putchar(' ');
+                }
+                putchar('\n');
+        }
+        g_free(width);
+}

@@ -24,3 +24,7 @@ int broker_call_print_json(const char *member, const char *what, const char *id)
  * source of an error text could use to move the cursor or retitle the terminal) become '?'.
  * malloc'd; NULL → "n/a". */
 char *printable_line(const char *s);
+
+/* Prints a table: header (NULL-terminated) and n rows of as many cells, columns padded to the widest
+ * cell (by characters), cells made printable (printable_line). */
+void print_cell_table(const char *const *header, char ***rows, size_t n);

@@ -17,6 +17,7 @@ typedef struct Manager {
         GHashTable *transfers; /* id (GUINT_TO_POINTER) → Transfer* (owned) */
         uint32_t next_transfer_id;
         sd_bus_slot *progress_match; /* the fetcher's unicast Progress signals */
+        struct ContainerManager *containers; /* broker-containers.h */
 } Manager;
 
 /* broker-auth.c: the one table that says which polkit action each public method needs. */
@@ -24,6 +25,12 @@ const char *broker_action_for_method(const char *member);
 int broker_authorize(sd_bus_message *m, const char *const *details,
                      int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
                      sd_bus_error *error);
+
+/* The same for a method on an object owned by a uid: an action of container-manage becomes
+ * container-manage-any when the caller is not the owner. */
+int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
+                           int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
+                           sd_bus_error *error);
 
 /* broker-info.c */
 int method_get_info(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
 
+#include "broker-containers.h"
 #include "broker.h"
 #include "bus-names.h"
 #include "bus-util.h"
@@ -56,6 +57,15 @@ static const sd_bus_vtable manager_vtable[] = {
                                  "a(ss)", SD_BUS_PARAM(images), method_import_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ExportImage", "sht", SD_BUS_PARAM(reference) SD_BUS_PARAM(out) SD_BUS_PARAM(flags),
                                  "", SD_BUS_PARAM(), method_export_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CreateContainer", "sssa{sh}t",
+                                 SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(options) SD_BUS_PARAM(fds)
+                                         SD_BUS_PARAM(flags),
+                                 "oah", SD_BUS_PARAM(container) SD_BUS_PARAM(pty), method_create_container,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListContainers", "t", SD_BUS_PARAM(flags), "a(ssssuisuttto)",
+                                 SD_BUS_PARAM(containers), method_list_containers, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetContainer", "s", SD_BUS_PARAM(name), "o", SD_BUS_PARAM(container),
+                                 method_get_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
@@ -84,6 +94,10 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to the fetcher's progress: %m");
 
+        r = container_manager_setup(m);
+        if (r < 0)
+                return r;
+
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_BROKER_PATH);
@@ -94,6 +108,7 @@ static void manager_shutdown(void *userdata) {
         Manager *m = userdata;
 
         manager_free_transfers(m);
+        container_manager_free(m);
         m->progress_match = sd_bus_slot_unref(m->progress_match);
         m->images = image_store_free(m->images);
         free(m->state_dir);
