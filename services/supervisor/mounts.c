@@ -282,10 +282,16 @@ static int open_policy_path(const char *path, int *ret_fd) {
         /* No symlink anywhere on the way: these paths are under /proc and /sys, where the kernel
          * places none that we mask, and an image could only have planted one to redirect us
          * (CVE-2025-31133 class). */
+        struct stat st;
         int fd = openat2_fd(AT_FDCWD, path, O_PATH | O_NOFOLLOW | O_CLOEXEC,
                             RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
         if (fd < 0)
                 return fd;
+        /* O_NOFOLLOW|O_PATH opens a final symlink itself rather than failing: refuse it here. */
+        if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+                safe_close(fd);
+                return -ELOOP;
+        }
         *ret_fd = fd;
         return 0;
 }
