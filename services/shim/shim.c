@@ -51,7 +51,7 @@ typedef struct Shim {
         int listen_fd;
         int signal_fd;
         int peers[SHIM_PEERS_MAX];
-        int pending_start;      /* the peer waiting for the result of SHIM_OP_START, or -1 */
+        int pending_start;           /* the peer waiting for the result of SHIM_OP_START, or -1 */
         char cgroup_procs[PATH_MAX]; /* the container cgroup's cgroup.procs, "" when unknown */
         uint64_t oom_kills_at_start;
 
@@ -147,8 +147,8 @@ static void find_cgroup_procs(Shim *s) {
         if (buf[0] != '/' || !slash)
                 return;
         *slash = 0;
-        snprintf(s->cgroup_procs, sizeof(s->cgroup_procs), "%.*s/cgroup.procs", (int) (sizeof(s->cgroup_procs) - 16),
-                 buf);
+        snprintf(s->cgroup_procs, sizeof(s->cgroup_procs), "%.*s/cgroup.procs",
+                 (int) (sizeof(s->cgroup_procs) - 16), buf);
 }
 
 /* ---- log ---------------------------------------------------------------------------------------- */
@@ -386,7 +386,8 @@ static void handle_exec_result(Shim *s) {
                 s->exec_errno = e.error > 0 ? e.error : EIO;
                 s->exec_status = e.status == 126 || e.status == 127 ? e.status : 127;
                 if (s->pending_start >= 0)
-                        send_reply(s, s->pending_start, s->exec_errno, e.message[0] ? e.message : strerror(s->exec_errno));
+                        send_reply(s, s->pending_start, s->exec_errno,
+                                   e.message[0] ? e.message : strerror(s->exec_errno));
         } else {
                 if (s->status == SHIM_STATUS_CREATED)
                         s->status = SHIM_STATUS_RUNNING;

@@ -70,7 +70,7 @@ static int make_overlay(const char *snapshots_path, const char *id, char *const 
 }
 
 int active_rootfs_mount(const char *snapshots_path, const char *id, char *const *chain_hexes, size_t n,
-                   const char *target_path, bool read_only, char **ret_error) {
+                        const char *target_path, bool read_only, char **ret_error) {
         _cleanup_close_ int active_fd = -EBADF, dir_fd = -EBADF, mnt_fd = -EBADF, target_fd = -EBADF;
         int r;
 

@@ -15,7 +15,7 @@
  * overlay onto target_path (an existing empty directory), read-only when read_only. On failure nothing
  * is left (no mount, no active snapshot). */
 int active_rootfs_mount(const char *snapshots_path, const char *id, char *const *chain_hexes, size_t n,
-                   const char *target_path, bool read_only, char **ret_error);
+                        const char *target_path, bool read_only, char **ret_error);
 
 /* Unmounts target_path (if mounted) and removes the active snapshot. Idempotent. */
 int active_rootfs_remove(const char *snapshots_path, const char *id, const char *target_path);

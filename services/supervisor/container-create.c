@@ -132,14 +132,14 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         if (listen_fd < 0)
                 creator_fail(sock, -listen_fd, "cannot listen on the shim socket: %s", strerror(-listen_fd));
 
-        r = active_rootfs_mount(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers, rootfs_path,
-                           a->request->read_only, &msg);
+        r = active_rootfs_mount(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers,
+                                rootfs_path, a->request->read_only, &msg);
         if (r < 0)
                 creator_fail(sock, -r, "cannot prepare the root file system: %s", strna(msg));
 
 #define FAIL(error, ...)                                                                                    \
         do {                                                                                                \
-                (void) active_rootfs_remove(m->snapshots_path, a->id, rootfs_path);                                \
+                (void) active_rootfs_remove(m->snapshots_path, a->id, rootfs_path);                         \
                 (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);                                               \
                 creator_fail(sock, error, __VA_ARGS__);                                                     \
         } while (0)
@@ -237,10 +237,10 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         snprintf(buf[6], sizeof(buf[6]), "%d", out_fd);
         snprintf(buf[7], sizeof(buf[7]), "%d", err_fd);
         snprintf(buf[8], sizeof(buf[8]), "%" PRIu64, created_at);
-        const char *argv[40] = { "berth-shim", "--id",           a->id,      "--init-pid",
-                                 buf[0],       "--state-dir-fd", buf[1],     "--listen-fd",
-                                 buf[2],       "--start-fd",     buf[3],     "--exec-err-fd",
-                                 buf[4],       "--ready-fd",     buf[5],     "--created-at",
+        const char *argv[40] = { "berth-shim", "--id",           a->id,  "--init-pid",
+                                 buf[0],       "--state-dir-fd", buf[1], "--listen-fd",
+                                 buf[2],       "--start-fd",     buf[3], "--exec-err-fd",
+                                 buf[4],       "--ready-fd",     buf[5], "--created-at",
                                  buf[8] };
         size_t n = 17;
         if (a->request->detach && out_fd >= 0) {

@@ -268,8 +268,8 @@ int container_cleanup(Manager *m, const char *id) {
                 if (r >= 0)
                         r = active_rootfs_remove(m->snapshots_path, id, rootfs);
                 if (r >= 0) {
-                        _cleanup_close_ int state_fd = openat(m->containers_fd, id,
-                                                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        _cleanup_close_ int state_fd = openat(
+                                m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (state_fd >= 0)
                                 r = cgroup_remove(state_fd);
                 }
