@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup-oom.h"
 #include "shim-protocol.h"
 
 #define LOG_STREAMS 2
@@ -50,9 +51,8 @@ typedef struct Shim {
         int listen_fd;
         int signal_fd;
         int peers[SHIM_PEERS_MAX];
-        int pending_start;      /* the peer waiting for the result of SHIM_OP_START, or -1 */
-        const char *oom_events; /* memory.events (v2) or memory.oom_control (v1) of the container */
-        const char *cgroup_procs;
+        int pending_start;           /* the peer waiting for the result of SHIM_OP_START, or -1 */
+        char cgroup_procs[PATH_MAX]; /* the container cgroup's cgroup.procs, "" when unknown */
         uint64_t oom_kills_at_start;
 
         int log_fd;
@@ -62,6 +62,7 @@ typedef struct Shim {
         uint32_t status, reason;
         int exit_code;
         int exec_errno;
+        int exec_status;
         uint64_t created_at, started_at, finished_at;
 } Shim;
 
@@ -120,30 +121,34 @@ static int parse_fd(const char *s, int *ret) {
         return 0;
 }
 
-/* "oom_kill N" from memory.events (v2) or memory.oom_control (v1); 0 when unknown. */
-static uint64_t read_oom_kills(const char *path) {
-        char buf[1024], *p;
-        uint64_t v = 0;
-        ssize_t n;
-        int fd;
+/* OOM kills of the container's memory cgroup: the engine recorded where in <state dir>/oom-file. */
+static uint64_t oom_kills(const Shim *s) {
+        uint64_t n = 0;
 
-        if (!path)
-                return 0;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        return cgroup_oom_kill_count_at(s->state_dir_fd, &n) >= 0 ? n : 0;
+}
+
+/* cgroup.procs next to the OOM record: the same cgroup (v2) or the memory hierarchy's (v1). */
+static void find_cgroup_procs(Shim *s) {
+        char buf[PATH_MAX];
+        ssize_t n;
+        char *slash;
+        int fd = openat(s->state_dir_fd, CGROUP_OOM_FILE_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
         if (fd < 0)
-                return 0;
+                return;
         n = read(fd, buf, sizeof(buf) - 1);
         close(fd);
         if (n <= 0)
-                return 0;
+                return;
         buf[n] = 0;
-        p = strstr(buf, "oom_kill ");
-        if (!p)
-                return 0;
-        p += strlen("oom_kill ");
-        p[strcspn(p, "\n")] = 0;
-        (void) parse_u64(p, &v);
-        return v;
+        buf[strcspn(buf, "\n")] = 0;
+        slash = strrchr(buf, '/');
+        if (buf[0] != '/' || !slash)
+                return;
+        *slash = 0;
+        snprintf(s->cgroup_procs, sizeof(s->cgroup_procs), "%.*s/cgroup.procs",
+                 (int) (sizeof(s->cgroup_procs) - 16), buf);
 }
 
 /* ---- log ---------------------------------------------------------------------------------------- */
@@ -294,7 +299,7 @@ static void kill_all(Shim *s, int sig) {
         ssize_t n;
         int fd;
 
-        if (s->cgroup_procs && (fd = open(s->cgroup_procs, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+        if (s->cgroup_procs[0] && (fd = open(s->cgroup_procs, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
                 while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
                         len += (size_t) n;
                 close(fd);
@@ -361,22 +366,28 @@ static void handle_request(Shim *s, unsigned i) {
 }
 
 /* Sync point 2 (engine): EOF on exec_err_fd means execve() succeeded (the fd is O_CLOEXEC in init);
- * otherwise init sends an int errno followed by a message, and exits. */
+ * otherwise init sends an EngineExecError (engine.h: int32 errno, int32 exit status 127/126, message)
+ * and exits with that status. */
+typedef struct ExecError {
+        int32_t error;
+        int32_t status;
+        char message[512];
+} ExecError;
+
 static void handle_exec_result(Shim *s) {
-        char buf[512];
-        ssize_t n = read(s->exec_err_fd, buf, sizeof(buf) - 1);
-        int32_t e = 0;
+        ExecError e = {};
+        ssize_t n = read(s->exec_err_fd, &e, sizeof(e));
 
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         s->exec_err_fd = safe_close(s->exec_err_fd);
-        if (n >= (ssize_t) sizeof(e)) {
-                buf[n] = 0;
-                memcpy(&e, buf, sizeof(e));
-                s->exec_errno = e > 0 ? e : EIO;
+        if (n >= (ssize_t) (2 * sizeof(int32_t))) {
+                e.message[sizeof(e.message) - 1] = 0;
+                s->exec_errno = e.error > 0 ? e.error : EIO;
+                s->exec_status = e.status == 126 || e.status == 127 ? e.status : 127;
                 if (s->pending_start >= 0)
                         send_reply(s, s->pending_start, s->exec_errno,
-                                   n > (ssize_t) sizeof(e) ? buf + sizeof(e) : strerror(s->exec_errno));
+                                   e.message[0] ? e.message : strerror(s->exec_errno));
         } else {
                 if (s->status == SHIM_STATUS_CREATED)
                         s->status = SHIM_STATUS_RUNNING;
@@ -424,12 +435,11 @@ static void handle_sigchld(Shim *s) {
                 if (s->exec_errno > 0) {
                         /* Like a shell: 127 not found, 126 found but not executable. */
                         s->reason = SHIM_REASON_EXEC_FAILED;
-                        s->exit_code = s->exec_errno == ENOENT || s->exec_errno == ENOTDIR ? 127 : 126;
+                        s->exit_code = s->exec_status;
                 } else if (WIFSIGNALED(status)) {
                         s->exit_code = 128 + WTERMSIG(status);
                         s->reason = SHIM_REASON_SIGNAL;
-                        if (WTERMSIG(status) == SIGKILL &&
-                            read_oom_kills(s->oom_events) > s->oom_kills_at_start)
+                        if (WTERMSIG(status) == SIGKILL && oom_kills(s) > s->oom_kills_at_start)
                                 s->reason = SHIM_REASON_OOM;
                 } else {
                         s->exit_code = WEXITSTATUS(status);
@@ -442,8 +452,7 @@ static void handle_sigchld(Shim *s) {
 static _Noreturn void usage(void) {
         fputs("Usage: berth-shim --id ID --init-pid PID --state-dir-fd FD --listen-fd FD --start-fd FD\n"
               "                  --exec-err-fd FD [--ready-fd FD] [--log-out-fd FD] [--log-err-fd FD]\n"
-              "                  [--log-max BYTES] [--oom-events PATH] [--cgroup-procs PATH] [--created-at "
-              "USEC]\n"
+              "                  [--log-max BYTES] [--created-at USEC]\n"
               "Started by berth-supervisor only.\n",
               stderr);
         exit(2);
@@ -460,8 +469,6 @@ static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
                                               { "log-out-fd", required_argument, NULL, 'o' },
                                               { "log-err-fd", required_argument, NULL, 'E' },
                                               { "log-max", required_argument, NULL, 'm' },
-                                              { "oom-events", required_argument, NULL, 'O' },
-                                              { "cgroup-procs", required_argument, NULL, 'c' },
                                               { "created-at", required_argument, NULL, 'C' },
                                               {} };
         int c, pid = -1;
@@ -498,12 +505,6 @@ static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
                         break;
                 case 'm':
                         ok = parse_u64(optarg, &s->log_max);
-                        break;
-                case 'O':
-                        s->oom_events = optarg;
-                        break;
-                case 'c':
-                        s->cgroup_procs = optarg;
                         break;
                 case 'C':
                         ok = parse_u64(optarg, &s->created_at);
@@ -587,7 +588,8 @@ int main(int argc, char *argv[]) {
                 return 1;
         if (s.streams[0].fd >= 0 || s.streams[1].fd >= 0)
                 (void) log_open(&s);
-        s.oom_kills_at_start = read_oom_kills(s.oom_events);
+        s.oom_kills_at_start = oom_kills(&s);
+        find_cgroup_procs(&s);
 
         /* Ready: the supervisor may talk to us now. */
         if (ready_fd >= 0) {

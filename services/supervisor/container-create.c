@@ -42,7 +42,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "request.h"
-#include "rootfs.h"
+#include "active-rootfs.h"
 #include "shim-protocol.h"
 #include "spec-build.h"
 #include "user-resolve.h"
@@ -92,16 +92,12 @@ static int creator_bind(int dir_fd) {
         return fd;
 }
 
-static void cgroup_files(const char *id, char **ret_events, char **ret_procs) {
-        /* What the shim reads for OOM kills and for kill(all). v2 when the unified hierarchy is mounted
-         * at /sys/fs/cgroup, else v1's memory and pids controllers. */
-        if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
-                *ret_events = g_strdup_printf("/sys/fs/cgroup/berth/%s/memory.events", id);
-                *ret_procs = g_strdup_printf("/sys/fs/cgroup/berth/%s/cgroup.procs", id);
-        } else {
-                *ret_events = g_strdup_printf("/sys/fs/cgroup/memory/berth/%s/memory.oom_control", id);
-                *ret_procs = g_strdup_printf("/sys/fs/cgroup/pids/berth/%s/cgroup.procs", id);
-        }
+/* linux.cgroupsPath: a delegated systemd scope when systemd runs the machine (so that stopping the
+ * supervisor's unit never takes a container with it), a plain cgroup otherwise. */
+static char *cgroup_path_for(const char *id) {
+        if (access("/run/systemd/system", F_OK) == 0)
+                return g_strdup_printf("berth.slice:berth:%s", id);
+        return g_strdup_printf("/berth/%s", id);
 }
 
 static int keep_fd(int fd) {
@@ -111,8 +107,8 @@ static int keep_fd(int fd) {
 static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_t created_at) {
         g_autofree char *state_path = g_strdup_printf("%s/%s", m->containers_path, a->id);
         g_autofree char *rootfs_path = g_strdup_printf("%s/rootfs", state_path);
-        g_autofree char *cgroup_path = g_strdup_printf("/berth/%s", a->id);
-        g_autofree char *msg = NULL, *oom_events = NULL, *procs = NULL;
+        g_autofree char *cgroup_path = cgroup_path_for(a->id);
+        g_autofree char *msg = NULL;
         g_autoptr(JsonNode) spec = NULL;
         EngineContainer ec = { .init_pid = 0, .start_fd = -1, .exec_err_fd = -1, .pty_master = -1 };
         EngineIO io = { .terminal = a->request->tty };
@@ -136,14 +132,14 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         if (listen_fd < 0)
                 creator_fail(sock, -listen_fd, "cannot listen on the shim socket: %s", strerror(-listen_fd));
 
-        r = rootfs_prepare(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers, rootfs_path,
-                           a->request->read_only, &msg);
+        r = active_rootfs_mount(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers,
+                                rootfs_path, a->request->read_only, &msg);
         if (r < 0)
                 creator_fail(sock, -r, "cannot prepare the root file system: %s", strna(msg));
 
 #define FAIL(error, ...)                                                                                    \
         do {                                                                                                \
-                (void) rootfs_remove(m->snapshots_path, a->id, rootfs_path);                                \
+                (void) active_rootfs_remove(m->snapshots_path, a->id, rootfs_path);                         \
                 (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);                                               \
                 creator_fail(sock, error, __VA_ARGS__);                                                     \
         } while (0)
@@ -229,7 +225,6 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         }
 
         /* Step 7: become the shim. Only the fds named on its command line survive (it closes the rest). */
-        cgroup_files(a->id, &oom_events, &procs);
         int out_fd = a->request->tty ? ec.pty_master : log_pipes[0][0];
         int err_fd = a->request->tty ? -1 : log_pipes[1][0];
         char buf[16][32];
@@ -242,13 +237,12 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         snprintf(buf[6], sizeof(buf[6]), "%d", out_fd);
         snprintf(buf[7], sizeof(buf[7]), "%d", err_fd);
         snprintf(buf[8], sizeof(buf[8]), "%" PRIu64, created_at);
-        const char *argv[40] = { "berth-shim", "--id",           a->id,      "--init-pid",
-                                 buf[0],       "--state-dir-fd", buf[1],     "--listen-fd",
-                                 buf[2],       "--start-fd",     buf[3],     "--exec-err-fd",
-                                 buf[4],       "--ready-fd",     buf[5],     "--created-at",
-                                 buf[8],       "--oom-events",   oom_events, "--cgroup-procs",
-                                 procs };
-        size_t n = 20;
+        const char *argv[40] = { "berth-shim", "--id",           a->id,  "--init-pid",
+                                 buf[0],       "--state-dir-fd", buf[1], "--listen-fd",
+                                 buf[2],       "--start-fd",     buf[3], "--exec-err-fd",
+                                 buf[4],       "--ready-fd",     buf[5], "--created-at",
+                                 buf[8] };
+        size_t n = 17;
         if (a->request->detach && out_fd >= 0) {
                 argv[n++] = "--log-out-fd";
                 argv[n++] = buf[6];

@@ -16,11 +16,12 @@
 #include "../unpacker/fs-at.h"
 #include "bus-names.h"
 #include "container.h"
+#include "engine.h"
 #include "fs-util.h"
 #include "host-mntns.h"
 #include "json-util.h"
 #include "log.h"
-#include "rootfs.h"
+#include "active-rootfs.h"
 #include "shim-client.h"
 #include "user-resolve.h"
 
@@ -222,26 +223,29 @@ int container_read_exit(Container *c) {
         return 0;
 }
 
-static void cgroup_remove(const char *id) {
-        _cleanup_free_ char *unified = NULL;
-        struct dirent *de;
-        DIR *d;
+/* The engine made the cgroup from config.json's linux.cgroupsPath; it removes it the same way. No
+ * config.json: creation never reached the engine, so there is no cgroup. */
+static int cgroup_remove(int state_dir_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *data = NULL, *msg = NULL;
+        _cleanup_json_node_ JsonNode *spec = NULL;
+        BerthError err = {};
+        size_t size;
+        int r;
 
-        /* The engine created linux.cgroupsPath "/berth/<id>" under every hierarchy it uses. The container
-         * has exited, so the directories are empty and rmdir works; a missing one is fine. */
-        if (asprintf(&unified, "/sys/fs/cgroup/berth/%s", id) >= 0)
-                (void) rmdir(unified);
-        d = opendir("/sys/fs/cgroup");
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                _cleanup_free_ char *p = NULL;
-                if (de->d_name[0] == '.' || de->d_type != DT_DIR)
-                        continue;
-                if (asprintf(&p, "/sys/fs/cgroup/%s/berth/%s", de->d_name, id) >= 0)
-                        (void) rmdir(p);
-        }
-        closedir(d);
+        fd = openat(state_dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        r = read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size);
+        if (r < 0)
+                return r;
+        r = json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &spec, &msg);
+        if (r < 0)
+                return r;
+        r = engine_cgroup_remove(spec, &err);
+        if (r < 0)
+                log_warning("Failed to remove a container's cgroup: %s", err.message);
+        return r;
 }
 
 int container_cleanup(Manager *m, const char *id) {
@@ -262,8 +266,13 @@ int container_cleanup(Manager *m, const char *id) {
                 /* The rootfs is mounted in the host's namespace: unmount it there. */
                 r = host_mntns_join();
                 if (r >= 0)
-                        r = rootfs_remove(m->snapshots_path, id, rootfs);
-                cgroup_remove(id);
+                        r = active_rootfs_remove(m->snapshots_path, id, rootfs);
+                if (r >= 0) {
+                        _cleanup_close_ int state_fd = openat(
+                                m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (state_fd >= 0)
+                                r = cgroup_remove(state_fd);
+                }
                 if (r >= 0) {
                         _cleanup_close_ int dir_fd =
                                 open(m->containers_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

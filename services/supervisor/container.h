@@ -18,6 +18,7 @@
 #define CONTAINERS_MAX 4096U
 #define CONTAINER_STATE_FILE "state"
 #define CONTAINER_STATE_MAX (64U * 1024U)
+#define CONTAINER_SPEC_MAX (4U * 1024U * 1024U) /* our own config.json, read back for clean-up */
 
 typedef enum ContainerStatus {
         CONTAINER_CREATING, /* not visible on the bus yet */

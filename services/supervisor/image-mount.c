@@ -146,8 +146,7 @@ int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_
         if (hexes->len == 1) {
                 /* overlayfs needs two lower layers without an upper one: one layer is a bind mount. */
                 _cleanup_free_ char *rel = g_strdup_printf("%s/fs", (char *) hexes->pdata[0]);
-                mnt_fd = open_tree(snapshots_fd, rel,
-                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+                mnt_fd = open_tree(snapshots_fd, rel, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
                 if (mnt_fd < 0)
                         return set_error(ret_error, errno, "cannot clone snapshot sha256:%s: %m",
                                          (char *) hexes->pdata[0]);
@@ -165,8 +164,8 @@ int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_
                  * the one page of mount options that a lowerdir=a:b:c string must fit in. */
                 bool append_ok = true;
                 for (unsigned i = 0; i < hexes->len && append_ok; i++) {
-                        _cleanup_free_ char *path =
-                                g_strdup_printf("%s/%s/fs", snapshots_path, (char *) hexes->pdata[i]);
+                        _cleanup_free_ char *path = g_strdup_printf("%s/%s/fs", snapshots_path,
+                                                                    (char *) hexes->pdata[i]);
                         if (fsconfig(fs_fd, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0) {
                                 if (errno != EINVAL || i > 0)
                                         return set_error(ret_error, errno, "cannot add layer %s: %m", path);
@@ -204,8 +203,7 @@ int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_
 }
 
 /* Finds the mountinfo line of mount `id`: fills root and super options. */
-static int mountinfo_lookup(uint64_t id, char **ret_root, char **ret_fstype, char **ret_source,
-                            char **ret_opts) {
+static int mountinfo_lookup(uint64_t id, char **ret_root, char **ret_fstype, char **ret_source, char **ret_opts) {
         _cleanup_free_ char *line = NULL;
         size_t len = 0;
         FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -271,8 +269,8 @@ static bool view_is_ours(const char *snapshots_path, const char *root, const cha
                 return false;
         snprintf(rel, sizeof(rel), "%.64s/fs", hex);
         store_fd = open(snapshots_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        return store_fd >= 0 && fstatat(store_fd, rel, &a, AT_SYMLINK_NOFOLLOW) >= 0 &&
-               fstat(target_fd, &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+        return store_fd >= 0 && fstatat(store_fd, rel, &a, AT_SYMLINK_NOFOLLOW) >= 0 && fstat(target_fd, &b) >= 0 &&
+               a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
@@ -296,8 +294,7 @@ int image_unmount(const char *snapshots_path, int target_fd, char **ret_error) {
         if (parent_fd < 0 || fd_mount_id(parent_fd, &parent_id) < 0)
                 return set_error(ret_error, EIO, "cannot inspect the target");
         if (parent_id == id)
-                return set_error(ret_error, EINVAL,
-                                 "the target is inside an image view, not its mount point");
+                return set_error(ret_error, EINVAL, "the target is inside an image view, not its mount point");
 
         /* Through the fd's magic link, so no path is resolved on the caller's behalf. Lazy: the caller's
          * fd and ours pin the mount until they are closed, which is right after this. */

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "container.h"
 #include "digest.h"
+#include "exe-seal.h"
 #include "image-mount.h"
 #include "log.h"
 
@@ -207,6 +208,14 @@ int main(int argc, char *argv[]) {
                 .shutdown = manager_shutdown,
                 .userdata = &manager,
         };
+        int r;
 
+        /* SECURITY (S1, CVE-2019-5736): containers are cloned from us; we must run from a sealed copy of
+         * our binary, so that a container reopening /proc/self/exe cannot write the host's file. */
+        r = exe_seal_reexec(argv);
+        if (r < 0) {
+                log_error_errno(r, "Failed to re-execute from a sealed copy: %m");
+                return EXIT_FAILURE;
+        }
         return bus_service_main(&svc, argc, argv);
 }

@@ -271,13 +271,15 @@ def test_bad_user_fails_after_the_rootfs_was_mounted_and_leaves_nothing(env, use
     assert env.leftovers(cid) == []
 
 
-def test_symlinked_passwd_pointing_outside_is_read_inside(env):
-    # The image's /etc/passwd links to the host's: resolved in the rootfs it is not there.
+@pytest.mark.parametrize("target", ["/../../../../etc/passwd", "../../../../../../etc/group", "/proc/self/root/etc/passwd"])
+def test_symlinked_passwd_pointing_outside_is_read_inside(env, target):
+    # The image's /etc/passwd links to the host's (which knows berth-broker): resolved in the rootfs it is
+    # itself (a loop), the image's own group file, or a /proc the image does not have.
     digest = env.image(passwd="placeholder")
     layer = next(p for p in env.snaps.iterdir() if (p / "fs" / "etc" / "passwd").exists()
                  and (p / "fs" / "etc" / "passwd").read_text() == "placeholder")
     (layer / "fs" / "etc" / "passwd").unlink()
-    (layer / "fs" / "etc" / "passwd").symlink_to("/../../../../etc/passwd")
+    (layer / "fs" / "etc" / "passwd").symlink_to(target)
     cid = env.new_id()
     res = env.call(op="create", id=cid, request=env.request(digest, user="berth-broker"))
     assert res.get("error") == "org.berth.Error.InvalidArgs", res

@@ -51,10 +51,11 @@ static void shim_spawn(Shim *s, const char *name, const char *const *argv_init, 
                         if (read(start[0], &c, 1) != 1)
                                 _exit(99);
                         if (exec_errno) {
-                                struct {
-                                        int32_t e;
-                                        char msg[32];
-                                } rec = { exec_errno, "stand-in exec failure" };
+                                struct { /* engine.h's EngineExecError */
+                                        int32_t e, status;
+                                        char msg[512];
+                                } rec = { exec_errno, exec_errno == ENOENT ? 127 : 126,
+                                          "stand-in exec failure" };
                                 if (write(execerr[1], &rec, sizeof(rec)) < 0)
                                         _exit(96);
                                 _exit(1);

@@ -14,8 +14,8 @@
 /* chain_hexes: the committed snapshots, top layer first. Creates the active snapshot and mounts the
  * overlay onto target_path (an existing empty directory), read-only when read_only. On failure nothing
  * is left (no mount, no active snapshot). */
-int rootfs_prepare(const char *snapshots_path, const char *id, char *const *chain_hexes, size_t n,
-                   const char *target_path, bool read_only, char **ret_error);
+int active_rootfs_mount(const char *snapshots_path, const char *id, char *const *chain_hexes, size_t n,
+                        const char *target_path, bool read_only, char **ret_error);
 
 /* Unmounts target_path (if mounted) and removes the active snapshot. Idempotent. */
-int rootfs_remove(const char *snapshots_path, const char *id, const char *target_path);
+int active_rootfs_remove(const char *snapshots_path, const char *id, const char *target_path);

@@ -11,7 +11,7 @@
 #include "../unpacker/fs-at.h"
 #include "json-util.h"
 #include "macro.h"
-#include "rootfs.h"
+#include "active-rootfs.h"
 
 static int open_active(const char *snapshots_path, bool create, int *ret) {
         _cleanup_close_ int store_fd = -EBADF;
@@ -69,8 +69,8 @@ static int make_overlay(const char *snapshots_path, const char *id, char *const 
         return 0;
 }
 
-int rootfs_prepare(const char *snapshots_path, const char *id, char *const *chain_hexes, size_t n,
-                   const char *target_path, bool read_only, char **ret_error) {
+int active_rootfs_mount(const char *snapshots_path, const char *id, char *const *chain_hexes, size_t n,
+                        const char *target_path, bool read_only, char **ret_error) {
         _cleanup_close_ int active_fd = -EBADF, dir_fd = -EBADF, mnt_fd = -EBADF, target_fd = -EBADF;
         int r;
 
@@ -103,7 +103,7 @@ int rootfs_prepare(const char *snapshots_path, const char *id, char *const *chai
         return r;
 }
 
-int rootfs_remove(const char *snapshots_path, const char *id, const char *target_path) {
+int active_rootfs_remove(const char *snapshots_path, const char *id, const char *target_path) {
         _cleanup_close_ int active_fd = -EBADF;
         int r;
 

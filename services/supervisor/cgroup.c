@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "fs-util.h"
+#include "mounts.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+
+int cgroup_detect_layout(CgroupLayout *ret) {
+        struct statfs fs;
+
+        if (statfs(CGROUP_ROOT, &fs) < 0)
+                return negative_errno();
+        if (fs.f_type == CGROUP2_SUPER_MAGIC) {
+                *ret = CGROUP_LAYOUT_V2;
+                return 0;
+        }
+        if (fs.f_type != TMPFS_MAGIC)
+                return -ENOMEDIUM;
+        if (statfs(CGROUP_ROOT "/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
+                *ret = CGROUP_LAYOUT_HYBRID;
+        else
+                *ret = CGROUP_LAYOUT_V1;
+        return 0;
+}
+
+const char *cgroup_layout_name(CgroupLayout l) {
+        switch (l) {
+        case CGROUP_LAYOUT_V1:
+                return "v1";
+        case CGROUP_LAYOUT_V2:
+                return "v2";
+        case CGROUP_LAYOUT_HYBRID:
+                return "hybrid";
+        }
+        return "unknown";
+}
+
+static bool systemd_is_pid1(void) {
+        /* sd_booted()'s test: systemd creates this directory when it is the init system. */
+        struct stat st;
+        return lstat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool path_ok(const char *p) {
+        if (strstr(p, ".."))
+                return false;
+        for (const char *c = p; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == '\\')
+                        return false;
+        return true;
+}
+
+int cgroup_new(const Spec *spec, Cgroup **ret, BerthError *err) {
+        _cleanup_free_ Cgroup *cg = NULL;
+        int r;
+
+        *ret = NULL;
+        if (!spec->cgroups_path)
+                return 0;
+        if (!path_ok(spec->cgroups_path))
+                return berth_error_set(err, EINVAL, "Invalid cgroupsPath '%s'", spec->cgroups_path);
+
+        cg = calloc(1, sizeof(Cgroup));
+        if (!cg)
+                return berth_error_set(err, ENOMEM, "Out of memory");
+        r = cgroup_detect_layout(&cg->layout);
+        if (r < 0)
+                return berth_error_setm(err, -r, "Cannot detect the cgroup layout under " CGROUP_ROOT);
+
+        const char *colon = strchr(spec->cgroups_path, ':');
+        if (colon) {
+                /* slice:prefix:name, as runc and podman write it for systemd. */
+                char slice[256], prefix[256], name[256];
+                if (sscanf(spec->cgroups_path, "%255[^:]:%255[^:]:%255s", slice, prefix, name) != 3 ||
+                    strchr(slice, '/') || strchr(prefix, '/') || strchr(name, '/'))
+                        return berth_error_set(err, EINVAL,
+                                               "Invalid systemd cgroupsPath '%s' (want slice:prefix:name)",
+                                               spec->cgroups_path);
+                if (!systemd_is_pid1())
+                        return berth_error_set(
+                                err, EOPNOTSUPP,
+                                "cgroupsPath '%s' names a systemd scope, but systemd is not PID 1",
+                                spec->cgroups_path);
+                snprintf(cg->slice, sizeof(cg->slice), "%s", slice);
+                if (!snprintf_ok(cg->unit, "%s-%s.scope", prefix, name))
+                        return berth_error_set(err, ENAMETOOLONG, "systemd unit name too long");
+                cg->ops = &cgroup_ops_systemd;
+        } else {
+                const char *p = spec->cgroups_path;
+                while (*p == '/')
+                        p++;
+                if (isempty(p))
+                        return berth_error_set(err, EINVAL, "cgroupsPath must not be the root cgroup");
+                if (!snprintf_ok(cg->path, "%s", p))
+                        return berth_error_set(err, ENAMETOOLONG, "cgroupsPath too long");
+                cg->ops = cg->layout == CGROUP_LAYOUT_V2 ? &cgroup_ops_v2 : &cgroup_ops_v1;
+        }
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+void cgroup_free(Cgroup *cg) {
+        if (!cg)
+                return;
+        for (size_t i = 0; i < cg->n_hierarchies; i++)
+                free(cg->hierarchies[i]);
+        free(cg);
+}
+
+int cgroup_write(const char *dir, const char *file, const char *value) {
+        char path[PATH_MAX];
+        int fd, r;
+
+        if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int) sizeof(path))
+                return -ENAMETOOLONG;
+        fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        r = loop_write(fd, value, strlen(value));
+        safe_close(fd);
+        return r;
+}
+
+int cgroup_mkdir_p(const char *root, const char *path) {
+        char buf[PATH_MAX];
+
+        if (snprintf(buf, sizeof(buf), "%s/%s", root, path) >= (int) sizeof(buf))
+                return -ENAMETOOLONG;
+        for (char *p = buf + strlen(root) + 1;; p++) {
+                if (*p == '/' || *p == '\0') {
+                        char c = *p;
+                        *p = '\0';
+                        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                                return negative_errno();
+                        *p = c;
+                        if (c == '\0')
+                                break;
+                }
+        }
+        return 0;
+}
+
+int cgroup_rmdir_p(const char *root, const char *path) {
+        char buf[PATH_MAX];
+
+        /* Only the leaf: the parents ("berth") are shared with the other containers. */
+        if (snprintf(buf, sizeof(buf), "%s/%s", root, path) >= (int) sizeof(buf))
+                return -ENAMETOOLONG;
+        if (rmdir(buf) < 0 && errno != ENOENT)
+                return negative_errno();
+        return 0;
+}
+
+int cgroup_mount_detached(uint64_t attr, int *ret_fd) {
+        CgroupLayout layout;
+        int r = cgroup_detect_layout(&layout);
+
+        if (r < 0)
+                return r;
+        attr |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        if (layout == CGROUP_LAYOUT_V2)
+                return mount_fs_detached("cgroup2", "cgroup2", NULL, attr, ret_fd);
+        return mount_fs_detached("tmpfs", "cgroup", "mode=0555", attr, ret_fd);
+}
