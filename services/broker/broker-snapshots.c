@@ -18,7 +18,6 @@
 #include "log.h"
 #include "oci-ref.h"
 #include "oci-types.h"
-#include "pull.h"
 #include "supervisor-client.h"
 #include "transfer.h"
 #include "unpacker-client.h"
@@ -130,20 +129,6 @@ static bool image_uses_chain(const Image *i, const char *chain_id) {
         return false;
 }
 
-static bool running_pull_uses_chain(Manager *m, const char *chain_id) {
-        GHashTableIter iter;
-        gpointer value;
-
-        g_hash_table_iter_init(&iter, m->transfers);
-        while (g_hash_table_iter_next(&iter, NULL, &value)) {
-                Transfer *t = value;
-
-                if (transfer_is_running(t) && pull_uses_chain(t->pull, chain_id))
-                        return true;
-        }
-        return false;
-}
-
 /* Names of the images whose chains contain chain_id (borrowed strings, sorted by image name). */
 static GPtrArray *images_using(Manager *m, const char *chain_id) {
         _cleanup_free_ Image **l = NULL;
@@ -193,7 +178,7 @@ static GHashTable *compute_keep(SnapCall *c) {
                 keep_with_ancestors(c, keep, key);
         g_hash_table_iter_init(&iter, c->snaps);
         while (g_hash_table_iter_next(&iter, &key, NULL))
-                if (running_pull_uses_chain(c->manager, key))
+                if (manager_chain_in_running_transfer(c->manager, key))
                         keep_with_ancestors(c, keep, key);
         return keep;
 }
@@ -507,7 +492,7 @@ static void remove_snapshots_decide(SnapCall *c) {
                                        *id);
                         return;
                 }
-                if (running_pull_uses_chain(c->manager, *id)) {
+                if (manager_chain_in_running_transfer(c->manager, *id)) {
                         snap_call_fail(c, BERTH_ERROR_BUSY, "Snapshot '%s' is used by a running pull.", *id);
                         return;
                 }

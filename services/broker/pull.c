@@ -31,6 +31,8 @@
  *   6. write the image record; Finished("done").
  * Any failure ends the transfer with the fetcher's (or our) one-line message. */
 
+typedef struct Pull Pull;
+
 typedef enum JobKind {
         JOB_MANIFEST,
         JOB_CONFIG,
@@ -104,7 +106,7 @@ static void pull_platform_done(PullPlatform *p) {
         oci_image_config_free(p->config);
 }
 
-void pull_free(Pull *p) {
+static void pull_free(Pull *p) {
         if (!p)
                 return;
         g_queue_clear(&p->queue);
@@ -126,7 +128,7 @@ void pull_free(Pull *p) {
         free(p);
 }
 
-bool pull_fetching(Pull *p, const char *digest) {
+static bool pull_fetching(Pull *p, const char *digest) {
         if (!p || !p->jobs)
                 return false;
         for (guint i = 0; i < p->jobs->len; i++) {
@@ -137,6 +139,8 @@ bool pull_fetching(Pull *p, const char *digest) {
         }
         return false;
 }
+
+static Pull *pull_of(const Transfer *t);
 
 /* ---- ending ---------------------------------------------------------------------------------------- */
 
@@ -151,7 +155,7 @@ static void cancel_fetch(Pull *p, const char *digest) {
         while (g_hash_table_iter_next(&iter, NULL, &value)) {
                 Transfer *t = value;
 
-                if (t != p->transfer && transfer_is_running(t) && pull_fetching(t->pull, digest))
+                if (t != p->transfer && transfer_is_running(t) && pull_fetching(pull_of(t), digest))
                         return;
         }
         r = fetcher_call(p->manager, NULL, 0, NULL, NULL, "CancelFetch", "s", digest);
@@ -176,7 +180,7 @@ static void pull_stop(Pull *p, bool cancel_downloads) {
         unpack_stop(p->unpack);
 }
 
-void pull_cancel(Pull *p) {
+static void pull_cancel(Pull *p) {
         pull_stop(p, !p->unpack_only);
 }
 
@@ -346,6 +350,14 @@ static void on_unpack_progress(void *userdata) {
                 pull_dispatch(p);
 }
 
+static void on_unpack_layer_state(void *userdata, const char *digest, const char *state) {
+        Pull *p = userdata;
+        TransferBlob *b = transfer_find_blob(p->transfer, digest);
+
+        if (b)
+                transfer_blob_update(p->transfer, b, state, b->total, b->total);
+}
+
 static void on_unpack_fail(void *userdata, const char *message) {
         Pull *p = userdata;
 
@@ -353,8 +365,42 @@ static void on_unpack_fail(void *userdata, const char *message) {
                 pull_fail(p, "%s", message);
 }
 
-bool pull_uses_chain(Pull *p, const char *chain_id) {
+static int pull_new_unpack(Pull *p) {
+        const UnpackCallbacks cb = {
+                .on_progress = on_unpack_progress,
+                .on_fail = on_unpack_fail,
+                .on_layer_state = on_unpack_layer_state,
+                .userdata = p,
+        };
+
+        return unpack_new(p->manager, p->transfer->id, &cb, &p->unpack);
+}
+
+static bool pull_uses_chain(Pull *p, const char *chain_id) {
         return p && unpack_uses_chain(p->unpack, chain_id);
+}
+
+static void owner_cancel(void *owner) {
+        pull_cancel(owner);
+}
+
+static void owner_free(void *owner) {
+        pull_free(owner);
+}
+
+static bool owner_uses_chain(void *owner, const char *chain_id) {
+        return pull_uses_chain(owner, chain_id);
+}
+
+static const TransferOwnerOps pull_owner_ops = {
+        .cancel = owner_cancel,
+        .free = owner_free,
+        .uses_chain = owner_uses_chain,
+};
+
+/* The pull a transfer runs, or NULL for a transfer of other work (or none yet). */
+static Pull *pull_of(const Transfer *t) {
+        return t->owner_ops == &pull_owner_ops ? t->owner : NULL;
 }
 
 /* Which platforms of a pull get unpacked: a single-platform pull its platform; with all platforms only
@@ -973,11 +1019,7 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted) {
         p->ref = TAKE_PTR(*ref);
 
         if (!(t->flags & PULL_FLAG_NO_UNPACK)) {
-                const UnpackCallbacks cb = { .on_progress = on_unpack_progress,
-                                             .on_fail = on_unpack_fail,
-                                             .userdata = p };
-
-                r = unpack_new(t->manager, t, &cb, &p->unpack);
+                r = pull_new_unpack(p);
                 if (r < 0) {
                         pull_free(p);
                         return r;
@@ -990,7 +1032,7 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted) {
                 pull_free(p);
                 return r;
         }
-        t->pull = p;
+        transfer_set_owner(t, &pull_owner_ops, p);
         return 0;
 }
 
@@ -1014,12 +1056,13 @@ int pull_on_fetcher_progress(sd_bus_message *m, void *userdata, sd_bus_error *er
         g_hash_table_iter_init(&iter, manager->transfers);
         while (g_hash_table_iter_next(&iter, NULL, &value)) {
                 Transfer *t = value;
+                Pull *p = pull_of(t);
                 TransferBlob *b;
 
                 /* SECURITY: only the fetcher instance we asked, only for blobs this transfer is fetching
                  * right now; everything else is ignored. */
-                if (!transfer_is_running(t) || !t->pull || !streq_ptr(t->pull->fetcher, sender) ||
-                    !pull_fetching(t->pull, digest))
+                if (!transfer_is_running(t) || !p || !streq_ptr(p->fetcher, sender) ||
+                    !pull_fetching(p, digest))
                         continue;
                 b = transfer_find_blob(t, digest);
                 if (!b)
@@ -1182,10 +1225,7 @@ int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip) {
                 return -ENOMEM;
         }
 
-        const UnpackCallbacks cb = { .on_progress = on_unpack_progress,
-                                     .on_fail = on_unpack_fail,
-                                     .userdata = p };
-        r = unpack_new(t->manager, t, &cb, &p->unpack);
+        r = pull_new_unpack(p);
         if (r >= 0)
                 r = unpack_add_platform(p->unpack, 0, ip->chain_ids, digests, diff_ids, media_types,
                                         ip->n_layers);
@@ -1205,7 +1245,7 @@ int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip) {
         }
         transfer_set_image_digest(t, img->target_digest);
         transfer_set_state(t, TRANSFER_UNPACKING);
-        t->pull = p;
+        transfer_set_owner(t, &pull_owner_ops, p);
         pull_dispatch(p); /* OpenBlob calls, answered from the fetcher's store */
         return 0;
 }

@@ -25,23 +25,19 @@ int pull_start(Transfer *t, ImageReference **ref, Platform *wanted);
  * (OpenBlob; a missing layer fails the transfer), then marks that platform unpacked in the record. The
  * arguments are copied. On failure nothing was started and t is untouched. */
 int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip);
-void pull_cancel(Pull *p);
-void pull_free(Pull *p);
-/* Does the pull have a FetchBlob of this digest in flight? */
-bool pull_fetching(Pull *p, const char *digest);
-/* Does the pull need (or is it making) the snapshot chain_id? */
-bool pull_uses_chain(Pull *p, const char *chain_id);
 
 /* Match callback for the fetcher's unicast Progress signals (installed by brokerd.c). */
 int pull_on_fetcher_progress(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
 /* Shared with archive imports (broker-archive.c): the pull's own verification, checks and record. */
-int pull_read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret, char **ret_error);
+int pull_read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret,
+                       char **ret_error);
 int pull_check_manifest(const OciManifest *mf, const char *digest, char **ret_error);
 int pull_check_config(const OciManifest *mf, const char *digest, const OciImageConfig *c, char **ret_error);
 /* The record a pull of name would write for this one platform (merged with the platforms an existing
  * record of the same target holds). index_platform: the index entry's platform, NULL for none. */
-int pull_build_image_record(Manager *m, const char *name, const char *target_digest, const char *target_media_type,
-                            uint64_t target_size, const char *manifest_digest, const char *manifest_media_type,
-                            uint64_t manifest_size, const Platform *index_platform, OciManifest *manifest,
-                            OciImageConfig *config, Image **ret);
+int pull_build_image_record(Manager *m, const char *name, const char *target_digest,
+                            const char *target_media_type, uint64_t target_size, const char *manifest_digest,
+                            const char *manifest_media_type, uint64_t manifest_size,
+                            const Platform *index_platform, OciManifest *manifest, OciImageConfig *config,
+                            Image **ret);

@@ -2,6 +2,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -9,21 +10,20 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "log.h"
-#include "pull.h"
 #include "transfer.h"
 
 static const char *const transfer_state_table[_TRANSFER_STATE_MAX] = {
-        [TRANSFER_RESOLVING] = "resolving",   [TRANSFER_DOWNLOADING] = "downloading",
-        [TRANSFER_UNPACKING] = "unpacking",   [TRANSFER_DONE] = "done",
-        [TRANSFER_FAILED] = "failed",         [TRANSFER_CANCELLED] = "cancelled",
+        [TRANSFER_RESOLVING] = "resolving", [TRANSFER_DOWNLOADING] = "downloading",
+        [TRANSFER_UNPACKING] = "unpacking", [TRANSFER_DONE] = "done",
+        [TRANSFER_FAILED] = "failed",       [TRANSFER_CANCELLED] = "cancelled",
 };
 
 const char *transfer_state_to_string(TransferState s) {
         return s < _TRANSFER_STATE_MAX ? transfer_state_table[s] : "unknown";
 }
 
-static const char *const blob_states[] = { "waiting", "downloading", "verifying", "done", "exists", "failed",
-                                           "unpacking", "unpacked" };
+static const char *const blob_states[] = { "waiting", "downloading", "verifying", "done",
+                                           "exists",  "failed",      "unpacking", "unpacked" };
 
 const char *transfer_blob_state_from_string(const char *s) {
         if (!s)
@@ -41,7 +41,8 @@ const char *transfer_blob_state_from_string(const char *s) {
 }
 
 bool transfer_is_running(const Transfer *t) {
-        return t->state == TRANSFER_RESOLVING || t->state == TRANSFER_DOWNLOADING || t->state == TRANSFER_UNPACKING;
+        return t->state == TRANSFER_RESOLVING || t->state == TRANSFER_DOWNLOADING ||
+               t->state == TRANSFER_UNPACKING;
 }
 
 static void transfer_blob_free(gpointer p) {
@@ -73,7 +74,8 @@ static int append_layers(sd_bus_message *reply, Transfer *t) {
         for (guint i = 0; i < t->blobs->len; i++) {
                 TransferBlob *b = t->blobs->pdata[i];
 
-                r = sd_bus_message_append(reply, "(ssstt)", b->digest, b->media_type, b->state, b->done, b->total);
+                r = sd_bus_message_append(reply, "(ssstt)", b->digest, b->media_type, b->state, b->done,
+                                          b->total);
                 if (r < 0)
                         return r;
         }
@@ -103,7 +105,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         if (streq(property, "ImageDigest"))
                 return sd_bus_message_append(reply, "s", t->image_digest ?: "");
         if (streq(property, "Result"))
-                return sd_bus_message_append(reply, "s", transfer_is_running(t) ? "" : transfer_state_to_string(t->state));
+                return sd_bus_message_append(
+                        reply, "s", transfer_is_running(t) ? "" : transfer_state_to_string(t->state));
         if (streq(property, "Error"))
                 return sd_bus_message_append(reply, "s", t->error ?: "");
         return -ENOENT;
@@ -127,8 +130,8 @@ static void emit_progress_now(Transfer *t) {
                 r = sd_bus_send(t->manager->bus, s, NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit Progress on %s: %m", t->path);
-        r = sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, "BytesDone",
-                                           "BytesTotal", "Layers", NULL);
+        r = sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE,
+                                           "BytesDone", "BytesTotal", "Layers", NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit PropertiesChanged on %s: %m", t->path);
 }
@@ -182,17 +185,19 @@ static int cancel_authorized(sd_bus_message *m, void *userdata, sd_bus_error *er
          * may stop it, so one member of group berth cannot cancel another's pull. */
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         if (uid != 0 && uid != t->uid)
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Transfer %" PRIu32 " belongs to another user.", t->id);
         if (!transfer_is_running(t))
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Transfer %" PRIu32 " already finished (%s).",
-                                         t->id, transfer_state_to_string(t->state));
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND,
+                                         "Transfer %" PRIu32 " already finished (%s).", t->id,
+                                         transfer_state_to_string(t->state));
 
         log_info("Transfer %" PRIu32 " ('%s') cancelled by uid %u.", t->id, t->reference, (unsigned) uid);
-        if (t->pull)
-                pull_cancel(t->pull);
+        if (t->owner)
+                t->owner_ops->cancel(t->owner);
         transfer_finish(t, TRANSFER_CANCELLED, "Pull cancelled");
         return sd_bus_reply_method_return(m, "");
 }
@@ -217,7 +222,8 @@ static const sd_bus_vtable transfer_vtable[] = {
         SD_BUS_PROPERTY("Error", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_NAMES("Cancel", "", SD_BUS_PARAM(), "", SD_BUS_PARAM(), method_cancel,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_SIGNAL_WITH_NAMES("Progress", "tta(ssstt)", SD_BUS_PARAM(done) SD_BUS_PARAM(total) SD_BUS_PARAM(layers), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("Progress", "tta(ssstt)",
+                                 SD_BUS_PARAM(done) SD_BUS_PARAM(total) SD_BUS_PARAM(layers), 0),
         SD_BUS_SIGNAL_WITH_NAMES("Finished", "ss", SD_BUS_PARAM(result) SD_BUS_PARAM(error), 0),
         SD_BUS_VTABLE_END
 };
@@ -253,7 +259,8 @@ int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platf
                 transfer_free(t);
                 return -ENOMEM;
         }
-        r = sd_bus_add_object_vtable(m->bus, &t->slot, t->path, BERTH_BROKER_TRANSFER_IFACE, transfer_vtable, t);
+        r = sd_bus_add_object_vtable(m->bus, &t->slot, t->path, BERTH_BROKER_TRANSFER_IFACE, transfer_vtable,
+                                     t);
         if (r < 0) {
                 transfer_free(t);
                 return r;
@@ -263,9 +270,15 @@ int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platf
         return 0;
 }
 
+void transfer_set_owner(Transfer *t, const TransferOwnerOps *ops, void *owner) {
+        assert(t && !t->owner && ops && owner);
+        t->owner_ops = ops;
+        t->owner = owner;
+}
+
 static void transfer_destroy(Transfer *t) {
-        if (t->pull)
-                pull_free(t->pull);
+        if (t->owner)
+                t->owner_ops->free(t->owner);
         sd_event_source_disable_unref(t->progress_timer);
         sd_event_source_disable_unref(t->expire_timer);
         sd_bus_slot_unref(t->slot);
@@ -347,6 +360,20 @@ bool manager_digest_in_running_transfer(Manager *m, const char *digest, const Tr
         return false;
 }
 
+bool manager_chain_in_running_transfer(Manager *m, const char *chain_id) {
+        GHashTableIter iter;
+        gpointer value;
+
+        g_hash_table_iter_init(&iter, m->transfers);
+        while (g_hash_table_iter_next(&iter, NULL, &value)) {
+                Transfer *t = value;
+
+                if (transfer_is_running(t) && t->owner && t->owner_ops->uses_chain(t->owner, chain_id))
+                        return true;
+        }
+        return false;
+}
+
 TransferBlob *transfer_find_blob(Transfer *t, const char *digest) {
         for (guint i = 0; i < t->blobs->len; i++) {
                 TransferBlob *b = t->blobs->pdata[i];
@@ -357,7 +384,8 @@ TransferBlob *transfer_find_blob(Transfer *t, const char *digest) {
         return NULL;
 }
 
-int transfer_add_blob(Transfer *t, const char *digest, const char *media_type, uint64_t total, TransferBlob **ret) {
+int transfer_add_blob(Transfer *t, const char *digest, const char *media_type, uint64_t total,
+                      TransferBlob **ret) {
         TransferBlob *b;
 
         b = transfer_find_blob(t, digest);
@@ -402,7 +430,8 @@ void transfer_set_state(Transfer *t, TransferState s) {
         if (t->state == s)
                 return;
         t->state = s;
-        (void) sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, "State", NULL);
+        (void) sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, "State",
+                                              NULL);
 }
 
 void transfer_set_image_digest(Transfer *t, const char *digest) {
@@ -412,8 +441,8 @@ void transfer_set_image_digest(Transfer *t, const char *digest) {
                 return;
         free(t->image_digest);
         t->image_digest = d;
-        (void) sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, "ImageDigest",
-                                              NULL);
+        (void) sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE,
+                                              "ImageDigest", NULL);
 }
 
 static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -436,7 +465,8 @@ void transfer_finish(Transfer *t, TransferState s, const char *error) {
                 for (guint i = 0; i < t->blobs->len; i++) {
                         TransferBlob *b = t->blobs->pdata[i];
 
-                        if (!streq(b->state, "done") && !streq(b->state, "exists") && !streq(b->state, "unpacked"))
+                        if (!streq(b->state, "done") && !streq(b->state, "exists") &&
+                            !streq(b->state, "unpacked"))
                                 b->state = s == TRANSFER_FAILED ? "failed" : "waiting";
                 }
         /* The last Progress goes out before Finished, so a client ends with the right numbers. */
@@ -449,8 +479,8 @@ void transfer_finish(Transfer *t, TransferState s, const char *error) {
         if (r < 0)
                 log_warning_errno(r, "Failed to emit Finished on %s: %m", t->path);
 
-        r = sd_event_add_time_relative(t->manager->event, &t->expire_timer, CLOCK_MONOTONIC, TRANSFER_LINGER_USEC, 0,
-                                       on_expire, t);
+        r = sd_event_add_time_relative(t->manager->event, &t->expire_timer, CLOCK_MONOTONIC,
+                                       TRANSFER_LINGER_USEC, 0, on_expire, t);
         if (r < 0)
                 log_warning_errno(r, "Failed to arm expiry of transfer %" PRIu32 ", it stays: %m", t->id);
 }

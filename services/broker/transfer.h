@@ -30,19 +30,29 @@ const char *transfer_state_to_string(TransferState s);
 typedef struct TransferBlob {
         char *digest;
         char *media_type;
-        const char *state; /* static: waiting, downloading, verifying, done, exists, unpacking, unpacked, failed */
+        const char *state; /* static: waiting, downloading, verifying, done, exists, unpacking, unpacked,
+                              failed */
         uint64_t done, total;
 } TransferBlob;
 
-typedef struct Pull Pull;
+/* What the owner of a transfer's work (pull.c: a pull, or the unpack of a stored image) does for it.
+ * transfer.c knows its owner only through these, so the dependency runs one way: owner → transfer. */
+typedef struct TransferOwnerOps {
+        /* Cancel(): drop every call in flight; the transfer then finishes as cancelled. */
+        void (*cancel)(void *owner);
+        /* The transfer is freed: free the owner (it never outlives its transfer). */
+        void (*free)(void *owner);
+        /* Does the work need (or is it making) the snapshot chain_id? Garbage collection keeps those. */
+        bool (*uses_chain)(void *owner, const char *chain_id);
+} TransferOwnerOps;
 
 typedef struct Transfer {
         Manager *manager;
         uint32_t id;
         char *path;
-        uid_t uid;        /* who started it: only they (or root) may cancel */
-        char *reference;  /* normalised */
-        char *platform;   /* normalised, "" = default */
+        uid_t uid;       /* who started it: only they (or root) may cancel */
+        char *reference; /* normalised */
+        char *platform;  /* normalised, "" = default */
         uint64_t flags;
         TransferState state;
         GPtrArray *blobs; /* TransferBlob* */
@@ -52,7 +62,8 @@ typedef struct Transfer {
         sd_event_source *progress_timer;
         sd_event_source *expire_timer;
         bool progress_pending;
-        Pull *pull;
+        void *owner; /* the work, owned; see TransferOwnerOps */
+        const TransferOwnerOps *owner_ops;
 } Transfer;
 
 int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platform, uint64_t flags,
@@ -60,12 +71,16 @@ int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platf
 void transfer_free(Transfer *t);
 void manager_free_transfers(Manager *m);
 
+/* Hands the work over to t: from now on t frees it (ops->free) with itself. */
+void transfer_set_owner(Transfer *t, const TransferOwnerOps *ops, void *owner);
+
 bool transfer_is_running(const Transfer *t);
 Transfer *transfer_find_running(Manager *m, const char *reference, const char *platform, uint64_t flags);
 unsigned transfer_count_running(Manager *m, bool any_uid, uid_t uid);
 
 TransferBlob *transfer_find_blob(Transfer *t, const char *digest);
-int transfer_add_blob(Transfer *t, const char *digest, const char *media_type, uint64_t total, TransferBlob **ret);
+int transfer_add_blob(Transfer *t, const char *digest, const char *media_type, uint64_t total,
+                      TransferBlob **ret);
 /* state must be one of the static blob states (validated by the caller); NULL keeps the state. */
 void transfer_blob_update(Transfer *t, TransferBlob *b, const char *state, uint64_t done, uint64_t total);
 /* Maps a state string from the fetcher to our static one, or NULL when unknown. */
@@ -76,5 +91,7 @@ void transfer_set_image_digest(Transfer *t, const char *digest);
 /* Ends the transfer: Result/Error set, Finished emitted, expiry armed. Idempotent. */
 void transfer_finish(Transfer *t, TransferState s, const char *error);
 
+/* Does a running transfer's work need (or make) the snapshot chain_id? */
+bool manager_chain_in_running_transfer(Manager *m, const char *chain_id);
 /* Is this digest part of a transfer that is still running (other than `except`)? */
 bool manager_digest_in_running_transfer(Manager *m, const char *digest, const Transfer *except);

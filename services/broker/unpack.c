@@ -43,7 +43,7 @@ typedef struct UnpackPlatform {
 
 struct Unpack {
         Manager *manager;
-        Transfer *transfer;
+        uint32_t id;
         UnpackCallbacks cb;
         sd_bus_slot *list_slot;  /* ListSnapshots at the start */
         sd_event_source *notify; /* deferred on_progress: never called back from inside the caller's call */
@@ -126,13 +126,10 @@ bool unpack_uses_chain(const Unpack *u, const char *chain_id) {
         return false;
 }
 
-/* ---- transfer rows ---------------------------------------------------------------------------------- */
+/* ---- rows: what the owner shows for each layer ------------------------------------------------------ */
 
 static void set_blob_state(Unpack *u, const char *digest, const char *state) {
-        TransferBlob *b = transfer_find_blob(u->transfer, digest);
-
-        if (b)
-                transfer_blob_update(u->transfer, b, state, b->total, b->total);
+        u->cb.on_layer_state(u->cb.userdata, digest, state);
 }
 
 /* ---- driving ---------------------------------------------------------------------------------------- */
@@ -208,7 +205,7 @@ static int on_unpack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         }
         log_debug("Transfer %" PRIu32 ": layer '%s' committed as %s (%" PRIu64 " bytes, %" PRIu32
                   " entries).",
-                  u->transfer->id, l->digest, l->chain_id, size, entries);
+                  u->id, l->digest, l->chain_id, size, entries);
         l->state = LAYER_UNPACKED;
         (void) g_hash_table_add(u->committed, strdup(l->chain_id));
         set_blob_state(u, l->digest, "unpacked");
@@ -300,7 +297,7 @@ static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
-int unpack_new(Manager *m, Transfer *t, const UnpackCallbacks *cb, Unpack **ret) {
+int unpack_new(Manager *m, uint32_t id, const UnpackCallbacks *cb, Unpack **ret) {
         _cleanup_(unpack_freep) Unpack *u = NULL;
         int r;
 
@@ -308,7 +305,7 @@ int unpack_new(Manager *m, Transfer *t, const UnpackCallbacks *cb, Unpack **ret)
         if (!u)
                 return -ENOMEM;
         u->manager = m;
-        u->transfer = t;
+        u->id = id;
         u->cb = *cb;
         u->committed = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
         u->ready = g_hash_table_new_full(g_str_hash, g_str_equal, free, close_ready_fd);

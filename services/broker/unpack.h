@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #include "macro.h"
-#include "transfer.h"
+#include "broker.h"
 
 /* The unpack half of a pull: turns the layers of the platforms it is given into committed snapshots at
  * the unpacker, bottom-up, each layer as soon as its blob is committed by the fetcher AND the layer below
@@ -14,8 +14,9 @@
  *
  * pull.c feeds it: platforms whose config is known (unpack_add_platform), and layer blobs as the
  * fetcher hands them over (unpack_layer_ready, which keeps its own copy of the fd until the pull ends).
- * It calls back on_progress when a layer got committed (the pull may be complete now) and on_fail with
- * a one-line message when an unpack failed. */
+ * It calls back on_progress when a layer got committed (the pull may be complete now), on_fail with
+ * a one-line message when an unpack failed, and on_layer_state when a layer's row should change
+ * ("unpacking", "unpacked", "failed"). It knows nothing of transfers: the owner shows what it says. */
 
 /* Unpack calls can take long for big layers: the unpacker has its own limits (bytes, entries per
  * layer); this timeout only guards against a lost reply. */
@@ -26,11 +27,13 @@ typedef struct Unpack Unpack;
 typedef struct UnpackCallbacks {
         void (*on_progress)(void *userdata);
         void (*on_fail)(void *userdata, const char *message);
+        void (*on_layer_state)(void *userdata, const char *digest, const char *state); /* a static string */
         void *userdata;
 } UnpackCallbacks;
 
-/* Starts by asking the unpacker which snapshots are committed already. */
-int unpack_new(Manager *m, Transfer *t, const UnpackCallbacks *cb, Unpack **ret);
+/* Starts by asking the unpacker which snapshots are committed already. id names the work in log
+ * messages ("Transfer <id>: …"). */
+int unpack_new(Manager *m, uint32_t id, const UnpackCallbacks *cb, Unpack **ret);
 Unpack *unpack_free(Unpack *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Unpack *, unpack_free);
 
