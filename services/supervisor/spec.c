@@ -588,12 +588,6 @@ int spec_parse(JsonNode *root, Spec *s, BerthError *err) {
         return 0;
 }
 
-static void strv_free(char **l) {
-        STRV_FOREACH(p, l)
-        free(*p);
-        free(l);
-}
-
 void spec_done(Spec *s) {
         if (!s)
                 return;
