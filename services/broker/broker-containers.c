@@ -528,6 +528,19 @@ static void apply_and_notify(Manager *manager, ContainerRecord *c, bool changed,
                 container_on_stopped(manager, c);
 }
 
+static int on_name_owner(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *manager = userdata;
+        const char *owner;
+
+        manager->containers->owner_query = sd_bus_slot_unref(manager->containers->owner_query);
+        /* NameOwnerChanged may have told us already (it is newer). */
+        if (manager->containers->supervisor_owner || sd_bus_message_is_method_error(reply, NULL) ||
+            sd_bus_message_read(reply, "s", &owner) < 0)
+                return 0;
+        manager->containers->supervisor_owner = strdup(owner);
+        return 0;
+}
+
 static int on_container_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         Manager *manager = userdata;
         const char *id, *status, *reason;
@@ -536,6 +549,14 @@ static int on_container_changed(sd_bus_message *msg, void *userdata, sd_bus_erro
         bool was_stopped;
         int r;
 
+        /* SECURITY: only the current owner of org.berth.Supervisor1 (a name only the supervisor's user may
+         * own) speaks for the containers; while the owner is not known yet, the signal only prompts a
+         * re-read of the supervisor's list. */
+        if (!manager->containers->supervisor_owner ||
+            !streq_ptr(sd_bus_message_get_sender(msg), manager->containers->supervisor_owner)) {
+                (void) containers_sync(manager, NULL);
+                return 0;
+        }
         r = sd_bus_message_read(msg, "ssis", &id, &status, &exit_code, &reason);
         if (r < 0)
                 return 0;
@@ -551,13 +572,17 @@ static int on_container_changed(sd_bus_message *msg, void *userdata, sd_bus_erro
 }
 
 static int on_supervisor_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *manager = userdata;
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0 ||
+            !streq(name, BERTH_SUPERVISOR_NAME))
                 return 0;
+        free(manager->containers->supervisor_owner);
+        manager->containers->supervisor_owner = isempty(new_owner) ? NULL : strdup(new_owner);
         /* A supervisor that (re)started re-adopted its shims and knows the exits it missed. */
         if (!isempty(new_owner))
-                (void) containers_sync(userdata, NULL);
+                (void) containers_sync(manager, NULL);
         return 0;
 }
 
@@ -844,9 +869,9 @@ int container_manager_setup(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open the container records under '%s/meta': %m",
                                        m->state_dir);
-        /* SECURITY: the bus daemon delivers only signals whose sender owns org.berth.Supervisor1, a name
-         * only the supervisor's user may own (bus policy). */
-        r = sd_bus_match_signal(m->bus, &cm->changed_match, BERTH_SUPERVISOR_NAME, BERTH_SUPERVISOR_PATH,
+        /* Any sender may emit a signal with this path and interface: on_container_changed() checks that it
+         * is the owner of org.berth.Supervisor1, which NameOwnerChanged and GetNameOwner tell. */
+        r = sd_bus_match_signal(m->bus, &cm->changed_match, NULL, BERTH_SUPERVISOR_PATH,
                                 BERTH_SUPERVISOR_IFACE, "ContainerChanged", on_container_changed, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to the supervisor's ContainerChanged: %m");
@@ -857,6 +882,11 @@ int container_manager_setup(Manager *m) {
                              on_supervisor_owner_changed, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the supervisor's name: %m");
+        r = sd_bus_call_method_async(m->bus, &cm->owner_query, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetNameOwner", on_name_owner, m, "s",
+                                     BERTH_SUPERVISOR_NAME);
+        if (r < 0)
+                return log_error_errno(r, "Failed to ask for the supervisor's bus name: %m");
         r = container_objects_register(m);
         if (r < 0)
                 return r;
@@ -874,6 +904,8 @@ void container_manager_free(Manager *m) {
                 return;
         cm->changed_match = sd_bus_slot_unref(cm->changed_match);
         cm->owner_match = sd_bus_slot_unref(cm->owner_match);
+        cm->owner_query = sd_bus_slot_unref(cm->owner_query);
+        free(cm->supervisor_owner);
         cm->vtable_slot = sd_bus_slot_unref(cm->vtable_slot);
         cm->enumerator_slot = sd_bus_slot_unref(cm->enumerator_slot);
         cm->sync_slot = sd_bus_slot_unref(cm->sync_slot);
