@@ -49,15 +49,15 @@ int container_resolve(sd_bus *bus, const char *name, const char *what, char **re
         return *ret_path ? 0 : -ENOMEM;
 }
 
-int container_call(sd_bus *bus, const char *path, const char *member, sd_bus_message **reply, const char *what,
-                   const char *types, ...) {
+int container_call(sd_bus *bus, const char *path, const char *member, sd_bus_message **reply,
+                   const char *what, const char *types, ...) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         va_list ap;
         int r;
 
         va_start(ap, types);
-        r = bus_message_new_method_callv(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, member,
-                                         types, ap);
+        r = bus_message_new_method_callv(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                         member, types, ap);
         va_end(ap);
         if (r < 0)
                 return report_bus_error(what, NULL, r);
@@ -92,7 +92,8 @@ static int on_follow_wait(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const char *reason;
 
         f->done = true;
-        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "is", &code, &reason) >= 0)
+        if (!sd_bus_message_is_method_error(reply, NULL) &&
+            sd_bus_message_read(reply, "is", &code, &reason) >= 0)
                 f->status = container_exit_status(code);
         else
                 f->status = CLI_EXIT_ERROR;
@@ -134,7 +135,8 @@ int container_print_log(sd_bus *bus, const char *path, bool follow, const char *
 
 /* The verbs that take NAME... and call one method each. */
 static int for_each_name(int argc, char *argv[], int first, const char *what,
-                         int (*fn)(sd_bus *bus, const char *path, const char *name, void *userdata), void *userdata) {
+                         int (*fn)(sd_bus *bus, const char *path, const char *name, void *userdata),
+                         void *userdata) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int ret = 0, r;
 
@@ -201,13 +203,15 @@ static int stop_one(sd_bus *bus, const char *path, const char *name, void *userd
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "Stop");
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                           "Stop");
         if (r >= 0)
                 r = sd_bus_message_append(m, "ut", timeout, UINT64_C(0));
         if (r < 0)
                 return report_bus_error("stop", NULL, r);
         /* The reply comes with the exit: up to the timeout and then the SIGKILL. */
-        r = sd_bus_call(bus, m, (uint64_t) (timeout + 30) * 1000000 + broker_default_timeout(), &error, &reply);
+        r = sd_bus_call(bus, m, (uint64_t) (timeout + 30) * 1000000 + broker_default_timeout(), &error,
+                        &reply);
         if (r < 0)
                 return report_bus_error("stop", &error, r);
         printf("%s\n", name);
@@ -223,7 +227,8 @@ static int cmd_stop(int argc, char *argv[]) {
                        "SECONDS (default 10).\n");
                 return 0;
         }
-        if (i + 1 < argc && (streq(argv[i], "-t") || streq(argv[i], "--time") || streq(argv[i], "--timeout"))) {
+        if (i + 1 < argc &&
+            (streq(argv[i], "-t") || streq(argv[i], "--time") || streq(argv[i], "--timeout"))) {
                 char *end;
                 unsigned long v;
 
@@ -259,7 +264,8 @@ static int parse_signal(const char *s) {
 }
 
 static int kill_one(sd_bus *bus, const char *path, const char *name, void *userdata) {
-        int r = container_call(bus, path, "Kill", NULL, "kill", "it", (int32_t) * (int *) userdata, UINT64_C(0));
+        int r = container_call(bus, path, "Kill", NULL, "kill", "it", (int32_t) * (int *) userdata,
+                               UINT64_C(0));
 
         if (r >= 0)
                 printf("%s\n", name);
@@ -270,7 +276,8 @@ static int cmd_kill(int argc, char *argv[]) {
         int sig = SIGKILL, i = 1;
 
         if (wants_help(argc, argv)) {
-                printf("berthctl kill [-s SIGNAL] NAME...\n\nSend a signal (default KILL) to the containers' "
+                printf("berthctl kill [-s SIGNAL] NAME...\n\nSend a signal (default KILL) to the "
+                       "containers' "
                        "init.\n");
                 return 0;
         }
@@ -292,7 +299,8 @@ static int wait_one(sd_bus *bus, const char *path, const char *name, void *userd
         int32_t code;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "Wait");
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                           "Wait");
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", UINT64_C(0));
         if (r < 0)
@@ -405,15 +413,16 @@ static int list(bool all, bool all_users, bool json) {
         int32_t code;
         int r;
 
-        r = broker_connect_call(&bus, "ListContainers", &reply, "ls", "t", all_users ? UINT64_C(1) : UINT64_C(0));
+        r = broker_connect_call(&bus, "ListContainers", &reply, "ls", "t",
+                                all_users ? UINT64_C(1) : UINT64_C(0));
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssssuisuttto)");
         if (r < 0)
                 return report_bus_error("ls", NULL, r);
         json_builder_begin_array(b);
-        while ((r = sd_bus_message_read(reply, "(ssssuisuttto)", &id, &name, &image, &status, &pid, &code, &reason,
-                                        &owner, &created, &started, &finished, &path)) > 0) {
+        while ((r = sd_bus_message_read(reply, "(ssssuisuttto)", &id, &name, &image, &status, &pid, &code,
+                                        &reason, &owner, &created, &started, &finished, &path)) > 0) {
                 g_autofree char *st = NULL, *own = NULL;
                 char ago[64], pidbuf[16];
 
@@ -455,8 +464,8 @@ static int list(bool all, bool all_users, bool json) {
                         snprintf(pidbuf, sizeof(pidbuf), "%u", pid);
                 else
                         snprintf(pidbuf, sizeof(pidbuf), "-");
-                g_ptr_array_add(rows, g_strdupv((char *[]) { (char *) name, (char *) image, st, pidbuf, own, ago,
-                                                              NULL }));
+                g_ptr_array_add(rows, g_strdupv((char *[]){ (char *) name, (char *) image, st, pidbuf, own,
+                                                            ago, NULL }));
         }
         if (r < 0)
                 return report_bus_error("ls", NULL, r);
@@ -475,8 +484,10 @@ static int cmd_ls(int argc, char *argv[]) {
 
         for (int i = 1; i < argc; i++) {
                 if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
-                        printf("berthctl ls [-a] [--all-users] [--json]\n\nList containers: running ones, or with "
-                               "-a all. A user sees their own; --all-users (container-manage-any) everyone's.\n");
+                        printf("berthctl ls [-a] [--all-users] [--json]\n\nList containers: running ones, "
+                               "or with "
+                               "-a all. A user sees their own; --all-users (container-manage-any) "
+                               "everyone's.\n");
                         return 0;
                 } else if (streq(argv[i], "-a") || streq(argv[i], "--all"))
                         all = true;
@@ -504,8 +515,8 @@ static int get_properties(sd_bus *bus, const char *path, JsonBuilder *b, JsonNod
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", &error,
-                               &reply, "s", BERTH_BROKER_CONTAINER_IFACE);
+        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+                               &error, &reply, "s", BERTH_BROKER_CONTAINER_IFACE);
         if (r < 0)
                 return report_bus_error("inspect", &error, r);
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
@@ -640,7 +651,8 @@ static int cmd_inspect(int argc, char *argv[]) {
         int r;
 
         if (wants_help(argc, argv)) {
-                printf("berthctl inspect NAME...\n\nShow containers' state, configuration, spec summary, mounts "
+                printf("berthctl inspect NAME...\n\nShow containers' state, configuration, spec summary, "
+                       "mounts "
                        "and limits as JSON.\n");
                 return 0;
         }

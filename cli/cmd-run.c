@@ -143,7 +143,8 @@ static int add_mount(RunOptions *o, const char *spec) {
                         src = v;
                 else if ((streq(k, "dst") || streq(k, "target") || streq(k, "destination")) && v)
                         dst = v;
-                else if ((streq(k, "ro") || streq(k, "readonly")) && (!v || streq(v, "true") || streq(v, "1")))
+                else if ((streq(k, "ro") || streq(k, "readonly")) &&
+                         (!v || streq(v, "true") || streq(v, "1")))
                         ro = true;
                 else if ((streq(k, "ro") || streq(k, "readonly")) && (streq(v, "false") || streq(v, "0")))
                         ro = false;
@@ -194,7 +195,8 @@ static void help(const char *verb) {
                "     --cap-drop CAP      Drop a capability\n"
                "     --privileged        All capabilities, no seccomp (privileged)\n"
                "     --security-opt seccomp=unconfined  No seccomp filter (privileged)\n"
-               "     --net none|host     Network: own namespace with loopback (default) or the host's (privileged)\n"
+               "     --net none|host     Network: own namespace with loopback (default) or the host's "
+               "(privileged)\n"
                "     --mount type=bind,src=PATH,dst=PATH[,ro]  Bind a host path (privileged)\n",
                verb, streq(verb, "run") ? "Run" : "Create");
 }
@@ -218,32 +220,31 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                 ARG_NET,
                 ARG_MOUNT,
         };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "name", required_argument, NULL, ARG_NAME },
-                { "rm", no_argument, NULL, ARG_RM },
-                { "detach", no_argument, NULL, 'd' },
-                { "tty", no_argument, NULL, 't' },
-                { "interactive", no_argument, NULL, 'i' },
-                { "env", required_argument, NULL, 'e' },
-                { "env-file", required_argument, NULL, ARG_ENV_FILE },
-                { "workdir", required_argument, NULL, 'w' },
-                { "user", required_argument, NULL, 'u' },
-                { "entrypoint", required_argument, NULL, ARG_ENTRYPOINT },
-                { "hostname", required_argument, NULL, ARG_HOSTNAME },
-                { "read-only", no_argument, NULL, ARG_READ_ONLY },
-                { "memory", required_argument, NULL, ARG_MEMORY },
-                { "cpus", required_argument, NULL, ARG_CPUS },
-                { "pids-limit", required_argument, NULL, ARG_PIDS_LIMIT },
-                { "cap-add", required_argument, NULL, ARG_CAP_ADD },
-                { "cap-drop", required_argument, NULL, ARG_CAP_DROP },
-                { "privileged", no_argument, NULL, ARG_PRIVILEGED },
-                { "security-opt", required_argument, NULL, ARG_SECURITY_OPT },
-                { "net", required_argument, NULL, ARG_NET },
-                { "network", required_argument, NULL, ARG_NET },
-                { "mount", required_argument, NULL, ARG_MOUNT },
-                {}
-        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "name", required_argument, NULL, ARG_NAME },
+                                                 { "rm", no_argument, NULL, ARG_RM },
+                                                 { "detach", no_argument, NULL, 'd' },
+                                                 { "tty", no_argument, NULL, 't' },
+                                                 { "interactive", no_argument, NULL, 'i' },
+                                                 { "env", required_argument, NULL, 'e' },
+                                                 { "env-file", required_argument, NULL, ARG_ENV_FILE },
+                                                 { "workdir", required_argument, NULL, 'w' },
+                                                 { "user", required_argument, NULL, 'u' },
+                                                 { "entrypoint", required_argument, NULL, ARG_ENTRYPOINT },
+                                                 { "hostname", required_argument, NULL, ARG_HOSTNAME },
+                                                 { "read-only", no_argument, NULL, ARG_READ_ONLY },
+                                                 { "memory", required_argument, NULL, ARG_MEMORY },
+                                                 { "cpus", required_argument, NULL, ARG_CPUS },
+                                                 { "pids-limit", required_argument, NULL, ARG_PIDS_LIMIT },
+                                                 { "cap-add", required_argument, NULL, ARG_CAP_ADD },
+                                                 { "cap-drop", required_argument, NULL, ARG_CAP_DROP },
+                                                 { "privileged", no_argument, NULL, ARG_PRIVILEGED },
+                                                 { "security-opt", required_argument, NULL,
+                                                   ARG_SECURITY_OPT },
+                                                 { "net", required_argument, NULL, ARG_NET },
+                                                 { "network", required_argument, NULL, ARG_NET },
+                                                 { "mount", required_argument, NULL, ARG_MOUNT },
+                                                 {} };
         int c, r;
         char *end;
         double cpus;
@@ -337,8 +338,9 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                         if (streq(optarg, "seccomp=unconfined"))
                                 o->seccomp_unconfined = true;
                         else if (!streq(optarg, "seccomp=default")) {
-                                fprintf(stderr, "berthctl: %s: unsupported --security-opt '%s' "
-                                                "(seccomp=unconfined or seccomp=default)\n",
+                                fprintf(stderr,
+                                        "berthctl: %s: unsupported --security-opt '%s' "
+                                        "(seccomp=unconfined or seccomp=default)\n",
                                         verb, optarg);
                                 return -EINVAL;
                         }
@@ -349,8 +351,8 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                         else if (streq(optarg, "none"))
                                 o->net_host = false;
                         else {
-                                fprintf(stderr, "berthctl: %s: unsupported --net '%s' (none or host)\n", verb,
-                                        optarg);
+                                fprintf(stderr, "berthctl: %s: unsupported --net '%s' (none or host)\n",
+                                        verb, optarg);
                                 return -EINVAL;
                         }
                         break;
@@ -396,20 +398,20 @@ static char *options_json(const RunOptions *o, bool detach) {
                 add_strv(b, "cmd", o->cmd, o->n_cmd);
         if (o->env->len > 0)
                 add_strv(b, "env", (char **) o->env->pdata, (int) o->env->len);
-#define STR(k, v)                                           \
-        if (v) {                                            \
-                json_builder_set_member_name(b, k);         \
-                json_builder_add_string_value(b, v);        \
+#define STR(k, v)                                                                                           \
+        if (v) {                                                                                            \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_string_value(b, v);                                                        \
         }
-#define BOOL(k, v)                                  \
-        if (v) {                                    \
-                json_builder_set_member_name(b, k); \
-                json_builder_add_boolean_value(b, true); \
+#define BOOL(k, v)                                                                                          \
+        if (v) {                                                                                            \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_boolean_value(b, true);                                                    \
         }
-#define NUM(k, v)                                   \
-        if (v) {                                    \
-                json_builder_set_member_name(b, k); \
-                json_builder_add_int_value(b, (gint64) (v)); \
+#define NUM(k, v)                                                                                           \
+        if (v) {                                                                                            \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_int_value(b, (gint64) (v));                                                \
         }
         STR("workdir", o->workdir);
         STR("user", o->user);
@@ -549,7 +551,8 @@ static int run_or_create(int argc, char *argv[], bool run) {
                         r = container_call(bus, path, "Start", NULL, "start", "t", UINT64_C(0));
                         if (r < 0) {
                                 if (o.rm)
-                                        (void) container_call(bus, path, "Remove", NULL, "rm", "t", UINT64_C(1));
+                                        (void) container_call(bus, path, "Remove", NULL, "rm", "t",
+                                                              UINT64_C(1));
                                 return CLI_EXIT_ERROR;
                         }
                 }

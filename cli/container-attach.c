@@ -58,8 +58,9 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 return 0;
         }
         /* The container's init gets it, as if it had been sent to the container. */
-        (void) sd_bus_call_method_async(a->bus, NULL, BERTH_BROKER_NAME, a->path, BERTH_BROKER_CONTAINER_IFACE,
-                                        "Kill", NULL, NULL, "it", (int32_t) si->ssi_signo, UINT64_C(0));
+        (void) sd_bus_call_method_async(a->bus, NULL, BERTH_BROKER_NAME, a->path,
+                                        BERTH_BROKER_CONTAINER_IFACE, "Kill", NULL, NULL, "it",
+                                        (int32_t) si->ssi_signo, UINT64_C(0));
         return 0;
 }
 
@@ -149,7 +150,8 @@ int container_wait_async(sd_bus *bus, const char *path, sd_bus_message_handler_t
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "Wait");
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                           "Wait");
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", UINT64_C(0));
         if (r < 0)
@@ -196,8 +198,8 @@ int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool 
         r = container_wait_async(bus, path, on_wait, &a);
         if (r < 0)
                 goto fail;
-        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "Start", &error, NULL,
-                               "t", UINT64_C(0));
+        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "Start", &error,
+                               NULL, "t", UINT64_C(0));
         if (r < 0) {
                 (void) report_bus_error("run", &error, r);
                 /* An exec failure is an exit (127/126) the Wait reports; anything else left a created

@@ -13,8 +13,8 @@
  * Manager.GetContainer; reports a failure as "berthctl: <what>: …". */
 int container_resolve(sd_bus *bus, const char *name, const char *what, char **ret_path);
 /* Calls member on the container object path with types/...; reports a failure. */
-int container_call(sd_bus *bus, const char *path, const char *member, sd_bus_message **reply, const char *what,
-                   const char *types, ...);
+int container_call(sd_bus *bus, const char *path, const char *member, sd_bus_message **reply,
+                   const char *what, const char *types, ...);
 /* The id part of a container object path (borrowed). */
 const char *container_id_from_path(const char *path);
 /* The exit status of a container's exit code as a shell reports it. */

@@ -71,7 +71,8 @@ static int create_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
         if (sd_bus_message_is_method_error(reply, NULL)) {
                 const sd_bus_error *e = sd_bus_message_get_error(reply);
 
-                log_info("Creating container %s ('%s') failed: %s", c->id, c->name, strna(e ? e->message : NULL));
+                log_info("Creating container %s ('%s') failed: %s", c->id, c->name,
+                         strna(e ? e->message : NULL));
                 (void) container_store_remove(cm->store, cc->id);
                 (void) bus_reply_internal_error(cc->request, e, "Creating the container");
                 return 0;
@@ -182,14 +183,16 @@ static int build_request(const char *options, const char *name, uid_t owner, con
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid options: %s", strna(msg));
         if (!JSON_NODE_HOLDS_OBJECT(node))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid options: not a JSON object.");
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS,
+                                         "Invalid options: not a JSON object.");
         o = json_node_get_object(node);
         /* SECURITY: these three are the broker's to set: the owner is the caller's uid, the config is
          * the one of the image the caller named, the name is checked for uniqueness here. */
         if (json_object_has_member(o, "name") || json_object_has_member(o, "owner") ||
             json_object_has_member(o, "image_config"))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS,
-                                         "Invalid options: 'name', 'owner' and 'image_config' are not options.");
+                return sd_bus_error_setf(
+                        error, BERTH_ERROR_INVALID_ARGS,
+                        "Invalid options: 'name', 'owner' and 'image_config' are not options.");
         json_object_set_string_member(o, "name", name);
         json_object_set_int_member(o, "owner", owner);
         json_object_set_string_member(o, "image_config", config_digest);
@@ -207,10 +210,11 @@ static int build_request(const char *options, const char *name, uid_t owner, con
 static int pick_name(ContainerStore *store, const char *wanted, char **ret, sd_bus_error *error) {
         if (!isempty(wanted)) {
                 if (!container_name_valid(wanted))
-                        return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS,
-                                                 "Invalid container name '%s': use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
-                                                 "at most %u characters.",
-                                                 wanted, CONTAINER_NAME_MAX);
+                        return sd_bus_error_setf(
+                                error, BERTH_ERROR_INVALID_ARGS,
+                                "Invalid container name '%s': use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
+                                "at most %u characters.",
+                                wanted, CONTAINER_NAME_MAX);
                 if (container_store_by_name(store, wanted))
                         return sd_bus_error_setf(error, BERTH_ERROR_EXISTS,
                                                  "A container named '%s' exists already.", wanted);
@@ -255,10 +259,12 @@ static int create_authorized(sd_bus_message *m, void *userdata, sd_bus_error *er
 
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         sender = sd_bus_message_get_sender(m);
         if (!sender)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's bus name.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's bus name.");
         r = sd_bus_message_rewind(m, true);
         if (r < 0)
                 return r;
@@ -282,18 +288,21 @@ static int create_authorized(sd_bus_message *m, void *userdata, sd_bus_error *er
         p = broker_image_platform(img, NULL);
         if (!p)
                 return sd_bus_error_setf(error, BERTH_ERROR_IMAGE_NOT_RUNNABLE,
-                                         "Image '%s' has no variant for this machine's platform.", img->name);
+                                         "Image '%s' has no variant for this machine's platform.",
+                                         img->name);
         if (!p->unpacked)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND,
-                                         "Image '%s' is not unpacked: run 'berthctl images unpack %s' first.",
-                                         img->name, img->name);
+                return sd_bus_error_setf(
+                        error, BERTH_ERROR_NOT_FOUND,
+                        "Image '%s' is not unpacked: run 'berthctl images unpack %s' first.", img->name,
+                        img->name);
         if (container_store_count(cm->store) >= BROKER_CONTAINERS_MAX)
                 return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many containers (%u).",
                                          BROKER_CONTAINERS_MAX);
         r = pick_name(cm->store, wanted_name, &name, error);
         if (r < 0)
                 return r;
-        r = build_request(isempty(options) ? "{}" : options, name, uid, p->config_digest, &request, &parsed, error);
+        r = build_request(isempty(options) ? "{}" : options, name, uid, p->config_digest, &request, &parsed,
+                          error);
         if (r < 0)
                 return r;
         r = container_id_generate(id);
@@ -352,7 +361,8 @@ static int create_authorized(sd_bus_message *m, void *userdata, sd_bus_error *er
                 return -ENOMEM;
         r = container_store_add(cm->store, &c);
         if (r == -EEXIST)
-                return sd_bus_error_setf(error, BERTH_ERROR_EXISTS, "A container with that name or id exists.");
+                return sd_bus_error_setf(error, BERTH_ERROR_EXISTS,
+                                         "A container with that name or id exists.");
         if (r < 0)
                 return r;
         /* A creation that polkit may have to ask about takes long: no internal timeout beyond the
@@ -385,8 +395,8 @@ static int append_record(sd_bus_message *reply, const ContainerRecord *c) {
         if (!path)
                 return -ENOMEM;
         return sd_bus_message_append(reply, "(ssssuisuttto)", c->id, c->name, c->image, c->status, c->pid,
-                                     c->exit_code, c->reason, (uint32_t) c->owner, c->created_at, c->started_at,
-                                     c->finished_at, path);
+                                     c->exit_code, c->reason, (uint32_t) c->owner, c->created_at,
+                                     c->started_at, c->finished_at, path);
 }
 
 static int reply_list(Manager *manager, sd_bus_message *m) {
@@ -413,8 +423,8 @@ static int reply_list(Manager *manager, sd_bus_message *m) {
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 /* SECURITY: a member sees their own containers; root, and a caller polkit allowed
                  * container-manage-any (the ALL_USERS flag), everyone's. */
-                if (list[i]->creating || (uid != 0 && !(flags & LIST_CONTAINERS_FLAG_ALL_USERS) &&
-                                          list[i]->owner != uid))
+                if (list[i]->creating ||
+                    (uid != 0 && !(flags & LIST_CONTAINERS_FLAG_ALL_USERS) && list[i]->owner != uid))
                         continue;
                 r = append_record(reply, list[i]);
         }
@@ -449,8 +459,9 @@ int method_list_containers(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
         if (flags & LIST_CONTAINERS_FLAG_ALL_USERS)
                 /* SECURITY: everyone's containers: whoever may manage them all may see them all. */
-                return bus_error_from_errno(error, bus_polkit_check_async(m, BERTH_ACTION_CONTAINER_MANAGE_ANY, NULL,
-                                                                          list_authorized, userdata, error));
+                return bus_error_from_errno(error,
+                                            bus_polkit_check_async(m, BERTH_ACTION_CONTAINER_MANAGE_ANY,
+                                                                   NULL, list_authorized, userdata, error));
         return broker_authorize(m, NULL, list_authorized, userdata, error);
 }
 
@@ -690,8 +701,8 @@ static int sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                          * (it has no owner here): the leftover of a broker that died mid-create. */
                         if (first) {
                                 log_info("Removing container %s: the broker has no record of it.", id);
-                                (void) supervisor_call(manager, NULL, 0, NULL, NULL, "DeleteContainer", "st", id,
-                                                       SUPERVISOR_DELETE_FLAG_FORCE);
+                                (void) supervisor_call(manager, NULL, 0, NULL, NULL, "DeleteContainer", "st",
+                                                       id, SUPERVISOR_DELETE_FLAG_FORCE);
                         }
                         continue;
                 }
@@ -882,9 +893,9 @@ int container_manager_setup(Manager *m) {
                              on_supervisor_owner_changed, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the supervisor's name: %m");
-        r = sd_bus_call_method_async(m->bus, &cm->owner_query, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetNameOwner", on_name_owner, m, "s",
-                                     BERTH_SUPERVISOR_NAME);
+        r = sd_bus_call_method_async(m->bus, &cm->owner_query, "org.freedesktop.DBus",
+                                     "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner",
+                                     on_name_owner, m, "s", BERTH_SUPERVISOR_NAME);
         if (r < 0)
                 return log_error_errno(r, "Failed to ask for the supervisor's bus name: %m");
         r = container_objects_register(m);

@@ -22,15 +22,15 @@
 struct ContainerManager {
         Manager *manager;
         ContainerStore *store;
-        sd_bus_slot *changed_match;   /* the supervisor's ContainerChanged */
-        sd_bus_slot *owner_match;     /* NameOwnerChanged of org.berth.Supervisor1 */
-        sd_bus_slot *owner_query;     /* GetNameOwner at start */
-        char *supervisor_owner;       /* its unique name, NULL while unknown or gone */
+        sd_bus_slot *changed_match; /* the supervisor's ContainerChanged */
+        sd_bus_slot *owner_match;   /* NameOwnerChanged of org.berth.Supervisor1 */
+        sd_bus_slot *owner_query;   /* GetNameOwner at start */
+        char *supervisor_owner;     /* its unique name, NULL while unknown or gone */
         sd_bus_slot *vtable_slot, *enumerator_slot;
-        sd_bus_slot *sync_slot;       /* ListContainers in flight at the supervisor */
-        bool sync_again;              /* something changed while it was in flight */
-        bool synced_once;             /* the first sync after start (cleans the supervisor's orphans) */
-        GPtrArray *sync_waiters;      /* ListContainers calls answered after the sync */
+        sd_bus_slot *sync_slot;  /* ListContainers in flight at the supervisor */
+        bool sync_again;         /* something changed while it was in flight */
+        bool synced_once;        /* the first sync after start (cleans the supervisor's orphans) */
+        GPtrArray *sync_waiters; /* ListContainers calls answered after the sync */
 };
 typedef struct ContainerManager ContainerManager;
 

@@ -57,7 +57,8 @@ static int add_waiter(GPtrArray **array, sd_bus_message *m, sd_bus_error *error)
         if (!*array)
                 *array = g_ptr_array_new_with_free_func(message_unref_notify);
         if ((*array)->len >= CONTAINER_WAITERS_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many callers waiting on this container.");
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT,
+                                         "Too many callers waiting on this container.");
         g_ptr_array_add(*array, sd_bus_message_ref(m));
         return 1;
 }
@@ -88,8 +89,8 @@ static int forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
         else if (f->returns_fd) {
                 r = sd_bus_message_read(reply, "h", &fd);
                 if (r < 0)
-                        (void) sd_bus_reply_method_errorf(f->request, BERTH_ERROR_IO, "%s failed: bad reply.",
-                                                          f->what);
+                        (void) sd_bus_reply_method_errorf(f->request, BERTH_ERROR_IO,
+                                                          "%s failed: bad reply.", f->what);
                 else
                         (void) sd_bus_reply_method_return(f->request, "h", fd);
         } else
@@ -99,8 +100,8 @@ static int forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
         return 0;
 }
 
-static int forward(Manager *m, sd_bus_message *request, const char *what, bool returns_fd, const char *member,
-                   const char *types, ...) {
+static int forward(Manager *m, sd_bus_message *request, const char *what, bool returns_fd,
+                   const char *member, const char *types, ...) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_free_ Forward *f = NULL;
         va_list ap;
@@ -125,18 +126,18 @@ static int forward(Manager *m, sd_bus_message *request, const char *what, bool r
 
 /* Every method: look the container up, authorise against its owner, then run the body with the container
  * looked up again. */
-#define CONTAINER_METHOD(fn, body_fn)                                                                      \
-        static int fn##_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {               \
-                ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));                 \
-                if (!c)                                                                                      \
-                        return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");        \
-                return body_fn(m, userdata, c, error);                                                       \
-        }                                                                                                    \
-        static int fn(sd_bus_message *m, void *userdata, sd_bus_error *error) {                            \
-                ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));                 \
-                if (!c)                                                                                      \
-                        return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");        \
-                const char *details[] = { "id", c->id, "name", c->name, NULL };                              \
+#define CONTAINER_METHOD(fn, body_fn)                                                                       \
+        static int fn##_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {                \
+                ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));                \
+                if (!c)                                                                                     \
+                        return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");       \
+                return body_fn(m, userdata, c, error);                                                      \
+        }                                                                                                   \
+        static int fn(sd_bus_message *m, void *userdata, sd_bus_error *error) {                             \
+                ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));                \
+                if (!c)                                                                                     \
+                        return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");       \
+                const char *details[] = { "id", c->id, "name", c->name, NULL };                             \
                 return broker_authorize_owned(m, c->owner, details, fn##_authorized, userdata, error);      \
         }
 
@@ -158,9 +159,10 @@ static int start_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, s
         if (r < 0)
                 return r;
         if (!streq(c->status, "created"))
-                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Container '%s' is %s, not created.", c->name,
-                                         c->status);
-        return forward(manager, m, "Starting the container", false, "StartContainer", "st", c->id, UINT64_C(0));
+                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Container '%s' is %s, not created.",
+                                         c->name, c->status);
+        return forward(manager, m, "Starting the container", false, "StartContainer", "st", c->id,
+                       UINT64_C(0));
 }
 CONTAINER_METHOD(method_start, start_body)
 
@@ -196,8 +198,8 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!c || !streq(c->status, "running"))
                 return 0;
         log_info("Container %s did not stop in time: SIGKILL.", c->id);
-        (void) supervisor_call(manager, NULL, 0, NULL, NULL, "KillContainer", "sit", c->id, (int32_t) SIGKILL,
-                               SUPERVISOR_KILL_FLAG_ALL);
+        (void) supervisor_call(manager, NULL, 0, NULL, NULL, "KillContainer", "sit", c->id,
+                               (int32_t) SIGKILL, SUPERVISOR_KILL_FLAG_ALL);
         return 0;
 }
 
@@ -232,7 +234,8 @@ static int stop_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
                                timeout == 0 ? SUPERVISOR_KILL_FLAG_ALL : 0);
         if (timeout > 0 && !c->stop_timer) {
                 r = sd_event_add_time_relative(manager->event, &c->stop_timer, CLOCK_MONOTONIC,
-                                               (uint64_t) timeout * UINT64_C(1000000), 0, on_stop_timeout, manager);
+                                               (uint64_t) timeout * UINT64_C(1000000), 0, on_stop_timeout,
+                                               manager);
                 if (r >= 0)
                         r = sd_event_source_set_description(c->stop_timer, c->id);
                 if (r < 0)
@@ -404,10 +407,11 @@ static const sd_bus_vtable container_vtable[] = {
                                  method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Remove", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_remove,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Wait", "t", SD_BUS_PARAM(flags), "is", SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason),
-                                 method_wait, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("OpenLog", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(log), method_open_log,
+        SD_BUS_METHOD_WITH_NAMES("Wait", "t", SD_BUS_PARAM(flags), "is",
+                                 SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason), method_wait,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("OpenLog", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(log),
+                                 method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

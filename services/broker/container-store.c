@@ -83,12 +83,12 @@ int container_id_generate(char ret[static CONTAINER_ID_HEX_LEN + 1]) {
 
 char *container_name_generate(void) {
         static const char *const adjectives[] = {
-                "amber", "brave", "calm", "dapper", "eager", "fancy", "gentle", "happy", "jolly", "keen",
-                "lucid", "merry", "nimble", "proud", "quiet", "rapid", "serene", "tidy", "vivid", "witty",
+                "amber", "brave", "calm",   "dapper", "eager", "fancy", "gentle", "happy", "jolly", "keen",
+                "lucid", "merry", "nimble", "proud",  "quiet", "rapid", "serene", "tidy",  "vivid", "witty",
         };
         static const char *const nouns[] = {
-                "anchor", "buoy", "cove", "dock", "ferry", "galley", "harbor", "jetty", "keel", "lagoon",
-                "mast", "oar", "pier", "quay", "rudder", "sail", "tide", "wharf", "yacht", "skiff",
+                "anchor", "buoy", "cove", "dock", "ferry",  "galley", "harbor", "jetty", "keel",  "lagoon",
+                "mast",   "oar",  "pier", "quay", "rudder", "sail",   "tide",   "wharf", "yacht", "skiff",
         };
         uint32_t v;
 
@@ -104,20 +104,20 @@ JsonNode *container_record_to_json(const ContainerRecord *c) {
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "schema_version");
         json_builder_add_int_value(b, RECORD_SCHEMA);
-#define S(k, v)                                        \
-        do {                                           \
-                json_builder_set_member_name(b, k);    \
-                json_builder_add_string_value(b, v ?: ""); \
+#define S(k, v)                                                                                             \
+        do {                                                                                                \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_string_value(b, v ?: "");                                                  \
         } while (0)
-#define I(k, v)                                     \
-        do {                                        \
-                json_builder_set_member_name(b, k); \
-                json_builder_add_int_value(b, v);   \
+#define I(k, v)                                                                                             \
+        do {                                                                                                \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_int_value(b, v);                                                           \
         } while (0)
-#define B(k, v)                                       \
-        do {                                          \
-                json_builder_set_member_name(b, k);   \
-                json_builder_add_boolean_value(b, v); \
+#define B(k, v)                                                                                             \
+        do {                                                                                                \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_boolean_value(b, v);                                                       \
         } while (0)
         S("id", c->id);
         S("name", c->name);
@@ -197,18 +197,20 @@ int container_record_from_json(JsonNode *node, ContainerRecord **ret, char **ret
         if (r < 0)
                 return r;
         if (j.schema_version != RECORD_SCHEMA)
-                return json_set_error(ret_error, EBADMSG, "unknown schema version %" PRIu64, j.schema_version);
+                return json_set_error(ret_error, EBADMSG, "unknown schema version %" PRIu64,
+                                      j.schema_version);
         if (!container_id_valid(j.c.id))
                 return json_set_error(ret_error, EBADMSG, "invalid id");
         if (!container_name_valid(j.c.name))
                 return json_set_error(ret_error, EBADMSG, "invalid name");
-        if (j.owner > UINT32_MAX - 1 || j.pid > UINT32_MAX || j.exit_code < INT32_MIN || j.exit_code > INT32_MAX)
+        if (j.owner > UINT32_MAX - 1 || j.pid > UINT32_MAX || j.exit_code < INT32_MIN ||
+            j.exit_code > INT32_MAX)
                 return json_set_error(ret_error, EBADMSG, "owner, pid or exit code out of range");
         c = malloc(sizeof(*c));
         if (!c)
                 return -ENOMEM;
         *c = j.c;
-        j.c = (ContainerRecord) {};
+        j.c = (ContainerRecord){};
         c->owner = (uid_t) j.owner;
         c->pid = (uint32_t) j.pid;
         c->exit_code = (int32_t) j.exit_code;
@@ -242,8 +244,10 @@ static int load_one(ContainerStore *s, const char *fname) {
         if (r < 0)
                 return log_warning_errno(r, "Skipping container record '%s': %s", fname, strna(error));
         if (!g_str_has_prefix(fname, c->id) || !streq(fname + CONTAINER_ID_HEX_LEN, ".json"))
-                return log_warning_errno(-EBADMSG, "Skipping container record '%s': file name does not match "
-                                                   "its id", fname);
+                return log_warning_errno(-EBADMSG,
+                                         "Skipping container record '%s': file name does not match "
+                                         "its id",
+                                         fname);
         if (container_store_by_name(s, c->name))
                 return log_warning_errno(-EEXIST, "Skipping container record '%s': name '%s' taken", fname,
                                          c->name);

@@ -30,20 +30,20 @@ typedef struct ContainerRecord {
         uid_t owner;
         bool auto_remove; /* --rm: the broker removes it once it stopped */
         bool tty, detach;
-        char *options;     /* the validated user options (JSON), for inspect */
-        char *status;      /* "creating" (memory only), "created", "running", "stopped" */
+        char *options; /* the validated user options (JSON), for inspect */
+        char *status;  /* "creating" (memory only), "created", "running", "stopped" */
         uint32_t pid;
         int32_t exit_code;
         char *reason;
         uint64_t created_at, started_at, finished_at; /* µs since the epoch */
 
         /* Runtime only, never stored. */
-        bool creating;                  /* CreateContainer in flight: not on the bus yet */
-        bool removing;                  /* DeleteContainer in flight */
-        GPtrArray *waiters;             /* Wait calls (sd_bus_message*), answered once it stopped */
-        GPtrArray *stop_waiters;        /* Stop calls */
-        GPtrArray *remove_waiters;      /* Remove calls */
-        sd_event_source *stop_timer;    /* Stop's SIGKILL after the timeout */
+        bool creating;               /* CreateContainer in flight: not on the bus yet */
+        bool removing;               /* DeleteContainer in flight */
+        GPtrArray *waiters;          /* Wait calls (sd_bus_message*), answered once it stopped */
+        GPtrArray *stop_waiters;     /* Stop calls */
+        GPtrArray *remove_waiters;   /* Remove calls */
+        sd_event_source *stop_timer; /* Stop's SIGKILL after the timeout */
 } ContainerRecord;
 
 ContainerRecord *container_record_free(ContainerRecord *c);
