@@ -434,7 +434,7 @@ static int reply_list(Manager *manager, sd_bus_message *m) {
                 r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
                 return sd_bus_reply_method_errno(m, -r, NULL);
-        return 0;
+        return 1;
 }
 
 static int list_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -788,6 +788,7 @@ static void finish_remove(Manager *manager, ContainerRecord *c) {
         for (guint i = 0; removers && i < removers->len; i++)
                 (void) sd_bus_reply_method_return(removers->pdata[i], "");
         log_info("Removed container %s ('%s').", c->id, c->name);
+        container_tombstone_add(manager, c);
         (void) container_store_remove(manager->containers->store, c->id);
 }
 
@@ -864,6 +865,44 @@ void container_on_stopped(Manager *manager, ContainerRecord *c) {
         container_reply_waiters(c);
 }
 
+/* ---- tombstones ------------------------------------------------------------------------------------- */
+
+static void tombstone_free(void *p) {
+        Tombstone *t = p;
+
+        if (!t)
+                return;
+        free(t->reason);
+        free(t);
+}
+
+void container_tombstone_add(Manager *manager, const ContainerRecord *c) {
+        ContainerManager *cm = manager->containers;
+        Tombstone *t;
+        char *id;
+
+        /* The oldest goes first: a Wait that comes later than TOMBSTONES_MAX removals is NotFound. */
+        while (cm->tombstone_order->len >= TOMBSTONES_MAX) {
+                g_hash_table_remove(cm->tombstones, cm->tombstone_order->pdata[0]);
+                g_ptr_array_remove_index(cm->tombstone_order, 0);
+        }
+        t = calloc(1, sizeof(*t));
+        id = strdup(c->id);
+        if (!t || !id || !(t->reason = strdup(c->reason))) {
+                tombstone_free(t);
+                free(id);
+                return;
+        }
+        t->owner = c->owner;
+        t->exit_code = c->exit_code;
+        g_hash_table_replace(cm->tombstones, id, t);
+        g_ptr_array_add(cm->tombstone_order, id);
+}
+
+const Tombstone *container_tombstone_get(Manager *manager, const char *id) {
+        return id ? g_hash_table_lookup(manager->containers->tombstones, id) : NULL;
+}
+
 /* ---- set-up ---------------------------------------------------------------------------------------- */
 
 int container_manager_setup(Manager *m) {
@@ -876,6 +915,8 @@ int container_manager_setup(Manager *m) {
         m->containers = cm;
         cm->manager = m;
         cm->sync_waiters = g_ptr_array_new_with_free_func(message_unref_notify);
+        cm->tombstones = g_hash_table_new_full(g_str_hash, g_str_equal, free, tombstone_free);
+        cm->tombstone_order = g_ptr_array_new();
         r = container_store_open(m->state_dir, &cm->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the container records under '%s/meta': %m",
@@ -923,6 +964,10 @@ void container_manager_free(Manager *m) {
         if (cm->sync_waiters)
                 g_ptr_array_unref(cm->sync_waiters);
         cm->store = container_store_free(cm->store);
+        if (cm->tombstones)
+                g_hash_table_destroy(cm->tombstones);
+        if (cm->tombstone_order)
+                g_ptr_array_unref(cm->tombstone_order);
         free(cm);
         m->containers = NULL;
 }

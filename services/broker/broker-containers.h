@@ -19,6 +19,16 @@
 
 #define CONTAINER_WAITERS_MAX 64U
 
+/* What is left of a removed container: enough to answer a Wait that polkit delayed past the removal of a
+ * --rm container (a foreground `run --rm` sends Wait before Start, but each goes through polkit on its
+ * own). The last TOMBSTONES_MAX removals, in memory only. */
+#define TOMBSTONES_MAX 256U
+typedef struct Tombstone {
+        uid_t owner;
+        int32_t exit_code;
+        char *reason;
+} Tombstone;
+
 struct ContainerManager {
         Manager *manager;
         ContainerStore *store;
@@ -27,10 +37,12 @@ struct ContainerManager {
         sd_bus_slot *owner_query;   /* GetNameOwner at start */
         char *supervisor_owner;     /* its unique name, NULL while unknown or gone */
         sd_bus_slot *vtable_slot, *enumerator_slot;
-        sd_bus_slot *sync_slot;  /* ListContainers in flight at the supervisor */
-        bool sync_again;         /* something changed while it was in flight */
-        bool synced_once;        /* the first sync after start (cleans the supervisor's orphans) */
-        GPtrArray *sync_waiters; /* ListContainers calls answered after the sync */
+        sd_bus_slot *sync_slot;     /* ListContainers in flight at the supervisor */
+        bool sync_again;            /* something changed while it was in flight */
+        bool synced_once;           /* the first sync after start (cleans the supervisor's orphans) */
+        GPtrArray *sync_waiters;    /* ListContainers calls answered after the sync */
+        GHashTable *tombstones;     /* id → Tombstone* */
+        GPtrArray *tombstone_order; /* ids (borrowed from tombstones' keys), oldest first */
 };
 typedef struct ContainerManager ContainerManager;
 
@@ -48,6 +60,9 @@ void container_on_stopped(Manager *m, ContainerRecord *c);
 /* Starts DeleteContainer at the supervisor for c (force: kill first). Remove callers wait in
  * c->remove_waiters; the record goes once the supervisor answered. */
 int container_begin_remove(Manager *m, ContainerRecord *c, bool force);
+
+void container_tombstone_add(Manager *m, const ContainerRecord *c);
+const Tombstone *container_tombstone_get(Manager *m, const char *id);
 
 /* container-object.c */
 int container_objects_register(Manager *m);

@@ -284,7 +284,37 @@ static int wait_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
                 return sd_bus_reply_method_return(m, "is", c->exit_code, c->reason);
         return add_waiter(&c->waiters, m, error);
 }
-CONTAINER_METHOD(method_wait, wait_body)
+
+/* Wait also answers for a container removed meanwhile (its tombstone): see broker-containers.h. */
+static int wait_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));
+        const Tombstone *t;
+        uint64_t flags;
+        int r;
+
+        if (c)
+                return wait_body(m, userdata, c, error);
+        t = container_tombstone_get(userdata, id_from_path(sd_bus_message_get_path(m)));
+        if (!t)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
+        r = sd_bus_message_rewind(m, true);
+        if (r >= 0)
+                r = read_flags(m, 0, &flags, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "is", t->exit_code, t->reason);
+}
+
+static int method_wait(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *id = id_from_path(sd_bus_message_get_path(m));
+        ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));
+        const Tombstone *t = c ? NULL : container_tombstone_get(userdata, id);
+
+        if (!c && !t)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
+        const char *details[] = { "id", id, "name", c ? c->name : "", NULL };
+        return broker_authorize_owned(m, c ? c->owner : t->owner, details, wait_authorized, userdata, error);
+}
 
 static int open_log_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
         uint64_t flags;
@@ -348,7 +378,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 
 static int find_object(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                        sd_bus_error *error) {
-        if (!record_from_path(userdata, path))
+        if (!record_from_path(userdata, path) && !container_tombstone_get(userdata, id_from_path(path)))
                 return 0;
         *found = userdata;
         return 1;
