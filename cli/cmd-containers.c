@@ -64,20 +64,60 @@ int container_call(sd_bus *bus, const char *path, const char *member, sd_bus_mes
         return broker_send(bus, m, broker_default_timeout(), reply, what);
 }
 
-static int copy_available(int fd) {
+/* The log holds lines "<RFC 3339 time> <stdout|stderr> <F|P> <text>" (lib/shim-protocol.h): the text goes
+ * to our stdout or stderr as the container wrote it (F: a full line, P: a part without its newline). */
+typedef struct LogReader {
         char buf[65536];
+        size_t len;
+} LogReader;
+
+static int emit_log_line(char *line, size_t n) {
+        char *stream, *tag, *text;
+        int fd;
+
+        line[n] = 0;
+        stream = strchr(line, ' ');
+        tag = stream ? strchr(stream + 1, ' ') : NULL;
+        text = tag ? strchr(tag + 1, ' ') : NULL;
+        if (!text)
+                return 0; /* not a log record */
+        *stream++ = 0;
+        *tag++ = 0;
+        *text++ = 0;
+        fd = streq(stream, "stderr") ? STDERR_FILENO : STDOUT_FILENO;
+        if (loop_write(fd, text, strlen(text)) < 0)
+                return -EPIPE;
+        if (streq(tag, "F") && loop_write(fd, "\n", 1) < 0)
+                return -EPIPE;
+        return 0;
+}
+
+static int copy_available(int fd, LogReader *lr) {
         ssize_t n;
+        int r;
 
         for (;;) {
-                n = read(fd, buf, sizeof(buf));
+                char *nl;
+
+                n = read(fd, lr->buf + lr->len, sizeof(lr->buf) - 1 - lr->len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
                         return -errno;
                 if (n == 0)
                         return 0;
-                if (loop_write(STDOUT_FILENO, buf, (size_t) n) < 0)
-                        return -EPIPE;
+                lr->len += (size_t) n;
+                while ((nl = memchr(lr->buf, '\n', lr->len))) {
+                        size_t line = (size_t) (nl - lr->buf);
+
+                        r = emit_log_line(lr->buf, line);
+                        if (r < 0)
+                                return r;
+                        memmove(lr->buf, nl + 1, lr->len - line - 1);
+                        lr->len -= line + 1;
+                }
+                if (lr->len == sizeof(lr->buf) - 1)
+                        lr->len = 0; /* a record longer than any the shim writes: drop it */
         }
 }
 
@@ -103,6 +143,7 @@ static int on_follow_wait(sd_bus_message *reply, void *userdata, sd_bus_error *r
 int container_print_log(sd_bus *bus, const char *path, bool follow, const char *what) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Follow f = { .status = 0 };
+        LogReader lr = {};
         int fd, r;
 
         r = container_call(bus, path, "OpenLog", &reply, what, "t", UINT64_C(0));
@@ -117,7 +158,7 @@ int container_print_log(sd_bus *bus, const char *path, bool follow, const char *
                         return report_bus_error(what, NULL, r);
         }
         for (;;) {
-                r = copy_available(fd);
+                r = copy_available(fd, &lr);
                 if (r < 0 || !follow || f.done)
                         break;
                 /* The log is a file: poll the bus for the exit, and read again at least every 100 ms. */
@@ -128,7 +169,7 @@ int container_print_log(sd_bus *bus, const char *path, bool follow, const char *
                         (void) sd_bus_wait(bus, 100 * 1000);
         }
         if (f.done)
-                (void) copy_available(fd);
+                (void) copy_available(fd, &lr);
         fflush(stdout);
         return r < 0 ? r : f.status;
 }
