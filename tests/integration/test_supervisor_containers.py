@@ -1,6 +1,6 @@
 """The supervisor's container API (CreateContainer … OpenLog), called as the broker would call it.
 
-The supervisor runs as root on a private bus (only its own checks stand between callers and methods)
+The supervisor (from the build directory) runs as root on a private bus (only its own checks stand between callers and methods)
 with its own state and runtime directories; the image is written by the test the way the fetcher and
 the unpacker commit one (config blob in content/blobs/sha256, one snapshot per layer with its record),
 from Debian's busybox-static.
@@ -106,8 +106,11 @@ class Env:
         self.n = 0
 
     def start(self):
-        self.proc = self.bus.start("supervisor", env={"BERTH_STATE_DIR": self.state,
-                                                       "BERTH_RUNTIME_DIR": self.runtime})
+        # The build under test (the same one tools/dev-up installs), so that this private-bus suite needs
+        # no installed stack.
+        self.proc = self.bus.start("supervisor", binary=stack.BUILD / "services" / "supervisor" / "berth-supervisor",
+                                   env={"BERTH_STATE_DIR": self.state, "BERTH_RUNTIME_DIR": self.runtime,
+                                        "BERTH_SHIM_PATH": stack.BUILD / "services" / "shim" / "berth-shim"})
 
     def kill_supervisor(self):
         self.proc.send_signal(signal.SIGKILL)
