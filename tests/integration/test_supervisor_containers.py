@@ -198,6 +198,13 @@ def env():
     e.close()
 
 
+def status_field(pid, name):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    raise KeyError(name)
+
+
 def engine_missing(res):
     return "no container engine" in res.get("message", "")
 
@@ -373,6 +380,11 @@ def test_detached_log_and_kill(env):
     stack.wait_for(lambda: "stderr F warn" in env.call(op="log", id=cid)["log"], what="log lines")
     log = env.call(op="log", id=cid)["log"]
     assert " stdout F started\n" in log
+    # The shim (the init's parent) keeps to its memory goal: under 512 KiB resident.
+    init = env.call(op="list")[cid]["Pid"]
+    shim = int(status_field(init, "PPid"))
+    assert Path(f"/proc/{shim}/comm").read_text().strip() == "berth-shim"
+    assert int(status_field(shim, "VmRSS").split()[0]) < 512
     res = env.call(op="delete", id=cid)
     assert res.get("error") == "org.berth.Error.Busy", res
     assert env.call(op="kill", id=cid, signal=15, flags=1) == {}
@@ -427,3 +439,58 @@ def test_supervisor_killed_while_containers_run(env):
     for cid in (running, finishing):
         assert env.call(op="delete", id=cid) == {}
         assert env.leftovers(cid) == []
+
+
+def run_to_file(env, cid, req):
+    out = env.out / f"{cid}.out"
+    out.touch()
+    out.chmod(0o666)
+    create_ok(env, cid, req, fds={"stdout": str(out), "stderr": str(out)})
+    env.call(op="start", id=cid)
+    res = env.call(op="wait", id=cid)
+    env.call(op="delete", id=cid)
+    return res, out.read_text()
+
+
+def test_confinement_defaults_inside(env):
+    res, status = run_to_file(env, env.new_id(), env.request(env.image(), cmd=["cat", "/proc/self/status"]))
+    assert res == {"code": 0, "reason": "exited"}
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    # podman's 11 capabilities: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    # NET_BIND_SERVICE SYS_CHROOT SETFCAP; nothing inheritable or ambient (S9).
+    assert fields["CapEff"].strip() == "00000000800405fb"
+    assert fields["CapBnd"].strip() == "00000000800405fb"
+    assert fields["CapInh"].strip() == "0000000000000000"
+    assert fields["CapAmb"].strip() == "0000000000000000"
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2"
+    # No signal blocked or ignored from the supervisor's event loop.
+    assert int(fields["SigBlk"], 16) == 0 and int(fields["SigIgn"], 16) == 0
+
+
+@pytest.mark.parametrize("user,want", [("alice", "1000 50"), ("1000", "1000 50"), ("1000:1000", "1000 50"),
+                                       ("", "0")])
+def test_supplementary_groups_from_the_image(env, user, want):
+    # S8 (CVE-2023-25173): the image's /etc/group memberships apply whatever form USER takes.
+    res, out = run_to_file(env, env.new_id(), env.request(env.image(), user=user, cmd=["id", "-G"]))
+    assert res["code"] == 0, out
+    assert out.split() == want.split()
+
+
+def test_supervisor_killed_inside_create_leaves_nothing_after_restart(env):
+    """SIGKILL while CreateContainer runs (as soon as its state directory exists); whatever the moment,
+    after the restart the container is either listed (creation had completed) or nothing of it is left."""
+    cid = env.new_id()
+    req = env.request(env.image(), detach=True, cmd=["sleep", "1000"])
+    call = json.dumps({"op": "create", "id": cid, "request": req})
+    client = subprocess.Popen(["runuser", "-u", "berth-broker", "--", "env", f"BUS={env.bus.address}",
+                               "/usr/bin/python3", str(env.client), call],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stack.wait_for(lambda: (env.runtime / "containers" / cid).exists() or client.poll() is not None,
+                   interval=0.001, what="creation under way")
+    env.kill_supervisor()
+    client.communicate(timeout=120)
+    env.start()
+    if cid in env.call(op="list"):
+        assert env.call(op="delete", id=cid, flags=1) == {}
+    assert env.leftovers(cid) == []
