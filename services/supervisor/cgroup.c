@@ -15,20 +15,26 @@
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
 int cgroup_detect_layout(CgroupLayout *ret) {
+        /* Cached: the layout is a property of the boot, and the container's init asks again after its
+         * pivot_root, where /sys/fs/cgroup is the container's (engine_create() asks before the clone). */
+        static int cached = -1;
         struct statfs fs;
 
-        if (statfs(CGROUP_ROOT, &fs) < 0)
-                return negative_errno();
-        if (fs.f_type == CGROUP2_SUPER_MAGIC) {
-                *ret = CGROUP_LAYOUT_V2;
+        if (cached >= 0) {
+                *ret = (CgroupLayout) cached;
                 return 0;
         }
-        if (fs.f_type != TMPFS_MAGIC)
+        if (statfs(CGROUP_ROOT, &fs) < 0)
+                return negative_errno();
+        if (fs.f_type == CGROUP2_SUPER_MAGIC)
+                *ret = CGROUP_LAYOUT_V2;
+        else if (fs.f_type != TMPFS_MAGIC)
                 return -ENOMEDIUM;
-        if (statfs(CGROUP_ROOT "/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
+        else if (statfs(CGROUP_ROOT "/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
                 *ret = CGROUP_LAYOUT_HYBRID;
         else
                 *ret = CGROUP_LAYOUT_V1;
+        cached = (int) *ret;
         return 0;
 }
 

@@ -255,8 +255,14 @@ int rootfs_prepare(const Spec *spec, int *ret_root_fd, BerthError *err) {
         return 0;
 }
 
-int mounts_apply(int root_fd, const Spec *spec, BerthError *err) {
+static bool is_cgroup_mount(const SpecMount *m) {
+        return m->type && (streq(m->type, "cgroup") || streq(m->type, "cgroup2"));
+}
+
+int mounts_apply(int root_fd, const Spec *spec, bool cgroup_mounts, BerthError *err) {
         for (size_t i = 0; i < spec->n_mounts; i++) {
+                if (is_cgroup_mount(&spec->mounts[i]) != cgroup_mounts)
+                        continue;
                 int r = mount_one(root_fd, &spec->mounts[i], err);
                 if (r < 0)
                         return r;
