@@ -417,9 +417,13 @@ int engine_create(int state_dir_fd, JsonNode *spec_json, const EngineIO *io, Eng
         pid_t pid = -1;
         int fds[2], r;
 
+        static const EngineIO no_io = { .stdio = { -1, -1, -1 } };
+
         *ret = (EngineContainer){
                 .init_pid = -1, .start_fd = -EBADF, .exec_err_fd = -EBADF, .pty_master = -EBADF
         };
+        if (!io)
+                io = &no_io; /* all three on the container's /dev/null */
 
         r = spec_parse(spec_json, &spec, err);
         if (r < 0)
