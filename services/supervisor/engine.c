@@ -390,6 +390,12 @@ static int parent_sync_ready(int sync_fd, int *ret_pty, BerthError *err) {
         if (m.point != SYNC_READY)
                 return berth_error_set(err, EPROTO, "Unexpected sync point %d from the container init",
                                        m.point);
+        /* The child closes its end right after "ready": wait for that EOF, so that a "created"
+         * container holds exactly stdio, start_fd and exec_err_fd. */
+        r = sync_recv(sync_fd, &m, NULL);
+        if (r != 0)
+                return berth_error_set(err, EPROTO,
+                                       "Unexpected message from the container init after sync point 2");
         return 0;
 }
 
