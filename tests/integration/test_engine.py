@@ -351,6 +351,30 @@ def test_cwd_via_proc_self_fd_is_refused(bundle, tmp_path, n):
     assert r.returncode == 1 and "working directory" in r.stderr, r.stdout + r.stderr
 
 
+def test_init_not_dumpable_until_exec(bundle):
+    """S7 (CVE-2016-9962): while the init holds anything of ours, a process of the container's uid can
+    neither read its memory-backed /proc files nor follow its fd/cwd/exe links."""
+    b = bundle(["sleep", "5"])
+    b.spec["process"]["user"] = {"uid": 4321, "gid": 4321}
+    p, pid = b.create()
+    probe = ("import os, sys\n"
+             "os.setgid(4321); os.setuid(4321)\n"
+             "for f in ('environ', 'mem', 'fd/0', 'cwd', 'exe'):\n"
+             "    try:\n"
+             "        os.stat(f'/proc/{sys.argv[1]}/{f}'); open(f'/proc/{sys.argv[1]}/environ','rb').read()\n"
+             "        print('OPEN', f)\n"
+             "    except PermissionError:\n"
+             "        print('DENIED', f)\n")
+    try:
+        r = subprocess.run(["/usr/bin/python3", "-c", probe, str(pid)], capture_output=True, text=True, timeout=30)
+        assert "OPEN" not in r.stdout and r.stdout.count("DENIED") == 5, r.stdout + r.stderr
+    finally:
+        p.stdin.write("start\n")
+        p.stdin.flush()
+        os.kill(pid, 9)
+        p.communicate(timeout=30)
+
+
 def test_init_exe_is_a_sealed_copy(bundle):
     """S1 (CVE-2019-5736): the init's /proc/self/exe is a sealed memfd: not the host binary, not writable."""
     before = hashlib.sha256(RUNSPEC.read_bytes()).hexdigest()
