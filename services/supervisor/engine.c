@@ -450,6 +450,10 @@ int engine_create(int state_dir_fd, JsonNode *spec_json, const EngineIO *io, Eng
                 r = berth_error_setm(err, -r, "Cannot detect the cgroup layout");
                 goto out;
         }
+        if (layout != CGROUP_LAYOUT_V2 && (r = cgroup_prepare_mounts()) < 0) {
+                r = berth_error_setm(err, -r, "Cannot list the cgroup hierarchies");
+                goto out;
+        }
         r = cgroup_new(&spec, &cg, err);
         if (r < 0)
                 goto out;

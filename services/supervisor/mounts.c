@@ -228,6 +228,10 @@ static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
 
         if (mount_move_onto(mnt_fd, target_fd) < 0)
                 return berth_error_setm(err, errno, "Cannot attach mount on '%s'", m->destination);
+        if (!o.bind && (streq(m->type, "cgroup") || streq(m->type, "cgroup2")) &&
+            (r = cgroup_mount_populate(mnt_fd)) < 0)
+                return berth_error_setm(err, -r, "Cannot mount the cgroup hierarchies on '%s'",
+                                        m->destination);
 
         if (o.propagation) {
                 struct mount_attr a = { .propagation = o.propagation };

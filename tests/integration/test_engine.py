@@ -691,6 +691,25 @@ def test_cgroup_namespace_root(bundle):
         assert line.endswith(":/"), line
 
 
+def test_sys_fs_cgroup_shows_own_cgroup_read_only(bundle):
+    """S15 (CVE-2022-0492): /sys/fs/cgroup is read-only, its hierarchies are rooted at the container's own
+    cgroup (limits visible, no release_agent), and mounting a cgroup hierarchy is refused."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    limit_file = "/sys/fs/cgroup/memory.max" if v2 else "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    b = bundle(["sh", "-c", f"echo LIMIT=$(cat {limit_file}); ls /sys/fs/cgroup/*/release_agent /sys/fs/cgroup/release_agent 2>/dev/null; "
+                            "touch /sys/fs/cgroup/x 2>/dev/null && echo WROTE; "
+                            "echo 1 > /sys/fs/cgroup/pids.max 2>/dev/null && echo WROTE; "
+                            "echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null && echo WROTE; "
+                            "mkdir -p /tmp/cg && mount -t cgroup -o rdma cgroup /tmp/cg 2>/dev/null && echo MOUNTED; "
+                            "mount -t cgroup -o memory cgroup /tmp/cg 2>/dev/null && echo MOUNTED; "
+                            "mount -t cgroup2 none /tmp/cg 2>/dev/null && echo MOUNTED; echo END"])
+    b.spec["linux"]["resources"] = {"memory": {"limit": 48 << 20}}
+    r = b.run()
+    assert r.returncode == 0, r.stderr
+    assert f"LIMIT={48 << 20}" in r.stdout, r.stdout
+    assert "release_agent" not in r.stdout and "WROTE" not in r.stdout and "MOUNTED" not in r.stdout, r.stdout
+
+
 def test_pids_limit_enforced(bundle):
     b = bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>&1; wait; echo done"])
     b.spec["linux"]["resources"] = {"pids": {"limit": 4}}
