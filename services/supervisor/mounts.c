@@ -163,6 +163,37 @@ static bool under_dev(const char *dest) {
         return strncmp(dest, "/dev", 4) == 0 && (dest[4] == '\0' || dest[4] == '/');
 }
 
+static int mount_id_of(int fd, const char *path, int flags, uint64_t *ret) {
+        struct statx sx;
+
+        if (statx(fd, path, flags | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
+                return negative_errno();
+        if (!(sx.stx_mask & STATX_MNT_ID))
+                return -EOPNOTSUPP;
+        *ret = sx.stx_mnt_id;
+        return 0;
+}
+
+/* After the move: the destination, resolved again from the root, must now be the root of exactly the
+ * mount we attached. A component swapped for a symlink between our resolution and the move (S3) would
+ * show a different mount here, and the container is not started. */
+static int mount_verify_landed(int root_fd, const char *destination, int mnt_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t want, got;
+        int r;
+
+        r = mount_id_of(mnt_fd, "", AT_EMPTY_PATH, &want);
+        if (r < 0)
+                return r;
+        r = chase_in_root(root_fd, destination, 0, &fd);
+        if (r < 0)
+                return r;
+        r = mount_id_of(fd, "", AT_EMPTY_PATH, &got);
+        if (r < 0)
+                return r;
+        return want == got ? 0 : -EXDEV;
+}
+
 static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
         _cleanup_close_ int mnt_fd = -EBADF, target_fd = -EBADF;
         MountOptions o;
@@ -228,6 +259,11 @@ static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
 
         if (mount_move_onto(mnt_fd, target_fd) < 0)
                 return berth_error_setm(err, errno, "Cannot attach mount on '%s'", m->destination);
+        r = mount_verify_landed(root_fd, m->destination, mnt_fd);
+        if (r < 0)
+                return berth_error_setm(err, -r,
+                                        "Mount on '%s' did not land on the destination inside the rootfs",
+                                        m->destination);
         if (!o.bind && (streq(m->type, "cgroup") || streq(m->type, "cgroup2")) &&
             (r = cgroup_mount_populate(mnt_fd)) < 0)
                 return berth_error_setm(err, -r, "Cannot mount the cgroup hierarchies on '%s'",

@@ -551,6 +551,22 @@ def test_bind_mount_destination_symlink_stays_in_root(bundle, own_rootfs, tmp_pa
     assert (root / f"{marker}-a").is_dir() and (root / f"{marker}-b").is_dir()
 
 
+def test_file_bind_mounts(bundle, tmp_path):
+    f = tmp_path / "resolv"
+    f.write_text("nameserver 192.0.2.1\n")
+    b = bundle(["sh", "-c", "cat /etc/resolv.conf /etc/new/dir/hosts; echo x > /etc/resolv.conf || echo RO"])
+    b.spec["root"]["path"] = str(tmp_path / "root")
+    shutil.copytree(Path(bundle(["true"]).spec["root"]["path"]), tmp_path / "root", symlinks=True)
+    b.spec["mounts"] += [
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": str(f), "options": ["rbind", "ro"]},
+        {"destination": "/etc/new/dir/hosts", "type": "bind", "source": str(f), "options": ["bind"]},
+    ]
+    r = b.run()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("nameserver 192.0.2.1") == 2 and "RO" in r.stdout
+    assert f.read_text() == "nameserver 192.0.2.1\n"
+
+
 def test_bind_mount_destination_race(bundle, own_rootfs, tmp_path):
     """S3 racing variant: a path component is exchanged with a symlink to / while containers start."""
     marker = f"berth-s3r-{uuid.uuid4().hex[:8]}"
