@@ -780,3 +780,31 @@ def test_same_or_stricter_than_runc(bundle):
     assert int(o["NoNewPrivs"]) >= int(t["NoNewPrivs"])
     assert int(o["Seccomp"]) >= int(t["Seccomp"])
     assert ours.stdout.splitlines()[-1] == "FDS=0 1 2"
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd is PID 1 here: the scope backend runs")
+def test_systemd_cgroups_path_without_systemd_is_refused(bundle):
+    """Detect, don't assume: a systemd-style cgroupsPath on a machine without systemd as PID 1."""
+    b = bundle(["true"])
+    b.spec["linux"]["cgroupsPath"] = "system.slice:berth:enginetest"
+    r = b.run()
+    assert r.returncode == 1 and "systemd is not PID 1" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir("/run/systemd/system"), reason="needs systemd as PID 1")
+def test_systemd_scope(bundle):
+    """Under systemd: a transient delegated scope holds the init, with the limits as unit properties."""
+    name = uuid.uuid4().hex[:12]
+    b = bundle(["true"])
+    b.spec["linux"]["cgroupsPath"] = f"system.slice:berth-enginetest:{name}"
+    b.spec["linux"]["resources"] = {"pids": {"limit": 55}}
+    p, pid = b.create()
+    try:
+        cg = Path(f"/proc/{pid}/cgroup").read_text()
+        assert f"berth-enginetest-{name}.scope" in cg, cg
+        prop = subprocess.run(["systemctl", "show", "-p", "Delegate", "-p", "TasksMax",
+                               f"berth-enginetest-{name}.scope"], capture_output=True, text=True).stdout
+        assert "Delegate=yes" in prop and "TasksMax=55" in prop, prop
+    finally:
+        p.stdin.write("start\n")
+        p.communicate(timeout=30)
