@@ -30,10 +30,14 @@ PY
 
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1e6}'; }
-: > "$tmp/berth.ns"; : > "$tmp/runc.ns"
+: > "$tmp/berth.ns"; : > "$tmp/runc.ns"; : > "$tmp/create.ns"; : > "$tmp/run.ns"
 for i in $(seq "$runs"); do
-        t0=$(now); "$runspec" run "$tmp/berth" </dev/null; t1=$(now)
+        t0=$(now); BERTH_RUNSPEC_TIMING=1 "$runspec" run "$tmp/berth" </dev/null 2>"$tmp/timing"; t1=$(now)
         echo $((t1 - t0)) >> "$tmp/berth.ns"
+        # engine_create() alone (spec loaded → init waiting at START), and START → exit reaped
+        awk '/timing spec-loaded/ {a=$4} /timing created/ {b=$4} /timing exited/ {c=$4}
+             END {print (b - a) * 1000 > "/dev/stderr"; print (c - b) * 1000}' "$tmp/timing" \
+                2>>"$tmp/create.ns" >>"$tmp/run.ns"
         t0=$(now); runc run --bundle "$tmp/runc" "berth-bench-$$-$i" </dev/null; t1=$(now)
         echo $((t1 - t0)) >> "$tmp/runc.ns"
 done
@@ -42,4 +46,6 @@ b=$(median < "$tmp/berth.ns"); r=$(median < "$tmp/runc.ns")
 echo "runs: $runs each, /bin/true, same bundle"
 echo "berth-runspec run: median ${b} ms"
 echo "runc run:          median ${r} ms"
+echo "  of which berth engine_create(): median $(median < "$tmp/create.ns") ms, start → exit reaped: median $(median < "$tmp/run.ns") ms"
+echo "  (the rest is berth-runspec's own start: two dynamic-linker start-ups, see bench/README.md)"
 awk -v b="$b" -v r="$r" 'BEGIN {printf "ratio berth/runc: %.2f\n", b / r}'

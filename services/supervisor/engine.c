@@ -314,9 +314,14 @@ _noreturn_ static void child_main(const EngineChild *c) {
 
         /* The init outlives its creator (the shim becomes its parent by exec): no death signal. */
         (void) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        /* A daemon's signal state survives clone() and execve() (sd-event blocks the signals it
+         * handles; SIGPIPE is often ignored): the container's process starts with every signal
+         * unblocked and at its default action, as after a login. */
+        process_reset_signals();
 
         int status = 127;
         (void) process_exec(spec, &status, &e);
+        (void) signal(SIGPIPE, SIG_IGN); /* the reader may be gone: still exit with 127/126 */
         EngineExecError x = { .error = e.error, .status = status };
         memcpy(x.message, e.message, sizeof(x.message));
         x.message[sizeof(x.message) - 1] = '\0';

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -98,6 +99,18 @@ int process_close_fds(const int *keep, size_t n_keep, BerthError *err) {
         if (syscall(SYS_close_range, lo, ~0U, 0) < 0)
                 return berth_error_setm(err, errno, "close_range failed");
         return 0;
+}
+
+void process_reset_signals(void) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t none;
+
+        sigemptyset(&sa.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &sa, NULL); /* EINVAL for the libc-reserved ones: fine */
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static const char *env_get(char **env, const char *name) {

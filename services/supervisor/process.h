@@ -23,6 +23,10 @@ int process_set_cwd(const Spec *spec, BerthError *err);
 /* Closes every fd but 0, 1, 2 and keep[0..n_keep) (the sync fds, all O_CLOEXEC, gone at execve). */
 int process_close_fds(const int *keep, size_t n_keep, BerthError *err);
 
+/* Every signal back to SIG_DFL and unblocked (dispositions set to SIG_IGN and the blocked mask would
+ * otherwise pass through execve into the container). */
+void process_reset_signals(void);
+
 /* Looks args[0] up in the PATH of the container's environment and execve()s it. Returns only on
  * failure, with err set; *ret_status is 127 (not found) or 126 (found, not executable). */
 int process_exec(const Spec *spec, int *ret_status, BerthError *err);

@@ -294,6 +294,23 @@ def test_non_root_user_has_no_effective_caps(bundle):
     assert int(st["CapBnd"], 16) == cap_mask(DEFAULT_CAPS)
 
 
+def test_signal_state_reset(bundle):
+    """A caller that blocks and ignores signals (a daemon on sd-event) passes neither to the container."""
+    import signal
+
+    def hostile_caller():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGCHLD, signal.SIGUSR1})
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    b = bundle(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]).write()
+    r = subprocess.run([str(RUNSPEC), "run", str(b.path)], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL, preexec_fn=hostile_caller, restore_signals=False)
+    assert r.returncode == 0, r.stderr
+    st = status_fields(r.stdout)
+    assert int(st["SigBlk"], 16) == 0 and int(st["SigIgn"], 16) == 0, r.stdout
+
+
 def test_env_and_cwd(bundle):
     b = bundle(["sh", "-c", "echo X=$X; pwd"])
     b.spec["process"]["env"].append("X=a b=c")
