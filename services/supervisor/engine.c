@@ -278,7 +278,7 @@ _noreturn_ static void child_main(const EngineChild *c) {
         if ((r = rootfs_finish_readonly(spec, &e)) < 0 || (r = process_set_cwd(spec, &e)) < 0)
                 child_fail(c, &e);
         umask(spec->umask);
-        if ((r = process_set_rlimits(spec, &e)) < 0)
+        if ((r = process_set_rlimits(spec, &e)) < 0 || (r = process_set_oom_score_adj(spec, &e)) < 0)
                 child_fail(c, &e);
 
         /* SECURITY (CVE-2024-21626): from here only 0, 1, 2 and the sync fds (all O_CLOEXEC) exist. */

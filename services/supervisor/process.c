@@ -33,6 +33,22 @@ int process_set_rlimits(const Spec *spec, BerthError *err) {
         return 0;
 }
 
+int process_set_oom_score_adj(const Spec *spec, BerthError *err) {
+        _cleanup_close_ int fd = -EBADF;
+        char v[16];
+        int r;
+
+        if (!spec->have_oom_score_adj)
+                return 0;
+        fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return berth_error_setm(err, errno, "Cannot open oom_score_adj");
+        r = snprintf(v, sizeof(v), "%d", spec->oom_score_adj);
+        if (write(fd, v, (size_t) r) != r)
+                return berth_error_setm(err, errno, "Cannot set oom_score_adj to %d", spec->oom_score_adj);
+        return 0;
+}
+
 int process_set_user(const Spec *spec, BerthError *err) {
         /* Keep the permitted set across setresuid(non-zero); caps_apply() then sets exactly the
          * spec's sets (without KEEPCAPS the kernel would clear them, and we could not add back the

@@ -12,6 +12,10 @@
  * CAP_SYS_RESOURCE). */
 int process_set_rlimits(const Spec *spec, BerthError *err);
 
+/* process.oomScoreAdj, when the spec has one (otherwise the caller's is inherited, as with runc). Before
+ * the capabilities go: lowering it needs CAP_SYS_RESOURCE. */
+int process_set_oom_score_adj(const Spec *spec, BerthError *err);
+
 /* setgroups (always, even to an empty list: CVE-2023-25173), setresgid, setresuid, keeping the
  * permitted capabilities across the switch for caps_apply(). */
 int process_set_user(const Spec *spec, BerthError *err);

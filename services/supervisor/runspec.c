@@ -214,6 +214,9 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return 1;
 
+        /* A container that died before START must not kill us with SIGPIPE on start_fd (the engine
+         * resets the container's signals, so this does not leak into it). */
+        (void) signal(SIGPIPE, SIG_IGN);
         struct sigaction sa = { .sa_handler = forward_signal, .sa_flags = SA_RESTART };
         sigemptyset(&sa.sa_mask);
         int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };

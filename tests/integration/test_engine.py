@@ -311,6 +311,15 @@ def test_signal_state_reset(bundle):
     assert int(st["SigBlk"], 16) == 0 and int(st["SigIgn"], 16) == 0, r.stdout
 
 
+def test_oom_score_adj(bundle):
+    b = bundle(["cat", "/proc/self/oom_score_adj"])
+    b.spec["process"]["oomScoreAdj"] = 321
+    r = b.run()
+    assert r.returncode == 0 and r.stdout.strip() == "321", r.stderr
+    b.spec["process"]["oomScoreAdj"] = 1001
+    assert b.run().returncode == 1
+
+
 def test_env_and_cwd(bundle):
     b = bundle(["sh", "-c", "echo X=$X; pwd"])
     b.spec["process"]["env"].append("X=a b=c")
