@@ -807,6 +807,22 @@ def test_same_or_stricter_than_runc(bundle):
     assert int(o["Seccomp"]) >= int(t["Seccomp"])
     assert ours.stdout.splitlines()[-1] == "FDS=0 1 2"
 
+    # mounts: every mount point runc makes, we make too, and none of ours is writable where runc's is not
+    def mounts(b, runtime):
+        if runtime == "runc":
+            c = f"berth-enginetest-{uuid.uuid4().hex[:8]}"
+            out = subprocess.run(["runc", "run", "--bundle", str(b.path), c], capture_output=True, text=True,
+                                 timeout=60, stdin=subprocess.DEVNULL).stdout
+            subprocess.run(["runc", "delete", "-f", c], capture_output=True)
+        else:
+            out = b.run().stdout
+        return {l.split()[4]: l.split()[5].split(",")[0] for l in out.splitlines()}
+    o = mounts(bundle(["cat", "/proc/self/mountinfo"]), "berth")
+    t = mounts(bundle(["cat", "/proc/self/mountinfo"]).write(), "runc")
+    assert set(t) - set(o) == set(), set(t) - set(o)
+    weaker = [m for m in set(o) & set(t) if o[m] == "rw" and t[m] == "ro"]
+    assert weaker == [], weaker
+
 
 @pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd is PID 1 here: the scope backend runs")
 def test_systemd_cgroups_path_without_systemd_is_refused(bundle):
