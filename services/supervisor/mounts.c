@@ -256,6 +256,20 @@ static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
                         return berth_error_set(err, ENOTDIR, "Mount destination '%s' is not a directory",
                                                m->destination);
         }
+        if (o.bind) {
+                /* SECURITY: a bind never lands inside the container's procfs or sysfs (an image
+                 * symlink "/data -> /proc/sys/kernel" would otherwise shadow kernel files, which
+                 * runc refuses too). The spec's own API mounts sit on directories of the image. */
+                struct statfs sfs;
+                if (fstatfs(target_fd, &sfs) < 0)
+                        return berth_error_setm(err, errno, "Cannot stat mount destination '%s'",
+                                                m->destination);
+                if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)
+                        return berth_error_set(
+                                err, EPERM,
+                                "Bind mount destination '%s' is inside procfs or sysfs, refusing",
+                                m->destination);
+        }
 
         if (mount_move_onto(mnt_fd, target_fd) < 0)
                 return berth_error_setm(err, errno, "Cannot attach mount on '%s'", m->destination);

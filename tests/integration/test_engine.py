@@ -577,6 +577,18 @@ def test_bind_mount_destination_symlink_stays_in_root(bundle, own_rootfs, tmp_pa
     assert (root / f"{marker}-a").is_dir() and (root / f"{marker}-b").is_dir()
 
 
+def test_bind_into_procfs_via_symlink_refused(bundle, own_rootfs, tmp_path):
+    """A bind destination that the image routes into the container's /proc (or /sys) is refused."""
+    f = tmp_path / "pattern"
+    f.write_text("x\n")
+    for link, dest in (("/proc/sys/kernel", "/data/core_pattern"), ("/sys/kernel", "/data/uevent_helper")):
+        root = own_rootfs([Symlink("data", link)])
+        b = bundle(["true"], root=root)
+        b.spec["mounts"].append({"destination": dest, "type": "bind", "source": str(f), "options": ["bind"]})
+        r = b.run()
+        assert r.returncode == 1 and "procfs or sysfs" in r.stderr, r.stderr
+
+
 def test_file_bind_mounts(bundle, tmp_path):
     f = tmp_path / "resolv"
     f.write_text("nameserver 192.0.2.1\n")
