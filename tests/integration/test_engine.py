@@ -581,10 +581,10 @@ def test_bind_into_procfs_via_symlink_refused(bundle, own_rootfs, tmp_path):
     """A bind destination that the image routes into the container's /proc (or /sys) is refused."""
     f = tmp_path / "pattern"
     f.write_text("x\n")
-    for link, dest in (("/proc/sys/kernel", "/data/core_pattern"), ("/sys/kernel", "/data/uevent_helper")):
+    for link, dest, src in (("/proc/sys/kernel", "/data/core_pattern", f), ("/sys/kernel", "/data/mm", tmp_path)):
         root = own_rootfs([Symlink("data", link)])
         b = bundle(["true"], root=root)
-        b.spec["mounts"].append({"destination": dest, "type": "bind", "source": str(f), "options": ["bind"]})
+        b.spec["mounts"].append({"destination": dest, "type": "bind", "source": str(src), "options": ["bind"]})
         r = b.run()
         assert r.returncode == 1 and "procfs or sysfs" in r.stderr, r.stderr
 
