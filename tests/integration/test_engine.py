@@ -605,6 +605,7 @@ def test_file_bind_mounts(bundle, tmp_path):
     assert f.read_text() == "nameserver 192.0.2.1\n"
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="renameat2 is called by its x86_64 number")
 def test_bind_mount_destination_race(bundle, own_rootfs, tmp_path):
     """S3 racing variant: a path component is exchanged with a symlink to / while containers start."""
     marker = f"berth-s3r-{uuid.uuid4().hex[:8]}"
