@@ -765,7 +765,7 @@ def test_sys_fs_cgroup_shows_own_cgroup_read_only(bundle):
 
 
 def test_pids_limit_enforced(bundle):
-    b = bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>&1; wait; echo done"])
+    b = bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done 2>&1; wait; echo done"])
     b.spec["linux"]["resources"] = {"pids": {"limit": 4}}
     r = b.run()
     assert "fork" in r.stdout.lower() or "resource" in r.stdout.lower() or "fork" in r.stderr.lower(), r.stdout + r.stderr
