@@ -139,7 +139,7 @@ class Env:
             if not fs.exists():
                 (fs / "bin").mkdir(parents=True)
                 shutil.copy("/bin/busybox", fs / "bin" / "busybox")
-                for tool in ("sh", "cat", "sleep", "echo", "id", "ls", "true", "false", "kill", "hostname", "env"):
+                for tool in ("sh", "cat", "sleep", "echo", "id", "ls", "true", "false", "kill", "hostname", "env", "head", "tr"):
                     (fs / "bin" / tool).symlink_to("busybox")
                 (fs / "etc").mkdir()
                 (fs / "etc" / "passwd").write_text(passwd or "root:x:0:0:root:/root:/bin/sh\n"
@@ -494,3 +494,39 @@ def test_supervisor_killed_inside_create_leaves_nothing_after_restart(env):
     if cid in env.call(op="list"):
         assert env.call(op="delete", id=cid, flags=1) == {}
     assert env.leftovers(cid) == []
+
+
+def test_read_only_rootfs(env):
+    res, out = run_to_file(env, env.new_id(), env.request(env.image(), read_only=True,
+                                                          cmd=["sh", "-c", "echo x > /x && echo wrote"]))
+    assert res["code"] != 0 and "wrote" not in out
+    res, out = run_to_file(env, env.new_id(), env.request(env.image(), cmd=["sh", "-c", "echo x > /x && echo wrote"]))
+    assert res["code"] == 0 and "wrote" in out
+
+
+def test_oom_kill_is_reported(env):
+    req = env.request(env.image(), memory=16 * 1024 * 1024,
+                      cmd=["sh", "-c", "v=$(head -c 200000000 /dev/zero | tr '\\000' x); echo ${#v}"])
+    res, out = run_to_file(env, env.new_id(), req)
+    assert res == {"code": 137, "reason": "oom"}, out
+
+
+def test_created_container_is_removed_without_force(env):
+    cid = env.new_id()
+    create_ok(env, cid, env.request(env.image(), cmd=["sleep", "1000"]))
+    pid = env.call(op="list")[cid]["Pid"]
+    assert env.call(op="delete", id=cid) == {}
+    assert not stack.pid_alive(pid)
+    assert env.leftovers(cid) == []
+
+
+def test_duplicate_id_or_name_is_refused(env):
+    digest = env.image()
+    a, b = env.new_id(), env.new_id()
+    create_ok(env, a, env.request(digest, name="same", cmd=["true"]))
+    res = env.call(op="create", id=b, request=env.request(digest, name="same"))
+    assert res.get("error") == "org.berth.Error.Exists", res
+    assert env.leftovers(b) == []
+    res = env.call(op="create", id=a, request=env.request(digest, name="other"))
+    assert res.get("error") == "org.berth.Error.Exists", res
+    assert env.call(op="delete", id=a) == {}
