@@ -530,3 +530,39 @@ def test_duplicate_id_or_name_is_refused(env):
     res = env.call(op="create", id=a, request=env.request(digest, name="other"))
     assert res.get("error") == "org.berth.Error.Exists", res
     assert env.call(op="delete", id=a) == {}
+
+
+HOLDER = "import dbus, sys, time; b = dbus.SystemBus(); print(b.get_unique_name(), flush=True); time.sleep(120)"
+
+
+@pytest.mark.parametrize("who", ["member", "root"])
+def test_privileged_option_is_checked_with_polkit_for_the_forwarded_caller(who, member, tmp_path):
+    """On the system bus with the real polkitd: the broker forwards a caller's bus name; the supervisor
+    asks polkit about that caller, not about the broker. A member of group berth does not hold
+    org.berth.container-privileged (auth_admin, no agent): refused naming the action. Root does: the
+    request goes on and fails only on its (absent) image."""
+    holder = subprocess.Popen((["runuser", "-u", member, "--"] if who == "member" else []) +
+                              ["/usr/bin/python3", "-c", HOLDER], stdout=subprocess.PIPE, text=True)
+    try:
+        caller = holder.stdout.readline().strip()
+        assert caller.startswith(":"), caller
+        client = Path(tempfile.mkdtemp(prefix="berth-sup-client-"))
+        client.chmod(0o755)
+        (client / "client.py").write_text(CLIENT)
+        (client / "client.py").chmod(0o644)
+        req = {"name": "priv", "owner": 0, "image_config": "sha256:" + "2" * 64, "net": "host"}
+        args = {"op": "create", "id": hashlib.md5(str(tmp_path).encode()).hexdigest(), "request": req,
+                "caller": caller}
+        p = stack.run(["env", "BUS=unix:path=/run/dbus/system_bus_socket", "/usr/bin/python3",
+                       str(client / "client.py"), json.dumps(args)], user="berth-broker")
+        shutil.rmtree(client, ignore_errors=True)
+        assert p.returncode == 0, p.stderr
+        res = json.loads(p.stdout)
+        if who == "member":
+            assert res.get("error") == "org.berth.Error.NotAllowed", res
+            assert PRIVILEGED in res["message"]
+        else:
+            assert res.get("error") == "org.berth.Error.NotFound", res
+    finally:
+        holder.kill()
+        holder.wait()
