@@ -68,10 +68,14 @@ int cgroup_write(const char *dir, const char *file, const char *value);
 int cgroup_mkdir_p(const char *root, const char *path);
 int cgroup_rmdir_p(const char *root, const char *path);
 
-/* Child side: a detached mount for a "cgroup" entry of the spec, read-only: cgroup2 on v2 (inside the
- * container's cgroup namespace it shows only its own subtree); an empty read-only tmpfs on v1 and
- * hybrid, so the container sees no v1 hierarchy at all (no release_agent: CVE-2022-0492). */
+/* Child side, for a "cgroup" entry of the spec, inside the container's cgroup namespace: a detached
+ * mount (cgroup2 read-only on v2; a tmpfs on v1 and hybrid) and, once attached, its contents: each v1
+ * hierarchy (and "unified" on hybrid) mounted read-only, so that the container sees its own cgroup as
+ * the root of each (no release_agent: CVE-2022-0492), then the tmpfs made read-only.
+ * cgroup_prepare_mounts() reads the host's hierarchies in the caller, before the init pivots. */
+int cgroup_prepare_mounts(void);
 int cgroup_mount_detached(uint64_t attr, int *ret_fd);
+int cgroup_mount_populate(int mnt_fd);
 
 /* OOM kills recorded in the cgroup's events file (cgroup-oom.c, no GLib: the shim compiles it in). */
 #include "cgroup-oom.h"

@@ -100,6 +100,17 @@ static char *cgroup_path_for(const char *id) {
         return g_strdup_printf("/berth/%s", id);
 }
 
+static void reset_signals(void) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t none;
+
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &sa, NULL);
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static int keep_fd(int fd) {
         return fd >= 0 ? fcntl(fd, F_SETFD, 0) : 0;
 }
@@ -121,6 +132,10 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
          * record and cleans up. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         (void) setsid();
+        /* The supervisor's event loop blocks SIGTERM, SIGINT and SIGCHLD (signalfd) and ignores SIGPIPE.
+         * Mask and dispositions survive clone() and execve(): a container must start with neither, or
+         * its init could never be stopped by a signal it handles. */
+        reset_signals();
 
         r = host_mntns_join();
         if (r < 0)
@@ -132,8 +147,10 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         if (listen_fd < 0)
                 creator_fail(sock, -listen_fd, "cannot listen on the shim socket: %s", strerror(-listen_fd));
 
-        r = active_rootfs_mount(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers,
-                                rootfs_path, a->request->read_only, &msg);
+        /* Writable here even with read_only: the engine creates its mount points first and then makes
+         * the root read-only itself (root.readonly). */
+        r = active_rootfs_mount(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers, rootfs_path,
+                                false, &msg);
         if (r < 0)
                 creator_fail(sock, -r, "cannot prepare the root file system: %s", strna(msg));
 

@@ -33,8 +33,10 @@
  * point is one function per side, and each is commented on both sides:
  *
  *   SYNC 1  parent → child   "cgroup joined": the parent moved the init into its cgroup (and, with the
- *                            future user namespace, wrote its uid/gid maps). The child may now unshare
- *                            its cgroup namespace and set everything up.
+ *                            future user namespace, wrote its uid/gid maps). Until then the child builds
+ *                            its mount tree in parallel (a cgroup v1 attach waits for an RCU grace
+ *                            period, ~10 ms here); after it, it unshares its cgroup namespace, mounts the
+ *                            spec's "cgroup" entries and goes on.
  *   SYNC 2  child → parent   "ready": the rootfs is pivoted, the process's identity, capabilities and
  *                            seccomp filter are in place, every fd but stdio and the three sync fds is
  *                            closed; carries the pty master with terminal. Or an error record instead.
@@ -233,27 +235,32 @@ _noreturn_ static void child_main(const EngineChild *c) {
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
                 _exit(1);
 
-        /* SYNC 1 (child side): see child_sync_cgroup_joined(). */
-        if (child_sync_cgroup_joined(c, &e) < 0)
-                _exit(1);
+        /* [user namespace slot] With CLONE_NEWUSER, the child would wait for SYNC 1 here instead (the
+         * parent writes uid_map/gid_map first), then setresuid(0)/setresgid(0) before any mount:
+         * nothing below changes. */
 
-        /* [user namespace slot] With CLONE_NEWUSER, the parent writes uid_map/gid_map before SYNC 1
-         * and the child does setresuid(0)/setresgid(0) here, before any mount: nothing below changes. */
-
-        if ((r = namespaces_join(spec, &e)) < 0 || (r = namespaces_unshare_cgroup(spec, &e)) < 0 ||
-            (r = namespaces_setup_uts(spec, &e)) < 0 || (r = namespaces_setup_loopback(spec, &e)) < 0)
+        if ((r = namespaces_join(spec, &e)) < 0 || (r = namespaces_setup_uts(spec, &e)) < 0 ||
+            (r = namespaces_setup_loopback(spec, &e)) < 0)
                 child_fail(c, &e);
 
-        /* Root file system: binds and mounts inside the root, /dev, pivot. */
-        if ((r = rootfs_prepare(spec, &root_fd, &e)) < 0 || (r = mounts_apply(root_fd, spec, &e)) < 0 ||
-            (r = dev_setup(root_fd, &e)) < 0 || (r = rootfs_pivot(root_fd, &e)) < 0)
+        /* Root file system, while the parent attaches us to the cgroup: binds and mounts inside the
+         * root, /dev, pivot, sysctls (before /proc/sys turns read-only), masked and read-only paths.
+         * Nothing here runs code of the image or allocates much memory. */
+        if ((r = rootfs_prepare(spec, &root_fd, &e)) < 0 ||
+            (r = mounts_apply(root_fd, spec, false, &e)) < 0 || (r = dev_setup(root_fd, &e)) < 0 ||
+            (r = rootfs_pivot(root_fd, &e)) < 0)
                 child_fail(c, &e);
-        root_fd = safe_close(root_fd);
-
-        /* From here on, "/" is the container's. sysctls go first: /proc/sys becomes read-only next. */
+        /* From here on, "/" is the container's; root_fd stays valid as the same directory. */
         if ((r = sysctls_apply(spec, &e)) < 0 || (r = paths_mask(spec->masked_paths, &e)) < 0 ||
             (r = paths_readonly(spec->readonly_paths, &e)) < 0)
                 child_fail(c, &e);
+
+        /* SYNC 1 (child side): see child_sync_cgroup_joined(). */
+        if (child_sync_cgroup_joined(c, &e) < 0)
+                _exit(1);
+        if ((r = namespaces_unshare_cgroup(spec, &e)) < 0 || (r = mounts_apply(root_fd, spec, true, &e)) < 0)
+                child_fail(c, &e);
+        root_fd = safe_close(root_fd);
 
         /* stdio: a new session always (the container must not reach a terminal it was handed as its
          * controlling one), then the pty or the given fds. */
@@ -271,7 +278,7 @@ _noreturn_ static void child_main(const EngineChild *c) {
         if ((r = rootfs_finish_readonly(spec, &e)) < 0 || (r = process_set_cwd(spec, &e)) < 0)
                 child_fail(c, &e);
         umask(spec->umask);
-        if ((r = process_set_rlimits(spec, &e)) < 0)
+        if ((r = process_set_rlimits(spec, &e)) < 0 || (r = process_set_oom_score_adj(spec, &e)) < 0)
                 child_fail(c, &e);
 
         /* SECURITY (CVE-2024-21626): from here only 0, 1, 2 and the sync fds (all O_CLOEXEC) exist. */
@@ -307,9 +314,14 @@ _noreturn_ static void child_main(const EngineChild *c) {
 
         /* The init outlives its creator (the shim becomes its parent by exec): no death signal. */
         (void) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        /* A daemon's signal state survives clone() and execve() (sd-event blocks the signals it
+         * handles; SIGPIPE is often ignored): the container's process starts with every signal
+         * unblocked and at its default action, as after a login. */
+        process_reset_signals();
 
         int status = 127;
         (void) process_exec(spec, &status, &e);
+        (void) signal(SIGPIPE, SIG_IGN); /* the reader may be gone: still exit with 127/126 */
         EngineExecError x = { .error = e.error, .status = status };
         memcpy(x.message, e.message, sizeof(x.message));
         x.message[sizeof(x.message) - 1] = '\0';
@@ -319,26 +331,53 @@ _noreturn_ static void child_main(const EngineChild *c) {
 
 /* ───────────────────────── parent side ───────────────────────── */
 
-/* SYNC 1 (parent): move the init into its cgroup, record where OOM kills show, then let it go on. */
+/* The child reports its own failure before it exits: when a step of ours fails because the child is
+ * gone, its message is the one worth returning. */
+static int parent_take_child_error(int sync_fd, BerthError *err) {
+        SyncMessage m;
+        struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n = recvmsg(sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+        if (n != (ssize_t) sizeof(m) || m.point != SYNC_ERROR)
+                return 0;
+        m.message[sizeof(m.message) - 1] = '\0';
+        return berth_error_set(err, m.error > 0 ? m.error : EIO, "%s", m.message);
+}
+
+/* SYNC 1 (parent): move the init into its cgroup, record where OOM kills show, then let it go on. The
+ * child is meanwhile building its mount tree (see the child's side). */
 static int parent_sync_cgroup_joined(int sync_fd, int state_dir_fd, Cgroup *cg, const Spec *spec, pid_t pid,
                                      BerthError *err) {
         int r;
 
         if (cg) {
                 r = cg->ops->enter(cg, spec, pid, err);
-                if (r < 0)
+                if (r < 0) {
+                        (void) parent_take_child_error(sync_fd, err);
                         return r;
+                }
                 if (state_dir_fd >= 0 && cg->oom_file[0]) {
                         char line[PATH_MAX + 1];
                         int n = snprintf(line, sizeof(line), "%s\n", cg->oom_file);
-                        r = write_file_atomic_at(state_dir_fd, CGROUP_OOM_FILE_NAME, line, (size_t) n, 0644);
+                        /* Runtime state (tmpfs under /run/berth), read after the container exits:
+                         * no fsync, one write. */
+                        _cleanup_close_ int fd =
+                                openat(state_dir_fd, CGROUP_OOM_FILE_NAME,
+                                       O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+                        if (fd < 0)
+                                return berth_error_setm(err, errno, "Cannot record the cgroup's OOM file");
+                        r = loop_write(fd, line, (size_t) n);
                         if (r < 0)
                                 return berth_error_setm(err, -r, "Cannot record the cgroup's OOM file");
                 }
         }
         r = sync_send(sync_fd, SYNC_CGROUP_JOINED, NULL, -EBADF);
-        if (r < 0)
-                return berth_error_setm(err, -r, "Container init died before sync point 1");
+        if (r < 0) {
+                r = berth_error_setm(err, -r, "Container init died before sync point 1");
+                (void) parent_take_child_error(sync_fd, err);
+                return r;
+        }
         return 0;
 }
 
@@ -356,6 +395,12 @@ static int parent_sync_ready(int sync_fd, int *ret_pty, BerthError *err) {
         if (m.point != SYNC_READY)
                 return berth_error_set(err, EPROTO, "Unexpected sync point %d from the container init",
                                        m.point);
+        /* The child closes its end right after "ready": wait for that EOF, so that a "created"
+         * container holds exactly stdio, start_fd and exec_err_fd. */
+        r = sync_recv(sync_fd, &m, NULL);
+        if (r != 0)
+                return berth_error_set(err, EPROTO,
+                                       "Unexpected message from the container init after sync point 2");
         return 0;
 }
 
@@ -383,9 +428,13 @@ int engine_create(int state_dir_fd, JsonNode *spec_json, const EngineIO *io, Eng
         pid_t pid = -1;
         int fds[2], r;
 
+        static const EngineIO no_io = { .stdio = { -1, -1, -1 } };
+
         *ret = (EngineContainer){
                 .init_pid = -1, .start_fd = -EBADF, .exec_err_fd = -EBADF, .pty_master = -EBADF
         };
+        if (!io)
+                io = &no_io; /* all three on the container's /dev/null */
 
         r = spec_parse(spec_json, &spec, err);
         if (r < 0)
@@ -400,6 +449,16 @@ int engine_create(int state_dir_fd, JsonNode *spec_json, const EngineIO *io, Eng
         if (r < 0)
                 goto out;
 
+        CgroupLayout layout;
+        r = cgroup_detect_layout(&layout); /* cached for the child, which mounts "cgroup" after its pivot */
+        if (r < 0) {
+                r = berth_error_setm(err, -r, "Cannot detect the cgroup layout");
+                goto out;
+        }
+        if (layout != CGROUP_LAYOUT_V2 && (r = cgroup_prepare_mounts()) < 0) {
+                r = berth_error_setm(err, -r, "Cannot list the cgroup hierarchies");
+                goto out;
+        }
         r = cgroup_new(&spec, &cg, err);
         if (r < 0)
                 goto out;

@@ -38,8 +38,11 @@ typedef struct EngineExecError {
  * hybrid, systemd scope); the path of its OOM record is written to state_dir_fd/oom-file (see
  * cgroup-oom.h). On error returns -errno with a message in err and leaves nothing behind (no child,
  * no cgroup).
- * The calling process must run from a sealed copy of its binary (exe-seal.h), or this refuses. All fds
- * returned are O_CLOEXEC. */
+ * The calling process must run from a sealed copy of its binary (exe-seal.h), or this refuses; it
+ * should be single-threaded (a forked child such as the future shim): the init is cloned like fork()
+ * and runs engine code until its execve. Bind sources given as /proc/self/fd/N must stay open until
+ * this returns. All fds returned are O_CLOEXEC. On return the init waits at START, holding only its
+ * stdio and the other ends of start_fd and exec_err_fd. */
 int engine_create(int state_dir_fd, JsonNode *spec, const EngineIO *io, EngineContainer *ret,
                   BerthError *err);
 

@@ -163,6 +163,37 @@ static bool under_dev(const char *dest) {
         return strncmp(dest, "/dev", 4) == 0 && (dest[4] == '\0' || dest[4] == '/');
 }
 
+static int mount_id_of(int fd, const char *path, int flags, uint64_t *ret) {
+        struct statx sx;
+
+        if (statx(fd, path, flags | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
+                return negative_errno();
+        if (!(sx.stx_mask & STATX_MNT_ID))
+                return -EOPNOTSUPP;
+        *ret = sx.stx_mnt_id;
+        return 0;
+}
+
+/* After the move: the destination, resolved again from the root, must now be the root of exactly the
+ * mount we attached. A component swapped for a symlink between our resolution and the move (S3) would
+ * show a different mount here, and the container is not started. */
+static int mount_verify_landed(int root_fd, const char *destination, int mnt_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t want, got;
+        int r;
+
+        r = mount_id_of(mnt_fd, "", AT_EMPTY_PATH, &want);
+        if (r < 0)
+                return r;
+        r = chase_in_root(root_fd, destination, 0, &fd);
+        if (r < 0)
+                return r;
+        r = mount_id_of(fd, "", AT_EMPTY_PATH, &got);
+        if (r < 0)
+                return r;
+        return want == got ? 0 : -EXDEV;
+}
+
 static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
         _cleanup_close_ int mnt_fd = -EBADF, target_fd = -EBADF;
         MountOptions o;
@@ -225,9 +256,32 @@ static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
                         return berth_error_set(err, ENOTDIR, "Mount destination '%s' is not a directory",
                                                m->destination);
         }
+        if (o.bind) {
+                /* SECURITY: a bind never lands inside the container's procfs or sysfs (an image
+                 * symlink "/data -> /proc/sys/kernel" would otherwise shadow kernel files, which
+                 * runc refuses too). The spec's own API mounts sit on directories of the image. */
+                struct statfs sfs;
+                if (fstatfs(target_fd, &sfs) < 0)
+                        return berth_error_setm(err, errno, "Cannot stat mount destination '%s'",
+                                                m->destination);
+                if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)
+                        return berth_error_set(
+                                err, EPERM,
+                                "Bind mount destination '%s' is inside procfs or sysfs, refusing",
+                                m->destination);
+        }
 
         if (mount_move_onto(mnt_fd, target_fd) < 0)
                 return berth_error_setm(err, errno, "Cannot attach mount on '%s'", m->destination);
+        r = mount_verify_landed(root_fd, m->destination, mnt_fd);
+        if (r < 0)
+                return berth_error_setm(err, -r,
+                                        "Mount on '%s' did not land on the destination inside the rootfs",
+                                        m->destination);
+        if (!o.bind && (streq(m->type, "cgroup") || streq(m->type, "cgroup2")) &&
+            (r = cgroup_mount_populate(mnt_fd)) < 0)
+                return berth_error_setm(err, -r, "Cannot mount the cgroup hierarchies on '%s'",
+                                        m->destination);
 
         if (o.propagation) {
                 struct mount_attr a = { .propagation = o.propagation };
@@ -255,8 +309,14 @@ int rootfs_prepare(const Spec *spec, int *ret_root_fd, BerthError *err) {
         return 0;
 }
 
-int mounts_apply(int root_fd, const Spec *spec, BerthError *err) {
+static bool is_cgroup_mount(const SpecMount *m) {
+        return m->type && (streq(m->type, "cgroup") || streq(m->type, "cgroup2"));
+}
+
+int mounts_apply(int root_fd, const Spec *spec, bool cgroup_mounts, BerthError *err) {
         for (size_t i = 0; i < spec->n_mounts; i++) {
+                if (is_cgroup_mount(&spec->mounts[i]) != cgroup_mounts)
+                        continue;
                 int r = mount_one(root_fd, &spec->mounts[i], err);
                 if (r < 0)
                         return r;

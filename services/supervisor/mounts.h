@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "berth-error.h"
@@ -14,8 +15,10 @@
  * that it is a mount point pivot_root accepts, and returns an O_PATH fd of it. */
 int rootfs_prepare(const Spec *spec, int *ret_root_fd, BerthError *err);
 
-/* Every mount of the spec, in order; destinations resolved inside root_fd (fs-in-root.c). */
-int mounts_apply(int root_fd, const Spec *spec, BerthError *err);
+/* The mounts of the spec, in order; destinations resolved inside root_fd (fs-in-root.c). Called twice:
+ * cgroup_mounts=false for all but the "cgroup" ones (before the init is in its cgroup), then true for
+ * those (after it unshared its cgroup namespace, so that cgroup2 shows its own subtree as root). */
+int mounts_apply(int root_fd, const Spec *spec, bool cgroup_mounts, BerthError *err);
 
 /* pivot_root into root_fd and detach the old root: afterwards no path reaches the host. */
 int rootfs_pivot(int root_fd, BerthError *err);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -29,6 +30,22 @@ int process_set_rlimits(const Spec *spec, BerthError *err) {
                         return berth_error_setm(err, errno, "Cannot set rlimit %d",
                                                 spec->rlimits[i].resource);
         }
+        return 0;
+}
+
+int process_set_oom_score_adj(const Spec *spec, BerthError *err) {
+        _cleanup_close_ int fd = -EBADF;
+        char v[16];
+        int r;
+
+        if (!spec->have_oom_score_adj)
+                return 0;
+        fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return berth_error_setm(err, errno, "Cannot open oom_score_adj");
+        r = snprintf(v, sizeof(v), "%d", spec->oom_score_adj);
+        if (write(fd, v, (size_t) r) != r)
+                return berth_error_setm(err, errno, "Cannot set oom_score_adj to %d", spec->oom_score_adj);
         return 0;
 }
 
@@ -98,6 +115,18 @@ int process_close_fds(const int *keep, size_t n_keep, BerthError *err) {
         if (syscall(SYS_close_range, lo, ~0U, 0) < 0)
                 return berth_error_setm(err, errno, "close_range failed");
         return 0;
+}
+
+void process_reset_signals(void) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t none;
+
+        sigemptyset(&sa.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &sa, NULL); /* EINVAL for the libc-reserved ones: fine */
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static const char *env_get(char **env, const char *name) {

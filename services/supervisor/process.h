@@ -12,6 +12,10 @@
  * CAP_SYS_RESOURCE). */
 int process_set_rlimits(const Spec *spec, BerthError *err);
 
+/* process.oomScoreAdj, when the spec has one (otherwise the caller's is inherited, as with runc). Before
+ * the capabilities go: lowering it needs CAP_SYS_RESOURCE. */
+int process_set_oom_score_adj(const Spec *spec, BerthError *err);
+
 /* setgroups (always, even to an empty list: CVE-2023-25173), setresgid, setresuid, keeping the
  * permitted capabilities across the switch for caps_apply(). */
 int process_set_user(const Spec *spec, BerthError *err);
@@ -22,6 +26,10 @@ int process_set_cwd(const Spec *spec, BerthError *err);
 
 /* Closes every fd but 0, 1, 2 and keep[0..n_keep) (the sync fds, all O_CLOEXEC, gone at execve). */
 int process_close_fds(const int *keep, size_t n_keep, BerthError *err);
+
+/* Every signal back to SIG_DFL and unblocked (dispositions set to SIG_IGN and the blocked mask would
+ * otherwise pass through execve into the container). */
+void process_reset_signals(void);
 
 /* Looks args[0] up in the PATH of the container's environment and execve()s it. Returns only on
  * failure, with err set; *ret_status is 127 (not found) or 126 (found, not executable). */

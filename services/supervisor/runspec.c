@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -26,6 +27,19 @@
 #define CONFIG_MAX (16U * 1024U * 1024U)
 
 static volatile pid_t forward_pid = 0;
+
+/* BERTH_RUNSPEC_TIMING=1: print where the time of one run goes (µs since main()), for the benchmark. */
+static bool timing = false;
+static struct timespec t_main;
+
+static void mark(const char *what) {
+        struct timespec t;
+        if (!timing)
+                return;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        fprintf(stderr, "berth-runspec: timing %s %ld us\n", what,
+                (long) ((t.tv_sec - t_main.tv_sec) * 1000000L + (t.tv_nsec - t_main.tv_nsec) / 1000L));
+}
 
 static void forward_signal(int sig) {
         if (forward_pid > 0)
@@ -116,6 +130,7 @@ static int start_and_wait(int state_dir_fd, JsonNode *spec, EngineContainer *c) 
         ssize_t n;
 
         forward_pid = c->init_pid;
+        mark("created");
         if (loop_write(c->start_fd, "s", 1) < 0)
                 fprintf(stderr, "berth-runspec: cannot start the container: %m\n");
         c->start_fd = safe_close(c->start_fd);
@@ -126,6 +141,7 @@ static int start_and_wait(int state_dir_fd, JsonNode *spec, EngineContainer *c) 
                 fprintf(stderr, "berth-runspec: %s\n", x.message);
         }
         c->exec_err_fd = safe_close(c->exec_err_fd);
+        mark("executed");
 
         if (c->pty_master >= 0) {
                 relay_terminal(c->pty_master, c->init_pid);
@@ -138,6 +154,7 @@ static int start_and_wait(int state_dir_fd, JsonNode *spec, EngineContainer *c) 
                         return 1;
                 }
 
+        mark("exited");
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         uint64_t ooms = 0;
         if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
@@ -147,6 +164,7 @@ static int start_and_wait(int state_dir_fd, JsonNode *spec, EngineContainer *c) 
         BerthError e = {};
         if (engine_cgroup_remove(spec, &e) < 0)
                 fprintf(stderr, "berth-runspec: %s\n", e.message);
+        mark("cleaned-up");
         return code;
 }
 
@@ -173,6 +191,8 @@ int main(int argc, char **argv) {
                 return 1;
         }
 
+        timing = getenv("BERTH_RUNSPEC_TIMING");
+        clock_gettime(CLOCK_MONOTONIC, &t_main);
         if (argc < 3)
                 return usage();
         if (streq(argv[1], "run")) {
@@ -194,12 +214,16 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return 1;
 
+        /* A container that died before START must not kill us with SIGPIPE on start_fd (the engine
+         * resets the container's signals, so this does not leak into it). */
+        (void) signal(SIGPIPE, SIG_IGN);
         struct sigaction sa = { .sa_handler = forward_signal, .sa_flags = SA_RESTART };
         sigemptyset(&sa.sa_mask);
         int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
         for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
                 (void) sigaction(sigs[i], &sa, NULL);
 
+        mark("spec-loaded");
         r = engine_create(state_dir_fd, spec, &io, &c, &e);
         if (r < 0) {
                 fprintf(stderr, "berth-runspec: %s\n", e.message);

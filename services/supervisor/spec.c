@@ -209,6 +209,17 @@ static int parse_process(JsonObject *p, Spec *s, BerthError *err) {
                 return berth_error_set(err, EINVAL,
                                        "Invalid runtime spec: process.capabilities must be an object");
 
+        n = json_object_get_member(p, "oomScoreAdj");
+        if (n && !JSON_NODE_HOLDS_NULL(n)) {
+                int64_t adj;
+                if (get_int(n, &adj) < 0 || adj < -1000 || adj > 1000)
+                        return berth_error_set(
+                                err, EINVAL,
+                                "Invalid runtime spec: process.oomScoreAdj must be in -1000…1000");
+                s->oom_score_adj = (int) adj;
+                s->have_oom_score_adj = true;
+        }
+
         a = json_object_get_array_or_null(p, "rlimits");
         if (a) {
                 guint len = json_array_get_length(a);

@@ -93,6 +93,8 @@ typedef struct Spec {
         SpecRlimit *rlimits;
         size_t n_rlimits;
         bool no_new_privileges;
+        bool have_oom_score_adj;
+        int oom_score_adj;
 
         char *hostname;
         SpecMount *mounts;

@@ -43,7 +43,10 @@ static int read_db(int rootfs_fd, const char *name, char **ret, char **ret_error
         if (fd < 0) {
                 if (errno == ENOENT)
                         return -ENOENT;
-                return json_set_error(ret_error, errno, "cannot open the image's /%s: %s", name,
+                if (errno == ENOMEM)
+                        return -ENOMEM;
+                /* ELOOP, EXDEV, ENOTDIR…: the image's file is unusable, which is the image's problem. */
+                return json_set_error(ret_error, EINVAL, "cannot open the image's /%s: %s", name,
                                       strerror(errno));
         }
         r = read_regular_file_fd(fd, USER_DB_SIZE_MAX, ret, NULL);

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import threading
 import uuid
@@ -294,6 +293,32 @@ def test_non_root_user_has_no_effective_caps(bundle):
     assert int(st["CapBnd"], 16) == cap_mask(DEFAULT_CAPS)
 
 
+def test_signal_state_reset(bundle):
+    """A caller that blocks and ignores signals (a daemon on sd-event) passes neither to the container."""
+    import signal
+
+    def hostile_caller():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGCHLD, signal.SIGUSR1})
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    b = bundle(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]).write()
+    r = subprocess.run([str(RUNSPEC), "run", str(b.path)], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL, preexec_fn=hostile_caller, restore_signals=False)
+    assert r.returncode == 0, r.stderr
+    st = status_fields(r.stdout)
+    assert int(st["SigBlk"], 16) == 0 and int(st["SigIgn"], 16) == 0, r.stdout
+
+
+def test_oom_score_adj(bundle):
+    b = bundle(["cat", "/proc/self/oom_score_adj"])
+    b.spec["process"]["oomScoreAdj"] = 321
+    r = b.run()
+    assert r.returncode == 0 and r.stdout.strip() == "321", r.stderr
+    b.spec["process"]["oomScoreAdj"] = 1001
+    assert b.run().returncode == 1
+
+
 def test_env_and_cwd(bundle):
     b = bundle(["sh", "-c", "echo X=$X; pwd"])
     b.spec["process"]["env"].append("X=a b=c")
@@ -349,6 +374,30 @@ def test_cwd_via_proc_self_fd_is_refused(bundle, tmp_path, n):
     finally:
         os.close(leak)
     assert r.returncode == 1 and "working directory" in r.stderr, r.stdout + r.stderr
+
+
+def test_init_not_dumpable_until_exec(bundle):
+    """S7 (CVE-2016-9962): while the init holds anything of ours, a process of the container's uid can
+    neither read its memory-backed /proc files nor follow its fd/cwd/exe links."""
+    b = bundle(["sleep", "5"])
+    b.spec["process"]["user"] = {"uid": 4321, "gid": 4321}
+    p, pid = b.create()
+    probe = ("import os, sys\n"
+             "os.setgid(4321); os.setuid(4321)\n"
+             "for f in ('environ', 'mem', 'fd/0', 'cwd', 'exe'):\n"
+             "    try:\n"
+             "        os.stat(f'/proc/{sys.argv[1]}/{f}'); open(f'/proc/{sys.argv[1]}/environ','rb').read()\n"
+             "        print('OPEN', f)\n"
+             "    except PermissionError:\n"
+             "        print('DENIED', f)\n")
+    try:
+        r = subprocess.run(["/usr/bin/python3", "-c", probe, str(pid)], capture_output=True, text=True, timeout=30)
+        assert "OPEN" not in r.stdout and r.stdout.count("DENIED") == 5, r.stdout + r.stderr
+    finally:
+        p.stdin.write("start\n")
+        p.stdin.flush()
+        os.kill(pid, 9)
+        p.communicate(timeout=30)
 
 
 def test_init_exe_is_a_sealed_copy(bundle):
@@ -527,6 +576,35 @@ def test_bind_mount_destination_symlink_stays_in_root(bundle, own_rootfs, tmp_pa
     assert (root / f"{marker}-a").is_dir() and (root / f"{marker}-b").is_dir()
 
 
+def test_bind_into_procfs_via_symlink_refused(bundle, own_rootfs, tmp_path):
+    """A bind destination that the image routes into the container's /proc (or /sys) is refused."""
+    f = tmp_path / "pattern"
+    f.write_text("x\n")
+    for link, dest, src in (("/proc/sys/kernel", "/data/core_pattern", f), ("/sys/kernel", "/data/mm", tmp_path)):
+        root = own_rootfs([Symlink("data", link)])
+        b = bundle(["true"], root=root)
+        b.spec["mounts"].append({"destination": dest, "type": "bind", "source": str(src), "options": ["bind"]})
+        r = b.run()
+        assert r.returncode == 1 and "procfs or sysfs" in r.stderr, r.stderr
+
+
+def test_file_bind_mounts(bundle, tmp_path):
+    f = tmp_path / "resolv"
+    f.write_text("nameserver 192.0.2.1\n")
+    b = bundle(["sh", "-c", "cat /etc/resolv.conf /etc/new/dir/hosts; echo x > /etc/resolv.conf || echo RO"])
+    b.spec["root"]["path"] = str(tmp_path / "root")
+    shutil.copytree(Path(bundle(["true"]).spec["root"]["path"]), tmp_path / "root", symlinks=True)
+    b.spec["mounts"] += [
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": str(f), "options": ["rbind", "ro"]},
+        {"destination": "/etc/new/dir/hosts", "type": "bind", "source": str(f), "options": ["bind"]},
+    ]
+    r = b.run()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("nameserver 192.0.2.1") == 2 and "RO" in r.stdout
+    assert f.read_text() == "nameserver 192.0.2.1\n"
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="renameat2 is called by its x86_64 number")
 def test_bind_mount_destination_race(bundle, own_rootfs, tmp_path):
     """S3 racing variant: a path component is exchanged with a symlink to / while containers start."""
     marker = f"berth-s3r-{uuid.uuid4().hex[:8]}"
@@ -667,8 +745,27 @@ def test_cgroup_namespace_root(bundle):
         assert line.endswith(":/"), line
 
 
+def test_sys_fs_cgroup_shows_own_cgroup_read_only(bundle):
+    """S15 (CVE-2022-0492): /sys/fs/cgroup is read-only, its hierarchies are rooted at the container's own
+    cgroup (limits visible, no release_agent), and mounting a cgroup hierarchy is refused."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    limit_file = "/sys/fs/cgroup/memory.max" if v2 else "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    b = bundle(["sh", "-c", f"echo LIMIT=$(cat {limit_file}); ls /sys/fs/cgroup/*/release_agent /sys/fs/cgroup/release_agent 2>/dev/null; "
+                            "touch /sys/fs/cgroup/x 2>/dev/null && echo WROTE; "
+                            "echo 1 > /sys/fs/cgroup/pids.max 2>/dev/null && echo WROTE; "
+                            "echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null && echo WROTE; "
+                            "mkdir -p /tmp/cg && mount -t cgroup -o rdma cgroup /tmp/cg 2>/dev/null && echo MOUNTED; "
+                            "mount -t cgroup -o memory cgroup /tmp/cg 2>/dev/null && echo MOUNTED; "
+                            "mount -t cgroup2 none /tmp/cg 2>/dev/null && echo MOUNTED; echo END"])
+    b.spec["linux"]["resources"] = {"memory": {"limit": 48 << 20}}
+    r = b.run()
+    assert r.returncode == 0, r.stderr
+    assert f"LIMIT={48 << 20}" in r.stdout, r.stdout
+    assert "release_agent" not in r.stdout and "WROTE" not in r.stdout and "MOUNTED" not in r.stdout, r.stdout
+
+
 def test_pids_limit_enforced(bundle):
-    b = bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>&1; wait; echo done"])
+    b = bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done 2>&1; wait; echo done"])
     b.spec["linux"]["resources"] = {"pids": {"limit": 4}}
     r = b.run()
     assert "fork" in r.stdout.lower() or "resource" in r.stdout.lower() or "fork" in r.stderr.lower(), r.stdout + r.stderr
@@ -721,3 +818,47 @@ def test_same_or_stricter_than_runc(bundle):
     assert int(o["NoNewPrivs"]) >= int(t["NoNewPrivs"])
     assert int(o["Seccomp"]) >= int(t["Seccomp"])
     assert ours.stdout.splitlines()[-1] == "FDS=0 1 2"
+
+    # mounts: every mount point runc makes, we make too, and none of ours is writable where runc's is not
+    def mounts(b, runtime):
+        if runtime == "runc":
+            c = f"berth-enginetest-{uuid.uuid4().hex[:8]}"
+            out = subprocess.run(["runc", "run", "--bundle", str(b.path), c], capture_output=True, text=True,
+                                 timeout=60, stdin=subprocess.DEVNULL).stdout
+            subprocess.run(["runc", "delete", "-f", c], capture_output=True)
+        else:
+            out = b.run().stdout
+        return {l.split()[4]: l.split()[5].split(",")[0] for l in out.splitlines()}
+    o = mounts(bundle(["cat", "/proc/self/mountinfo"]), "berth")
+    t = mounts(bundle(["cat", "/proc/self/mountinfo"]).write(), "runc")
+    assert set(t) - set(o) == set(), set(t) - set(o)
+    weaker = [m for m in set(o) & set(t) if o[m] == "rw" and t[m] == "ro"]
+    assert weaker == [], weaker
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd is PID 1 here: the scope backend runs")
+def test_systemd_cgroups_path_without_systemd_is_refused(bundle):
+    """Detect, don't assume: a systemd-style cgroupsPath on a machine without systemd as PID 1."""
+    b = bundle(["true"])
+    b.spec["linux"]["cgroupsPath"] = "system.slice:berth:enginetest"
+    r = b.run()
+    assert r.returncode == 1 and "systemd is not PID 1" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir("/run/systemd/system"), reason="needs systemd as PID 1")
+def test_systemd_scope(bundle):
+    """Under systemd: a transient delegated scope holds the init, with the limits as unit properties."""
+    name = uuid.uuid4().hex[:12]
+    b = bundle(["true"])
+    b.spec["linux"]["cgroupsPath"] = f"system.slice:berth-enginetest:{name}"
+    b.spec["linux"]["resources"] = {"pids": {"limit": 55}}
+    p, pid = b.create()
+    try:
+        cg = Path(f"/proc/{pid}/cgroup").read_text()
+        assert f"berth-enginetest-{name}.scope" in cg, cg
+        prop = subprocess.run(["systemctl", "show", "-p", "Delegate", "-p", "TasksMax",
+                               f"berth-enginetest-{name}.scope"], capture_output=True, text=True).stdout
+        assert "Delegate=yes" in prop and "TasksMax=55" in prop, prop
+    finally:
+        p.stdin.write("start\n")
+        p.communicate(timeout=30)
