@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "berth-flags.h"
 #include "berth-limits.h"
 #include "berthctl.h"
 #include "bus-names.h"
@@ -28,8 +29,6 @@ static int call_long(sd_bus *bus, const char *member, sd_bus_message **reply, co
         va_end(ap);
         return r;
 }
-
-#define IMPORT_FLAG_NO_UNPACK (UINT64_C(1) << 0)
 
 int images_verb_import(int argc, char *argv[]) {
         enum { ARG_NO_UNPACK = 0x100 };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "berth-flags.h"
 #include "berthctl.h"
 #include "bus-names.h"
 #include "bus-util.h"
@@ -16,9 +17,6 @@
 #include "output.h"
 
 /* berthctl images pull|unpack|ls|inspect|tag|rm|prune */
-
-#define PULL_FLAG_ALL_PLATFORMS (UINT64_C(1) << 0)
-#define PULL_FLAG_NO_UNPACK (UINT64_C(1) << 1)
 
 static uint64_t now_usec(void) {
         struct timespec ts;

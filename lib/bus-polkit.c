@@ -13,11 +13,14 @@ typedef struct PolkitQuery {
         const char *denied_error;
         polkit_continuation_t cont;
         void *userdata;
+        void (*destroy)(void *userdata);
 } PolkitQuery;
 
 static PolkitQuery *polkit_query_free(PolkitQuery *q) {
         if (!q)
                 return NULL;
+        if (q->destroy)
+                q->destroy(q->userdata);
         sd_bus_message_unref(q->request);
         free(q->action);
         return mfree(q);
@@ -57,9 +60,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
                 log_warning_errno(r, "Malformed polkit reply for '%s': %m", q->action);
-                return sd_bus_reply_method_errorf(q->request, q->denied_error,
-                                                  "Authorization check for '%s' failed (malformed polkit reply).",
-                                                  q->action);
+                return sd_bus_reply_method_errorf(
+                        q->request, q->denied_error,
+                        "Authorization check for '%s' failed (malformed polkit reply).", q->action);
         }
 
         if (authorized)
@@ -76,10 +79,23 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
 static int polkit_check(sd_bus_message *m, const char *sender, const char *denied_error, const char *action,
                         const char *const *details, polkit_continuation_t cont, void *userdata,
-                        sd_bus_error *error) {
+                        void (*destroy)(void *userdata), sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(polkit_query_freep) PolkitQuery *q = NULL;
         int r;
+
+        /* From here on the query owns userdata (its free runs destroy), whatever happens. */
+        q = calloc(1, sizeof(*q));
+        if (!q) {
+                if (destroy)
+                        destroy(userdata);
+                return -ENOMEM;
+        }
+        q->request = sd_bus_message_ref(m);
+        q->denied_error = denied_error;
+        q->cont = cont;
+        q->userdata = userdata;
+        q->destroy = destroy;
 
         r = sd_bus_message_new_method_call(sd_bus_message_get_bus(m), &call, "org.freedesktop.PolicyKit1",
                                            "/org/freedesktop/PolicyKit1/Authority",
@@ -106,16 +122,9 @@ static int polkit_check(sd_bus_message *m, const char *sender, const char *denie
         if (r < 0)
                 return r;
 
-        q = calloc(1, sizeof(*q));
-        if (!q)
-                return -ENOMEM;
-        q->request = sd_bus_message_ref(m);
         q->action = strdup(action);
         if (!q->action)
                 return -ENOMEM;
-        q->denied_error = denied_error;
-        q->cont = cont;
-        q->userdata = userdata;
 
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         /* Interactive checks wait for a human; give them as long as systemd does. */
@@ -136,21 +145,38 @@ static int polkit_check(sd_bus_message *m, const char *sender, const char *denie
 
 int bus_polkit_check_async(sd_bus_message *m, const char *action, const char *const *details,
                            polkit_continuation_t cont, void *userdata, sd_bus_error *error) {
+        return bus_polkit_check_async_full(m, action, details, cont, userdata, NULL, error);
+}
+
+int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const char *const *details,
+                                polkit_continuation_t cont, void *userdata, void (*destroy)(void *userdata),
+                                sd_bus_error *error) {
         const char *sender;
         uid_t uid;
         int r;
 
         r = bus_message_sender_uid(m, &uid);
-        if (r < 0)
+        if (r < 0) {
+                if (destroy)
+                        destroy(userdata);
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Cannot establish the caller's identity.");
-        if (uid == 0)
-                return cont(m, userdata, error);
+        }
+        if (uid == 0) {
+                r = cont(m, userdata, error);
+                if (destroy)
+                        destroy(userdata);
+                return r;
+        }
 
         sender = sd_bus_message_get_sender(m);
-        if (!sender)
+        if (!sender) {
+                if (destroy)
+                        destroy(userdata);
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Message has no sender.");
-        return polkit_check(m, sender, BERTH_ERROR_ACCESS_DENIED, action, details, cont, userdata, error);
+        }
+        return polkit_check(m, sender, BERTH_ERROR_ACCESS_DENIED, action, details, cont, userdata, destroy,
+                            error);
 }
 
 bool bus_unique_name_is_valid(const char *s) {
@@ -169,5 +195,6 @@ int bus_polkit_check_subject_async(sd_bus_message *m, const char *subject, const
         if (!bus_unique_name_is_valid(subject))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid caller bus name.");
         /* polkit itself authorises a root subject; a vanished subject is denied. */
-        return polkit_check(m, subject, BERTH_ERROR_NOT_ALLOWED, action, details, cont, userdata, error);
+        return polkit_check(m, subject, BERTH_ERROR_NOT_ALLOWED, action, details, cont, userdata, NULL,
+                            error);
 }

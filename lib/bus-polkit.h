@@ -23,6 +23,13 @@ typedef int (*polkit_continuation_t)(sd_bus_message *m, void *userdata, sd_bus_e
 int bus_polkit_check_async(sd_bus_message *m, const char *action, const char *const *details,
                            polkit_continuation_t cont, void *userdata, sd_bus_error *error);
 
+/* The same, for a userdata that lives only as long as the check: from the call on the check owns it, and
+ * destroy(userdata) runs exactly once, after cont ran or when the check ended without running it
+ * (denied, polkit failed, the bus went away, or an error right away). */
+int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const char *const *details,
+                                polkit_continuation_t cont, void *userdata, void (*destroy)(void *userdata),
+                                sd_bus_error *error);
+
 /* The same check for a subject other than the sender: a service that acts for a caller another service
  * forwarded (the supervisor, for the broker's caller). subject must be a unique bus name (":1.42");
  * polkit asks the bus daemon who owns it, so a name that is gone is simply denied. A denial is

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,19 @@ static inline void strv_freep(char ***l) {
         ({                                                                                                  \
                 int _r_ = (expr);                                                                           \
                 _r_ < 0 ? -errno : _r_;                                                                     \
+        })
+
+/* The printf-style arguments of the calling variadic function as a new string (format: its last named
+ * parameter), or NULL when out of memory. Needs _GNU_SOURCE (vasprintf). */
+#define format_varargs(format)                                                                              \
+        ({                                                                                                  \
+                char *_s_ = NULL;                                                                           \
+                va_list _ap_;                                                                               \
+                va_start(_ap_, format);                                                                     \
+                if (vasprintf(&_s_, format, _ap_) < 0)                                                      \
+                        _s_ = NULL;                                                                         \
+                va_end(_ap_);                                                                               \
+                _s_;                                                                                        \
         })
 
 static inline int negative_errno(void) {

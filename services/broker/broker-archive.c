@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "berth-flags.h"
 #include "berth-limits.h"
 #include "broker.h"
 #include "bus-names.h"
@@ -14,21 +15,18 @@
 #include "bus-util.h"
 #include "digest.h"
 #include "fetcher-client.h"
+#include "image-record.h"
 #include "image-store.h"
+#include "image-verify.h"
 #include "json-util.h"
 #include "log.h"
 #include "oci-ref.h"
 #include "oci-types.h"
-#include "pull.h"
 
 /* ImportImage and ExportImage: image archives travel as file descriptors the caller opened (no service
  * ever opens a path a user gave). The fetcher reads and writes them (it owns the content store, and an
  * archive is as hostile as a registry); the broker decides names, records images exactly as a pull does
  * (pull.c's verification and record code) and builds the index.json of an export. */
-
-/* ImportImage flag bit 0: record only; do not start unpacking the imported images. */
-#define IMPORT_FLAG_NO_UNPACK (UINT64_C(1) << 0)
-#define IMPORT_FLAGS_ALL IMPORT_FLAG_NO_UNPACK
 
 #define ANNOTATION_REF_NAME "org.opencontainers.image.ref.name"
 #define ANNOTATION_CONTAINERD_NAME "io.containerd.image.name"
@@ -103,10 +101,6 @@ static ArchiveCall *archive_call_new(Manager *m, sd_bus_message *request, const 
                 return NULL;
         }
         return c;
-}
-
-static const char *detail(const char *s) {
-        return strlen(s) <= BUS_STRING_MAX ? s : "";
 }
 
 /* The normalised spelling of a reference, or -EINVAL with a message. Digest-pinned names are refused:
@@ -369,7 +363,7 @@ static int import_manifest(ArchiveCall *c, const char *data, char **ret_msg) {
                 json_prefix_error(ret_msg, "Invalid manifest '%s'", mdigest);
                 return r;
         }
-        r = pull_check_manifest(c->manifest, mdigest, ret_msg);
+        r = image_check_manifest(c->manifest, mdigest, ret_msg);
         if (r < 0)
                 return r;
         return import_load(c, IMPORT_CONFIG, c->manifest->config.digest, c->manifest->config.size,
@@ -388,7 +382,7 @@ static int import_config(ArchiveCall *c, const char *data, char **ret_msg) {
                 json_prefix_error(ret_msg, "Invalid image config '%s'", mf->config.digest);
                 return r;
         }
-        r = pull_check_config(mf, e ? e->digest : i->digest, c->config, ret_msg);
+        r = image_check_config(mf, e ? e->digest : i->digest, c->config, ret_msg);
         if (r < 0)
                 return r;
         for (size_t l = 0; l < mf->n_layers; l++) {
@@ -405,10 +399,15 @@ static int import_config(ArchiveCall *c, const char *data, char **ret_msg) {
                                               " bytes, the manifest says %" PRIu64,
                                               mf->layers[l].digest, *have, mf->layers[l].size);
         }
-        r = pull_build_image_record(
-                c->manager, i->name, i->digest, i->media_type, i->size, e ? e->digest : i->digest,
-                e ? e->media_type : i->media_type, e ? e->size : i->size,
-                e && e->has_platform && e->platform.os ? &e->platform : NULL, c->manifest, c->config, &img);
+        const RecordPlatform rp = {
+                .manifest_digest = e ? e->digest : i->digest,
+                .manifest_media_type = e ? e->media_type : i->media_type,
+                .manifest_size = e ? e->size : i->size,
+                .index_platform = e && e->has_platform ? &e->platform : NULL,
+                .manifest = c->manifest,
+                .config = c->config,
+        };
+        r = image_record_build(c->manager->images, i->name, i->digest, i->media_type, i->size, &rp, 1, &img);
         if (r < 0)
                 return r;
         g_ptr_array_add(c->records, img);
@@ -433,7 +432,7 @@ static int on_import_blob(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 r = json_set_error(&msg, EBADMSG, "Malformed OpenBlob reply for '%s'", c->want_digest);
         else
                 /* SECURITY: re-hashed here: the fetcher's (and the archive's) word is not enough. */
-                r = pull_read_verified(fd, c->want_digest, c->want_size, c->want_max, &data, &msg);
+                r = image_read_verified(fd, c->want_digest, c->want_size, c->want_max, &data, &msg);
         if (r >= 0)
                 switch (c->step) {
                 case IMPORT_TOP:
@@ -544,29 +543,27 @@ static int on_import_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
-static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *normalised = NULL, *msg = NULL;
-        Manager *manager = userdata;
+typedef struct ImportImageArgs {
+        int fd;
         const char *name;
-        ArchiveCall *c;
         uint64_t flags;
+} ImportImageArgs;
+
+static int import_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        ImportImageArgs *a = args;
+        _cleanup_free_ char *normalised = NULL, *msg = NULL;
+        ArchiveCall *c;
         struct stat st;
         uid_t uid;
-        int fd, r;
+        int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, IMPORT_FLAGS_ALL, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "hst", &fd, &name, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, IMPORT_FLAGS_ALL, error);
-        if (r < 0)
-                return r;
-        if (!isempty(name) && normalise(name, &normalised, &msg) < 0)
+        if (!isempty(a->name) && normalise(a->name, &normalised, &msg) < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid name '%.200s': %s",
-                                         name, msg ?: "malformed");
-        if (fstat(fd, &st) < 0)
+                                         a->name, msg ?: "malformed");
+        if (fstat(a->fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -579,33 +576,32 @@ static int import_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
                 return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many imports running (limit %u).",
                                          TRANSFERS_MAX);
 
-        c = archive_call_new(manager, m, name, uid);
+        c = archive_call_new(manager, m, a->name, uid);
         if (!c)
                 return -ENOMEM;
-        c->flags = flags;
+        c->flags = a->flags;
         /* An archive may be large or arrive slowly through a pipe: the fetcher's stall guard bounds it. */
         r = fetcher_call(manager, NULL, ARCHIVE_CALL_TIMEOUT_USEC, on_import_reply, c, "ImportArchive", "ht",
-                         fd, UINT64_C(0));
+                         a->fd, UINT64_C(0));
         if (r < 0) {
                 archive_call_free(c);
                 return internal_error_unreachable(&internal_fetcher, r, error);
         }
         n_imports_running++;
-        log_info("Importing an archive%s%s for uid %u.", isempty(name) ? "" : " as ", normalised ?: "",
+        log_info("Importing an archive%s%s for uid %u.", isempty(a->name) ? "" : " as ", normalised ?: "",
                  (unsigned) uid);
         return 1;
 }
 
 int method_import_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *name;
-        uint64_t flags;
-        int fd, r;
+        ImportImageArgs a = {};
+        int r;
 
-        r = sd_bus_message_read(m, "hst", &fd, &name, &flags);
+        r = sd_bus_message_read(m, "hst", &a.fd, &a.name, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "name", detail(name), NULL };
-        return broker_authorize(m, details, import_image_authorized, userdata, error);
+        const char *details[] = { "name", broker_detail(a.name), NULL };
+        return broker_authorize(m, details, import_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- ExportImage ------------------------------------------------------------------------------------- */
@@ -707,35 +703,33 @@ static int on_export_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
-static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+typedef struct ExportImageArgs {
+        const char *reference;
+        int fd;
+        uint64_t flags;
+} ExportImageArgs;
+
+static int export_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        ExportImageArgs *a = args;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         g_autoptr(GPtrArray) digests = g_ptr_array_new();
         _cleanup_free_ char *name = NULL, *msg = NULL, *index_json = NULL;
-        Manager *manager = userdata;
-        const char *reference;
         ArchiveCall *c;
-        uint64_t flags;
         struct stat st;
         Image *i;
         uid_t uid;
-        int fd, r;
+        int r;
 
-        r = sd_bus_message_rewind(m, true);
+        r = bus_check_flags(a->flags, 0, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        if (normalise(reference, &name, &msg) < 0)
+        if (normalise(a->reference, &name, &msg) < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
-                                         "Invalid reference '%.200s': %s", reference, msg ?: "malformed");
+                                         "Invalid reference '%.200s': %s", a->reference, msg ?: "malformed");
         i = image_store_get(manager->images, name);
         if (!i)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No image '%s'.", name);
-        if (fstat(fd, &st) < 0)
+        if (fstat(a->fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -768,10 +762,10 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         c = archive_call_new(manager, m, name, uid);
         if (!c)
                 return -ENOMEM;
-        c->flags = flags;
+        c->flags = a->flags;
         r = fetcher_new_call(manager, &call, "ExportArchive");
         if (r >= 0)
-                r = sd_bus_message_append(call, "hs", fd, index_json);
+                r = sd_bus_message_append(call, "hs", a->fd, index_json);
         if (r >= 0)
                 r = sd_bus_message_append_strv(call, (char **) digests->pdata);
         if (r >= 0)
@@ -786,13 +780,12 @@ static int export_image_authorized(sd_bus_message *m, void *userdata, sd_bus_err
 }
 
 int method_export_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *reference;
-        uint64_t flags;
-        int fd, r;
+        ExportImageArgs a = {};
+        int r;
 
-        r = sd_bus_message_read(m, "sht", &reference, &fd, &flags);
+        r = sd_bus_message_read(m, "sht", &a.reference, &a.fd, &a.flags);
         if (r < 0)
                 return r;
-        const char *details[] = { "reference", detail(reference), NULL };
-        return broker_authorize(m, details, export_image_authorized, userdata, error);
+        const char *details[] = { "reference", broker_detail(a.reference), NULL };
+        return broker_authorize(m, details, export_image_authorized, userdata, &a, sizeof(a), NULL, error);
 }

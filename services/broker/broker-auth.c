@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "broker.h"
 #include "bus-util.h"
 #include "bus-error.h"
@@ -98,19 +102,59 @@ const char *broker_action_for_method(const char *member) {
         return NULL;
 }
 
-int broker_authorize(sd_bus_message *m, const char *const *details,
-                     int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
+const char *broker_auth_rule_member(size_t i) {
+        return i < ELEMENTSOF(method_actions) ? method_actions[i].member : NULL;
+}
+
+/* One authorisation in flight: the handler's continuation and its own copy of the arguments it read. */
+typedef struct BrokerAuth {
+        Manager *manager;
+        broker_continuation_t cont;
+        void (*args_done)(void *args);
+        _Alignas(max_align_t) unsigned char args[];
+} BrokerAuth;
+
+static void broker_auth_free(void *userdata) {
+        BrokerAuth *a = userdata;
+
+        if (a->args_done)
+                a->args_done(a->args);
+        free(a);
+}
+
+static int broker_auth_continue(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BrokerAuth *a = userdata;
+
+        return a->cont(m, a->manager, a->args, error);
+}
+
+int broker_authorize(sd_bus_message *m, const char *const *details, broker_continuation_t cont,
+                     Manager *manager, const void *args, size_t args_size, void (*args_done)(void *args),
                      sd_bus_error *error) {
         const char *action = broker_action_for_method(sd_bus_message_get_member(m));
+        BrokerAuth *a;
 
-        if (!action)
+        a = malloc(offsetof(BrokerAuth, args) + args_size);
+        if (!a) {
+                /* The arguments are ours from the call on (see broker.h). */
+                if (args_done)
+                        args_done((void *) args);
+                return -ENOMEM;
+        }
+        *a = (BrokerAuth){ .manager = manager, .cont = cont, .args_done = args_done };
+        if (args_size > 0)
+                memcpy(a->args, args, args_size);
+        if (!action) {
+                broker_auth_free(a);
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Method '%s' has no authorization rule.",
                                          strna(sd_bus_message_get_member(m)));
+        }
         /* A continuation that ran at once (root caller) may return -ENOENT and friends: named here, as
          * bus_reply_errno() names them for one that ran later. */
         return bus_error_from_errno(error,
-                                    bus_polkit_check_async(m, action, details, cont, userdata, error));
+                                    bus_polkit_check_async_full(m, action, details, broker_auth_continue, a,
+                                                                broker_auth_free, error));
 }
 
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,

@@ -241,13 +241,12 @@ static int pick_name(ContainerStore *store, const char *wanted, char **ret, sd_b
         return sd_bus_error_setf(error, BERTH_ERROR_EXISTS, "Cannot find a free container name.");
 }
 
-static int create_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+static int create_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         _cleanup_(container_request_freep) ContainerRequest *parsed = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(container_record_freep) ContainerRecord *c = NULL;
         _cleanup_(create_call_freep) CreateCall *cc = NULL;
         _cleanup_free_ char *name = NULL, *request = NULL;
-        Manager *manager = userdata;
         ContainerManager *cm = manager->containers;
         const char *image, *wanted_name, *options, *sender;
         char id[CONTAINER_ID_HEX_LEN + 1];
@@ -384,7 +383,7 @@ int method_create_container(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (r < 0)
                 return r;
         const char *details[] = { "image", image, "name", name, NULL };
-        return broker_authorize(m, details, create_authorized, userdata, error);
+        return broker_authorize(m, details, create_authorized, userdata, NULL, 0, NULL, error);
 }
 
 /* ---- ListContainers ------------------------------------------------------------------------------- */
@@ -437,14 +436,18 @@ static int reply_list(Manager *manager, sd_bus_message *m) {
         return 1;
 }
 
-static int list_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+static int list_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         int r;
 
         /* The supervisor is the truth: re-read it first, then answer from the mirror. */
-        r = containers_sync(userdata, m);
+        r = containers_sync(manager, m);
         if (r < 0)
-                return reply_list(userdata, m);
+                return reply_list(manager, m);
         return 1;
+}
+
+static int list_all_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return list_authorized(m, userdata, NULL, error);
 }
 
 int method_list_containers(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -459,16 +462,15 @@ int method_list_containers(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
         if (flags & LIST_CONTAINERS_FLAG_ALL_USERS)
                 /* SECURITY: everyone's containers: whoever may manage them all may see them all. */
-                return bus_error_from_errno(error,
-                                            bus_polkit_check_async(m, BERTH_ACTION_CONTAINER_MANAGE_ANY,
-                                                                   NULL, list_authorized, userdata, error));
-        return broker_authorize(m, NULL, list_authorized, userdata, error);
+                return bus_error_from_errno(
+                        error, bus_polkit_check_async(m, BERTH_ACTION_CONTAINER_MANAGE_ANY, NULL,
+                                                      list_all_authorized, userdata, error));
+        return broker_authorize(m, NULL, list_authorized, userdata, NULL, 0, NULL, error);
 }
 
 /* ---- GetContainer ---------------------------------------------------------------------------------- */
 
-static int get_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
+static int get_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         _cleanup_free_ char *path = NULL;
         const char *name;
         ContainerRecord *c;
@@ -489,7 +491,7 @@ static int get_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error
 }
 
 int method_get_container(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, get_authorized, userdata, error);
+        return broker_authorize(m, NULL, get_authorized, userdata, NULL, 0, NULL, error);
 }
 
 /* ---- the mirror of the supervisor's state --------------------------------------------------------- */

@@ -65,6 +65,7 @@ void container_tombstone_add(Manager *m, const ContainerRecord *c);
 const Tombstone *container_tombstone_get(Manager *m, const char *id);
 
 /* container-object.c */
+extern const sd_bus_vtable broker_container_vtable[];
 int container_objects_register(Manager *m);
 char *container_object_path(const char *id);
 /* PropertiesChanged for the state properties. */

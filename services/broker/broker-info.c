@@ -143,8 +143,7 @@ static void info_slot_destroy(void *userdata) {
         info_query_release(q);
 }
 
-static int get_info_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
+static int get_info_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         InfoQuery *q;
         int r;
 
@@ -184,5 +183,5 @@ static int get_info_authorized(sd_bus_message *m, void *userdata, sd_bus_error *
 }
 
 int method_get_info(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return broker_authorize(m, NULL, get_info_authorized, userdata, error);
+        return broker_authorize(m, NULL, get_info_authorized, userdata, NULL, 0, NULL, error);
 }

@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "image-store.h"
+#include "oci-ref.h"
 #include "oci-types.h"
 
 typedef struct Manager {
@@ -20,10 +21,24 @@ typedef struct Manager {
         struct ContainerManager *containers; /* broker-containers.h */
 } Manager;
 
+/* broker-api.c: the vtable of org.berth.Broker1.Manager. */
+extern const sd_bus_vtable broker_manager_vtable[];
+
 /* broker-auth.c: the one table that says which polkit action each public method needs. */
 const char *broker_action_for_method(const char *member);
-int broker_authorize(sd_bus_message *m, const char *const *details,
-                     int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
+/* The member the i-th rule of the table is for, NULL past the end (for tests that hold the table against
+ * the vtables). */
+const char *broker_auth_rule_member(size_t i);
+/* Every public handler: reads its arguments once (into a struct of its own; strings and fds may stay
+ * borrowed from m, which lives until the continuation ran), puts the security-relevant ones in details,
+ * and calls broker_authorize(). The continuation runs once the caller is authorised, with a copy of
+ * the arguments (args_size bytes); args_done(args), if given, frees what they own once the continuation
+ * ran or the check ended without it (the args are the check's from the call on, even on failure). The
+ * continuation replies itself (returns 1, or the reply's r) or returns < 0 with error set (or an errno
+ * that lib/bus-error.h names). */
+typedef int (*broker_continuation_t)(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error);
+int broker_authorize(sd_bus_message *m, const char *const *details, broker_continuation_t cont,
+                     Manager *manager, const void *args, size_t args_size, void (*args_done)(void *args),
                      sd_bus_error *error);
 
 /* The same for a method on an object owned by a uid: an action of container-manage becomes
@@ -31,6 +46,39 @@ int broker_authorize(sd_bus_message *m, const char *const *details,
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
                            int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
                            sd_bus_error *error);
+
+/* broker-common.c: what every handler needs. */
+/* PullImage and UnpackImage: (reference, platform, flags); strings borrowed from the message. */
+typedef struct ReferenceArgs {
+        const char *reference;
+        const char *platform;
+        uint64_t flags;
+} ReferenceArgs;
+/* Reads ReferenceArgs and authorises with reference and platform as polkit details. */
+int broker_authorize_reference(sd_bus_message *m, broker_continuation_t cont, Manager *manager,
+                               sd_bus_error *error);
+/* Parses a user's reference and returns its normalised spelling (and, with ret_ref, the parsed
+ * reference), or sets InvalidReference saying what is wrong. */
+int broker_normalise_reference(const char *s, ImageReference **ret_ref, char **ret, sd_bus_error *error);
+/* An argument as a polkit detail: agents show details to humans, so an oversized one is left out ("");
+ * the handler refuses it anyway. */
+const char *broker_detail(const char *s);
+/* The global and per-user limits on running transfers (pulls and unpacks alike): LimitExceeded. */
+int broker_check_transfer_limits(Manager *manager, uid_t uid, sd_bus_error *error);
+/* The record a user's reference names (normalised first), or NotFound/InvalidReference in error. */
+int broker_lookup_image(Manager *manager, const char *reference, Image **ret, sd_bus_error *error);
+/* The platform of a record this machine runs (the default platform's, or the only one), or with
+ * wanted that one; NULL when there is none. */
+const ImagePlatform *broker_image_platform(const Image *i, const Platform *wanted);
+
+/* A public call waiting for internal replies: who asked (referenced), and the manager that answers. */
+typedef struct BrokerRequest {
+        Manager *manager;
+        sd_bus_message *message;
+} BrokerRequest;
+BrokerRequest *broker_request_new(Manager *manager, sd_bus_message *message);
+BrokerRequest *broker_request_free(BrokerRequest *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BrokerRequest *, broker_request_free);
 
 /* broker-info.c */
 int method_get_info(sd_bus_message *m, void *userdata, sd_bus_error *error);
@@ -42,21 +90,18 @@ int method_list_images(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_inspect_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
-/* UnpackImage; broker_start_unpack() is its body after authorisation (ImportImage uses it too): starts
- * (or joins) the unpack of reference for platform ("" = this machine's) and returns the transfer path
- * (borrowed), or sets error. */
+/* unpack-image.c: UnpackImage; broker_start_unpack() is its body after authorisation (ImportImage uses it
+ * too): starts (or joins) the unpack of reference for platform ("" = this machine's) and returns the
+ * transfer path (borrowed), or sets error. */
 int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int broker_start_unpack(Manager *manager, uid_t uid, const char *reference, const char *platform,
                         const char **ret_path, sd_bus_error *error);
-/* The record a user's reference names (normalised first), or NotFound/InvalidReference in error. */
-int broker_lookup_image(Manager *manager, const char *reference, Image **ret, sd_bus_error *error);
-/* The platform of a record this machine runs (the default platform's, or the only one), or with
- * wanted that one; NULL when there is none. */
-const ImagePlatform *broker_image_platform(const Image *i, const Platform *wanted);
 
-/* broker-content.c: ListContent, PruneContent, Login, Logout. */
+/* broker-content.c: ListContent, PruneContent. */
 int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_prune_content(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* broker-login.c: Login, Logout. */
 int method_login(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_logout(sd_bus_message *m, void *userdata, sd_bus_error *error);
 

@@ -414,7 +414,7 @@ static int enumerate_objects(sd_bus *bus, const char *prefix, void *userdata, ch
         return 0;
 }
 
-static const sd_bus_vtable container_vtable[] = {
+const sd_bus_vtable broker_container_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Name", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -450,7 +450,8 @@ int container_objects_register(Manager *m) {
         int r;
 
         r = sd_bus_add_fallback_vtable(m->bus, &cm->vtable_slot, BERTH_BROKER_CONTAINER_PREFIX,
-                                       BERTH_BROKER_CONTAINER_IFACE, container_vtable, find_object, m);
+                                       BERTH_BROKER_CONTAINER_IFACE, broker_container_vtable, find_object,
+                                       m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_BROKER_CONTAINER_PREFIX);
         r = sd_bus_add_node_enumerator(m->bus, &cm->enumerator_slot, BERTH_BROKER_CONTAINER_PREFIX,

@@ -14,7 +14,9 @@
 #include "digest.h"
 #include "fetcher-client.h"
 #include "fs-util.h"
+#include "image-record.h"
 #include "image-store.h"
+#include "image-verify.h"
 #include "json-util.h"
 #include "log.h"
 #include "pull.h"
@@ -81,12 +83,6 @@ struct Pull {
         unsigned parallel;
 
         Unpack *unpack; /* NULL with PULL_FLAG_NO_UNPACK */
-
-        /* UnpackImage: no registry, the layers come from the content store (OpenBlob); at the end the
-         * record's platform is marked unpacked instead of a record being written. */
-        bool unpack_only;
-        char *unpack_platform; /* the record's platform string */
-        char **unpack_chain_ids;
 };
 
 static void pull_job_free(gpointer p) {
@@ -123,8 +119,6 @@ static void pull_free(Pull *p) {
         free(p->fetcher);
         free(p->target_digest);
         free(p->target_media_type);
-        free(p->unpack_platform);
-        g_strfreev(p->unpack_chain_ids);
         free(p);
 }
 
@@ -181,22 +175,16 @@ static void pull_stop(Pull *p, bool cancel_downloads) {
 }
 
 static void pull_cancel(Pull *p) {
-        pull_stop(p, !p->unpack_only);
+        pull_stop(p, true);
 }
 
 static void pull_fail(Pull *p, const char *format, ...) _printf_(2, 3);
 static void pull_fail(Pull *p, const char *format, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, format);
-        if (vasprintf(&msg, format, ap) < 0)
-                msg = NULL;
-        va_end(ap);
+        _cleanup_free_ char *msg = format_varargs(format);
 
         log_error("Pull of '%s' (transfer %" PRIu32 ") failed: %s", p->transfer->reference, p->transfer->id,
                   strna(msg));
-        pull_stop(p, !p->unpack_only);
+        pull_stop(p, true);
         transfer_finish(p->transfer, TRANSFER_FAILED, msg ?: "Pull failed");
 }
 
@@ -208,57 +196,6 @@ static void pull_fail_bus(Pull *p, const sd_bus_error *e, const char *what) {
                 pull_fail(p, "The berth fetcher is not reachable (%s)", e->message ?: e->name);
         else
                 pull_fail(p, "%s failed: %s", what, e ? (e->message ?: e->name) : "unknown error");
-}
-
-/* ---- reading what the fetcher hands us -------------------------------------------------------------- */
-
-/* Reads a small blob from the fd the fetcher passed (positional reads: the file description may be
- * shared), checks it is a regular file of the announced size, and verifies its digest ourselves. */
-static int read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret,
-                         char **ret_error) {
-        _cleanup_free_ char *buf = NULL;
-        char actual[DIGEST_STRING_MAX];
-        DigestAlgorithm alg;
-        struct stat st;
-        ssize_t got;
-        int r;
-
-        if (digest_validate(digest, &alg) < 0)
-                return json_set_error(ret_error, EBADMSG, "invalid digest '%.80s'", digest);
-        if (size > max) {
-                return json_set_error(ret_error, EFBIG,
-                                      "'%s' is %" PRIu64 " bytes, more than the limit of %" PRIu64, digest,
-                                      size, max);
-        }
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != size) {
-                return json_set_error(ret_error, EBADMSG,
-                                      "the fetcher returned '%s' with %" PRIu64 " bytes, expected %" PRIu64,
-                                      digest, (uint64_t) st.st_size, size);
-        }
-        buf = malloc(size + 1);
-        if (!buf)
-                return -ENOMEM;
-        got = pread_full(fd, buf, size, 0);
-        if (got < 0)
-                return (int) got;
-        if ((uint64_t) got != size) {
-                return json_set_error(ret_error, EBADMSG, "'%s' is shorter than its %" PRIu64 " bytes",
-                                      digest, size);
-        }
-        buf[size] = 0;
-        r = digest_buffer(alg, buf, size, actual);
-        if (r < 0)
-                return r;
-        /* SECURITY: the broker never trusts the fetcher's word for what the bytes are. */
-        if (!digest_equal(actual, digest)) {
-                return json_set_error(ret_error, EBADMSG,
-                                      "digest mismatch: expected '%s', content hashes to '%s'", digest,
-                                      actual);
-        }
-        *ret = TAKE_PTR(buf);
-        return 0;
 }
 
 /* ---- jobs ------------------------------------------------------------------------------------------- */
@@ -317,13 +254,9 @@ static void pull_dispatch(Pull *p) {
         int r;
 
         while (p->running < p->parallel && (j = g_queue_pop_head(&p->queue))) {
-                if (p->unpack_only)
-                        r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
-                                         "OpenBlob", "s", j->digest);
-                else
-                        r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
-                                         "FetchBlob", "sstst", p->name, j->digest, j->size, j->media_type,
-                                         UINT64_C(0));
+                r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
+                                 "FetchBlob", "sstst", p->name, j->digest, j->size, j->media_type,
+                                 UINT64_C(0));
                 if (r < 0) {
                         log_error_errno(r, "Failed to call FetchBlob for %s: %m", j->digest);
                         pull_fail(p, "Cannot reach the berth fetcher: %s", strerror(-r));
@@ -345,8 +278,8 @@ static void on_unpack_progress(void *userdata) {
         Pull *p = userdata;
 
         /* A layer got committed: the pull may be complete now (pull_dispatch decides). */
-        if (transfer_is_running(p->transfer) && !p->resolve_slot && (p->n_platforms > 0 || p->unpack_only) &&
-            p->running == 0 && g_queue_is_empty(&p->queue) && pull_platforms_complete(p))
+        if (transfer_is_running(p->transfer) && !p->resolve_slot && p->n_platforms > 0 && p->running == 0 &&
+            g_queue_is_empty(&p->queue) && pull_platforms_complete(p))
                 pull_dispatch(p);
 }
 
@@ -447,7 +380,7 @@ static int platform_config_done(Pull *p, PullPlatform *pp, const char *data, siz
                 pull_fail(p, "Invalid image config '%s': %s", pp->manifest->config.digest, strna(msg));
                 return r;
         }
-        r = pull_check_config(pp->manifest, pp->manifest_digest, config, &msg);
+        r = image_check_config(pp->manifest, pp->manifest_digest, config, &msg);
         if (r < 0) {
                 pull_fail(p, "%s", strna(msg));
                 return r;
@@ -490,7 +423,7 @@ static int platform_manifest_done(Pull *p, PullPlatform *pp, const char *data, s
                 pull_fail(p, "Invalid manifest '%s': %s", pp->manifest_digest, strna(msg));
                 return r;
         }
-        r = pull_check_manifest(manifest, pp->manifest_digest, &msg);
+        r = image_check_manifest(manifest, pp->manifest_digest, &msg);
         if (r < 0) {
                 pull_fail(p, "%s", strna(msg));
                 return r;
@@ -513,7 +446,7 @@ static int job_done(Pull *p, PullJob *j, int fd) {
 
         switch (j->kind) {
         case JOB_MANIFEST:
-                r = read_verified(fd, j->digest, j->size, MANIFEST_SIZE_MAX, &data, &msg);
+                r = image_read_verified(fd, j->digest, j->size, MANIFEST_SIZE_MAX, &data, &msg);
                 if (r < 0) {
                         pull_fail(p, "Manifest '%s': %s", j->digest, msg ?: strerror(-r));
                         return r;
@@ -528,7 +461,7 @@ static int job_done(Pull *p, PullJob *j, int fd) {
                 return 0;
 
         case JOB_CONFIG:
-                r = read_verified(fd, j->digest, j->size, CONFIG_SIZE_MAX, &data, &msg);
+                r = image_read_verified(fd, j->digest, j->size, CONFIG_SIZE_MAX, &data, &msg);
                 if (r < 0) {
                         pull_fail(p, "Config '%s': %s", j->digest, msg ?: strerror(-r));
                         return r;
@@ -595,11 +528,7 @@ static int on_fetch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         if (sd_bus_message_is_method_error(m, NULL)) {
                 const sd_bus_error *e = sd_bus_message_get_error(m);
 
-                if (p->unpack_only && e && streq_ptr(e->name, BERTH_ERROR_NOT_FOUND))
-                        pull_fail(p, "layer %s of %s is not in the content store; pull the image again",
-                                  j->digest, t->reference);
-                else
-                        pull_fail_bus(p, e, p->unpack_only ? "OpenBlob" : "FetchBlob");
+                pull_fail_bus(p, e, "FetchBlob");
                 return 0;
         }
         remember_fetcher(p, m);
@@ -627,186 +556,29 @@ static int on_fetch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-/* ---- the image record ------------------------------------------------------------------------------- */
-
-static void add_strv(JsonBuilder *b, const char *key, char **l) {
-        json_builder_set_member_name(b, key);
-        if (!l) {
-                json_builder_add_null_value(b);
-                return;
-        }
-        json_builder_begin_array(b);
-        STRV_FOREACH(s, l)
-        json_builder_add_string_value(b, *s);
-        json_builder_end_array(b);
-}
-
-static void add_str(JsonBuilder *b, const char *key, const char *v) {
-        json_builder_set_member_name(b, key);
-        if (v)
-                json_builder_add_string_value(b, v);
-        else
-                json_builder_add_null_value(b);
-}
-
-static JsonNode *config_summary(const OciImageConfig *c) {
-        g_autoptr(JsonBuilder) b = json_builder_new();
-
-        json_builder_begin_object(b);
-        add_strv(b, "env", c->env);
-        add_strv(b, "entrypoint", c->entrypoint);
-        add_strv(b, "cmd", c->cmd);
-        add_str(b, "user", c->user);
-        add_str(b, "working_dir", c->working_dir);
-        json_builder_set_member_name(b, "labels");
-        json_builder_begin_object(b);
-        STRV_FOREACH(l, c->labels) {
-                const char *eq = strchr(*l, '=');
-                _cleanup_free_ char *key = eq ? strndup(*l, (size_t) (eq - *l)) : NULL;
-
-                if (!key)
-                        continue;
-                json_builder_set_member_name(b, key);
-                json_builder_add_string_value(b, eq + 1);
-        }
-        json_builder_end_object(b);
-        add_strv(b, "exposed_ports", c->exposed_ports);
-        add_str(b, "stop_signal", c->stop_signal);
-        add_str(b, "created", c->created);
-        json_builder_end_object(b);
-        return json_builder_get_root(b);
-}
-
-static int build_platform(const PullPlatform *pp, ImagePlatform *ip) {
-        const OciManifest *mf = pp->manifest;
-        const OciImageConfig *c = pp->config;
-        int r;
-
-        ip->platform = platform_to_string(pp->index_platform.os ? &pp->index_platform : &c->platform);
-        ip->manifest_digest = strdup(pp->manifest_digest);
-        ip->manifest_media_type = strdup(pp->manifest_media_type);
-        ip->manifest_size = pp->manifest_size;
-        ip->config_digest = strdup(mf->config.digest);
-        ip->config_media_type = strdup(mf->config.media_type);
-        ip->config_size = mf->config.size;
-        if (!ip->platform || !ip->manifest_digest || !ip->manifest_media_type || !ip->config_digest ||
-            !ip->config_media_type)
-                return -ENOMEM;
-        ip->layers = calloc(mf->n_layers ?: 1, sizeof(ImageLayer));
-        if (!ip->layers)
-                return -ENOMEM;
-        for (size_t l = 0; l < mf->n_layers; l++) {
-                ImageLayer *il = &ip->layers[l];
-
-                ip->n_layers++;
-                il->digest = strdup(mf->layers[l].digest);
-                il->media_type = strdup(mf->layers[l].media_type);
-                il->size = mf->layers[l].size;
-                il->diff_id = strdup(c->diff_ids[l]);
-                if (!il->digest || !il->media_type || !il->diff_id)
-                        return -ENOMEM;
-        }
-        r = oci_chain_ids(c->diff_ids, c->n_diff_ids, &ip->chain_ids);
-        if (r < 0)
-                return r;
-        ip->config = config_summary(c);
-        return 0;
-}
-
-static bool platform_unpacked(const Pull *p, const ImagePlatform *ip, size_t k) {
-        const Image *old;
-
-        if (unpack_platform_unpacked(p->unpack, k))
-                return true;
-        /* A --no-unpack pull of an image already unpacked keeps it so: the same chain ids recorded as
-         * unpacked under this name are still committed (gc never removes what an image record uses). */
-        old = image_store_get(p->manager->images, p->transfer->reference);
-        for (size_t n = 0; old && n < old->n_platforms; n++)
-                if (old->platforms[n].unpacked && streq_ptr(old->platforms[n].platform, ip->platform) &&
-                    old->platforms[n].chain_ids && ip->chain_ids &&
-                    g_strv_equal((const char *const *) old->platforms[n].chain_ids,
-                                 (const char *const *) ip->chain_ids))
-                        return true;
-        return false;
-}
-
+/* The record of this pull: its platforms, with the unpacked ones marked. */
 static int build_image(Pull *p, Image **ret) {
-        _cleanup_(image_freep) Image *i = NULL;
-        const Image *old;
-        struct timespec ts;
-        size_t n_old_keep = 0;
-        int r;
+        _cleanup_free_ RecordPlatform *l = calloc(p->n_platforms ?: 1, sizeof(RecordPlatform));
 
-        old = image_store_get(p->manager->images, p->transfer->reference);
-        /* Pulling another platform of the same target adds to the record; a new target replaces it. */
-        if (old && !streq(old->target_digest, p->target_digest))
-                old = NULL;
-
-        i = calloc(1, sizeof(*i));
-        if (!i)
+        if (!l)
                 return -ENOMEM;
-        i->platforms = calloc(p->n_platforms + (old ? old->n_platforms : 0), sizeof(ImagePlatform));
-        if (!i->platforms)
-                return -ENOMEM;
-        i->name = strdup(p->transfer->reference);
-        i->target_digest = strdup(p->target_digest);
-        i->target_media_type = strdup(p->target_media_type);
-        i->target_size = p->target_size;
-        if (!i->name || !i->target_digest || !i->target_media_type)
-                return -ENOMEM;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        i->pulled_at_usec = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
-
-        for (size_t k = 0; k < p->n_platforms; k++) {
-                i->n_platforms++;
-                r = build_platform(&p->platforms[k], &i->platforms[k]);
-                if (r < 0)
-                        return r;
-                i->platforms[k].unpacked = platform_unpacked(p, &i->platforms[k], k);
-        }
-        if (old) {
-                _cleanup_(image_freep) Image *copy = NULL;
-
-                r = image_copy(old, NULL, &copy);
-                if (r < 0)
-                        return r;
-                for (size_t k = 0; k < copy->n_platforms; k++) {
-                        bool dup = false;
-
-                        for (size_t n = 0; n < p->n_platforms; n++)
-                                dup = dup || streq(copy->platforms[k].platform, i->platforms[n].platform);
-                        if (dup)
-                                continue;
-                        i->platforms[i->n_platforms++] = copy->platforms[k];
-                        copy->platforms[k] = (ImagePlatform){};
-                        n_old_keep++;
-                }
-        }
-        log_debug("Image record for '%s': %zu new platform(s), %zu kept.", i->name, p->n_platforms,
-                  n_old_keep);
-        *ret = TAKE_PTR(i);
-        return 0;
+        for (size_t k = 0; k < p->n_platforms; k++)
+                l[k] = (RecordPlatform){
+                        .manifest_digest = p->platforms[k].manifest_digest,
+                        .manifest_media_type = p->platforms[k].manifest_media_type,
+                        .manifest_size = p->platforms[k].manifest_size,
+                        .index_platform = &p->platforms[k].index_platform,
+                        .manifest = p->platforms[k].manifest,
+                        .config = p->platforms[k].config,
+                        .unpacked = unpack_platform_unpacked(p->unpack, k),
+                };
+        return image_record_build(p->manager->images, p->transfer->reference, p->target_digest,
+                                  p->target_media_type, p->target_size, l, p->n_platforms, ret);
 }
-
-static int record_unpacked(Pull *p);
 
 static void pull_complete(Pull *p) {
         _cleanup_(image_freep) Image *i = NULL;
         int r;
-
-        if (p->unpack_only) {
-                r = record_unpacked(p);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to update the image record of '%s': %m",
-                                        p->transfer->reference);
-                        pull_fail(p, "Failed to save the image record: %s", strerror(-r));
-                        return;
-                }
-                log_info("Unpacked '%s' (%s), transfer %" PRIu32 ".", p->transfer->reference,
-                         p->unpack_platform, p->transfer->id);
-                transfer_finish(p->transfer, TRANSFER_DONE, "");
-                return;
-        }
 
         r = build_image(p, &i);
         if (r >= 0)
@@ -955,7 +727,7 @@ static int on_resolve_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
                 pull_fail(p, "Unsupported media type '%.200s' for '%s'", media_type, t->reference);
                 return 0;
         }
-        r = read_verified(fd, digest, size, MANIFEST_SIZE_MAX, &data, &msg);
+        r = image_read_verified(fd, digest, size, MANIFEST_SIZE_MAX, &data, &msg);
         if (r < 0) {
                 pull_fail(p, "'%s': %s", t->reference, msg ?: strerror(-r));
                 return 0;
@@ -1070,182 +842,5 @@ int pull_on_fetcher_progress(sd_bus_message *m, void *userdata, sd_bus_error *er
                 /* "done" is ours to say once we checked the blob; the fetcher's "done" means verified. */
                 transfer_blob_update(t, b, streq(ours, "done") ? "verifying" : ours, done, total);
         }
-        return 0;
-}
-
-/* ---- shared with archive imports (broker-archive.c) -------------------------------------------------- */
-
-/* An import records images exactly as a pull does: the same verification, the same checks, the same
- * record. The checks are the pull's own (platform_manifest_done/platform_config_done call them too). */
-
-int pull_read_verified(int fd, const char *digest, uint64_t size, uint64_t max, char **ret,
-                       char **ret_error) {
-        return read_verified(fd, digest, size, max, ret, ret_error);
-}
-
-int pull_check_manifest(const OciManifest *mf, const char *digest, char **ret_error) {
-        if (mf->n_layers > LAYERS_MAX)
-                return json_set_error(ret_error, E2BIG,
-                                      "Manifest '%s' has %zu layers, more than the limit of %u", digest,
-                                      mf->n_layers, LAYERS_MAX);
-        if (media_type_kind(mf->config.media_type) != MEDIA_KIND_CONFIG)
-                return json_set_error(ret_error, EMEDIUMTYPE,
-                                      "Unsupported config media type '%s' in '%s' (not a container image?)",
-                                      mf->config.media_type, digest);
-        if (mf->config.size > CONFIG_SIZE_MAX)
-                return json_set_error(ret_error, EFBIG,
-                                      "Config '%s' is %" PRIu64 " bytes, more than the limit of %u",
-                                      mf->config.digest, mf->config.size, CONFIG_SIZE_MAX);
-        return 0;
-}
-
-int pull_check_config(const OciManifest *mf, const char *digest, const OciImageConfig *c, char **ret_error) {
-        if (c->n_diff_ids != mf->n_layers)
-                return json_set_error(
-                        ret_error, EBADMSG,
-                        "Image config '%s' lists %zu layer diff_ids but the manifest has %zu layers",
-                        mf->config.digest, c->n_diff_ids, mf->n_layers);
-        for (size_t l = 0; l < mf->n_layers; l++) {
-                const Descriptor *d = &mf->layers[l];
-
-                if (media_type_kind(d->media_type) != MEDIA_KIND_LAYER)
-                        return json_set_error(ret_error, EMEDIUMTYPE,
-                                              "Unsupported layer media type '%s' in '%s'", d->media_type,
-                                              digest);
-                if (d->size > BLOB_SIZE_MAX)
-                        return json_set_error(ret_error, EFBIG,
-                                              "Layer '%s' claims %" PRIu64 " bytes, more than the limit",
-                                              d->digest, d->size);
-        }
-        return 0;
-}
-
-int pull_build_image_record(Manager *m, const char *name, const char *target_digest,
-                            const char *target_media_type, uint64_t target_size, const char *manifest_digest,
-                            const char *manifest_media_type, uint64_t manifest_size,
-                            const Platform *index_platform, OciManifest *manifest, OciImageConfig *config,
-                            Image **ret) {
-        /* A stand-in pull holding borrowed pieces (nothing here is freed): build_image() only reads. */
-        Transfer t = { .manager = m, .reference = (char *) name };
-        PullPlatform pp = {
-                .manifest_digest = (char *) manifest_digest,
-                .manifest_media_type = (char *) manifest_media_type,
-                .manifest_size = manifest_size,
-                .index_platform = index_platform ? *index_platform : (Platform){},
-                .manifest = manifest,
-                .config = config,
-        };
-        Pull p = {
-                .manager = m,
-                .transfer = &t,
-                .target_digest = (char *) target_digest,
-                .target_media_type = (char *) target_media_type,
-                .target_size = target_size,
-                .platforms = &pp,
-                .n_platforms = 1,
-        };
-
-        return build_image(&p, ret);
-}
-
-/* ---- UnpackImage: the unpack half of a pull, for an image already in the content store ------------------
- */
-
-/* Marks the unpacked platform in the current record, when the record still names the same target and
- * chain (it may have been removed or re-pulled meanwhile: then there is nothing to mark). */
-static int record_unpacked(Pull *p) {
-        _cleanup_(image_freep) Image *copy = NULL;
-        const Image *old;
-        int r;
-
-        old = image_store_get(p->manager->images, p->transfer->reference);
-        if (!old || !streq_ptr(old->target_digest, p->target_digest)) {
-                log_info("Image '%s' changed while it was being unpacked; its record is left as is.",
-                         p->transfer->reference);
-                return 0;
-        }
-        r = image_copy(old, NULL, &copy);
-        if (r < 0)
-                return r;
-        for (size_t k = 0; k < copy->n_platforms; k++) {
-                ImagePlatform *ip = &copy->platforms[k];
-
-                if (!streq_ptr(ip->platform, p->unpack_platform) || !ip->chain_ids ||
-                    !g_strv_equal((const char *const *) ip->chain_ids,
-                                  (const char *const *) p->unpack_chain_ids))
-                        continue;
-                if (ip->unpacked)
-                        return 0;
-                ip->unpacked = true;
-                return image_store_put(p->manager->images, &copy);
-        }
-        return 0;
-}
-
-int pull_start_unpack(Transfer *t, const Image *img, const ImagePlatform *ip) {
-        _cleanup_free_ char **digests = NULL, **media_types = NULL, **diff_ids = NULL;
-        Pull *p;
-        int r;
-
-        if (!t || !img || !ip || !ip->platform || !img->target_digest)
-                return -EINVAL;
-        if (ip->n_layers > LAYERS_MAX || !ip->chain_ids || g_strv_length(ip->chain_ids) != ip->n_layers)
-                return -EBADMSG;
-        for (size_t l = 0; l < ip->n_layers; l++)
-                if (!digest_is_valid(ip->layers[l].digest) || !digest_is_valid(ip->layers[l].diff_id) ||
-                    !digest_is_valid(ip->chain_ids[l]) ||
-                    media_type_kind(ip->layers[l].media_type) != MEDIA_KIND_LAYER)
-                        return -EBADMSG;
-
-        digests = calloc(ip->n_layers + 1, sizeof(char *));
-        media_types = calloc(ip->n_layers + 1, sizeof(char *));
-        diff_ids = calloc(ip->n_layers + 1, sizeof(char *));
-        if (!digests || !media_types || !diff_ids)
-                return -ENOMEM;
-        for (size_t l = 0; l < ip->n_layers; l++) {
-                digests[l] = ip->layers[l].digest;
-                media_types[l] = ip->layers[l].media_type;
-                diff_ids[l] = ip->layers[l].diff_id;
-        }
-
-        p = calloc(1, sizeof(*p));
-        if (!p)
-                return -ENOMEM;
-        p->manager = t->manager;
-        p->transfer = t;
-        p->parallel = FETCH_PARALLEL_DEFAULT;
-        p->unpack_only = true;
-        p->jobs = g_ptr_array_new_with_free_func(pull_job_free);
-        g_queue_init(&p->queue);
-        p->target_digest = strdup(img->target_digest);
-        p->unpack_platform = strdup(ip->platform);
-        p->unpack_chain_ids = g_strdupv(ip->chain_ids);
-        if (!p->target_digest || !p->unpack_platform || !p->unpack_chain_ids) {
-                pull_free(p);
-                return -ENOMEM;
-        }
-
-        r = pull_new_unpack(p);
-        if (r >= 0)
-                r = unpack_add_platform(p->unpack, 0, ip->chain_ids, digests, diff_ids, media_types,
-                                        ip->n_layers);
-        for (size_t l = 0; r >= 0 && l < ip->n_layers; l++)
-                r = pull_add_job(p, JOB_LAYER, ip->layers[l].digest, ip->layers[l].media_type,
-                                 ip->layers[l].size);
-        /* The blobs are here already: their rows start as "exists", as in a pull that found them. */
-        for (size_t l = 0; r >= 0 && l < ip->n_layers; l++) {
-                TransferBlob *b = transfer_find_blob(t, ip->layers[l].digest);
-
-                if (b)
-                        transfer_blob_update(t, b, "exists", b->total, b->total);
-        }
-        if (r < 0) {
-                pull_free(p);
-                return r;
-        }
-        transfer_set_image_digest(t, img->target_digest);
-        transfer_set_state(t, TRANSFER_UNPACKING);
-        transfer_set_owner(t, &pull_owner_ops, p);
-        pull_dispatch(p); /* OpenBlob calls, answered from the fetcher's store */
         return 0;
 }

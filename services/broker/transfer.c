@@ -162,8 +162,7 @@ static void schedule_progress(Transfer *t) {
 
 /* ---- Cancel ---------------------------------------------------------------------------------------- */
 
-static int cancel_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *manager = userdata;
+static int cancel_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         const char *path = sd_bus_message_get_path(m);
         Transfer *t = NULL;
         unsigned long id;
@@ -205,10 +204,10 @@ static int cancel_authorized(sd_bus_message *m, void *userdata, sd_bus_error *er
 static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Transfer *t = userdata;
 
-        return broker_authorize(m, NULL, cancel_authorized, t->manager, error);
+        return broker_authorize(m, NULL, cancel_authorized, t->manager, NULL, 0, NULL, error);
 }
 
-static const sd_bus_vtable transfer_vtable[] = {
+const sd_bus_vtable broker_transfer_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Reference", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -259,8 +258,8 @@ int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platf
                 transfer_free(t);
                 return -ENOMEM;
         }
-        r = sd_bus_add_object_vtable(m->bus, &t->slot, t->path, BERTH_BROKER_TRANSFER_IFACE, transfer_vtable,
-                                     t);
+        r = sd_bus_add_object_vtable(m->bus, &t->slot, t->path, BERTH_BROKER_TRANSFER_IFACE,
+                                     broker_transfer_vtable, t);
         if (r < 0) {
                 transfer_free(t);
                 return r;

@@ -66,6 +66,9 @@ typedef struct Transfer {
         const TransferOwnerOps *owner_ops;
 } Transfer;
 
+/* The vtable of org.berth.Broker1.Transfer (Cancel, properties, Progress, Finished). */
+extern const sd_bus_vtable broker_transfer_vtable[];
+
 int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platform, uint64_t flags,
                  Transfer **ret);
 void transfer_free(Transfer *t);

@@ -159,13 +159,7 @@ static void schedule_notify(Unpack *u) {
 
 static void unpack_fail(Unpack *u, const char *format, ...) _printf_(2, 3);
 static void unpack_fail(Unpack *u, const char *format, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, format);
-        if (vasprintf(&msg, format, ap) < 0)
-                msg = NULL;
-        va_end(ap);
+        _cleanup_free_ char *msg = format_varargs(format);
         unpack_stop(u);
         u->cb.on_fail(u->cb.userdata, msg ?: "Unpack failed");
 }

@@ -38,15 +38,10 @@ static void archive_job_free(ArchiveJob *j) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(ArchiveJob *, archive_job_free);
 
 int archive_report_error(ArchiveReport *rep, const char *name, int r, const char *format, ...) {
-        va_list ap;
-
         if (!rep->error_name) {
                 rep->error_name = name ?: BERTH_ERROR_IO;
                 free(rep->error_message);
-                va_start(ap, format);
-                if (vasprintf(&rep->error_message, format, ap) < 0)
-                        rep->error_message = NULL;
-                va_end(ap);
+                rep->error_message = format_varargs(format);
         }
         return r == 0 ? -EIO : -abs(r);
 }

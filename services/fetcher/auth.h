@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "berth-limits.h"
 #include "macro.h"
 
 /* Registry authentication: WWW-Authenticate challenges (RFC 7235 as registries use it), the
@@ -24,10 +25,6 @@ typedef struct AuthChallenge {
         char *service;
         char *scope;
 } AuthChallenge;
-
-#define AUTH_TOKEN_MAX (16U * 1024U)
-#define CREDENTIALS_FILE_MAX (1024U * 1024U)
-#define CREDENTIAL_LENGTH_MAX 4096U
 
 /* Parse a WWW-Authenticate value; takes the first challenge whose scheme is Basic or Bearer. A Bearer
  * challenge needs a realm. -EBADMSG on syntax errors, -EOPNOTSUPP when no usable scheme is offered. */

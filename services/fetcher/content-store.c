@@ -10,11 +10,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "berth-limits.h"
 #include "content-store.h"
 #include "fs-util.h"
 #include "log.h"
-
-#define INGEST_META_MAX 256U
 
 struct ContentStore {
         int root_fd;

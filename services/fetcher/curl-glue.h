@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "berth-limits.h"
 #include "macro.h"
 
 /* libcurl's multi interface driven by sd-event (CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION → sd_event_add_io
@@ -42,8 +43,6 @@ typedef struct HttpRequestOptions {
         unsigned stall_timeout_sec;
         HttpTls tls;
 } HttpRequestOptions;
-
-#define HTTP_ERROR_BODY_MAX (64U * 1024U)
 
 struct HttpRequest {
         CurlGlue *glue;

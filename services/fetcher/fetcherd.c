@@ -22,8 +22,6 @@
 #include "oci-ref.h"
 #include "registry.h"
 
-#define MEDIA_TYPE_LENGTH_MAX 255U
-
 typedef struct Manager {
         sd_bus *bus;
         sd_event *event;

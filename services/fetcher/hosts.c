@@ -11,10 +11,6 @@
 #include "berth-limits.h"
 #include "log.h"
 
-#define RETRIES_MAX 10U
-#define STALL_TIMEOUT_MIN 5U
-#define STALL_TIMEOUT_MAX 3600U
-#define MIRRORS_MAX 16U
 
 static GHashTable *plain_http_hosts = NULL;
 

@@ -9,8 +9,6 @@
  * the snapshot records the unpacker wrote, builds the overlay itself, and mounts it onto a directory
  * the *user* opened and passed as an fd, never onto a path it was told. */
 
-#define IMAGE_MOUNT_LAYERS_MAX 500U
-
 /* Mount the chain topped by `chain_id` read-only (nosuid, nodev) onto the directory `target_fd`.
  * snapshots_fd: the unpacker's snapshot store. On failure ret_error may hold a message. */
 int image_mount(int snapshots_fd, const char *snapshots_path, const char *chain_id, int target_fd,
