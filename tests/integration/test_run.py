@@ -103,11 +103,33 @@ def cleanup():
     (["sh", "-c", "exit 7"], 7),
     (["/nonexistent"], 127),
     (["/etc/passwd"], 126),
-    (["sh", "-c", "kill -KILL $$"], 137),
 ])
 def test_run_exit_status(image, member, who, cmd, status):
     p = berthctl("run", "--rm", image, *cmd, user=member if who == "member" else None)
     assert p.returncode == status, p.stderr
+
+
+def _foreground(args, name):
+    """A foreground `run --name name … sh -c 'echo ready; …'` as root, returned once the container runs."""
+    proc = subprocess.Popen([str(stack.BERTHCTL), "--no-ask-password", "run", "--rm", "--name", name, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+    return proc
+
+
+def test_run_killed_from_outside_exits_128_plus_n(image):
+    proc = _foreground([image, "sh", "-c", "echo ready; exec sleep 1000"], "fg-kill")
+    ok(berthctl("kill", "fg-kill"))
+    assert proc.wait(60) == 137
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 42), (signal.SIGINT, 43), (signal.SIGHUP, 44)])
+def test_signals_to_the_cli_reach_the_container(image, sig, status):
+    script = ("trap 'exit 42' TERM; trap 'exit 43' INT; trap 'exit 44' HUP; echo ready; "
+              "while :; do sleep 0.1; done")
+    proc = _foreground([image, "sh", "-c", script], "fg-signal")
+    proc.send_signal(sig)
+    assert proc.wait(60) == status, proc.stderr.read()
 
 
 def test_stdio_goes_through_the_callers_pipes(image, member):
