@@ -794,7 +794,9 @@ def test_short_name_is_normalised_to_docker_io(registry, berth_config, tmp_path)
     # The same image under other spellings is the same name.
     for spelling in ("library/busybox", "docker.io/library/busybox:latest", "docker.io/busybox"):
         assert pulled(pull(spelling), "docker.io/library/busybox:latest") == digest
-    assert [r for r in bus_images() if "busybox" in r] == ["docker.io/library/busybox:latest"]
+    # Images of other origins (a localhost/busybox imported on the shared stack) are not ours to judge.
+    assert [r for r in bus_images() if "busybox" in r and not r.startswith("localhost/")] == \
+        ["docker.io/library/busybox:latest"]
     rm_images("docker.io/library/busybox:latest")
 
 

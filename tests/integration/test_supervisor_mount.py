@@ -109,7 +109,8 @@ def test_mount_merges_layers_read_only_and_unmount_restores(env):
     assert set(ids) <= set(used)
     assert env.call("unmount", env.mnt) == {}
     assert not (env.mnt / "a").exists()
-    assert env.call("list")["ids"] == []
+    # Only this store's snapshots are ours to check: containers running on the machine use theirs.
+    assert not set(ids) & set(env.call("list")["ids"])
 
 
 def test_single_layer_is_a_read_only_bind(env):
