@@ -3,6 +3,7 @@
 #include "broker.h"
 #include "bus-names.h"
 #include "image-store.h"
+#include "log.h"
 #include "oci-ref.h"
 #include "transfer.h"
 
@@ -112,4 +113,14 @@ BrokerRequest *broker_request_free(BrokerRequest *r) {
                 return NULL;
         sd_bus_message_unref(r->message);
         return mfree(r);
+}
+
+void broker_send_built_reply(sd_bus_message *request, sd_bus_message *reply, int r, const char *what) {
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to %s: %m", what);
+                (void) sd_bus_reply_method_errorf(request, BERTH_ERROR_IO, "Failed to %s: %s", what,
+                                                  strerror(-r));
+        }
 }

@@ -63,13 +63,7 @@ static int on_list_blobs_for_list(sd_bus_message *m, void *userdata, sd_bus_erro
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        if (r < 0) {
-                log_error_errno(r, "Failed to answer ListContent: %m");
-                (void) sd_bus_reply_method_errorf(c->message, BERTH_ERROR_IO, "Failed to list content: %s",
-                                                  strerror(-r));
-        }
+        broker_send_built_reply(c->message, reply, r, "list content");
         return 0;
 }
 

@@ -59,13 +59,7 @@ static void list_snapshots_reply(SnapCall *c) {
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        if (r < 0) {
-                log_error_errno(r, "Failed to answer ListSnapshots: %m");
-                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Failed to list snapshots: %s",
-                                                  strerror(-r));
-        }
+        broker_send_built_reply(c->request, reply, r, "list snapshots");
         snap_call_free(c);
 }
 
@@ -161,11 +155,9 @@ static int snapshot_info_authorized(sd_bus_message *m, Manager *manager, void *a
         r = validate_chain_id(a->id, error);
         if (r < 0)
                 return r;
-        c = snap_call_new(manager, m);
+        c = snap_call_new_one(manager, m, a->id);
         if (!c)
                 return -ENOMEM;
-        c->ids = g_new0(char *, 2);
-        c->ids[0] = g_strdup(a->id);
         return snap_collect(c, snapshot_info_reply, error);
 }
 
@@ -370,13 +362,7 @@ static void usage_reply(SnapCall *c) {
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        if (r < 0) {
-                log_error_errno(r, "Failed to answer Usage: %m");
-                (void) sd_bus_reply_method_errorf(c->request, BERTH_ERROR_IO, "Failed to compute usage: %s",
-                                                  strerror(-r));
-        }
+        broker_send_built_reply(c->request, reply, r, "compute usage");
         snap_call_free(c);
 }
 
@@ -395,13 +381,9 @@ static int usage_authorized(sd_bus_message *m, Manager *manager, void *args, sd_
                 if (r < 0)
                         return r;
         }
-        c = snap_call_new(manager, m);
+        c = snap_call_new_one(manager, m, i ? i->name : NULL);
         if (!c)
                 return -ENOMEM;
-        if (i) {
-                c->ids = g_new0(char *, 2);
-                c->ids[0] = g_strdup(i->name);
-        }
         return snap_collect(c, usage_reply, error);
 }
 

@@ -48,6 +48,9 @@ int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *de
                            sd_bus_error *error);
 
 /* broker-common.c: what every handler needs. */
+/* Ends a reply built step by step (r: the last step's result): sends it, or on failure logs and answers
+ * request with IO "Failed to <what>: <errno>". */
+void broker_send_built_reply(sd_bus_message *request, sd_bus_message *reply, int r, const char *what);
 /* PullImage and UnpackImage: (reference, platform, flags); strings borrowed from the message. */
 typedef struct ReferenceArgs {
         const char *reference;

@@ -51,6 +51,16 @@ SnapCall *snap_call_new(Manager *m, sd_bus_message *request) {
 }
 
 /* Ends a call with an error: to the D-Bus caller, or to the garbage collector's continuation. */
+SnapCall *snap_call_new_one(Manager *m, sd_bus_message *request, const char *id) {
+        SnapCall *c = snap_call_new(m, request);
+
+        if (c && id) {
+                c->ids = g_new0(char *, 2);
+                c->ids[0] = g_strdup(id);
+        }
+        return c;
+}
+
 void snap_call_fail(SnapCall *c, const char *name, const char *format, ...) {
         _cleanup_free_ char *msg = format_varargs(format);
         if (c->request)

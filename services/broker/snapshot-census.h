@@ -43,6 +43,8 @@ struct SnapCall {
 
 /* request: the public call that is answered at the end (NULL for gc started by PruneContent). */
 SnapCall *snap_call_new(Manager *m, sd_bus_message *request);
+/* The same with c->ids = { id } (none for NULL): the one snapshot or image the call is about. */
+SnapCall *snap_call_new_one(Manager *m, sd_bus_message *request, const char *id);
 void snap_call_free(SnapCall *c);
 /* Ends a call with an error: to the D-Bus caller, or to the garbage collector's continuation; frees c. */
 void snap_call_fail(SnapCall *c, const char *name, const char *format, ...) _printf_(3, 4);
