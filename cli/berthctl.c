@@ -12,13 +12,6 @@
 
 CliOptions arg = {};
 
-typedef struct Command {
-        const char *name;
-        const char *summary;
-        int (*run)(int argc, char *argv[]);
-        const Verb *verbs; /* for command groups (images, content, …); NULL for single commands */
-} Command;
-
 static const Command commands[] = {
         { "info", "Show the version and the state of the berth services", cmd_info, NULL },
         { "images", "Pull, list, inspect, tag and remove images", NULL, images_verbs },
@@ -26,6 +19,8 @@ static const Command commands[] = {
         { "snapshots", "List, inspect and remove unpacked layer snapshots", NULL, snapshots_verbs },
         { "login", "Store credentials for a registry", cmd_login, NULL },
         { "logout", "Forget the credentials for a registry", cmd_logout, NULL },
+        { "containers", "Containers, ctr-style (ls, create, start, stop, rm, inspect, logs)", NULL, containers_verbs },
+        { "tasks", "Running containers, ctr-style (ls, kill)", NULL, tasks_verbs },
 };
 
 static void help(void) {
@@ -34,6 +29,8 @@ static void help(void) {
                "Commands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+        for (const Command *c = container_commands; c->name; c++)
+                printf("  %-12s %s\n", c->name, c->summary);
         printf("\nOptions:\n"
                "  -h --help             Show this help\n"
                "     --version          Show package version\n"
@@ -107,6 +104,13 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
+        for (const Command *cc = container_commands; cc->name; cc++)
+                if (streq(cc->name, argv[optind])) {
+                        r = cc->run(argc - optind, argv + optind);
+                        if (cc->returns_status)
+                                return r < 0 ? 125 : r;
+                        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+                }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (streq(commands[i].name, argv[optind])) {
                         r = run_command(&commands[i], argc - optind, argv + optind);

@@ -21,6 +21,14 @@ typedef struct Verb {
         int (*run)(int argc, char *argv[]);
 } Verb;
 
+typedef struct Command {
+        const char *name;
+        const char *summary;
+        int (*run)(int argc, char *argv[]);
+        const Verb *verbs;   /* for command groups (images, content, …); NULL for single commands */
+        bool returns_status; /* run returns an exit status (>= 0), or < 0 for a failure (exit 125) */
+} Command;
+
 /* bus-client.c: connect to the broker, and turn a failed call into one line for the user. */
 int broker_connect(sd_bus **ret);
 /* Prints "berthctl: <what>: <reason>" for a failed call and returns a negative errno. */
@@ -57,6 +65,13 @@ int cmd_login(int argc, char *argv[]); /* cmd-login.c */
 int cmd_logout(int argc, char *argv[]);
 /* cmd-content.c: PruneContent, shared by `content gc` and `images prune`. */
 int content_gc(const char *what);
+
+/* Containers: cmd-run.c (run, create), cmd-containers.c (the rest, and the ctr-style groups). */
+int cmd_run(int argc, char *argv[]);
+int cmd_create(int argc, char *argv[]);
+extern const Command container_commands[]; /* terminated by {} */
+extern const Verb containers_verbs[];
+extern const Verb tasks_verbs[];
 
 /* Helpers for verbs. */
 bool wants_help(int argc, char *argv[]);

@@ -56,3 +56,7 @@
 #define BERTH_ERROR_CANCELLED "org.berth.Error.Cancelled"
 #define BERTH_ERROR_BUSY "org.berth.Error.Busy"
 #define BERTH_ERROR_IO "org.berth.Error.IO"
+#define BERTH_ERROR_INVALID_ARGS "org.berth.Error.InvalidArgs"
+#define BERTH_ERROR_NOT_ALLOWED "org.berth.Error.NotAllowed"
+#define BERTH_ERROR_EXEC_FAILED "org.berth.Error.ExecFailed"
+#define BERTH_ERROR_IMAGE_NOT_RUNNABLE "org.berth.Error.ImageNotRunnable"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
+#include <string.h>
 
 #include "bus-names.h"
 #include "bus-polkit.h"
@@ -9,6 +10,7 @@
 typedef struct PolkitQuery {
         sd_bus_message *request;
         char *action;
+        const char *denied_error;
         polkit_continuation_t cont;
         void *userdata;
         void (*destroy)(void *userdata);
@@ -48,9 +50,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (e) {
                 /* SECURITY: polkit unavailable or confused means denied, never allowed. */
                 log_warning("Polkit check for '%s' failed: %s", q->action, e->message ?: e->name);
-                return sd_bus_reply_method_errorf(q->request, BERTH_ERROR_ACCESS_DENIED,
-                                                  "Authorization check failed (polkit: %s).",
-                                                  e->message ?: e->name);
+                return sd_bus_reply_method_errorf(q->request, q->denied_error,
+                                                  "Authorization check for '%s' failed (polkit: %s).",
+                                                  q->action, e->message ?: e->name);
         }
 
         r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
@@ -58,8 +60,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
                 log_warning_errno(r, "Malformed polkit reply for '%s': %m", q->action);
-                return sd_bus_reply_method_errorf(q->request, BERTH_ERROR_ACCESS_DENIED,
-                                                  "Authorization check failed (malformed polkit reply).");
+                return sd_bus_reply_method_errorf(
+                        q->request, q->denied_error,
+                        "Authorization check for '%s' failed (malformed polkit reply).", q->action);
         }
 
         if (authorized)
@@ -70,22 +73,15 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                         q->request, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                         "Interactive authentication required for '%s'.", q->action);
 
-        return sd_bus_reply_method_errorf(q->request, BERTH_ERROR_ACCESS_DENIED,
+        return sd_bus_reply_method_errorf(q->request, q->denied_error,
                                           "Not authorized: polkit action '%s' was denied.", q->action);
 }
 
-int bus_polkit_check_async(sd_bus_message *m, const char *action, const char *const *details,
-                           polkit_continuation_t cont, void *userdata, sd_bus_error *error) {
-        return bus_polkit_check_async_full(m, action, details, cont, userdata, NULL, error);
-}
-
-int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const char *const *details,
-                                polkit_continuation_t cont, void *userdata, void (*destroy)(void *userdata),
-                                sd_bus_error *error) {
+static int polkit_check(sd_bus_message *m, const char *sender, const char *denied_error, const char *action,
+                        const char *const *details, polkit_continuation_t cont, void *userdata,
+                        void (*destroy)(void *userdata), sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(polkit_query_freep) PolkitQuery *q = NULL;
-        const char *sender;
-        uid_t uid;
         int r;
 
         /* From here on the query owns userdata (its free runs destroy), whatever happens. */
@@ -96,20 +92,10 @@ int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const cha
                 return -ENOMEM;
         }
         q->request = sd_bus_message_ref(m);
+        q->denied_error = denied_error;
         q->cont = cont;
         q->userdata = userdata;
         q->destroy = destroy;
-
-        r = bus_message_sender_uid(m, &uid);
-        if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
-                                         "Cannot establish the caller's identity.");
-        if (uid == 0)
-                return cont(m, userdata, error);
-
-        sender = sd_bus_message_get_sender(m);
-        if (!sender)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Message has no sender.");
 
         r = sd_bus_message_new_method_call(sd_bus_message_get_bus(m), &call, "org.freedesktop.PolicyKit1",
                                            "/org/freedesktop/PolicyKit1/Authority",
@@ -155,4 +141,60 @@ int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const cha
         if (r < 0)
                 return r;
         return 1;
+}
+
+int bus_polkit_check_async(sd_bus_message *m, const char *action, const char *const *details,
+                           polkit_continuation_t cont, void *userdata, sd_bus_error *error) {
+        return bus_polkit_check_async_full(m, action, details, cont, userdata, NULL, error);
+}
+
+int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const char *const *details,
+                                polkit_continuation_t cont, void *userdata, void (*destroy)(void *userdata),
+                                sd_bus_error *error) {
+        const char *sender;
+        uid_t uid;
+        int r;
+
+        r = bus_message_sender_uid(m, &uid);
+        if (r < 0) {
+                if (destroy)
+                        destroy(userdata);
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
+        }
+        if (uid == 0) {
+                r = cont(m, userdata, error);
+                if (destroy)
+                        destroy(userdata);
+                return r;
+        }
+
+        sender = sd_bus_message_get_sender(m);
+        if (!sender) {
+                if (destroy)
+                        destroy(userdata);
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Message has no sender.");
+        }
+        return polkit_check(m, sender, BERTH_ERROR_ACCESS_DENIED, action, details, cont, userdata, destroy,
+                            error);
+}
+
+bool bus_unique_name_is_valid(const char *s) {
+        /* ":<digits>.<digits>" as dbus-daemon hands them out; nothing else can name a peer. */
+        size_t n;
+
+        if (!s || s[0] != ':' || strlen(s) > 255)
+                return false;
+        n = strspn(s + 1, "0123456789.");
+        return n > 0 && s[1 + n] == 0 && s[1] != '.' && strchr(s, '.');
+}
+
+int bus_polkit_check_subject_async(sd_bus_message *m, const char *subject, const char *action,
+                                   const char *const *details, polkit_continuation_t cont, void *userdata,
+                                   sd_bus_error *error) {
+        if (!bus_unique_name_is_valid(subject))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid caller bus name.");
+        /* polkit itself authorises a root subject; a vanished subject is denied. */
+        return polkit_check(m, subject, BERTH_ERROR_NOT_ALLOWED, action, details, cont, userdata, NULL,
+                            error);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <systemd/sd-bus.h>
 
 /* Runs once the caller is authorised; replies to m itself (like a method handler). A negative return
@@ -28,3 +29,13 @@ int bus_polkit_check_async(sd_bus_message *m, const char *action, const char *co
 int bus_polkit_check_async_full(sd_bus_message *m, const char *action, const char *const *details,
                                 polkit_continuation_t cont, void *userdata, void (*destroy)(void *userdata),
                                 sd_bus_error *error);
+
+/* The same check for a subject other than the sender: a service that acts for a caller another service
+ * forwarded (the supervisor, for the broker's caller). subject must be a unique bus name (":1.42");
+ * polkit asks the bus daemon who owns it, so a name that is gone is simply denied. A denial is
+ * org.berth.Error.NotAllowed naming the action. */
+int bus_polkit_check_subject_async(sd_bus_message *m, const char *subject, const char *action,
+                                   const char *const *details, polkit_continuation_t cont, void *userdata,
+                                   sd_bus_error *error);
+
+bool bus_unique_name_is_valid(const char *s);

@@ -19,6 +19,9 @@
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
+/* snprintf() into a char array; true when the result fit (never use a cut path). */
+#define snprintf_ok(buf, ...) ((size_t) snprintf((buf), sizeof(buf), __VA_ARGS__) < sizeof(buf))
+
 /* Ownership transfer: return the value and leave the variable empty, so its cleanup is a no-op. */
 #define TAKE_GENERIC(var, type, nullvalue)                                                                  \
         ({                                                                                                  \

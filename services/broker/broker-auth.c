@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "bus-util.h"
 #include "bus-error.h"
 #include "bus-names.h"
 #include "bus-polkit.h"
@@ -68,6 +69,28 @@ static const struct {
          * nothing ListContent/InspectImage do not already show to whoever may see berth (images are shared
          * by all users of the host), so it needs org.berth.info. No path is opened on anyone's behalf. */
         { "ExportImage", BERTH_ACTION_INFO },
+        /* SECURITY: creating a container runs the image's code as root inside a confined container (own
+         * namespaces, podman's default capabilities, seccomp, no new privileges): granted to group berth
+         * by the shipped rule. The container belongs to the caller's uid. Privileged options (host
+         * network, bind mounts, --privileged, added capabilities, no seccomp) additionally need
+         * org.berth.container-privileged, which the supervisor checks itself with the caller's bus name
+         * the broker forwards, so a broker bug cannot grant them. The image and name are polkit details. */
+        { "CreateContainer", BERTH_ACTION_CONTAINER_RUN },
+        /* SECURITY: lists the caller's own containers (root: all); flag ALL_USERS (everyone's) is
+         * checked against container-manage-any in method_list_containers. */
+        { "ListContainers", BERTH_ACTION_INFO },
+        /* SECURITY: resolves a container's name or id to its object path (a name is no secret on a shared
+         * host, as with containerd); acting on the object needs container-manage(-any). */
+        { "GetContainer", BERTH_ACTION_INFO },
+        /* SECURITY: org.berth.Broker1.Container methods act on one container: its owner needs
+         * container-manage, anyone else container-manage-any (broker_authorize_owned() picks). OpenLog
+         * reveals the container's output, Wait only its exit. */
+        { "Start", BERTH_ACTION_CONTAINER_MANAGE },
+        { "Kill", BERTH_ACTION_CONTAINER_MANAGE },
+        { "Stop", BERTH_ACTION_CONTAINER_MANAGE },
+        { "Remove", BERTH_ACTION_CONTAINER_MANAGE },
+        { "Wait", BERTH_ACTION_CONTAINER_MANAGE },
+        { "OpenLog", BERTH_ACTION_CONTAINER_MANAGE },
 };
 
 const char *broker_action_for_method(const char *member) {
@@ -132,4 +155,31 @@ int broker_authorize(sd_bus_message *m, const char *const *details, broker_conti
         return bus_error_from_errno(error,
                                     bus_polkit_check_async_full(m, action, details, broker_auth_continue, a,
                                                                 broker_auth_free, error));
+}
+
+int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
+                           int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
+                           sd_bus_error *error) {
+        const char *action = broker_action_for_method(sd_bus_message_get_member(m));
+        uid_t uid;
+        int r;
+
+        if (!action)
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Method '%s' has no authorization rule.",
+                                         strna(sd_bus_message_get_member(m)));
+        /* SECURITY: container-manage covers the caller's own containers only; another user's container
+         * needs container-manage-any (admins), so members of group berth cannot stop, read or remove each
+         * other's containers. The owner is the uid the bus daemon reported when the container was
+         * created, compared with the uid it reports for this caller. */
+        if (streq(action, BERTH_ACTION_CONTAINER_MANAGE)) {
+                r = bus_message_sender_uid(m, &uid);
+                if (r < 0)
+                        return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                                 "Cannot establish the caller's identity.");
+                if (uid != owner)
+                        action = BERTH_ACTION_CONTAINER_MANAGE_ANY;
+        }
+        return bus_error_from_errno(error,
+                                    bus_polkit_check_async(m, action, details, cont, userdata, error));
 }

@@ -20,6 +20,7 @@ typedef struct Manager {
         sd_bus_slot *progress_match; /* the fetcher's unicast Progress signals */
         sd_bus_slot *fetcher_owner_match;
         char *fetcher_owner; /* unique name of the fetcher now owning its name (NameOwnerChanged), or NULL */
+        struct ContainerManager *containers; /* broker-containers.h */
 } Manager;
 
 /* broker-api.c: the vtable of org.berth.Broker1.Manager. */
@@ -41,6 +42,12 @@ typedef int (*broker_continuation_t)(sd_bus_message *m, Manager *manager, void *
 int broker_authorize(sd_bus_message *m, const char *const *details, broker_continuation_t cont,
                      Manager *manager, const void *args, size_t args_size, void (*args_done)(void *args),
                      sd_bus_error *error);
+
+/* The same for a method on an object owned by a uid: an action of container-manage becomes
+ * container-manage-any when the caller is not the owner. */
+int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
+                           int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
+                           sd_bus_error *error);
 
 /* broker-common.c: what every handler needs. */
 /* Ends a reply built step by step (r: the last step's result): sends it, or on failure logs and answers

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
 
+#include "broker-containers.h"
 #include "broker.h"
 #include "bus-names.h"
 #include "bus-util.h"
@@ -62,6 +63,9 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
                 on_fetcher_owner_changed, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the fetcher's bus name: %m");
+        r = container_manager_setup(m);
+        if (r < 0)
+                return r;
 
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
                                      broker_manager_vtable, m);
@@ -74,6 +78,7 @@ static void manager_shutdown(void *userdata) {
         Manager *m = userdata;
 
         manager_free_transfers(m);
+        container_manager_free(m);
         m->progress_match = sd_bus_slot_unref(m->progress_match);
         m->fetcher_owner_match = sd_bus_slot_unref(m->fetcher_owner_match);
         m->fetcher_owner = mfree(m->fetcher_owner);

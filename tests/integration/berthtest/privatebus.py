@@ -43,11 +43,12 @@ class PrivateBus:
         self.socket.chmod(0o777)
         self.procs = []
 
-    def start(self, name, env=None):
-        """Start berth-NAME (as its service user) on this bus; wait until it owns its name."""
+    def start(self, name, env=None, binary=None):
+        """Start berth-NAME (as its service user) on this bus; wait until it owns its name. binary: another
+        executable than the installed one (the build under test)."""
         user = SERVICE_USERS.get(name)
         extra = [f"{k}={v}" for k, v in (env or {}).items()]
-        cmd = ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.address}", *extra, str(stack.LIBEXEC / f"berth-{name}")]
+        cmd = ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.address}", *extra, str(binary or stack.LIBEXEC / f"berth-{name}")]
         if user:
             cmd = ["runuser", "-u", user, "--"] + cmd
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

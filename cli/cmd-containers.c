@@ -1,0 +1,774 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* berthctl start / stop / kill / wait / rm / ls / inspect / logs, and the ctr-style groups
+ * `containers VERB` and `tasks ls`. Each acts on /org/berth/Broker1/container/<id> objects. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-glib/json-glib.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berthctl.h"
+#include "bus-names.h"
+#include "bus-util.h"
+#include "container-cli.h"
+#include "fs-util.h"
+#include "output.h"
+
+/* ---- shared helpers --------------------------------------------------------------------------------- */
+
+const char *container_id_from_path(const char *path) {
+        const char *slash = strrchr(path, '/');
+
+        return slash ? slash + 1 : path;
+}
+
+int container_exit_status(int32_t exit_code) {
+        if (exit_code < 0)
+                return 255;
+        return exit_code & 0xff;
+}
+
+int container_resolve(sd_bus *bus, const char *name, const char *what, char **ret_path) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        int r;
+
+        r = broker_call(bus, "GetContainer", &reply, what, "s", name);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return report_bus_error(what, NULL, r);
+        *ret_path = strdup(path);
+        return *ret_path ? 0 : -ENOMEM;
+}
+
+int container_call(sd_bus *bus, const char *path, const char *member, sd_bus_message **reply,
+                   const char *what, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = bus_message_new_method_callv(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                         member, types, ap);
+        va_end(ap);
+        if (r < 0)
+                return report_bus_error(what, NULL, r);
+        return broker_send(bus, m, broker_default_timeout(), reply, what);
+}
+
+/* The log holds lines "<RFC 3339 time> <stdout|stderr> <F|P> <text>" (lib/shim-protocol.h): the text goes
+ * to our stdout or stderr as the container wrote it (F: a full line, P: a part without its newline). */
+typedef struct LogReader {
+        char buf[65536];
+        size_t len;
+} LogReader;
+
+static int emit_log_line(char *line, size_t n) {
+        char *stream, *tag, *text;
+        int fd;
+
+        line[n] = 0;
+        stream = strchr(line, ' ');
+        tag = stream ? strchr(stream + 1, ' ') : NULL;
+        text = tag ? strchr(tag + 1, ' ') : NULL;
+        if (!text)
+                return 0; /* not a log record */
+        *stream++ = 0;
+        *tag++ = 0;
+        *text++ = 0;
+        fd = streq(stream, "stderr") ? STDERR_FILENO : STDOUT_FILENO;
+        if (loop_write(fd, text, strlen(text)) < 0)
+                return -EPIPE;
+        if (streq(tag, "F") && loop_write(fd, "\n", 1) < 0)
+                return -EPIPE;
+        return 0;
+}
+
+static int copy_available(int fd, LogReader *lr) {
+        ssize_t n;
+        int r;
+
+        for (;;) {
+                char *nl;
+
+                n = read(fd, lr->buf + lr->len, sizeof(lr->buf) - 1 - lr->len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+                lr->len += (size_t) n;
+                while ((nl = memchr(lr->buf, '\n', lr->len))) {
+                        size_t line = (size_t) (nl - lr->buf);
+
+                        r = emit_log_line(lr->buf, line);
+                        if (r < 0)
+                                return r;
+                        memmove(lr->buf, nl + 1, lr->len - line - 1);
+                        lr->len -= line + 1;
+                }
+                if (lr->len == sizeof(lr->buf) - 1)
+                        lr->len = 0; /* a record longer than any the shim writes: drop it */
+        }
+}
+
+typedef struct Follow {
+        bool done;
+        int status;
+} Follow;
+
+static int on_follow_wait(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Follow *f = userdata;
+        int32_t code = -1;
+        const char *reason;
+
+        f->done = true;
+        if (!sd_bus_message_is_method_error(reply, NULL) &&
+            sd_bus_message_read(reply, "is", &code, &reason) >= 0)
+                f->status = container_exit_status(code);
+        else
+                f->status = CLI_EXIT_ERROR;
+        return 0;
+}
+
+int container_print_log(sd_bus *bus, const char *path, bool follow, const char *what) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Follow f = { .status = 0 };
+        LogReader lr = {};
+        int fd, r;
+
+        r = container_call(bus, path, "OpenLog", &reply, what, "t", UINT64_C(0));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "h", &fd);
+        if (r < 0)
+                return report_bus_error(what, NULL, r);
+        if (follow) {
+                r = container_wait_async(bus, path, on_follow_wait, &f);
+                if (r < 0)
+                        return report_bus_error(what, NULL, r);
+        }
+        for (;;) {
+                r = copy_available(fd, &lr);
+                if (r < 0 || !follow || f.done)
+                        break;
+                /* The log is a file: poll the bus for the exit, and read again at least every 100 ms. */
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        break;
+                if (r == 0)
+                        (void) sd_bus_wait(bus, 100 * 1000);
+        }
+        if (f.done)
+                (void) copy_available(fd, &lr);
+        fflush(stdout);
+        return r < 0 ? r : f.status;
+}
+
+/* The verbs that take NAME... and call one method each. */
+static int for_each_name(int argc, char *argv[], int first, const char *what,
+                         int (*fn)(sd_bus *bus, const char *path, const char *name, void *userdata),
+                         void *userdata) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int ret = 0, r;
+
+        if (first >= argc) {
+                fprintf(stderr, "berthctl: %s: expected a container name (see --help)\n", what);
+                return -EINVAL;
+        }
+        r = broker_connect(&bus);
+        if (r < 0)
+                return r;
+        for (int i = first; i < argc; i++) {
+                _cleanup_free_ char *path = NULL;
+
+                r = container_resolve(bus, argv[i], what, &path);
+                if (r >= 0)
+                        r = fn(bus, path, argv[i], userdata);
+                if (r < 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+/* ---- start ------------------------------------------------------------------------------------------ */
+
+static int cmd_start(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ char *path = NULL;
+        bool attach = false;
+        int i = 1, r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl start [-a] NAME\n\nStart a created container; -a waits for it and prints "
+                       "its output, exiting with its status.\n");
+                return 0;
+        }
+        if (i < argc && (streq(argv[i], "-a") || streq(argv[i], "--attach"))) {
+                attach = true;
+                i++;
+        }
+        if (i + 1 != argc) {
+                fprintf(stderr, "berthctl: start: expected one container name (see --help)\n");
+                return CLI_EXIT_ERROR;
+        }
+        r = broker_connect(&bus);
+        if (r >= 0)
+                r = container_resolve(bus, argv[i], "start", &path);
+        if (r >= 0)
+                r = container_call(bus, path, "Start", NULL, "start", "t", UINT64_C(0));
+        if (r < 0)
+                return CLI_EXIT_ERROR;
+        if (!attach) {
+                printf("%s\n", argv[i]);
+                return 0;
+        }
+        r = container_print_log(bus, path, true, "start");
+        return r < 0 ? CLI_EXIT_ERROR : r;
+}
+
+/* ---- stop, kill, wait, rm ---------------------------------------------------------------------------- */
+
+static int stop_one(sd_bus *bus, const char *path, const char *name, void *userdata) {
+        uint32_t timeout = *(uint32_t *) userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                           "Stop");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ut", timeout, UINT64_C(0));
+        if (r < 0)
+                return report_bus_error("stop", NULL, r);
+        /* The reply comes with the exit: up to the timeout and then the SIGKILL. */
+        r = sd_bus_call(bus, m, (uint64_t) (timeout + 30) * 1000000 + broker_default_timeout(), &error,
+                        &reply);
+        if (r < 0)
+                return report_bus_error("stop", &error, r);
+        printf("%s\n", name);
+        return 0;
+}
+
+static int cmd_stop(int argc, char *argv[]) {
+        uint32_t timeout = 10;
+        int i = 1;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl stop [-t SECONDS] NAME...\n\nStop containers: SIGTERM, then SIGKILL after "
+                       "SECONDS (default 10).\n");
+                return 0;
+        }
+        if (i + 1 < argc &&
+            (streq(argv[i], "-t") || streq(argv[i], "--time") || streq(argv[i], "--timeout"))) {
+                char *end;
+                unsigned long v;
+
+                errno = 0;
+                v = strtoul(argv[i + 1], &end, 10);
+                if (errno != 0 || *end || end == argv[i + 1] || v > 86400 || argv[i + 1][0] == '-') {
+                        fprintf(stderr, "berthctl: stop: invalid timeout '%s'\n", argv[i + 1]);
+                        return -EINVAL;
+                }
+                timeout = (uint32_t) v;
+                i += 2;
+        }
+        return for_each_name(argc, argv, i, "stop", stop_one, &timeout);
+}
+
+static int parse_signal(const char *s) {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno == 0 && *end == 0 && end != s)
+                return v > 0 && v < NSIG ? (int) v : -EINVAL;
+        if (strncasecmp(s, "SIG", 3) == 0)
+                s += 3;
+        for (int i = 1; i < NSIG; i++) {
+                const char *n = sigabbrev_np(i);
+
+                if (n && strcasecmp(n, s) == 0)
+                        return i;
+        }
+        return -EINVAL;
+}
+
+static int kill_one(sd_bus *bus, const char *path, const char *name, void *userdata) {
+        int r = container_call(bus, path, "Kill", NULL, "kill", "it", (int32_t) * (int *) userdata,
+                               UINT64_C(0));
+
+        if (r >= 0)
+                printf("%s\n", name);
+        return r;
+}
+
+static int cmd_kill(int argc, char *argv[]) {
+        int sig = SIGKILL, i = 1;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl kill [-s SIGNAL] NAME...\n\nSend a signal (default KILL) to the "
+                       "containers' "
+                       "init.\n");
+                return 0;
+        }
+        if (i + 1 < argc && (streq(argv[i], "-s") || streq(argv[i], "--signal"))) {
+                sig = parse_signal(argv[i + 1]);
+                if (sig < 0) {
+                        fprintf(stderr, "berthctl: kill: unknown signal '%s'\n", argv[i + 1]);
+                        return -EINVAL;
+                }
+                i += 2;
+        }
+        return for_each_name(argc, argv, i, "kill", kill_one, &sig);
+}
+
+static int wait_one(sd_bus *bus, const char *path, const char *name, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *reason;
+        int32_t code;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                           "Wait");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "t", UINT64_C(0));
+        if (r < 0)
+                return report_bus_error("wait", NULL, r);
+        r = sd_bus_call(bus, m, UINT64_MAX, &error, &reply);
+        if (r < 0)
+                return report_bus_error("wait", &error, r);
+        r = sd_bus_message_read(reply, "is", &code, &reason);
+        if (r < 0)
+                return report_bus_error("wait", NULL, r);
+        printf("%d\n", code);
+        *(int *) userdata = container_exit_status(code);
+        return 0;
+}
+
+static int cmd_wait(int argc, char *argv[]) {
+        int status = 0, r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl wait NAME...\n\nWait for containers to stop and print their exit codes; "
+                       "exits with the last one's.\n");
+                return 0;
+        }
+        r = for_each_name(argc, argv, 1, "wait", wait_one, &status);
+        return r < 0 ? CLI_EXIT_ERROR : status;
+}
+
+static int rm_one(sd_bus *bus, const char *path, const char *name, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                           "Remove");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "t", *(bool *) userdata ? UINT64_C(1) : UINT64_C(0));
+        if (r < 0)
+                return report_bus_error("rm", NULL, r);
+        /* A forced removal waits for the kill. */
+        r = sd_bus_call(bus, m, 120 * 1000000 + broker_default_timeout(), &error, &reply);
+        if (r < 0)
+                return report_bus_error("rm", &error, r);
+        printf("%s\n", name);
+        return 0;
+}
+
+static int cmd_rm(int argc, char *argv[]) {
+        bool force = false;
+        int i = 1;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl rm [-f] NAME...\n\nRemove containers (-f: kill running ones first).\n");
+                return 0;
+        }
+        if (i < argc && (streq(argv[i], "-f") || streq(argv[i], "--force"))) {
+                force = true;
+                i++;
+        }
+        return for_each_name(argc, argv, i, "rm", rm_one, &force);
+}
+
+/* ---- ls --------------------------------------------------------------------------------------------- */
+
+static void format_ago(char *buf, size_t size, uint64_t usec) {
+        struct timespec ts;
+        uint64_t now, d;
+
+        if (usec == 0) {
+                snprintf(buf, size, "-");
+                return;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        d = now > usec ? (now - usec) / 1000000 : 0;
+        if (d < 60)
+                snprintf(buf, size, "%llu seconds ago", (unsigned long long) d);
+        else if (d < 3600)
+                snprintf(buf, size, "%llu minutes ago", (unsigned long long) d / 60);
+        else if (d < 86400)
+                snprintf(buf, size, "%llu hours ago", (unsigned long long) d / 3600);
+        else
+                snprintf(buf, size, "%llu days ago", (unsigned long long) d / 86400);
+}
+
+static char *status_text(const char *status, int32_t code, const char *reason) {
+        if (streq(status, "stopped")) {
+                if (streq(reason, "oom"))
+                        return g_strdup_printf("exited (%d, oom)", code);
+                if (streq(reason, "lost"))
+                        return g_strdup("lost");
+                return g_strdup_printf("exited (%d)", code);
+        }
+        return g_strdup(status);
+}
+
+static char *owner_text(uint32_t uid) {
+        struct passwd *pw = getpwuid(uid);
+
+        return pw ? g_strdup(pw->pw_name) : g_strdup_printf("%u", uid);
+}
+
+static int list(bool all, bool all_users, bool json) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify) g_strfreev);
+        const char *id, *name, *image, *status, *reason, *path;
+        uint64_t created, started, finished;
+        uint32_t pid, owner;
+        int32_t code;
+        int r;
+
+        r = broker_connect_call(&bus, "ListContainers", &reply, "ls", "t",
+                                all_users ? UINT64_C(1) : UINT64_C(0));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssuisuttto)");
+        if (r < 0)
+                return report_bus_error("ls", NULL, r);
+        json_builder_begin_array(b);
+        while ((r = sd_bus_message_read(reply, "(ssssuisuttto)", &id, &name, &image, &status, &pid, &code,
+                                        &reason, &owner, &created, &started, &finished, &path)) > 0) {
+                g_autofree char *st = NULL, *own = NULL;
+                char ago[64], pidbuf[16];
+
+                if (!all && !streq(status, "running"))
+                        continue;
+                if (json) {
+                        json_builder_begin_object(b);
+                        json_builder_set_member_name(b, "Id");
+                        json_builder_add_string_value(b, id);
+                        json_builder_set_member_name(b, "Name");
+                        json_builder_add_string_value(b, name);
+                        json_builder_set_member_name(b, "Image");
+                        json_builder_add_string_value(b, image);
+                        json_builder_set_member_name(b, "Status");
+                        json_builder_add_string_value(b, status);
+                        json_builder_set_member_name(b, "Pid");
+                        json_builder_add_int_value(b, pid);
+                        json_builder_set_member_name(b, "ExitCode");
+                        json_builder_add_int_value(b, code);
+                        json_builder_set_member_name(b, "Reason");
+                        json_builder_add_string_value(b, reason);
+                        json_builder_set_member_name(b, "Owner");
+                        json_builder_add_int_value(b, owner);
+                        json_builder_set_member_name(b, "CreatedAt");
+                        json_builder_add_int_value(b, (gint64) created);
+                        json_builder_set_member_name(b, "StartedAt");
+                        json_builder_add_int_value(b, (gint64) started);
+                        json_builder_set_member_name(b, "FinishedAt");
+                        json_builder_add_int_value(b, (gint64) finished);
+                        json_builder_set_member_name(b, "Path");
+                        json_builder_add_string_value(b, path);
+                        json_builder_end_object(b);
+                        continue;
+                }
+                st = status_text(status, code, reason);
+                own = owner_text(owner);
+                format_ago(ago, sizeof(ago), created);
+                if (pid > 0)
+                        snprintf(pidbuf, sizeof(pidbuf), "%u", pid);
+                else
+                        snprintf(pidbuf, sizeof(pidbuf), "-");
+                g_ptr_array_add(rows, g_strdupv((char *[]){ (char *) name, (char *) image, st, pidbuf, own,
+                                                            ago, NULL }));
+        }
+        if (r < 0)
+                return report_bus_error("ls", NULL, r);
+        json_builder_end_array(b);
+        if (json) {
+                print_json_builder(b);
+                return 0;
+        }
+        static const char *const header[] = { "NAME", "IMAGE", "STATUS", "PID", "OWNER", "CREATED", NULL };
+        print_cell_table(header, (char ***) rows->pdata, rows->len);
+        return 0;
+}
+
+static int cmd_ls(int argc, char *argv[]) {
+        bool all = false, all_users = false;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+                        printf("berthctl ls [-a] [--all-users] [--json]\n\nList containers: running ones, "
+                               "or with "
+                               "-a all. A user sees their own; --all-users (container-manage-any) "
+                               "everyone's.\n");
+                        return 0;
+                } else if (streq(argv[i], "-a") || streq(argv[i], "--all"))
+                        all = true;
+                else if (streq(argv[i], "--all-users"))
+                        all_users = true;
+                else if (streq(argv[i], "--json"))
+                        arg.json = true;
+                else {
+                        fprintf(stderr, "berthctl: ls: unknown argument '%s'\n", argv[i]);
+                        return -EINVAL;
+                }
+        }
+        return list(all, all_users, arg.json);
+}
+
+static int cmd_tasks_ls(int argc, char *argv[]) {
+        /* ctr's tasks are the running containers. */
+        return list(false, false, arg.json);
+}
+
+/* ---- inspect ---------------------------------------------------------------------------------------- */
+
+static int get_properties(sd_bus *bus, const char *path, JsonBuilder *b, JsonNode **ret_options) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+                               &error, &reply, "s", BERTH_BROKER_CONTAINER_IFACE);
+        if (r < 0)
+                return report_bus_error("inspect", &error, r);
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r > 0) {
+                const char *key, *type;
+                char t;
+
+                r = sd_bus_message_enter_container(reply, 'e', "sv");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(reply, &t, &type);
+                if (r < 0)
+                        break;
+                r = sd_bus_message_enter_container(reply, 'v', type);
+                if (r < 0)
+                        break;
+                if (streq(key, "Options")) {
+                        const char *s;
+
+                        r = sd_bus_message_read(reply, "s", &s);
+                        if (r >= 0)
+                                *ret_options = json_from_string(s, NULL);
+                } else {
+                        json_builder_set_member_name(b, key);
+                        if (streq(type, "s")) {
+                                const char *s;
+                                r = sd_bus_message_read(reply, "s", &s);
+                                json_builder_add_string_value(b, s);
+                        } else if (streq(type, "u")) {
+                                uint32_t u;
+                                r = sd_bus_message_read(reply, "u", &u);
+                                json_builder_add_int_value(b, u);
+                        } else if (streq(type, "i")) {
+                                int32_t i;
+                                r = sd_bus_message_read(reply, "i", &i);
+                                json_builder_add_int_value(b, i);
+                        } else if (streq(type, "t")) {
+                                uint64_t t64;
+                                r = sd_bus_message_read(reply, "t", &t64);
+                                json_builder_add_int_value(b, (gint64) t64);
+                        } else if (streq(type, "b")) {
+                                int v;
+                                r = sd_bus_message_read(reply, "b", &v);
+                                json_builder_add_boolean_value(b, v);
+                        } else {
+                                r = sd_bus_message_skip(reply, type);
+                                json_builder_add_null_value(b);
+                        }
+                }
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = 1;
+        }
+        if (r < 0)
+                return report_bus_error("inspect", NULL, r);
+        return 0;
+}
+
+static void copy_member(JsonBuilder *b, JsonObject *o, const char *from, const char *to) {
+        JsonNode *n = o ? json_object_get_member(o, from) : NULL;
+
+        json_builder_set_member_name(b, to);
+        if (n)
+                json_builder_add_value(b, json_node_copy(n));
+        else
+                json_builder_add_null_value(b);
+}
+
+static int inspect_one(sd_bus *bus, const char *path, const char *name, void *userdata) {
+        JsonBuilder *all = userdata;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) options = NULL, root = NULL;
+        JsonObject *o;
+        int r;
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "State");
+        json_builder_begin_object(b);
+        r = get_properties(bus, path, b, &options);
+        if (r < 0)
+                return r;
+        json_builder_end_object(b);
+        o = options && JSON_NODE_HOLDS_OBJECT(options) ? json_node_get_object(options) : NULL;
+        /* What the user asked for (the broker's validated options). */
+        json_builder_set_member_name(b, "Config");
+        if (options)
+                json_builder_add_value(b, json_node_copy(options));
+        else
+                json_builder_add_null_value(b);
+        /* The summary of the runtime spec the supervisor builds from them. */
+        json_builder_set_member_name(b, "Spec");
+        json_builder_begin_object(b);
+        copy_member(b, o, "entrypoint", "Entrypoint");
+        copy_member(b, o, "cmd", "Cmd");
+        copy_member(b, o, "user", "User");
+        copy_member(b, o, "workdir", "WorkingDir");
+        copy_member(b, o, "hostname", "Hostname");
+        copy_member(b, o, "tty", "Terminal");
+        copy_member(b, o, "read_only", "ReadOnlyRootfs");
+        copy_member(b, o, "net", "Network");
+        copy_member(b, o, "seccomp", "Seccomp");
+        copy_member(b, o, "privileged", "Privileged");
+        copy_member(b, o, "cap_add", "CapAdd");
+        copy_member(b, o, "cap_drop", "CapDrop");
+        json_builder_end_object(b);
+        json_builder_set_member_name(b, "Mounts");
+        if (o && json_object_has_member(o, "mounts"))
+                json_builder_add_value(b, json_node_copy(json_object_get_member(o, "mounts")));
+        else {
+                json_builder_begin_array(b);
+                json_builder_end_array(b);
+        }
+        json_builder_set_member_name(b, "Limits");
+        json_builder_begin_object(b);
+        copy_member(b, o, "memory", "Memory");
+        copy_member(b, o, "cpu_quota_milli", "CpuQuotaMilli");
+        copy_member(b, o, "pids_limit", "PidsLimit");
+        json_builder_end_object(b);
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        json_builder_add_value(all, json_node_copy(root));
+        return 0;
+}
+
+static int cmd_inspect(int argc, char *argv[]) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        int r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl inspect NAME...\n\nShow containers' state, configuration, spec summary, "
+                       "mounts "
+                       "and limits as JSON.\n");
+                return 0;
+        }
+        json_builder_begin_array(b);
+        r = for_each_name(argc, argv, 1, "inspect", inspect_one, b);
+        json_builder_end_array(b);
+        if (r < 0)
+                return r;
+        print_json_builder(b);
+        return 0;
+}
+
+/* ---- logs ------------------------------------------------------------------------------------------- */
+
+static int cmd_logs(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ char *path = NULL;
+        bool follow = false;
+        int i = 1, r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl logs [-f] NAME\n\nPrint a detached container's output (-f: follow until it "
+                       "stops).\n");
+                return 0;
+        }
+        if (i < argc && (streq(argv[i], "-f") || streq(argv[i], "--follow"))) {
+                follow = true;
+                i++;
+        }
+        if (i + 1 != argc) {
+                fprintf(stderr, "berthctl: logs: expected one container name (see --help)\n");
+                return -EINVAL;
+        }
+        r = broker_connect(&bus);
+        if (r >= 0)
+                r = container_resolve(bus, argv[i], "logs", &path);
+        if (r >= 0)
+                r = container_print_log(bus, path, follow, "logs");
+        return r < 0 ? r : 0;
+}
+
+/* ---- tables of commands ----------------------------------------------------------------------------- */
+
+const Command container_commands[] = {
+        { "run", "Run a command in a new container", cmd_run, NULL, true },
+        { "create", "Create a container (start it with 'start')", cmd_create, NULL, true },
+        { "start", "Start a created container (-a: wait and show its output)", cmd_start, NULL, true },
+        { "stop", "Stop containers (SIGTERM, then SIGKILL)", cmd_stop, NULL, false },
+        { "kill", "Send a signal to containers", cmd_kill, NULL, false },
+        { "wait", "Wait for containers to stop; print their exit codes", cmd_wait, NULL, true },
+        { "rm", "Remove containers", cmd_rm, NULL, false },
+        { "ls", "List containers", cmd_ls, NULL, false },
+        { "ps", "List containers (as ls)", cmd_ls, NULL, false },
+        { "inspect", "Show a container as JSON", cmd_inspect, NULL, false },
+        { "logs", "Print a detached container's output", cmd_logs, NULL, false },
+        {},
+};
+
+/* ctr's spelling: `containers ls|rm|inspect…`, `tasks ls|kill`. */
+const Verb containers_verbs[] = {
+        { "ls", "[-a] [--json]", "List containers", cmd_ls },
+        { "list", "[-a] [--json]", "List containers", cmd_ls },
+        { "create", "[OPTIONS] IMAGE [CMD...]", "Create a container", cmd_create },
+        { "start", "[-a] NAME", "Start a container", cmd_start },
+        { "stop", "[-t S] NAME...", "Stop containers", cmd_stop },
+        { "rm", "[-f] NAME...", "Remove containers", cmd_rm },
+        { "delete", "[-f] NAME...", "Remove containers", cmd_rm },
+        { "inspect", "NAME...", "Show containers as JSON", cmd_inspect },
+        { "logs", "[-f] NAME", "Print a container's log", cmd_logs },
+        {},
+};
+
+const Verb tasks_verbs[] = {
+        { "ls", "", "List running containers", cmd_tasks_ls },
+        { "list", "", "List running containers", cmd_tasks_ls },
+        { "kill", "[-s SIG] NAME...", "Signal containers", cmd_kill },
+        {},
+};

@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* berthctl run / create: docker's and podman's argument order (options stop at IMAGE), turned into
+ * Manager.CreateContainer's options JSON; foreground runs pass the caller's own fds 0/1/2. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "berthctl.h"
+#include "bus-names.h"
+#include "bus-util.h"
+#include "container-cli.h"
+#include "output.h"
+
+#define MOUNTS_MAX 64
+
+typedef struct RunOptions {
+        const char *name;
+        bool rm, detach, tty, interactive;
+        GPtrArray *env; /* char* (owned) */
+        const char *workdir, *user, *entrypoint, *hostname;
+        bool entrypoint_set;
+        bool read_only, privileged, seccomp_unconfined, net_host;
+        uint64_t memory, cpu_quota_milli, pids_limit;
+        GPtrArray *cap_add, *cap_drop; /* borrowed argv strings */
+        int mount_fds[MOUNTS_MAX];
+        char *mount_dst[MOUNTS_MAX];
+        bool mount_ro[MOUNTS_MAX];
+        unsigned n_mounts;
+        const char *image;
+        char **cmd; /* borrowed from argv, may be empty */
+        int n_cmd;
+} RunOptions;
+
+static void run_options_done(RunOptions *o) {
+        if (o->env)
+                g_ptr_array_unref(o->env);
+        if (o->cap_add)
+                g_ptr_array_unref(o->cap_add);
+        if (o->cap_drop)
+                g_ptr_array_unref(o->cap_drop);
+        for (unsigned i = 0; i < o->n_mounts; i++) {
+                safe_close(o->mount_fds[i]);
+                free(o->mount_dst[i]);
+        }
+}
+
+static int parse_size(const char *s, uint64_t *ret) {
+        char *end;
+        double v;
+        uint64_t mult = 1;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno != 0 || end == s || v < 0 || !isfinite(v))
+                return -EINVAL;
+        switch (tolower((unsigned char) *end)) {
+        case 0:
+                break;
+        case 'b':
+                break;
+        case 'k':
+                mult = UINT64_C(1) << 10;
+                break;
+        case 'm':
+                mult = UINT64_C(1) << 20;
+                break;
+        case 'g':
+                mult = UINT64_C(1) << 30;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (*end && end[1] && !(tolower((unsigned char) end[1]) == 'b' && !end[2]))
+                return -EINVAL;
+        if (v * (double) mult > 1e18)
+                return -ERANGE;
+        *ret = (uint64_t) (v * (double) mult);
+        return 0;
+}
+
+/* "K=V" as given; "K" alone takes K from our environment (docker's rule), or is dropped when unset. */
+static int add_env(RunOptions *o, const char *e) {
+        const char *v;
+
+        if (isempty(e) || e[0] == '=') {
+                fprintf(stderr, "berthctl: run: invalid environment entry '%s'\n", e);
+                return -EINVAL;
+        }
+        if (strchr(e, '=')) {
+                g_ptr_array_add(o->env, g_strdup(e));
+                return 0;
+        }
+        v = getenv(e);
+        if (v)
+                g_ptr_array_add(o->env, g_strdup_printf("%s=%s", e, v));
+        return 0;
+}
+
+static int add_env_file(RunOptions *o, const char *path) {
+        g_autofree char *data = NULL;
+        g_auto(GStrv) lines = NULL;
+        g_autoptr(GError) err = NULL;
+        int r;
+
+        if (!g_file_get_contents(path, &data, NULL, &err)) {
+                fprintf(stderr, "berthctl: run: cannot read env file '%s': %s\n", path, err->message);
+                return -EINVAL;
+        }
+        lines = g_strsplit(data, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                g_strstrip(*l);
+                if (**l == 0 || **l == '#')
+                        continue;
+                r = add_env(o, *l);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* --mount type=bind,src=PATH,dst=PATH[,ro|readonly] (also source=, target=, destination=). The source is
+ * opened here, as the caller, O_PATH: the supervisor binds what this fd names, never a path. */
+static int add_mount(RunOptions *o, const char *spec) {
+        g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
+        const char *type = NULL, *src = NULL, *dst = NULL;
+        bool ro = false;
+        int fd;
+
+        for (char **p = parts; *p; p++) {
+                char *eq = strchr(*p, '=');
+                const char *k = *p, *v = eq ? eq + 1 : NULL;
+
+                if (eq)
+                        *eq = 0;
+                if (streq(k, "type") && v)
+                        type = v;
+                else if ((streq(k, "src") || streq(k, "source")) && v)
+                        src = v;
+                else if ((streq(k, "dst") || streq(k, "target") || streq(k, "destination")) && v)
+                        dst = v;
+                else if ((streq(k, "ro") || streq(k, "readonly")) &&
+                         (!v || streq(v, "true") || streq(v, "1")))
+                        ro = true;
+                else if ((streq(k, "ro") || streq(k, "readonly")) && (streq(v, "false") || streq(v, "0")))
+                        ro = false;
+                else {
+                        fprintf(stderr, "berthctl: run: --mount: unknown field '%s'\n", k);
+                        return -EINVAL;
+                }
+        }
+        if (!streq_ptr(type, "bind") || !src || !dst) {
+                fprintf(stderr, "berthctl: run: --mount needs type=bind,src=…,dst=…\n");
+                return -EINVAL;
+        }
+        if (o->n_mounts >= MOUNTS_MAX) {
+                fprintf(stderr, "berthctl: run: at most %d mounts\n", MOUNTS_MAX);
+                return -E2BIG;
+        }
+        fd = open(src, O_PATH | O_CLOEXEC);
+        if (fd < 0) {
+                fprintf(stderr, "berthctl: run: --mount: cannot open '%s': %m\n", src);
+                return -errno;
+        }
+        o->mount_fds[o->n_mounts] = fd;
+        o->mount_dst[o->n_mounts] = strdup(dst);
+        o->mount_ro[o->n_mounts] = ro;
+        o->n_mounts++;
+        return 0;
+}
+
+static void help(const char *verb) {
+        printf("berthctl %s [OPTIONS] IMAGE [COMMAND [ARG...]]\n\n"
+               "%s a container from IMAGE (options go before IMAGE, as with docker and podman).\n\n"
+               "  --name NAME            Container name (default: a generated one)\n"
+               "  --rm                   Remove the container when it exits\n"
+               "  -d --detach            Run in the background, print the id (output goes to its log)\n"
+               "  -t --tty               Allocate a pseudo-terminal\n"
+               "  -i --interactive       Keep stdin attached\n"
+               "  -e --env K=V           Set an environment variable (repeatable)\n"
+               "     --env-file FILE     Read K=V lines from FILE\n"
+               "  -w --workdir DIR       Working directory inside the container\n"
+               "  -u --user USER[:GROUP] User (name or uid) inside the image\n"
+               "     --entrypoint CMD    Override the image's entrypoint\n"
+               "     --hostname NAME     Container host name\n"
+               "     --read-only         Mount the root file system read-only\n"
+               "     --memory BYTES      Memory limit (k, m, g suffixes)\n"
+               "     --cpus N            CPU limit (fractions allowed)\n"
+               "     --pids-limit N      Process limit\n"
+               "     --cap-add CAP       Add a capability (privileged)\n"
+               "     --cap-drop CAP      Drop a capability\n"
+               "     --privileged        All capabilities, no seccomp (privileged)\n"
+               "     --security-opt seccomp=unconfined  No seccomp filter (privileged)\n"
+               "     --net none|host     Network: own namespace with loopback (default) or the host's "
+               "(privileged)\n"
+               "     --mount type=bind,src=PATH,dst=PATH[,ro]  Bind a host path (privileged)\n",
+               verb, streq(verb, "run") ? "Run" : "Create");
+}
+
+/* Parses argv (argv[0] = the verb). */
+static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *o) {
+        enum {
+                ARG_NAME = 0x100,
+                ARG_RM,
+                ARG_ENV_FILE,
+                ARG_ENTRYPOINT,
+                ARG_HOSTNAME,
+                ARG_READ_ONLY,
+                ARG_MEMORY,
+                ARG_CPUS,
+                ARG_PIDS_LIMIT,
+                ARG_CAP_ADD,
+                ARG_CAP_DROP,
+                ARG_PRIVILEGED,
+                ARG_SECURITY_OPT,
+                ARG_NET,
+                ARG_MOUNT,
+        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "name", required_argument, NULL, ARG_NAME },
+                                                 { "rm", no_argument, NULL, ARG_RM },
+                                                 { "detach", no_argument, NULL, 'd' },
+                                                 { "tty", no_argument, NULL, 't' },
+                                                 { "interactive", no_argument, NULL, 'i' },
+                                                 { "env", required_argument, NULL, 'e' },
+                                                 { "env-file", required_argument, NULL, ARG_ENV_FILE },
+                                                 { "workdir", required_argument, NULL, 'w' },
+                                                 { "user", required_argument, NULL, 'u' },
+                                                 { "entrypoint", required_argument, NULL, ARG_ENTRYPOINT },
+                                                 { "hostname", required_argument, NULL, ARG_HOSTNAME },
+                                                 { "read-only", no_argument, NULL, ARG_READ_ONLY },
+                                                 { "memory", required_argument, NULL, ARG_MEMORY },
+                                                 { "cpus", required_argument, NULL, ARG_CPUS },
+                                                 { "pids-limit", required_argument, NULL, ARG_PIDS_LIMIT },
+                                                 { "cap-add", required_argument, NULL, ARG_CAP_ADD },
+                                                 { "cap-drop", required_argument, NULL, ARG_CAP_DROP },
+                                                 { "privileged", no_argument, NULL, ARG_PRIVILEGED },
+                                                 { "security-opt", required_argument, NULL,
+                                                   ARG_SECURITY_OPT },
+                                                 { "net", required_argument, NULL, ARG_NET },
+                                                 { "network", required_argument, NULL, ARG_NET },
+                                                 { "mount", required_argument, NULL, ARG_MOUNT },
+                                                 {} };
+        int c, r;
+        char *end;
+        double cpus;
+
+        o->env = g_ptr_array_new_with_free_func(g_free);
+        o->cap_add = g_ptr_array_new();
+        o->cap_drop = g_ptr_array_new();
+        optind = 0;
+        /* "+": options stop at IMAGE; what follows is the container's command. */
+        while ((c = getopt_long(argc, argv, "+hdtie:w:u:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help(verb);
+                        return 0;
+                case ARG_NAME:
+                        o->name = optarg;
+                        break;
+                case ARG_RM:
+                        o->rm = true;
+                        break;
+                case 'd':
+                        o->detach = true;
+                        break;
+                case 't':
+                        o->tty = true;
+                        break;
+                case 'i':
+                        o->interactive = true;
+                        break;
+                case 'e':
+                        r = add_env(o, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_ENV_FILE:
+                        r = add_env_file(o, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case 'w':
+                        o->workdir = optarg;
+                        break;
+                case 'u':
+                        o->user = optarg;
+                        break;
+                case ARG_ENTRYPOINT:
+                        o->entrypoint = optarg;
+                        o->entrypoint_set = true;
+                        break;
+                case ARG_HOSTNAME:
+                        o->hostname = optarg;
+                        break;
+                case ARG_READ_ONLY:
+                        o->read_only = true;
+                        break;
+                case ARG_MEMORY:
+                        if (parse_size(optarg, &o->memory) < 0) {
+                                fprintf(stderr, "berthctl: %s: invalid --memory '%s'\n", verb, optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_CPUS:
+                        errno = 0;
+                        cpus = strtod(optarg, &end);
+                        if (errno != 0 || end == optarg || *end || !(cpus > 0) || cpus > 1e6) {
+                                fprintf(stderr, "berthctl: %s: invalid --cpus '%s'\n", verb, optarg);
+                                return -EINVAL;
+                        }
+                        o->cpu_quota_milli = (uint64_t) llround(cpus * 1000.0);
+                        if (o->cpu_quota_milli == 0)
+                                o->cpu_quota_milli = 1;
+                        break;
+                case ARG_PIDS_LIMIT:
+                        errno = 0;
+                        o->pids_limit = strtoull(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end || optarg[0] == '-') {
+                                fprintf(stderr, "berthctl: %s: invalid --pids-limit '%s'\n", verb, optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_CAP_ADD:
+                        g_ptr_array_add(o->cap_add, optarg);
+                        break;
+                case ARG_CAP_DROP:
+                        g_ptr_array_add(o->cap_drop, optarg);
+                        break;
+                case ARG_PRIVILEGED:
+                        o->privileged = true;
+                        break;
+                case ARG_SECURITY_OPT:
+                        if (streq(optarg, "seccomp=unconfined"))
+                                o->seccomp_unconfined = true;
+                        else if (!streq(optarg, "seccomp=default")) {
+                                fprintf(stderr,
+                                        "berthctl: %s: unsupported --security-opt '%s' "
+                                        "(seccomp=unconfined or seccomp=default)\n",
+                                        verb, optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_NET:
+                        if (streq(optarg, "host"))
+                                o->net_host = true;
+                        else if (streq(optarg, "none"))
+                                o->net_host = false;
+                        else {
+                                fprintf(stderr, "berthctl: %s: unsupported --net '%s' (none or host)\n",
+                                        verb, optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_MOUNT:
+                        r = add_mount(o, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind >= argc) {
+                fprintf(stderr, "berthctl: %s: expected an image (see --help)\n", verb);
+                return -EINVAL;
+        }
+        o->image = argv[optind];
+        o->cmd = argv + optind + 1;
+        o->n_cmd = argc - optind - 1;
+        return 1;
+}
+
+static void add_strv(JsonBuilder *b, const char *name, char **v, int n) {
+        json_builder_set_member_name(b, name);
+        json_builder_begin_array(b);
+        for (int i = 0; i < n; i++)
+                json_builder_add_string_value(b, v[i]);
+        json_builder_end_array(b);
+}
+
+static char *options_json(const RunOptions *o, bool detach) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) root = NULL;
+
+        json_builder_begin_object(b);
+        if (o->entrypoint_set) {
+                char *ep[1] = { (char *) o->entrypoint };
+
+                /* --entrypoint "" clears it; the image's cmd does not apply to a new entrypoint. */
+                add_strv(b, "entrypoint", ep, isempty(o->entrypoint) ? 0 : 1);
+        }
+        if (o->n_cmd > 0)
+                add_strv(b, "cmd", o->cmd, o->n_cmd);
+        if (o->env->len > 0)
+                add_strv(b, "env", (char **) o->env->pdata, (int) o->env->len);
+#define STR(k, v)                                                                                           \
+        if (v) {                                                                                            \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_string_value(b, v);                                                        \
+        }
+#define BOOL(k, v)                                                                                          \
+        if (v) {                                                                                            \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_boolean_value(b, true);                                                    \
+        }
+#define NUM(k, v)                                                                                           \
+        if (v) {                                                                                            \
+                json_builder_set_member_name(b, k);                                                         \
+                json_builder_add_int_value(b, (gint64) (v));                                                \
+        }
+        STR("workdir", o->workdir);
+        STR("user", o->user);
+        STR("hostname", o->hostname);
+        BOOL("tty", o->tty);
+        BOOL("stdin", o->interactive);
+        BOOL("detach", detach);
+        BOOL("read_only", o->read_only);
+        NUM("memory", o->memory);
+        NUM("cpu_quota_milli", o->cpu_quota_milli);
+        NUM("pids_limit", o->pids_limit);
+        if (o->cap_add->len > 0)
+                add_strv(b, "cap_add", (char **) o->cap_add->pdata, (int) o->cap_add->len);
+        if (o->cap_drop->len > 0)
+                add_strv(b, "cap_drop", (char **) o->cap_drop->pdata, (int) o->cap_drop->len);
+        BOOL("privileged", o->privileged);
+        if (o->seccomp_unconfined) {
+                json_builder_set_member_name(b, "seccomp");
+                json_builder_add_string_value(b, "unconfined");
+        }
+        if (o->net_host) {
+                json_builder_set_member_name(b, "net");
+                json_builder_add_string_value(b, "host");
+        }
+#undef STR
+#undef BOOL
+#undef NUM
+        if (o->n_mounts > 0) {
+                json_builder_set_member_name(b, "mounts");
+                json_builder_begin_array(b);
+                for (unsigned i = 0; i < o->n_mounts; i++) {
+                        json_builder_begin_object(b);
+                        json_builder_set_member_name(b, "source_fd");
+                        json_builder_add_int_value(b, i);
+                        json_builder_set_member_name(b, "destination");
+                        json_builder_add_string_value(b, o->mount_dst[i]);
+                        json_builder_set_member_name(b, "readonly");
+                        json_builder_add_boolean_value(b, o->mount_ro[i]);
+                        json_builder_end_object(b);
+                }
+                json_builder_end_array(b);
+        }
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        return json_to_string(root, false);
+}
+
+/* CreateContainer; *ret_path is the container's object path, *ret_pty the pty master (or -1). */
+static int create(sd_bus *bus, const char *verb, const RunOptions *o, bool detach, bool pass_stdio,
+                  char **ret_path, int *ret_pty) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        g_autofree char *options = options_json(o, detach);
+        const char *path;
+        int r, fd = -EBADF;
+
+        r = broker_new_call(bus, &m, "CreateContainer");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sss", o->image, o->name ?: "", options);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sh}");
+        if (r >= 0 && pass_stdio) {
+                /* The container writes straight into our terminal or pipe: these are our own fds. */
+                if (o->interactive)
+                        r = sd_bus_message_append(m, "{sh}", "stdin", STDIN_FILENO);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "{sh}", "stdout", STDOUT_FILENO);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "{sh}", "stderr", STDERR_FILENO);
+        }
+        for (unsigned i = 0; r >= 0 && i < o->n_mounts; i++) {
+                char key[16];
+
+                snprintf(key, sizeof(key), "mount%u", i);
+                r = sd_bus_message_append(m, "{sh}", key, o->mount_fds[i]);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "t", o->rm ? UINT64_C(1) : UINT64_C(0));
+        if (r < 0)
+                return report_bus_error(verb, NULL, r);
+        r = broker_send(bus, m, broker_default_timeout(), &reply, verb);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "h");
+        if (r >= 0) {
+                int pty;
+
+                r = sd_bus_message_read(reply, "h", &pty);
+                if (r > 0) {
+                        fd = fcntl(pty, F_DUPFD_CLOEXEC, 3);
+                        if (fd < 0)
+                                r = -errno;
+                }
+        }
+        if (r < 0) {
+                safe_close(fd);
+                return report_bus_error(verb, NULL, r);
+        }
+        *ret_path = strdup(path);
+        if (!*ret_path) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        *ret_pty = fd;
+        return 0;
+}
+
+static int run_or_create(int argc, char *argv[], bool run) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        __attribute__((cleanup(run_options_done))) RunOptions o = { .name = NULL };
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int pty = -EBADF;
+        const char *verb = run ? "run" : "create";
+        bool detach;
+        int r;
+
+        r = parse_run_args(verb, argc, argv, &o);
+        if (r <= 0)
+                return r < 0 ? CLI_EXIT_ERROR : 0;
+        if (o.tty && !run) {
+                fprintf(stderr, "berthctl: create: -t needs a terminal to attach: use run -t\n");
+                return CLI_EXIT_ERROR;
+        }
+        /* A created container has nobody attached: it logs, as a detached one. */
+        detach = o.detach || !run;
+        r = broker_connect(&bus);
+        if (r < 0)
+                return CLI_EXIT_ERROR;
+        r = create(bus, verb, &o, detach, !detach && !o.tty, &path, &pty);
+        if (r < 0)
+                return CLI_EXIT_ERROR;
+        if (!run || detach) {
+                if (run) {
+                        r = container_call(bus, path, "Start", NULL, "start", "t", UINT64_C(0));
+                        if (r < 0) {
+                                if (o.rm)
+                                        (void) container_call(bus, path, "Remove", NULL, "rm", "t",
+                                                              UINT64_C(1));
+                                return CLI_EXIT_ERROR;
+                        }
+                }
+                printf("%s\n", container_id_from_path(path));
+                return 0;
+        }
+        return container_attach_run(bus, path, TAKE_FD(pty), o.tty, o.interactive, o.rm);
+}
+
+int cmd_run(int argc, char *argv[]) {
+        return run_or_create(argc, argv, true);
+}
+
+int cmd_create(int argc, char *argv[]) {
+        return run_or_create(argc, argv, false);
+}

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+
+#include "cgroup.h"
+
+/* A transient scope per container, created by systemd (PID 1) on our request: StartTransientUnit with
+ * PIDs=[init] and Delegate=yes, so that systemd never touches the subtree and stopping or restarting
+ * berth-supervisor.service takes no container with it (it is not in our unit's cgroup). Limits are
+ * unit properties, so systemd writes them for whatever layout it runs (v1, hybrid, v2). */
+
+#define SCOPE_JOB_TIMEOUT_USEC (10ULL * 1000000ULL)
+
+typedef struct JobWait {
+        const char *job;
+        bool done;
+        char result[64];
+} JobWait;
+
+static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        JobWait *w = userdata;
+        const char *path = NULL, *unit = NULL, *result = NULL;
+        uint32_t id;
+
+        if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
+                return 0;
+        if (path && streq(path, w->job)) {
+                w->done = true;
+                snprintf(w->result, sizeof(w->result), "%s", strna(result));
+        }
+        return 0;
+}
+
+static int systemd_create(Cgroup *cg, const Spec *spec, BerthError *err) {
+        /* The scope needs the pid: everything happens in enter(). */
+        return 0;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static int find_own_cgroup(Cgroup *cg, pid_t pid) {
+        _cleanup_free_ char *line = NULL;
+        char p[64];
+        size_t n = 0;
+        FILE *f;
+
+        snprintf(p, sizeof(p), "/proc/%d/cgroup", (int) pid);
+        f = fopen(p, "re");
+        if (!f)
+                return negative_errno();
+        while (getline(&line, &n, f) > 0) {
+                line[strcspn(line, "\n")] = '\0';
+                char *a = strchr(line, ':');
+                char *b = a ? strchr(a + 1, ':') : NULL;
+                if (!b)
+                        continue;
+                *b = '\0';
+                const char *ctrls = a + 1, *path = b + 1;
+                if (cg->layout == CGROUP_LAYOUT_V2 && *ctrls == '\0') {
+                        snprintf(cg->path, sizeof(cg->path), "%s", path + 1);
+                        if (!snprintf_ok(cg->oom_file, "/sys/fs/cgroup%s/memory.events", path))
+                                break;
+                } else if (cg->layout != CGROUP_LAYOUT_V2 && streq(ctrls, "memory")) {
+                        snprintf(cg->path, sizeof(cg->path), "%s", path + 1);
+                        if (!snprintf_ok(cg->oom_file, "/sys/fs/cgroup/memory%s/memory.oom_control", path))
+                                break;
+                }
+        }
+        fclose(f);
+        return 0;
+}
+
+static int systemd_enter(Cgroup *cg, const Spec *spec, pid_t pid, BerthError *err) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const SpecResources *res = &spec->resources;
+        JobWait w = {};
+        const char *job;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return berth_error_setm(err, -r, "Cannot connect to the system bus for systemd");
+        r = sd_bus_match_signal(bus, NULL, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                "org.freedesktop.systemd1.Manager", "JobRemoved", on_job_removed, &w);
+        if (r < 0)
+                return berth_error_setm(err, -r, "Cannot watch systemd jobs");
+
+        r = sd_bus_message_new_method_call(bus, &m, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                           "org.freedesktop.systemd1.Manager", "StartTransientUnit");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", cg->unit, "fail");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(sv)");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "(sv)(sv)(sv)(sv)(sv)", "Description", "s", "berth container",
+                                          "Slice", "s", cg->slice, "Delegate", "b", 1, "PIDs", "au", 1,
+                                          (uint32_t) pid, "DefaultDependencies", "b", 0);
+        if (r >= 0 && res->memory_limit > 0)
+                r = sd_bus_message_append(m, "(sv)(sv)", "MemoryMax", "t", (uint64_t) res->memory_limit,
+                                          "MemorySwapMax", "t", (uint64_t) 0);
+        if (r >= 0 && res->pids_limit > 0)
+                r = sd_bus_message_append(m, "(sv)", "TasksMax", "t", (uint64_t) res->pids_limit);
+        if (r >= 0 && res->cpu_quota > 0)
+                r = sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
+                                          (uint64_t) res->cpu_quota * 1000000ULL /
+                                                  (res->cpu_period ?: 100000));
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a(sa(sv))", 0);
+        if (r < 0)
+                return berth_error_setm(err, -r, "Cannot build the StartTransientUnit call");
+
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0) {
+                berth_error_set(err, -r, "systemd refused scope '%s': %s", cg->unit,
+                                error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_read(reply, "o", &job);
+        if (r < 0)
+                return berth_error_setm(err, -r, "Bad reply from systemd");
+        w.job = job;
+
+        uint64_t deadline = now_usec() + SCOPE_JOB_TIMEOUT_USEC;
+        while (!w.done) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return berth_error_setm(err, -r, "Lost systemd while waiting for scope '%s'",
+                                                cg->unit);
+                if (r > 0)
+                        continue;
+                uint64_t now = now_usec();
+                if (now >= deadline)
+                        return berth_error_set(err, ETIMEDOUT, "systemd did not start scope '%s'", cg->unit);
+                r = sd_bus_wait(bus, deadline - now);
+                if (r < 0)
+                        return berth_error_setm(err, -r, "Lost systemd while waiting for scope '%s'",
+                                                cg->unit);
+        }
+        if (!streq(w.result, "done"))
+                return berth_error_set(err, EIO, "systemd scope '%s' failed: %s", cg->unit, w.result);
+        cg->created = true;
+        (void) find_own_cgroup(cg, pid);
+        return 0;
+}
+
+static int systemd_destroy(Cgroup *cg) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        /* A scope whose processes are gone is collected by systemd; stopping it covers the rest. */
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager", "StopUnit", NULL, NULL, "ss", cg->unit,
+                               "replace");
+        return r < 0 && r != -ENOENT ? 0 : 0;
+}
+
+const CgroupOps cgroup_ops_systemd = {
+        .name = "systemd",
+        .create = systemd_create,
+        .enter = systemd_enter,
+        .destroy = systemd_destroy,
+};

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "berth-error.h"
+
+/* The subset of the OCI runtime spec (config.json) that berth's spec builder writes and the engine
+ * executes. Everything is read in the caller, before the container's init is cloned, so that the
+ * init child only makes system calls on ready data. Unknown members are ignored (as the OCI spec
+ * allows); known members of the wrong type are refused. */
+
+#define SPEC_ARGS_MAX 4096U
+#define SPEC_ENV_MAX 4096U
+#define SPEC_MOUNTS_MAX 256U
+#define SPEC_PATHS_MAX 256U /* masked and read-only paths each */
+#define SPEC_GROUPS_MAX 256U
+#define SPEC_SYSCTL_MAX 128U
+#define SPEC_STRING_MAX 32768U /* one env entry, one argument, one path */
+
+/* Annotation that selects berth's built-in default seccomp profile (seccomp-profile.c). Without it and
+ * without linux.seccomp, the container runs unconfined, as with runc. */
+#define SPEC_ANNOTATION_SECCOMP "org.berth.seccomp"
+
+typedef enum SpecNamespaceType {
+        SPEC_NS_MOUNT,
+        SPEC_NS_PID,
+        SPEC_NS_UTS,
+        SPEC_NS_IPC,
+        SPEC_NS_NET,
+        SPEC_NS_CGROUP,
+        SPEC_NS_USER,
+        _SPEC_NS_MAX,
+} SpecNamespaceType;
+
+typedef struct SpecNamespace {
+        bool enabled;
+        char *path; /* join an existing namespace instead of creating one */
+} SpecNamespace;
+
+typedef struct SpecMount {
+        char *destination;
+        char *type;
+        char *source;
+        char **options;
+} SpecMount;
+
+typedef struct SpecRlimit {
+        int resource;
+        uint64_t soft, hard;
+} SpecRlimit;
+
+typedef struct SpecSysctl {
+        char *key;
+        char *value;
+} SpecSysctl;
+
+typedef struct SpecCaps {
+        uint64_t bounding, effective, permitted, inheritable, ambient;
+} SpecCaps;
+
+typedef struct SpecResources {
+        int64_t memory_limit; /* bytes, 0 = none */
+        int64_t memory_swap;  /* bytes, 0 = same as memory_limit */
+        int64_t cpu_quota;    /* µs per period, 0 = none */
+        uint64_t cpu_period;  /* µs, 0 = 100000 */
+        int64_t pids_limit;   /* 0 = none */
+} SpecResources;
+
+typedef enum SpecSeccompMode {
+        SPEC_SECCOMP_NONE,
+        SPEC_SECCOMP_DEFAULT, /* berth's built-in profile */
+} SpecSeccompMode;
+
+typedef struct Spec {
+        char *root_path;
+        bool root_readonly;
+
+        bool terminal;
+        uid_t uid;
+        gid_t gid;
+        gid_t *additional_gids;
+        size_t n_additional_gids;
+        mode_t umask;
+        char **args;
+        char **env;
+        char *cwd;
+        SpecCaps caps;
+        bool have_caps;
+        SpecRlimit *rlimits;
+        size_t n_rlimits;
+        bool no_new_privileges;
+        bool have_oom_score_adj;
+        int oom_score_adj;
+
+        char *hostname;
+        SpecMount *mounts;
+        size_t n_mounts;
+
+        SpecNamespace namespaces[_SPEC_NS_MAX];
+        char *cgroups_path;
+        SpecResources resources;
+        SpecSysctl *sysctls;
+        size_t n_sysctls;
+        char **masked_paths;
+        char **readonly_paths;
+        SpecSeccompMode seccomp;
+} Spec;
+
+int spec_parse(JsonNode *root, Spec *ret, BerthError *err);
+void spec_done(Spec *spec);
+
+/* Checks a sysctl key and value against the namespaced allow-list (see spec.c for why). */
+int spec_sysctl_check(const Spec *spec, const char *key, const char *value, BerthError *err);
+
+const char *spec_namespace_name(SpecNamespaceType t);

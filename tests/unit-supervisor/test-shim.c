@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* berth-shim and its protocol, against the real binary (BERTH_SHIM_PATH). A stand-in "init" plays the
+ * engine's side of the sync points: it waits for the start byte, then execs (or reports a failure). */
+#include <fcntl.h>
+#include <glib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "shim-client.h"
+
+static char *tmp;
+
+typedef struct Shim {
+        int dir_fd;
+        pid_t pid; /* the shim (our child, the init's parent) */
+} Shim;
+
+/* Forks X; X forks the stand-in init, then execs berth-shim with the fds, like the creating process. */
+static void shim_spawn(Shim *s, const char *name, const char *const *argv_init, bool detach,
+                       int32_t exec_errno) {
+        g_autofree char *dir = g_build_filename(tmp, name, NULL);
+        int start[2], execerr[2], ready[2], out[2], err[2];
+        char c;
+
+        g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+        s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        g_assert_cmpint(s->dir_fd, >=, 0);
+        g_assert_cmpint(pipe2(start, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(pipe2(execerr, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(pipe2(ready, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(pipe2(out, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(pipe2(err, O_CLOEXEC), ==, 0);
+
+        s->pid = fork();
+        g_assert_cmpint(s->pid, >=, 0);
+        if (s->pid == 0) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/shim.sock", dir);
+                if (bind(l, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(l, 8) < 0)
+                        _exit(100);
+                pid_t init = fork();
+                if (init == 0) {
+                        close(ready[1]);
+                        if (read(start[0], &c, 1) != 1)
+                                _exit(99);
+                        if (exec_errno) {
+                                struct { /* engine.h's EngineExecError */
+                                        int32_t e, status;
+                                        char msg[512];
+                                } rec = { exec_errno, exec_errno == ENOENT ? 127 : 126,
+                                          "stand-in exec failure" };
+                                if (write(execerr[1], &rec, sizeof(rec)) < 0)
+                                        _exit(96);
+                                _exit(1);
+                        }
+                        dup2(out[1], 1);
+                        dup2(err[1], 2);
+                        execv(argv_init[0], (char *const *) argv_init);
+                        _exit(98);
+                }
+                char a[12][32];
+                snprintf(a[0], 32, "%d", init);
+                snprintf(a[1], 32, "%d", s->dir_fd);
+                snprintf(a[2], 32, "%d", l);
+                snprintf(a[3], 32, "%d", start[1]);
+                snprintf(a[4], 32, "%d", execerr[0]);
+                snprintf(a[5], 32, "%d", ready[1]);
+                snprintf(a[6], 32, "%d", out[0]);
+                snprintf(a[7], 32, "%d", err[0]);
+                int keep[] = { s->dir_fd, l, start[1], execerr[0], ready[1], out[0], err[0] };
+                for (size_t i = 0; i < G_N_ELEMENTS(keep); i++)
+                        fcntl(keep[i], F_SETFD, 0);
+                const char *argv[30] = { "berth-shim", "--id",           name, "--init-pid",
+                                         a[0],         "--state-dir-fd", a[1], "--listen-fd",
+                                         a[2],         "--start-fd",     a[3], "--exec-err-fd",
+                                         a[4],         "--ready-fd",     a[5], "--log-max",
+                                         "300" };
+                size_t n = 17;
+                if (detach) {
+                        argv[n++] = "--log-out-fd";
+                        argv[n++] = a[6];
+                        argv[n++] = "--log-err-fd";
+                        argv[n++] = a[7];
+                }
+                argv[n] = NULL;
+                execv(g_getenv("BERTH_SHIM_PATH"), (char *const *) argv);
+                _exit(97);
+        }
+        close(start[0]);
+        close(start[1]);
+        close(execerr[0]);
+        close(execerr[1]);
+        close(ready[1]);
+        close(out[0]);
+        close(out[1]);
+        close(err[0]);
+        close(err[1]);
+        g_assert_cmpint(read(ready[0], &c, 1), ==, 1);
+        g_assert_cmpint(c, ==, 'R');
+        close(ready[0]);
+}
+
+static void shim_wait(Shim *s) {
+        int status;
+
+        g_assert_cmpint(waitpid(s->pid, &status, 0), ==, s->pid);
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+}
+
+static char *read_at(int dir_fd, const char *name) {
+        int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+        char buf[8192];
+        ssize_t n;
+
+        if (fd < 0)
+                return NULL;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        g_assert_cmpint(n, >=, 0);
+        buf[n] = 0;
+        return g_strdup(buf);
+}
+
+static void test_exit_code(void) {
+        const char *argv[] = { "/bin/sh", "-c", "echo out; echo err >&2; exit 7", NULL };
+        g_autofree char *rec = NULL, *log = NULL;
+        ShimReply r;
+        Shim s;
+
+        shim_spawn(&s, "exit", argv, true, 0);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_STATE, 0, 0, &r), ==, 0);
+        g_assert_cmpuint(r.status, ==, SHIM_STATUS_CREATED);
+        g_assert_cmpint(r.pid, >, 0);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        g_assert_cmpint(r.error, ==, 0);
+        g_assert_cmpuint(r.status, ==, SHIM_STATUS_RUNNING);
+        shim_wait(&s);
+        rec = read_at(s.dir_fd, "exit");
+        g_assert_nonnull(rec);
+        g_assert_true(g_str_has_prefix(rec, "7 exited "));
+        log = read_at(s.dir_fd, "log");
+        g_assert_nonnull(strstr(log, " stdout F out\n"));
+        g_assert_nonnull(strstr(log, " stderr F err\n"));
+        /* The socket is gone with the shim. */
+        g_assert_cmpint(shim_connect(s.dir_fd), <, 0);
+        close(s.dir_fd);
+}
+
+static void test_kill(void) {
+        const char *argv[] = { "/bin/sleep", "1000", NULL };
+        g_autofree char *rec = NULL;
+        ShimReply r;
+        Shim s;
+
+        shim_spawn(&s, "kill", argv, false, 0);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        /* A second start is refused. */
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        g_assert_cmpint(r.error, ==, EBUSY);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_STATE, 0, 0, &r), ==, 0);
+        g_assert_cmpuint(r.status, ==, SHIM_STATUS_RUNNING);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_KILL, 0, 0, &r), ==, 0);
+        g_assert_cmpint(r.error, ==, EINVAL);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_KILL, SIGTERM, 0, &r), ==, 0);
+        g_assert_cmpint(r.error, ==, 0);
+        shim_wait(&s);
+        rec = read_at(s.dir_fd, "exit");
+        g_assert_true(g_str_has_prefix(rec, "143 signal "));
+        close(s.dir_fd);
+}
+
+static void test_exec_failed(void) {
+        const char *argv[] = { "/nonexistent", NULL };
+        g_autofree char *rec = NULL;
+        ShimReply r;
+        Shim s;
+
+        shim_spawn(&s, "execfail", argv, false, ENOENT);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        g_assert_cmpint(r.error, ==, ENOENT);
+        g_assert_cmpstr(r.message, ==, "stand-in exec failure");
+        shim_wait(&s);
+        rec = read_at(s.dir_fd, "exit");
+        g_assert_true(g_str_has_prefix(rec, "127 exec-failed "));
+        close(s.dir_fd);
+}
+
+static void test_event_and_bad_peer(void) {
+        const char *argv[] = { "/bin/sh", "-c", "read x; exit 3", NULL };
+        ShimRequest q = { .magic = 0xdead, .version = 1, .op = SHIM_OP_STATE };
+        ShimReply r;
+        Shim s;
+        int watch, bad;
+
+        shim_spawn(&s, "event", argv, false, 0);
+        /* A malformed request closes that connection and nothing else. */
+        bad = shim_connect(s.dir_fd);
+        g_assert_cmpint(bad, >=, 0);
+        g_assert_cmpint(send(bad, &q, sizeof(q), 0), ==, sizeof(q));
+        g_assert_cmpint(recv(bad, &r, sizeof(r), 0), ==, 0);
+        close(bad);
+
+        watch = shim_connect(s.dir_fd);
+        q.magic = SHIM_PROTOCOL_MAGIC;
+        g_assert_cmpint(send(watch, &q, sizeof(q), 0), ==, sizeof(q));
+        g_assert_cmpint(recv(watch, &r, sizeof(r), 0), ==, sizeof(r));
+        g_assert_cmpuint(r.type, ==, SHIM_MSG_REPLY);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        /* stdin is /dev/null here: read fails, sh exits 3. The watcher hears running, then stopped. */
+        for (;;) {
+                g_assert_cmpint(recv(watch, &r, sizeof(r), 0), ==, sizeof(r));
+                g_assert_cmpuint(r.type, ==, SHIM_MSG_EVENT);
+                if (r.status == SHIM_STATUS_STOPPED)
+                        break;
+        }
+        g_assert_cmpint(r.exit_code, ==, 3);
+        g_assert_cmpuint(r.reason, ==, SHIM_REASON_EXITED);
+        close(watch);
+        shim_wait(&s);
+        close(s.dir_fd);
+}
+
+static void test_log_rotation(void) {
+        const char *argv[] = { "/bin/sh", "-c", "i=0; while [ $i -lt 40 ]; do echo line$i; i=$((i+1)); done",
+                               NULL };
+        g_autofree char *cur = NULL, *old = NULL;
+        ShimReply r;
+        Shim s;
+
+        shim_spawn(&s, "rotate", argv, true, 0);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        shim_wait(&s);
+        cur = read_at(s.dir_fd, "log");
+        old = read_at(s.dir_fd, "log.1");
+        g_assert_nonnull(old);
+        /* The cap was 300 bytes: both files are about that size, the newest line is in the current one. */
+        g_assert_cmpuint(strlen(old), <, 300 + 100);
+        g_assert_nonnull(strstr(cur ?: "", "line39") ?: strstr(old, "line39"));
+        close(s.dir_fd);
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        g_test_init(&argc, &argv, NULL);
+        if (geteuid() != 0) {
+                /* The shim talks to root only (SO_PEERCRED): nothing to test as another user. */
+                g_test_skip("needs root");
+                return 77;
+        }
+        signal(SIGPIPE, SIG_IGN);
+        tmp = g_dir_make_tmp("berth-shim-XXXXXX", NULL);
+        g_test_add_func("/shim/exit-code-and-log", test_exit_code);
+        g_test_add_func("/shim/kill", test_kill);
+        g_test_add_func("/shim/exec-failed", test_exec_failed);
+        g_test_add_func("/shim/event-and-bad-peer", test_event_and_bad_peer);
+        g_test_add_func("/shim/log-rotation", test_log_rotation);
+        r = g_test_run();
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmp);
+        if (system(cmd) != 0)
+                g_printerr("could not remove %s\n", tmp);
+        return r;
+}
