@@ -19,7 +19,8 @@ static const Command commands[] = {
         { "snapshots", "List, inspect and remove unpacked layer snapshots", NULL, snapshots_verbs },
         { "login", "Store credentials for a registry", cmd_login, NULL },
         { "logout", "Forget the credentials for a registry", cmd_logout, NULL },
-        { "containers", "Containers, ctr-style (ls, create, start, stop, rm, inspect, logs)", NULL, containers_verbs },
+        { "containers", "Containers, ctr-style (ls, create, start, stop, rm, inspect, logs)", NULL,
+          containers_verbs },
         { "tasks", "Running containers, ctr-style (ls, kill)", NULL, tasks_verbs },
 };
 

@@ -17,7 +17,6 @@
 
 /* berthctl images pull|unpack|ls|inspect|tag|rm|prune */
 
-
 static int pull_help(void) {
         printf("berthctl images pull [--platform P | --all-platforms] [--no-unpack] [--quiet] REF\n\n"
                "Pull an image from its registry and unpack it into snapshots (layers are unpacked while\n"

@@ -79,7 +79,8 @@ int bus_service_main(const BusService *svc, int argc, char *argv[]) {
         if (isempty(config_dir))
                 config_dir = BERTH_SYSCONFDIR;
         if (svc->config_file) {
-                r = bus_idle_timeout_load(config_dir, svc->config_file, svc->config_group, &idle_usec, &config_error);
+                r = bus_idle_timeout_load(config_dir, svc->config_file, svc->config_group, &idle_usec,
+                                          &config_error);
                 if (r < 0)
                         return log_error_errno(r, "%s", strna(config_error)), EXIT_FAILURE;
         }

@@ -36,7 +36,8 @@ Hasher *hasher_free(Hasher *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Hasher *, hasher_free);
 
 /* Hash a whole buffer / everything readable from fd (from its current offset). */
-int digest_buffer(DigestAlgorithm algorithm, const void *data, size_t size, char ret[static DIGEST_STRING_MAX]);
+int digest_buffer(DigestAlgorithm algorithm, const void *data, size_t size,
+                  char ret[static DIGEST_STRING_MAX]);
 int digest_fd(DigestAlgorithm algorithm, int fd, char ret[static DIGEST_STRING_MAX], uint64_t *ret_size);
 
 /* Constant-time equality of two digest strings (both must be valid; different algorithms are unequal). */

@@ -15,14 +15,14 @@
 int json_parse_bounded(const char *data, size_t size, size_t max_size, JsonNode **ret, char **ret_error);
 
 typedef enum JsonFieldType {
-        JSON_FIELD_STRING,  /* char*, strdup'd; rejects strings containing NUL */
-        JSON_FIELD_INT64,   /* int64_t */
-        JSON_FIELD_UINT64,  /* uint64_t, rejects negatives and non-integers */
-        JSON_FIELD_BOOL,    /* bool */
-        JSON_FIELD_STRV,    /* char**, NULL-terminated, each strdup'd; array of strings only */
-        JSON_FIELD_OBJECT,  /* JsonObject*, ref'd (borrow the node's lifetime, caller unrefs) */
-        JSON_FIELD_ARRAY,   /* JsonArray*, ref'd */
-        JSON_FIELD_CUSTOM,  /* dispatch(node, (char*)target + offset, userdata, ret_error) */
+        JSON_FIELD_STRING, /* char*, strdup'd; rejects strings containing NUL */
+        JSON_FIELD_INT64,  /* int64_t */
+        JSON_FIELD_UINT64, /* uint64_t, rejects negatives and non-integers */
+        JSON_FIELD_BOOL,   /* bool */
+        JSON_FIELD_STRV,   /* char**, NULL-terminated, each strdup'd; array of strings only */
+        JSON_FIELD_OBJECT, /* JsonObject*, ref'd (borrow the node's lifetime, caller unrefs) */
+        JSON_FIELD_ARRAY,  /* JsonArray*, ref'd */
+        JSON_FIELD_CUSTOM, /* dispatch(node, (char*)target + offset, userdata, ret_error) */
 } JsonFieldType;
 
 typedef enum JsonFieldFlags {
@@ -40,12 +40,14 @@ typedef struct JsonField {
 
 /* Fill target from object according to the table (terminated by a {} entry). Unknown members are
  * ignored (the OCI specs allow them). A wrong type → -EBADMSG "field 'x' must be a string". */
-int json_dispatch(JsonObject *object, const JsonField table[], void *target, void *userdata, char **ret_error);
+int json_dispatch(JsonObject *object, const JsonField table[], void *target, void *userdata,
+                  char **ret_error);
 
 /* Helpers for the ret_error convention above. json_set_error() replaces *ret_error (if ret_error is
  * non-NULL) with the formatted message and returns -abs(error). json_prefix_error() turns an existing
  * message m into "<prefix>: m" (no-op when there is none), to say where in a document it happened. */
-int json_set_error(char **ret_error, int error, const char *format, ...) __attribute__((format(printf, 3, 4)));
+int json_set_error(char **ret_error, int error, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
 int json_prefix_error(char **ret_error, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 /* Serialise a node compactly (malloc'd, NUL-terminated). */

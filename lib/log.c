@@ -38,7 +38,8 @@ void log_parse_environment(void) {
                 max_level = LOG_ERR;
 }
 
-int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...) {
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *format,
+                 ...) {
         char buf[2048];
         va_list ap;
 

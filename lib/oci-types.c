@@ -20,7 +20,6 @@
 #define MEDIA_TYPE_DOCKER_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
 #define MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
-
 static size_t strv_length(char *const *l) {
         size_t n = 0;
 

@@ -29,9 +29,9 @@
 #define MEDIA_TYPE_DOCKER_LAYER_FOREIGN_GZIP "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 /* The Accept header a client sends for manifests: all four manifest/index types. */
-#define MANIFEST_ACCEPT_HEADER                                                                     \
-        "Accept: " MEDIA_TYPE_OCI_INDEX ", " MEDIA_TYPE_OCI_MANIFEST ", " MEDIA_TYPE_DOCKER_LIST ", " \
-        MEDIA_TYPE_DOCKER_MANIFEST
+#define MANIFEST_ACCEPT_HEADER                                                                              \
+        "Accept: " MEDIA_TYPE_OCI_INDEX ", " MEDIA_TYPE_OCI_MANIFEST ", " MEDIA_TYPE_DOCKER_LIST            \
+        ", " MEDIA_TYPE_DOCKER_MANIFEST
 
 typedef enum MediaKind {
         MEDIA_KIND_INDEX,    /* OCI index or Docker manifest list */
@@ -56,7 +56,8 @@ LayerCompression media_type_layer_compression(const char *media_type);
 
 typedef struct Platform {
         char *os;           /* "linux" */
-        char *architecture; /* GOARCH spelling: "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64" */
+        char *architecture; /* GOARCH spelling: "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"
+                             */
         char *variant;      /* "v7", "v8" or NULL */
         char *os_version;   /* may be NULL */
 } Platform;
@@ -76,7 +77,7 @@ typedef struct Descriptor {
         uint64_t size;
         Platform platform; /* index entries only; os == NULL when absent */
         bool has_platform;
-        char **urls;       /* foreign layers; may be NULL */
+        char **urls; /* foreign layers; may be NULL */
 } Descriptor;
 void descriptor_done(Descriptor *d);
 
@@ -95,7 +96,7 @@ typedef struct OciManifest {
 
 typedef struct OciImageConfig {
         Platform platform;
-        char **diff_ids;   /* rootfs.diff_ids, one per layer, each a valid digest */
+        char **diff_ids; /* rootfs.diff_ids, one per layer, each a valid digest */
         size_t n_diff_ids;
         char **env;
         char **entrypoint;
@@ -103,7 +104,7 @@ typedef struct OciImageConfig {
         char *working_dir;
         char *user;
         char *created;
-        char **labels;     /* "key=value" */
+        char **labels; /* "key=value" */
         char **exposed_ports;
         char *stop_signal;
 } OciImageConfig;
@@ -115,7 +116,8 @@ int oci_manifest_parse(const char *data, size_t size, const char *media_type, Oc
                        char **ret_error);
 int oci_image_config_parse(const char *data, size_t size, OciImageConfig **ret, char **ret_error);
 /* Pick the entry for `wanted` from an index; -ENOENT with a message listing available platforms. */
-int oci_index_select(const OciIndex *index, const Platform *wanted, const Descriptor **ret, char **ret_error);
+int oci_index_select(const OciIndex *index, const Platform *wanted, const Descriptor **ret,
+                     char **ret_error);
 
 OciIndex *oci_index_free(OciIndex *i);
 OciManifest *oci_manifest_free(OciManifest *m);

@@ -61,12 +61,13 @@ const sd_bus_vtable broker_manager_vtable[] = {
                                  SD_BUS_PARAM(reference) SD_BUS_PARAM(out) SD_BUS_PARAM(flags), "",
                                  SD_BUS_PARAM(), method_export_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("CreateContainer", "sssa{sh}t",
-                                 SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(options) SD_BUS_PARAM(fds)
-                                         SD_BUS_PARAM(flags),
+                                 SD_BUS_PARAM(image) SD_BUS_PARAM(name) SD_BUS_PARAM(options)
+                                         SD_BUS_PARAM(fds) SD_BUS_PARAM(flags),
                                  "oah", SD_BUS_PARAM(container) SD_BUS_PARAM(pty), method_create_container,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListContainers", "t", SD_BUS_PARAM(flags), "a(ssssuisuttto)",
-                                 SD_BUS_PARAM(containers), method_list_containers, SD_BUS_VTABLE_UNPRIVILEGED),
+                                 SD_BUS_PARAM(containers), method_list_containers,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetContainer", "s", SD_BUS_PARAM(name), "o", SD_BUS_PARAM(container),
                                  method_get_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

@@ -158,8 +158,8 @@ int broker_authorize(sd_bus_message *m, const char *const *details, broker_conti
 }
 
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
-                           int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
-                           sd_bus_error *error) {
+                           int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error),
+                           void *userdata, sd_bus_error *error) {
         const char *action = broker_action_for_method(sd_bus_message_get_member(m));
         uid_t uid;
         int r;

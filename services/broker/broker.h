@@ -46,8 +46,8 @@ int broker_authorize(sd_bus_message *m, const char *const *details, broker_conti
 /* The same for a method on an object owned by a uid: an action of container-manage becomes
  * container-manage-any when the caller is not the owner. */
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
-                           int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error), void *userdata,
-                           sd_bus_error *error);
+                           int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error),
+                           void *userdata, sd_bus_error *error);
 
 /* broker-common.c: what every handler needs. */
 /* Ends a reply built step by step (r: the last step's result): sends it, or on failure logs and answers

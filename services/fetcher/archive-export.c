@@ -69,7 +69,8 @@ static int write_failed(ArchiveReport *rep, struct archive *a, const char *what)
         int e = archive_errno(a);
 
         if (e == EPIPE)
-                return archive_report_error(rep, BERTH_ERROR_IO, EPIPE, "The reader of the export went away (broken pipe)");
+                return archive_report_error(rep, BERTH_ERROR_IO, EPIPE,
+                                            "The reader of the export went away (broken pipe)");
         return archive_report_error(rep, BERTH_ERROR_IO, e ?: EIO, "Failed to write %s: %s", what,
                                     archive_error_string(a) ?: "write error");
 }
@@ -91,7 +92,8 @@ static int write_header(struct archive *a, const char *path, bool dir, uint64_t 
         return 0;
 }
 
-static int write_data(struct archive *a, const char *path, const void *data, size_t size, ArchiveReport *rep) {
+static int write_data(struct archive *a, const char *path, const void *data, size_t size,
+                      ArchiveReport *rep) {
         const uint8_t *p = data;
 
         while (size > 0) {
@@ -109,7 +111,8 @@ static int write_buffer(struct archive *a, const char *path, const char *data, A
         return r < 0 ? r : write_data(a, path, data, strlen(data), rep);
 }
 
-static int write_blob(struct archive *a, ContentStore *store, const char *digest, uint8_t *buf, ArchiveReport *rep) {
+static int write_blob(struct archive *a, ContentStore *store, const char *digest, uint8_t *buf,
+                      ArchiveReport *rep) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -EBADF;
         const char *colon = strchr(digest, ':');
@@ -130,10 +133,11 @@ static int write_blob(struct archive *a, ContentStore *store, const char *digest
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k <= 0)
-                        return archive_report_error(rep, BERTH_ERROR_IO, k < 0 ? errno : EIO, "Failed to read blob '%s'",
-                                                    digest);
+                        return archive_report_error(rep, BERTH_ERROR_IO, k < 0 ? errno : EIO,
+                                                    "Failed to read blob '%s'", digest);
                 if ((uint64_t) k > size - done)
-                        k = (ssize_t) (size - done); /* committed blobs do not grow; never write past the header */
+                        k = (ssize_t) (size -
+                                       done); /* committed blobs do not grow; never write past the header */
                 r = write_data(a, path, buf, (size_t) k, rep);
                 if (r < 0)
                         return r;
@@ -142,7 +146,8 @@ static int write_blob(struct archive *a, ContentStore *store, const char *digest
         return 0;
 }
 
-int archive_export(ContentStore *store, int fd, const char *index_json, char *const *digests, ArchiveReport *rep) {
+int archive_export(ContentStore *store, int fd, const char *index_json, char *const *digests,
+                   ArchiveReport *rep) {
         _cleanup_(free_archivep) struct archive *a = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         const char *last_alg_dir = NULL;
@@ -154,9 +159,11 @@ int archive_export(ContentStore *store, int fd, const char *index_json, char *co
         if (!buf || !a)
                 return -ENOMEM;
         /* pax_restricted: plain ustar headers unless a name needs an extension (ours never do). */
-        if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || archive_write_add_filter_none(a) != ARCHIVE_OK ||
+        if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+            archive_write_add_filter_none(a) != ARCHIVE_OK ||
             archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK)
-                return archive_report_error(rep, BERTH_ERROR_IO, EIO, "libarchive: %s", strna(archive_error_string(a)));
+                return archive_report_error(rep, BERTH_ERROR_IO, EIO, "libarchive: %s",
+                                            strna(archive_error_string(a)));
         if (archive_write_open(a, &ex, NULL, write_callback, NULL) != ARCHIVE_OK)
                 return write_failed(rep, a, "the archive");
 
@@ -249,10 +256,12 @@ int method_export_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
                                          msg_err ?: "not an image index");
         n = digests ? g_strv_length(digests) : 0;
         if (n == 0 || n > ARCHIVE_ENTRIES_MAX - 8)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Between 1 and %u digests, please", ARCHIVE_ENTRIES_MAX - 8);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Between 1 and %u digests, please",
+                                         ARCHIVE_ENTRIES_MAX - 8);
         for (size_t i = 0; i < n; i++) {
                 if (strlen(digests[i]) >= DIGEST_STRING_MAX || digest_validate(digests[i], NULL) < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid digest '%.80s'", digests[i]);
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid digest '%.80s'",
+                                                 digests[i]);
         }
         /* Sorted and unique: the archive is deterministic and names no entry twice. */
         qsort(digests, n, sizeof(char *), compare_strings);
@@ -274,7 +283,8 @@ int method_export_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (fstat(args.fd, &st) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Cannot stat the output descriptor: %m");
         if (S_ISDIR(st.st_mode))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The output descriptor is a directory");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The output descriptor is a directory");
         args.digests = digests;
         log_info("Exporting %zu blob(s).", k);
         return archive_job_spawn(ctx, msg, export_child, &args, export_reply, error);

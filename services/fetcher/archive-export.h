@@ -9,4 +9,5 @@
  * (index_json verbatim), oci-layout. Deterministic: sorted names, pax/ustar headers, mtime 0, uid/gid 0,
  * files 0644, directories 0755, no user or group names. Streams (no temporary file); short writes,
  * EINTR and EAGAIN are handled, EPIPE ends the export. Result: {"bytes": N}. */
-int archive_export(ContentStore *store, int fd, const char *index_json, char *const *digests, ArchiveReport *rep);
+int archive_export(ContentStore *store, int fd, const char *index_json, char *const *digests,
+                   ArchiveReport *rep);

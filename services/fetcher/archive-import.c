@@ -36,8 +36,8 @@ typedef struct Import {
         ContentStore *store;
         ArchiveReport *rep;
         int fd;
-        uint8_t *rbuf; /* the read callback's: libarchive reads from it lazily */
-        uint8_t *buf;  /* ours, for entry data */
+        uint8_t *rbuf;     /* the read callback's: libarchive reads from it lazily */
+        uint8_t *buf;      /* ours, for entry data */
         GHashTable *files; /* normalised path → FileRef* (stored regular files) */
         GHashTable *links; /* normalised path → normalised target (symlinks, hardlinks) */
         char *index_json;
@@ -133,14 +133,15 @@ static int resolve_link_target(const char *link, const char *target, char **ret)
         return 0;
 }
 
-static int read_small(Import *im, struct archive *a, const char *path, uint64_t size, uint64_t max, char **ret,
-                      size_t *ret_size) {
+static int read_small(Import *im, struct archive *a, const char *path, uint64_t size, uint64_t max,
+                      char **ret, size_t *ret_size) {
         _cleanup_free_ char *data = NULL;
         size_t got = 0;
 
         if (size > max)
                 return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG,
-                                            "Archive entry '%s' is %" PRIu64 " bytes, more than the limit of %" PRIu64,
+                                            "Archive entry '%s' is %" PRIu64
+                                            " bytes, more than the limit of %" PRIu64,
                                             path, size, max);
         data = malloc(size + 1);
         if (!data)
@@ -156,8 +157,8 @@ static int read_small(Import *im, struct archive *a, const char *path, uint64_t 
                 got += (size_t) k;
         }
         if (got != size)
-                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG, "Archive entry '%s' is truncated",
-                                            path);
+                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                            "Archive entry '%s' is truncated", path);
         data[size] = 0;
         *ret = TAKE_PTR(data);
         *ret_size = size;
@@ -182,14 +183,15 @@ static int store_entry(Import *im, struct archive *a, const char *path, const ch
 
         f->size = size;
         if (size > BLOB_SIZE_MAX)
-                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG, "Archive entry '%s' is too large", path);
+                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG,
+                                            "Archive entry '%s' is too large", path);
 
         /* Already stored: the archive's copy is still hashed (an archive whose blob does not match its
          * name is refused whatever the store holds), just not written. */
         r = expected ? content_store_has_blob(im->store, expected) : 0;
         if (r < 0)
-                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to look up '%s': %s", expected,
-                                            strerror(-r));
+                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to look up '%s': %s",
+                                            expected, strerror(-r));
         if (r > 0) {
                 DigestAlgorithm alg;
 
@@ -198,7 +200,8 @@ static int store_entry(Import *im, struct archive *a, const char *path, const ch
         } else
                 r = ingest_open_anonymous(im->store, expected, size, &ingest);
         if (r < 0)
-                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to store '%s': %s", path, strerror(-r));
+                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to store '%s': %s", path,
+                                            strerror(-r));
 
         for (;;) {
                 la_ssize_t k = archive_read_data(a, im->buf, READ_BLOCK_SIZE);
@@ -215,13 +218,14 @@ static int store_entry(Import *im, struct archive *a, const char *path, const ch
                 got += (uint64_t) k;
                 r = h ? hasher_update(h, im->buf, (size_t) k) : ingest_write(ingest, im->buf, (size_t) k);
                 if (r < 0) {
-                        r = archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to store '%s': %s", path,
-                                                 strerror(-r));
+                        r = archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to store '%s': %s",
+                                                 path, strerror(-r));
                         goto fail;
                 }
         }
         if (got != size) {
-                r = archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG, "Archive entry '%s' is truncated", path);
+                r = archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                         "Archive entry '%s' is truncated", path);
                 goto fail;
         }
         if (h) {
@@ -229,20 +233,24 @@ static int store_entry(Import *im, struct archive *a, const char *path, const ch
                 if (r < 0)
                         return r;
                 if (!digest_equal(actual, expected))
-                        return archive_report_error(im->rep, BERTH_ERROR_DIGEST_MISMATCH, EBADMSG,
-                                                    "Archive entry '%s' does not match its name: its content hashes to %s",
-                                                    path, actual);
+                        return archive_report_error(
+                                im->rep, BERTH_ERROR_DIGEST_MISMATCH, EBADMSG,
+                                "Archive entry '%s' does not match its name: its content hashes to %s", path,
+                                actual);
                 strcpy(f->digest, expected);
                 return 0;
         }
         r = ingest_commit(ingest, NULL, actual);
         if (r == -EBADMSG)
-                /* SECURITY: ingest_commit() deleted the data; nothing is visible under the claimed digest. */
-                return archive_report_error(im->rep, BERTH_ERROR_DIGEST_MISMATCH, r,
-                                            "Archive entry '%s' does not match its name: its content hashes to %s", path,
-                                            actual);
+                /* SECURITY: ingest_commit() deleted the data; nothing is visible under the claimed digest.
+                 */
+                return archive_report_error(
+                        im->rep, BERTH_ERROR_DIGEST_MISMATCH, r,
+                        "Archive entry '%s' does not match its name: its content hashes to %s", path,
+                        actual);
         if (r < 0)
-                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to commit '%s': %s", path, strerror(-r));
+                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to commit '%s': %s", path,
+                                            strerror(-r));
         strcpy(f->digest, actual);
         return 0;
 fail:
@@ -271,7 +279,8 @@ static bool is_docker_file(const char *path) {
         const char *slash = strchr(path, '/');
 
         if (!slash)
-                return g_str_has_suffix(path, ".json") && !streq(path, "manifest.json") && !streq(path, "index.json");
+                return g_str_has_suffix(path, ".json") && !streq(path, "manifest.json") &&
+                       !streq(path, "index.json");
         return streq(slash + 1, "layer.tar");
 }
 
@@ -295,7 +304,8 @@ static int read_entries(Import *im, struct archive *a) {
                                                     archive_error_string(a) ?: "format error");
                 }
                 if (++im->entries > ARCHIVE_ENTRIES_MAX)
-                        return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG, "The archive has more than %u entries",
+                        return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG,
+                                                    "The archive has more than %u entries",
                                                     ARCHIVE_ENTRIES_MAX);
                 raw = archive_entry_pathname(e);
                 r = normalize_path(raw, &path);
@@ -312,9 +322,10 @@ static int read_entries(Import *im, struct archive *a) {
                         /* Hard links name another entry from the archive's root. */
                         r = normalize_path(link, &target);
                         if (r < 0)
-                                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
-                                                            "Refusing hard link '%s' to '%.200s': it leaves the archive",
-                                                            path, link);
+                                return archive_report_error(
+                                        im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                        "Refusing hard link '%s' to '%.200s': it leaves the archive", path,
+                                        link);
                         g_hash_table_insert(im->links, TAKE_PTR(path), TAKE_PTR(target));
                         continue;
                 }
@@ -325,16 +336,18 @@ static int read_entries(Import *im, struct archive *a) {
                         link = archive_entry_symlink(e);
                         r = resolve_link_target(path, link, &target);
                         if (r < 0)
-                                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
-                                                            "Refusing symlink '%s' to '%.200s': it leaves the archive",
-                                                            path, strna(link));
+                                return archive_report_error(
+                                        im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                        "Refusing symlink '%s' to '%.200s': it leaves the archive", path,
+                                        strna(link));
                         g_hash_table_insert(im->links, TAKE_PTR(path), TAKE_PTR(target));
                         continue;
                 case AE_IFREG:
                         break;
                 default:
-                        return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
-                                                    "Refusing archive entry '%s': not a file, directory or link", path);
+                        return archive_report_error(
+                                im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                "Refusing archive entry '%s': not a file, directory or link", path);
                 }
 
                 if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
@@ -361,15 +374,18 @@ static int read_entries(Import *im, struct archive *a) {
                                 v = json_object_get_string_member_with_default(json_node_get_object(root),
                                                                                "imageLayoutVersion", NULL);
                         if (!v || !g_str_has_prefix(v, "1."))
-                                return archive_report_error(im->rep, BERTH_ERROR_UNSUPPORTED, EPROTONOSUPPORT,
-                                                            "Unsupported oci-layout file (imageLayoutVersion %s)",
-                                                            v ? v : "missing");
+                                return archive_report_error(
+                                        im->rep, BERTH_ERROR_UNSUPPORTED, EPROTONOSUPPORT,
+                                        "Unsupported oci-layout file (imageLayoutVersion %s)",
+                                        v ? v : "missing");
                 } else if (streq(path, "index.json")) {
-                        r = read_small(im, a, path, size, MANIFEST_SIZE_MAX, &im->index_json, &im->index_size);
+                        r = read_small(im, a, path, size, MANIFEST_SIZE_MAX, &im->index_json,
+                                       &im->index_size);
                         if (r < 0)
                                 return r;
                 } else if (streq(path, "manifest.json")) {
-                        r = read_small(im, a, path, size, MANIFEST_SIZE_MAX, &im->manifest_json, &im->manifest_size);
+                        r = read_small(im, a, path, size, MANIFEST_SIZE_MAX, &im->manifest_json,
+                                       &im->manifest_size);
                         if (r < 0)
                                 return r;
                 } else if (is_blob_path(path, digest) || is_docker_file(path)) {
@@ -377,11 +393,13 @@ static int read_entries(Import *im, struct archive *a) {
                         FileRef *f;
 
                         if (blob && digest_validate(digest, NULL) < 0)
-                                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
-                                                            "Archive entry '%s' is not named by a valid digest", path);
+                                return archive_report_error(
+                                        im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                        "Archive entry '%s' is not named by a valid digest", path);
                         if (!blob && !g_str_has_suffix(path, "/layer.tar") && size > CONFIG_SIZE_MAX)
                                 return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG,
-                                                            "Archive entry '%s' is %" PRIu64 " bytes, more than the limit of %u",
+                                                            "Archive entry '%s' is %" PRIu64
+                                                            " bytes, more than the limit of %u",
                                                             path, size, CONFIG_SIZE_MAX);
                         f = calloc(1, sizeof(FileRef));
                         if (!f)
@@ -404,10 +422,11 @@ static int read_entries(Import *im, struct archive *a) {
 
 /* ---- results ------------------------------------------------------------------------------------- */
 
-static int add_image(Import *im, const char *name, const char *digest, const char *media_type, uint64_t size) {
+static int add_image(Import *im, const char *name, const char *digest, const char *media_type,
+                     uint64_t size) {
         if (++im->n_images > ARCHIVE_IMAGES_MAX)
-                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG, "The archive names more than %u images",
-                                            ARCHIVE_IMAGES_MAX);
+                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG,
+                                            "The archive names more than %u images", ARCHIVE_IMAGES_MAX);
         json_builder_begin_object(im->images);
         json_builder_set_member_name(im->images, "name");
         json_builder_add_string_value(im->images, name ?: "");
@@ -434,18 +453,20 @@ static int sniff_media_type(Import *im, const Descriptor *d, char **ret) {
 
         r = content_store_open_blob(im->store, d->digest, &fd, &size);
         if (r == -ENOENT)
-                return archive_report_error(im->rep, BERTH_ERROR_NOT_FOUND, r,
-                                            "index.json names '%s', which neither the archive nor the content store holds",
-                                            d->digest);
+                return archive_report_error(
+                        im->rep, BERTH_ERROR_NOT_FOUND, r,
+                        "index.json names '%s', which neither the archive nor the content store holds",
+                        d->digest);
         if (r < 0)
-                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to open '%s': %s", d->digest, strerror(-r));
+                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to open '%s': %s", d->digest,
+                                            strerror(-r));
         if (size != d->size)
                 return archive_report_error(im->rep, BERTH_ERROR_DIGEST_MISMATCH, EBADMSG,
-                                            "index.json says '%s' is %" PRIu64 " bytes, it is %" PRIu64, d->digest,
-                                            d->size, size);
+                                            "index.json says '%s' is %" PRIu64 " bytes, it is %" PRIu64,
+                                            d->digest, d->size, size);
         if (size > MANIFEST_SIZE_MAX)
-                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG, "'%s' is larger than %u bytes", d->digest,
-                                            MANIFEST_SIZE_MAX);
+                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG,
+                                            "'%s' is larger than %u bytes", d->digest, MANIFEST_SIZE_MAX);
         data = malloc(size + 1);
         if (!data)
                 return -ENOMEM;
@@ -454,8 +475,8 @@ static int sniff_media_type(Import *im, const Descriptor *d, char **ret) {
                 return archive_report_error(im->rep, BERTH_ERROR_IO, EIO, "Failed to read '%s'", d->digest);
         r = json_parse_bounded(data, size, MANIFEST_SIZE_MAX, &root, &msg);
         if (r < 0 || !JSON_NODE_HOLDS_OBJECT(root))
-                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG, "'%s' is not a JSON document: %s",
-                                            d->digest, strna(msg));
+                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                            "'%s' is not a JSON document: %s", d->digest, strna(msg));
         mt = json_object_get_string_member_with_default(json_node_get_object(root), "mediaType", NULL);
         *ret = strdup(mt && media_type_kind(mt) == media_type_kind(d->media_type) ? mt : d->media_type);
         return *ret ? 0 : -ENOMEM;
@@ -486,12 +507,14 @@ static int import_oci_layout(Import *im) {
 
         r = oci_index_parse(im->index_json, im->index_size, MEDIA_TYPE_OCI_INDEX, &index, &msg);
         if (r < 0)
-                return archive_report_error(im->rep, r == -EFBIG ? BERTH_ERROR_LIMIT : BERTH_ERROR_BAD_CONTENT, r,
+                return archive_report_error(im->rep,
+                                            r == -EFBIG ? BERTH_ERROR_LIMIT : BERTH_ERROR_BAD_CONTENT, r,
                                             "Invalid index.json: %s", strna(msg));
         /* The same bytes again, for the annotations OciIndex does not keep (entry i ↔ manifests[i]). */
         r = json_parse_bounded(im->index_json, im->index_size, MANIFEST_SIZE_MAX, &root, &msg);
         if (r < 0)
-                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, r, "Invalid index.json: %s", strna(msg));
+                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, r, "Invalid index.json: %s",
+                                            strna(msg));
         manifests = json_object_get_array_or_null(json_node_get_object(root), "manifests");
         if (!manifests || json_array_get_length(manifests) != index->n_manifests)
                 return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG, "Invalid index.json");
@@ -540,7 +563,8 @@ static const FileRef *lookup_file(Import *im, const char *raw) {
 static const char *layer_media_type(const FileRef *f) {
         if (f->n_magic >= 2 && f->magic[0] == 0x1f && f->magic[1] == 0x8b)
                 return MEDIA_TYPE_OCI_LAYER_GZIP;
-        if (f->n_magic >= 4 && f->magic[0] == 0x28 && f->magic[1] == 0xb5 && f->magic[2] == 0x2f && f->magic[3] == 0xfd)
+        if (f->n_magic >= 4 && f->magic[0] == 0x28 && f->magic[1] == 0xb5 && f->magic[2] == 0x2f &&
+            f->magic[3] == 0xfd)
                 return MEDIA_TYPE_OCI_LAYER_ZSTD;
         return MEDIA_TYPE_OCI_LAYER;
 }
@@ -585,8 +609,9 @@ static int import_docker_image(Import *im, guint idx, JsonNode *node) {
                                             "manifest.json entry %u lacks Config or Layers", idx);
         layers = json_node_get_array(n);
         if (json_array_get_length(layers) > LAYERS_MAX)
-                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG, "manifest.json entry %u has more than %u layers",
-                                            idx, LAYERS_MAX);
+                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG,
+                                            "manifest.json entry %u has more than %u layers", idx,
+                                            LAYERS_MAX);
         n = json_object_get_member(o, "RepoTags");
         if (n && JSON_NODE_HOLDS_ARRAY(n))
                 tags = json_node_get_array(n);
@@ -596,11 +621,13 @@ static int import_docker_image(Import *im, guint idx, JsonNode *node) {
 
         config = lookup_file(im, config_path);
         if (!config)
-                return archive_report_error(im->rep, BERTH_ERROR_NOT_FOUND, ENOENT,
-                                            "manifest.json names the config '%.200s', which the archive does not hold",
-                                            config_path);
+                return archive_report_error(
+                        im->rep, BERTH_ERROR_NOT_FOUND, ENOENT,
+                        "manifest.json names the config '%.200s', which the archive does not hold",
+                        config_path);
         if (config->size > CONFIG_SIZE_MAX)
-                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG, "Config '%.200s' is too large", config_path);
+                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG,
+                                            "Config '%.200s' is too large", config_path);
 
         /* The OCI manifest docker save does not write (docker itself synthesises the same on push). */
         json_builder_begin_object(b);
@@ -617,10 +644,11 @@ static int import_docker_image(Import *im, guint idx, JsonNode *node) {
                 const FileRef *f = lp ? lookup_file(im, lp) : NULL;
 
                 if (!f)
-                        return archive_report_error(im->rep, BERTH_ERROR_NOT_FOUND, ENOENT,
-                                                    "manifest.json names the layer '%.200s', which the archive does not hold "
-                                                    "(or only as a link leaving it)",
-                                                    strna(lp));
+                        return archive_report_error(
+                                im->rep, BERTH_ERROR_NOT_FOUND, ENOENT,
+                                "manifest.json names the layer '%.200s', which the archive does not hold "
+                                "(or only as a link leaving it)",
+                                strna(lp));
                 add_descriptor(b, layer_media_type(f), f);
         }
         json_builder_end_array(b);
@@ -634,7 +662,8 @@ static int import_docker_image(Import *im, guint idx, JsonNode *node) {
                 return r;
         r = content_store_write_buffer(im->store, digest, text, strlen(text), NULL);
         if (r < 0)
-                return archive_report_error(im->rep, BERTH_ERROR_IO, r, "Failed to store the manifest of image %u: %s", idx,
+                return archive_report_error(im->rep, BERTH_ERROR_IO, r,
+                                            "Failed to store the manifest of image %u: %s", idx,
                                             strerror(-r));
 
         if (!tags || json_array_get_length(tags) == 0)
@@ -644,7 +673,8 @@ static int import_docker_image(Import *im, guint idx, JsonNode *node) {
 
                 if (!tag)
                         return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
-                                                    "manifest.json entry %u: RepoTags must hold strings", idx);
+                                                    "manifest.json entry %u: RepoTags must hold strings",
+                                                    idx);
                 r = add_image(im, tag, digest, MEDIA_TYPE_OCI_MANIFEST, strlen(text));
                 if (r < 0)
                         return r;
@@ -660,13 +690,15 @@ static int import_docker_save(Import *im) {
 
         r = json_parse_bounded(im->manifest_json, im->manifest_size, MANIFEST_SIZE_MAX, &root, &msg);
         if (r < 0)
-                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, r, "Invalid manifest.json: %s", strna(msg));
+                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, r, "Invalid manifest.json: %s",
+                                            strna(msg));
         if (!JSON_NODE_HOLDS_ARRAY(root))
-                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG, "manifest.json must be an array");
+                return archive_report_error(im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                            "manifest.json must be an array");
         l = json_node_get_array(root);
         if (json_array_get_length(l) > ARCHIVE_IMAGES_MAX)
-                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG, "manifest.json lists more than %u images",
-                                            ARCHIVE_IMAGES_MAX);
+                return archive_report_error(im->rep, BERTH_ERROR_LIMIT, E2BIG,
+                                            "manifest.json lists more than %u images", ARCHIVE_IMAGES_MAX);
         for (guint i = 0; i < json_array_get_length(l); i++) {
                 r = import_docker_image(im, i, json_array_get_element(l, i));
                 if (r < 0)
@@ -686,7 +718,9 @@ int archive_import(ContentStore *store, int fd, ArchiveReport *rep) {
         _cleanup_free_ uint8_t *buf = NULL, *rbuf = NULL;
         g_autoptr(GHashTable) files = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, free);
         g_autoptr(GHashTable) links = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        Import im = { .store = store, .rep = rep, .fd = fd, .files = files, .links = links, .images = rep->result };
+        Import im = {
+                .store = store, .rep = rep, .fd = fd, .files = files, .links = links, .images = rep->result
+        };
         int r;
 
         buf = malloc(READ_BLOCK_SIZE);
@@ -698,12 +732,16 @@ int archive_import(ContentStore *store, int fd, ArchiveReport *rep) {
         im.rbuf = rbuf;
         /* SECURITY: tar formats and the gzip/zstd filters only: no cpio, zip, iso9660 or external
          * decompressor programs behind a hostile stream. */
-        if (archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-            archive_read_support_filter_zstd(a) != ARCHIVE_OK || archive_read_support_filter_none(a) != ARCHIVE_OK)
+        if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+            archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+            archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+            archive_read_support_filter_none(a) != ARCHIVE_OK)
                 return archive_report_error(rep, BERTH_ERROR_UNSUPPORTED, ENOTSUP,
-                                            "libarchive lacks tar, gzip or zstd support: %s", strna(archive_error_string(a)));
+                                            "libarchive lacks tar, gzip or zstd support: %s",
+                                            strna(archive_error_string(a)));
         if (archive_read_open(a, &im, NULL, read_callback, NULL) != ARCHIVE_OK)
-                return archive_report_error(rep, BERTH_ERROR_BAD_CONTENT, EBADMSG, "Not a readable tar archive: %s",
+                return archive_report_error(rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                            "Not a readable tar archive: %s",
                                             archive_error_string(a) ?: "format error");
 
         json_builder_set_member_name(rep->result, "images");
@@ -715,12 +753,14 @@ int archive_import(ContentStore *store, int fd, ArchiveReport *rep) {
                 else if (im.manifest_json)
                         r = import_docker_save(&im);
                 else
-                        r = archive_report_error(rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
-                                                 "Neither an OCI image layout (no index.json) nor a docker save archive "
-                                                 "(no manifest.json)");
+                        r = archive_report_error(
+                                rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
+                                "Neither an OCI image layout (no index.json) nor a docker save archive "
+                                "(no manifest.json)");
         }
         if (r >= 0 && im.n_images == 0)
-                r = archive_report_error(rep, BERTH_ERROR_BAD_CONTENT, ENOENT, "The archive holds no images");
+                r = archive_report_error(rep, BERTH_ERROR_BAD_CONTENT, ENOENT,
+                                         "The archive holds no images");
         free(im.index_json);
         free(im.manifest_json);
         if (r < 0)
@@ -775,8 +815,9 @@ static int import_reply(sd_bus_message *call, JsonObject *result) {
                 mt = json_object_get_string_member_with_default(o, "media_type", NULL);
                 size = json_object_get_int_member_with_default(o, "size", -1);
                 /* The child read hostile bytes: its report is checked like any other input. */
-                if (!name || strlen(name) > REFERENCE_LENGTH_MAX || !g_utf8_validate(name, -1, NULL) || !digest ||
-                    !digest_is_valid(digest) || !mt || !media_type_ok(mt) || size < 0 || (uint64_t) size > MANIFEST_SIZE_MAX)
+                if (!name || strlen(name) > REFERENCE_LENGTH_MAX || !g_utf8_validate(name, -1, NULL) ||
+                    !digest || !digest_is_valid(digest) || !mt || !media_type_ok(mt) || size < 0 ||
+                    (uint64_t) size > MANIFEST_SIZE_MAX)
                         return -EBADMSG;
                 r = sd_bus_message_append(reply, "(ssst)", name, digest, mt, (uint64_t) size);
                 if (r < 0)
@@ -808,7 +849,8 @@ int method_import_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (fstat(args.fd, &st) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Cannot stat the archive descriptor: %m");
         if (S_ISDIR(st.st_mode))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The archive descriptor is a directory");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The archive descriptor is a directory");
         log_info("Importing an archive (%s).", S_ISREG(st.st_mode) ? "file" : "stream");
         return archive_job_spawn(ctx, msg, import_child, &args, import_reply, error);
 }

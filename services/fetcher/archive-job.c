@@ -92,7 +92,8 @@ static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *user
         /* libarchive is mapped here, in the child, never in the fetcher (archive-dl.h). */
         r = archive_dl_open(&dl_error);
         if (r < 0)
-                r = archive_report_error(&rep, BERTH_ERROR_IO, r, "Cannot load libarchive: %s", strna(dl_error));
+                r = archive_report_error(&rep, BERTH_ERROR_IO, r, "Cannot load libarchive: %s",
+                                         strna(dl_error));
         else
                 r = fn(userdata, &rep);
         if (r < 0) {

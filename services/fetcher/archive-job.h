@@ -22,7 +22,7 @@ typedef struct ArchiveContext {
 typedef struct ArchiveReport {
         const char *error_name; /* static; NULL on success */
         char *error_message;
-        JsonBuilder *result;    /* the child's result document (an object, open), success only */
+        JsonBuilder *result; /* the child's result document (an object, open), success only */
 } ArchiveReport;
 
 /* Sets the report's error (the first one set wins) and returns -abs(r), or -EIO when r is 0. */

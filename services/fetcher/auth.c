@@ -231,7 +231,9 @@ int auth_token_parse(const char *data, size_t size, char **ret_token, uint64_t *
                         if (!*ret_token)
                                 r = -ENOMEM;
                         /* Docker's default is 60 s; cap what we believe at an hour. */
-                        *ret_expires_in_sec = t.expires_in <= 0 ? 60 : t.expires_in > 3600 ? 3600 : (uint64_t) t.expires_in;
+                        *ret_expires_in_sec = t.expires_in <= 0     ? 60
+                                              : t.expires_in > 3600 ? 3600
+                                                                    : (uint64_t) t.expires_in;
                 }
         }
         free(t.token);
@@ -312,7 +314,8 @@ const char *auth_cache_lookup(AuthCache *c, const char *host, const char *scope,
         return a->header;
 }
 
-void auth_cache_put(AuthCache *c, const char *host, const char *scope, const char *header, uint64_t expires_usec) {
+void auth_cache_put(AuthCache *c, const char *host, const char *scope, const char *header,
+                    uint64_t expires_usec) {
         CachedAuth *a;
 
         if (g_hash_table_size(c->entries) >= 1024) /* bounded: drop everything rather than grow */
@@ -398,8 +401,8 @@ static int entry_decode(JsonObject *auths, const char *key, char **ret_user, cha
 }
 
 int credentials_load(const char *path, const char *host, char **ret_user, char **ret_secret) {
-        static const char *const docker_keys[] = { "docker.io", "https://index.docker.io/v1/", "index.docker.io",
-                                                   "registry-1.docker.io" };
+        static const char *const docker_keys[] = { "docker.io", "https://index.docker.io/v1/",
+                                                   "index.docker.io", "registry-1.docker.io" };
         _cleanup_json_node_ JsonNode *root = NULL;
         JsonObject *auths;
         int r;

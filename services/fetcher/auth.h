@@ -52,7 +52,8 @@ AuthCache *auth_cache_free(AuthCache *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AuthCache *, auth_cache_free);
 /* "Authorization: …" for this host+scope if known and not expired (NULL otherwise); not malloc'd. */
 const char *auth_cache_lookup(AuthCache *c, const char *host, const char *scope, uint64_t now_usec);
-void auth_cache_put(AuthCache *c, const char *host, const char *scope, const char *header, uint64_t expires_usec);
+void auth_cache_put(AuthCache *c, const char *host, const char *scope, const char *header,
+                    uint64_t expires_usec);
 void auth_cache_forget_host(AuthCache *c, const char *host);
 
 /* Credentials file. Lookups for docker.io also try Docker's historic keys. -ENOENT when none. */

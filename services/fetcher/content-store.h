@@ -38,12 +38,14 @@ int content_store_list(ContentStore *s, BlobInfo **ret, size_t *ret_n);
 int content_store_remove_blob(ContentStore *s, const char *digest, uint64_t *freed);
 /* Remove ingests whose last write is older than min_age_usec and for which in_use() is false (called with
  * the digest, or with the key for INGEST_ANONYMOUS_PREFIX ingests). */
-int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec, bool (*in_use)(const char *digest, void *ud),
-                                void *userdata, uint64_t *ret_freed);
+int content_store_clean_ingests(ContentStore *s, uint64_t min_age_usec,
+                                bool (*in_use)(const char *digest, void *ud), void *userdata,
+                                uint64_t *ret_freed);
 
 /* Store a complete in-memory document (a manifest) under digest, verifying it first. On success ret_fd
  * (may be NULL) is a read-only fd to the committed blob. -EBADMSG if the bytes do not hash to digest. */
-int content_store_write_buffer(ContentStore *s, const char *digest, const void *data, size_t size, int *ret_fd);
+int content_store_write_buffer(ContentStore *s, const char *digest, const void *data, size_t size,
+                               int *ret_fd);
 
 /* One partial download. */
 typedef struct Ingest Ingest;
@@ -61,8 +63,9 @@ int ingest_write(Ingest *i, const void *data, size_t size);
 /* Throw the partial data away and start from zero (server ignored Range). */
 int ingest_reset(Ingest *i);
 /* Verify size and digest, fsync, rename into blobs/, chmod 0444. On mismatch the ingest is deleted and
- * -EBADMSG returned, with the computed digest in ret_actual (NULL or DIGEST_STRING_MAX bytes). On success ret_fd (may be
- * NULL) is a read-only fd to the committed blob. The Ingest is unusable afterwards (free it). */
+ * -EBADMSG returned, with the computed digest in ret_actual (NULL or DIGEST_STRING_MAX bytes). On success
+ * ret_fd (may be NULL) is a read-only fd to the committed blob. The Ingest is unusable afterwards (free it).
+ */
 int ingest_commit(Ingest *i, int *ret_fd, char *ret_actual);
 /* Delete the ingest directory. */
 int ingest_abort(Ingest *i);

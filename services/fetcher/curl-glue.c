@@ -31,7 +31,8 @@ static void curl_glue_check_finished(CurlGlue *g) {
                 if (msg->msg != CURLMSG_DONE)
                         continue;
                 code = msg->data.result;
-                if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req) != CURLE_OK || !req)
+                if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req) != CURLE_OK ||
+                    !req)
                         continue;
                 (void) curl_multi_remove_handle(g->multi, req->curl);
                 req->running = false;
@@ -360,7 +361,8 @@ int http_request_new(CurlGlue *g, const HttpRequestOptions *o, http_body_t on_bo
             curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
             /* SECURITY: an https registry may only redirect to https (CVE-2014-5277: no silent
              * downgrade); a plain-http registry was configured as such and may redirect to either. */
-            curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, url_is_https(o->url) ? "https" : "http,https") != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR,
+                             url_is_https(o->url) ? "https" : "http,https") != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_MAXREDIRS, REDIRECTS_MAX) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L) != CURLE_OK ||

@@ -181,7 +181,8 @@ static void job_endpoint_failed(FetchJob *j, int r) {
         job_finish(j, r);
 }
 
-_printf_(4, 5) static void job_endpoint_error(FetchJob *j, int r, const char *name, const char *format, ...) {
+_printf_(4, 5) static void job_endpoint_error(FetchJob *j, int r, const char *name, const char *format,
+                                              ...) {
         va_list ap;
 
         va_start(ap, format);
@@ -284,13 +285,13 @@ static void job_commit_blob(FetchJob *j) {
         j->ingest = ingest_free(j->ingest);
         if (r == -EBADMSG || r == -EPIPE) {
                 job_endpoint_error(j, -EBADMSG, BERTH_ERROR_DIGEST_MISMATCH,
-                                   "Blob '%s' failed verification: received %" PRIu64 " bytes hashing to %s", j->digest,
-                                   got, actual);
+                                   "Blob '%s' failed verification: received %" PRIu64 " bytes hashing to %s",
+                                   j->digest, got, actual);
                 return;
         }
         if (r < 0) {
-                job_fail(j, r, BERTH_ERROR_IO, "Failed to commit blob '%s' to the content store: %s", j->digest,
-                         strerror(-r));
+                job_fail(j, r, BERTH_ERROR_IO, "Failed to commit blob '%s' to the content store: %s",
+                         j->digest, strerror(-r));
                 return;
         }
         j->result_fd = fd;
@@ -318,7 +319,8 @@ static void job_complete_resolve(FetchJob *j, HttpRequest *req) {
                 /* By tag: the digest is that of the bytes; a header that disagrees is an error. */
                 if (digest_validate(req->docker_content_digest, &alg) < 0) {
                         job_endpoint_error(j, -EBADMSG, BERTH_ERROR_BAD_CONTENT,
-                                           "Registry sent an invalid Docker-Content-Digest for '%s'", j->reference);
+                                           "Registry sent an invalid Docker-Content-Digest for '%s'",
+                                           j->reference);
                         return;
                 }
                 expected = req->docker_content_digest;
@@ -332,8 +334,8 @@ static void job_complete_resolve(FetchJob *j, HttpRequest *req) {
         }
         if (expected && !digest_equal(computed, expected)) {
                 job_endpoint_error(j, -EBADMSG, BERTH_ERROR_DIGEST_MISMATCH,
-                                   "Manifest '%s' does not match digest %s: the bytes hash to %s", j->reference,
-                                   expected, computed);
+                                   "Manifest '%s' does not match digest %s: the bytes hash to %s",
+                                   j->reference, expected, computed);
                 return;
         }
         fetch_job_set_state(j, FETCH_STATE_VERIFYING);
@@ -354,7 +356,8 @@ static void job_complete_login(FetchJob *j) {
 
         r = credentials_store(j->ctx->credentials_path, j->registry, j->username, j->secret);
         if (r < 0) {
-                job_fail(j, r, BERTH_ERROR_IO, "Failed to store credentials for '%s': %s", j->registry, strerror(-r));
+                job_fail(j, r, BERTH_ERROR_IO, "Failed to store credentials for '%s': %s", j->registry,
+                         strerror(-r));
                 return;
         }
         auth_cache_forget_host(j->ctx->auth, job_endpoint(j)->host);
@@ -371,9 +374,11 @@ static int job_credentials(FetchJob *j, char **ret_user, char **ret_secret) {
                 *ret_secret = strdup(j->secret);
                 return *ret_user && *ret_secret ? 0 : -ENOMEM;
         }
-        /* Credentials are stored under the name the user logged in to; docker.io also matches its API host. */
-        r = credentials_load(j->ctx->credentials_path, job_endpoint(j)->mirror ? job_endpoint(j)->host : j->registry,
-                             ret_user, ret_secret);
+        /* Credentials are stored under the name the user logged in to; docker.io also matches its API host.
+         */
+        r = credentials_load(j->ctx->credentials_path,
+                             job_endpoint(j)->mirror ? job_endpoint(j)->host : j->registry, ret_user,
+                             ret_secret);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Failed to read credentials from '%s', continuing without: %m",
                                   j->ctx->credentials_path);
@@ -401,12 +406,14 @@ static void job_on_token_done(HttpRequest *req, CURLcode code, void *userdata) {
         if (code != CURLE_OK || req->abort_error < 0) {
                 job_set_error(j, -EIO, BERTH_ERROR_REGISTRY, "Token request to '%s' failed: %s",
                               strna(http_request_effective_url(req)),
-                              req->abort_error < 0 ? strerror(-req->abort_error) : http_request_error_message(req, code));
+                              req->abort_error < 0 ? strerror(-req->abort_error)
+                                                   : http_request_error_message(req, code));
                 job_retry(j, -EIO, NULL);
                 return;
         }
         if (req->status == 401 || req->status == 403) {
-                job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH, "Token server for '%s' refused the credentials (HTTP %ld)",
+                job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH,
+                                   "Token server for '%s' refused the credentials (HTTP %ld)",
                                    job_endpoint(j)->host, req->status);
                 return;
         }
@@ -423,7 +430,8 @@ static void job_on_token_done(HttpRequest *req, CURLcode code, void *userdata) {
         }
         r = auth_token_parse((const char *) j->buf->data, j->buf->len, &token, &expires);
         if (r < 0) {
-                job_endpoint_error(j, r, BERTH_ERROR_AUTH, "Token server for '%s' sent an unusable token response",
+                job_endpoint_error(j, r, BERTH_ERROR_AUTH,
+                                   "Token server for '%s' sent an unusable token response",
                                    job_endpoint(j)->host);
                 return;
         }
@@ -450,20 +458,21 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
         int r;
 
         if (j->auth_tried) {
-                job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH,
-                                   j->kind == FETCH_LOGIN ? "Login to '%s' failed: %s%s"
-                                                          : "Access to '%s' denied by the registry: %s%s",
-                                   j->kind == FETCH_LOGIN ? e->host : j->repository,
-                                   registry_msg ?: "unauthorized",
-                                   j->creds_withheld ? " (the stored credentials were not sent: the registry's "
-                                                       "token service is plain http on another host)"
-                                                     : "");
+                job_endpoint_error(
+                        j, -EACCES, BERTH_ERROR_AUTH,
+                        j->kind == FETCH_LOGIN ? "Login to '%s' failed: %s%s"
+                                               : "Access to '%s' denied by the registry: %s%s",
+                        j->kind == FETCH_LOGIN ? e->host : j->repository, registry_msg ?: "unauthorized",
+                        j->creds_withheld ? " (the stored credentials were not sent: the registry's "
+                                            "token service is plain http on another host)"
+                                          : "");
                 return;
         }
         r = auth_challenge_parse(req->www_authenticate, &c);
         if (r < 0) {
                 job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH,
-                                   "Registry '%s' requires authentication but sent no usable challenge", e->host);
+                                   "Registry '%s' requires authentication but sent no usable challenge",
+                                   e->host);
                 return;
         }
         j->auth_tried = true;
@@ -489,7 +498,8 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
         r = auth_token_url(&c, j->kind == FETCH_LOGIN ? NULL : j->scope, &url);
         if (r < 0) {
                 auth_challenge_done(&c);
-                job_endpoint_error(j, r, BERTH_ERROR_AUTH, "Registry '%s' sent an unusable token realm", e->host);
+                job_endpoint_error(j, r, BERTH_ERROR_AUTH, "Registry '%s' sent an unusable token realm",
+                                   e->host);
                 return;
         }
         /* SECURITY (CVE-2020-15157): stored credentials go to the token realm only over https, or to the
@@ -500,14 +510,15 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
         if (j->kind == FETCH_LOGIN && j->creds_withheld) {
                 /* A login must prove the credentials; an anonymous token proves nothing. */
                 auth_challenge_done(&c);
-                job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH,
-                                   "Cannot check the credentials for '%s': its token service '%s' is plain http on "
-                                   "another host, and berth sends credentials there only over https",
-                                   e->host, url);
+                job_endpoint_error(
+                        j, -EACCES, BERTH_ERROR_AUTH,
+                        "Cannot check the credentials for '%s': its token service '%s' is plain http on "
+                        "another host, and berth sends credentials there only over https",
+                        e->host, url);
                 return;
         }
         if (url_host_equal(url, e->host))
-                o.tls = (HttpTls) { e->ca_file, e->client_cert, e->client_key, e->skip_verify };
+                o.tls = (HttpTls){ e->ca_file, e->client_cert, e->client_key, e->skip_verify };
         auth_challenge_done(&c);
 
         o.url = url;
@@ -581,19 +592,23 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                         if (j->ingest)
                                 (void) ingest_abort(j->ingest);
                         j->ingest = ingest_free(j->ingest);
-                        job_endpoint_error(j, r, j->kind == FETCH_BLOB ? BERTH_ERROR_DIGEST_MISMATCH : BERTH_ERROR_LIMIT,
-                                           "Registry '%s' sent more than %" PRIu64 " bytes for '%s'", e->host,
-                                           j->kind == FETCH_BLOB ? j->size : (uint64_t) MANIFEST_SIZE_MAX, job_what(j));
+                        job_endpoint_error(
+                                j, r,
+                                j->kind == FETCH_BLOB ? BERTH_ERROR_DIGEST_MISMATCH : BERTH_ERROR_LIMIT,
+                                "Registry '%s' sent more than %" PRIu64 " bytes for '%s'", e->host,
+                                j->kind == FETCH_BLOB ? j->size : (uint64_t) MANIFEST_SIZE_MAX, job_what(j));
                 } else if (r == -E2BIG)
-                        job_endpoint_error(j, r, BERTH_ERROR_LIMIT, "Registry '%s' sent oversized headers or error body",
-                                           e->host);
+                        job_endpoint_error(j, r, BERTH_ERROR_LIMIT,
+                                           "Registry '%s' sent oversized headers or error body", e->host);
                 else if (r == -ERANGE) {
-                        job_set_error(j, r, BERTH_ERROR_REGISTRY, "Registry '%s' answered our Range with '%s'", e->host,
+                        job_set_error(j, r, BERTH_ERROR_REGISTRY,
+                                      "Registry '%s' answered our Range with '%s'", e->host,
                                       strna(req->content_range));
                         (void) ingest_reset(j->ingest);
                         job_retry(j, r, NULL);
                 } else
-                        job_fail(j, r, BERTH_ERROR_IO, "Failed to write '%s': %s", job_what(j), strerror(-r));
+                        job_fail(j, r, BERTH_ERROR_IO, "Failed to write '%s': %s", job_what(j),
+                                 strerror(-r));
                 return;
         }
 
@@ -604,7 +619,8 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                         /* containerd's localhost rule: a loopback registry that does not speak TLS. */
                         g_autofree char *http_url = g_strdup_printf("http://%s", e->host);
 
-                        log_info("TLS to loopback registry '%s' failed (%s), trying plain http", e->host, msg);
+                        log_info("TLS to loopback registry '%s' failed (%s), trying plain http", e->host,
+                                 msg);
                         j->tls_error = g_strdup(msg);
                         j->http_fallback_active = true;
                         free(e->base_url);
@@ -613,12 +629,16 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                         return;
                 }
                 if (curl_code_is_tls(code)) {
-                        job_endpoint_error(j, -EPROTO, BERTH_ERROR_REGISTRY, "TLS error talking to '%s': %s", e->host, msg);
+                        job_endpoint_error(j, -EPROTO, BERTH_ERROR_REGISTRY, "TLS error talking to '%s': %s",
+                                           e->host, msg);
                         return;
                 }
                 if (code == CURLE_FILESIZE_EXCEEDED) {
-                        job_endpoint_error(j, -EFBIG, j->kind == FETCH_BLOB ? BERTH_ERROR_DIGEST_MISMATCH : BERTH_ERROR_LIMIT,
-                                           "Registry '%s' announced more bytes than allowed for '%s'", e->host, job_what(j));
+                        job_endpoint_error(j, -EFBIG,
+                                           j->kind == FETCH_BLOB ? BERTH_ERROR_DIGEST_MISMATCH
+                                                                 : BERTH_ERROR_LIMIT,
+                                           "Registry '%s' announced more bytes than allowed for '%s'",
+                                           e->host, job_what(j));
                         return;
                 }
                 if ((code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR) && req->status == 0 &&
@@ -626,18 +646,20 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                         /* With TLS 1.3 a server that wants a client certificate rejects it after the
                          * handshake, so curl sees a broken read, not a TLS error. Say what it likely is;
                          * still retry, since a reset connection looks the same. */
-                        job_set_error(j, -EIO, BERTH_ERROR_REGISTRY,
-                                      "TLS session with '%s' broke before the registry answered (%s); a registry "
-                                      "that requires a client certificate does this",
-                                      e->host, msg);
+                        job_set_error(
+                                j, -EIO, BERTH_ERROR_REGISTRY,
+                                "TLS session with '%s' broke before the registry answered (%s); a registry "
+                                "that requires a client certificate does this",
+                                e->host, msg);
                 else if (code == CURLE_OPERATION_TIMEDOUT)
                         job_set_error(j, -ETIMEDOUT, BERTH_ERROR_REGISTRY,
                                       "Transfer of '%s' from '%s' stalled for %u s", job_what(j), e->host,
                                       j->config->settings.stall_timeout_sec);
                 else
-                        job_set_error(j, -EIO, BERTH_ERROR_REGISTRY, "Failed to fetch '%s' from '%s': %s%s%s%s",
-                                      job_what(j), e->host, msg, j->tls_error ? " (TLS before that: " : "",
-                                      j->tls_error ?: "", j->tls_error ? ")" : "");
+                        job_set_error(j, -EIO, BERTH_ERROR_REGISTRY,
+                                      "Failed to fetch '%s' from '%s': %s%s%s%s", job_what(j), e->host, msg,
+                                      j->tls_error ? " (TLS before that: " : "", j->tls_error ?: "",
+                                      j->tls_error ? ")" : "");
                 if (curl_code_is_transient(code))
                         job_retry(j, -EIO, NULL);
                 else
@@ -647,7 +669,8 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
 
         if (j->http_fallback_active) {
                 if (req->status == 400) {
-                        /* "Client sent an HTTP request to an HTTPS server": the TLS failure was the real one. */
+                        /* "Client sent an HTTP request to an HTTPS server": the TLS failure was the real
+                         * one. */
                         job_endpoint_error(j, -EPROTO, BERTH_ERROR_REGISTRY,
                                            "TLS error talking to '%s': %s (plain http refused too)", e->host,
                                            strna(j->tls_error));
@@ -663,40 +686,43 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                 return;
         }
         if (req->status == 403) {
-                job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH, "Access to '%s' on '%s' denied: %s", j->repository
-                                   ?: "", e->host, registry_msg ?: "forbidden");
+                job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH, "Access to '%s' on '%s' denied: %s",
+                                   j->repository ?: "", e->host, registry_msg ?: "forbidden");
                 return;
         }
         if (req->status == 404) {
                 if (j->kind == FETCH_LOGIN)
-                        job_endpoint_error(j, -ENOENT, BERTH_ERROR_REGISTRY, "'%s' does not speak the registry API (404 on /v2/)",
-                                           e->host);
+                        job_endpoint_error(j, -ENOENT, BERTH_ERROR_REGISTRY,
+                                           "'%s' does not speak the registry API (404 on /v2/)", e->host);
                 else
                         job_endpoint_error(j, -ENOENT, BERTH_ERROR_NOT_FOUND, "%s unknown: '%s/%s%s%s'",
-                                           job_is_manifest(j) ? "manifest" : "blob", j->registry, j->repository,
-                                           j->kind == FETCH_RESOLVE && !j->digest ? ":" : "@",
+                                           job_is_manifest(j) ? "manifest" : "blob", j->registry,
+                                           j->repository, j->kind == FETCH_RESOLVE && !j->digest ? ":" : "@",
                                            j->kind == FETCH_RESOLVE ? j->reference : j->digest);
                 return;
         }
         if (req->status == 429 || req->status >= 500) {
-                job_set_error(j, -EIO, BERTH_ERROR_REGISTRY, "Registry '%s' answered HTTP %ld for '%s'%s%s", e->host,
-                              req->status, job_what(j), registry_msg ? ": " : "", registry_msg ?: "");
+                job_set_error(j, -EIO, BERTH_ERROR_REGISTRY, "Registry '%s' answered HTTP %ld for '%s'%s%s",
+                              e->host, req->status, job_what(j), registry_msg ? ": " : "",
+                              registry_msg ?: "");
                 job_retry(j, -EIO, req->retry_after);
                 return;
         }
         if (req->status < 200 || req->status >= 300) {
-                job_endpoint_error(j, -EPROTO, BERTH_ERROR_REGISTRY, "Registry '%s' answered HTTP %ld for '%s'%s%s", e->host,
-                                   req->status, job_what(j), registry_msg ? ": " : "", registry_msg ?: "");
+                job_endpoint_error(j, -EPROTO, BERTH_ERROR_REGISTRY,
+                                   "Registry '%s' answered HTTP %ld for '%s'%s%s", e->host, req->status,
+                                   job_what(j), registry_msg ? ": " : "", registry_msg ?: "");
                 return;
         }
 
         switch (j->kind) {
         case FETCH_BLOB:
                 if (ingest_offset(j->ingest) != j->size) {
-                        /* The connection ended early (or the registry's idea of the size differs): resume. */
+                        /* The connection ended early (or the registry's idea of the size differs): resume.
+                         */
                         job_set_error(j, -EPIPE, BERTH_ERROR_DIGEST_MISMATCH,
-                                      "Blob '%s' from '%s' ended after %" PRIu64 " of %" PRIu64 " bytes", j->digest, e->host,
-                                      ingest_offset(j->ingest), j->size);
+                                      "Blob '%s' from '%s' ended after %" PRIu64 " of %" PRIu64 " bytes",
+                                      j->digest, e->host, ingest_offset(j->ingest), j->size);
                         job_retry(j, -EPIPE, NULL);
                         return;
                 }
@@ -724,7 +750,8 @@ static void job_send(FetchJob *j) {
                 if (!j->ingest) {
                         r = ingest_open(j->ctx->store, j->digest, j->size, &j->ingest);
                         if (r < 0) {
-                                job_fail(j, r, BERTH_ERROR_IO, "Failed to open ingest for '%s': %s", j->digest, strerror(-r));
+                                job_fail(j, r, BERTH_ERROR_IO, "Failed to open ingest for '%s': %s",
+                                         j->digest, strerror(-r));
                                 return;
                         }
                 }
@@ -735,7 +762,8 @@ static void job_send(FetchJob *j) {
                         return;
                 }
                 if (j->range_start > 0)
-                        log_debug("Resuming %s from '%s' at byte %" PRIu64 " with Range", j->digest, e->host, j->range_start);
+                        log_debug("Resuming %s from '%s' at byte %" PRIu64 " with Range", j->digest, e->host,
+                                  j->range_start);
                 url = job_is_manifest(j) ? registry_manifest_url(e, j->registry, j->repository, j->digest)
                                          : registry_blob_url(e, j->registry, j->repository, j->digest);
                 o.max_body = j->size;
@@ -757,10 +785,11 @@ static void job_send(FetchJob *j) {
         o.accept = job_is_manifest(j) ? MANIFEST_ACCEPT_HEADER : NULL;
         o.authorization = j->auth_header;
         o.stall_timeout_sec = j->config->settings.stall_timeout_sec;
-        o.tls = (HttpTls) { e->ca_file, e->client_cert, e->client_key, e->skip_verify };
+        o.tls = (HttpTls){ e->ca_file, e->client_cert, e->client_key, e->skip_verify };
 
-        r = http_request_new(j->ctx->glue, &o, j->kind == FETCH_BLOB ? job_on_body_ingest : job_on_body_memory,
-                             job_on_done, j, &j->req);
+        r = http_request_new(j->ctx->glue, &o,
+                             j->kind == FETCH_BLOB ? job_on_body_ingest : job_on_body_memory, job_on_done, j,
+                             &j->req);
         if (r >= 0)
                 r = http_request_start(j->req);
         if (r < 0) {
@@ -797,7 +826,8 @@ int fetch_job_start(FetchJob *j, HostsConfig *config) {
         j->config = config;
         r = hosts_config_endpoints(config, j->registry, &j->endpoints, &j->n_endpoints, &error);
         if (r < 0) {
-                job_set_error(j, r, BERTH_ERROR_INVALID_REFERENCE, "No usable endpoint for registry '%s': %s", j->registry,
+                job_set_error(j, r, BERTH_ERROR_INVALID_REFERENCE,
+                              "No usable endpoint for registry '%s': %s", j->registry,
                               error ?: strerror(-r));
                 return r;
         }
@@ -807,7 +837,8 @@ int fetch_job_start(FetchJob *j, HostsConfig *config) {
         while (j->endpoint_idx < j->n_endpoints && !job_endpoint_usable(j, j->endpoint_idx))
                 j->endpoint_idx++;
         if (j->endpoint_idx >= j->n_endpoints) {
-                job_set_error(j, -ENOENT, BERTH_ERROR_REGISTRY, "No usable endpoint for registry '%s'", j->registry);
+                job_set_error(j, -ENOENT, BERTH_ERROR_REGISTRY, "No usable endpoint for registry '%s'",
+                              j->registry);
                 return -ENOENT;
         }
         fetch_job_set_state(j, FETCH_STATE_RESOLVING);

@@ -52,12 +52,12 @@ struct FetchJob {
         FetchKind kind;
         FetchState state;
 
-        char *registry;   /* "127.0.0.1:5000", "docker.io" */
-        char *repository; /* "library/busybox" */
-        char *reference;  /* resolve: tag or digest */
-        char *digest;     /* blob: expected digest; resolve: expected if by digest */
-        uint64_t size;    /* blob: expected size */
-        char *media_type; /* blob: declared media type */
+        char *registry;          /* "127.0.0.1:5000", "docker.io" */
+        char *repository;        /* "library/busybox" */
+        char *reference;         /* resolve: tag or digest */
+        char *digest;            /* blob: expected digest; resolve: expected if by digest */
+        uint64_t size;           /* blob: expected size */
+        char *media_type;        /* blob: declared media type */
         char *username, *secret; /* login */
 
         uint64_t done; /* bytes so far */

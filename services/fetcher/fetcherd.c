@@ -32,8 +32,8 @@ typedef struct Manager {
         GHashTable *blob_fetches; /* digest → BlobFetch (owned) */
         GQueue waiting;           /* BlobFetch* not started yet */
         unsigned n_active;
-        GHashTable *other_jobs;   /* FetchJob* (Resolve, Login) → sd_bus_message* */
-        ArchiveContext archive;   /* ImportArchive / ExportArchive children (archive-job.c) */
+        GHashTable *other_jobs; /* FetchJob* (Resolve, Login) → sd_bus_message* */
+        ArchiveContext archive; /* ImportArchive / ExportArchive children (archive-job.c) */
 } Manager;
 
 /* One download of one digest, shared by every FetchBlob call that asked for it. */
@@ -68,8 +68,8 @@ static void fetch_job_free_notify(gpointer p) {
 
 /* ---- signals & replies ----------------------------------------------------------------------------- */
 
-static void send_progress(Manager *m, sd_bus_message *call, const char *digest, uint64_t done, uint64_t total,
-                          const char *state) {
+static void send_progress(Manager *m, sd_bus_message *call, const char *digest, uint64_t done,
+                          uint64_t total, const char *state) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
         const char *sender = sd_bus_message_get_sender(call);
         int r;
@@ -107,7 +107,8 @@ static void blob_fetch_on_finished(FetchJob *j, int r, void *userdata) {
         Manager *m = f->manager;
 
         if (r >= 0)
-                log_info("Fetched %s (%" PRIu64 " bytes) from %s/%s", j->digest, j->size, j->registry, j->repository);
+                log_info("Fetched %s (%" PRIu64 " bytes) from %s/%s", j->digest, j->size, j->registry,
+                         j->repository);
         else
                 log_error("Failed to fetch %s from %s/%s: %s", j->digest, j->registry, j->repository,
                           strna(j->error_message));
@@ -162,7 +163,8 @@ static int parse_name(const char *name, ImageReference **ret, sd_bus_error *erro
         /* Internal API: the broker passes canonical names; anything else is refused, not repaired. */
         if (!streq(canonical, name))
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
-                                         "Repository name '%s' is not canonical (expected '%s')", name, canonical);
+                                         "Repository name '%s' is not canonical (expected '%s')", name,
+                                         canonical);
         *ret = TAKE_PTR(ref);
         return 0;
 }
@@ -227,36 +229,42 @@ static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (r < 0)
                 return r;
         if (!media_type_is_valid(media_type))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid media type '%.80s'", media_type);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid media type '%.80s'",
+                                         media_type);
         if (size > BLOB_SIZE_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Blob size %" PRIu64 " exceeds the limit of %llu bytes",
-                                         size, (unsigned long long) BLOB_SIZE_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT,
+                                         "Blob size %" PRIu64 " exceeds the limit of %llu bytes", size,
+                                         (unsigned long long) BLOB_SIZE_MAX);
         if (media_type_is_manifest(media_type) && size > MANIFEST_SIZE_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Manifest size %" PRIu64 " exceeds the limit of %u bytes",
-                                         size, MANIFEST_SIZE_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT,
+                                         "Manifest size %" PRIu64 " exceeds the limit of %u bytes", size,
+                                         MANIFEST_SIZE_MAX);
 
         /* Already committed: reply at once. */
         r = content_store_open_blob(m->ctx.store, digest, &fd, &have_size);
         if (r >= 0) {
                 if (have_size != size)
                         return sd_bus_error_setf(error, BERTH_ERROR_DIGEST_MISMATCH,
-                                                 "Blob '%s' is stored with %" PRIu64 " bytes, not %" PRIu64, digest,
-                                                 have_size, size);
+                                                 "Blob '%s' is stored with %" PRIu64 " bytes, not %" PRIu64,
+                                                 digest, have_size, size);
                 send_progress(m, msg, digest, size, size, fetch_state_to_string(FETCH_STATE_EXISTS));
                 return sd_bus_reply_method_return(msg, "h", fd);
         }
         if (r != -ENOENT)
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to open blob '%s': %s", digest, strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to open blob '%s': %s", digest,
+                                         strerror(-r));
 
         /* Already being fetched: share that download. */
         f = g_hash_table_lookup(m->blob_fetches, digest);
         if (f) {
                 if (f->job->size != size)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Blob '%s' is being fetched with size %" PRIu64 ", not %" PRIu64, digest,
-                                                 f->job->size, size);
+                                                 "Blob '%s' is being fetched with size %" PRIu64
+                                                 ", not %" PRIu64,
+                                                 digest, f->job->size, size);
                 if (f->waiters->len >= BUS_ARRAY_MAX)
-                        return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many waiters for blob '%s'", digest);
+                        return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many waiters for blob '%s'",
+                                                 digest);
                 g_ptr_array_add(f->waiters, sd_bus_message_ref(msg));
                 send_progress(m, msg, digest, f->job->done, size, fetch_state_to_string(f->job->state));
                 return 1;
@@ -310,18 +318,18 @@ static void other_job_on_finished(FetchJob *j, int r, void *userdata) {
                 if (j->kind == FETCH_LOGIN)
                         log_error("%s", strna(j->error_message));
                 else
-                        log_error("Resolve of '%s/%s' ('%s') failed: %s", j->registry, j->repository, j->reference,
-                                  strna(j->error_message));
+                        log_error("Resolve of '%s/%s' ('%s') failed: %s", j->registry, j->repository,
+                                  j->reference, strna(j->error_message));
                 reply_error(call, j->error_name, j->error_message);
         } else if (j->kind == FETCH_RESOLVE) {
                 _cleanup_free_ char *name = NULL;
 
                 if (asprintf(&name, "%s/%s", j->registry, j->repository) < 0)
                         name = NULL;
-                log_info("Resolved %s/%s:%s to %s (%s, %" PRIu64 " bytes)", j->registry, j->repository, j->reference,
-                         j->result_digest, j->result_media_type, j->result_size);
-                r = sd_bus_reply_method_return(call, "sssth", strna(name), j->result_digest, j->result_media_type,
-                                               j->result_size, j->result_fd);
+                log_info("Resolved %s/%s:%s to %s (%s, %" PRIu64 " bytes)", j->registry, j->repository,
+                         j->reference, j->result_digest, j->result_media_type, j->result_size);
+                r = sd_bus_reply_method_return(call, "sssth", strna(name), j->result_digest,
+                                               j->result_media_type, j->result_size, j->result_fd);
         } else {
                 log_info("Stored credentials for '%s'", j->registry);
                 r = sd_bus_reply_method_return(call, "");
@@ -373,7 +381,8 @@ static int method_resolve(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return r;
         r = image_reference_parse(reference, &ref, &errmsg);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "%s", errmsg ?: "Invalid reference");
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "%s",
+                                         errmsg ?: "Invalid reference");
 
         r = fetch_job_new(&m->ctx, FETCH_RESOLVE, &j);
         if (r < 0)
@@ -415,14 +424,16 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
         if (r < 0)
                 return r;
         if (!registry_name_is_valid(registry))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid registry name '%.255s'", registry);
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
+                                         "Invalid registry name '%.255s'", registry);
         if (!credential_is_valid(user, true))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid username: must be 1..%u printable characters without ':'",
                                          CREDENTIAL_LENGTH_MAX);
         if (!credential_is_valid(secret, false))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Invalid secret: must be 1..%u printable characters", CREDENTIAL_LENGTH_MAX);
+                                         "Invalid secret: must be 1..%u printable characters",
+                                         CREDENTIAL_LENGTH_MAX);
 
         r = fetch_job_new(&m->ctx, FETCH_LOGIN, &j);
         if (r < 0)
@@ -448,13 +459,15 @@ static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return r;
         if (!registry_name_is_valid(registry))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE, "Invalid registry name '%.255s'", registry);
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
+                                         "Invalid registry name '%.255s'", registry);
         r = credentials_remove(m->ctx.credentials_path, registry);
         if (r == -ENOENT)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No credentials stored for '%s'", registry);
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No credentials stored for '%s'",
+                                         registry);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to update '%s': %s", m->ctx.credentials_path,
-                                         strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to update '%s': %s",
+                                         m->ctx.credentials_path, strerror(-r));
         auth_cache_forget_host(m->ctx.auth, registry_api_host(registry));
         log_info("Removed credentials for '%s'", registry);
         return sd_bus_reply_method_return(msg, "");
@@ -477,7 +490,8 @@ static int method_cancel_fetch(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         f = g_hash_table_lookup(m->blob_fetches, digest);
         if (!f)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No fetch of '%s' in progress", digest);
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No fetch of '%s' in progress",
+                                         digest);
 
         log_info("Cancelling fetch of %s (partial data kept for resume)", digest);
         fetch_job_cancel(f->job);
@@ -510,9 +524,11 @@ static int method_open_blob(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 return r;
         r = content_store_open_blob(m->ctx.store, digest, &fd, &size);
         if (r == -ENOENT)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Blob '%s' not in the content store", digest);
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Blob '%s' not in the content store",
+                                         digest);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to open blob '%s': %s", digest, strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to open blob '%s': %s", digest,
+                                         strerror(-r));
         return sd_bus_reply_method_return(msg, "ht", fd, size);
 }
 
@@ -528,7 +544,8 @@ static int method_list_blobs(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return r;
         r = content_store_list(m->ctx.store, &list, &n);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to list the content store: %s", strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to list the content store: %s",
+                                         strerror(-r));
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -561,7 +578,8 @@ static int method_remove_blobs(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         STRV_FOREACH(d, digests) {
                 if (++n > BUS_ARRAY_MAX)
-                        return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "More than %u digests", BUS_ARRAY_MAX);
+                        return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "More than %u digests",
+                                                 BUS_ARRAY_MAX);
                 r = check_digest(*d, error);
                 if (r < 0)
                         return r;
@@ -569,7 +587,8 @@ static int method_remove_blobs(sd_bus_message *msg, void *userdata, sd_bus_error
         STRV_FOREACH(d, digests) {
                 r = content_store_remove_blob(m->ctx.store, *d, &freed);
                 if (r < 0 && r != -ENOENT)
-                        return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to remove blob '%s': %s", *d, strerror(-r));
+                        return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to remove blob '%s': %s", *d,
+                                                 strerror(-r));
         }
         log_info("Removed %zu blob(s), %" PRIu64 " bytes freed", n, freed);
         return sd_bus_reply_method_return(msg, "t", freed);
@@ -613,33 +632,40 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("GetInfo", "", SD_BUS_PARAM(), "a{sv}", SD_BUS_PARAM(info),
                                  bus_method_internal_get_info, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Resolve", "st", SD_BUS_PARAM(reference) SD_BUS_PARAM(flags), "sssth",
-                                 SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(media_type) SD_BUS_PARAM(size)
-                                         SD_BUS_PARAM(fd),
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(media_type)
+                                         SD_BUS_PARAM(size) SD_BUS_PARAM(fd),
                                  method_resolve, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("FetchBlob", "sstst",
-                                 SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(size) SD_BUS_PARAM(media_type)
-                                         SD_BUS_PARAM(flags),
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(size)
+                                         SD_BUS_PARAM(media_type) SD_BUS_PARAM(flags),
                                  "h", SD_BUS_PARAM(fd), method_fetch_blob, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("CancelFetch", "s", SD_BUS_PARAM(digest), "", SD_BUS_PARAM(), method_cancel_fetch, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("OpenBlob", "s", SD_BUS_PARAM(digest), "ht", SD_BUS_PARAM(fd) SD_BUS_PARAM(size),
-                                 method_open_blob, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("ListBlobs", "", SD_BUS_PARAM(), "a(stt)", SD_BUS_PARAM(blobs), method_list_blobs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CancelFetch", "s", SD_BUS_PARAM(digest), "", SD_BUS_PARAM(),
+                                 method_cancel_fetch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("OpenBlob", "s", SD_BUS_PARAM(digest), "ht",
+                                 SD_BUS_PARAM(fd) SD_BUS_PARAM(size), method_open_blob,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListBlobs", "", SD_BUS_PARAM(), "a(stt)", SD_BUS_PARAM(blobs),
+                                 method_list_blobs, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("RemoveBlobs", "as", SD_BUS_PARAM(digests), "t", SD_BUS_PARAM(bytes_freed),
                                  method_remove_blobs, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("CleanIngests", "t", SD_BUS_PARAM(min_age_usec), "t", SD_BUS_PARAM(bytes_freed),
-                                 method_clean_ingests, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Login", "sss", SD_BUS_PARAM(registry) SD_BUS_PARAM(username) SD_BUS_PARAM(secret), "",
-                                 SD_BUS_PARAM(), method_login, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
-        SD_BUS_METHOD_WITH_NAMES("Logout", "s", SD_BUS_PARAM(registry), "", SD_BUS_PARAM(), method_logout, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES_OFFSET("ImportArchive", "ht", SD_BUS_PARAM(archive) SD_BUS_PARAM(flags), "a(ssst)",
-                                        SD_BUS_PARAM(images), method_import_archive, offsetof(Manager, archive),
-                                        SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CleanIngests", "t", SD_BUS_PARAM(min_age_usec), "t",
+                                 SD_BUS_PARAM(bytes_freed), method_clean_ingests,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES(
+                "Login", "sss", SD_BUS_PARAM(registry) SD_BUS_PARAM(username) SD_BUS_PARAM(secret), "",
+                SD_BUS_PARAM(), method_login, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_NAMES("Logout", "s", SD_BUS_PARAM(registry), "", SD_BUS_PARAM(), method_logout,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES_OFFSET("ImportArchive", "ht", SD_BUS_PARAM(archive) SD_BUS_PARAM(flags),
+                                        "a(ssst)", SD_BUS_PARAM(images), method_import_archive,
+                                        offsetof(Manager, archive), SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES_OFFSET("ExportArchive", "hsas",
-                                        SD_BUS_PARAM(out) SD_BUS_PARAM(index_json) SD_BUS_PARAM(digests), "t",
-                                        SD_BUS_PARAM(bytes), method_export_archive, offsetof(Manager, archive),
-                                        SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_SIGNAL_WITH_NAMES("Progress", "stts",
-                                 SD_BUS_PARAM(digest) SD_BUS_PARAM(done) SD_BUS_PARAM(total) SD_BUS_PARAM(state), 0),
+                                        SD_BUS_PARAM(out) SD_BUS_PARAM(index_json) SD_BUS_PARAM(digests),
+                                        "t", SD_BUS_PARAM(bytes), method_export_archive,
+                                        offsetof(Manager, archive), SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES(
+                "Progress", "stts",
+                SD_BUS_PARAM(digest) SD_BUS_PARAM(done) SD_BUS_PARAM(total) SD_BUS_PARAM(state), 0),
         SD_BUS_VTABLE_END
 };
 
@@ -671,12 +697,13 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
                 return log_error_errno(r, "Failed to set up libcurl on the event loop: %m");
         m->ctx.event = event;
         m->ctx.auth = auth_cache_new();
-        m->settings = (FetcherSettings) { FETCH_PARALLEL_DEFAULT, FETCH_RETRIES_DEFAULT, FETCH_STALL_TIMEOUT_SEC_DEFAULT };
+        m->settings = (FetcherSettings){ FETCH_PARALLEL_DEFAULT, FETCH_RETRIES_DEFAULT,
+                                         FETCH_STALL_TIMEOUT_SEC_DEFAULT };
         m->blob_fetches = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, blob_fetch_free);
         m->other_jobs = g_hash_table_new_full(g_direct_hash, g_direct_equal, fetch_job_free_notify,
                                               message_unref_notify);
         g_queue_init(&m->waiting);
-        m->archive = (ArchiveContext) { .store = m->ctx.store, .event = event };
+        m->archive = (ArchiveContext){ .store = m->ctx.store, .event = event };
 
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE, manager_vtable, m);
         if (r < 0)
@@ -716,7 +743,8 @@ int main(int argc, char *argv[]) {
         const BusService svc = {
                 .program = "berth-fetcher",
                 .bus_name = BERTH_FETCHER_NAME,
-                .description = "Registry client: resolves references and fetches verified blobs into the content store.",
+                .description = "Registry client: resolves references and fetches verified blobs into the "
+                               "content store.",
                 .setup = manager_setup,
                 .shutdown = manager_shutdown,
                 .busy = manager_busy,

@@ -11,7 +11,6 @@
 #include "berth-limits.h"
 #include "log.h"
 
-
 static GHashTable *plain_http_hosts = NULL;
 
 void hosts_remember_plain_http(const char *host) {

@@ -14,7 +14,8 @@ char *registry_ping_url(const RegistryEndpoint *e);
 char *registry_manifest_url(const RegistryEndpoint *e, const char *registry, const char *repository,
                             const char *reference);
 /* {base}/v2/<repository>/blobs/<digest>[?ns=<registry>] */
-char *registry_blob_url(const RegistryEndpoint *e, const char *registry, const char *repository, const char *digest);
+char *registry_blob_url(const RegistryEndpoint *e, const char *registry, const char *repository,
+                        const char *digest);
 /* "repository:<repository>:pull" */
 char *registry_pull_scope(const char *repository);
 

@@ -149,8 +149,8 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
 
         /* Writable here even with read_only: the engine creates its mount points first and then makes
          * the root read-only itself (root.readonly). */
-        r = active_rootfs_mount(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers, rootfs_path,
-                                false, &msg);
+        r = active_rootfs_mount(m->snapshots_path, a->id, a->image.chain_hexes, a->image.n_layers,
+                                rootfs_path, false, &msg);
         if (r < 0)
                 creator_fail(sock, -r, "cannot prepare the root file system: %s", strna(msg));
 

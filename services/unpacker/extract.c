@@ -42,8 +42,8 @@ typedef struct Extractor {
         LayerStream stream;
         DirTimes *dirs;
         size_t n_dirs, n_dirs_allocated;
-        GPtrArray *implied;     /* char*: directories created only as parents, in creation order */
-        GHashTable *explicit;   /* char* → NULL: directories the layer has entries for */
+        GPtrArray *implied;   /* char*: directories created only as parents, in creation order */
+        GHashTable *explicit; /* char* → NULL: directories the layer has entries for */
 } Extractor;
 
 typedef struct EntryPath {
@@ -56,7 +56,7 @@ typedef struct EntryPath {
 static void entry_path_done(EntryPath *p) {
         free(p->path);
         free(p->parent);
-        *p = (EntryPath) {};
+        *p = (EntryPath){};
 }
 
 const char *unpack_failure_to_string(UnpackFailure f) {
@@ -89,11 +89,12 @@ static int fail_stream(Extractor *x, struct archive *a, const char *what) {
 
         if (s->limit_hit)
                 return fail(x, UNPACK_FAILURE_LIMIT, -EFBIG,
-                            "Layer '%s' exceeds the limit of %" PRIu64 " uncompressed bytes", x->req->layer_digest,
-                            x->req->limits.max_uncompressed_bytes);
+                            "Layer '%s' exceeds the limit of %" PRIu64 " uncompressed bytes",
+                            x->req->layer_digest, x->req->limits.max_uncompressed_bytes);
         if (s->io_error < 0) {
                 errno = -s->io_error;
-                return fail(x, UNPACK_FAILURE_IO, s->io_error, "Failed to read layer '%s': %m", x->req->layer_digest);
+                return fail(x, UNPACK_FAILURE_IO, s->io_error, "Failed to read layer '%s': %m",
+                            x->req->layer_digest);
         }
         if (s->outer_error)
                 return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG, "Layer '%s' does not decompress: %s",
@@ -112,13 +113,13 @@ static int entry_path_parse(Extractor *x, const char *raw, const char *what, Ent
         const char *p;
 
         if (isempty(raw))
-                return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG, "Layer '%s' has an entry with an empty %s",
-                            x->req->layer_digest, what);
+                return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
+                            "Layer '%s' has an entry with an empty %s", x->req->layer_digest, what);
         len = strlen(raw);
         if (len > PATH_LENGTH_MAX)
                 return fail(x, UNPACK_FAILURE_LIMIT, -ENAMETOOLONG,
-                            "Layer '%s' has a %s longer than the limit of %u bytes", x->req->layer_digest, what,
-                            PATH_LENGTH_MAX);
+                            "Layer '%s' has a %s longer than the limit of %u bytes", x->req->layer_digest,
+                            what, PATH_LENGTH_MAX);
 
         out = malloc(len + 1);
         if (!out)
@@ -131,8 +132,8 @@ static int entry_path_parse(Extractor *x, const char *raw, const char *what, Ent
                         /* "", "." */
                 } else if (k == 2 && p[0] == '.' && p[1] == '.') {
                         return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
-                                    "Layer '%s' has a %s with a '..' component: '%.256s'", x->req->layer_digest,
-                                    what, raw);
+                                    "Layer '%s' has a %s with a '..' component: '%.256s'",
+                                    x->req->layer_digest, what, raw);
                 } else {
                         if (k > LAYER_NAME_LENGTH_MAX)
                                 return fail(x, UNPACK_FAILURE_LIMIT, -ENAMETOOLONG,
@@ -154,7 +155,7 @@ static int entry_path_parse(Extractor *x, const char *raw, const char *what, Ent
         out[n] = '\0';
 
         const char *slash = strrchr(out, '/');
-        *ret = (EntryPath) {
+        *ret = (EntryPath){
                 .parent = slash ? strndup(out, (size_t) (slash - out)) : strdup(""),
                 .name = slash ? slash + 1 : out,
                 .depth = depth,
@@ -168,8 +169,10 @@ static int entry_path_parse(Extractor *x, const char *raw, const char *what, Ent
 static int parent_error(Extractor *x, const EntryPath *p, int r) {
         if (r == -ENOTDIR || r == -ELOOP || r == -ENOENT || r == -EXDEV)
                 return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
-                            "Layer '%s': the parent of '%.256s' is not a directory", x->req->layer_digest, p->path);
-        return fail(x, UNPACK_FAILURE_IO, r, "Failed to open the parent of '%.256s': %s", p->path, strerror(-r));
+                            "Layer '%s': the parent of '%.256s' is not a directory", x->req->layer_digest,
+                            p->path);
+        return fail(x, UNPACK_FAILURE_IO, r, "Failed to open the parent of '%.256s': %s", p->path,
+                    strerror(-r));
 }
 
 /* Opens the entry's parent directory (O_PATH), in-root, creating missing components 0755 root:root as
@@ -210,8 +213,8 @@ static int open_parent(Extractor *x, const EntryPath *p) {
                                 if (x->implied && x->implied->len < x->req->limits.max_entries)
                                         g_ptr_array_add(x->implied, g_strdup(prefix));
                         } else if (errno != EEXIST)
-                                return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create directory '%.256s': %m",
-                                            prefix);
+                                return fail(x, UNPACK_FAILURE_IO, -errno,
+                                            "Failed to create directory '%.256s': %m", prefix);
                         /* Still missing after EEXIST: a dangling symlink is in the way. */
                         fd = open_in_root(x->root_fd, prefix, O_PATH | O_DIRECTORY, 0);
                 }
@@ -278,8 +281,8 @@ static int apply_xattrs(Extractor *x, int fd, struct archive_entry *e, const cha
                                     "Layer '%s': xattr '%s' of '%.256s' is larger than %u bytes",
                                     x->req->layer_digest, name, path, XATTR_SIZE_MAX_BERTH);
                 if (fsetxattr(fd, name, value, size, 0) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to set xattr '%s' on '%.256s': %m", name,
-                                    path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to set xattr '%s' on '%.256s': %m",
+                                    name, path);
         }
         return 0;
 }
@@ -302,19 +305,21 @@ static int entry_meta(Extractor *x, struct archive_entry *e, const char *path, E
          * everything above rather than silently keep root as the owner. */
         if (uid < 0 || gid < 0 || uid >= (la_int64_t) UINT32_MAX || gid >= (la_int64_t) UINT32_MAX)
                 return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
-                            "Layer '%s': '%.256s' has an invalid owner %lld:%lld", x->req->layer_digest, path,
-                            (long long) uid, (long long) gid);
+                            "Layer '%s': '%.256s' has an invalid owner %lld:%lld", x->req->layer_digest,
+                            path, (long long) uid, (long long) gid);
 
-        *ret = (EntryMeta) {
+        *ret = (EntryMeta){
                 .uid = (uid_t) uid,
                 .gid = (gid_t) gid,
                 .mode = archive_entry_perm(e) & 07777,
         };
         ret->ts[1] = archive_entry_mtime_is_set(e)
-                             ? (struct timespec) { archive_entry_mtime(e), clamp_nsec(archive_entry_mtime_nsec(e)) }
-                             : (struct timespec) { 0, 0 };
+                             ? (struct timespec){ archive_entry_mtime(e),
+                                                  clamp_nsec(archive_entry_mtime_nsec(e)) }
+                             : (struct timespec){ 0, 0 };
         ret->ts[0] = archive_entry_atime_is_set(e)
-                             ? (struct timespec) { archive_entry_atime(e), clamp_nsec(archive_entry_atime_nsec(e)) }
+                             ? (struct timespec){ archive_entry_atime(e),
+                                                  clamp_nsec(archive_entry_atime_nsec(e)) }
                              : ret->ts[1];
         return 0;
 }
@@ -352,15 +357,16 @@ static int write_data(Extractor *x, struct archive *a, int fd, const char *path,
                 if (k < ARCHIVE_WARN)
                         return fail_stream(x, a, "file data");
                 if (offset < 0 || (uint64_t) offset > x->req->limits.max_uncompressed_bytes)
-                        return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG, "Layer '%s': bad data offset in '%.256s'",
-                                    x->req->layer_digest, path);
+                        return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
+                                    "Layer '%s': bad data offset in '%.256s'", x->req->layer_digest, path);
 
                 for (const char *p = buf; size > 0;) {
                         ssize_t n = pwrite(fd, p, size, (off_t) offset);
                         if (n < 0) {
                                 if (errno == EINTR)
                                         continue;
-                                return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to write '%.256s': %m", path);
+                                return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to write '%.256s': %m",
+                                            path);
                         }
                         p += n;
                         size -= (size_t) n;
@@ -389,7 +395,7 @@ static int remember_dir(Extractor *x, const EntryPath *p, int fd, const EntryMet
                 x->dirs = d;
                 x->n_dirs_allocated = n;
         }
-        x->dirs[x->n_dirs] = (DirTimes) {
+        x->dirs[x->n_dirs] = (DirTimes){
                 .path = strdup(p->path),
                 .dev = st.st_dev,
                 .ino = st.st_ino,
@@ -428,7 +434,8 @@ static int apply_dir_times(Extractor *x) {
                 if (fd < 0)
                         continue; /* replaced by a later entry or whited out: not ours to touch */
                 if (fstat(fd, &st) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to stat '%.256s': %m", x->dirs[i].path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to stat '%.256s': %m",
+                                    x->dirs[i].path);
                 if (st.st_dev != x->dirs[i].dev || st.st_ino != x->dirs[i].ino)
                         continue;
                 if (futimens(fd, x->dirs[i].ts) < 0)
@@ -438,7 +445,8 @@ static int apply_dir_times(Extractor *x) {
         return 0;
 }
 
-static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, const char *link, const EntryMeta *m) {
+static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, const char *link,
+                            const EntryMeta *m) {
         _cleanup_(entry_path_done) EntryPath t = {};
         _cleanup_close_ int tparent = -EBADF;
         struct stat st, cur;
@@ -449,8 +457,8 @@ static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, con
         if (r < 0)
                 return r;
         if (isempty(t.path))
-                return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG, "Layer '%s': hardlink '%.256s' names the root",
-                            x->req->layer_digest, p->path);
+                return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
+                            "Layer '%s': hardlink '%.256s' names the root", x->req->layer_digest, p->path);
 
         /* SECURITY: the target is looked up in-root like any path (an absolute or "../" target cannot
          * leave the snapshot), and it must already exist in this layer's tree. The final component is
@@ -462,7 +470,8 @@ static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, con
                             x->req->layer_digest, p->path, t.path);
         if (S_ISDIR(st.st_mode))
                 return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
-                            "Layer '%s': hardlink '%.256s' points to a directory", x->req->layer_digest, p->path);
+                            "Layer '%s': hardlink '%.256s' points to a directory", x->req->layer_digest,
+                            p->path);
 
         if (fstatat(parent_fd, p->name, &cur, AT_SYMLINK_NOFOLLOW) < 0 || cur.st_dev != st.st_dev ||
             cur.st_ino != st.st_ino) {
@@ -470,8 +479,8 @@ static int extract_hardlink(Extractor *x, int parent_fd, const EntryPath *p, con
                 if (r < 0)
                         return r;
                 if (linkat(tparent, t.name, parent_fd, p->name, 0) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to link '%.256s' to '%.256s': %m", p->path,
-                                    t.path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to link '%.256s' to '%.256s': %m",
+                                    p->path, t.path);
         }
         /* SECURITY: never data through a hardlink entry (libarchive CVE-2016-5418: hardlink entries with a
          * payload). Owner and mode, though, are applied to the inode as containerd's applier does (lchown,
@@ -505,8 +514,8 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
                 if (!hardlink && type == AE_IFDIR)
                         return 0;
                 return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
-                            "Layer '%s' has a non-directory entry naming the root: '%.256s'", x->req->layer_digest,
-                            archive_entry_pathname(e));
+                            "Layer '%s' has a non-directory entry naming the root: '%.256s'",
+                            x->req->layer_digest, archive_entry_pathname(e));
         }
 
         r = whiteout_classify(p.name, &wk, &target);
@@ -540,8 +549,8 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
         if (wk == WHITEOUT_FILE) {
                 r = whiteout_create(parent_fd, target, m.uid, m.gid);
                 if (r < 0)
-                        return fail(x, UNPACK_FAILURE_IO, r, "Failed to create whiteout for '%.256s': %s", p.path,
-                                    strerror(-r));
+                        return fail(x, UNPACK_FAILURE_IO, r, "Failed to create whiteout for '%.256s': %s",
+                                    p.path, strerror(-r));
                 return 0;
         }
 
@@ -580,10 +589,12 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
                 if (r < 0)
                         return r;
                 if (!exists && mkdirat(parent_fd, p.name, 0700) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create directory '%.256s': %m", p.path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create directory '%.256s': %m",
+                                    p.path);
                 fd = openat(parent_fd, p.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to open directory '%.256s': %m", p.path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to open directory '%.256s': %m",
+                                    p.path);
                 r = apply_meta_fd(x, fd, e, &m, p.path, false);
                 if (r < 0)
                         return r;
@@ -591,7 +602,8 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
                         (void) g_hash_table_add(x->explicit, g_strdup(p.path));
                 r = remember_dir(x, &p, fd, &m);
                 if (r < 0)
-                        return fail(x, UNPACK_FAILURE_IO, r, "Failed to remember directory '%.256s'", p.path);
+                        return fail(x, UNPACK_FAILURE_IO, r, "Failed to remember directory '%.256s'",
+                                    p.path);
                 return 0;
         }
 
@@ -608,20 +620,24 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
                 /* The target is stored verbatim: it is only ever resolved in-root, here and in the
                  * container. */
                 if (symlinkat(link, parent_fd, p.name) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create symlink '%.256s': %m", p.path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create symlink '%.256s': %m",
+                                    p.path);
                 /* SECURITY: AT_SYMLINK_NOFOLLOW on a name relative to the parent fd: the link, never its
                  * target (CVE-2021-32760). xattrs on symlinks are dropped (ACL xattrs on a link were
                  * applied to its target in libarchive CVE-2021-23177). */
                 if (fchownat(parent_fd, p.name, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
                     utimensat(parent_fd, p.name, m.ts, AT_SYMLINK_NOFOLLOW) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to set metadata of '%.256s': %m", p.path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to set metadata of '%.256s': %m",
+                                    p.path);
                 return 0;
         }
 
         case AE_IFCHR:
         case AE_IFBLK:
         case AE_IFIFO: {
-                dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+                dev_t dev = type == AE_IFIFO
+                                    ? 0
+                                    : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
 
                 r = make_room(x, parent_fd, p.name, false, &exists);
                 if (r < 0)
@@ -631,10 +647,12 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
                  * mode is given whole to mknodat() (umask is 0 here), since a device cannot be opened to
                  * fchmod() it without talking to its driver. */
                 if (mknodat(parent_fd, p.name, type | (m.mode & 0777), dev) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create node '%.256s': %m", p.path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to create node '%.256s': %m",
+                                    p.path);
                 if (fchownat(parent_fd, p.name, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
                     utimensat(parent_fd, p.name, m.ts, AT_SYMLINK_NOFOLLOW) < 0)
-                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to set metadata of '%.256s': %m", p.path);
+                        return fail(x, UNPACK_FAILURE_IO, -errno, "Failed to set metadata of '%.256s': %m",
+                                    p.path);
                 return 0;
         }
 
@@ -643,8 +661,9 @@ static int extract_entry(Extractor *x, struct archive *a, struct archive_entry *
                 return 0;
 
         default:
-                return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG, "Layer '%s': '%.256s' has an unknown type 0%o",
-                            x->req->layer_digest, p.path, (unsigned) type);
+                return fail(x, UNPACK_FAILURE_BAD_CONTENT, -EBADMSG,
+                            "Layer '%s': '%.256s' has an unknown type 0%o", x->req->layer_digest, p.path,
+                            (unsigned) type);
         }
 }
 
@@ -664,7 +683,8 @@ static int extract_all(Extractor *x) {
                         return fail_stream(x, a, "header");
 
                 if (++x->result->entries > x->req->limits.max_entries)
-                        return fail(x, UNPACK_FAILURE_LIMIT, -E2BIG, "Layer '%s' exceeds the limit of %" PRIu64 " entries",
+                        return fail(x, UNPACK_FAILURE_LIMIT, -E2BIG,
+                                    "Layer '%s' exceeds the limit of %" PRIu64 " entries",
                                     x->req->layer_digest, x->req->limits.max_entries);
 
                 r = extract_entry(x, a, e);
@@ -685,8 +705,8 @@ static int extract_all(Extractor *x) {
         /* SECURITY: the layer becomes visible only under digests we computed ourselves over every byte
          * (STYLE 13): the fetcher and the broker are not trusted for either. */
         if (!digest_equal(digest, x->req->layer_digest))
-                return fail(x, UNPACK_FAILURE_DIGEST, -EBADMSG, "Layer blob '%s' has digest %s", x->req->layer_digest,
-                            digest);
+                return fail(x, UNPACK_FAILURE_DIGEST, -EBADMSG, "Layer blob '%s' has digest %s",
+                            x->req->layer_digest, digest);
         if (!digest_equal(diff_id, x->req->diff_id))
                 return fail(x, UNPACK_FAILURE_DIGEST, -EBADMSG,
                             "Uncompressed stream of layer '%s' has digest %s, expected diff_id %s",
@@ -715,8 +735,10 @@ static int write_implied(Extractor *x) {
 }
 
 int layer_extract(int blob_fd, int root_fd, const ExtractRequest *req, ExtractResult *ret) {
-        g_autoptr(GPtrArray) implied = req->implied_fd > STDERR_FILENO ? g_ptr_array_new_with_free_func(g_free) : NULL;
-        g_autoptr(GHashTable) explicit = implied ? g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL) : NULL;
+        g_autoptr(GPtrArray) implied =
+                req->implied_fd > STDERR_FILENO ? g_ptr_array_new_with_free_func(g_free) : NULL;
+        g_autoptr(GHashTable) explicit =
+                implied ? g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL) : NULL;
         Extractor x = {
                 .root_fd = root_fd,
                 .req = req,
@@ -728,12 +750,13 @@ int layer_extract(int blob_fd, int root_fd, const ExtractRequest *req, ExtractRe
         mode_t saved_umask;
         int r;
 
-        *ret = (ExtractResult) {};
+        *ret = (ExtractResult){};
         if (digest_validate(req->layer_digest, &da) < 0 || digest_validate(req->diff_id, &ua) < 0)
                 return fail(&x, UNPACK_FAILURE_BAD_CONTENT, -EINVAL, "Invalid expected digest");
 
         saved_umask = umask(0);
-        r = layer_stream_open(&x.stream, blob_fd, req->compression, req->limits.max_uncompressed_bytes, da, ua);
+        r = layer_stream_open(&x.stream, blob_fd, req->compression, req->limits.max_uncompressed_bytes, da,
+                              ua);
         if (r == -ENOMEM)
                 r = fail(&x, UNPACK_FAILURE_IO, r, "Out of memory");
         else if (r < 0)
@@ -745,7 +768,8 @@ int layer_extract(int blob_fd, int root_fd, const ExtractRequest *req, ExtractRe
         umask(saved_umask);
 
         if (r < 0 && ret->failure == UNPACK_OK)
-                r = fail(&x, UNPACK_FAILURE_IO, r, "Failed to unpack layer '%s': %s", req->layer_digest, strerror(-r));
+                r = fail(&x, UNPACK_FAILURE_IO, r, "Failed to unpack layer '%s': %s", req->layer_digest,
+                         strerror(-r));
 
         layer_stream_done(&x.stream);
         for (size_t i = 0; i < x.n_dirs; i++)

@@ -20,9 +20,9 @@
 int open_in_root(int root_fd, const char *path, int flags, uint64_t extra_resolve) {
         struct open_how how = {
                 .flags = (uint64_t) (flags | O_CLOEXEC),
-                /* SECURITY: RESOLVE_IN_ROOT makes "/" and ".." stop at root_fd, for every component and every
-                 * symlink met on the way (CVE-2014-6407, CVE-2014-9356, CVE-2025-47290 style breakouts);
-                 * magic links (/proc/self/fd/…) are refused outright. */
+                /* SECURITY: RESOLVE_IN_ROOT makes "/" and ".." stop at root_fd, for every component and
+                 * every symlink met on the way (CVE-2014-6407, CVE-2014-9356, CVE-2025-47290 style
+                 * breakouts); magic links (/proc/self/fd/…) are refused outright. */
                 .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra_resolve,
         };
         int fd;

@@ -124,8 +124,9 @@ int implied_dirs_apply(int list_fd, size_t max_bytes, int fs_fd, const int *lowe
                         r = copy_xattrs(lower, upper);
                 if (r < 0) {
                         if (ret_error)
-                                *ret_error = g_strdup_printf("cannot copy the metadata of '%.256s' from below: %s",
-                                                             path, strerror(-r));
+                                *ret_error = g_strdup_printf(
+                                        "cannot copy the metadata of '%.256s' from below: %s", path,
+                                        strerror(-r));
                         return r;
                 }
                 log_debug("Implied directory '%s' takes mode %04o, owner %u:%u from a lower layer.", path,

@@ -56,7 +56,8 @@ static ssize_t uncompressed_next(LayerStream *s) {
                 n = archive_read_data(s->outer, s->tar_buffer, LAYER_STREAM_BUFFER_SIZE);
                 if (n < 0) {
                         if (!s->outer_error && s->io_error == 0)
-                                s->outer_error = strdup(archive_error_string(s->outer) ?: "decompression failed");
+                                s->outer_error =
+                                        strdup(archive_error_string(s->outer) ?: "decompression failed");
                         return -1;
                 }
         }
@@ -99,7 +100,7 @@ int layer_stream_open(LayerStream *s, int blob_fd, LayerCompression compression,
         struct archive_entry *raw_entry;
         int r;
 
-        *s = (LayerStream) {
+        *s = (LayerStream){
                 .blob_fd = blob_fd,
                 .compression = compression,
                 .max_bytes = max_bytes,
@@ -122,8 +123,9 @@ int layer_stream_open(LayerStream *s, int blob_fd, LayerCompression compression,
                         return -ENOMEM;
                 /* SECURITY: exactly one decompressor, chosen by the media type the broker declared, and no
                  * bidding among the others: libarchive's rarely used readers stay unreachable (U9). */
-                r = archive_read_append_filter(s->outer, compression == LAYER_COMPRESSION_GZIP ? ARCHIVE_FILTER_GZIP
-                                                                                              : ARCHIVE_FILTER_ZSTD);
+                r = archive_read_append_filter(s->outer, compression == LAYER_COMPRESSION_GZIP
+                                                                 ? ARCHIVE_FILTER_GZIP
+                                                                 : ARCHIVE_FILTER_ZSTD);
                 if (r == ARCHIVE_OK)
                         r = archive_read_support_format_raw(s->outer);
                 if (r != ARCHIVE_OK)
@@ -186,5 +188,5 @@ void layer_stream_done(LayerStream *s) {
         free(s->blob_buffer);
         free(s->tar_buffer);
         free(s->outer_error);
-        *s = (LayerStream) { .blob_fd = -EBADF };
+        *s = (LayerStream){ .blob_fd = -EBADF };
 }

@@ -28,7 +28,7 @@ void snapshot_info_done(SnapshotInfo *i) {
         free(i->parent);
         free(i->diff_id);
         free(i->layer_digest);
-        *i = (SnapshotInfo) {};
+        *i = (SnapshotInfo){};
 }
 
 SnapshotStore *snapshot_store_free(SnapshotStore *s) {
@@ -251,7 +251,7 @@ static int read_info(int dir_fd, const char *hex, SnapshotInfo *ret) {
         if (!digest_is_valid(chain) || !digest_is_valid(diff) || !digest_is_valid(layer) ||
             !streq(digest_hex(chain), hex))
                 return -EBADMSG;
-        *ret = (SnapshotInfo) {
+        *ret = (SnapshotInfo){
                 .chain_id = strdup(chain),
                 .parent = strdup(parent),
                 .diff_id = strdup(diff),
@@ -371,7 +371,7 @@ int snapshot_store_remove(SnapshotStore *s, char *const *chain_ids, uint64_t *re
                 }
                 if (parent_removed && !removed) {
                         *ret_error = g_strdup_printf("Snapshot '%s' is the parent of '%s'", all[i].parent,
-                                        all[i].chain_id);
+                                                     all[i].chain_id);
                         r = -EBUSY;
                 }
         }

@@ -5,7 +5,8 @@
 #include "log.h"
 #include "unpack-config.h"
 
-static int get_u64(GKeyFile *kf, const char *path, const char *key, uint64_t min, uint64_t max, uint64_t *v) {
+static int get_u64(GKeyFile *kf, const char *path, const char *key, uint64_t min, uint64_t max,
+                   uint64_t *v) {
         g_autoptr(GError) error = NULL;
         g_autofree char *s = NULL;
         guint64 n;
@@ -26,7 +27,7 @@ int unpacker_settings_load(const char *config_dir, UnpackerSettings *ret) {
         uint64_t parallel = UNPACK_PARALLEL_DEFAULT;
         int r;
 
-        *ret = (UnpackerSettings) {
+        *ret = (UnpackerSettings){
                 .limits = { LAYER_UNCOMPRESSED_MAX_DEFAULT, LAYER_ENTRIES_MAX_DEFAULT },
                 .parallel = UNPACK_PARALLEL_DEFAULT,
         };

@@ -26,8 +26,8 @@ typedef struct UnpackReport {
 /* Forks a child that execs berth-unpack-worker, which sandboxes itself (sandbox_enter()) and then
  * extracts blob_fd into fs_fd (fs_path is the same directory's path, for its pivot_root): libarchive
  * is loaded only there. Returns the child's pid and our end of the socketpair (non-blocking, CLOEXEC). */
-int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const ExtractRequest *req, pid_t *ret_pid,
-                       int *ret_sock);
+int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const ExtractRequest *req,
+                       pid_t *ret_pid, int *ret_sock);
 
 /* Reads the record once the child exited; -ENODATA if it sent none (it crashed or was killed). */
 int unpack_child_read_report(int sock, UnpackReport *ret);

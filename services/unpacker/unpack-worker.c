@@ -75,13 +75,14 @@ int main(int argc, char *argv[]) {
          * implied-dirs.h) is the only other fd it keeps. */
         int keep[] = { blob_fd, sock, req.implied_fd > STDERR_FILENO ? req.implied_fd : -EBADF };
         char step[sizeof(report.message) - 64] = "";
-        r = sandbox_enter(argv[1], UNPACK_WORKER_FD_FS, keep, ELEMENTSOF(keep), &root_fd, step, sizeof(step));
+        r = sandbox_enter(argv[1], UNPACK_WORKER_FD_FS, keep, ELEMENTSOF(keep), &root_fd, step,
+                          sizeof(step));
         if (r < 0) {
                 report.error = -r;
                 report.failure = UNPACK_FAILURE_IO;
                 errno = -r;
-                (void) snprintf(report.message, sizeof(report.message), "Failed to set up the unpack sandbox: %s",
-                                step[0] ? step : strerror(-r));
+                (void) snprintf(report.message, sizeof(report.message),
+                                "Failed to set up the unpack sandbox: %s", step[0] ? step : strerror(-r));
                 report_and_exit(sock, &report);
         }
 

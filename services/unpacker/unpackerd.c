@@ -110,7 +110,8 @@ static void job_reply(Job *j, const char *error_name, const char *message, uint6
 static void manager_dispatch(Manager *m);
 
 /* Ends a job: reply to everyone waiting, drop the work dir unless it was committed, start the next. */
-static void job_finish(Job *j, const char *error_name, const char *message, uint64_t size, uint32_t entries) {
+static void job_finish(Job *j, const char *error_name, const char *message, uint64_t size,
+                       uint32_t entries) {
         Manager *m = j->manager;
 
         if (error_name)
@@ -123,7 +124,8 @@ static void job_finish(Job *j, const char *error_name, const char *message, uint
         if (j->work_name) {
                 int r = snapshot_store_discard_work(m->store, j->work_name);
                 if (r < 0)
-                        log_warning_errno(r, "Failed to remove work dir '%s', CleanWork will: %m", j->work_name);
+                        log_warning_errno(r, "Failed to remove work dir '%s', CleanWork will: %m",
+                                          j->work_name);
         }
         if (j->pid > 0)
                 m->running--;
@@ -207,21 +209,22 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
 
         if (r < 0) {
                 /* SIGSYS here means the child tripped its seccomp filter: treat as hostile content. */
-                msg = g_strdup_printf("Unpack child for layer '%s' died without a report (%s %d)", j->layer_digest,
-                                si->si_code == CLD_EXITED ? "exit status" : "signal", si->si_status);
+                msg = g_strdup_printf("Unpack child for layer '%s' died without a report (%s %d)",
+                                      j->layer_digest, si->si_code == CLD_EXITED ? "exit status" : "signal",
+                                      si->si_status);
                 job_finish(j, BERTH_ERROR_IO, msg ?: "Unpack child died", 0, 0);
                 return 0;
         }
         if (report.error != 0 || si->si_code != CLD_EXITED || si->si_status != 0) {
-                job_finish(j, failure_error_name(report.failure), report.message[0] ? report.message : "Unpack failed",
-                           0, 0);
+                job_finish(j, failure_error_name(report.failure),
+                           report.message[0] ? report.message : "Unpack failed", 0, 0);
                 return 0;
         }
 
         r = job_fix_implied_dirs(j, &msg);
         if (r < 0) {
-                _cleanup_free_ char *m2 = g_strdup_printf("Failed to complete layer '%s': %s", j->layer_digest,
-                                                          msg ?: strerror(-r));
+                _cleanup_free_ char *m2 = g_strdup_printf("Failed to complete layer '%s': %s",
+                                                          j->layer_digest, msg ?: strerror(-r));
                 job_finish(j, BERTH_ERROR_IO, m2 ?: "implied directories", 0, 0);
                 return 0;
         }
@@ -289,7 +292,8 @@ static void manager_dispatch(Manager *m) {
                 int r = job_start(j);
                 if (r < 0) {
                         _cleanup_free_ char *msg = NULL;
-                        msg = g_strdup_printf("Failed to start unpacking layer '%s': %s", j->layer_digest, strerror(-r));
+                        msg = g_strdup_printf("Failed to start unpacking layer '%s': %s", j->layer_digest,
+                                              strerror(-r));
                         job_finish(j, BERTH_ERROR_IO, msg ?: "failed to start", 0, 0);
                         return; /* job_finish() dispatched again */
                 }
@@ -322,8 +326,8 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
 
         /* 2. read */
-        r = sd_bus_message_read(msg, "sssssht", &chain_id, &parent, &layer_digest, &diff_id, &media_type, &fd,
-                                &flags);
+        r = sd_bus_message_read(msg, "sssssht", &chain_id, &parent, &layer_digest, &diff_id, &media_type,
+                                &fd, &flags);
         if (r < 0)
                 return r;
 
@@ -340,8 +344,8 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Chain ids are sha256 digests.");
         if (media_type_kind(media_type) != MEDIA_KIND_LAYER ||
             (compression = media_type_layer_compression(media_type)) < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_UNSUPPORTED, "Unsupported layer media type '%.200s'.",
-                                         media_type);
+                return sd_bus_error_setf(error, BERTH_ERROR_UNSUPPORTED,
+                                         "Unsupported layer media type '%.200s'.", media_type);
 
         /* SECURITY: re-derive the chain id (STYLE 10): the name a snapshot gets follows from its parent and
          * the diff_id we verify, so a caller cannot file a layer under another chain's name. */
@@ -358,9 +362,10 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                         return r;
         }
         if (!streq(expected_chain, chain_id))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Chain id '%s' does not follow from parent '%s' and diff_id '%s' (expected %s).",
-                                         chain_id, parent, diff_id, expected_chain);
+                return sd_bus_error_setf(
+                        error, SD_BUS_ERROR_INVALID_ARGS,
+                        "Chain id '%s' does not follow from parent '%s' and diff_id '%s' (expected %s).",
+                        chain_id, parent, diff_id, expected_chain);
 
         /* SECURITY: a regular file opened read-only; not a socket/pipe/device that could block us or
          * change under us in other ways, and not a writable handle on the fetcher's blob, which the
@@ -369,12 +374,13 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return -errno;
         fl = fcntl(fd, F_GETFL);
         if (!S_ISREG(st.st_mode) || fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_PATH))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The blob must be a readable regular file.");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The blob must be a readable regular file.");
 
         /* 4. state: parent committed, already done, already running, queue bound */
         if (!isempty(parent) && snapshot_store_get(m->store, parent, NULL) < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Parent snapshot '%s' is not committed.",
-                                         parent);
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND,
+                                         "Parent snapshot '%s' is not committed.", parent);
         if (snapshot_store_get(m->store, chain_id, &existing) >= 0) {
                 r = sd_bus_reply_method_return(msg, "tu", existing.size, existing.entries);
                 snapshot_info_done(&existing);
@@ -386,13 +392,14 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return 1;
         }
         if (g_hash_table_size(m->jobs) >= UNPACK_QUEUE_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many unpack jobs queued (%u).", UNPACK_QUEUE_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many unpack jobs queued (%u).",
+                                         UNPACK_QUEUE_MAX);
 
         /* 5. build */
         j = calloc(1, sizeof(Job));
         if (!j)
                 return -ENOMEM;
-        *j = (Job) {
+        *j = (Job){
                 .manager = m,
                 .chain_id = strdup(chain_id),
                 .parent = strdup(parent),
@@ -465,13 +472,16 @@ static int method_remove_snapshots(sd_bus_message *msg, void *userdata, sd_bus_e
                 return r;
         ids = strv;
         if (g_strv_length(ids) > BUS_ARRAY_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "At most %u snapshots per call.", BUS_ARRAY_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "At most %u snapshots per call.",
+                                         BUS_ARRAY_MAX);
         for (char **i = ids; *i; i++) {
                 if (digest_validate(*i, &alg) < 0 || alg != DIGEST_SHA256)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid chain id '%.80s'.", *i);
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid chain id '%.80s'.", *i);
                 for (char **k = ids; k < i; k++)
                         if (streq(*k, *i))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Duplicate chain id '%s'.", *i);
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Duplicate chain id '%s'.", *i);
         }
 
         r = snapshot_store_remove(m->store, ids, &freed, &err);
@@ -514,15 +524,16 @@ static const sd_bus_vtable manager_vtable[] = {
          * bus_require_broker() first: this service serves the broker only. */
         SD_BUS_METHOD_WITH_NAMES("GetInfo", "", SD_BUS_PARAM(), "a{sv}", SD_BUS_PARAM(info),
                                  bus_method_internal_get_info, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Unpack", "sssssht",
-                                 SD_BUS_PARAM(chain_id) SD_BUS_PARAM(parent_chain_id) SD_BUS_PARAM(layer_digest)
-                                 SD_BUS_PARAM(diff_id) SD_BUS_PARAM(media_type) SD_BUS_PARAM(blob) SD_BUS_PARAM(flags),
-                                 "tu", SD_BUS_PARAM(size) SD_BUS_PARAM(entries), method_unpack,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES(
+                "Unpack", "sssssht",
+                SD_BUS_PARAM(chain_id) SD_BUS_PARAM(parent_chain_id) SD_BUS_PARAM(layer_digest) SD_BUS_PARAM(
+                        diff_id) SD_BUS_PARAM(media_type) SD_BUS_PARAM(blob) SD_BUS_PARAM(flags),
+                "tu", SD_BUS_PARAM(size) SD_BUS_PARAM(entries), method_unpack, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListSnapshots", "", SD_BUS_PARAM(), "a(ssstu)", SD_BUS_PARAM(snapshots),
                                  method_list_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("RemoveSnapshots", "as", SD_BUS_PARAM(chain_ids), "t", SD_BUS_PARAM(bytes_freed),
-                                 method_remove_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveSnapshots", "as", SD_BUS_PARAM(chain_ids), "t",
+                                 SD_BUS_PARAM(bytes_freed), method_remove_snapshots,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("CleanWork", "", SD_BUS_PARAM(), "t", SD_BUS_PARAM(bytes_freed),
                                  method_clean_work, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
@@ -561,10 +572,12 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         m->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, job_free_notify);
         g_queue_init(&m->queue);
 
-        r = sd_bus_add_object_vtable(bus, NULL, BERTH_UNPACKER_PATH, BERTH_UNPACKER_IFACE, manager_vtable, m);
+        r = sd_bus_add_object_vtable(bus, NULL, BERTH_UNPACKER_PATH, BERTH_UNPACKER_IFACE, manager_vtable,
+                                     m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_UNPACKER_PATH);
-        log_info("Snapshots in '%s'; limits: %" PRIu64 " bytes, %" PRIu64 " entries per layer; %u jobs at once.",
+        log_info("Snapshots in '%s'; limits: %" PRIu64 " bytes, %" PRIu64
+                 " entries per layer; %u jobs at once.",
                  snapshots, m->settings.limits.max_uncompressed_bytes, m->settings.limits.max_entries,
                  m->settings.parallel);
         return 0;
@@ -592,7 +605,8 @@ int main(int argc, char *argv[]) {
         const BusService svc = {
                 .program = "berth-unpacker",
                 .bus_name = BERTH_UNPACKER_NAME,
-                .description = "Unpacks verified layer blobs into overlay snapshots, each job in a sandboxed child.",
+                .description = "Unpacks verified layer blobs into overlay snapshots, each job in a "
+                               "sandboxed child.",
                 .setup = manager_setup,
                 .shutdown = manager_shutdown,
                 .busy = manager_busy,

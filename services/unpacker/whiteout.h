@@ -13,8 +13,8 @@
 #define OVERLAY_OPAQUE_XATTR "trusted.overlay.opaque"
 
 typedef enum WhiteoutKind {
-        WHITEOUT_NONE,   /* an ordinary entry */
-        WHITEOUT_FILE,   /* ".wh.NAME": NAME is deleted */
+        WHITEOUT_NONE, /* an ordinary entry */
+        WHITEOUT_FILE, /* ".wh.NAME": NAME is deleted */
         WHITEOUT_DIR_OPAQUE,
         WHITEOUT_IGNORE, /* other ".wh..wh.*" names: AUFS metadata, skipped like Docker does */
 } WhiteoutKind;

@@ -19,8 +19,8 @@ static const char *const shipped_actions[] = {
 };
 
 static const sd_bus_vtable *const *published_vtables(void) {
-        static const sd_bus_vtable *const l[] = { broker_manager_vtable, broker_transfer_vtable, broker_container_vtable,
-                                                          NULL };
+        static const sd_bus_vtable *const l[] = { broker_manager_vtable, broker_transfer_vtable,
+                                                  broker_container_vtable, NULL };
         return l;
 }
 

@@ -8,8 +8,12 @@
 static void test_challenge_bearer(void) {
         AuthChallenge c = {};
 
-        g_assert_cmpint(auth_challenge_parse("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
-                                             "scope=\"repository:library/busybox:pull\"", &c), ==, 0);
+        g_assert_cmpint(
+                auth_challenge_parse(
+                        "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
+                        "scope=\"repository:library/busybox:pull\"",
+                        &c),
+                ==, 0);
         g_assert_cmpint(c.scheme, ==, AUTH_SCHEME_BEARER);
         g_assert_cmpstr(c.realm, ==, "https://auth.docker.io/token");
         g_assert_cmpstr(c.service, ==, "registry.docker.io");
@@ -17,7 +21,9 @@ static void test_challenge_bearer(void) {
         auth_challenge_done(&c);
 
         /* Case-insensitive scheme and names, blanks around '=', unquoted tokens, escapes. */
-        g_assert_cmpint(auth_challenge_parse("bearer  Realm = \"https://r/t\" , SERVICE=reg.io, scope=\"a\\\"b\"", &c), ==, 0);
+        g_assert_cmpint(auth_challenge_parse(
+                                "bearer  Realm = \"https://r/t\" , SERVICE=reg.io, scope=\"a\\\"b\"", &c),
+                        ==, 0);
         g_assert_cmpstr(c.realm, ==, "https://r/t");
         g_assert_cmpstr(c.service, ==, "reg.io");
         g_assert_cmpstr(c.scope, ==, "a\"b");
@@ -33,7 +39,8 @@ static void test_challenge_basic_and_multi(void) {
         auth_challenge_done(&c);
 
         /* An unknown scheme first: skipped, the next usable one taken. */
-        g_assert_cmpint(auth_challenge_parse("Negotiate, Foo a=b, Bearer realm=\"https://x/token\"", &c), ==, 0);
+        g_assert_cmpint(auth_challenge_parse("Negotiate, Foo a=b, Bearer realm=\"https://x/token\"", &c), ==,
+                        0);
         g_assert_cmpint(c.scheme, ==, AUTH_SCHEME_BEARER);
         g_assert_cmpstr(c.realm, ==, "https://x/token");
         auth_challenge_done(&c);
@@ -46,10 +53,11 @@ static void test_challenge_bad(void) {
         g_assert_cmpint(auth_challenge_parse(NULL, &c), ==, -EBADMSG);
         g_assert_cmpint(auth_challenge_parse("", &c), ==, -EOPNOTSUPP);
         g_assert_cmpint(auth_challenge_parse("Negotiate", &c), ==, -EOPNOTSUPP);
-        g_assert_cmpint(auth_challenge_parse("Bearer service=\"x\"", &c), ==, -EBADMSG);       /* no realm */
+        g_assert_cmpint(auth_challenge_parse("Bearer service=\"x\"", &c), ==, -EBADMSG); /* no realm */
         g_assert_cmpint(auth_challenge_parse("Bearer realm=\"unterminated", &c), ==, -EBADMSG);
         g_assert_cmpint(auth_challenge_parse("Bearer realm=\"a\" junk junk", &c), ==, -EBADMSG);
-        g_assert_cmpint(auth_challenge_parse("Bearer realm=\"a\",realm=\"b\"", &c), ==, -EBADMSG); /* ambiguous */
+        g_assert_cmpint(auth_challenge_parse("Bearer realm=\"a\",realm=\"b\"", &c), ==,
+                        -EBADMSG); /* ambiguous */
         g_assert_cmpint(auth_challenge_parse("Bearer realm=\"a\x01\"", &c), ==, -EBADMSG);
         g_assert_cmpint(auth_challenge_parse("Bearer realm=", &c), ==, -EBADMSG);
         huge = g_strnfill(8192, 'a');
@@ -57,7 +65,9 @@ static void test_challenge_bad(void) {
 }
 
 static void test_token_url(void) {
-        AuthChallenge c = { .scheme = AUTH_SCHEME_BEARER, .realm = (char *) "https://auth/token", .service = (char *) "reg io" };
+        AuthChallenge c = { .scheme = AUTH_SCHEME_BEARER,
+                            .realm = (char *) "https://auth/token",
+                            .service = (char *) "reg io" };
         g_autofree char *u1 = NULL, *u2 = NULL, *u3 = NULL;
 
         g_assert_cmpint(auth_token_url(&c, "repository:a/b:pull", &u1), ==, 0);
@@ -135,7 +145,8 @@ static void test_cache(void) {
         AuthCache *c = auth_cache_new();
 
         auth_cache_put(c, "h:1", "repository:a:pull", "Authorization: Bearer t", 1000);
-        g_assert_cmpstr(auth_cache_lookup(c, "h:1", "repository:a:pull", 999), ==, "Authorization: Bearer t");
+        g_assert_cmpstr(auth_cache_lookup(c, "h:1", "repository:a:pull", 999), ==,
+                        "Authorization: Bearer t");
         g_assert_null(auth_cache_lookup(c, "h:1", "repository:b:pull", 999));
         g_assert_null(auth_cache_lookup(c, "h:1", "repository:a:pull", 1000)); /* expired */
         auth_cache_put(c, "h:1", "s", "Authorization: Basic x", 0);

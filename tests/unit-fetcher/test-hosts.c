@@ -58,7 +58,8 @@ static void test_defaults(void) {
 static void test_full(void) {
         g_autofree char *dir = tmpdir_with(
                 "[fetcher]\nmax-concurrent-downloads=5\nretries=1\nstall-timeout-sec=10\n"
-                "[registry \"r.example:5000\"]\nplain-http=true\nmirrors=https://m1.example;http://127.0.0.1:6000\n"
+                "[registry "
+                "\"r.example:5000\"]\nplain-http=true\nmirrors=https://m1.example;http://127.0.0.1:6000\n"
                 "[registry \"m1.example\"]\nskip-verify=true\nca=/etc/ssl/m1.crt\n");
         g_autofree char *certs = g_build_filename(dir, "certs.d", "r2.example", NULL);
         g_autofree char *ca = g_build_filename(certs, "ca.crt", NULL);
@@ -117,10 +118,8 @@ static void test_bad(void) {
         }
 
         static const char *const bad_mirrors[] = {
-                "[registry \"r\"]\nmirrors=ftp://x\n",
-                "[registry \"r\"]\nmirrors=https://x/path\n",
-                "[registry \"r\"]\nmirrors=https://user@x\n",
-                "[registry \"r\"]\nca=relative.crt\n",
+                "[registry \"r\"]\nmirrors=ftp://x\n",        "[registry \"r\"]\nmirrors=https://x/path\n",
+                "[registry \"r\"]\nmirrors=https://user@x\n", "[registry \"r\"]\nca=relative.crt\n",
                 "[registry \"r\"]\nclient-cert=/a.cert\n",
         };
         for (size_t i = 0; i < G_N_ELEMENTS(bad_mirrors); i++) {

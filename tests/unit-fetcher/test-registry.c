@@ -5,7 +5,9 @@
 
 static void test_urls(void) {
         RegistryEndpoint e = { .base_url = (char *) "https://r.io:5000", .host = (char *) "r.io:5000" };
-        RegistryEndpoint m = { .base_url = (char *) "http://mirror", .host = (char *) "mirror", .mirror = true };
+        RegistryEndpoint m = { .base_url = (char *) "http://mirror",
+                               .host = (char *) "mirror",
+                               .mirror = true };
         g_autofree char *a = registry_manifest_url(&e, "r.io:5000", "x/y", "latest");
         g_autofree char *b = registry_blob_url(&m, "docker.io", "library/busybox", "sha256:00");
         g_autofree char *c = registry_ping_url(&e);
@@ -18,7 +20,8 @@ static void test_urls(void) {
 }
 
 static void test_media_types(void) {
-        g_autofree char *ct = content_type_essence(" application/vnd.oci.image.manifest.v1+json; charset=utf-8");
+        g_autofree char *ct =
+                content_type_essence(" application/vnd.oci.image.manifest.v1+json; charset=utf-8");
 
         g_assert_cmpstr(ct, ==, "application/vnd.oci.image.manifest.v1+json");
         g_assert_true(media_type_is_manifest(ct));
@@ -28,7 +31,8 @@ static void test_media_types(void) {
 }
 
 static void test_error_summary(void) {
-        const char *body = "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest\\nunknown\"}]}";
+        const char *body =
+                "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest\\nunknown\"}]}";
         g_autofree char *s = registry_error_summary(body, strlen(body));
 
         g_assert_cmpstr(s, ==, "MANIFEST_UNKNOWN: manifest\\x0aunknown");

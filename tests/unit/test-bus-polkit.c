@@ -247,12 +247,16 @@ static void as_nobody(const char *address) {
         set_mode(bus, "error");
         e = frobnicate(bus);
         g_assert_cmpstr(
-                e, ==, BERTH_ERROR_ACCESS_DENIED ": Authorization check for 'org.example.frobnicate' failed (polkit: authority broken).");
+                e, ==,
+                BERTH_ERROR_ACCESS_DENIED
+                ": Authorization check for 'org.example.frobnicate' failed (polkit: authority broken).");
         g_clear_pointer(&e, g_free);
         set_mode(bus, "malformed");
         e = frobnicate(bus);
-        g_assert_cmpstr(e, ==,
-                        BERTH_ERROR_ACCESS_DENIED ": Authorization check for 'org.example.frobnicate' failed (malformed polkit reply).");
+        g_assert_cmpstr(
+                e, ==,
+                BERTH_ERROR_ACCESS_DENIED
+                ": Authorization check for 'org.example.frobnicate' failed (malformed polkit reply).");
 }
 
 static void as_root(const char *address) {

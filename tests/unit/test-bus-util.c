@@ -34,8 +34,8 @@ static int new_call(sd_bus *bus, sd_bus_message **ret, const char *member, const
         int r;
 
         va_start(ap, types);
-        r = bus_message_new_method_callv(bus, ret, "org.example.Peer", "/org/example/Peer", "org.example.Peer",
-                                         member, types, ap);
+        r = bus_message_new_method_callv(bus, ret, "org.example.Peer", "/org/example/Peer",
+                                         "org.example.Peer", member, types, ap);
         va_end(ap);
         return r;
 }

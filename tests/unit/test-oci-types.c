@@ -166,21 +166,22 @@ static void test_platform_matches(void) {
 
 /* ---- index ---- */
 
-#define OCI_INDEX_DOC                                                                                                                \
-        "{\"schemaVersion\": 2, \"mediaType\": \"" MEDIA_TYPE_OCI_INDEX                                                              \
-        "\", \"manifests\": [" PDESC(MEDIA_TYPE_OCI_MANIFEST, D1, "linux", "amd64", "") ", " PDESC(                                  \
-                MEDIA_TYPE_OCI_MANIFEST, D2, "linux", "arm64",                                                                       \
-                ", \"variant\": \"v8\"") ", " PDESC(MEDIA_TYPE_OCI_MANIFEST, D3, "linux", "arm",                                     \
-                                                    ", \"variant\": \"v7\"") ", " PDESC(MEDIA_TYPE_OCI_MANIFEST,                     \
-                                                                                        D1, "linux", "arm",                          \
-                                                                                        ", \"variant\": "                            \
-                                                                                        "\"v6\"") ","                                \
-                                                                                                  " " PDESC(MEDIA_TYPE_OCI_MANIFEST, \
-                                                                                                            D2,                      \
-                                                                                                            "unknown",               \
-                                                                                                            "unknown",               \
-                                                                                                            "") "], "                \
-                                                                                                                "\"annotations\": {\"org.opencontainers.image.ref.name\": \"x\"}}"
+#define OCI_INDEX_DOC                                                                                                              \
+        "{\"schemaVersion\": 2, \"mediaType\": \"" MEDIA_TYPE_OCI_INDEX                                                            \
+        "\", \"manifests\": [" PDESC(MEDIA_TYPE_OCI_MANIFEST, D1, "linux", "amd64", "") ", " PDESC(                                \
+                MEDIA_TYPE_OCI_MANIFEST, D2, "linux", "arm64",                                                                     \
+                ", \"variant\": \"v8\"") ", " PDESC(MEDIA_TYPE_OCI_MANIFEST, D3, "linux", "arm",                                   \
+                                                    ", \"variant\": \"v7\"") ", " PDESC(MEDIA_TYPE_OCI_MANIFEST,                   \
+                                                                                        D1, "linux", "arm",                        \
+                                                                                        ", \"variant\": "                          \
+                                                                                        "\"v6\"") ","                              \
+                                                                                                  " " PDESC(                       \
+                                                                                                          MEDIA_TYPE_OCI_MANIFEST, \
+                                                                                                          D2,                      \
+                                                                                                          "unknown",               \
+                                                                                                          "unknown",               \
+                                                                                                          "") "], "                \
+                                                                                                              "\"annotations\": {\"org.opencontainers.image.ref.name\": \"x\"}}"
 
 static void test_index_parse(void) {
         _cleanup_(oci_index_freep) OciIndex *index = NULL;
