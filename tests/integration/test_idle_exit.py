@@ -14,7 +14,8 @@ from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.services import IdleConfig, NameWatch, stop_all
 from berthtest.stack import SERVICES
 
-from test_pull import CountingProxy, big_image, pulled, rm_images, MiB
+from berthtest.proxy import CountingProxy
+from test_pull import big_image, pulled, rm_images, MiB
 
 BROKER = SERVICES["broker"]
 FETCHER = SERVICES["fetcher"]

@@ -15,8 +15,9 @@ from berthtest import stack
 from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.stack import name_pid, wait_for
 
-from test_pull import (CountingProxy, MiB, berth_config, big_image, have_blob, ingest_data_size,  # noqa: F401
-                       one_error_line, pulled, rm_images)
+from berthtest.proxy import CountingProxy
+from berthtest.store import have_blob, ingest_data_size
+from test_pull import MiB, big_image, one_error_line, pulled, rm_images
 
 FETCHER = "org.berth.Fetcher1"
 RESTARTS_MAX = 3  # PULL_SERVICE_RESTARTS_MAX in lib/berth-limits.h
