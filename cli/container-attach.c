@@ -146,20 +146,6 @@ static int setup_tty(Attach *a, bool interactive) {
         return 0;
 }
 
-int container_wait_async(sd_bus *bus, const char *path, sd_bus_message_handler_t cb, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
-                                           "Wait");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "t", UINT64_C(0));
-        if (r < 0)
-                return r;
-        /* UINT64_MAX: no timeout; a container may run for days. */
-        return sd_bus_call_async(bus, NULL, m, cb, userdata, UINT64_MAX);
-}
-
 int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool interactive, bool rm) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;

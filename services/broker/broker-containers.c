@@ -37,6 +37,33 @@ static uint64_t now_realtime_usec(void) {
         return (uint64_t) ts.tv_sec * UINT64_C(1000000) + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/* ---- what the container objects (container-object.c) show -------------------------------------- */
+
+char *container_object_path(const char *id) {
+        char *p;
+
+        return asprintf(&p, "%s/%s", BERTH_BROKER_CONTAINER_PREFIX, id) < 0 ? NULL : p;
+}
+
+void container_reply_waiters(ContainerRecord *c) {
+        g_autoptr(GPtrArray) waiters = TAKE_PTR(c->waiters);
+        g_autoptr(GPtrArray) stoppers = TAKE_PTR(c->stop_waiters);
+
+        for (guint i = 0; waiters && i < waiters->len; i++)
+                (void) sd_bus_reply_method_return(waiters->pdata[i], "is", c->exit_code, c->reason);
+        for (guint i = 0; stoppers && i < stoppers->len; i++)
+                (void) sd_bus_reply_method_return(stoppers->pdata[i], "");
+}
+
+void container_emit_changed(Manager *m, ContainerRecord *c) {
+        _cleanup_free_ char *path = container_object_path(c->id);
+
+        if (!path || c->creating)
+                return;
+        (void) sd_bus_emit_properties_changed(m->bus, path, BERTH_BROKER_CONTAINER_IFACE, "Status", "Pid",
+                                              "ExitCode", "Reason", "StartedAt", "FinishedAt", NULL);
+}
+
 /* ---- CreateContainer ------------------------------------------------------------------------------ */
 
 typedef struct CreateCall {
@@ -941,9 +968,6 @@ int container_manager_setup(Manager *m) {
                                      on_name_owner, m, "s", BERTH_SUPERVISOR_NAME);
         if (r < 0)
                 return log_error_errno(r, "Failed to ask for the supervisor's bus name: %m");
-        r = container_objects_register(m);
-        if (r < 0)
-                return r;
         if (container_store_count(cm->store) > 0)
                 /* The broker may have been restarted: what happened meanwhile is the supervisor's to say.
                  * Without records there is nothing to reconcile and no reason to start the supervisor. */

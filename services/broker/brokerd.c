@@ -66,6 +66,9 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         r = container_manager_setup(m);
         if (r < 0)
                 return r;
+        r = container_objects_register(m);
+        if (r < 0)
+                return r;
 
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
                                      broker_manager_vtable, m);

@@ -20,12 +20,6 @@ static void message_unref_notify(void *p) {
 #define SUPERVISOR_KILL_FLAG_ALL (UINT64_C(1) << 0)
 #define STOP_TIMEOUT_MAX_SEC (24U * 3600U)
 
-char *container_object_path(const char *id) {
-        char *p;
-
-        return asprintf(&p, "%s/%s", BERTH_BROKER_CONTAINER_PREFIX, id) < 0 ? NULL : p;
-}
-
 static const char *id_from_path(const char *path) {
         const char *id;
 
@@ -43,16 +37,6 @@ static ContainerRecord *record_from_path(Manager *m, const char *path) {
 
 /* ---- replies to waiting callers -------------------------------------------------------------------- */
 
-void container_reply_waiters(ContainerRecord *c) {
-        g_autoptr(GPtrArray) waiters = TAKE_PTR(c->waiters);
-        g_autoptr(GPtrArray) stoppers = TAKE_PTR(c->stop_waiters);
-
-        for (guint i = 0; waiters && i < waiters->len; i++)
-                (void) sd_bus_reply_method_return(waiters->pdata[i], "is", c->exit_code, c->reason);
-        for (guint i = 0; stoppers && i < stoppers->len; i++)
-                (void) sd_bus_reply_method_return(stoppers->pdata[i], "");
-}
-
 static int add_waiter(GPtrArray **array, sd_bus_message *m, sd_bus_error *error) {
         if (!*array)
                 *array = g_ptr_array_new_with_free_func(message_unref_notify);
@@ -61,15 +45,6 @@ static int add_waiter(GPtrArray **array, sd_bus_message *m, sd_bus_error *error)
                                          "Too many callers waiting on this container.");
         g_ptr_array_add(*array, sd_bus_message_ref(m));
         return 1;
-}
-
-void container_emit_changed(Manager *m, ContainerRecord *c) {
-        _cleanup_free_ char *path = container_object_path(c->id);
-
-        if (!path || c->creating)
-                return;
-        (void) sd_bus_emit_properties_changed(m->bus, path, BERTH_BROKER_CONTAINER_IFACE, "Status", "Pid",
-                                              "ExitCode", "Reason", "StartedAt", "FinishedAt", NULL);
 }
 
 /* ---- forwarding a call to the supervisor ---------------------------------------------------------- */

@@ -10,7 +10,7 @@
 
 #include "cgroup.h"
 #include "fs-util.h"
-#include "mounts.h"
+#include "mount-api.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 

@@ -9,7 +9,7 @@
 
 #include "devices.h"
 #include "fs-in-root.h"
-#include "mounts.h"
+#include "mount-api.h"
 
 static const struct {
         const char *name;

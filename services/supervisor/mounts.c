@@ -13,6 +13,7 @@
 
 #include "cgroup.h"
 #include "fs-in-root.h"
+#include "mount-api.h"
 #include "mounts.h"
 
 /* All mounts inside the rootfs use the new mount API: the filesystem or bind is built detached
@@ -101,53 +102,6 @@ static int parse_options(const SpecMount *m, MountOptions *o, BerthError *err) {
                 memcpy(o->data + dlen, *opt, l + 1);
                 dlen += l;
         }
-        return 0;
-}
-
-int mount_move_onto(int mnt_fd, int target_fd) {
-        return RET_NERRNO(
-                move_mount(mnt_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
-}
-
-static int fs_configure(int fs_fd, const char *source, const char *data) {
-        char buf[1024];
-
-        if (source && fsconfig(fs_fd, FSCONFIG_SET_STRING, "source", source, 0) < 0)
-                return negative_errno();
-        if (data && *data) {
-                snprintf(buf, sizeof(buf), "%s", data);
-                for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-                     tok = strtok_r(NULL, ",", &save)) {
-                        char *eq = strchr(tok, '=');
-                        int r;
-                        if (eq) {
-                                *eq = '\0';
-                                r = fsconfig(fs_fd, FSCONFIG_SET_STRING, tok, eq + 1, 0);
-                        } else
-                                r = fsconfig(fs_fd, FSCONFIG_SET_FLAG, tok, NULL, 0);
-                        if (r < 0)
-                                return negative_errno();
-                }
-        }
-        if (fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                return negative_errno();
-        return 0;
-}
-
-int mount_fs_detached(const char *type, const char *source, const char *data, uint64_t attr, int *ret_fd) {
-        _cleanup_close_ int fs_fd = -EBADF;
-        int r, mfd;
-
-        fs_fd = fsopen(type, FSOPEN_CLOEXEC);
-        if (fs_fd < 0)
-                return negative_errno();
-        r = fs_configure(fs_fd, source, data);
-        if (r < 0)
-                return r;
-        mfd = fsmount(fs_fd, FSMOUNT_CLOEXEC, (unsigned) attr);
-        if (mfd < 0)
-                return negative_errno();
-        *ret_fd = mfd;
         return 0;
 }
 

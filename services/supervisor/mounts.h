@@ -28,9 +28,3 @@ int rootfs_pivot(int root_fd, BerthError *err);
 int paths_mask(char **paths, BerthError *err);
 int paths_readonly(char **paths, BerthError *err);
 int rootfs_finish_readonly(const Spec *spec, BerthError *err);
-
-/* Attaches a detached mount (from fsmount() or open_tree()) onto target_fd. 0 or -1 with errno. */
-int mount_move_onto(int mnt_fd, int target_fd);
-
-/* A detached mount of a new filesystem instance (fsopen/fsconfig/fsmount); data is "k=v,flag,…". */
-int mount_fs_detached(const char *type, const char *source, const char *data, uint64_t attr, int *ret_fd);
