@@ -13,6 +13,7 @@ import itertools
 import re
 import socket
 import threading
+import time
 
 HANG_GUARD = 120  # seconds; a wait that takes this long has failed, whatever it waited for
 
@@ -23,8 +24,11 @@ class CountingProxy:
 
     REQ_RE = re.compile(rb"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]\r\n(.*?)\r\n\r\n", re.S)
 
-    def __init__(self, target_port, target_host="127.0.0.1", hold_blobs_after=None):
+    def __init__(self, target_port, target_host="127.0.0.1", hold_blobs_after=None, rate=None):
         self.target = (target_host, target_port)
+        # bytes/s per connection, None = unlimited: for the tests that need a pull to stay in flight
+        # while services come and go (idle exit, restarts); nothing is judged by how long it took.
+        self.rate = rate
         self.cond = threading.Condition()
         self.lock = self.cond  # one lock for the counters and the gate
         self.hold_after = hold_blobs_after  # None: never hold
@@ -235,6 +239,8 @@ class CountingProxy:
                         self.bytes_down += k
                     self._response_bytes(n, state, data[:k])
                     data = data[k:]
+                    if self.rate:
+                        time.sleep(k / self.rate)
         except OSError:
             pass
         finally:
