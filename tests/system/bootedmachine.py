@@ -125,7 +125,10 @@ class BootedMachine:
         remove_stale_ephemeral_copies(self.tree)
         cmd = ["systemd-nspawn", "--boot", "--ephemeral", f"--directory={self.tree}", "--register=no",
                "--keep-unit", "--link-journal=no", "--resolv-conf=copy-host", "--console=read-only",
-               f"--machine={self.cgroup_name}"]
+               f"--machine={self.cgroup_name}",
+               # nspawn keeps CAP_NET_ADMIN only with --private-network; a real machine's PID 1 has it,
+               # and the supervisor needs it to bring up each container's loopback.
+               "--capability=CAP_NET_ADMIN"]
         cmd += [f"--bind-ro={host}:{inside}" for host, inside in self.binds_ro]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         self.console_log = open(self.log_dir / "console.log", "wb")

@@ -210,6 +210,116 @@ def test_admin_action_prompts_through_pkttyagent(machine, registry, users):
     assert ref not in machine.run(["berthctl", "images", "ls"]).stdout
 
 
+# --- containers under systemd's cgroup delegation ---------------------------------------------------
+
+IMAGE = "localhost/busybox:latest"  # what tools/quickstart imported
+
+
+def containers(machine):
+    return {c["Name"]: c for c in json.loads(machine.run(["berthctl", "ls", "-a", "--json"]).stdout)}
+
+
+def cgroup_of(machine, pid):
+    """The unified hierarchy's path of pid, as the machine's systemd sees it."""
+    text = machine.run(["cat", f"/proc/{pid}/cgroup"]).stdout
+    return re.search(r"^0::(\S+)$", text, re.M).group(1)
+
+
+def wait_until(pred, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def detached(machine):
+    """t1: a detached container started by root, its init's pid and its systemd scope."""
+    machine.run(["berthctl", "run", "-d", "--name", "t1", IMAGE, "sleep", "1000"])
+    c = containers(machine)["t1"]
+    assert c["Status"] == "running" and c["Pid"] > 0, c
+    return {"pid": c["Pid"], "cgroup": cgroup_of(machine, c["Pid"])}
+
+
+def test_quick_start_run_printed_the_containers_output(machine):
+    out = machine.quickstart.stdout
+    assert f"+ berthctl run --rm {IMAGE} echo hello" in out, out
+    assert re.search(r"^hello$", out.split("+ berthctl run --rm", 1)[1], re.M), out
+
+
+def test_container_init_sits_in_its_own_delegated_scope(machine, detached):
+    cgroup = detached["cgroup"]
+    supervisor_cgroup = cgroup_of(machine, show(machine, "supervisor", "MainPID")["MainPID"])
+    assert supervisor_cgroup.startswith("/system.slice/berth-supervisor.service"), supervisor_cgroup
+    assert not cgroup.startswith("/system.slice/berth-supervisor.service"), cgroup
+    scope = cgroup.rstrip("/").split("/")[-1]
+    assert scope.endswith(".scope") and cgroup.startswith("/berth.slice/"), cgroup
+    props = machine.run(["systemctl", "show", scope, "--property=Delegate", "--property=ActiveState",
+                         "--property=Slice", "--property=ControlGroup", "--property=Transient"]).stdout
+    props = dict(line.split("=", 1) for line in props.splitlines() if "=" in line)
+    assert props["Delegate"] == "yes" and props["ActiveState"] == "active", props
+    assert props["Slice"] == "berth.slice" and props["Transient"] == "yes", props
+    # The init itself, not only a child of it, is in the scope's cgroup.
+    assert props["ControlGroup"] == cgroup, props
+    assert str(detached["pid"]) in machine.run(["cat", f"/sys/fs/cgroup{cgroup}/cgroup.procs"]).stdout.split()
+
+
+def test_supervisor_exposure_with_a_container_running(machine, detached):
+    assert containers(machine)["t1"]["Status"] == "running"
+    live = machine.run(["systemd-analyze", "security", "--no-pager", "berth-supervisor.service"]).stdout
+    FIGURES["exposure_supervisor_with_container"] = exposure(live)
+    assert exposure(live) <= EXPOSURE_CEILINGS["supervisor"], live
+
+
+def test_containers_outlive_a_supervisor_restart_and_stop(machine, detached):
+    pid = detached["pid"]
+    before = show(machine, "supervisor", "MainPID")["MainPID"]
+    machine.run(["systemctl", "restart", "berth-supervisor.service"])
+    after = show(machine, "supervisor", "MainPID")["MainPID"]
+    assert after not in ("0", before), (before, after)
+    assert "sleep" in machine.run(["cat", f"/proc/{pid}/cmdline"]).stdout
+    assert cgroup_of(machine, pid) == detached["cgroup"]
+    c = containers(machine)["t1"]
+    assert (c["Status"], c["Pid"]) == ("running", pid), c
+    assert re.search(r"^t1\s.*running", machine.run(["berthctl", "ls"]).stdout, re.M | re.I)
+
+    # t2 ends on SIGTERM with status 0: `stop` after a plain stop of the supervisor's unit.
+    machine.run(["berthctl", "run", "-d", "--name", "t2", IMAGE, "sh", "-c",
+                 "trap 'exit 0' TERM; sleep 1000 & wait"])
+    pid2 = containers(machine)["t2"]["Pid"]
+    machine.run(["systemctl", "stop", "berth-supervisor.service"])
+    assert machine.run(["test", "-d", f"/proc/{pid2}"], check=False).returncode == 0
+    assert machine.run(["test", "-d", f"/proc/{pid}"], check=False).returncode == 0
+    # The broker activates the supervisor again for these calls.
+    machine.run(["berthctl", "stop", "-t", "30", "t2"])
+    assert machine.run(["berthctl", "wait", "t2"]).stdout.strip() == "0"
+    machine.run(["berthctl", "kill", "t1"])
+    w = machine.run(["berthctl", "wait", "t1"], check=False)
+    assert (w.returncode, w.stdout.strip()) == (137, "137"), w
+    c = containers(machine)
+    assert (c["t1"]["Status"], c["t1"]["ExitCode"]) == ("stopped", 137), c["t1"]
+    assert (c["t2"]["Status"], c["t2"]["ExitCode"]) == ("stopped", 0), c["t2"]
+    # The scopes went with their containers.
+    scope = detached["cgroup"].rstrip("/").split("/")[-1]
+    wait_until(lambda: machine.run(["systemctl", "is-active", scope], check=False).stdout.strip() != "active",
+               f"{scope} no longer active")
+    machine.run(["berthctl", "rm", "t1", "t2"])
+    assert "t1" not in containers(machine)
+
+
+def test_member_with_a_logind_session_runs_a_container(machine, users):
+    p = machine.run(["sh", "-c", 'loginctl show-session "$XDG_SESSION_ID" --property=Name && '
+                     f"berthctl run --rm {IMAGE} id -u"], user=MEMBER)
+    assert f"Name={MEMBER}" in p.stdout, p.stdout + p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "0", p.stdout + p.stderr
+
+
+def test_outsider_is_refused_a_container_with_the_polkit_action_named(machine, users):
+    p = machine.run(["berthctl", "run", "--rm", IMAGE, "true"], user=OUTSIDER, check=False)
+    assert p.returncode != 0
+    assert "org.berth.container-run" in p.stderr, p.stderr
+
+
 # --- the tools around it ----------------------------------------------------------------------------
 
 def test_bus_policy_never_named_a_user_that_did_not_exist(machine):
