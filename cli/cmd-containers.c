@@ -19,6 +19,7 @@
 #include "container-cli.h"
 #include "fs-util.h"
 #include "output.h"
+#include "table.h"
 
 /* The log holds lines "<RFC 3339 time> <stdout|stderr> <F|P> <text>" (lib/shim-protocol.h): the text goes
  * to our stdout or stderr as the container wrote it (F: a full line, P: a part without its newline). */
@@ -399,11 +400,32 @@ static char *owner_text(uint32_t uid) {
         return pw ? g_strdup(pw->pw_name) : g_strdup_printf("%u", uid);
 }
 
+static const TableColumn container_columns[] = {
+        { "NAME", -24, "Name" },  { "IMAGE", -32, "Image" }, { "STATUS", -20, "Status" },
+        { "PID", -8, "Pid" },     { "OWNER", -10, "Owner" }, { "CREATED", 0, "CreatedAt" },
+        { NULL, 0, "Id" },        { NULL, 0, "ExitCode" },   { NULL, 0, "Reason" },
+        { NULL, 0, "StartedAt" }, { NULL, 0, "FinishedAt" }, { NULL, 0, "Path" },
+};
+
+static JsonNode *json_int(gint64 v) {
+        JsonNode *n = json_node_new(JSON_NODE_VALUE);
+
+        json_node_set_int(n, v);
+        return n;
+}
+
+static JsonNode *json_string(const char *s) {
+        JsonNode *n = json_node_new(JSON_NODE_VALUE);
+
+        json_node_set_string(n, s);
+        return n;
+}
+
 static int list(bool all, bool all_users, bool json) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify) g_strfreev);
+        _cleanup_(table_freep) Table *t =
+                table_new(container_columns, ELEMENTSOF(container_columns), json ? TABLE_JSON : TABLE_TEXT);
         const char *id, *name, *image, *status, *reason, *path;
         uint64_t created, started, finished;
         uint32_t pid, owner;
@@ -417,7 +439,6 @@ static int list(bool all, bool all_users, bool json) {
         r = sd_bus_message_enter_container(reply, 'a', "(ssssuisuttto)");
         if (r < 0)
                 return report_bus_error("ls", NULL, r);
-        json_builder_begin_array(b);
         while ((r = sd_bus_message_read(reply, "(ssssuisuttto)", &id, &name, &image, &status, &pid, &code,
                                         &reason, &owner, &created, &started, &finished, &path)) > 0) {
                 g_autofree char *st = NULL, *own = NULL;
@@ -425,54 +446,27 @@ static int list(bool all, bool all_users, bool json) {
 
                 if (!all && !streq(status, "running"))
                         continue;
-                if (json) {
-                        json_builder_begin_object(b);
-                        json_builder_set_member_name(b, "Id");
-                        json_builder_add_string_value(b, id);
-                        json_builder_set_member_name(b, "Name");
-                        json_builder_add_string_value(b, name);
-                        json_builder_set_member_name(b, "Image");
-                        json_builder_add_string_value(b, image);
-                        json_builder_set_member_name(b, "Status");
-                        json_builder_add_string_value(b, status);
-                        json_builder_set_member_name(b, "Pid");
-                        json_builder_add_int_value(b, pid);
-                        json_builder_set_member_name(b, "ExitCode");
-                        json_builder_add_int_value(b, code);
-                        json_builder_set_member_name(b, "Reason");
-                        json_builder_add_string_value(b, reason);
-                        json_builder_set_member_name(b, "Owner");
-                        json_builder_add_int_value(b, owner);
-                        json_builder_set_member_name(b, "CreatedAt");
-                        json_builder_add_int_value(b, (gint64) created);
-                        json_builder_set_member_name(b, "StartedAt");
-                        json_builder_add_int_value(b, (gint64) started);
-                        json_builder_set_member_name(b, "FinishedAt");
-                        json_builder_add_int_value(b, (gint64) finished);
-                        json_builder_set_member_name(b, "Path");
-                        json_builder_add_string_value(b, path);
-                        json_builder_end_object(b);
-                        continue;
-                }
                 st = status_text(status, code, reason);
                 own = owner_text(owner);
                 format_ago(ago, sizeof(ago), created);
-                if (pid > 0)
-                        snprintf(pidbuf, sizeof(pidbuf), "%u", pid);
-                else
-                        snprintf(pidbuf, sizeof(pidbuf), "-");
-                g_ptr_array_add(rows, g_strdupv((char *[]){ (char *) name, (char *) image, st, pidbuf, own,
-                                                            ago, NULL }));
+                snprintf(pidbuf, sizeof(pidbuf), pid > 0 ? "%u" : "-", pid);
+
+                table_add_string(t, name);
+                table_add_string(t, image);
+                table_add_cell(t, st, json_string(status));
+                table_add_cell(t, pidbuf, json_int(pid));
+                table_add_cell(t, own, json_int(owner));
+                table_add_cell(t, ago, json_int((gint64) created));
+                table_add_string(t, id);
+                table_add_cell(t, NULL, json_int(code));
+                table_add_string(t, reason);
+                table_add_cell(t, NULL, json_int((gint64) started));
+                table_add_cell(t, NULL, json_int((gint64) finished));
+                table_add_string(t, path);
         }
         if (r < 0)
                 return report_bus_error("ls", NULL, r);
-        json_builder_end_array(b);
-        if (json) {
-                print_json_builder(b);
-                return 0;
-        }
-        static const char *const header[] = { "NAME", "IMAGE", "STATUS", "PID", "OWNER", "CREATED", NULL };
-        print_cell_table(header, (char ***) rows->pdata, rows->len);
+        table_print(t);
         return 0;
 }
 

@@ -3,7 +3,6 @@
 
 #include "berthctl.h"
 #include "bus-util.h"
-#include "escape.h"
 #include "output.h"
 
 static void print_json_node(JsonNode *root) {
@@ -58,31 +57,4 @@ int broker_call_print_json(const char *member, const char *what, const char *id)
                 return report_bus_error(what, NULL, r);
         print_json_string(json);
         return 0;
-}
-
-void print_cell_table(const char *const *header, char ***rows, size_t n) {
-        size_t cols = 0, *width;
-
-        while (header[cols])
-                cols++;
-        width = g_new0(size_t, cols);
-        for (size_t c = 0; c < cols; c++)
-                width[c] = g_utf8_strlen(header[c], -1);
-        for (size_t i = 0; i < n; i++)
-                for (size_t c = 0; c < cols && rows[i][c]; c++)
-                        width[c] = MAX(width[c], (size_t) g_utf8_strlen(rows[i][c], -1));
-        for (size_t i = 0; i <= n; i++) {
-                for (size_t c = 0; c < cols; c++) {
-                        const char *cell = i == 0 ? header[c] : rows[i - 1][c];
-                        _cleanup_free_ char *p = escape_untrusted(cell ? cell : "", 0, 0);
-                        size_t len = g_utf8_strlen(p, -1);
-
-                        fputs(p, stdout);
-                        if (c + 1 < cols)
-                                for (size_t k = len; k < width[c] + 2; k++)
-                                        putchar(' ');
-                }
-                putchar('\n');
-        }
-        g_free(width);
 }

@@ -19,7 +19,3 @@ int parse_json_only_args(const char *what, int argc, char *argv[]);
 
 /* Connects, calls member(id) → s, and pretty-prints the JSON string it returns. */
 int broker_call_print_json(const char *member, const char *what, const char *id);
-
-/* Prints a table: header (NULL-terminated) and n rows of as many cells, columns padded to the widest
- * cell (by characters), cells escaped (escape_untrusted). */
-void print_cell_table(const char *const *header, char ***rows, size_t n);
