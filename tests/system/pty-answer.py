@@ -10,6 +10,7 @@ import pty
 import re
 import select
 import sys
+import termios
 import time
 
 PROMPT = re.compile(rb"[Pp]assword: ?$")
@@ -34,6 +35,10 @@ def main():
             break
         transcript += chunk
         if not answered and PROMPT.search(transcript):
+            # The agent prints its prompt, then turns echo off with TCSAFLUSH, which discards input
+            # already typed: answer only once echo is off (the master sees the terminal's modes).
+            while time.monotonic() < deadline and termios.tcgetattr(fd)[3] & termios.ECHO:
+                time.sleep(0.01)
             os.write(fd, password + b"\n")
             answered = True
     else:
