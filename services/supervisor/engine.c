@@ -448,6 +448,9 @@ int engine_create(int state_dir_fd, JsonNode *spec_json, const EngineIO *io, Eng
         r = seccomp_build(&spec, &seccomp, err);
         if (r < 0)
                 goto out;
+        r = mounts_clone_bind_sources(&spec, err);
+        if (r < 0)
+                goto out;
 
         CgroupLayout layout;
         r = cgroup_detect_layout(&layout); /* cached for the child, which mounts "cgroup" after its pivot */

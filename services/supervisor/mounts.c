@@ -148,6 +148,28 @@ static int mount_verify_landed(int root_fd, const char *destination, int mnt_fd)
         return want == got ? 0 : -EXDEV;
 }
 
+int mounts_clone_bind_sources(Spec *spec, BerthError *err) {
+        for (size_t i = 0; i < spec->n_mounts; i++) {
+                SpecMount *m = &spec->mounts[i];
+                MountOptions o;
+                int r;
+
+                r = parse_options(m, &o, err);
+                if (r < 0)
+                        return r;
+                if (!o.bind || !m->source || m->source[0] != '/')
+                        continue; /* mount_one() reports what is wrong with it */
+                m->source_mnt_fd = safe_close(m->source_mnt_fd);
+                m->source_mnt_fd =
+                        open_tree(AT_FDCWD, m->source,
+                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o.recursive ? AT_RECURSIVE : 0));
+                if (m->source_mnt_fd < 0)
+                        return berth_error_setm(err, errno, "Bind mount '%s': cannot open source '%s'",
+                                                m->destination, m->source);
+        }
+        return 0;
+}
+
 static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
         _cleanup_close_ int mnt_fd = -EBADF, target_fd = -EBADF;
         MountOptions o;
@@ -164,10 +186,15 @@ static int mount_one(int root_fd, const SpecMount *m, BerthError *err) {
                         return berth_error_set(err, EINVAL,
                                                "Bind mount '%s': source must be an absolute path",
                                                m->destination);
-                /* The source is resolved in the caller's view (before the pivot): the supervisor
-                 * passes caller-opened fds as /proc/self/fd/N, which open_tree() follows. */
-                mnt_fd = open_tree(AT_FDCWD, m->source,
-                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o.recursive ? AT_RECURSIVE : 0));
+                /* Cloned by the parent before the init's clone() (mounts_clone_bind_sources()): an fd
+                 * the caller passed belongs to the host's mount namespace, where open_tree() from the
+                 * init's new namespace is refused. Paths given otherwise resolve in our own view. */
+                if (m->source_mnt_fd >= 0)
+                        mnt_fd = fcntl(m->source_mnt_fd, F_DUPFD_CLOEXEC, 3);
+                else
+                        mnt_fd = open_tree(AT_FDCWD, m->source,
+                                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+                                                   (o.recursive ? AT_RECURSIVE : 0));
                 if (mnt_fd < 0)
                         return berth_error_setm(err, errno, "Bind mount '%s': cannot open source '%s'",
                                                 m->destination, m->source);

@@ -20,6 +20,12 @@ int rootfs_prepare(const Spec *spec, int *ret_root_fd, BerthError *err);
  * those (after it unshared its cgroup namespace, so that cgroup2 shows its own subtree as root). */
 int mounts_apply(int root_fd, const Spec *spec, bool cgroup_mounts, BerthError *err);
 
+/* Parent side, before the init is cloned into its own mount namespace: each bind source becomes a
+ * detached mount (spec->mounts[i].source_mnt_fd) that the init attaches. Sources passed as
+ * /proc/self/fd/N by the supervisor are fds of the caller's (host) namespace, which open_tree()
+ * accepts only from that namespace. */
+int mounts_clone_bind_sources(Spec *spec, BerthError *err);
+
 /* pivot_root into root_fd and detach the old root: afterwards no path reaches the host. */
 int rootfs_pivot(int root_fd, BerthError *err);
 

@@ -271,6 +271,7 @@ static int parse_mounts(JsonArray *a, Spec *s, BerthError *err) {
                 _cleanup_free_ char *msg = NULL;
                 JsonNode *e = json_array_get_element(a, i);
                 SpecMount *m = &s->mounts[i];
+                m->source_mnt_fd = -EBADF;
                 static const JsonField fields[] = {
                         { "destination", JSON_FIELD_STRING, offsetof(SpecMount, destination), JSON_MANDATORY,
                           NULL },
@@ -614,6 +615,7 @@ void spec_done(Spec *s) {
                 free(s->mounts[i].type);
                 free(s->mounts[i].source);
                 strv_free(s->mounts[i].options);
+                s->mounts[i].source_mnt_fd = safe_close(s->mounts[i].source_mnt_fd);
         }
         free(s->mounts);
         for (int i = 0; i < _SPEC_NS_MAX; i++)

@@ -46,6 +46,9 @@ typedef struct SpecMount {
         char *type;
         char *source;
         char **options;
+        /* Binds only, parent side: the source cloned as a detached mount before the init's clone()
+         * (mounts_clone_bind_sources()), or -EBADF. */
+        int source_mnt_fd;
 } SpecMount;
 
 typedef struct SpecRlimit {

@@ -355,6 +355,21 @@ def test_privileged_options_work_for_root(image):
     assert sorted(p.stdout.split()) == host
 
 
+def test_bind_mounts_for_root(image, tmp_path):
+    """--mount type=bind: the source travels as the caller's O_PATH fd and is bound where the caller
+    sees it; ro is read-only inside, a writable bind writes through to the host."""
+    src = tmp_path / "shared"
+    src.mkdir()
+    (src / "hello.txt").write_text("from the host\n")
+    p = ok(berthctl("run", "--rm", "--mount", f"type=bind,src={src},dst=/data,ro", image,
+                    "sh", "-c", "cat /data/hello.txt; echo x > /data/new 2>/dev/null && echo wrote || echo refused"))
+    assert p.stdout.splitlines() == ["from the host", "refused"], p.stdout + p.stderr
+    assert not (src / "new").exists()
+    ok(berthctl("run", "--rm", "--mount", f"type=bind,src={src},dst=/data", image,
+                "sh", "-c", "echo inside > /data/new"))
+    assert (src / "new").read_text() == "inside\n"
+
+
 def test_ownership(image, member, cleanup):
     cleanup.append("mine")
     ok(berthctl("run", "-d", "--name", "mine", image, "sleep", "1000", user=member))
