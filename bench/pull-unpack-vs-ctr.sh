@@ -28,6 +28,8 @@ while getopts "n:s:c:kh" o; do
 done
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 prefix=${BERTH_PREFIX:-/usr/local}
 berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 
@@ -52,45 +54,12 @@ cleanup() {
         "$berthctl" content gc >/dev/null 2>&1 || true
         if [ "$keep" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
 }
-stop_containerd() {
-        if [ -n "$ctrd_pid" ]; then
-                kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null || true
-                ctrd_pid=
-        fi
-        # Its snapshots are not mounted (pull does not mount), but be sure before removing the root.
-        awk -v p="$tmp/ctrd" '$5 ~ "^"p {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l || true
-}
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 json() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-start_containerd() {
-        rm -rf "$tmp/ctrd"
-        mkdir -p "$tmp/ctrd/root" "$tmp/ctrd/state"
-        cat >"$tmp/ctrd/config.toml" <<EOF
-version = 2
-root = "$tmp/ctrd/root"
-state = "$tmp/ctrd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "$tmp/ctrd/c.sock"
-[ttrpc]
-  address = "$tmp/ctrd/c.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-        containerd --config "$tmp/ctrd/config.toml" >"$tmp/ctrd.log" 2>&1 &
-        ctrd_pid=$!
-        for _ in $(seq 100); do ctr --address "$tmp/ctrd/c.sock" version >/dev/null 2>&1 && return 0; sleep 0.1; done
-        die "containerd did not start ($tmp/ctrd.log)"
-}
-ctr_() { ctr --address "$tmp/ctrd/c.sock" "$@"; }
 
 # 1. The images: the same layers, once per compression.
 declare -A meta

@@ -28,6 +28,8 @@ while getopts "n:l:s:kh" o; do
 done
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 prefix=${BERTH_PREFIX:-/usr/local}
 berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 
@@ -45,7 +47,7 @@ tmp=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 reg_pid= ctrd_pid=
 cleanup() {
         set +e
-        [ -n "$ctrd_pid" ] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null
+        stop_containerd
         [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
         if [ -n "${ref:-}" ]; then
                 "$berthctl" images rm "$ref" >/dev/null 2>&1 || true
@@ -56,7 +58,6 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Names an earlier, interrupted run may have left (the image is deterministic: same blobs).
@@ -89,33 +90,7 @@ skopeo --policy "$tmp/policy.json" copy --quiet --preserve-digests --authfile "$
         die "skopeo could not push the image"
 ref="127.0.0.1:$port/bench:latest"
 
-# 3. A private containerd.
-ctrd_sock=$tmp/containerd/containerd.sock
-start_containerd() {
-        rm -rf "$tmp/containerd"
-        mkdir -p "$tmp/containerd/root" "$tmp/containerd/state"
-        cat >"$tmp/containerd.toml" <<EOF
-version = 2
-root = "$tmp/containerd/root"
-state = "$tmp/containerd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$ctrd_sock"
-[ttrpc]
-  address = "$ctrd_sock.ttrpc"
-[debug]
-  level = "error"
-EOF
-        containerd --config "$tmp/containerd.toml" >>"$tmp/containerd.log" 2>&1 &
-        ctrd_pid=$!
-        for _ in $(seq 100); do ctr --address "$ctrd_sock" version >/dev/null 2>&1 && return 0; sleep 0.1; done
-        die "containerd did not start ($tmp/containerd.log)"
-}
-stop_containerd() {
-        kill "$ctrd_pid" 2>/dev/null || true
-        wait "$ctrd_pid" 2>/dev/null || true
-        ctrd_pid=
-}
+# 3. A private containerd (bench/lib.sh), started on a fresh root for every run.
 
 berth_clear() {
         "$berthctl" images rm "$ref" >/dev/null 2>&1 || true
@@ -140,7 +115,7 @@ for i in $(seq "$runs"); do
         start_containerd
         sync
         t0=$(now)
-        ctr --address "$ctrd_sock" -n bench content fetch --plain-http "$ref" >"$tmp/ctr.out" 2>&1 ||
+        ctr_ -n bench content fetch --plain-http "$ref" >"$tmp/ctr.out" 2>&1 ||
                 { cat "$tmp/ctr.out" >&2; die "ctr content fetch failed"; }
         t1=$(now)
         t_ctr+=("$(awk "BEGIN{print $t1-$t0}")")

@@ -24,6 +24,8 @@ while getopts "n:c:kh" o; do
 done
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 prefix=${BERTH_PREFIX:-/usr/local}
 berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 image=localhost/bench-run:latest
@@ -46,7 +48,7 @@ import json, sys
 for c in json.load(sys.stdin):
     if c["Name"].startswith("bench-seq-"):
         print(c["Name"])' | xargs -r "$berthctl" rm -f >/dev/null 2>&1
-        [ -n "$ctrd_pid" ] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null
+        stop_containerd
         runc delete -f "bench-runc-$$" >/dev/null 2>&1
         "$berthctl" images rm "$image" >/dev/null 2>&1
         if [ "$keep" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
@@ -54,31 +56,13 @@ for c in json.load(sys.stdin):
 trap cleanup EXIT
 
 now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1e6}'; }
 
 # 1. The image, in berth and in a private containerd; a runc bundle of its root file system.
 "$top/tools/busybox-image" --name "$image" "$tmp/image.tar" >/dev/null
 "$berthctl" images import "$tmp/image.tar" >/dev/null
 
-mkdir -p "$tmp/ctrd/root" "$tmp/ctrd/state"
-cat >"$tmp/ctrd/config.toml" <<EOF
-version = 2
-root = "$tmp/ctrd/root"
-state = "$tmp/ctrd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$tmp/ctrd/sock"
-[ttrpc]
-  address = "$tmp/ctrd/sock.ttrpc"
-EOF
-containerd --config "$tmp/ctrd/config.toml" >"$tmp/ctrd/log" 2>&1 &
-ctrd_pid=$!
-ctr() { command ctr --address "$tmp/ctrd/sock" "$@"; }
-for _ in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
-ctr version >/dev/null 2>&1 || die "containerd did not start: $(tail -5 "$tmp/ctrd/log")"
-ctr images import "$tmp/image.tar" >/dev/null
+start_containerd
+ctr_ images import "$tmp/image.tar" >/dev/null
 
 mkdir -p "$tmp/bundle/rootfs"
 python3 - "$tmp/image.tar" "$tmp/bundle/rootfs" <<'PY'
@@ -106,12 +90,12 @@ log "$runs runs each of /bin/true: berthctl run --rm, ctr run --rm, runc run"
 for i in $(seq 0 "$runs"); do
         t0=$(now); "$berthctl" run --rm "$image" /bin/true </dev/null; t1=$(now)
         [ "$i" -gt 0 ] && echo $((t1 - t0)) >>"$tmp/berth.ns"
-        t0=$(now); ctr run --rm "$image" "bench-ctr-$$-$i" /bin/true </dev/null; t1=$(now)
+        t0=$(now); ctr_ run --rm "$image" "bench-ctr-$$-$i" /bin/true </dev/null; t1=$(now)
         [ "$i" -gt 0 ] && echo $((t1 - t0)) >>"$tmp/ctr.ns"
         t0=$(now); runc run --bundle "$tmp/bundle" "bench-runc-$$" </dev/null; t1=$(now)
         [ "$i" -gt 0 ] && echo $((t1 - t0)) >>"$tmp/runc.ns"
 done
-b=$(median <"$tmp/berth.ns"); c=$(median <"$tmp/ctr.ns"); r=$(median <"$tmp/runc.ns")
+b=$(median_ms <"$tmp/berth.ns"); c=$(median_ms <"$tmp/ctr.ns"); r=$(median_ms <"$tmp/runc.ns")
 echo "run --rm /bin/true, $runs runs each (median):"
 echo "  berthctl run --rm: ${b} ms"
 echo "  ctr run --rm:      ${c} ms"
@@ -125,7 +109,7 @@ for i in $(seq 1 "$count"); do
         t0=$(now); "$berthctl" run -d --name "bench-seq-$i" "$image" sleep 1000 >/dev/null </dev/null; t1=$(now)
         echo $((t1 - t0)) >>"$tmp/seq.ns"
 done
-first=$(head -10 "$tmp/seq.ns" | median); last=$(tail -10 "$tmp/seq.ns" | median)
+first=$(head -10 "$tmp/seq.ns" | median_ms); last=$(tail -10 "$tmp/seq.ns" | median_ms)
 echo "$count containers one after another (run -d): first 10 median ${first} ms, last 10 median ${last} ms"
 shims=$(pgrep -x berth-shim | xargs -r -n1 sh -c 'awk "/^VmRSS/ {print \$2}" /proc/$0/status' | sort -n)
 n=$(echo "$shims" | grep -c . || true)
