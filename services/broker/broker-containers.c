@@ -940,6 +940,9 @@ void container_tombstone_add(Manager *manager, const ContainerRecord *c) {
         Tombstone *t;
         char *id;
 
+        /* One per id: a replaced key would be freed while tombstone_order still points at it. */
+        if (g_hash_table_contains(cm->tombstones, c->id))
+                return;
         /* The oldest goes first: a Wait that comes later than TOMBSTONES_MAX removals is NotFound. */
         while (cm->tombstone_order->len >= TOMBSTONES_MAX) {
                 g_hash_table_remove(cm->tombstones, cm->tombstone_order->pdata[0]);
