@@ -536,6 +536,26 @@ static bool set_string(char **field, const char *value) {
         return true;
 }
 
+/* SECURITY: the supervisor is another process; what it reports about a container is checked before the
+ * broker keeps it or publishes it as properties. */
+#define SUPERVISOR_REASON_MAX 1024U
+
+static bool supervisor_state_valid(const char *id, const char *status, const char *reason) {
+        if (!container_id_valid(id)) {
+                log_warning("The supervisor reported an invalid container id: ignored.");
+                return false;
+        }
+        if (!status || !str_in(status, "created", "running", "stopped")) {
+                log_warning("The supervisor reported an unknown status for %s: ignored.", id);
+                return false;
+        }
+        if (reason && (strlen(reason) > SUPERVISOR_REASON_MAX || !g_utf8_validate(reason, -1, NULL))) {
+                log_warning("The supervisor reported an invalid reason for %s: ignored.", id);
+                return false;
+        }
+        return true;
+}
+
 /* Applies one of the supervisor's states to c; returns whether anything changed. */
 static bool apply_state(ContainerRecord *c, const char *status, int32_t exit_code, const char *reason) {
         bool changed = false;
@@ -598,7 +618,11 @@ static int on_container_changed(sd_bus_message *msg, void *userdata, sd_bus_erro
                 return 0;
         }
         r = sd_bus_message_read(msg, "ssis", &id, &status, &exit_code, &reason);
-        if (r < 0)
+        if (r < 0) {
+                log_warning_errno(r, "Cannot parse the supervisor's ContainerChanged: %m");
+                return 0;
+        }
+        if (!supervisor_state_valid(id, status, reason))
                 return 0;
         c = container_store_get(manager->containers->store, id);
         if (!c || c->creating)
@@ -723,7 +747,13 @@ static int sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                         r = sd_bus_message_exit_container(reply);
                 if (r < 0 || !e.status)
                         break;
+                if (!container_id_valid(id)) {
+                        log_warning("The supervisor listed an invalid container id: ignored.");
+                        continue;
+                }
                 g_hash_table_add(seen, g_strdup(id));
+                if (!supervisor_state_valid(id, e.status, e.reason))
+                        continue;
                 c = container_store_get(cm->store, id);
                 if (!c) {
                         /* SECURITY: a container the broker has no record of cannot be reached by anyone
@@ -910,6 +940,9 @@ void container_tombstone_add(Manager *manager, const ContainerRecord *c) {
         Tombstone *t;
         char *id;
 
+        /* One per id: a replaced key would be freed while tombstone_order still points at it. */
+        if (g_hash_table_contains(cm->tombstones, c->id))
+                return;
         /* The oldest goes first: a Wait that comes later than TOMBSTONES_MAX removals is NotFound. */
         while (cm->tombstone_order->len >= TOMBSTONES_MAX) {
                 g_hash_table_remove(cm->tombstones, cm->tombstone_order->pdata[0]);

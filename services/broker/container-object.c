@@ -116,21 +116,31 @@ static int forward(Manager *m, sd_bus_message *request, const char *what, bool r
                 return broker_authorize_owned(m, c->owner, details, fn##_authorized, userdata, error);      \
         }
 
-static int read_flags(sd_bus_message *m, uint64_t known, uint64_t *ret, sd_bus_error *error) {
-        int r = sd_bus_message_read(m, "t", ret);
+/* Reads a method's arguments from the start (the authorisation may have read them already): those of
+ * types first, then the trailing flags, refused if any is not in known. */
+static int read_args(sd_bus_message *m, uint64_t known, uint64_t *ret_flags, sd_bus_error *error,
+                     const char *types, ...) {
+        va_list ap;
+        int r;
 
+        r = sd_bus_message_rewind(m, true);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_readv(m, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = sd_bus_message_read(m, "t", ret_flags);
         if (r < 0)
                 return r;
-        return bus_check_flags(*ret, known, error);
+        return bus_check_flags(*ret_flags, known, error);
 }
 
 static int start_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = read_flags(m, 0, &flags, error);
+        r = read_args(m, 0, &flags, error, NULL);
         if (r < 0)
                 return r;
         if (!streq(c->status, "created"))
@@ -146,11 +156,7 @@ static int kill_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
         int32_t sig;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "i", &sig);
-        if (r >= 0)
-                r = read_flags(m, KILL_CONTAINER_FLAG_ALL, &flags, error);
+        r = read_args(m, KILL_CONTAINER_FLAG_ALL, &flags, error, "i", &sig);
         if (r < 0)
                 return r;
         if (sig <= 0 || sig >= _NSIG)
@@ -184,11 +190,7 @@ static int stop_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
         bool first;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "u", &timeout);
-        if (r >= 0)
-                r = read_flags(m, 0, &flags, error);
+        r = read_args(m, 0, &flags, error, "u", &timeout);
         if (r < 0)
                 return r;
         if (timeout > STOP_TIMEOUT_MAX_SEC)
@@ -224,9 +226,7 @@ static int remove_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, 
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = read_flags(m, REMOVE_CONTAINER_FLAG_FORCE, &flags, error);
+        r = read_args(m, REMOVE_CONTAINER_FLAG_FORCE, &flags, error, NULL);
         if (r < 0)
                 return r;
         if (streq(c->status, "running") && !(flags & REMOVE_CONTAINER_FLAG_FORCE))
@@ -249,9 +249,7 @@ static int wait_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = read_flags(m, 0, &flags, error);
+        r = read_args(m, 0, &flags, error, NULL);
         if (r < 0)
                 return r;
         /* A --rm container answers once it is removed. */
@@ -272,9 +270,7 @@ static int wait_authorized(sd_bus_message *m, void *userdata, sd_bus_error *erro
         t = container_tombstone_get(userdata, id_from_path(sd_bus_message_get_path(m)));
         if (!t)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = read_flags(m, 0, &flags, error);
+        r = read_args(m, 0, &flags, error, NULL);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "is", t->exit_code, t->reason);
@@ -295,9 +291,7 @@ static int open_log_body(sd_bus_message *m, Manager *manager, ContainerRecord *c
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = read_flags(m, 0, &flags, error);
+        r = read_args(m, 0, &flags, error, NULL);
         if (r < 0)
                 return r;
         return forward(manager, m, "Opening the log", true, "OpenLog", "st", c->id, UINT64_C(0));
