@@ -143,12 +143,14 @@ static void find_cgroup_procs(Shim *s) {
                 return;
         buf[n] = 0;
         buf[strcspn(buf, "\n")] = 0;
+        /* Its signals go to whatever pids the file lists: only a cgroup's, and never a truncated path. */
         slash = strrchr(buf, '/');
-        if (buf[0] != '/' || !slash)
+        if (!cgroup_oom_path_is_valid(buf) || !slash)
                 return;
-        *slash = 0;
-        snprintf(s->cgroup_procs, sizeof(s->cgroup_procs), "%.*s/cgroup.procs",
-                 (int) (sizeof(s->cgroup_procs) - 16), buf);
+        if ((size_t) (slash - buf) + sizeof("/cgroup.procs") > sizeof(s->cgroup_procs))
+                return;
+        memcpy(s->cgroup_procs, buf, (size_t) (slash - buf));
+        memcpy(s->cgroup_procs + (slash - buf), "/cgroup.procs", sizeof("/cgroup.procs"));
 }
 
 /* ---- log ---------------------------------------------------------------------------------------- */
