@@ -305,6 +305,9 @@ static void kill_all(Shim *s, int sig) {
                 while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
                         len += (size_t) n;
                 close(fd);
+                /* A full buffer may end mid-pid: signal only whole lines, never a pid's prefix. */
+                while (len > 0 && buf[len - 1] != '\n')
+                        len--;
                 buf[len] = 0;
                 for (char *tok = strtok(buf, "\n"); tok; tok = strtok(NULL, "\n")) {
                         uint64_t pid;
