@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "../unpacker/fs-at.h"
+#include "fs-at.h"
 #include "bus-names.h"
 #include "container.h"
 #include "engine.h"
