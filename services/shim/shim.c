@@ -143,12 +143,14 @@ static void find_cgroup_procs(Shim *s) {
                 return;
         buf[n] = 0;
         buf[strcspn(buf, "\n")] = 0;
+        /* Its signals go to whatever pids the file lists: only a cgroup's, and never a truncated path. */
         slash = strrchr(buf, '/');
-        if (buf[0] != '/' || !slash)
+        if (!cgroup_oom_path_is_valid(buf) || !slash)
                 return;
-        *slash = 0;
-        snprintf(s->cgroup_procs, sizeof(s->cgroup_procs), "%.*s/cgroup.procs",
-                 (int) (sizeof(s->cgroup_procs) - 16), buf);
+        if ((size_t) (slash - buf) + sizeof("/cgroup.procs") > sizeof(s->cgroup_procs))
+                return;
+        memcpy(s->cgroup_procs, buf, (size_t) (slash - buf));
+        memcpy(s->cgroup_procs + (slash - buf), "/cgroup.procs", sizeof("/cgroup.procs"));
 }
 
 /* ---- log ---------------------------------------------------------------------------------------- */
@@ -303,6 +305,9 @@ static void kill_all(Shim *s, int sig) {
                 while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
                         len += (size_t) n;
                 close(fd);
+                /* A full buffer may end mid-pid: signal only whole lines, never a pid's prefix. */
+                while (len > 0 && buf[len - 1] != '\n')
+                        len--;
                 buf[len] = 0;
                 for (char *tok = strtok(buf, "\n"); tok; tok = strtok(NULL, "\n")) {
                         uint64_t pid;

@@ -8,7 +8,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-#include "../unpacker/fs-at.h"
+#include "fs-at.h"
 #include "json-util.h"
 #include "macro.h"
 #include "active-rootfs.h"

@@ -48,6 +48,20 @@ int cgroup_oom_kill_count(const char *events_path, uint64_t *ret) {
         return -ENODATA;
 }
 
+bool cgroup_oom_path_is_valid(const char *path) {
+        const char *p;
+
+        if (strncmp(path, "/sys/fs/cgroup/", 15) != 0)
+                return false;
+        for (p = path + 14; *p; p++) {
+                if (*p != '/')
+                        continue;
+                if (p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == '\0'))
+                        return false;
+        }
+        return true;
+}
+
 int cgroup_oom_kill_count_at(int state_dir_fd, uint64_t *ret) {
         char path[4096];
         int r = read_small(state_dir_fd, CGROUP_OOM_FILE_NAME, path, sizeof(path));

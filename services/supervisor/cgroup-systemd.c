@@ -157,6 +157,7 @@ static int systemd_enter(Cgroup *cg, const Spec *spec, pid_t pid, BerthError *er
 
 static int systemd_destroy(Cgroup *cg) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         /* A scope whose processes are gone is collected by systemd; stopping it covers the rest. */
@@ -164,9 +165,14 @@ static int systemd_destroy(Cgroup *cg) {
         if (r < 0)
                 return r;
         r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "StopUnit", NULL, NULL, "ss", cg->unit,
+                               "org.freedesktop.systemd1.Manager", "StopUnit", &error, NULL, "ss", cg->unit,
                                "replace");
-        return r < 0 && r != -ENOENT ? 0 : 0;
+        /* A unit systemd no longer knows (collected, never loaded) is as removed as it gets. */
+        if (r == -ENOENT || sd_bus_error_has_names(&error, "org.freedesktop.systemd1.NoSuchUnit",
+                                                   "org.freedesktop.systemd1.NotLoaded"))
+                r = 0;
+        sd_bus_error_free(&error);
+        return r;
 }
 
 const CgroupOps cgroup_ops_systemd = {

@@ -13,9 +13,11 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "../unpacker/fs-at.h"
+#include "fs-at.h"
 #include "bus-names.h"
 #include "container.h"
+#include "digest.h"
+#include "request.h"
 #include "engine.h"
 #include "fs-util.h"
 #include "host-mntns.h"
@@ -146,6 +148,7 @@ int container_read_state(Container *c, bool *ret_complete) {
         _cleanup_free_ char *data = NULL, *msg = NULL;
         _cleanup_json_node_ JsonNode *root = NULL;
         StateRecord rec = {};
+        DigestAlgorithm alg;
         size_t size;
         int r;
 
@@ -161,6 +164,10 @@ int container_read_state(Container *c, bool *ret_complete) {
         if (r >= 0)
                 r = json_dispatch(json_node_get_object(root), table, &rec, NULL, &msg);
         if (r >= 0 && (!streq(rec.id, c->id) || rec.owner >= UINT32_MAX))
+                r = -EBADMSG;
+        /* The same checks a request's values passed before they were written. */
+        if (r >= 0 && (!container_name_is_valid(rec.name) || digest_validate(rec.image_config, &alg) < 0 ||
+                       alg != DIGEST_SHA256))
                 r = -EBADMSG;
         if (r >= 0) {
                 c->name = g_strdup(rec.name);

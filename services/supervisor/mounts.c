@@ -337,6 +337,24 @@ static int open_policy_path(const char *path, int *ret_fd) {
         return 0;
 }
 
+/* Opens a path of maskedPaths/readonlyPaths for paths_mask()/paths_readonly(): 1 with *ret_fd, 0 if it
+ * does not exist (nothing to do), or < 0 with err set; a symlink on the way is refused. What/what name
+ * the list in messages. */
+static int open_listed_path(const char *path, const char *What, const char *what, int *ret_fd,
+                            BerthError *err) {
+        int r;
+
+        r = open_policy_path(path, ret_fd);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -ELOOP || r == -EXDEV)
+                return berth_error_set(err, ELOOP, "%s path '%s' is or passes a symlink, refusing", What,
+                                       path);
+        if (r < 0)
+                return berth_error_setm(err, -r, "Cannot open %s path '%s'", what, path);
+        return 1;
+}
+
 int paths_mask(char **paths, BerthError *err) {
         _cleanup_close_ int null_fd = -EBADF;
         struct stat st;
@@ -345,14 +363,11 @@ int paths_mask(char **paths, BerthError *err) {
         STRV_FOREACH(p, paths) {
                 _cleanup_close_ int fd = -EBADF, mnt_fd = -EBADF;
 
-                r = open_policy_path(*p, &fd);
-                if (r == -ENOENT)
-                        continue;
-                if (r == -ELOOP || r == -EXDEV)
-                        return berth_error_set(err, ELOOP,
-                                               "Masked path '%s' is or passes a symlink, refusing", *p);
+                r = open_listed_path(*p, "Masked", "masked", &fd, err);
                 if (r < 0)
-                        return berth_error_setm(err, -r, "Cannot open masked path '%s'", *p);
+                        return r;
+                if (r == 0)
+                        continue;
                 if (fstat(fd, &st) < 0)
                         return berth_error_setm(err, errno, "Cannot stat masked path '%s'", *p);
 
@@ -399,14 +414,11 @@ int paths_readonly(char **paths, BerthError *err) {
         STRV_FOREACH(p, paths) {
                 _cleanup_close_ int fd = -EBADF, mnt_fd = -EBADF;
 
-                r = open_policy_path(*p, &fd);
-                if (r == -ENOENT)
-                        continue;
-                if (r == -ELOOP || r == -EXDEV)
-                        return berth_error_set(err, ELOOP,
-                                               "Read-only path '%s' is or passes a symlink, refusing", *p);
+                r = open_listed_path(*p, "Read-only", "read-only", &fd, err);
                 if (r < 0)
-                        return berth_error_setm(err, -r, "Cannot open read-only path '%s'", *p);
+                        return r;
+                if (r == 0)
+                        continue;
                 mnt_fd = open_tree(fd, "",
                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
                 if (mnt_fd < 0)

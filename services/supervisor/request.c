@@ -257,7 +257,7 @@ static const JsonField request_table[] = {
         {},
 };
 
-static bool name_is_valid(const char *n) {
+bool container_name_is_valid(const char *n) {
         size_t len = strlen(n);
 
         /* docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
@@ -290,7 +290,7 @@ static int validate(ContainerRequest *r, char **ret_error) {
         size_t bytes = 0, n_env = 0;
         int k;
 
-        if (!name_is_valid(r->name))
+        if (!container_name_is_valid(r->name))
                 return json_set_error(ret_error, EINVAL, "field 'name': invalid container name");
         if (r->owner >= UINT32_MAX)
                 return json_set_error(ret_error, ERANGE, "field 'owner': not a valid uid");

@@ -65,6 +65,8 @@ bool container_request_is_privileged(const ContainerRequest *r, char **ret_what)
 /* Shared checks (also used for the image config's values). */
 bool env_entry_is_valid(const char *e);
 bool hostname_is_valid(const char *h);
+/* A container name as a request may give it (also checked on the state file read back). */
+bool container_name_is_valid(const char *n);
 /* Absolute, no "." or ".." components, no control characters, ≤ REQUEST_PATH_MAX. */
 bool container_path_is_valid(const char *p);
 /* "chown", "CAP_CHOWN", "cap_chown" → "CAP_CHOWN" (malloc'd); "all" → "ALL". -EINVAL if unknown. */

@@ -36,6 +36,12 @@ int shim_receive(int fd, ShimReply *ret) {
         if (n != (ssize_t) sizeof(*ret) || ret->magic != SHIM_PROTOCOL_MAGIC ||
             ret->version != SHIM_PROTOCOL_VERSION)
                 return -EBADMSG;
+        /* Every field within the protocol before anyone acts on it (a pid, a status, an exit code). */
+        if ((ret->type != SHIM_MSG_REPLY && ret->type != SHIM_MSG_EVENT) || ret->error < 0 ||
+            ret->status < SHIM_STATUS_CREATED || ret->status > SHIM_STATUS_STOPPED ||
+            ret->reason > SHIM_REASON_EXEC_FAILED || ret->pid < 0 || ret->exit_code < 0 ||
+            ret->exit_code > 255)
+                return -EBADMSG;
         ret->message[sizeof(ret->message) - 1] = 0;
         return 0;
 }
