@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cgroup-devices-bpf.h"
 #include "cgroup.h"
 
 #define V2_ROOT "/sys/fs/cgroup"
@@ -71,8 +73,18 @@ static int v2_create(Cgroup *cg, const Spec *spec, BerthError *err) {
                 if ((r = cgroup_write(dir, "pids.max", v)) < 0)
                         return berth_error_setm(err, -r, "Cannot set pids.max in '%s'", dir);
         }
-        /* Devices on v2 are an eBPF program (BPF_CGROUP_DEVICE); not attached yet: the container has
-         * no CAP_MKNOD by default and /dev is our own tmpfs with only the default nodes. */
+        /* Devices on v2: an eBPF program (cgroup-devices-bpf.c) from the spec's rules. */
+        {
+                const SpecDeviceRule *rules;
+                size_t n_rules;
+                _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return berth_error_setm(err, errno, "Cannot open cgroup '%s'", dir);
+                cgroup_device_rules(spec, &rules, &n_rules);
+                r = cgroup_devices_bpf_apply(fd, rules, n_rules, err);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "fs-at.h"
 #include "bus-names.h"
 #include "container.h"
+#include "container-scope.h"
 #include "digest.h"
 #include "request.h"
 #include "engine.h"
@@ -279,6 +280,13 @@ int container_cleanup(Manager *m, const char *id) {
                                 m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (state_fd >= 0)
                                 r = cgroup_remove(state_fd);
+                }
+                /* Under systemd: the container's scope, with the shim's cgroup, goes too (systemd
+                 * collects an empty scope by itself; this covers a shim still exiting). */
+                if (r >= 0 && container_scope_wanted()) {
+                        int q = container_scope_stop(id);
+                        if (q < 0)
+                                log_warning_errno(q, "Failed to stop berth-%s.scope: %m", id);
                 }
                 if (r >= 0) {
                         _cleanup_close_ int dir_fd =
