@@ -30,6 +30,31 @@ static int enable_controllers(const char *path) {
         return 0;
 }
 
+/* A limit whose controller this hierarchy does not hand down (e.g. a hybrid host's unified hierarchy, or
+ * a container manager's that kept it) fails with the controller named, never silently. */
+static int require_controller(const char *dir, const char *controller, BerthError *err) {
+        char path[PATH_MAX], buf[512];
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        if (!snprintf_ok(path, "%s/cgroup.controllers", dir))
+                return berth_error_set(err, ENAMETOOLONG, "cgroup path too long");
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return berth_error_setm(err, errno, "Cannot read '%s'", path);
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return berth_error_setm(err, errno, "Cannot read '%s'", path);
+        buf[n] = '\0';
+        for (char *save = NULL, *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+                if (streq(w, controller))
+                        return 0;
+        return berth_error_set(err, EOPNOTSUPP,
+                               "The cgroup v2 '%s' controller is not available to containers on this host "
+                               "(bound to a cgroup v1 hierarchy, or not delegated): cannot apply the limit",
+                               controller);
+}
+
 static int v2_create(Cgroup *cg, const Spec *spec, BerthError *err) {
         const SpecResources *res = &spec->resources;
         char dir[PATH_MAX], v[64];
@@ -49,6 +74,8 @@ static int v2_create(Cgroup *cg, const Spec *spec, BerthError *err) {
                 return berth_error_set(err, ENAMETOOLONG, "cgroup path too long");
 
         if (res->memory_limit > 0) {
+                if ((r = require_controller(dir, "memory", err)) < 0)
+                        return r;
                 snprintf(v, sizeof(v), "%" PRIi64, res->memory_limit);
                 if ((r = cgroup_write(dir, "memory.max", v)) < 0)
                         return berth_error_setm(err, -r, "Cannot set memory.max in '%s'", dir);
@@ -61,11 +88,15 @@ static int v2_create(Cgroup *cg, const Spec *spec, BerthError *err) {
                         return berth_error_setm(err, -r, "Cannot set memory.swap.max in '%s'", dir);
         }
         if (res->cpu_quota > 0) {
+                if ((r = require_controller(dir, "cpu", err)) < 0)
+                        return r;
                 snprintf(v, sizeof(v), "%" PRIi64 " %" PRIu64, res->cpu_quota, res->cpu_period ?: 100000);
                 if ((r = cgroup_write(dir, "cpu.max", v)) < 0)
                         return berth_error_setm(err, -r, "Cannot set cpu.max in '%s'", dir);
         }
         if (res->pids_limit != 0) {
+                if ((r = require_controller(dir, "pids", err)) < 0)
+                        return r;
                 if (res->pids_limit > 0)
                         snprintf(v, sizeof(v), "%" PRIi64, res->pids_limit);
                 else
