@@ -281,9 +281,10 @@ int container_cleanup(Manager *m, const char *id) {
                         if (state_fd >= 0)
                                 r = cgroup_remove(state_fd);
                 }
-                /* Under systemd: the container's scope, with the shim's cgroup, goes too (systemd
-                 * collects an empty scope by itself; this covers a shim still exiting). */
-                if (r >= 0 && container_scope_wanted()) {
+                /* Under systemd: the container's scope, with the shim's cgroup, goes too, also when
+                 * something above failed (systemd collects an empty scope by itself; this covers a
+                 * shim still exiting and whatever a failed create left in it). */
+                if (container_scope_wanted()) {
                         int q = container_scope_stop(id);
                         if (q < 0)
                                 log_warning_errno(q, "Failed to stop berth-%s.scope: %m", id);

@@ -404,6 +404,18 @@ def test_memory_limit_and_oom_in_the_scope(machine):
     machine.run(["berthctl", "rm", "oom"])
 
 
+def test_run_rm_under_systemd_figure(machine):
+    """A figure, not a threshold: `run --rm IMAGE true` end to end inside the booted machine, scope
+    creation included (median of 5, after one warm-up run)."""
+    out = machine.sh("for i in 0 1 2 3 4 5; do s=$(date +%s%N); berthctl run --rm " + IMAGE +
+                     " true || exit 1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done").stdout
+    times = sorted(int(t) for t in out.split()[1:])
+    assert len(times) == 5, out
+    FIGURES["run_rm_true_ms_median"] = round(times[2] / 1000, 1)
+    assert berth_scopes(machine) == set() or all(
+        unit_props(machine, u, "ActiveState")["ActiveState"] != "active" for u in berth_scopes(machine))
+
+
 def test_member_with_a_logind_session_runs_a_container(machine, users):
     p = machine.run(["sh", "-c", 'loginctl show-session "$XDG_SESSION_ID" --property=Name && '
                      f"berthctl run --rm {IMAGE} id -u"], user=MEMBER)
