@@ -297,6 +297,9 @@ static int open_log_body(sd_bus_message *m, Manager *manager, ContainerRecord *c
         return forward(manager, m, "Opening the log", true, "OpenLog", "st", c->id, UINT64_C(0));
 }
 CONTAINER_METHOD(method_open_log, open_log_body)
+CONTAINER_METHOD(method_exec, container_exec_body)
+CONTAINER_METHOD(method_attach, container_attach_body)
+CONTAINER_METHOD(method_top, container_top_body)
 
 /* ---- properties ------------------------------------------------------------------------------------ */
 
@@ -411,6 +414,13 @@ const sd_bus_vtable broker_container_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenLog", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(log),
                                  method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Exec", "sa{sh}t", SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags),
+                                 "uah", SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Attach", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(stream), method_attach,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Top", "t", SD_BUS_PARAM(flags), "a(uuus)", SD_BUS_PARAM(processes), method_top,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
