@@ -699,6 +699,10 @@ const Command container_commands[] = {
         { "ps", "List containers (as ls)", cmd_ls, NULL, false },
         { "inspect", "Show a container as JSON", cmd_inspect, NULL, false },
         { "logs", "Print a detached container's output", cmd_logs, NULL, false },
+        { "exec", "Run a command in a running container", cmd_exec, NULL, true }, /* cmd-exec.c */
+        { "attach", "Join the terminal of a detached -t container (ctrl-p ctrl-q detaches)", cmd_attach, NULL,
+          true },
+        { "top", "List a container's processes", cmd_top, NULL, false },
         {},
 };
 

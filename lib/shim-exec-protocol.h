@@ -24,7 +24,8 @@
 #define SHIM_EXEC_FD_STDOUT (UINT32_C(1) << 1)
 #define SHIM_EXEC_FD_STDERR (UINT32_C(1) << 2)
 #define SHIM_EXEC_FD_STATUS (UINT32_C(1) << 3)
-#define SHIM_EXEC_FDS_KNOWN (SHIM_EXEC_FD_STDIN | SHIM_EXEC_FD_STDOUT | SHIM_EXEC_FD_STDERR | SHIM_EXEC_FD_STATUS)
+#define SHIM_EXEC_FDS_KNOWN                                                                                 \
+        (SHIM_EXEC_FD_STDIN | SHIM_EXEC_FD_STDOUT | SHIM_EXEC_FD_STDERR | SHIM_EXEC_FD_STATUS)
 
 #define SHIM_EXEC_PLAN_MAGIC 0x42455850U /* "BEXP" */
 #define SHIM_EXEC_PLAN_VERSION 1U
@@ -50,8 +51,9 @@ typedef struct ShimExecRlimit {
 } ShimExecRlimit;
 
 /* The plan: this header, then gid_t groups[n_groups] (as uint32_t), ShimExecRlimit rlimits[n_rlimits],
- * the filters' BPF programs one after the other (struct sock_filter, 8 bytes an instruction), then the strings: cwd, args, env, each
- * NUL-terminated, strings_size bytes in all. Every count and size is checked by the reader. */
+ * the filters' BPF programs one after the other (struct sock_filter, 8 bytes an instruction), then the
+ * strings: cwd, args, env, each NUL-terminated, strings_size bytes in all. Every count and size is checked
+ * by the reader. */
 typedef struct ShimExecPlan {
         uint32_t magic;
         uint32_t version;

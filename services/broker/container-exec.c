@@ -35,15 +35,16 @@ static int forwarded_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 if (r >= 0)
                         r = sd_bus_send(NULL, out, NULL);
                 if (r < 0)
-                        (void) sd_bus_reply_method_errorf(f->request, BERTH_ERROR_IO, "%s failed: bad reply.",
-                                                          f->what);
+                        (void) sd_bus_reply_method_errorf(f->request, BERTH_ERROR_IO,
+                                                          "%s failed: bad reply.", f->what);
         }
         sd_bus_message_unref(f->request);
         free(f);
         return 0;
 }
 
-static int send_forwarded(Manager *manager, sd_bus_message *request, sd_bus_message *call, const char *what) {
+static int send_forwarded(Manager *manager, sd_bus_message *request, sd_bus_message *call,
+                          const char *what) {
         Forwarded *f = calloc(1, sizeof(*f));
         int r;
 
@@ -91,11 +92,13 @@ int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
                         return r;
                 if (r == 0)
                         break;
-                if (!g_strv_contains((const char *const[]){ "stdin", "stdout", "stderr", "status", NULL }, key))
+                if (!g_strv_contains((const char *const[]){ "stdin", "stdout", "stderr", "status", NULL },
+                                     key))
                         return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Unknown fd '%s'.", key);
                 for (size_t i = 0; i < n; i++)
                         if (streq(keys[i], key))
-                                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Duplicate fd '%s'.", key);
+                                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS,
+                                                         "Duplicate fd '%s'.", key);
                 keys[n] = key;
                 fds[n++] = fd;
         }

@@ -121,9 +121,10 @@ ssize_t shim_recv_request(int fd, ShimRequest *q, int fds[static SHIM_REQUEST_FD
                 char buf[CMSG_SPACE(sizeof(int) * SHIM_REQUEST_FDS_MAX)];
         } control;
         struct iovec iov = { .iov_base = q, .iov_len = sizeof(*q) };
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control.buf)
-        };
+        struct msghdr mh = { .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
         ssize_t n;
 
         *ret_n = 0;
@@ -196,7 +197,9 @@ typedef struct Plan {
 static _Noreturn void child_fail(int report, int error, int status, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 static _Noreturn void child_fail(int report, int error, int status, const char *fmt, ...) {
-        ShimExecReport rep = { .type = SHIM_EXEC_REPORT_ERROR, .error = error > 0 ? error : EIO, .status = status };
+        ShimExecReport rep = { .type = SHIM_EXEC_REPORT_ERROR,
+                               .error = error > 0 ? error : EIO,
+                               .status = status };
         va_list ap;
 
         va_start(ap, fmt);
@@ -283,17 +286,20 @@ static int join_cgroups(pid_t init_pid, char *why, size_t why_size) {
         if (n <= 0)
                 return -EIO;
         buf[n] = 0;
-        for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
                 char *ctl = strchr(line, ':'), *cg;
                 if (!ctl || !(cg = strchr(ctl + 1, ':')))
                         continue;
                 *cg++ = 0;
                 ctl++;
                 /* SECURITY: the path is the kernel's, but never walk out of the hierarchy. */
-                if (cg[0] != '/' || strstr(cg, "/../") || (strlen(cg) >= 3 && !strcmp(cg + strlen(cg) - 3, "/..")))
+                if (cg[0] != '/' || strstr(cg, "/../") ||
+                    (strlen(cg) >= 3 && !strcmp(cg + strlen(cg) - 3, "/..")))
                         return -EINVAL;
                 if (!*ctl)
-                        snprintf(file, sizeof(file), "/sys/fs/cgroup%s%s/cgroup.procs", v2 ? "" : "/unified", cg);
+                        snprintf(file, sizeof(file), "/sys/fs/cgroup%s%s/cgroup.procs", v2 ? "" : "/unified",
+                                 cg);
                 else
                         snprintf(file, sizeof(file), "/sys/fs/cgroup/%s%s/cgroup.procs",
                                  !strncmp(ctl, "name=", 5) ? ctl + 5 : ctl, cg);
@@ -347,9 +353,10 @@ static void setup_tty(int report) {
         } control = {};
         ShimExecReport rep = { .type = SHIM_EXEC_REPORT_PTY };
         struct iovec iov = { .iov_base = &rep, .iov_len = sizeof(rep) };
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control.buf)
-        };
+        struct msghdr mh = { .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
 
         /* The container's own devpts instance, never a node the container could have put at /dev/ptmx. */
         root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -358,7 +365,8 @@ static void setup_tty(int report) {
         (void) xclose(root);
         if (master < 0 || fstatfs(master, &sfs) < 0 || sfs.f_type != DEVPTS_MAGIC)
                 child_fail(report, errno ?: EPERM, 126, "Cannot open the container's /dev/pts/ptmx");
-        if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY)) < 0)
+        if (ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
+            (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY)) < 0)
                 child_fail(report, errno, 126, "Cannot allocate a pty: %m");
         if (ioctl(slave, TIOCSCTTY, 0) < 0)
                 child_fail(report, errno, 126, "Cannot make the pty the controlling terminal: %m");
@@ -386,12 +394,13 @@ static void setup_stdio(int report, const int stdio[3]) {
                 else {
                         struct stat st;
                         int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                        tmp[i] = openat2_fd(root, "/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_NOCTTY | O_CLOEXEC,
-                                            RESOLVE_IN_ROOT_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_);
+                        tmp[i] = openat2_fd(
+                                root, "/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_NOCTTY | O_CLOEXEC,
+                                RESOLVE_IN_ROOT_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_);
                         (void) xclose(root);
                         /* Only the real null device: the container's root could have put anything there. */
-                        if (tmp[i] >= 0 && (fstat(tmp[i], &st) < 0 || !S_ISCHR(st.st_mode) ||
-                                            st.st_rdev != makedev(1, 3)))
+                        if (tmp[i] >= 0 &&
+                            (fstat(tmp[i], &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)))
                                 tmp[i] = xclose(tmp[i]);
                 }
                 if (tmp[i] < 0)
@@ -420,7 +429,8 @@ static void set_identity(const Plan *p, int report) {
         for (int c = 0; c <= 63; c++)
                 if (!(h->cap_bounding & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
                     errno != EINVAL)
-                        child_fail(report, errno, 126, "Cannot drop capability %d from the bounding set: %m", c);
+                        child_fail(report, errno, 126, "Cannot drop capability %d from the bounding set: %m",
+                                   c);
         if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
                 child_fail(report, errno, 126, "Cannot set PR_SET_KEEPCAPS: %m");
         for (uint32_t i = 0; i < h->n_groups; i++)
@@ -434,7 +444,8 @@ static void set_identity(const Plan *p, int report) {
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
                 child_fail(report, errno, 126, "Cannot clear the ambient capabilities: %m");
         for (int c = 0; c <= 63; c++)
-                if ((h->cap_ambient & (UINT64_C(1) << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+                if ((h->cap_ambient & (UINT64_C(1) << c)) &&
+                    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
                         child_fail(report, errno, 126, "Cannot raise ambient capability %d: %m", c);
         if (h->flags & SHIM_EXEC_PLAN_NO_NEW_PRIVS) {
                 if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -467,7 +478,8 @@ static _Noreturn void do_exec(const Plan *p, int report) {
         for (;;) {
                 const char *colon = strchrnul(path, ':');
                 size_t dl = (size_t) (colon - path);
-                if (snprintf(buf, sizeof(buf), "%.*s%s%s", (int) dl, path, dl ? "/" : "", file) < (int) sizeof(buf)) {
+                if (snprintf(buf, sizeof(buf), "%.*s%s%s", (int) dl, path, dl ? "/" : "", file) <
+                    (int) sizeof(buf)) {
                         execve(buf, p->args, p->env);
                         if (errno == EACCES)
                                 eacces = true;
@@ -505,7 +517,8 @@ static _Noreturn void process_main(const Plan *p, int report, const int stdio[3]
         /* The cwd: resolved inside the container's root, never through a magic link (setns() into the
          * mount namespace already put our root and cwd at its root). */
         root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        cwd = openat2_fd(root, p->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_);
+        cwd = openat2_fd(root, p->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC,
+                         RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_);
         if (cwd < 0 || fchdir(cwd) < 0)
                 child_fail(report, errno, 126, "Cannot enter the working directory '%s': %m", p->cwd);
         (void) close(cwd);
@@ -599,7 +612,8 @@ static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const
         _exit(0);
 }
 
-/* ---- the shim's side ------------------------------------------------------------------------------------ */
+/* ---- the shim's side ------------------------------------------------------------------------------------
+ */
 
 static bool exe_is_sealed(void) {
         int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC), seals;
@@ -619,7 +633,8 @@ static void exec_free(Exec *e) {
         e->used = false;
 }
 
-void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds, pid_t init_pid, bool running) {
+void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds, pid_t init_pid,
+                       bool running) {
         int stdio[3] = { -1, -1, -1 }, status_fd = -1, sp[2];
         size_t k = 1;
         Exec *e = NULL;
@@ -779,7 +794,8 @@ bool shim_exec_reaped(pid_t pid, int status) {
         return false;
 }
 
-/* ---- attach ---------------------------------------------------------------------------------------------- */
+/* ---- attach ----------------------------------------------------------------------------------------------
+ */
 
 static void attach_drop(Attach *a) {
         a->fd = xclose(a->fd);
@@ -795,7 +811,8 @@ void shim_attach_request(int peer_fd, int pty, bool running) {
                 return;
         }
         if (pty < 0 || !isatty(pty)) {
-                reply(peer_fd, ENOTTY, "the container has no terminal to attach to (run it with -d -t)", 0, -1);
+                reply(peer_fd, ENOTTY, "the container has no terminal to attach to (run it with -d -t)", 0,
+                      -1);
                 return;
         }
         for (size_t i = 0; i < SHIM_ATTACH_MAX && !a; i++)
@@ -823,7 +840,8 @@ void shim_attach_output(const void *buf, size_t n) {
                 if (a->fd < 0)
                         continue;
                 /* A client that does not keep up loses output (the log has it), never stalls the shim. */
-                if (send(a->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN && errno != EINTR)
+                if (send(a->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+                    errno != EINTR)
                         attach_drop(a);
         }
 }
@@ -849,7 +867,8 @@ static void attach_input(Attach *a) {
         }
 }
 
-/* ---- the loop's part ------------------------------------------------------------------------------------- */
+/* ---- the loop's part -------------------------------------------------------------------------------------
+ */
 
 size_t shim_exec_poll_fill(struct pollfd *p) {
         size_t n = 0;

@@ -9,8 +9,8 @@
 #include "shim-exec-protocol.h"
 #include "shim-protocol.h"
 
-/* berth-shim's exec and attach (lib/shim-exec-protocol.h has the protocol). Kept apart from shim.c, which calls
- * these hooks from its loop. */
+/* berth-shim's exec and attach (lib/shim-exec-protocol.h has the protocol). Kept apart from shim.c, which
+ * calls these hooks from its loop. */
 
 #define SHIM_REQUEST_FDS_MAX 5U
 #define SHIM_EXEC_POLL_MAX (SHIM_EXECS_MAX + SHIM_ATTACH_MAX)
@@ -21,7 +21,8 @@ void shim_close_fds(int *fds, size_t n);
 
 /* SHIM_OP_EXEC from the connection peer_fd, with its fds (taken). Answers on peer_fd itself, at once on
  * a refusal, otherwise once the process's execve() succeeded or failed. */
-void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds, pid_t init_pid, bool running);
+void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds, pid_t init_pid,
+                       bool running);
 /* SHIM_OP_ATTACH: pty is the master the shim reads (the log's stdout stream), or -1. */
 void shim_attach_request(int peer_fd, int pty, bool running);
 

@@ -82,7 +82,8 @@ int exec_options_parse(const char *json, ExecOptions *ret, char **ret_error) {
         g_autoptr(GList) members = json_object_get_members(obj);
         for (GList *l = members; l; l = l->next)
                 if (!g_strv_contains(known, l->data))
-                        return json_set_error(ret_error, EINVAL, "unknown exec option '%s'", (char *) l->data);
+                        return json_set_error(ret_error, EINVAL, "unknown exec option '%s'",
+                                              (char *) l->data);
         r = json_dispatch(obj, table, &o, NULL, ret_error);
         if (r < 0) {
                 exec_options_done(&o);
@@ -90,7 +91,8 @@ int exec_options_parse(const char *json, ExecOptions *ret, char **ret_error) {
         }
         if (!o.args || !o.args[0] || !o.args[0][0] || g_strv_length(o.args) > REQUEST_ARGS_MAX ||
             (o.env && g_strv_length(o.env) > REQUEST_ENV_MAX))
-                r = json_set_error(ret_error, EINVAL, "exec needs a command (at most %u arguments, %u env entries)",
+                r = json_set_error(ret_error, EINVAL,
+                                   "exec needs a command (at most %u arguments, %u env entries)",
                                    REQUEST_ARGS_MAX, REQUEST_ENV_MAX);
         for (char **a = o.args; r >= 0 && a && *a; a++)
                 bytes += strlen(*a) + 1;
@@ -116,7 +118,8 @@ int exec_options_parse(const char *json, ExecOptions *ret, char **ret_error) {
         return 0;
 }
 
-/* ---- the plan ------------------------------------------------------------------------------------------ */
+/* ---- the plan ------------------------------------------------------------------------------------------
+ */
 
 static int load_spec(Container *c, Spec *ret, char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
@@ -131,7 +134,8 @@ static int load_spec(Container *c, Spec *ret, char **ret_error) {
                 return json_set_error(ret_error, errno, "cannot open the container's config.json: %m");
         r = read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size);
         if (r < 0)
-                return json_set_error(ret_error, -r, "cannot read the container's config.json: %s", strerror(-r));
+                return json_set_error(ret_error, -r, "cannot read the container's config.json: %s",
+                                      strerror(-r));
         r = json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &root, ret_error);
         if (r < 0)
                 return r;
@@ -205,8 +209,10 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
         if (!spec->have_caps)
                 h.cap_bounding = h.cap_effective = h.cap_permitted = h.cap_inheritable = h.cap_ambient = 0;
         if (spec->n_rlimits > SHIM_EXEC_RLIMITS_MAX || sp->n > SHIM_EXEC_FILTERS_MAX)
-                return json_set_error(ret_error, E2BIG, "the container's spec has too many rlimits or filters");
-        h.flags = (o->tty ? SHIM_EXEC_PLAN_TTY : 0) | (spec->no_new_privileges ? SHIM_EXEC_PLAN_NO_NEW_PRIVS : 0) |
+                return json_set_error(ret_error, E2BIG,
+                                      "the container's spec has too many rlimits or filters");
+        h.flags = (o->tty ? SHIM_EXEC_PLAN_TTY : 0) |
+                  (spec->no_new_privileges ? SHIM_EXEC_PLAN_NO_NEW_PRIVS : 0) |
                   (spec->have_oom_score_adj ? SHIM_EXEC_PLAN_OOM_SCORE_ADJ : 0);
 
         if (!isempty(o->user)) {
@@ -273,12 +279,15 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
         return 0;
 }
 
-/* ---- talking to the shim -------------------------------------------------------------------------------- */
+/* ---- talking to the shim --------------------------------------------------------------------------------
+ */
 
 /* One request with fds; the reply (skipping the shim's events), with at most one fd. */
 static int shim_call_fds(int state_dir_fd, uint32_t op, uint32_t flags, const int *fds, size_t n_fds,
                          ShimReply *ret, int *ret_fd) {
-        ShimRequest q = { .magic = SHIM_PROTOCOL_MAGIC, .version = SHIM_PROTOCOL_VERSION, .op = op, .flags = flags };
+        ShimRequest q = {
+                .magic = SHIM_PROTOCOL_MAGIC, .version = SHIM_PROTOCOL_VERSION, .op = op, .flags = flags
+        };
         _cleanup_close_ int fd = shim_connect(state_dir_fd);
         union {
                 struct cmsghdr h;
@@ -311,9 +320,10 @@ static int shim_call_fds(int state_dir_fd, uint32_t op, uint32_t flags, const in
                         char buf[CMSG_SPACE(sizeof(int))];
                 } rcontrol = {};
                 struct iovec riov = { .iov_base = ret, .iov_len = sizeof(*ret) };
-                struct msghdr rmh = {
-                        .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rcontrol.buf, .msg_controllen = sizeof(rcontrol.buf)
-                };
+                struct msghdr rmh = { .msg_iov = &riov,
+                                      .msg_iovlen = 1,
+                                      .msg_control = rcontrol.buf,
+                                      .msg_controllen = sizeof(rcontrol.buf) };
                 ssize_t n;
                 int got = -EBADF;
 
@@ -387,9 +397,10 @@ int container_exec(Container *c, const ExecOptions *o, const int stdio[3], int s
         if (r < 0)
                 return json_set_error(ret_error, -r, "cannot reach the shim of %s: %s", c->id, strerror(-r));
         if (reply.error != 0)
-                return json_set_error(ret_error, reply.error == ESRCH || reply.error == EPERM || reply.error == EBUSY
-                                                         ? reply.error
-                                                         : ENOEXEC,
+                return json_set_error(ret_error,
+                                      reply.error == ESRCH || reply.error == EPERM || reply.error == EBUSY
+                                              ? reply.error
+                                              : ENOEXEC,
                                       "%s", reply.message);
         if (o->tty && pty < 0)
                 return json_set_error(ret_error, EIO, "the shim sent no pty");
@@ -416,7 +427,8 @@ int shim_exe_seal(const char *path) {
                 if (k <= 0)
                         return k < 0 ? negative_errno() : -EIO;
         }
-        if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_EXEC) < 0 &&
+        if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_EXEC) <
+                    0 &&
             fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
                 return negative_errno();
         return TAKE_FD(mfd);
@@ -433,7 +445,8 @@ static int find_running(Manager *m, const char *id, Container **ret, sd_bus_erro
         if (!c)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container %s.", id);
         if (c->status != CONTAINER_RUNNING)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container %s is not running.", id);
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container %s is not running.",
+                                         id);
         *ret = c;
         return 0;
 }
@@ -545,14 +558,16 @@ int method_attach_container(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 return r;
         r = shim_call_fds(c->state_dir_fd, SHIM_OP_ATTACH, 0, NULL, 0, &reply, &fd);
         if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot reach the shim of %s: %s", id, strerror(-r));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot reach the shim of %s: %s", id,
+                                         strerror(-r));
         if (reply.error != 0 || fd < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Cannot attach to container %s: %s", id,
-                                         reply.message);
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS,
+                                         "Cannot attach to container %s: %s", id, reply.message);
         return sd_bus_reply_method_return(msg, "h", fd);
 }
 
-/* ---- top ------------------------------------------------------------------------------------------------ */
+/* ---- top ------------------------------------------------------------------------------------------------
+ */
 
 #define TOP_PIDS_MAX 4096U
 
@@ -671,7 +686,8 @@ int method_top_container(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         fd = open_cgroup_procs(c);
         if (fd < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot find the cgroup of %s: %s", id, strerror(-fd));
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot find the cgroup of %s: %s", id,
+                                         strerror(-fd));
         r = read_procs(fd, &data);
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot read the processes of %s: %s", id,
