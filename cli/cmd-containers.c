@@ -700,8 +700,8 @@ const Command container_commands[] = {
         { "inspect", "Show a container as JSON", cmd_inspect, NULL, false },
         { "logs", "Print a detached container's output", cmd_logs, NULL, false },
         { "exec", "Run a command in a running container", cmd_exec, NULL, true }, /* cmd-exec.c */
-        { "attach", "Join the terminal of a detached -t container (ctrl-p ctrl-q detaches)", cmd_attach, NULL,
-          true },
+        { "attach", "Join the terminal of a detached -t container (ctrl-p ctrl-q detaches)", cmd_attach,
+          NULL, true },
         { "top", "List a container's processes", cmd_top, NULL, false },
         {},
 };

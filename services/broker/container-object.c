@@ -414,13 +414,13 @@ const sd_bus_vtable broker_container_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenLog", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(log),
                                  method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Exec", "sa{sh}t", SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags),
-                                 "uah", SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Attach", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(stream), method_attach,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Top", "t", SD_BUS_PARAM(flags), "a(uuus)", SD_BUS_PARAM(processes), method_top,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES(
+                "Exec", "sa{sh}t", SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags), "uah",
+                SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Attach", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(stream),
+                                 method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Top", "t", SD_BUS_PARAM(flags), "a(uuus)", SD_BUS_PARAM(processes),
+                                 method_top, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

@@ -214,8 +214,8 @@ static bool log_pump(Shim *s, LogStream *ls) {
                 ls->fd = safe_close(ls->fd);
                 return false;
         }
-        if (ls == &s->streams[0])
-                shim_attach_output(ls->buf + ls->len, (size_t) n); /* attached clients of a -d -t container */
+        if (ls == &s->streams[0]) /* clients attached to a -d -t container */
+                shim_attach_output(ls->buf + ls->len, (size_t) n);
         ls->len += (size_t) n;
         for (;;) {
                 char *nl = memchr(ls->buf, '\n', ls->len);

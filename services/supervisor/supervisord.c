@@ -134,10 +134,10 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("OpenLog", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "h",
                                  SD_BUS_PARAM(log), method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
         /* exec.c */
-        SD_BUS_METHOD_WITH_NAMES("ExecContainer", "ssa{sh}t",
-                                 SD_BUS_PARAM(id) SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags),
-                                 "uah", SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec_container,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES(
+                "ExecContainer", "ssa{sh}t",
+                SD_BUS_PARAM(id) SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags), "uah",
+                SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("AttachContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "h",
                                  SD_BUS_PARAM(stream), method_attach_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("TopContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "a(uuus)",
