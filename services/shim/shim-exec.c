@@ -571,6 +571,17 @@ static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const
          * container can ptrace us or open our /proc/<pid>/fd; P inherits it; execve() resets it. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
                 _exit(126);
+        /* None of the shim's own fds (state directory, sockets, log) comes along into the namespaces. */
+        {
+                int keep[] = { report, plan_fd, stdio[0], stdio[1], stdio[2] };
+                for (int fd = 3; fd < 1024; fd++) {
+                        bool k = false;
+                        for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+                                k = k || keep[i] == fd;
+                        if (!k)
+                                (void) close(fd);
+                }
+        }
         if (fstat(plan_fd, &st) < 0 || st.st_size <= 0 || st.st_size > SHIM_EXEC_PLAN_SIZE_MAX)
                 child_fail(report, EBADMSG, 126, "Bad exec plan");
         map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, plan_fd, 0);
