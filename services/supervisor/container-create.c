@@ -39,6 +39,7 @@
 
 extern char **environ;
 #include "fs-util.h"
+#include "health-config.h"
 #include "host-mntns.h"
 #include "image-config.h"
 #include "json-util.h"
@@ -566,6 +567,8 @@ static int create_authorized(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = c->state_dir_fd < 0 ? -errno : mkdirat(c->state_dir_fd, "rootfs", 0755) < 0 ? -errno : 0;
         if (r >= 0)
                 r = container_write_state(c, false);
+        if (r >= 0) /* the request's health check over the image's (health-config.h) */
+                r = health_config_save(c->state_dir_fd, req->health, a.image.config);
         if (r >= 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
                 r = -errno;
         if (r < 0) {
