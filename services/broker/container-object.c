@@ -343,6 +343,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "t", c->finished_at);
         if (streq(property, "Options"))
                 return sd_bus_message_append(reply, "s", c->options);
+        if (streq(property, "Health"))
+                return sd_bus_message_append(reply, "s", c->health ?: "");
         if (streq(property, "AutoRemove"))
                 return sd_bus_message_append(reply, "b", c->auto_remove);
         return -ENOENT;
@@ -401,6 +403,7 @@ const sd_bus_vtable broker_container_vtable[] = {
         SD_BUS_PROPERTY("Reason", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedAt", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FinishedAt", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Health", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_NAMES("Start", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_start,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Kill", "it", SD_BUS_PARAM(signal) SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
