@@ -268,3 +268,54 @@ def test_attach_needs_a_detached_tty_container(running):
     name = running("exnotty")
     p = berthctl("attach", name)
     assert p.returncode != 0 and "no terminal" in p.stderr, p.stderr
+
+
+# ---- health checks (through the exec path) -----------------------------------------------------------
+
+def health_of(name, user=None):
+    import json
+    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0].get("Health")
+
+
+def status_of(name, user=None):
+    import json
+    return {c["Name"]: c for c in json.loads(ok(berthctl("ls", "-a", "--json", user=user)).stdout)}[name]
+
+
+@pytest.mark.parametrize("who", ["root", "member"])
+def test_health_check_healthy_then_unhealthy_after_retries(running, member, who):
+    user = member if who == "member" else None
+    name = running(f"exhealth-{who}", user, "--health-cmd", "cat /tmp/ok", "--health-interval", "200ms",
+                   "--health-retries", "3", cmd=("sh", "-c", "touch /tmp/ok; exec sleep 1000"))
+    assert health_of(name, user) in ("starting", "healthy")
+    stack.wait_for(lambda: health_of(name, user) == "healthy", timeout=30, what="healthy")
+    assert "(healthy)" in ok(berthctl("ls", user=user)).stdout
+    assert status_of(name, user)["Health"] == "healthy"
+    ok(berthctl("exec", name, "rm", "/tmp/ok", user=user))
+    stack.wait_for(lambda: health_of(name, user) == "unhealthy", timeout=30, what="unhealthy")
+    # on_failure none: it keeps running; a passing check makes it healthy again.
+    assert status_of(name, user)["Status"] == "running"
+    ok(berthctl("exec", name, "touch", "/tmp/ok", user=user))
+    stack.wait_for(lambda: health_of(name, user) == "healthy", timeout=30, what="healthy again")
+
+
+def test_health_on_failure_kill_stops_it(running):
+    name = running("exhealthkill", None, "--health-cmd", "false", "--health-interval", "200ms",
+                   "--health-retries", "2", "--health-on-failure", "kill")
+    stack.wait_for(lambda: status_of(name)["Status"] == "stopped", timeout=30, what="killed when unhealthy")
+    assert status_of(name)["ExitCode"] == 137
+
+
+def test_health_check_timeout_counts_as_failure(running):
+    name = running("exhealthslow", None, "--health-cmd", "sleep 100", "--health-interval", "200ms",
+                   "--health-timeout", "300ms", "--health-retries", "1")
+    stack.wait_for(lambda: health_of(name) == "unhealthy", timeout=30, what="unhealthy by timeout")
+    # The timed-out checks were killed: no "sleep 100" left in the container.
+    assert "sleep 100" not in ok(berthctl("top", name)).stdout
+
+
+def test_bad_health_options_are_refused(image):
+    p = berthctl("run", "--rm", "--health-interval", "1ms", "--health-cmd", "true", image, "true")
+    assert p.returncode == 125 and "health.interval_ms" in p.stderr, p.stderr
+    p = berthctl("run", "--rm", "--health-on-failure", "explode", image, "true")
+    assert p.returncode != 0
