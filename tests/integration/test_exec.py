@@ -310,8 +310,8 @@ def test_health_check_timeout_counts_as_failure(running):
     name = running("exhealthslow", None, "--health-cmd", "sleep 100", "--health-interval", "200ms",
                    "--health-timeout", "300ms", "--health-retries", "1")
     stack.wait_for(lambda: health_of(name) == "unhealthy", timeout=30, what="unhealthy by timeout")
-    # The timed-out checks were killed: no "sleep 100" left in the container.
-    assert "sleep 100" not in ok(berthctl("top", name)).stdout
+    # Each timed-out check was killed: never more than the one running now.
+    assert ok(berthctl("top", name)).stdout.count("sleep 100") <= 1
 
 
 def test_bad_health_options_are_refused(image):
