@@ -321,3 +321,21 @@ def test_bad_health_options_are_refused(image):
     assert p.returncode == 125 and "health.interval_ms" in p.stderr, p.stderr
     p = berthctl("run", "--rm", "--health-on-failure", "explode", image, "true")
     assert p.returncode != 0
+
+
+def test_exec_never_runs_a_host_binary_in_the_container(running):
+    """CVE-2019-5736: an exec'd "#!/proc/self/exe" runs the process's own image inside the container:
+    that must be the shim's sealed memfd copy, never the host's berth-shim file."""
+    import hashlib
+    name = running("exseal")
+    init = container_pid(name)
+    shim = int(Path(f"/proc/{init}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert os.readlink(f"/proc/{shim}/exe").startswith("/memfd:berth-shim"), os.readlink(f"/proc/{shim}/exe")
+    host = stack.LIBEXEC / "berth-shim"
+    before = hashlib.sha256(host.read_bytes()).hexdigest() if host.exists() else None
+    ok(berthctl("exec", name, "sh", "-c", "printf '#!/proc/self/exe\\n' > /tmp/s; chmod +x /tmp/s"))
+    p = berthctl("exec", name, "/tmp/s")
+    # The sealed shim ran (its usage, exit 2) and wrote nothing anywhere.
+    assert p.returncode == 2, p
+    if before:
+        assert hashlib.sha256(host.read_bytes()).hexdigest() == before
