@@ -13,8 +13,9 @@
 #define HEALTH_INTERVAL_DEFAULT_USEC (30U * 1000000ULL)
 #define HEALTH_TIMEOUT_DEFAULT_USEC (30U * 1000000ULL)
 #define HEALTH_RETRIES_DEFAULT 3U
-#define HEALTH_DURATION_MIN_USEC (100U * 1000ULL) /* checks closer than this would be a load, not a check   \
-                                                   */
+#define HEALTH_DURATION_MIN_USEC                                                                            \
+        (100U * 1000ULL) /* checks closer than this would be a load, not a check                            \
+                          */
 #define HEALTH_DURATION_MAX_USEC (24ULL * 3600U * 1000000ULL)
 #define HEALTH_RETRIES_MAX 1000U
 #define HEALTH_FILE "health"
