@@ -202,6 +202,7 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
                 .n_args = g_strv_length(o->args),
         };
         gid_t groups[SHIM_EXEC_GROUPS_MAX];
+        g_autofree char *home = NULL;
         size_t n_groups = 0;
         const char *cwd = !isempty(o->workdir) ? o->workdir : spec->cwd ?: "/";
         int r;
@@ -227,6 +228,12 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
                         return json_set_error(ret_error, -r, "%s", msg ?: "cannot resolve the user");
                 h.uid = ids.uid;
                 h.gid = ids.gid;
+                home = g_strdup_printf("HOME=%s", ids.home);
+                /* The home field comes from the container's passwd: only a clean path. */
+                if (!env_entry_is_valid(home) || !container_path_is_valid(ids.home)) {
+                        g_free(home);
+                        home = g_strdup("HOME=/");
+                }
                 n_groups = MIN(ids.n_groups, (size_t) SHIM_EXEC_GROUPS_MAX);
                 memcpy(groups, ids.groups, n_groups * sizeof(gid_t));
         } else {
@@ -235,6 +242,18 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
         }
         h.n_groups = (uint32_t) n_groups;
         merge_env(env, spec->env, o->env);
+        /* Another user's HOME, from the container's passwd, unless the caller set one (as docker exec -u).
+         */
+        if (home) {
+                bool caller_set = false;
+                STRV_FOREACH(e, o->env)
+                caller_set = caller_set || g_str_has_prefix(*e, "HOME=");
+                for (guint i = 0; !caller_set && i < env->len; i++)
+                        if (g_str_has_prefix(env->pdata[i], "HOME="))
+                                g_ptr_array_remove_index(env, i--);
+                if (!caller_set)
+                        g_ptr_array_add(env, home);
+        }
         h.n_env = env->len;
         if (h.n_env > SHIM_EXEC_ENV_MAX)
                 return json_set_error(ret_error, E2BIG, "too many environment entries");

@@ -132,8 +132,8 @@ def test_exec_user_env_workdir(running, member, who):
     user = member if who == "member" else None
     name = running(f"exuser-{who}", user)
     p = ok(berthctl("exec", "-u", "nobody", "-e", "FOO=bar baz", "-e", "PATH=/bin", "-w", "/tmp", name, "sh",
-                    "-c", 'id -u; id -g; echo "$FOO"; echo "$PATH"; pwd', user=user))
-    assert p.stdout.split("\n")[:5] == ["65534", "65534", "bar baz", "/bin", "/tmp"], p.stdout
+                    "-c", 'id -u; id -g; echo "$FOO"; echo "$PATH"; pwd; echo "$HOME"', user=user))
+    assert p.stdout.split("\n")[:6] == ["65534", "65534", "bar baz", "/bin", "/tmp", "/nonexistent"], p.stdout
     p = ok(berthctl("exec", "-u", "65534:0", name, "id", user=user))
     assert "uid=65534" in p.stdout and "gid=0" in p.stdout, p.stdout
     p = berthctl("exec", "-u", "nosuchuser", name, "true", user=user)
