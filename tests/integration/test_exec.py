@@ -276,7 +276,7 @@ def test_attach_needs_a_detached_tty_container(running):
 
 def health_of(name, user=None):
     import json
-    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0].get("Health")
+    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]["State"]["Health"]
 
 
 def status_of(name, user=None):
