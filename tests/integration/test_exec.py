@@ -339,3 +339,19 @@ def test_exec_never_runs_a_host_binary_in_the_container(running):
     assert p.returncode == 2, p
     if before:
         assert hashlib.sha256(host.read_bytes()).hexdigest() == before
+
+
+def test_health_survives_a_supervisor_restart_and_exec_still_works(running):
+    import signal
+    name = running("exhealthrestart", None, "--health-cmd", "false", "--health-interval", "200ms",
+                   "--health-retries", "2")
+    stack.wait_for(lambda: health_of(name) == "unhealthy", timeout=30, what="unhealthy")
+    sup = stack.name_pid("org.berth.Supervisor1")
+    assert sup
+    os.kill(sup, signal.SIGKILL)
+    stack.wait_for(lambda: not stack.pid_alive(sup), what="supervisor gone")
+    # The next call brings it back; it re-reads the health state with the container and goes on checking.
+    assert status_of(name)["Status"] == "running"
+    stack.wait_for(lambda: health_of(name) == "unhealthy", timeout=30, what="unhealthy after the restart")
+    # The re-adopted shim (started from the sealed copy of the earlier supervisor) still runs execs.
+    assert ok(berthctl("exec", name, "echo", "again")).stdout == "again\n"
