@@ -569,6 +569,8 @@ int main(int argc, char *argv[]) {
         /* The creating process asked to die with the supervisor until it got here: from now on we must
          * outlive it. */
         (void) prctl(PR_SET_PDEATHSIG, 0);
+        /* Exec'd from the supervisor's sealed memfd copy, the kernel names us after it: keep our name. */
+        (void) prctl(PR_SET_NAME, "berth-shim");
         for (unsigned i = 0; i < SHIM_PEERS_MAX; i++)
                 s.peers[i] = -1;
         parse_args(&s, argc, argv, &ready_fd);
