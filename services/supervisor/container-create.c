@@ -37,7 +37,10 @@
 #include "container.h"
 #include "container-scope.h"
 #include "engine.h"
+
+extern char **environ;
 #include "fs-util.h"
+#include "health-config.h"
 #include "host-mntns.h"
 #include "image-config.h"
 #include "json-util.h"
@@ -301,6 +304,9 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
                 (void) dup3(null_fd, 1, 0);
                 (void) dup3(null_fd, 2, 0);
         }
+        /* From the sealed copy when there is one (exec.h): never from a file a container could reach. */
+        if (m->shim_exe_fd >= 0)
+                fexecve(m->shim_exe_fd, (char *const *) argv, environ);
         execv(m->shim_path, (char *const *) argv);
         r = errno;
         (void) kill(ec.init_pid, SIGKILL);
@@ -577,6 +583,8 @@ static int create_authorized(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = c->state_dir_fd < 0 ? -errno : mkdirat(c->state_dir_fd, "rootfs", 0755) < 0 ? -errno : 0;
         if (r >= 0)
                 r = container_write_state(c, false);
+        if (r >= 0) /* the request's health check over the image's (health-config.h) */
+                r = health_config_save(c->state_dir_fd, req->health, a.image.config);
         if (r >= 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
                 r = -errno;
         if (r < 0) {

@@ -23,6 +23,7 @@
 #include "fs-util.h"
 #include "host-mntns.h"
 #include "json-util.h"
+#include "health.h"
 #include "log.h"
 #include "active-rootfs.h"
 #include "shim-client.h"
@@ -309,6 +310,7 @@ int container_cleanup(Manager *m, const char *id) {
 int container_emit_changed(Container *c) {
         if (c->status == CONTAINER_CREATING)
                 return 0;
+        health_update(c); /* health.c: checks run while the container does */
         return sd_bus_emit_signal(c->manager->bus, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
                                   "ContainerChanged", "ssis", c->id, container_status_to_string(c->status),
                                   c->exit_code, c->reason);
@@ -448,6 +450,7 @@ static void adopt_one(Manager *m, const char *id) {
                         log_warning_errno(r, "Failed to watch the shim of %s: %m", id);
                 log_info("Re-adopted container %s (%s), %s.", id, c->name,
                          container_status_to_string(c->status));
+                health_update(c);
         } else {
                 c->status = CONTAINER_STOPPED;
                 if (container_read_exit(c) < 0) {
