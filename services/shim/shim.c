@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cgroup-oom.h"
+#include "shim-log.h"
 #include "shim-protocol.h"
 
 #define LOG_STREAMS 2
@@ -186,14 +187,12 @@ static void log_line(Shim *s, LogStream *ls, const char *text, size_t len, bool 
         h = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
         h += (size_t) snprintf(head + h, sizeof(head) - h, ".%06ldZ %s %c ", ts.tv_nsec / 1000L, ls->name,
                                partial ? 'P' : 'F');
-        struct iovec_like {
-                const void *p;
-                size_t n;
-        } parts[3] = { { head, h }, { text, len }, { "\n", 1 } };
+        struct iovec parts[3] = { { head, h }, { (void *) text, len }, { "\n", 1 } };
         for (size_t i = 0; i < 3; i++)
-                if (loop_write(s->log_fd, parts[i].p, parts[i].n) < 0)
+                if (loop_write(s->log_fd, parts[i].iov_base, parts[i].iov_len) < 0)
                         return;
         s->log_size += h + len + 1;
+        log_followers_write(parts, 3);
         if (s->log_max > 0 && s->log_size >= s->log_max)
                 log_rotate(s);
 }
@@ -322,16 +321,24 @@ static void kill_all(Shim *s, int sig) {
 
 static void handle_request(Shim *s, unsigned i) {
         ShimRequest q;
-        ssize_t n = recv(s->peers[i], &q, sizeof(q), MSG_DONTWAIT);
+        int passed_fd;
+        ssize_t n = shim_recv_request(s->peers[i], &q, sizeof(q), &passed_fd);
         int fd = s->peers[i];
 
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (n != (ssize_t) sizeof(q) || q.magic != SHIM_PROTOCOL_MAGIC ||
             q.version != SHIM_PROTOCOL_VERSION) {
+                safe_close(passed_fd);
                 peer_drop(s, i);
                 return;
         }
+        if (q.op == SHIM_OP_LOG_FOLLOW) {
+                int e = passed_fd < 0 ? EINVAL : log_follower_add(passed_fd, s->log_fd, s->log_size);
+                send_reply(s, fd, e, e ? "cannot follow the log" : NULL);
+                return;
+        }
+        safe_close(passed_fd);
         switch (q.op) {
         case SHIM_OP_STATE:
                 send_reply(s, fd, 0, NULL);

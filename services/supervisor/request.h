@@ -26,6 +26,8 @@
 #define REQUEST_MEMORY_MAX (1ULL << 50)
 #define REQUEST_CPU_MILLI_MAX 1000000U /* 1000 CPUs */
 #define REQUEST_PIDS_MAX (1U << 22)    /* the kernel's PID_MAX_LIMIT */
+#define REQUEST_LOG_SIZE_MIN (16ULL * 1024ULL) /* log_max_size: the shim rotates at this size */
+#define REQUEST_LOG_SIZE_MAX (64ULL * 1024ULL * 1024ULL * 1024ULL)
 
 typedef struct RequestMount {
         uint64_t source_fd; /* index: the fd passed as "mount<N>" */
@@ -52,6 +54,8 @@ typedef struct ContainerRequest {
         bool net_host;
         RequestMount *mounts;
         size_t n_mounts;
+        char *restart;         /* restart-parse.h; NULL = "no" */
+        uint64_t log_max_size; /* bytes before the log rotates; 0 = SHIM_LOG_SIZE_DEFAULT */
 } ContainerRequest;
 
 /* Parse and validate. -EBADMSG/-EFBIG/-EINVAL/-ERANGE plus a malloc'd message naming the field. */

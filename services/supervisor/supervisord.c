@@ -9,6 +9,7 @@
 #include "bus-util.h"
 #include "config.h"
 #include "container.h"
+#include "containers-life.h"
 #include "digest.h"
 #include "exe-seal.h"
 #include "image-mount.h"
@@ -132,6 +133,15 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenLog", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "h",
                                  SD_BUS_PARAM(log), method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("PauseContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_pause_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ResumeContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_resume_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ContainerStats", "ast", SD_BUS_PARAM(ids) SD_BUS_PARAM(flags), "a(sa{st})",
+                                 SD_BUS_PARAM(stats), method_container_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("OpenLogStreams", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "ahah",
+                                 SD_BUS_PARAM(files) SD_BUS_PARAM(follow), method_open_log_streams,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES(
                 "ContainerChanged", "ssis",
                 SD_BUS_PARAM(id) SD_BUS_PARAM(status) SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason), 0),
