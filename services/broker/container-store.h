@@ -38,6 +38,8 @@ typedef struct ContainerRecord {
         uint64_t created_at, started_at, finished_at; /* µs since the epoch */
 
         /* Runtime only, never stored. */
+        uint32_t restart_count;      /* the supervisor's (restart policy), mirrored */
+        char *event_status;          /* the status the last event told of (container-events.c) */
         bool creating;               /* CreateContainer in flight: not on the bus yet */
         bool removing;               /* DeleteContainer in flight */
         GPtrArray *waiters;          /* Wait calls (sd_bus_message*), answered once it stopped */
