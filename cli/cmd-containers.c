@@ -292,10 +292,22 @@ static char *owner_text(uint32_t uid) {
 
 static const TableColumn container_columns[] = {
         { "NAME", -24, "Name" },  { "IMAGE", -32, "Image" }, { "STATUS", -20, "Status" },
-        { "PID", -8, "Pid" },     { "OWNER", -10, "Owner" }, { "CREATED", 0, "CreatedAt" },
+        { "PID", -8, "Pid" },     { "OWNER", -10, "Owner" }, { "CREATED", -16, "CreatedAt" },
         { NULL, 0, "Id" },        { NULL, 0, "ExitCode" },   { NULL, 0, "Reason" },
         { NULL, 0, "StartedAt" }, { NULL, 0, "FinishedAt" }, { NULL, 0, "Path" },
+        { "RESTARTS", 8, "RestartCount" },
 };
+
+/* The restart policy's count (a property: ListContainers' signature is fixed); 0 when unreadable (another
+ * user's container). */
+static uint32_t restart_count(sd_bus *bus, const char *path) {
+        uint32_t n = 0;
+
+        if (sd_bus_get_property_trivial(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "RestartCount",
+                                        NULL, 'u', &n) < 0)
+                return 0;
+        return n;
+}
 
 static JsonNode *json_int(gint64 v) {
         JsonNode *n = json_node_new(JSON_NODE_VALUE);
@@ -334,7 +346,7 @@ static int list(bool all, bool all_users, bool json) {
                 g_autofree char *st = NULL, *own = NULL;
                 char ago[64], pidbuf[16];
 
-                if (!all && !streq(status, "running"))
+                if (!all && !streq(status, "running") && !streq(status, "paused"))
                         continue;
                 st = status_text(status, code, reason);
                 own = owner_text(owner);
@@ -353,6 +365,7 @@ static int list(bool all, bool all_users, bool json) {
                 table_add_cell(t, NULL, json_int((gint64) started));
                 table_add_cell(t, NULL, json_int((gint64) finished));
                 table_add_string(t, path);
+                table_add_uint(t, restart_count(bus, path));
         }
         if (r < 0)
                 return report_bus_error("ls", NULL, r);

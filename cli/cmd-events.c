@@ -130,8 +130,7 @@ static void print_event(const EventsCtx *ctx, const EventView *e) {
                 text = json_to_string(root, false);
                 printf("%s\n", text);
         } else {
-                printf("%s %s %s %s (name=%s", when, e->type, e->action,
-                       *e->id ? e->id : "-", e->name);
+                printf("%s %s %s %s (name=%s", when, e->type, e->action, *e->id ? e->id : "-", e->name);
                 for (size_t i = 0; i + 1 < e->n_attrs; i += 2)
                         printf(", %s=%s", e->attrs[i], e->attrs[i + 1]);
                 printf(")\n");
@@ -155,7 +154,8 @@ static int on_broker_gone(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         EventsCtx *ctx = userdata;
         const char *name, *old, *new_owner;
 
-        if (sd_bus_message_read(m, "sss", &name, &old, &new_owner) >= 0 && ctx->broker && streq(old, ctx->broker)) {
+        if (sd_bus_message_read(m, "sss", &name, &old, &new_owner) >= 0 && ctx->broker &&
+            streq(old, ctx->broker)) {
                 fprintf(stderr, "berthctl: events: the broker went away\n");
                 ctx->error = -ECONNRESET;
         }
@@ -175,11 +175,12 @@ static void events_help(void) {
 
 int cmd_events(int argc, char *argv[]) {
         enum { ARG_JSON = 0x100, ARG_FILTER, ARG_SINCE, ARG_ALL_USERS };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },          { "json", no_argument, NULL, ARG_JSON },
-                { "filter", required_argument, NULL, ARG_FILTER }, { "since", required_argument, NULL, ARG_SINCE },
-                { "all-users", no_argument, NULL, ARG_ALL_USERS }, {}
-        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "json", no_argument, NULL, ARG_JSON },
+                                                 { "filter", required_argument, NULL, ARG_FILTER },
+                                                 { "since", required_argument, NULL, ARG_SINCE },
+                                                 { "all-users", no_argument, NULL, ARG_ALL_USERS },
+                                                 {} };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *gone = NULL;
@@ -200,12 +201,13 @@ int cmd_events(int argc, char *argv[]) {
                 case ARG_FILTER: {
                         char *eq = strchr(optarg, '=');
                         if (!eq || ctx.n_filters >= FILTERS_MAX) {
-                                fprintf(stderr, "berthctl: events: invalid --filter '%s' (KEY=VALUE)\n", optarg);
+                                fprintf(stderr, "berthctl: events: invalid --filter '%s' (KEY=VALUE)\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         *eq = 0;
-                        if (!streq(optarg, "type") && !streq(optarg, "event") && !streq(optarg, "container") &&
-                            !streq(optarg, "image")) {
+                        if (!streq(optarg, "type") && !streq(optarg, "event") &&
+                            !streq(optarg, "container") && !streq(optarg, "image")) {
                                 fprintf(stderr, "berthctl: events: unknown filter '%s'\n", optarg);
                                 return -EINVAL;
                         }
@@ -232,14 +234,15 @@ int cmd_events(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         /* The match first: an event sent right after the reply must find it. */
-        r = sd_bus_match_signal(bus, &slot, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE, "Event", on_event,
-                                &ctx);
+        r = sd_bus_match_signal(bus, &slot, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE, "Event",
+                                on_event, &ctx);
         if (r >= 0)
-                r = sd_bus_add_match(bus, &gone,
-                                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                     "arg0='" BERTH_BROKER_NAME "'",
-                                     on_broker_gone, &ctx);
+                r = sd_bus_add_match(
+                        bus, &gone,
+                        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                        "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                        "arg0='" BERTH_BROKER_NAME "'",
+                        on_broker_gone, &ctx);
         if (r < 0)
                 return report_bus_error("events", NULL, r);
         r = broker_call(bus, "SubscribeEvents", &reply, "events", "tt", since, flags);

@@ -28,8 +28,8 @@
 #define LOG_TAIL_MAX 1000000U
 
 typedef struct LogPrinter {
-        uint64_t since_usec;  /* records before it are skipped */
-        bool timestamps;      /* -t */
+        uint64_t since_usec; /* records before it are skipped */
+        bool timestamps;     /* -t */
         bool at_line_start[2];
         /* --tail: the last `tail` records of the files, printed once the files are read */
         uint64_t tail;
@@ -262,11 +262,12 @@ static void logs_help(void) {
 
 int cmd_logs(int argc, char *argv[]) {
         enum { ARG_TAIL = 0x100, ARG_SINCE };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },        { "follow", no_argument, NULL, 'f' },
-                { "timestamps", no_argument, NULL, 't' }, { "tail", required_argument, NULL, ARG_TAIL },
-                { "since", required_argument, NULL, ARG_SINCE }, {}
-        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "follow", no_argument, NULL, 'f' },
+                                                 { "timestamps", no_argument, NULL, 't' },
+                                                 { "tail", required_argument, NULL, ARG_TAIL },
+                                                 { "since", required_argument, NULL, ARG_SINCE },
+                                                 {} };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_free_ char *path = NULL;
         LogOptions o = {};

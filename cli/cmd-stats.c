@@ -111,10 +111,18 @@ static double cpu_percent(const Sample *prev, const Sample *now) {
 }
 
 static const TableColumn stats_columns[] = {
-        { "ID", -12, "Id" },          { "NAME", -24, "Name" },         { "CPU %", 8, "CpuPercent" },
-        { "MEM USAGE / LIMIT", -22, "Memory" }, { "MEM %", 7, "MemoryPercent" }, { "PIDS", 6, "Pids" },
-        { "BLOCK I/O", -20, "BlockIO" },  { NULL, 0, "MemoryUsage" },  { NULL, 0, "MemoryLimit" },
-        { NULL, 0, "BlockRead" },     { NULL, 0, "BlockWrite" },       { NULL, 0, "CpuUsageNSec" },
+        { "ID", -12, "Id" },
+        { "NAME", -24, "Name" },
+        { "CPU %", 8, "CpuPercent" },
+        { "MEM USAGE / LIMIT", -22, "Memory" },
+        { "MEM %", 7, "MemoryPercent" },
+        { "PIDS", 6, "Pids" },
+        { "BLOCK I/O", -20, "BlockIO" },
+        { NULL, 0, "MemoryUsage" },
+        { NULL, 0, "MemoryLimit" },
+        { NULL, 0, "BlockRead" },
+        { NULL, 0, "BlockWrite" },
+        { NULL, 0, "CpuUsageNSec" },
 };
 
 static JsonNode *jint(uint64_t v) {
@@ -162,8 +170,10 @@ static void print_table(GPtrArray *prev, GPtrArray *now, bool json) {
                 table_add_string(t, s->name);
                 table_add_cell(t, cpus, cpu >= 0 ? jdouble(cpu) : json_node_init_null(json_node_alloc()));
                 table_add_cell(t, mem, json_node_init_string(json_node_alloc(), mem));
-                table_add_cell(t, memp, s->has_mem && s->limit > 0 ? jdouble((double) s->mem * 100.0 / (double) s->limit)
-                                                                     : json_node_init_null(json_node_alloc()));
+                table_add_cell(t, memp,
+                               s->has_mem && s->limit > 0
+                                       ? jdouble((double) s->mem * 100.0 / (double) s->limit)
+                                       : json_node_init_null(json_node_alloc()));
                 table_add_cell(t, pids, jint(s->pids));
                 table_add_cell(t, blk, json_node_init_string(json_node_alloc(), blk));
                 table_add_cell(t, NULL, jint(s->mem));
@@ -178,9 +188,9 @@ static void print_table(GPtrArray *prev, GPtrArray *now, bool json) {
 int cmd_stats(int argc, char *argv[]) {
         enum { ARG_NO_STREAM = 0x100, ARG_JSON };
         static const struct option options[] = { { "help", no_argument, NULL, 'h' },
-                                                  { "no-stream", no_argument, NULL, ARG_NO_STREAM },
-                                                  { "json", no_argument, NULL, ARG_JSON },
-                                                  {} };
+                                                 { "no-stream", no_argument, NULL, ARG_NO_STREAM },
+                                                 { "json", no_argument, NULL, ARG_JSON },
+                                                 {} };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         g_autoptr(GPtrArray) prev = NULL, now = NULL;
         bool stream = true, json = arg.json, tty = isatty(STDOUT_FILENO);

@@ -31,7 +31,8 @@ void container_event_created(Manager *m, ContainerRecord *c) {
 void container_event_state(Manager *m, ContainerRecord *c) {
         const char *was = c->event_status;
 
-        /* Unknown before (a broker that started with the container existing): nothing happened that we saw. */
+        /* Unknown before (a broker that started with the container existing): nothing happened that we saw.
+         */
         if (!was) {
                 remember(c);
                 return;

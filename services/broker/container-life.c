@@ -64,7 +64,8 @@ static int life_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                 if (r >= 0)
                         r = sd_bus_send(NULL, out, NULL);
                 if (r < 0)
-                        (void) sd_bus_reply_method_errorf(lc->request, BERTH_ERROR_IO, "%s failed: bad reply.", lc->what);
+                        (void) sd_bus_reply_method_errorf(lc->request, BERTH_ERROR_IO,
+                                                          "%s failed: bad reply.", lc->what);
         }
         sd_bus_message_unref(lc->request);
         free(lc);
@@ -113,8 +114,8 @@ static int pause_authorized(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (r < 0)
                 return r;
         if (!streq(c->status, pause ? "running" : "paused"))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container '%s' is %s, not %s.", c->name,
-                                         c->status, pause ? "running" : "paused");
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container '%s' is %s, not %s.",
+                                         c->name, c->status, pause ? "running" : "paused");
         return forward(userdata, m, pause ? "Pausing the container" : "Resuming the container",
                        pause ? "PauseContainer" : "ResumeContainer", c->id, 0);
 }
@@ -164,7 +165,8 @@ static int stats_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         int r;
 
         if (sd_bus_message_is_method_error(reply, NULL)) {
-                (void) bus_reply_internal_error(sc->request, sd_bus_message_get_error(reply), "Reading statistics");
+                (void) bus_reply_internal_error(sc->request, sd_bus_message_get_error(reply),
+                                                "Reading statistics");
                 goto done;
         }
         r = sd_bus_message_new_method_return(sc->request, &out);
@@ -180,7 +182,9 @@ static int stats_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
                 if (r <= 0)
                         break;
                 r = sd_bus_message_read(reply, "s", &id);
-                c = r >= 0 && container_id_valid(id) ? container_store_get(sc->manager->containers->store, id) : NULL;
+                c = r >= 0 && container_id_valid(id)
+                            ? container_store_get(sc->manager->containers->store, id)
+                            : NULL;
                 /* SECURITY: the supervisor answered for the ids we named; checked again all the same. */
                 if (r >= 0 && (!c || c->creating || (sc->uid != 0 && c->owner != sc->uid))) {
                         r = sd_bus_message_skip(reply, "a{st}");
@@ -219,7 +223,8 @@ static int stats_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         if (r >= 0)
                 r = sd_bus_send(NULL, out, NULL);
         if (r < 0)
-                (void) sd_bus_reply_method_errorf(sc->request, BERTH_ERROR_IO, "Reading statistics failed: bad reply.");
+                (void) sd_bus_reply_method_errorf(sc->request, BERTH_ERROR_IO,
+                                                  "Reading statistics failed: bad reply.");
 done:
         sd_bus_message_unref(sc->request);
         free(sc);
@@ -237,7 +242,8 @@ static int stats_authorized(sd_bus_message *m, Manager *manager, void *args, sd_
         int r;
 
         if (bus_message_sender_uid(m, &uid) < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         r = sd_bus_message_rewind(m, true);
         if (r >= 0)
                 r = sd_bus_message_read_strv(m, &names);
@@ -249,7 +255,8 @@ static int stats_authorized(sd_bus_message *m, Manager *manager, void *args, sd_
         if (r < 0)
                 return r;
         if (g_strv_length(names) > STATS_NAMES_MAX)
-                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "More than %u containers.", STATS_NAMES_MAX);
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "More than %u containers.",
+                                         STATS_NAMES_MAX);
         r = supervisor_new_call(manager, &call, "ContainerStats");
         if (r < 0)
                 return internal_error_unreachable(&internal_supervisor, r, error);
@@ -263,7 +270,8 @@ static int stats_authorized(sd_bus_message *m, Manager *manager, void *args, sd_
                         /* SECURITY: another user's container is not found, as GetContainer's objects are not
                          * readable: a caller sees the numbers of their own containers only (root: all). */
                         if (!c || c->creating || (uid != 0 && c->owner != uid))
-                                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container '%s'.", *name);
+                                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container '%s'.",
+                                                         *name);
                         r = sd_bus_message_append(call, "s", c->id);
                         if (r < 0)
                                 return r;

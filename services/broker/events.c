@@ -94,7 +94,8 @@ static void deliver(Manager *m, const Event *e) {
 
                 if (!visible(s, e))
                         continue;
-                r = sd_bus_message_new_signal(m->bus, &sig, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE, "Event");
+                r = sd_bus_message_new_signal(m->bus, &sig, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
+                                              "Event");
                 if (r >= 0)
                         /* SECURITY: unicast, to this subscriber only (see events.h). */
                         r = sd_bus_message_set_destination(sig, s->name);
@@ -158,7 +159,8 @@ static int subscribe_authorized(sd_bus_message *m, Manager *manager, bool all_us
         int r;
 
         if (!sender || bus_message_sender_uid(m, &uid) < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED, "Cannot establish the caller's identity.");
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
         r = sd_bus_message_rewind(m, true);
         if (r >= 0)
                 r = sd_bus_message_read(m, "tt", &since, &flags);
@@ -232,8 +234,9 @@ int method_subscribe_events(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return r;
         if (flags & SUBSCRIBE_EVENTS_FLAG_ALL_USERS)
                 /* SECURITY: everyone's container events: whoever may manage every container may see them. */
-                return bus_error_from_errno(error, bus_polkit_check_async(m, BERTH_ACTION_CONTAINER_MANAGE_ANY, NULL,
-                                                                          subscribe_all, userdata, error));
+                return bus_error_from_errno(error,
+                                            bus_polkit_check_async(m, BERTH_ACTION_CONTAINER_MANAGE_ANY,
+                                                                   NULL, subscribe_all, userdata, error));
         return broker_authorize(m, NULL, subscribe_own, userdata, NULL, 0, NULL, error);
 }
 
