@@ -291,10 +291,18 @@ static char *owner_text(uint32_t uid) {
 }
 
 static const TableColumn container_columns[] = {
-        { "NAME", -24, "Name" },  { "IMAGE", -32, "Image" }, { "STATUS", -20, "Status" },
-        { "PID", -8, "Pid" },     { "OWNER", -10, "Owner" }, { "CREATED", -16, "CreatedAt" },
-        { NULL, 0, "Id" },        { NULL, 0, "ExitCode" },   { NULL, 0, "Reason" },
-        { NULL, 0, "StartedAt" }, { NULL, 0, "FinishedAt" }, { NULL, 0, "Path" },
+        { "NAME", -24, "Name" },
+        { "IMAGE", -32, "Image" },
+        { "STATUS", -20, "Status" },
+        { "PID", -8, "Pid" },
+        { "OWNER", -10, "Owner" },
+        { "CREATED", -16, "CreatedAt" },
+        { NULL, 0, "Id" },
+        { NULL, 0, "ExitCode" },
+        { NULL, 0, "Reason" },
+        { NULL, 0, "StartedAt" },
+        { NULL, 0, "FinishedAt" },
+        { NULL, 0, "Path" },
         { "RESTARTS", 8, "RestartCount" },
 };
 
@@ -303,8 +311,8 @@ static const TableColumn container_columns[] = {
 static uint32_t restart_count(sd_bus *bus, const char *path) {
         uint32_t n = 0;
 
-        if (sd_bus_get_property_trivial(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "RestartCount",
-                                        NULL, 'u', &n) < 0)
+        if (sd_bus_get_property_trivial(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                        "RestartCount", NULL, 'u', &n) < 0)
                 return 0;
         return n;
 }

@@ -26,8 +26,8 @@ typedef struct RunOptions {
         bool entrypoint_set;
         bool read_only, privileged, seccomp_unconfined, net_host;
         uint64_t memory, cpu_quota_milli, pids_limit;
-        const char *restart;   /* --restart, checked by the broker */
-        uint64_t log_max_size; /* --log-max-size */
+        const char *restart;           /* --restart, checked by the broker */
+        uint64_t log_max_size;         /* --log-max-size */
         GPtrArray *cap_add, *cap_drop; /* borrowed argv strings */
         int mount_fds[MOUNTS_MAX];
         char *mount_dst[MOUNTS_MAX];
@@ -224,7 +224,7 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                 ARG_NET,
                 ARG_MOUNT,
                 ARG_RESTART,
-                ARG_LOG_MAX_SIZE,
+                ARG_LOG_MAX,
         };
         static const struct option options[] = { { "help", no_argument, NULL, 'h' },
                                                  { "name", required_argument, NULL, ARG_NAME },
@@ -251,7 +251,7 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                                                  { "network", required_argument, NULL, ARG_NET },
                                                  { "mount", required_argument, NULL, ARG_MOUNT },
                                                  { "restart", required_argument, NULL, ARG_RESTART },
-                                                 { "log-max-size", required_argument, NULL, ARG_LOG_MAX_SIZE },
+                                                 { "log-max-size", required_argument, NULL, ARG_LOG_MAX },
                                                  {} };
         int c, r;
         char *end;
@@ -372,7 +372,7 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                 case ARG_RESTART:
                         o->restart = optarg;
                         break;
-                case ARG_LOG_MAX_SIZE:
+                case ARG_LOG_MAX:
                         if (parse_size(optarg, &o->log_max_size) < 0 || o->log_max_size == 0) {
                                 fprintf(stderr, "berthctl: %s: invalid --log-max-size '%s'\n", verb, optarg);
                                 return -EINVAL;

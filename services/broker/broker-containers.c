@@ -337,10 +337,11 @@ static int create_authorized(sd_bus_message *m, Manager *manager, void *args, sd
         {
                 RestartPolicy rp;
                 /* docker's rule: a container removed at its exit cannot be restarted. */
-                if ((flags & CREATE_CONTAINER_FLAG_AUTO_REMOVE) && restart_policy_parse(parsed->restart, &rp) >= 0 &&
-                    rp.mode != RESTART_NO)
-                        return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS,
-                                                 "Invalid options: a restart policy and --rm cannot be combined.");
+                if ((flags & CREATE_CONTAINER_FLAG_AUTO_REMOVE) &&
+                    restart_policy_parse(parsed->restart, &rp) >= 0 && rp.mode != RESTART_NO)
+                        return sd_bus_error_setf(
+                                error, BERTH_ERROR_INVALID_ARGS,
+                                "Invalid options: a restart policy and --rm cannot be combined.");
         }
         r = container_id_generate(id);
         if (r < 0)

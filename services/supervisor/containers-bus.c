@@ -218,8 +218,7 @@ static int append_one(sd_bus_message *reply, Container *c) {
                         reply, "a{sv}", 10, "Status", "s", container_status_string(c), "Pid", "u", c->pid,
                         "ExitCode", "i", c->exit_code, "Reason", "s", c->reason, "CreatedAt", "t",
                         c->created_at, "StartedAt", "t", c->started_at, "FinishedAt", "t", c->finished_at,
-                        "Name", "s", c->name, "Owner", "u", c->owner, "RestartCount", "u",
-                        restart_count(c));
+                        "Name", "s", c->name, "Owner", "u", c->owner, "RestartCount", "u", restart_count(c));
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;

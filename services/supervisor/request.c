@@ -270,8 +270,9 @@ static int validate_life_options(ContainerRequest *r, char **ret_error) {
                 return json_set_error(ret_error, EINVAL,
                                       "field 'restart': want no, on-failure[:N], always or unless-stopped");
         if (p.mode != RESTART_NO && r->n_mounts > 0)
-                return json_set_error(ret_error, EINVAL,
-                                      "field 'restart': restart policies and bind mounts cannot be combined");
+                return json_set_error(
+                        ret_error, EINVAL,
+                        "field 'restart': restart policies and bind mounts cannot be combined");
         if (r->log_max_size != 0 &&
             (r->log_max_size < REQUEST_LOG_SIZE_MIN || r->log_max_size > REQUEST_LOG_SIZE_MAX))
                 return json_set_error(ret_error, ERANGE,

@@ -24,8 +24,8 @@
 #define REQUEST_PATH_MAX 4096U
 #define REQUEST_MEMORY_MIN (6ULL * 1024ULL * 1024ULL) /* podman's minimum: below it nothing starts */
 #define REQUEST_MEMORY_MAX (1ULL << 50)
-#define REQUEST_CPU_MILLI_MAX 1000000U /* 1000 CPUs */
-#define REQUEST_PIDS_MAX (1U << 22)    /* the kernel's PID_MAX_LIMIT */
+#define REQUEST_CPU_MILLI_MAX 1000000U         /* 1000 CPUs */
+#define REQUEST_PIDS_MAX (1U << 22)            /* the kernel's PID_MAX_LIMIT */
 #define REQUEST_LOG_SIZE_MIN (16ULL * 1024ULL) /* log_max_size: the shim rotates at this size */
 #define REQUEST_LOG_SIZE_MAX (64ULL * 1024ULL * 1024ULL * 1024ULL)
 

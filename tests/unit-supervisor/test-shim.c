@@ -254,13 +254,17 @@ static void test_log_follow(void) {
         g_autofree char *script = g_strdup_printf(
                 "echo one; while [ ! -e '%s' ]; do sleep 0.02; done; echo two; echo three >&2", stop);
         const char *argv[] = { "/bin/sh", "-c", script, NULL };
-        ShimRequest q = { .magic = SHIM_PROTOCOL_MAGIC, .version = SHIM_PROTOCOL_VERSION, .op = SHIM_OP_LOG_FOLLOW };
+        ShimRequest q = { .magic = SHIM_PROTOCOL_MAGIC,
+                          .version = SHIM_PROTOCOL_VERSION,
+                          .op = SHIM_OP_LOG_FOLLOW };
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int))];
         } control = {};
         struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+        struct msghdr mh = { .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = control.buf,
                              .msg_controllen = sizeof(control.buf) };
         char buf[4096];
         size_t len = 0;
