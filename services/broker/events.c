@@ -168,7 +168,15 @@ static int subscribe_authorized(sd_bus_message *m, Manager *manager, bool all_us
                 return r;
         s = g_hash_table_lookup(events->subscribers, sender);
         if (!s) {
-                if (g_hash_table_size(events->subscribers) >= EVENTS_SUBSCRIBERS_MAX)
+                GHashTableIter it;
+                Subscriber *o;
+                unsigned mine = 0;
+
+                g_hash_table_iter_init(&it, events->subscribers);
+                while (g_hash_table_iter_next(&it, NULL, (gpointer *) &o))
+                        mine += o->uid == uid;
+                if (g_hash_table_size(events->subscribers) >= EVENTS_SUBSCRIBERS_MAX ||
+                    (uid != 0 && mine >= EVENTS_SUBSCRIBERS_PER_UID_MAX))
                         return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many event subscribers.");
                 s = calloc(1, sizeof(*s));
                 if (!s)

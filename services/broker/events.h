@@ -19,6 +19,7 @@
 
 #define EVENTS_RING_MAX 1024U
 #define EVENTS_SUBSCRIBERS_MAX 256U
+#define EVENTS_SUBSCRIBERS_PER_UID_MAX 16U /* one user cannot take every slot */
 #define EVENTS_ATTRS_MAX 8U
 
 #define EVENT_TYPE_CONTAINER "container"
