@@ -63,7 +63,8 @@ void container_emit_changed(Manager *m, ContainerRecord *c) {
         if (!path || c->creating)
                 return;
         (void) sd_bus_emit_properties_changed(m->bus, path, BERTH_BROKER_CONTAINER_IFACE, "Status", "Pid",
-                                              "ExitCode", "Reason", "StartedAt", "FinishedAt", "RestartCount", NULL);
+                                              "ExitCode", "Reason", "StartedAt", "FinishedAt",
+                                              "RestartCount", NULL);
 }
 
 /* ---- CreateContainer ------------------------------------------------------------------------------ */
