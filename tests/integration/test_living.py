@@ -41,7 +41,18 @@ def berthctl(*args, user=None, timeout=120):
 
 
 def popen(*args, user=None):
-    return subprocess.Popen(command(args, user), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Its own process group: killing runuser alone would leave berthctl subscribed.
+    return subprocess.Popen(command(args, user), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def stop(*procs):
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
 
 
 def ok(p):
@@ -231,8 +242,7 @@ def test_events_in_order_for_a_failing_run_with_rm(image, member, who):
         assert berthctl("run", "--rm", "--name", name, image, "sh", "-c", "exit 3", user=user).returncode == 3
         got = read_events(ev, lambda e: e["action"] == "destroy")
     finally:
-        ev.kill()
-        ev.wait()
+        stop(ev)
     assert [e["action"] for e in got] == ["create", "start", "die", "destroy"], got
     die = got[2]
     assert die["attributes"]["exitCode"] == "3" and die["type"] == "container" and die["name"] == name
@@ -255,9 +265,7 @@ def test_a_member_sees_none_of_another_members_events(image, member):
         got_b = read_events(ev_b, destroyed("ev-b2"))
         got_root = read_events(ev_root, destroyed("ev-b2"))
     finally:
-        for p in (ev_b, ev_root):
-            p.kill()
-            p.wait()
+        stop(ev_b, ev_root)
     assert all(e["name"] != "ev-a" for e in got_b), got_b
     assert [e["action"] for e in got_b if e["name"] == "ev-b2"] == ["create", "start", "die", "destroy"]
     assert [e["action"] for e in got_root if e["name"] == "ev-a"] == ["create", "start", "die", "destroy"]
@@ -266,8 +274,7 @@ def test_a_member_sees_none_of_another_members_events(image, member):
     try:
         got = read_events(replay, destroyed("ev-b2"))
     finally:
-        replay.kill()
-        replay.wait()
+        stop(replay)
     assert all(e["name"] != "ev-a" for e in got), got
 
 
@@ -280,8 +287,7 @@ def test_image_events(image, member):
         ok(berthctl("images", "rm", "localhost/berth-living-tag:1"))
         got = read_events(ev, lambda e: e["action"] == "delete")
     finally:
-        ev.kill()
-        ev.wait()
+        stop(ev)
     assert [(e["action"], e["name"]) for e in got][-2:] == [("tag", "localhost/berth-living-tag:1"),
                                                             ("delete", "localhost/berth-living-tag:1")]
 
