@@ -32,7 +32,7 @@ def command(args, user):
     cmd = [BERTHCTL, "--no-ask-password", *args]
     if user:
         bus = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-        cmd = ["runuser", "-u", user, "--"] + ([f"env", f"DBUS_SYSTEM_BUS_ADDRESS={bus}"] if bus else []) + cmd
+        cmd = ["runuser", "-u", user, "--"] + (["env", f"DBUS_SYSTEM_BUS_ADDRESS={bus}"] if bus else []) + cmd
     return cmd
 
 
