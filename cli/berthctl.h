@@ -75,6 +75,12 @@ int cmd_create(int argc, char *argv[]);
 extern const Command container_commands[]; /* terminated by {} */
 extern const Verb containers_verbs[];
 extern const Verb tasks_verbs[];
+/* Living containers: cmd-logs.c, cmd-events.c, cmd-stats.c, cmd-pause.c. */
+int cmd_logs(int argc, char *argv[]);
+int cmd_events(int argc, char *argv[]);
+int cmd_stats(int argc, char *argv[]);
+int cmd_pause(int argc, char *argv[]);
+int cmd_unpause(int argc, char *argv[]);
 
 /* Helpers for verbs. */
 bool wants_help(int argc, char *argv[]);

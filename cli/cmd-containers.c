@@ -21,116 +21,6 @@
 #include "output.h"
 #include "table.h"
 
-/* The log holds lines "<RFC 3339 time> <stdout|stderr> <F|P> <text>" (lib/shim-protocol.h): the text goes
- * to our stdout or stderr as the container wrote it (F: a full line, P: a part without its newline). */
-typedef struct LogReader {
-        char buf[65536];
-        size_t len;
-} LogReader;
-
-static int emit_log_line(char *line, size_t n) {
-        char *stream, *tag, *text;
-        int fd;
-
-        line[n] = 0;
-        stream = strchr(line, ' ');
-        tag = stream ? strchr(stream + 1, ' ') : NULL;
-        text = tag ? strchr(tag + 1, ' ') : NULL;
-        if (!text)
-                return 0; /* not a log record */
-        *stream++ = 0;
-        *tag++ = 0;
-        *text++ = 0;
-        fd = streq(stream, "stderr") ? STDERR_FILENO : STDOUT_FILENO;
-        if (loop_write(fd, text, strlen(text)) < 0)
-                return -EPIPE;
-        if (streq(tag, "F") && loop_write(fd, "\n", 1) < 0)
-                return -EPIPE;
-        return 0;
-}
-
-static int copy_available(int fd, LogReader *lr) {
-        ssize_t n;
-        int r;
-
-        for (;;) {
-                char *nl;
-
-                n = read(fd, lr->buf + lr->len, sizeof(lr->buf) - 1 - lr->len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return 0;
-                lr->len += (size_t) n;
-                while ((nl = memchr(lr->buf, '\n', lr->len))) {
-                        size_t line = (size_t) (nl - lr->buf);
-
-                        r = emit_log_line(lr->buf, line);
-                        if (r < 0)
-                                return r;
-                        memmove(lr->buf, nl + 1, lr->len - line - 1);
-                        lr->len -= line + 1;
-                }
-                if (lr->len == sizeof(lr->buf) - 1)
-                        lr->len = 0; /* a record longer than any the shim writes: drop it */
-        }
-}
-
-typedef struct Follow {
-        bool done;
-        int status;
-} Follow;
-
-static int on_follow_wait(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Follow *f = userdata;
-        int32_t code = -1;
-        const char *reason;
-
-        f->done = true;
-        if (!sd_bus_message_is_method_error(reply, NULL) &&
-            sd_bus_message_read(reply, "is", &code, &reason) >= 0)
-                f->status = container_exit_status(code);
-        else
-                f->status = CLI_EXIT_ERROR;
-        return 0;
-}
-
-int container_print_log(sd_bus *bus, const char *path, bool follow, const char *what) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Follow f = { .status = 0 };
-        LogReader lr = {};
-        int fd, r;
-
-        r = container_call(bus, path, "OpenLog", &reply, what, "t", UINT64_C(0));
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "h", &fd);
-        if (r < 0)
-                return report_bus_error(what, NULL, r);
-        if (follow) {
-                r = container_wait_async(bus, path, on_follow_wait, &f);
-                if (r < 0)
-                        return report_bus_error(what, NULL, r);
-        }
-        for (;;) {
-                r = copy_available(fd, &lr);
-                if (r < 0 || !follow || f.done)
-                        break;
-                /* The log is a file: poll the bus for the exit, and read again at least every 100 ms. */
-                r = sd_bus_process(bus, NULL);
-                if (r < 0)
-                        break;
-                if (r == 0)
-                        (void) sd_bus_wait(bus, 100 * 1000);
-        }
-        if (f.done)
-                (void) copy_available(fd, &lr);
-        fflush(stdout);
-        return r < 0 ? r : f.status;
-}
-
 /* The verbs that take NAME... and call one method each. */
 static int for_each_name(int argc, char *argv[], int first, const char *what,
                          int (*fn)(sd_bus *bus, const char *path, const char *name, void *userdata),
@@ -401,12 +291,32 @@ static char *owner_text(uint32_t uid) {
 }
 
 static const TableColumn container_columns[] = {
-        { "NAME", -24, "Name" },  { "IMAGE", -32, "Image" }, { "STATUS", -20, "Status" },
-        { "PID", -8, "Pid" },     { "OWNER", -10, "Owner" }, { "CREATED", 0, "CreatedAt" },
-        { NULL, 0, "Id" },        { NULL, 0, "ExitCode" },   { NULL, 0, "Reason" },
-        { NULL, 0, "StartedAt" }, { NULL, 0, "FinishedAt" }, { NULL, 0, "Path" },
+        { "NAME", -24, "Name" },
+        { "IMAGE", -32, "Image" },
+        { "STATUS", -20, "Status" },
+        { "PID", -8, "Pid" },
+        { "OWNER", -10, "Owner" },
+        { "CREATED", -16, "CreatedAt" },
+        { NULL, 0, "Id" },
+        { NULL, 0, "ExitCode" },
+        { NULL, 0, "Reason" },
+        { NULL, 0, "StartedAt" },
+        { NULL, 0, "FinishedAt" },
+        { NULL, 0, "Path" },
         { NULL, 0, "Health" },
+        { "RESTARTS", 8, "RestartCount" },
 };
+
+/* The restart policy's count (a property: ListContainers' signature is fixed); 0 when unreadable (another
+ * user's container). */
+static uint32_t restart_count(sd_bus *bus, const char *path) {
+        uint32_t n = 0;
+
+        if (sd_bus_get_property_trivial(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                        "RestartCount", NULL, 'u', &n) < 0)
+                return 0;
+        return n;
+}
 
 static JsonNode *json_int(gint64 v) {
         JsonNode *n = json_node_new(JSON_NODE_VALUE);
@@ -445,7 +355,7 @@ static int list(bool all, bool all_users, bool json) {
                 g_autofree char *st = NULL, *own = NULL, *health = NULL;
                 char ago[64], pidbuf[16];
 
-                if (!all && !streq(status, "running"))
+                if (!all && !streq(status, "running") && !streq(status, "paused"))
                         continue;
                 st = status_text(status, code, reason);
                 /* A running container with a health check: "running (healthy)", as docker shows it. */
@@ -473,6 +383,7 @@ static int list(bool all, bool all_users, bool json) {
                 table_add_cell(t, NULL, json_int((gint64) finished));
                 table_add_string(t, path);
                 table_add_string(t, health ?: "");
+                table_add_uint(t, restart_count(bus, path));
         }
         if (r < 0)
                 return report_bus_error("ls", NULL, r);
@@ -666,35 +577,6 @@ static int cmd_inspect(int argc, char *argv[]) {
         return 0;
 }
 
-/* ---- logs ------------------------------------------------------------------------------------------- */
-
-static int cmd_logs(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_free_ char *path = NULL;
-        bool follow = false;
-        int i = 1, r;
-
-        if (wants_help(argc, argv)) {
-                printf("berthctl logs [-f] NAME\n\nPrint a detached container's output (-f: follow until it "
-                       "stops).\n");
-                return 0;
-        }
-        if (i < argc && (streq(argv[i], "-f") || streq(argv[i], "--follow"))) {
-                follow = true;
-                i++;
-        }
-        if (i + 1 != argc) {
-                fprintf(stderr, "berthctl: logs: expected one container name (see --help)\n");
-                return -EINVAL;
-        }
-        r = broker_connect(&bus);
-        if (r >= 0)
-                r = container_resolve(bus, argv[i], "logs", &path);
-        if (r >= 0)
-                r = container_print_log(bus, path, follow, "logs");
-        return r < 0 ? r : 0;
-}
-
 /* ---- tables of commands ----------------------------------------------------------------------------- */
 
 const Command container_commands[] = {
@@ -713,6 +595,10 @@ const Command container_commands[] = {
         { "attach", "Join the terminal of a detached -t container (ctrl-p ctrl-q detaches)", cmd_attach,
           NULL, true },
         { "top", "List a container's processes", cmd_top, NULL, false },
+        { "events", "Stream container and image events", cmd_events, NULL, false },
+        { "stats", "Show containers' resource use", cmd_stats, NULL, false },
+        { "pause", "Freeze every process of containers", cmd_pause, NULL, false },
+        { "unpause", "Thaw paused containers", cmd_unpause, NULL, false },
         {},
 };
 
@@ -726,7 +612,7 @@ const Verb containers_verbs[] = {
         { "rm", "[-f] NAME...", "Remove containers", cmd_rm },
         { "delete", "[-f] NAME...", "Remove containers", cmd_rm },
         { "inspect", "NAME...", "Show containers as JSON", cmd_inspect },
-        { "logs", "[-f] NAME", "Print a container's log", cmd_logs },
+        { "logs", "[-f] [--tail N] NAME", "Print a container's log", cmd_logs },
         {},
 };
 

@@ -27,6 +27,8 @@ typedef struct RunOptions {
         bool entrypoint_set;
         bool read_only, privileged, seccomp_unconfined, net_host;
         uint64_t memory, cpu_quota_milli, pids_limit;
+        const char *restart;           /* --restart, checked by the broker */
+        uint64_t log_max_size;         /* --log-max-size */
         GPtrArray *cap_add, *cap_drop; /* borrowed argv strings */
         int mount_fds[MOUNTS_MAX];
         char *mount_dst[MOUNTS_MAX];
@@ -204,7 +206,9 @@ static void help(const char *verb) {
                "     --health-interval T --health-timeout T --health-start-period T  (30s, 500ms, 1m)\n"
                "     --health-retries N  Failures in a row before unhealthy (3)\n"
                "     --health-on-failure none|kill|restart  What an unhealthy container gets\n"
-               "     --no-healthcheck    Not even the image's health check\n",
+               "     --no-healthcheck    Not even the image's health check\n"
+               "     --restart POLICY    no, on-failure[:N], always or unless-stopped\n"
+               "     --log-max-size SIZE Rotate the log at SIZE (k, m, g suffixes; one old file kept)\n",
                verb, streq(verb, "run") ? "Run" : "Create");
 }
 
@@ -226,6 +230,8 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                 ARG_SECURITY_OPT,
                 ARG_NET,
                 ARG_MOUNT,
+                ARG_RESTART,
+                ARG_LOG_MAX,
         };
         static const struct option options[] = { { "help", no_argument, NULL, 'h' },
                                                  { "name", required_argument, NULL, ARG_NAME },
@@ -252,6 +258,8 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                                                  { "network", required_argument, NULL, ARG_NET },
                                                  { "mount", required_argument, NULL, ARG_MOUNT },
                                                  RUN_HEALTH_OPTIONS,
+                                                 { "restart", required_argument, NULL, ARG_RESTART },
+                                                 { "log-max-size", required_argument, NULL, ARG_LOG_MAX },
                                                  {} };
         int c, r;
         char *end;
@@ -374,6 +382,15 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                         if (r < 0)
                                 return r;
                         break;
+                case ARG_RESTART:
+                        o->restart = optarg;
+                        break;
+                case ARG_LOG_MAX:
+                        if (parse_size(optarg, &o->log_max_size) < 0 || o->log_max_size == 0) {
+                                fprintf(stderr, "berthctl: %s: invalid --log-max-size '%s'\n", verb, optarg);
+                                return -EINVAL;
+                        }
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -436,6 +453,8 @@ static char *options_json(const RunOptions *o, bool detach) {
         NUM("memory", o->memory);
         NUM("cpu_quota_milli", o->cpu_quota_milli);
         NUM("pids_limit", o->pids_limit);
+        STR("restart", o->restart);
+        NUM("log_max_size", o->log_max_size);
         if (o->cap_add->len > 0)
                 add_strv(b, "cap_add", (char **) o->cap_add->pdata, (int) o->cap_add->len);
         if (o->cap_drop->len > 0)

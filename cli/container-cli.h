@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <systemd/sd-bus.h>
 
+#include "log-record.h"
+
 /* Shared by the container commands (cmd-run.c, cmd-containers.c, container-attach.c). Commands that
  * report a container's exit status (run, start -a, wait) return it (0..255); CLI_EXIT_ERROR is a failure
  * of berthctl itself, exit status 125 as with docker and podman. */
@@ -21,6 +23,8 @@ const char *container_id_from_path(const char *path);
 int container_exit_status(int32_t exit_code);
 /* Copies the container's log (OpenLog) to stdout; with follow, until the container stopped. */
 int container_print_log(sd_bus *bus, const char *path, bool follow, const char *what);
+/* cmd-logs.c: the same with logs' options (--tail, --since, -t); returns 0 or a negative errno. */
+int container_print_log_full(sd_bus *bus, const char *path, const LogOptions *o, const char *what);
 
 /* container-attach.c: a foreground run. Starts the container with Wait already pending, forwards the
  * signals berthctl receives to the container's init, and with a pty copies between the terminal and the

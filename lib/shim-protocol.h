@@ -22,7 +22,13 @@ typedef enum ShimOp {
         SHIM_OP_KILL = 3,  /* signal, flags SHIM_KILL_ALL: every process of the container */
         SHIM_OP_EXEC = 4,  /* run a process in the container: see shim-exec-protocol.h (fds by SCM_RIGHTS) */
         SHIM_OP_ATTACH = 5, /* a stream socket to a detached tty container's pty (fd in the reply) */
+        /* The write end of a pipe comes with the request (SCM_RIGHTS): the shim writes "<inode> <size>\n"
+         * of its current log file, then a copy of every record it logs, and closes it when it exits.
+         * A follower whose pipe is full is dropped (the shim never waits for a reader). */
+        SHIM_OP_LOG_FOLLOW = 16,
 } ShimOp;
+
+#define SHIM_LOG_FOLLOWERS_MAX 16U
 
 #define SHIM_KILL_ALL (UINT32_C(1) << 0)
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "broker-containers.h"
+#include "container-life.h"
+#include "events.h"
 #include "broker.h"
 
 /* The public API: org.berth.Broker1.Manager at /org/berth/Broker1 (docs/ and dbus/ describe it; a
@@ -70,5 +72,17 @@ const sd_bus_vtable broker_manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetContainer", "s", SD_BUS_PARAM(name), "o", SD_BUS_PARAM(container),
                                  method_get_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ContainerStats", "ast", SD_BUS_PARAM(names) SD_BUS_PARAM(flags),
+                                 "a(ssa{st})", SD_BUS_PARAM(stats), method_container_stats,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("SubscribeEvents", "tt", SD_BUS_PARAM(since) SD_BUS_PARAM(flags),
+                                 "a(tssssua{ss})", SD_BUS_PARAM(events), method_subscribe_events,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("UnsubscribeEvents", "", SD_BUS_PARAM(), "", SD_BUS_PARAM(),
+                                 method_unsubscribe_events, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("Event", "tssssua{ss}",
+                                 SD_BUS_PARAM(time) SD_BUS_PARAM(type) SD_BUS_PARAM(action) SD_BUS_PARAM(id)
+                                         SD_BUS_PARAM(name) SD_BUS_PARAM(owner) SD_BUS_PARAM(attributes),
+                                 0),
         SD_BUS_VTABLE_END
 };

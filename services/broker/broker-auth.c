@@ -98,6 +98,19 @@ static const struct {
         { "Exec", BERTH_ACTION_CONTAINER_MANAGE },
         { "Attach", BERTH_ACTION_CONTAINER_MANAGE },
         { "Top", BERTH_ACTION_CONTAINER_MANAGE },
+        /* SECURITY: freezing and thawing act on one container like Kill; OpenLogStreams reveals its output
+         * like OpenLog (the follow pipe only carries what the log gets). */
+        { "Pause", BERTH_ACTION_CONTAINER_MANAGE },
+        { "Unpause", BERTH_ACTION_CONTAINER_MANAGE },
+        { "OpenLogStreams", BERTH_ACTION_CONTAINER_MANAGE },
+        /* SECURITY: resource numbers of the caller's own containers only (root: all), like ListContainers;
+         * another user's container is NotFound. */
+        { "ContainerStats", BERTH_ACTION_INFO },
+        /* SECURITY: the events of the caller's own containers and of images (root: all); flag ALL_USERS
+         * (everyone's container events) is checked against container-manage-any in
+         * method_subscribe_events. Delivered as unicast signals, never broadcast (events.h). */
+        { "SubscribeEvents", BERTH_ACTION_INFO },
+        { "UnsubscribeEvents", BERTH_ACTION_INFO },
 };
 
 const char *broker_action_for_method(const char *member) {

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "request.h"
 #include "supervisor-client.h"
+#include "container-events.h"
+#include "restart-parse.h"
 
 static void message_unref_notify(void *p) {
         sd_bus_message_unref(p);
@@ -62,7 +64,7 @@ void container_emit_changed(Manager *m, ContainerRecord *c) {
                 return;
         (void) sd_bus_emit_properties_changed(m->bus, path, BERTH_BROKER_CONTAINER_IFACE, "Status", "Pid",
                                               "ExitCode", "Reason", "StartedAt", "FinishedAt", "Health",
-                                              NULL);
+                                              "RestartCount", NULL);
 }
 
 /* ---- CreateContainer ------------------------------------------------------------------------------ */
@@ -124,6 +126,7 @@ static int create_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
         }
         log_info("Created container %s ('%s', image '%s') for uid %u.", c->id, c->name, c->image,
                  (unsigned) c->owner);
+        container_event_created(cc->manager, c);
 
         path = container_object_path(c->id);
         if (!path)
@@ -332,6 +335,15 @@ static int create_authorized(sd_bus_message *m, Manager *manager, void *args, sd
                           error);
         if (r < 0)
                 return r;
+        {
+                RestartPolicy rp;
+                /* docker's rule: a container removed at its exit cannot be restarted. */
+                if ((flags & CREATE_CONTAINER_FLAG_AUTO_REMOVE) &&
+                    restart_policy_parse(parsed->restart, &rp) >= 0 && rp.mode != RESTART_NO)
+                        return sd_bus_error_setf(
+                                error, BERTH_ERROR_INVALID_ARGS,
+                                "Invalid options: a restart policy and --rm cannot be combined.");
+        }
         r = container_id_generate(id);
         if (r < 0)
                 return r;
@@ -546,7 +558,7 @@ static bool supervisor_state_valid(const char *id, const char *status, const cha
                 log_warning("The supervisor reported an invalid container id: ignored.");
                 return false;
         }
-        if (!status || !str_in(status, "created", "running", "stopped")) {
+        if (!status || !container_status_known(status)) {
                 log_warning("The supervisor reported an unknown status for %s: ignored.", id);
                 return false;
         }
@@ -561,7 +573,7 @@ static bool supervisor_state_valid(const char *id, const char *status, const cha
 static bool apply_state(ContainerRecord *c, const char *status, int32_t exit_code, const char *reason) {
         bool changed = false;
 
-        if (!str_in(status, "created", "running", "stopped"))
+        if (!container_status_known(status))
                 return false;
         changed |= set_string(&c->status, status);
         changed |= set_string(&c->reason, reason ?: "");
@@ -585,6 +597,7 @@ static void apply_and_notify(Manager *manager, ContainerRecord *c, bool changed,
         if (!changed)
                 return;
         container_emit_changed(manager, c);
+        container_event_state(manager, c);
         if (!was_stopped && streq(c->status, "stopped"))
                 container_on_stopped(manager, c);
 }
@@ -657,6 +670,7 @@ typedef struct SupervisorEntry {
         uint32_t pid;
         int32_t exit_code;
         uint64_t created_at, started_at, finished_at;
+        uint32_t restart_count;
 } SupervisorEntry;
 
 static int read_entry(sd_bus_message *reply, SupervisorEntry *e) {
@@ -692,6 +706,8 @@ static int read_entry(sd_bus_message *reply, SupervisorEntry *e) {
                         r = sd_bus_message_read(reply, "v", "t", &e->finished_at);
                 else if (streq(key, "Health"))
                         r = sd_bus_message_read(reply, "v", "s", &e->health);
+                else if (streq(key, "RestartCount"))
+                        r = sd_bus_message_read(reply, "v", "u", &e->restart_count);
                 else
                         r = sd_bus_message_skip(reply, "v");
                 if (r < 0)
@@ -787,6 +803,10 @@ static int sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                 /* Only the health states the supervisor knows (health.c), never its text as it came. */
                 if (!e.health || !*e.health || str_in(e.health, "starting", "healthy", "unhealthy"))
                         changed |= set_string(&c->health, e.health ?: "");
+                if (c->restart_count != e.restart_count) {
+                        c->restart_count = e.restart_count;
+                        changed = true;
+                }
                 apply_and_notify(manager, c, changed, was_stopped);
         }
         if (r < 0)
@@ -808,6 +828,7 @@ static int sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                         log_info("Container %s ('%s') is gone from the supervisor.", c->id, c->name);
                         apply_state(c, "stopped", c->exit_code, was_stopped ? c->reason : "lost");
                         container_emit_changed(manager, c);
+                        container_event_state(manager, c);
                         if (!was_stopped)
                                 container_on_stopped(manager, c);
                         else if (c->auto_remove)
@@ -853,6 +874,7 @@ static void finish_remove(Manager *manager, ContainerRecord *c) {
         for (guint i = 0; removers && i < removers->len; i++)
                 (void) sd_bus_reply_method_return(removers->pdata[i], "");
         log_info("Removed container %s ('%s').", c->id, c->name);
+        container_event_simple(manager, c, "destroy");
         container_tombstone_add(manager, c);
         (void) container_store_remove(manager->containers->store, c->id);
 }
@@ -917,6 +939,8 @@ void container_on_stopped(Manager *manager, ContainerRecord *c) {
         int r;
 
         c->stop_timer = sd_event_source_disable_unref(c->stop_timer);
+        if (c->stop_waiters && c->stop_waiters->len > 0)
+                container_event_simple(manager, c, "stop");
         if (c->auto_remove) {
                 /* --rm: Wait callers learn the exit once the container is gone, so a `run --rm` that
                  * returned leaves nothing behind. */

@@ -7,6 +7,7 @@
 
 #include "berth-limits.h"
 #include "broker.h"
+#include "events.h"
 #include "bus-names.h"
 #include "bus-util.h"
 #include "image-store.h"
@@ -245,6 +246,8 @@ static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args,
                                          strerror(-r));
         }
         log_info("Tagged '%s' as '%s'.", i->name, target_name);
+        broker_event_emit(manager, EVENT_TYPE_IMAGE, "tag", i->target_digest, target_name, 0,
+                          (const char *const[]){ "source", i->name, NULL });
         return sd_bus_reply_method_return(m, "");
 }
 
@@ -289,6 +292,7 @@ static int remove_image_authorized(sd_bus_message *m, Manager *manager, void *ar
                                          strerror(-r));
         }
         log_info("Removed image '%s'.", name);
+        broker_event_emit(manager, EVENT_TYPE_IMAGE, "delete", "", name, 0, NULL);
         return sd_bus_reply_method_return(m, "");
 }
 

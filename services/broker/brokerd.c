@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "broker-containers.h"
+#include "events.h"
 #include "broker.h"
 #include "bus-names.h"
 #include "bus-util.h"
@@ -63,6 +64,9 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
                 on_fetcher_owner_changed, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the fetcher's bus name: %m");
+        r = broker_events_setup(m);
+        if (r < 0)
+                return r;
         r = container_manager_setup(m);
         if (r < 0)
                 return r;
@@ -82,6 +86,7 @@ static void manager_shutdown(void *userdata) {
 
         manager_free_transfers(m);
         container_manager_free(m);
+        broker_events_free(m);
         m->progress_match = sd_bus_slot_unref(m->progress_match);
         m->fetcher_owner_match = sd_bus_slot_unref(m->fetcher_owner_match);
         m->fetcher_owner = mfree(m->fetcher_owner);
@@ -95,7 +100,7 @@ static void manager_shutdown(void *userdata) {
 static bool manager_busy(void *userdata) {
         Manager *m = userdata;
 
-        return m->transfers && g_hash_table_size(m->transfers) > 0;
+        return (m->transfers && g_hash_table_size(m->transfers) > 0) || broker_events_busy();
 }
 
 int main(int argc, char *argv[]) {

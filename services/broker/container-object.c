@@ -12,12 +12,21 @@
 #include "bus-util.h"
 #include "log.h"
 #include "supervisor-client.h"
+#include "container-life.h"
+#include "events.h"
 
 static void message_unref_notify(void *p) {
         sd_bus_message_unref(p);
 }
 
 #define SUPERVISOR_KILL_FLAG_ALL (UINT64_C(1) << 0)
+/* A kill or stop by a user: never a failure for the restart policy (supervisor's restart-policy.h). */
+#define SUPERVISOR_KILL_FLAG_USER (UINT64_C(1) << 1)
+
+/* A paused container runs (frozen): it can be killed, stopped, removed only with force. */
+static bool is_running(const ContainerRecord *c) {
+        return streq(c->status, "running") || streq(c->status, "paused");
+}
 #define STOP_TIMEOUT_MAX_SEC (24U * 3600U)
 
 static const char *id_from_path(const char *path) {
@@ -161,11 +170,16 @@ static int kill_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
                 return r;
         if (sig <= 0 || sig >= _NSIG)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid signal %d.", sig);
-        if (!streq(c->status, "running"))
+        if (!is_running(c))
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container '%s' is not running.",
                                          c->name);
+        char sigtext[16];
+        snprintf(sigtext, sizeof(sigtext), "%d", sig);
+        broker_event_emit(manager, EVENT_TYPE_CONTAINER, "kill", c->id, c->name, c->owner,
+                          (const char *const[]){ "signal", sigtext, NULL });
         return forward(manager, m, "Signalling the container", false, "KillContainer", "sit", c->id, sig,
-                       (flags & KILL_CONTAINER_FLAG_ALL) ? SUPERVISOR_KILL_FLAG_ALL : 0);
+                       ((flags & KILL_CONTAINER_FLAG_ALL) ? SUPERVISOR_KILL_FLAG_ALL : 0) |
+                               SUPERVISOR_KILL_FLAG_USER);
 }
 CONTAINER_METHOD(method_kill, kill_body)
 
@@ -176,11 +190,11 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
         (void) sd_event_source_get_description(s, &id);
         c = container_store_get(manager->containers->store, id);
-        if (!c || !streq(c->status, "running"))
+        if (!c || !is_running(c))
                 return 0;
         log_info("Container %s did not stop in time: SIGKILL.", c->id);
         (void) supervisor_call(manager, NULL, 0, NULL, NULL, "KillContainer", "sit", c->id,
-                               (int32_t) SIGKILL, SUPERVISOR_KILL_FLAG_ALL);
+                               (int32_t) SIGKILL, SUPERVISOR_KILL_FLAG_ALL | SUPERVISOR_KILL_FLAG_USER);
         return 0;
 }
 
@@ -198,7 +212,7 @@ static int stop_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
                                          STOP_TIMEOUT_MAX_SEC);
         /* Stopping what does not run is done already (docker's behaviour); a created container keeps
          * waiting for Start. */
-        if (!streq(c->status, "running"))
+        if (!is_running(c))
                 return sd_bus_reply_method_return(m, "");
         first = !c->stop_waiters || c->stop_waiters->len == 0;
         r = add_waiter(&c->stop_waiters, m, error);
@@ -208,7 +222,7 @@ static int stop_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
          * the user is not a failure: Stop succeeds whatever the exit status. */
         (void) supervisor_call(manager, NULL, 0, NULL, NULL, "KillContainer", "sit", c->id,
                                (int32_t) (timeout == 0 ? SIGKILL : SIGTERM),
-                               timeout == 0 ? SUPERVISOR_KILL_FLAG_ALL : 0);
+                               (timeout == 0 ? SUPERVISOR_KILL_FLAG_ALL : 0) | SUPERVISOR_KILL_FLAG_USER);
         if (timeout > 0 && !c->stop_timer) {
                 r = sd_event_add_time_relative(manager->event, &c->stop_timer, CLOCK_MONOTONIC,
                                                (uint64_t) timeout * UINT64_C(1000000), 0, on_stop_timeout,
@@ -229,7 +243,7 @@ static int remove_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, 
         r = read_args(m, REMOVE_CONTAINER_FLAG_FORCE, &flags, error, NULL);
         if (r < 0)
                 return r;
-        if (streq(c->status, "running") && !(flags & REMOVE_CONTAINER_FLAG_FORCE))
+        if (is_running(c) && !(flags & REMOVE_CONTAINER_FLAG_FORCE))
                 return sd_bus_error_setf(error, BERTH_ERROR_BUSY,
                                          "Container '%s' is running: stop it first or force the removal.",
                                          c->name);
@@ -345,6 +359,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "s", c->options);
         if (streq(property, "Health"))
                 return sd_bus_message_append(reply, "s", c->health ?: "");
+        if (streq(property, "RestartCount"))
+                return sd_bus_message_append(reply, "u", c->restart_count);
         if (streq(property, "AutoRemove"))
                 return sd_bus_message_append(reply, "b", c->auto_remove);
         return -ENOENT;
@@ -404,6 +420,7 @@ const sd_bus_vtable broker_container_vtable[] = {
         SD_BUS_PROPERTY("StartedAt", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FinishedAt", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Health", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RestartCount", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_NAMES("Start", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_start,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Kill", "it", SD_BUS_PARAM(signal) SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
@@ -424,6 +441,13 @@ const sd_bus_vtable broker_container_vtable[] = {
                                  method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Top", "t", SD_BUS_PARAM(flags), "a(uuus)", SD_BUS_PARAM(processes),
                                  method_top, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Pause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
+                                 method_container_pause, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Unpause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
+                                 method_container_pause, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("OpenLogStreams", "t", SD_BUS_PARAM(flags), "ahah",
+                                 SD_BUS_PARAM(files) SD_BUS_PARAM(follow), method_container_open_log_streams,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

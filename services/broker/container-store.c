@@ -22,6 +22,7 @@ ContainerRecord *container_record_free(ContainerRecord *c) {
         if (!c)
                 return NULL;
         free(c->id);
+        free(c->event_status);
         free(c->name);
         free(c->image);
         free(c->image_digest);

@@ -39,6 +39,8 @@ typedef struct ContainerRecord {
 
         /* Runtime only, never stored. */
         char *health;                /* the supervisor's: "", "starting", "healthy", "unhealthy" */
+        uint32_t restart_count;      /* the supervisor's (restart policy), mirrored */
+        char *event_status;          /* the status the last event told of (container-events.c) */
         bool creating;               /* CreateContainer in flight: not on the bus yet */
         bool removing;               /* DeleteContainer in flight */
         GPtrArray *waiters;          /* Wait calls (sd_bus_message*), answered once it stopped */

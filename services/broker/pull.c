@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "berth-limits.h"
+#include "events.h"
 #include "bus-names.h"
 #include "bus-error.h"
 #include "bus-util.h"
@@ -638,6 +639,8 @@ static void pull_complete(Pull *p) {
         }
         log_info("Pulled '%s' (%s), transfer %" PRIu32 ".", p->transfer->reference, p->target_digest,
                  p->transfer->id);
+        broker_event_emit(p->manager, EVENT_TYPE_IMAGE, "pull", p->target_digest, p->transfer->reference, 0,
+                          NULL);
         transfer_finish(p->transfer, TRANSFER_DONE, "");
 }
 

@@ -32,6 +32,7 @@
 
 #include "cgroup-oom.h"
 #include "shim-exec.h"
+#include "shim-log.h"
 #include "shim-protocol.h"
 
 #define LOG_STREAMS 2
@@ -187,14 +188,12 @@ static void log_line(Shim *s, LogStream *ls, const char *text, size_t len, bool 
         h = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
         h += (size_t) snprintf(head + h, sizeof(head) - h, ".%06ldZ %s %c ", ts.tv_nsec / 1000L, ls->name,
                                partial ? 'P' : 'F');
-        struct iovec_like {
-                const void *p;
-                size_t n;
-        } parts[3] = { { head, h }, { text, len }, { "\n", 1 } };
+        struct iovec parts[3] = { { head, h }, { (void *) text, len }, { "\n", 1 } };
         for (size_t i = 0; i < 3; i++)
-                if (loop_write(s->log_fd, parts[i].p, parts[i].n) < 0)
+                if (loop_write(s->log_fd, parts[i].iov_base, parts[i].iov_len) < 0)
                         return;
         s->log_size += h + len + 1;
+        log_followers_write(parts, 3);
         if (s->log_max > 0 && s->log_size >= s->log_max)
                 log_rotate(s);
 }
@@ -336,6 +335,15 @@ static void handle_request(Shim *s, unsigned i) {
             q.version != SHIM_PROTOCOL_VERSION) {
                 shim_close_fds(rfds, n_rfds);
                 peer_drop(s, i);
+                return;
+        }
+        if (q.op == SHIM_OP_LOG_FOLLOW) {
+                /* Exactly one fd, the follow pipe; log_follower_add() takes it. */
+                int e = n_rfds != 1 ? EINVAL : log_follower_add(rfds[0], s->log_fd, s->log_size);
+                if (n_rfds == 1)
+                        n_rfds = 0;
+                send_reply(s, fd, e, e ? "cannot follow the log" : NULL);
+                shim_close_fds(rfds, n_rfds);
                 return;
         }
         switch (q.op) {

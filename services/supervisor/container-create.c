@@ -50,6 +50,7 @@ extern char **environ;
 #include "shim-protocol.h"
 #include "spec-build.h"
 #include "user-resolve.h"
+#include "restart-policy.h"
 
 typedef struct CreateRecord {
         int32_t error; /* positive errno, 0 = created */
@@ -286,6 +287,12 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         if (a->request->detach && err_fd >= 0) {
                 argv[n++] = "--log-err-fd";
                 argv[n++] = buf[7];
+        }
+        char log_max[32];
+        if (a->request->log_max_size > 0) {
+                snprintf(log_max, sizeof(log_max), "%" PRIu64, a->request->log_max_size);
+                argv[n++] = "--log-max";
+                argv[n++] = log_max;
         }
         argv[n] = NULL;
         (void) keep_fd(dir_fd);
@@ -585,6 +592,8 @@ static int create_authorized(sd_bus_message *msg, void *userdata, sd_bus_error *
                 r = container_write_state(c, false);
         if (r >= 0) /* the request's health check over the image's (health-config.h) */
                 r = health_config_save(c->state_dir_fd, req->health, a.image.config);
+        if (r >= 0)
+                r = restart_state_create(c, req);
         if (r >= 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
                 r = -errno;
         if (r < 0) {

@@ -28,6 +28,9 @@
 #include "active-rootfs.h"
 #include "shim-client.h"
 #include "user-resolve.h"
+#include "containers-life.h"
+#include "freezer.h"
+#include "restart-policy.h"
 
 bool container_id_is_valid(const char *id) {
         return id && strlen(id) == CONTAINER_ID_LEN && strspn(id, "0123456789abcdef") == CONTAINER_ID_LEN;
@@ -73,6 +76,7 @@ void container_free(Container *c) {
         safe_close(c->pty_fd);
         safe_close(c->state_dir_fd);
         g_ptr_array_unref(c->waiters);
+        restart_state_free(c->restart);
         sd_bus_message_unref(c->pending_delete);
         sd_bus_message_unref(c->create_msg);
         g_free(c->id);
@@ -312,13 +316,14 @@ int container_emit_changed(Container *c) {
                 return 0;
         health_update(c); /* health.c: checks run while the container does */
         return sd_bus_emit_signal(c->manager->bus, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
-                                  "ContainerChanged", "ssis", c->id, container_status_to_string(c->status),
+                                  "ContainerChanged", "ssis", c->id, container_status_string(c),
                                   c->exit_code, c->reason);
 }
 
 void container_set_stopped(Container *c) {
         if (c->status != CONTAINER_STOPPED) {
                 c->status = CONTAINER_STOPPED;
+                c->paused = false;
                 c->pid = 0;
                 log_info("Container %s (%s) stopped: %s %d.", c->id, c->name, c->reason, c->exit_code);
                 (void) container_emit_changed(c);
@@ -335,6 +340,8 @@ void container_set_stopped(Container *c) {
         for (unsigned i = 0; i < c->waiters->len; i++)
                 (void) sd_bus_reply_method_return(c->waiters->pdata[i], "is", c->exit_code, c->reason);
         g_ptr_array_set_size(c->waiters, 0);
+        if (!c->pending_delete)
+                restart_on_stopped(c, false);
         if (c->pending_delete) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = TAKE_PTR(c->pending_delete);
                 Manager *manager = c->manager;
@@ -423,6 +430,8 @@ static void adopt_one(Manager *m, const char *id) {
 
         c->state_dir_fd = openat(m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         r = c->state_dir_fd < 0 ? -errno : container_read_state(c, &complete);
+        if (r >= 0 && complete && restart_state_load(c) < 0)
+                log_warning("Ignoring the unreadable restart record of container %s.", id);
         if (r < 0 || !complete) {
                 /* Killed mid-create: the broker never heard of it. A shim may already run it. */
                 if (c->state_dir_fd >= 0 &&
@@ -448,8 +457,9 @@ static void adopt_one(Manager *m, const char *id) {
                 r = container_watch_shim(c);
                 if (r < 0)
                         log_warning_errno(r, "Failed to watch the shim of %s: %m", id);
-                log_info("Re-adopted container %s (%s), %s.", id, c->name,
-                         container_status_to_string(c->status));
+                if (c->status == CONTAINER_RUNNING && freezer_get(c->state_dir_fd, &c->paused) < 0)
+                        c->paused = false;
+                log_info("Re-adopted container %s (%s), %s.", id, c->name, container_status_string(c));
                 health_update(c);
         } else {
                 c->status = CONTAINER_STOPPED;
@@ -462,6 +472,8 @@ static void adopt_one(Manager *m, const char *id) {
                          c->exit_code);
         }
         g_hash_table_replace(m->containers, c->id, c);
+        if (c->status == CONTAINER_STOPPED)
+                restart_on_stopped(c, true);
 }
 
 int manager_adopt_containers(Manager *m) {

@@ -55,6 +55,10 @@ typedef struct Container {
         sd_event_source *creator_source;
         int pty_fd;
         bool creator_reported;
+
+        /* Living containers (issue 9). */
+        bool paused;                  /* cgroup frozen (freezer.c): status "paused" */
+        struct RestartState *restart; /* restart-policy.c; NULL: no record, policy "no" */
 } Container;
 
 struct Manager {

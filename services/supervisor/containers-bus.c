@@ -14,8 +14,11 @@
 #include "health.h"
 #include "log.h"
 #include "shim-client.h"
+#include "containers-life.h"
+#include "restart-policy.h"
 
 #define KILL_FLAG_ALL (UINT64_C(1) << 0)
+#define KILL_FLAG_USER (UINT64_C(1) << 1) /* a user's kill or stop: not a failure (restart-policy.h) */
 #define DELETE_FLAG_FORCE (UINT64_C(1) << 0)
 
 static int find(Manager *m, const char *id, Container **ret, sd_bus_error *error) {
@@ -100,7 +103,7 @@ int method_kill_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(msg, "sit", &id, &sig, &flags);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, KILL_FLAG_ALL, error);
+        r = bus_check_flags(flags, KILL_FLAG_ALL | KILL_FLAG_USER, error);
         if (r < 0)
                 return r;
         if (sig <= 0 || sig >= _NSIG)
@@ -120,6 +123,11 @@ int method_kill_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error,
                                          reply.error == ESRCH ? BERTH_ERROR_INVALID_ARGS : BERTH_ERROR_IO,
                                          "Cannot signal container %s: %s", id, reply.message);
+        if (flags & KILL_FLAG_USER)
+                restart_note_user_stop(c);
+        /* A paused container gets the signal once thawed (docker's order: signal, then thaw). */
+        if (c->paused && (r = container_set_paused(c, false)) < 0)
+                log_warning_errno(r, "Cannot thaw container %s after a signal: %m", id);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -136,6 +144,10 @@ int method_delete_container(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 return r;
         if (c->pending_delete)
                 return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Container %s is being removed.", c->id);
+        if (restart_in_flight(c))
+                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Container %s is restarting.", c->id);
+        if (c->paused)
+                (void) container_set_paused(c, false);
         if (c->status == CONTAINER_RUNNING && !(flags & DELETE_FLAG_FORCE))
                 return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Container %s is running.", c->id);
         if (c->status != CONTAINER_STOPPED) {
@@ -204,10 +216,11 @@ static int append_one(sd_bus_message *reply, Container *c) {
                 r = sd_bus_message_append(reply, "s", c->id);
         if (r >= 0)
                 r = sd_bus_message_append(
-                        reply, "a{sv}", 10, "Status", "s", container_status_to_string(c->status), "Pid", "u",
-                        c->pid, "ExitCode", "i", c->exit_code, "Reason", "s", c->reason, "CreatedAt", "t",
+                        reply, "a{sv}", 11, "Status", "s", container_status_string(c), "Pid", "u", c->pid,
+                        "ExitCode", "i", c->exit_code, "Reason", "s", c->reason, "CreatedAt", "t",
                         c->created_at, "StartedAt", "t", c->started_at, "FinishedAt", "t", c->finished_at,
-                        "Name", "s", c->name, "Owner", "u", c->owner, "Health", "s", health_status(c));
+                        "Name", "s", c->name, "Owner", "u", c->owner, "Health", "s", health_status(c),
+                        "RestartCount", "u", restart_count(c));
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;

@@ -11,6 +11,7 @@
 #include "json-util.h"
 #include "health-config.h"
 #include "request.h"
+#include "restart-parse.h"
 
 static void strv_freep_(char ***l) {
         g_strfreev(*l);
@@ -34,6 +35,7 @@ ContainerRequest *container_request_free(ContainerRequest *r) {
         for (size_t i = 0; i < r->n_mounts; i++)
                 free(r->mounts[i].destination);
         free(r->mounts);
+        free(r->restart);
         free(r);
         return NULL;
 }
@@ -258,8 +260,30 @@ static const JsonField request_table[] = {
         { "mounts", JSON_FIELD_CUSTOM, 0, 0, dispatch_mounts },
         { "health", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, health), JSON_NULLABLE,
           health_config_dispatch },
+        { "restart", JSON_FIELD_STRING, offsetof(ContainerRequest, restart), 0 },
+        { "log_max_size", JSON_FIELD_UINT64, offsetof(ContainerRequest, log_max_size), 0 },
         {},
 };
+
+/* restart and log_max_size (restart-parse.h). A restart runs the stored config.json again, whose bind
+ * sources are descriptors of the first run: the two do not go together yet. */
+static int validate_life_options(ContainerRequest *r, char **ret_error) {
+        RestartPolicy p;
+
+        if (restart_policy_parse(r->restart, &p) < 0)
+                return json_set_error(ret_error, EINVAL,
+                                      "field 'restart': want no, on-failure[:N], always or unless-stopped");
+        if (p.mode != RESTART_NO && r->n_mounts > 0)
+                return json_set_error(
+                        ret_error, EINVAL,
+                        "field 'restart': restart policies and bind mounts cannot be combined");
+        if (r->log_max_size != 0 &&
+            (r->log_max_size < REQUEST_LOG_SIZE_MIN || r->log_max_size > REQUEST_LOG_SIZE_MAX))
+                return json_set_error(ret_error, ERANGE,
+                                      "field 'log_max_size': must be 0 or between %llu and %llu bytes",
+                                      REQUEST_LOG_SIZE_MIN, REQUEST_LOG_SIZE_MAX);
+        return 0;
+}
 
 bool container_name_is_valid(const char *n) {
         size_t len = strlen(n);
@@ -337,6 +361,9 @@ static int validate(ContainerRequest *r, char **ret_error) {
                                       REQUEST_PIDS_MAX);
         if (r->tty && r->detach && r->stdin_open)
                 return json_set_error(ret_error, EINVAL, "a detached container cannot keep stdin open");
+        k = validate_life_options(r, ret_error);
+        if (k < 0)
+                return k;
         return 0;
 }
 

@@ -24,8 +24,10 @@
 #define REQUEST_PATH_MAX 4096U
 #define REQUEST_MEMORY_MIN (6ULL * 1024ULL * 1024ULL) /* podman's minimum: below it nothing starts */
 #define REQUEST_MEMORY_MAX (1ULL << 50)
-#define REQUEST_CPU_MILLI_MAX 1000000U /* 1000 CPUs */
-#define REQUEST_PIDS_MAX (1U << 22)    /* the kernel's PID_MAX_LIMIT */
+#define REQUEST_CPU_MILLI_MAX 1000000U         /* 1000 CPUs */
+#define REQUEST_PIDS_MAX (1U << 22)            /* the kernel's PID_MAX_LIMIT */
+#define REQUEST_LOG_SIZE_MIN (16ULL * 1024ULL) /* log_max_size: the shim rotates at this size */
+#define REQUEST_LOG_SIZE_MAX (64ULL * 1024ULL * 1024ULL * 1024ULL)
 
 typedef struct RequestMount {
         uint64_t source_fd; /* index: the fd passed as "mount<N>" */
@@ -53,6 +55,8 @@ typedef struct ContainerRequest {
         RequestMount *mounts;
         size_t n_mounts;
         struct HealthConfig *health; /* "health" (health-config.h), NULL = the image's */
+        char *restart;         /* restart-parse.h; NULL = "no" */
+        uint64_t log_max_size; /* bytes before the log rotates; 0 = SHIM_LOG_SIZE_DEFAULT */
 } ContainerRequest;
 
 /* Parse and validate. -EBADMSG/-EFBIG/-EINVAL/-ERANGE plus a malloc'd message naming the field. */

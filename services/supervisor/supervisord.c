@@ -9,6 +9,7 @@
 #include "bus-util.h"
 #include "config.h"
 #include "container.h"
+#include "containers-life.h"
 #include "digest.h"
 #include "exe-seal.h"
 #include "exec.h"
@@ -142,6 +143,15 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(stream), method_attach_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("TopContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "a(uuus)",
                                  SD_BUS_PARAM(processes), method_top_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("PauseContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_pause_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ResumeContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_resume_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ContainerStats", "ast", SD_BUS_PARAM(ids) SD_BUS_PARAM(flags), "a(sa{st})",
+                                 SD_BUS_PARAM(stats), method_container_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("OpenLogStreams", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "ahah",
+                                 SD_BUS_PARAM(files) SD_BUS_PARAM(follow), method_open_log_streams,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES(
                 "ContainerChanged", "ssis",
                 SD_BUS_PARAM(id) SD_BUS_PARAM(status) SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason), 0),

@@ -287,7 +287,7 @@ def test_ls_and_inspect(image, cleanup):
     ok(berthctl("run", "-d", "--name", "insp", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5",
                 "--read-only", image, "sleep", "1000"))
     table = ok(berthctl("ls")).stdout.splitlines()
-    assert table[0].split() == ["NAME", "IMAGE", "STATUS", "PID", "OWNER", "CREATED"]
+    assert table[0].split() == ["NAME", "IMAGE", "STATUS", "PID", "OWNER", "CREATED", "RESTARTS"]
     row = next(l for l in table if l.startswith("insp "))
     assert IMAGE in row and "running" in row and " root " in row
     i = inspect("insp")

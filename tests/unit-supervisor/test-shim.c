@@ -247,6 +247,86 @@ static void test_log_rotation(void) {
         close(s.dir_fd);
 }
 
+/* SHIM_OP_LOG_FOLLOW: a pipe passed with the request gets "<inode> <size>" of the current log file, then
+ * every later record, and EOF when the shim exits. */
+static void test_log_follow(void) {
+        g_autofree char *stop = g_build_filename(tmp, "follow-stop", NULL);
+        g_autofree char *script = g_strdup_printf(
+                "echo one; while [ ! -e '%s' ]; do sleep 0.02; done; echo two; echo three >&2", stop);
+        const char *argv[] = { "/bin/sh", "-c", script, NULL };
+        ShimRequest q = { .magic = SHIM_PROTOCOL_MAGIC,
+                          .version = SHIM_PROTOCOL_VERSION,
+                          .op = SHIM_OP_LOG_FOLLOW };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
+        struct msghdr mh = { .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        char buf[4096];
+        size_t len = 0;
+        unsigned long long ino, size;
+        struct stat st;
+        ShimReply r;
+        Shim s;
+        int p[2], sock;
+
+        shim_spawn(&s, "follow", argv, true, 0);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        for (int i = 0; i < 1000; i++) {
+                g_autofree char *log = read_at(s.dir_fd, "log");
+                if (log && strstr(log, "stdout F one"))
+                        break;
+                usleep(10000);
+        }
+        g_assert_cmpint(pipe2(p, O_CLOEXEC), ==, 0);
+        sock = shim_connect(s.dir_fd);
+        g_assert_cmpint(sock, >=, 0);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &p[1], sizeof(int));
+        g_assert_cmpint(sendmsg(sock, &mh, 0), ==, (ssize_t) sizeof(q));
+        close(p[1]);
+        do
+                g_assert_cmpint(recv(sock, &r, sizeof(r), 0), ==, (ssize_t) sizeof(r));
+        while (r.type != SHIM_MSG_REPLY);
+        g_assert_cmpint(r.error, ==, 0);
+        close(sock);
+        /* The header names the current file and how much of it was written before following began. */
+        while (!memchr(buf, '\n', len)) {
+                ssize_t n = read(p[0], buf + len, 1);
+                g_assert_cmpint(n, ==, 1);
+                len++;
+        }
+        buf[len] = 0;
+        g_assert_cmpint(sscanf(buf, "%llu %llu", &ino, &size), ==, 2);
+        g_assert_cmpint(fstatat(s.dir_fd, "log", &st, 0), ==, 0);
+        g_assert_cmpuint(ino, ==, st.st_ino);
+        g_assert_cmpuint(size, ==, (unsigned long long) st.st_size);
+        g_assert_cmpint(close(open(stop, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), ==, 0);
+        /* Then what came after, and the end with the shim. */
+        len = 0;
+        for (;;) {
+                ssize_t n = read(p[0], buf + len, sizeof(buf) - 1 - len);
+                g_assert_cmpint(n, >=, 0);
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+        }
+        buf[len] = 0;
+        g_assert_null(strstr(buf, " one"));
+        g_assert_nonnull(strstr(buf, " stdout F two\n"));
+        g_assert_nonnull(strstr(buf, " stderr F three\n"));
+        close(p[0]);
+        shim_wait(&s);
+        close(s.dir_fd);
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -263,6 +343,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/shim/exec-failed", test_exec_failed);
         g_test_add_func("/shim/event-and-bad-peer", test_event_and_bad_peer);
         g_test_add_func("/shim/log-rotation", test_log_rotation);
+        g_test_add_func("/shim/log-follow", test_log_follow);
         r = g_test_run();
         g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmp);
         if (system(cmd) != 0)

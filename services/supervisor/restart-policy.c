@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Restart policies: the record, the decision and the back-off, and the restart itself (see
+ * restart-policy.h). The restart repeats the tail of a creation (container-create.c) with what is on
+ * disk already: the rootfs stays mounted while the container is stopped, config.json is the spec that
+ * ran, so the new creating process R only needs:
+ *
+ *   supervisor                          R (own session, dies with us until it is the shim)
+ *   fork ──────────────────────────────► 1. join the host mount namespace, open the state directory
+ *                                        2. remove the old exit record, bind shim.sock anew
+ *                                        3. remove the old (empty) cgroup, engine_create() from config.json
+ *                                        4. execve(berth-shim) ── 'R' when it listens
+ *   watch the shim, SHIM_OP_START, "running"
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fs-util.h"
+#include "host-mntns.h"
+#include "json-util.h"
+#include "log.h"
+#include "restart-policy.h"
+#include "shim-client.h"
+#include "shim-protocol.h"
+
+#define RESTART_RECORD_MAX 4096U
+
+/* ---- the record -------------------------------------------------------------------------------- */
+
+static int restart_save(Container *c) {
+        RestartState *s = c->restart;
+        char buf[512], pol[RESTART_POLICY_STRING_MAX];
+        int n;
+
+        n = snprintf(buf, sizeof(buf),
+                     "{\"policy\":\"%s\",\"count\":%" PRIu32 ",\"stopped_by_user\":%s,\"log_max\":%" PRIu64
+                     "}\n",
+                     restart_policy_format(&s->policy, pol), s->count, s->stopped_by_user ? "true" : "false",
+                     s->log_max);
+        if (n < 0 || (size_t) n >= sizeof(buf))
+                return -ENOBUFS;
+        return write_file_atomic_at(c->state_dir_fd, RESTART_FILE, buf, (size_t) n, 0600);
+}
+
+static RestartState *restart_state_new(void) {
+        RestartState *s = g_new0(RestartState, 1);
+
+        s->creator_fd = -EBADF;
+        return s;
+}
+
+int restart_state_create(Container *c, const ContainerRequest *req) {
+        RestartState *s = restart_state_new();
+        int r;
+
+        r = restart_policy_parse(req->restart, &s->policy);
+        if (r < 0) {
+                restart_state_free(s);
+                return r;
+        }
+        s->log_max = req->log_max_size;
+        restart_state_free(c->restart);
+        c->restart = s;
+        return restart_save(c);
+}
+
+typedef struct RestartRecord {
+        char *policy;
+        uint64_t count, log_max;
+        bool stopped_by_user;
+} RestartRecord;
+
+int restart_state_load(Container *c) {
+        static const JsonField table[] = {
+                { "policy", JSON_FIELD_STRING, offsetof(RestartRecord, policy), JSON_MANDATORY },
+                { "count", JSON_FIELD_UINT64, offsetof(RestartRecord, count), 0 },
+                { "stopped_by_user", JSON_FIELD_BOOL, offsetof(RestartRecord, stopped_by_user), 0 },
+                { "log_max", JSON_FIELD_UINT64, offsetof(RestartRecord, log_max), 0 },
+                {},
+        };
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *data = NULL, *msg = NULL;
+        _cleanup_json_node_ JsonNode *root = NULL;
+        RestartRecord rec = {};
+        RestartState *s;
+        size_t size;
+        int r;
+
+        fd = openat(c->state_dir_fd, RESTART_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        r = read_regular_file_fd(fd, RESTART_RECORD_MAX, &data, &size);
+        if (r >= 0)
+                r = json_parse_bounded(data, size, RESTART_RECORD_MAX, &root, &msg);
+        if (r >= 0 && !JSON_NODE_HOLDS_OBJECT(root))
+                r = -EBADMSG;
+        if (r >= 0)
+                r = json_dispatch(json_node_get_object(root), table, &rec, NULL, &msg);
+        s = restart_state_new();
+        if (r >= 0)
+                r = restart_policy_parse(rec.policy, &s->policy);
+        if (r >= 0 && (rec.count > UINT32_MAX || (rec.log_max != 0 && (rec.log_max < REQUEST_LOG_SIZE_MIN ||
+                                                                       rec.log_max > REQUEST_LOG_SIZE_MAX))))
+                r = -EBADMSG;
+        free(rec.policy);
+        if (r < 0) {
+                restart_state_free(s);
+                return r;
+        }
+        s->count = (uint32_t) rec.count;
+        s->stopped_by_user = rec.stopped_by_user;
+        s->log_max = rec.log_max;
+        restart_state_free(c->restart);
+        c->restart = s;
+        return 0;
+}
+
+void restart_state_free(RestartState *s) {
+        if (!s)
+                return;
+        sd_event_source_disable_unref(s->timer);
+        sd_event_source_disable_unref(s->creator_source);
+        safe_close(s->creator_fd);
+        g_free(s);
+}
+
+bool restart_in_flight(const Container *c) {
+        return c->restart && c->restart->in_flight;
+}
+
+uint32_t restart_count(const Container *c) {
+        return c->restart ? c->restart->count : 0;
+}
+
+uint64_t restart_log_max(const Container *c) {
+        return c->restart ? c->restart->log_max : 0;
+}
+
+void restart_note_user_stop(Container *c) {
+        if (!c->restart || c->restart->stopped_by_user)
+                return;
+        c->restart->stopped_by_user = true;
+        c->restart->timer = sd_event_source_disable_unref(c->restart->timer);
+        if (restart_save(c) < 0)
+                log_warning("Cannot record the stop of container %s by its user.", c->id);
+}
+
+/* ---- R, the restarting process -------------------------------------------------------------------- */
+
+static _noreturn_ void restarter_main(Manager *m, const char *id, int sock, uint64_t created_at,
+                                      uint64_t log_max, bool tty) {
+        g_autofree char *state_path = g_strdup_printf("%s/%s", m->containers_path, id);
+        _cleanup_free_ char *data = NULL, *msg = NULL;
+        g_autoptr(JsonNode) spec = NULL;
+        EngineContainer ec = { .init_pid = 0, .start_fd = -1, .exec_err_fd = -1, .pty_master = -1 };
+        EngineIO io = { .stdio = { -1, -1, -1 }, .terminal = tty };
+        int pipes[2][2] = { { -1, -1 }, { -1, -1 } };
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        BerthError err = {};
+        int dir_fd, listen_fd, fd, r;
+        size_t size;
+        sigset_t none;
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        (void) setsid();
+        /* As for a creation: the event loop's blocked and ignored signals must not reach the container. */
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) signal(sig, SIG_DFL);
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+
+        if (host_mntns_join() < 0)
+                _exit(10);
+        dir_fd = open(state_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0)
+                _exit(11);
+        /* The last run's record would tell a restarted supervisor that this run ended already. */
+        (void) unlinkat(dir_fd, SHIM_EXIT_FILE, 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/" SHIM_SOCKET_FILE, dir_fd);
+        listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);
+        if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ||
+            listen(listen_fd, SHIM_PEERS_MAX) < 0)
+                _exit(12);
+        fd = openat(dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size) < 0 ||
+            json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &spec, &msg) < 0)
+                _exit(13);
+        /* The last run's cgroup is empty (its pid namespace died with its init): the engine makes it
+         * anew with the spec's limits. */
+        (void) engine_cgroup_remove(spec, &err);
+        /* A restarted container's output goes to its log, whatever the first run did with it. */
+        for (int i = 0; i < 2 && !tty; i++) {
+                if (pipe2(pipes[i], O_CLOEXEC) < 0)
+                        _exit(14);
+                io.stdio[i + 1] = pipes[i][1];
+        }
+        r = engine_create(dir_fd, spec, &io, &ec, &err);
+        if (r < 0) {
+                fprintf(stderr, "Restarting container %s failed: %s\n", id, err.message);
+                (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);
+                _exit(15);
+        }
+        for (int i = 0; i < 2; i++)
+                pipes[i][1] = safe_close(pipes[i][1]);
+
+        int out_fd = tty ? ec.pty_master : pipes[0][0];
+        int err_fd = tty ? -1 : pipes[1][0];
+        char buf[10][32];
+        snprintf(buf[0], sizeof(buf[0]), "%d", (int) ec.init_pid);
+        snprintf(buf[1], sizeof(buf[1]), "%d", dir_fd);
+        snprintf(buf[2], sizeof(buf[2]), "%d", listen_fd);
+        snprintf(buf[3], sizeof(buf[3]), "%d", ec.start_fd);
+        snprintf(buf[4], sizeof(buf[4]), "%d", ec.exec_err_fd);
+        snprintf(buf[5], sizeof(buf[5]), "%d", sock);
+        snprintf(buf[6], sizeof(buf[6]), "%d", out_fd);
+        snprintf(buf[7], sizeof(buf[7]), "%d", err_fd);
+        snprintf(buf[8], sizeof(buf[8]), "%" PRIu64, created_at);
+        snprintf(buf[9], sizeof(buf[9]), "%" PRIu64, log_max ?: (uint64_t) SHIM_LOG_SIZE_DEFAULT);
+        const char *argv[32] = { "berth-shim", "--id",           id,     "--init-pid",
+                                 buf[0],       "--state-dir-fd", buf[1], "--listen-fd",
+                                 buf[2],       "--start-fd",     buf[3], "--exec-err-fd",
+                                 buf[4],       "--ready-fd",     buf[5], "--created-at",
+                                 buf[8],       "--log-max",      buf[9] };
+        size_t n = 19;
+        if (out_fd >= 0) {
+                argv[n++] = "--log-out-fd";
+                argv[n++] = buf[6];
+        }
+        if (err_fd >= 0) {
+                argv[n++] = "--log-err-fd";
+                argv[n++] = buf[7];
+        }
+        argv[n] = NULL;
+        int keep[] = { dir_fd, listen_fd, ec.start_fd, ec.exec_err_fd, sock, out_fd, err_fd };
+        for (size_t i = 0; i < ELEMENTSOF(keep); i++)
+                if (keep[i] >= 0)
+                        (void) fcntl(keep[i], F_SETFD, 0);
+        int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd >= 0) {
+                (void) dup3(null_fd, 0, 0);
+                (void) dup3(null_fd, 1, 0);
+                (void) dup3(null_fd, 2, 0);
+        }
+        execv(m->shim_path, (char *const *) argv);
+        (void) kill(ec.init_pid, SIGKILL);
+        _exit(16);
+}
+
+/* ---- the supervisor's side ---------------------------------------------------------------------- */
+
+static void restart_failed(Container *c, const char *why) {
+        RestartState *s = c->restart;
+
+        log_warning("Restarting container %s (%s) failed: %s", c->id, c->name, why);
+        s->creator_source = sd_event_source_disable_unref(s->creator_source);
+        s->creator_fd = safe_close(s->creator_fd);
+        s->in_flight = false;
+        if (c->creator_pid > 0) {
+                (void) kill(c->creator_pid, SIGKILL);
+                (void) waitpid(c->creator_pid, NULL, 0);
+                c->creator_pid = 0;
+        }
+        /* Counted as a failed run: the policy decides again, after the next delay. */
+        restart_on_stopped(c, false);
+}
+
+static int on_restarter(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Container *c = userdata;
+        RestartState *s = c->restart;
+        ShimReply reply;
+        char b = 0;
+        ssize_t n = recv(fd, &b, 1, MSG_DONTWAIT);
+        int r;
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n != 1 || b != 'R') {
+                restart_failed(c, "the restarting process died");
+                return 0;
+        }
+        s->creator_source = sd_event_source_disable_unref(s->creator_source);
+        s->creator_fd = safe_close(s->creator_fd);
+        s->in_flight = false;
+        c->status = CONTAINER_CREATED;
+        c->exit_code = 0;
+        g_free(c->reason);
+        c->reason = g_strdup("");
+        c->finished_at = 0;
+        r = container_watch_shim(c);
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch the shim of %s: %m", c->id);
+        r = shim_call(c->state_dir_fd, SHIM_OP_START, 0, 0, &reply);
+        if (r < 0 || reply.error != 0) {
+                /* An exec failure stops the init: the shim's event brings the exit and the next decision. */
+                log_warning("Restarted container %s did not start: %s", c->id,
+                            r < 0 ? strerror(-r) : reply.message);
+                return 0;
+        }
+        c->started_at = reply.started_at;
+        c->pid = reply.pid > 0 ? (uint32_t) reply.pid : c->pid;
+        if (c->status == CONTAINER_CREATED) {
+                c->status = CONTAINER_RUNNING;
+                (void) container_emit_changed(c);
+        }
+        log_info("Restarted container %s (%s), restart %" PRIu32 ".", c->id, c->name, s->count);
+        return 0;
+}
+
+static int restart_now(Container *c) {
+        Manager *m = c->manager;
+        RestartState *s = c->restart;
+        int sp[2], r;
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                safe_close(sp[0]);
+                safe_close(sp[1]);
+                return r;
+        }
+        if (pid == 0) {
+                safe_close(sp[0]);
+                restarter_main(m, c->id, sp[1], c->created_at, s->log_max, c->tty);
+        }
+        safe_close(sp[1]);
+        /* The last run's shim, if it was ours, is gone: container_set_stopped() reaped it. */
+        c->creator_pid = pid;
+        s->creator_fd = sp[0];
+        s->in_flight = true;
+        s->count++;
+        if (restart_save(c) < 0)
+                log_warning("Cannot record the restart count of container %s.", c->id);
+        r = sd_event_add_io(m->event, &s->creator_source, sp[0], EPOLLIN, on_restarter, c);
+        if (r < 0) {
+                restart_failed(c, "cannot watch the restarting process");
+                return 0;
+        }
+        return 0;
+}
+
+static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Container *c = userdata;
+        int r;
+
+        c->restart->timer = sd_event_source_disable_unref(c->restart->timer);
+        if (c->status != CONTAINER_STOPPED || c->pending_delete || c->restart->stopped_by_user)
+                return 0;
+        r = restart_now(c);
+        if (r < 0)
+                log_warning_errno(r, "Cannot restart container %s: %m", c->id);
+        return 0;
+}
+
+static bool policy_wants_restart(const Container *c, bool adopted) {
+        const RestartState *s = c->restart;
+
+        switch (s->policy.mode) {
+        case RESTART_ON_FAILURE:
+                if (s->stopped_by_user || c->exit_code == 0)
+                        return false;
+                return s->policy.max_retries == 0 || s->count < s->policy.max_retries;
+        case RESTART_ALWAYS:
+                /* docker: a supervisor start brings back even what a user stopped. */
+                return !s->stopped_by_user || adopted;
+        case RESTART_UNLESS_STOPPED:
+                return !s->stopped_by_user;
+        default:
+                return false;
+        }
+}
+
+void restart_on_stopped(Container *c, bool adopted) {
+        RestartState *s = c->restart;
+        uint64_t delay;
+        int r;
+
+        if (!s || s->in_flight || s->timer || c->pending_delete || !policy_wants_restart(c, adopted))
+                return;
+        if (adopted && s->stopped_by_user) {
+                s->stopped_by_user = false;
+                (void) restart_save(c);
+        }
+        /* A run that lasted long enough was a success of the policy: start the back-off over. */
+        if (c->started_at > 0 && c->finished_at >= c->started_at &&
+            c->finished_at - c->started_at >= RESTART_RESET_USEC)
+                s->step = 0;
+        delay = (uint64_t) RESTART_DELAY_FIRST_USEC << MIN(s->step, 20U);
+        if (delay > RESTART_DELAY_MAX_USEC)
+                delay = RESTART_DELAY_MAX_USEC;
+        else
+                s->step++;
+        r = sd_event_add_time_relative(c->manager->event, &s->timer, CLOCK_MONOTONIC, delay, 0,
+                                       on_restart_timer, c);
+        if (r < 0)
+                log_warning_errno(r, "Cannot schedule the restart of container %s: %m", c->id);
+        else
+                log_info("Container %s (%s) restarts in %" PRIu64 " ms (policy %s).", c->id, c->name,
+                         delay / 1000,
+                         s->policy.mode == RESTART_ALWAYS ? "always" : "on-failure/unless-stopped");
+}
