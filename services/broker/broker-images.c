@@ -213,6 +213,7 @@ typedef struct TagImageArgs {
 static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         TagImageArgs *a = args;
         _cleanup_(image_freep) Image *copy = NULL;
+        _cleanup_(image_reference_freep) ImageReference *target_ref = NULL;
         _cleanup_free_ char *target_name = NULL;
         Image *i, *existing;
         int r;
@@ -220,9 +221,15 @@ static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args,
         r = broker_lookup_image(manager, a->source, &i, error);
         if (r < 0)
                 return r;
-        r = broker_normalise_reference(a->target, NULL, &target_name, error);
+        r = broker_normalise_reference(a->target, &target_ref, &target_name, error);
         if (r < 0)
                 return r;
+        /* SECURITY: a digest-pinned name must be the truth about its content: only the source's own
+         * digest, whoever asks (broker_tag_image_action() let members create such names for that). */
+        if (target_ref->digest && !streq(target_ref->digest, i->target_digest))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' names digest %s, but '%s' is %s.", target_name,
+                                         target_ref->digest, i->name, i->target_digest);
 
         existing = image_store_get(manager->images, target_name);
         if (existing) {
@@ -249,15 +256,23 @@ static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args,
 }
 
 int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(image_reference_freep) ImageReference *target = NULL;
+        _cleanup_free_ char *target_name = NULL;
         TagImageArgs a = {};
         int r;
 
         r = sd_bus_message_read(m, "ss", &a.source, &a.target);
         if (r < 0)
                 return r;
+        /* The action depends on where the new name lives, so the target is parsed before authorising;
+         * the continuation parses it again and does all other checks. */
+        r = broker_normalise_reference(a.target, &target, &target_name, error);
+        if (r < 0)
+                return r;
         const char *details[] = { "source", broker_detail(a.source), "target", broker_detail(a.target),
                                   NULL };
-        return broker_authorize(m, details, tag_image_authorized, userdata, &a, sizeof(a), NULL, error);
+        return broker_authorize_action(m, broker_tag_image_action(target), details, tag_image_authorized,
+                                       userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- RemoveImage ----------------------------------------------------------------------------------- */

@@ -43,6 +43,13 @@ int broker_authorize(sd_bus_message *m, const char *const *details, broker_conti
                      Manager *manager, const void *args, size_t args_size, void (*args_done)(void *args),
                      sd_bus_error *error);
 
+/* The same with an action the handler chose from its arguments (one of broker-auth.c's functions). */
+int broker_authorize_action(sd_bus_message *m, const char *action, const char *const *details,
+                            broker_continuation_t cont, Manager *manager, const void *args, size_t args_size,
+                            void (*args_done)(void *args), sd_bus_error *error);
+/* The action TagImage needs for this (normalised) target: see broker-auth.c. */
+const char *broker_tag_image_action(const ImageReference *target);
+
 /* The same for a method on an object owned by a uid: an action of container-manage becomes
  * container-manage-any when the caller is not the owner. */
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
