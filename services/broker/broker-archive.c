@@ -149,7 +149,7 @@ static int import_name(const char *raw, const char *name_arg, const char *digest
                                 digest, raw);
                 if (has_explicit_tag(name_arg))
                         r = normalise(name_arg, ret, &msg);
-                else if (asprintf(&joined, "%s:%s", name_arg, raw) < 0)
+                else if (asprintf_safe(&joined, "%s:%s", name_arg, raw) < 0)
                         return -ENOMEM;
                 else
                         r = normalise(joined, ret, &msg);

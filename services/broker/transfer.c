@@ -253,7 +253,7 @@ int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platf
         t->blobs = g_ptr_array_new_with_free_func(transfer_blob_free);
         t->reference = strdup(reference);
         t->platform = strdup(platform ?: "");
-        if (asprintf(&t->path, BERTH_BROKER_TRANSFER_PREFIX "/%" PRIu32, id) < 0)
+        if (asprintf_safe(&t->path, BERTH_BROKER_TRANSFER_PREFIX "/%" PRIu32, id) < 0)
                 t->path = NULL;
         if (!t->reference || !t->platform || !t->path) {
                 transfer_free(t);

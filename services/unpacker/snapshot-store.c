@@ -105,7 +105,7 @@ int snapshot_store_new_work(SnapshotStore *s, char **ret_name, int *ret_fs_fd, c
 
         if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                 return -EIO;
-        if (asprintf(&name, "%016" PRIx64, rnd) < 0)
+        if (asprintf_safe(&name, "%016" PRIx64, rnd) < 0)
                 return -ENOMEM;
         if (mkdirat(s->tmp_fd, name, 0700) < 0)
                 return -errno;
@@ -115,7 +115,7 @@ int snapshot_store_new_work(SnapshotStore *s, char **ret_name, int *ret_fs_fd, c
         fs_fd = openat(dfd, "fs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fs_fd < 0 || fchmod(fs_fd, 0755) < 0)
                 goto fail_errno;
-        if (asprintf(&fs_path, "%s/tmp/%s/fs", s->path, name) < 0) {
+        if (asprintf_safe(&fs_path, "%s/tmp/%s/fs", s->path, name) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -401,7 +401,7 @@ int snapshot_store_remove(SnapshotStore *s, char *const *chain_ids, uint64_t *re
                  * removal leaves a tmp/ leftover that the next start removes, never half a snapshot. */
                 if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                         rnd = (uint64_t) (c - chain_ids);
-                if (asprintf(&name, "rm-%016" PRIx64, rnd) < 0)
+                if (asprintf_safe(&name, "rm-%016" PRIx64, rnd) < 0)
                         return -ENOMEM;
                 if (renameat(s->dir_fd, digest_hex(*c), s->tmp_fd, name) < 0) {
                         if (errno == ENOENT)

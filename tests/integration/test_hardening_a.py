@@ -2,10 +2,12 @@
 test_polkit_matrix.py). Each test reproduces the attack as the principal the finding names -- a member
 of group berth, a stranger, a non-root admin granted one action, a hostile registry -- and asserts that
 it now fails, with the specific refusal."""
+import hashlib
 import json
 import os
 import re
 import stat
+import threading
 import uuid
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import pytest
 
 from berthtest import stack
 from berthtest.fixtures import *  # noqa: F401,F403
-from berthtest.images import ImageBuilder, Dir, File
-from berthtest.stack import berthctl, busctl
+from berthtest.images import ImageBuilder, Dir, File, MEDIA_TYPES
+from berthtest.stack import berthctl, busctl, wait_for
 
 BROKER = "org.berth.Broker1"
 BROKER_PATH = "/org/berth/Broker1"
@@ -87,3 +89,53 @@ def test_hardening_f1_tag_digest_plant(registry, member, tmp_path):
     finally:
         rm_images(evil_ref, real_ref, "localhost/f1-mine:v1", f"{registry.host}/test/f1-real@{evil.manifest.digest}",
                   *planted)
+
+
+# ---- finding 12: two platforms of an index sharing one config blob -------------------------------
+
+def transfer_prop(path, prop):
+    p = ok(busctl("--json=short", "get-property", BROKER, path, TRANSFER, prop))
+    return json.loads(p.stdout)["data"]
+
+
+def test_hardening_f12_platforms_share_one_config(fake_registry, berth_config, tmp_path):
+    """arm v6 and v7 with one config blob (as real images have): the second manifest is answered only
+    once the broker has read the config (its Layers row says done), so no download of it follows."""
+    b = ImageBuilder(tmp_path / "layout")
+    layer = b.add_layer([Dir("data"), File(f"data/{uuid.uuid4().hex}", os.urandom(4096))])
+    # One config (it says arm/v7) for both entries; the manifests differ by an annotation only.
+    v6 = b.add_image([layer], platform="linux/arm/v7")
+    v7 = b.add_image([layer], platform="linux/arm/v7", annotations={"org.example.variant": "7"})
+    assert v6.config.digest == v7.config.digest and v6.manifest.digest != v7.manifest.digest
+    mts = MEDIA_TYPES["oci"]
+    entries = [dict(v6.manifest.to_json(), platform={"os": "linux", "architecture": "arm", "variant": "v6"}),
+               dict(v7.manifest.to_json(), platform={"os": "linux", "architecture": "arm", "variant": "v7"})]
+    index = json.dumps({"schemaVersion": 2, "mediaType": mts["index"], "manifests": entries}).encode()
+    reg = fake_registry(b.layout_dir)
+    reg.add_manifest("test/f12-shared", "v1", index, mts["index"])
+    berth_config.registry(reg.host, plain_http=True)
+    state = {"path": None}
+    config_read = threading.Event()
+
+    def fault(h, method, path):
+        if path.endswith("/manifests/" + v7.manifest.digest) and not config_read.is_set():
+            def read():
+                if state["path"] is None:
+                    return False
+                rows = {r[0]: r[2] for r in transfer_prop(state["path"], "Layers")}
+                return rows.get(v6.config.digest) in ("done", "exists")
+            wait_for(read, timeout=60, what="the shared config to be read")
+            config_read.set()
+        return False
+
+    reg.fault = fault
+    ref = f"{reg.host}/test/f12-shared:v1"
+    try:
+        p = ok(busctl("call", BROKER, BROKER_PATH, MANAGER, "PullImage", "sst", ref, "", "3"))
+        state["path"] = re.search(r'"(/\S+)"', p.stdout).group(1)
+        wait_for(lambda: transfer_prop(state["path"], "Result") != "", timeout=120, what="the pull to end")
+        assert config_read.is_set()
+        assert (transfer_prop(state["path"], "Result"), transfer_prop(state["path"], "Error")) == ("done", "")
+        assert images()[ref] == "sha256:" + hashlib.sha256(index).hexdigest()
+    finally:
+        rm_images(ref)
