@@ -139,3 +139,52 @@ def test_hardening_f12_platforms_share_one_config(fake_registry, berth_config, t
         assert images()[ref] == "sha256:" + hashlib.sha256(index).hexdigest()
     finally:
         rm_images(ref)
+
+
+# ---- finding 8: unit and state modes ------------------------------------------------------------
+
+UNIT_DIR_KINDS = {"StateDirectory": "/var/lib", "LogsDirectory": "/var/log", "RuntimeDirectory": "/run",
+                  "ConfigurationDirectory": "/etc"}
+
+
+def unit_directories():
+    """{path: (mode, unit)} for every *Directory= of the four built units (systemd's default 0755)."""
+    out = {}
+    for unit in sorted((stack.BUILD / "units").glob("berth-*.service")):
+        settings = {}
+        for line in unit.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                k, v = line.split("=", 1)
+                settings.setdefault(k.strip(), []).append(v.strip())
+        for kind, base in UNIT_DIR_KINDS.items():
+            mode = int(settings.get(kind + "Mode", ["0755"])[-1], 8)
+            for v in settings.get(kind, []):
+                for d in v.split():
+                    out[f"{base}/{d}"] = (mode, unit.name)
+    return out
+
+
+def tmpfiles_directories():
+    out = {}
+    for line in (stack.BUILD / "units" / "tmpfiles.d" / "berth.conf").read_text().splitlines():
+        f = line.split()
+        if f and f[0] == "d":
+            out[f[1]] = int(f[2], 8)
+    return out
+
+
+def test_hardening_f8_unit_and_tmpfiles_modes_agree():
+    """systemd applies a unit's *DirectoryMode= at every start, tmpfiles at boot: where they disagree,
+    the store's mode flips at each start (the fetcher's credentials dir was 0750 by its unit, 0700 by
+    tmpfiles; the snapshot store 0755 by systemd's default). Every directory a unit names has the mode
+    tmpfiles gives it, and the stores that hold secrets or container roots are 0700."""
+    units, tmpfiles = unit_directories(), tmpfiles_directories()
+    assert units, "no *Directory= settings found in the built units"
+    for path, (mode, unit) in units.items():
+        assert path in tmpfiles, f"{unit}: {path} is not in tmpfiles.d"
+        assert mode == tmpfiles[path], f"{unit}: {path} is {mode:o}, tmpfiles says {tmpfiles[path]:o}"
+    for d in ("snapshots", "containers", "fetcher", "meta", "content"):
+        path = f"/var/lib/berth/{d}"
+        assert tmpfiles[path] == 0o700, f"{path} is {tmpfiles[path]:o} in tmpfiles.d"
+        if path in units:
+            assert units[path][0] == 0o700, (path, units[path])
