@@ -301,7 +301,7 @@ static int import_commit(ArchiveCall *c, sd_bus_error *error) {
                         _cleanup_bus_error_ sd_bus_error ue = SD_BUS_ERROR_NULL;
                         const char *path = NULL;
 
-                        r = broker_start_unpack(c->manager, c->uid, name, "", &path, &ue);
+                        r = broker_start_unpack(c->manager, c->uid, name, "", c->request, &path, &ue);
                         if (r < 0)
                                 log_info("Not unpacking imported '%s': %s", name,
                                          ue.message ?: strerror(-r));

@@ -56,8 +56,14 @@ static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args
 
         /* The same pull already running: share it. */
         t = transfer_find_running(manager, reference, platform, a->flags);
-        if (t)
+        if (t) {
+                /* SECURITY: joining makes the caller a participant: it may read the transfer and gets
+                 * its signals (transfer-access.c). It asked for the very same pull, polkit said yes. */
+                r = transfer_add_watcher(t, m);
+                if (r < 0)
+                        return r;
                 return sd_bus_reply_method_return(m, "o", t->path);
+        }
 
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
@@ -70,6 +76,12 @@ static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args
         r = transfer_new(manager, uid, reference, platform, a->flags, &t);
         if (r < 0)
                 return log_error_errno(r, "Failed to create a transfer for '%s': %m", reference);
+        /* Before anything starts: a signal emitted at once must reach the caller. */
+        r = transfer_add_watcher(t, m);
+        if (r < 0) {
+                transfer_free(t);
+                return r;
+        }
         /* pull_start() takes wanted over (and leaves it empty). */
         r = pull_start(t, &ref, isempty(a->platform) ? NULL : &wanted);
         if (r < 0) {
@@ -100,14 +112,21 @@ static int list_transfers_authorized(sd_bus_message *m, Manager *manager, void *
         GHashTableIter iter;
         gpointer value;
         size_t n = 0;
+        uid_t uid;
         int r;
 
         l = calloc(g_hash_table_size(manager->transfers) + 1, sizeof(Transfer *));
         if (!l)
                 return -ENOMEM;
         g_hash_table_iter_init(&iter, manager->transfers);
+        r = bus_message_sender_uid(m, &uid);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
+        /* SECURITY: the caller's own transfers (those it started or joined); root's list is all. */
         while (g_hash_table_iter_next(&iter, NULL, &value))
-                l[n++] = value;
+                if (transfer_visible_to(value, uid))
+                        l[n++] = value;
         qsort(l, n, sizeof(Transfer *), compare_transfers);
 
         r = sd_bus_message_new_method_return(m, &reply);

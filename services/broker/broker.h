@@ -104,10 +104,10 @@ int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 /* unpack-image.c: UnpackImage; broker_start_unpack() is its body after authorisation (ImportImage uses it
  * too): starts (or joins) the unpack of reference for platform ("" = this machine's) and returns the
- * transfer path (borrowed), or sets error. */
+ * transfer path (borrowed), or sets error. watcher: the call whose sender gets the transfer's signals. */
 int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int broker_start_unpack(Manager *manager, uid_t uid, const char *reference, const char *platform,
-                        const char **ret_path, sd_bus_error *error);
+                        sd_bus_message *watcher, const char **ret_path, sd_bus_error *error);
 
 /* broker-content.c: ListContent, PruneContent. */
 int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import threading
 import uuid
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from berthtest import stack
 from berthtest.fixtures import *  # noqa: F401,F403
-from berthtest.images import ImageBuilder, Dir, File, MEDIA_TYPES
+from berthtest.images import ImageBuilder, Dir, File, MEDIA_TYPES, random_file_layer
 from berthtest.stack import berthctl, busctl, wait_for
 
 BROKER = "org.berth.Broker1"
@@ -188,3 +189,82 @@ def test_hardening_f8_unit_and_tmpfiles_modes_agree():
         assert tmpfiles[path] == 0o700, f"{path} is {tmpfiles[path]:o} in tmpfiles.d"
         if path in units:
             assert units[path][0] == 0o700, (path, units[path])
+
+
+# ---- finding 7: transfers readable by strangers ----------------------------------------------------
+
+MEMBER2 = "berth-test-member2"
+
+# Run as another user: subscribes to every Transfer signal, makes sure the match is in place (a round
+# trip), says "ready"; on a line on stdin, does a round trip to the broker (its reply comes after any
+# signal the broker sent before it) and prints the signals it got as JSON.
+EAVESDROPPER = r'''
+import json, sys
+from gi.repository import Gio, GLib
+bus = Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
+seen = []
+bus.signal_subscribe(None, "org.berth.Broker1.Transfer", None, None, None, Gio.DBusSignalFlags.NONE,
+                     lambda c, s, p, i, n, a: seen.append([p, n]))
+bus.signal_subscribe(None, "org.freedesktop.DBus.Properties", "PropertiesChanged", None,
+                     "org.berth.Broker1.Transfer", Gio.DBusSignalFlags.NONE,
+                     lambda c, s, p, i, n, a: seen.append([p, n]))
+bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetId", None,
+              None, Gio.DBusCallFlags.NONE, -1, None)
+print("ready", flush=True)
+sys.stdin.readline()
+bus.call_sync("org.berth.Broker1", "/org/berth/Broker1", "org.freedesktop.DBus.Peer", "Ping", None, None,
+              Gio.DBusCallFlags.NONE, -1, None)
+ctx = GLib.MainContext.default()
+while ctx.pending():
+    ctx.iteration(False)
+print(json.dumps(seen), flush=True)
+'''
+
+
+def test_hardening_f7_transfer_private_to_its_owner(registry, proxies, berth_config, member, outsider,
+                                                     tmp_path):
+    stack.ensure_user(MEMBER2, groups=["berth"])
+    b = ImageBuilder(tmp_path / "layout")
+    big = b.add_layer(random_file_layer(4 << 20, seed=int.from_bytes(os.urandom(4), "big")), compression="none")
+    b.add_image([big], tag="latest")
+    registry.push(b.layout_dir, "latest", "test/f7-private:v1")
+    px = proxies(registry.port, hold_blobs_after=1 << 20)
+    berth_config.registry(px.host, plain_http=True)
+    ref = f"{px.host}/test/f7-private:v1"
+    spies = {u: subprocess.Popen(["runuser", "-u", u, "--", "/usr/bin/python3", "-c", EAVESDROPPER],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for u in (outsider, MEMBER2)}
+    try:
+        for u, s in spies.items():
+            assert s.stdout.readline().strip() == "ready", u
+        p = ok(busctl("call", BROKER, BROKER_PATH, MANAGER, "PullImage", "sst", ref, "", "2", user=member))
+        path = re.search(r'"(/\S+)"', p.stdout).group(1)
+        px.wait_held()
+        # Another member and a stranger: refused, naming the owner rule (the stranger is not even asked
+        # about by polkit). The owner and root read it.
+        for u in (outsider, MEMBER2):
+            refused(busctl("get-property", BROKER, path, TRANSFER, "Reference", user=u), "belongs to another user")
+            refused(busctl("call", BROKER, path, "org.freedesktop.DBus.Properties", "GetAll", "s", TRANSFER,
+                           user=u), "belongs to another user")
+            listed = ok(busctl("call", BROKER, BROKER_PATH, MANAGER, "ListTransfers", user=MEMBER2)).stdout
+            assert path not in listed, listed
+        assert ref in ok(busctl("get-property", BROKER, path, TRANSFER, "Reference", user=member)).stdout
+        assert ref in ok(busctl("call", BROKER, path, "org.freedesktop.DBus.Properties", "GetAll", "s", "",
+                                user=member)).stdout
+        assert path in ok(busctl("call", BROKER, BROKER_PATH, MANAGER, "ListTransfers", user=member)).stdout
+        assert transfer_prop(path, "State") == "downloading"
+        px.release()
+        wait_for(lambda: transfer_prop(path, "Result") != "", timeout=120, what="the pull to end")
+        assert transfer_prop(path, "Result") == "done", transfer_prop(path, "Error")
+        # Not one Progress, PropertiesChanged or Finished of it reached anyone but the owner.
+        for u, s in spies.items():
+            out, _ = s.communicate("sync\n", timeout=60)
+            seen = json.loads(out.strip().splitlines()[-1])
+            assert [x for x in seen if x[0] == path] == [], (u, seen)
+    finally:
+        px.release()
+        for s in spies.values():
+            if s.poll() is None:
+                s.kill()
+                s.wait()
+        rm_images(ref)
