@@ -240,8 +240,8 @@ static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *
                                          "Manifest size %" PRIu64 " exceeds the limit of %u bytes", size,
                                          MANIFEST_SIZE_MAX);
 
-        /* Already committed: reply at once. */
-        r = content_store_open_blob(m->ctx.store, digest, &fd, &have_size);
+        /* Already committed: reply at once (re-hashed first: issue 12 finding 2). */
+        r = content_store_open_blob_verified(m->ctx.store, digest, &fd, &have_size);
         if (r >= 0) {
                 if (have_size != size)
                         return sd_bus_error_setf(error, BERTH_ERROR_DIGEST_MISMATCH,
