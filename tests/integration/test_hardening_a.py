@@ -6,13 +6,11 @@ import hashlib
 import json
 import os
 import re
-import stat
 import subprocess
 import threading
 import uuid
 from pathlib import Path
 
-import pytest
 
 from berthtest import stack
 from berthtest.fixtures import *  # noqa: F401,F403
@@ -268,3 +266,58 @@ def test_hardening_f7_transfer_private_to_its_owner(registry, proxies, berth_con
                 s.kill()
                 s.wait()
         rm_images(ref)
+
+
+# ---- finding 3: MountImage onto any directory ---------------------------------------------------
+
+MOUNTER = "bg-f3-mounter"
+F3_RULES = Path("/etc/polkit-1/rules.d/48-berth-test-f3.rules")
+F3_IMAGE = "localhost/berth-f3:latest"
+
+
+def test_hardening_f3_mount_needs_an_owned_writable_target(tmp_path):
+    """A non-root admin granted the mount action (and maintenance, which MountImage used to need) covers a
+    root-owned directory with an image view: refused now (fusermount's rule); their own writable
+    directory still works, and views are read-only, nosuid, nodev."""
+    stack.ensure_user(MOUNTER)
+    archive = tmp_path / "busybox.tar"
+    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", F3_IMAGE, str(archive)], check=True,
+                   capture_output=True)
+    ok(berthctl("images", "import", str(archive)))
+    F3_RULES.write_text('polkit.addRule(function(action, subject) {\n'
+                        f'  if (subject.user == "{MOUNTER}" && (action.id == "org.berth.image-mount" ||\n'
+                        '      action.id == "org.berth.maintenance"))\n'
+                        '    return polkit.Result.YES;\n});\n')
+    victim = Path(f"/var/tmp/berth-f3-{uuid.uuid4().hex[:8]}")  # root's, as /etc/sudoers.d is
+    victim.mkdir(mode=0o755)
+    (victim / "keep").write_text("root's file\n")
+    own = Path(f"/home/{MOUNTER}/view-{uuid.uuid4().hex[:8]}")
+    readonly = Path(f"/home/{MOUNTER}/ro-{uuid.uuid4().hex[:8]}")
+    try:
+        stack.wait_for(lambda: busctl("call", BROKER, BROKER_PATH, MANAGER, "PruneContent", "t", str(1 << 62),
+                                      user=MOUNTER).stderr.find("Unknown flags") >= 0,
+                       timeout=60, what="polkitd to load the f3 rules")
+        p = berthctl("images", "mount", F3_IMAGE, str(victim), user=MOUNTER)
+        refused(p, "not owned by the caller")
+        assert (victim / "keep").read_text() == "root's file\n"
+        assert str(victim) not in Path("/proc/self/mountinfo").read_text()
+
+        for d, mode in ((own, 0o755), (readonly, 0o555)):
+            stack.run(["install", "-d", "-m", oct(mode)[2:], "-o", MOUNTER, str(d)], check=True)
+        refused(berthctl("images", "mount", F3_IMAGE, str(readonly), user=MOUNTER), "may not write")
+        ok(berthctl("images", "mount", F3_IMAGE, str(own), user=MOUNTER))
+        try:
+            assert (own / "bin" / "busybox").exists()
+            opts = stack.run(["findmnt", "-n", "-o", "OPTIONS", str(own)]).stdout.strip().split(",")
+            assert {"ro", "nosuid", "nodev"} <= set(opts), opts
+        finally:
+            ok(berthctl("images", "unmount", str(own), user=MOUNTER))
+        # Root may still mount anywhere (it could anyway).
+        ok(berthctl("images", "mount", F3_IMAGE, str(victim)))
+        ok(berthctl("images", "unmount", str(victim)))
+    finally:
+        F3_RULES.unlink(missing_ok=True)
+        for d in (victim, own, readonly):
+            subprocess.run(["umount", "-l", str(d)], capture_output=True)
+            subprocess.run(["rm", "-rf", str(d)], capture_output=True)
+        berthctl("images", "rm", F3_IMAGE)
