@@ -52,6 +52,9 @@ def grantee(action):
 # else a regex of its error). Objects: "manager", "transfer" (root's, running), "root-container",
 # "member-container".
 TABLE = [
+    # First, while root's pull is surely still running. Cancel: polkit's image-pull, then the handler's
+    # own rule (only the uid that started it); root's cell, the last of the row, really cancels.
+    ("transfer", TRANSFER, "Cancel", "", [], "image-pull", "belongs to another user"),
     ("manager", MANAGER, "GetInfo", "", [], "info", None),
     ("manager", MANAGER, "PullImage", "sst", ["BAD REF!!", "", "0"], "image-pull", "Invalid reference"),
     ("manager", MANAGER, "UnpackImage", "sst", [NONE, "", "0"], "image-pull", "No image"),
@@ -79,9 +82,6 @@ TABLE = [
     ("manager", MANAGER, "ListContainers", "t", ["0"], "info", None),
     ("manager", MANAGER, "ListContainers", "t", ["1"], "container-manage-any", None),
     ("manager", MANAGER, "GetContainer", "s", ["berth-matrix-nope"], "info", "No container"),
-    # Cancel: polkit's image-pull, then the handler's own rule (only the uid that started it): root's
-    # cell, last, really cancels.
-    ("transfer", TRANSFER, "Cancel", "", [], "image-pull", "belongs to another user"),
 ]
 for _obj in ("root-container", "member-container"):
     TABLE += [
