@@ -8,21 +8,12 @@
 
 #include "berthctl.h"
 #include "bus-util.h"
+#include "erase-util.h"
 
 /* berthctl login / logout: the secret goes to the broker (and on to the fetcher) in the message body,
  * never on the command line where ps would show it. */
 
 #define SECRET_MAX 4096
-
-static void erase_and_free(char *s) {
-        if (!s)
-                return;
-        explicit_bzero(s, strlen(s));
-        free(s);
-}
-static void erase_and_freep(char **s) {
-        erase_and_free(*s);
-}
 
 static int read_line(FILE *f, char **ret) {
         char *line = NULL;

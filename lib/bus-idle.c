@@ -72,7 +72,7 @@ static int start_release(sd_bus *bus, const char *name, IdleState *state, sd_bus
         r = sd_bus_get_unique_name(bus, &unique);
         if (r < 0)
                 return r;
-        if (asprintf(
+        if (asprintf_safe(
                     &match,
                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s',arg1='%s',arg2=''",

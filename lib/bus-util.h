@@ -60,8 +60,10 @@ int bus_append_service_status(sd_bus_message *reply, const char *state);
  * NotFound, …; other errnos as sd-bus names them). */
 int bus_reply_errno(sd_bus_message *m, int r, sd_bus_error *error);
 
+/* Does a call of this member carry a secret (so its message must be marked sensitive)? */
+bool bus_member_carries_secret(const char *member);
 /* A new method call destination/path/interface.member with the arguments types/ap appended (nothing
- * appended when types is NULL or empty). */
+ * appended when types is NULL or empty); marked sensitive when bus_member_carries_secret(member). */
 int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination,
                                  const char *path, const char *interface, const char *member,
                                  const char *types, va_list ap);

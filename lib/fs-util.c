@@ -77,7 +77,7 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t 
         _cleanup_close_ int fd = -EBADF;
         int r;
 
-        if (asprintf(&tmp, ".#%s.%08x.tmp", name, g_random_int()) < 0) {
+        if (asprintf_safe(&tmp, ".#%s.%08x.tmp", name, g_random_int()) < 0) {
                 tmp = NULL;
                 return -ENOMEM;
         }

@@ -24,7 +24,7 @@ int json_set_error(char **ret_error, int error, const char *format, ...) {
         *ret_error = NULL;
 
         va_start(ap, format);
-        if (vasprintf(ret_error, format, ap) < 0)
+        if (vasprintf_safe(ret_error, format, ap) < 0)
                 *ret_error = NULL;
         va_end(ap);
 
@@ -41,12 +41,12 @@ int json_prefix_error(char **ret_error, const char *format, ...) {
                 return 0;
 
         va_start(ap, format);
-        k = vasprintf(&prefix, format, ap);
+        k = vasprintf_safe(&prefix, format, ap);
         va_end(ap);
         if (k < 0)
                 return -ENOMEM;
 
-        if (asprintf(&joined, "%s: %s", prefix, *ret_error) < 0)
+        if (asprintf_safe(&joined, "%s: %s", prefix, *ret_error) < 0)
                 return -ENOMEM;
 
         free(*ret_error);

@@ -95,6 +95,26 @@ static inline void strv_freep(char ***l) {
                 _r_ < 0 ? -errno : _r_;                                                                     \
         })
 
+/* asprintf()/vasprintf() that leave *ret NULL when they fail: glibc leaves it undefined then, and a
+ * _cleanup_free_ target (or a struct member freed later) must never be freed as garbage. Return what
+ * asprintf() returns. Need _GNU_SOURCE. */
+#define asprintf_safe(ret, ...)                                                                             \
+        ({                                                                                                  \
+                char **_p_ = (ret);                                                                         \
+                int _k_ = asprintf(_p_, __VA_ARGS__);                                                       \
+                if (_k_ < 0)                                                                                \
+                        *_p_ = NULL;                                                                        \
+                _k_;                                                                                        \
+        })
+#define vasprintf_safe(ret, format, ap)                                                                     \
+        ({                                                                                                  \
+                char **_p_ = (ret);                                                                         \
+                int _k_ = vasprintf(_p_, format, ap);                                                       \
+                if (_k_ < 0)                                                                                \
+                        *_p_ = NULL;                                                                        \
+                _k_;                                                                                        \
+        })
+
 /* The printf-style arguments of the calling variadic function as a new string (format: its last named
  * parameter), or NULL when out of memory. Needs _GNU_SOURCE (vasprintf). */
 #define format_varargs(format)                                                                              \

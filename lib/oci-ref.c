@@ -42,7 +42,7 @@ _printf_(3, 4) static int reference_error(char **ret_error, const char *input, c
                 return -EINVAL;
 
         va_start(ap, format);
-        k = vasprintf(&reason, format, ap);
+        k = vasprintf_safe(&reason, format, ap);
         va_end(ap);
         if (k < 0)
                 return -ENOMEM;
@@ -51,7 +51,7 @@ _printf_(3, 4) static int reference_error(char **ret_error, const char *input, c
         if (!quoted)
                 return -ENOMEM;
 
-        if (asprintf(ret_error, "invalid reference '%s': %s", quoted, reason) < 0) {
+        if (asprintf_safe(ret_error, "invalid reference '%s': %s", quoted, reason) < 0) {
                 *ret_error = NULL;
                 return -ENOMEM;
         }
@@ -337,7 +337,7 @@ int image_reference_parse(const char *s, ImageReference **ret, char **ret_error)
                 ref->registry = strdup(DEFAULT_REGISTRY);
                 /* Single-component names on Docker Hub are official images. */
                 if (!strchr(remainder, '/')) {
-                        if (asprintf(&ref->repository, OFFICIAL_REPO_PREFIX "%s", remainder) < 0)
+                        if (asprintf_safe(&ref->repository, OFFICIAL_REPO_PREFIX "%s", remainder) < 0)
                                 ref->repository = NULL;
                 } else
                         ref->repository = TAKE_PTR(remainder);
@@ -368,8 +368,8 @@ char *image_reference_to_string(const ImageReference *ref) {
         if (!ref || !ref->registry || !ref->repository)
                 return NULL;
 
-        if (asprintf(&s, "%s/%s%s%s%s%s", ref->registry, ref->repository, ref->tag ? ":" : "",
-                     ref->tag ?: "", ref->digest ? "@" : "", ref->digest ?: "") < 0)
+        if (asprintf_safe(&s, "%s/%s%s%s%s%s", ref->registry, ref->repository, ref->tag ? ":" : "",
+                          ref->tag ?: "", ref->digest ? "@" : "", ref->digest ?: "") < 0)
                 return NULL;
         return s;
 }
@@ -380,7 +380,7 @@ char *image_reference_name(const ImageReference *ref) {
         if (!ref || !ref->registry || !ref->repository)
                 return NULL;
 
-        if (asprintf(&s, "%s/%s", ref->registry, ref->repository) < 0)
+        if (asprintf_safe(&s, "%s/%s", ref->registry, ref->repository) < 0)
                 return NULL;
         return s;
 }

@@ -334,8 +334,8 @@ char *platform_to_string(const Platform *p) {
         if (!p)
                 return NULL;
 
-        if (asprintf(&s, "%s/%s%s%s", p->os ?: "unknown", p->architecture ?: "unknown",
-                     p->variant ? "/" : "", p->variant ?: "") < 0)
+        if (asprintf_safe(&s, "%s/%s%s%s", p->os ?: "unknown", p->architecture ?: "unknown",
+                          p->variant ? "/" : "", p->variant ?: "") < 0)
                 return NULL;
         return s;
 }
@@ -768,7 +768,7 @@ static int object_to_strv(JsonNode *node, bool with_values, char ***target, char
                                               with_values ? "label values must be strings"
                                                           : "port names must be valid UTF-8");
                 }
-                if (with_values ? asprintf(&l[i], "%s=%s", key, json_node_get_string(value)) < 0
+                if (with_values ? asprintf_safe(&l[i], "%s=%s", key, json_node_get_string(value)) < 0
                                 : !(l[i] = strdup(key))) {
                         l[i] = NULL;
                         strv_free(l);
@@ -1004,7 +1004,7 @@ int oci_chain_ids(char *const *diff_ids, size_t n, char ***ret) {
                         continue;
                 }
 
-                if (asprintf(&input, "%s %s", chain[i - 1], diff_ids[i]) < 0) {
+                if (asprintf_safe(&input, "%s %s", chain[i - 1], diff_ids[i]) < 0) {
                         input = NULL;
                         strv_free(chain);
                         return -ENOMEM;

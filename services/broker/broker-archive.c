@@ -149,7 +149,7 @@ static int import_name(const char *raw, const char *name_arg, const char *digest
                                 digest, raw);
                 if (has_explicit_tag(name_arg))
                         r = normalise(name_arg, ret, &msg);
-                else if (asprintf(&joined, "%s:%s", name_arg, raw) < 0)
+                else if (asprintf_safe(&joined, "%s:%s", name_arg, raw) < 0)
                         return -ENOMEM;
                 else
                         r = normalise(joined, ret, &msg);
@@ -301,7 +301,7 @@ static int import_commit(ArchiveCall *c, sd_bus_error *error) {
                         _cleanup_bus_error_ sd_bus_error ue = SD_BUS_ERROR_NULL;
                         const char *path = NULL;
 
-                        r = broker_start_unpack(c->manager, c->uid, name, "", &path, &ue);
+                        r = broker_start_unpack(c->manager, c->uid, name, "", c->request, &path, &ue);
                         if (r < 0)
                                 log_info("Not unpacking imported '%s': %s", name,
                                          ue.message ?: strerror(-r));

@@ -57,9 +57,13 @@ static const struct {
         { "RemoveSnapshots", BERTH_ACTION_MAINTENANCE },
         /* SECURITY: makes the root supervisor mount an image read-only (nosuid, nodev) onto a directory the
          * caller opened: it exposes image content (which may hold setuid files, neutralised by nosuid)
-         * and changes the mount table. Admin-only; the supervisor validates the directory fd itself. */
-        { "MountImage", BERTH_ACTION_MAINTENANCE },
-        { "UnmountImage", BERTH_ACTION_MAINTENANCE },
+         * and changes the mount table. Its own action (org.berth.image-mount, admin-only by default), so
+         * that granting maintenance does not grant mounts; and the target must be a directory the
+         * caller owns and may write (fusermount's rule, method_mount_image), or an O_PATH fd on
+         * /etc/sudoers.d would let this action cover any directory of the host. UnmountImage removes
+         * only berth's own views (the supervisor checks). */
+        { "MountImage", BERTH_ACTION_IMAGE_MOUNT },
+        { "UnmountImage", BERTH_ACTION_IMAGE_MOUNT },
         /* SECURITY: an import can plant any image name (docker.io/library/debian:latest included) with
          * any content for every user of the host, bypassing the registry a pull would ask: admin-only
          * (org.berth.image-import, not granted to group berth). The archive itself is parsed by the
@@ -148,10 +152,34 @@ static int broker_auth_continue(sd_bus_message *m, void *userdata, sd_bus_error 
         return a->cont(m, a->manager, a->args, error);
 }
 
+/* SECURITY: which action a TagImage to target needs. A name is what every user of the host later runs,
+ * inspects or mounts by, so creating one is planting content under it:
+ *  - a digest-pinned target names its content exactly (the handler refuses one that is not the source's
+ *    digest, for everyone, root included): no trust is added, image-pull is enough;
+ *  - a name under "localhost/" (no port) is the host's own namespace, which no registry serves (as with
+ *    podman): anyone who may pull may name images there, and users know such names vouch for nothing;
+ *  - any other name (a registry's namespace: docker.io/library/debian:latest) is what a pull of that
+ *    name from that registry would create; a member who could tag there would make every other user run
+ *    the member's content (or an old, vulnerable version of it) by that registry's name. That is what an
+ *    import does, so it needs org.berth.image-import (administrators only). */
+const char *broker_tag_image_action(const ImageReference *target) {
+        if (target && target->digest)
+                return BERTH_ACTION_IMAGE_PULL;
+        if (target && streq_ptr(target->registry, "localhost"))
+                return BERTH_ACTION_IMAGE_PULL;
+        return BERTH_ACTION_IMAGE_IMPORT;
+}
+
 int broker_authorize(sd_bus_message *m, const char *const *details, broker_continuation_t cont,
                      Manager *manager, const void *args, size_t args_size, void (*args_done)(void *args),
                      sd_bus_error *error) {
-        const char *action = broker_action_for_method(sd_bus_message_get_member(m));
+        return broker_authorize_action(m, broker_action_for_method(sd_bus_message_get_member(m)), details,
+                                       cont, manager, args, args_size, args_done, error);
+}
+
+int broker_authorize_action(sd_bus_message *m, const char *action, const char *const *details,
+                            broker_continuation_t cont, Manager *manager, const void *args, size_t args_size,
+                            void (*args_done)(void *args), sd_bus_error *error) {
         BrokerAuth *a;
 
         a = malloc(offsetof(BrokerAuth, args) + args_size);

@@ -44,7 +44,7 @@ static uint64_t now_realtime_usec(void) {
 char *container_object_path(const char *id) {
         char *p;
 
-        return asprintf(&p, "%s/%s", BERTH_BROKER_CONTAINER_PREFIX, id) < 0 ? NULL : p;
+        return asprintf_safe(&p, "%s/%s", BERTH_BROKER_CONTAINER_PREFIX, id) < 0 ? NULL : p;
 }
 
 void container_reply_waiters(ContainerRecord *c) {

@@ -57,8 +57,14 @@ static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args
 
         /* The same pull already running: share it. */
         t = transfer_find_running(manager, reference, platform, a->flags);
-        if (t)
+        if (t) {
+                /* SECURITY: joining makes the caller a participant: it may read the transfer and gets
+                 * its signals (transfer-access.c). It asked for the very same pull, polkit said yes. */
+                r = transfer_add_watcher(t, m);
+                if (r < 0)
+                        return r;
                 return sd_bus_reply_method_return(m, "o", t->path);
+        }
 
         r = bus_message_sender_uid(m, &uid);
         if (r < 0)
@@ -71,6 +77,12 @@ static int pull_image_authorized(sd_bus_message *m, Manager *manager, void *args
         r = transfer_new(manager, uid, reference, platform, a->flags, &t);
         if (r < 0)
                 return log_error_errno(r, "Failed to create a transfer for '%s': %m", reference);
+        /* Before anything starts: a signal emitted at once must reach the caller. */
+        r = transfer_add_watcher(t, m);
+        if (r < 0) {
+                transfer_free(t);
+                return r;
+        }
         /* pull_start() takes wanted over (and leaves it empty). */
         r = pull_start(t, &ref, isempty(a->platform) ? NULL : &wanted);
         if (r < 0) {
@@ -101,14 +113,21 @@ static int list_transfers_authorized(sd_bus_message *m, Manager *manager, void *
         GHashTableIter iter;
         gpointer value;
         size_t n = 0;
+        uid_t uid;
         int r;
 
         l = calloc(g_hash_table_size(manager->transfers) + 1, sizeof(Transfer *));
         if (!l)
                 return -ENOMEM;
         g_hash_table_iter_init(&iter, manager->transfers);
+        r = bus_message_sender_uid(m, &uid);
+        if (r < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
+        /* SECURITY: the caller's own transfers (those it started or joined); root's list is all. */
         while (g_hash_table_iter_next(&iter, NULL, &value))
-                l[n++] = value;
+                if (transfer_visible_to(value, uid))
+                        l[n++] = value;
         qsort(l, n, sizeof(Transfer *), compare_transfers);
 
         r = sd_bus_message_new_method_return(m, &reply);
@@ -214,6 +233,7 @@ typedef struct TagImageArgs {
 static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         TagImageArgs *a = args;
         _cleanup_(image_freep) Image *copy = NULL;
+        _cleanup_(image_reference_freep) ImageReference *target_ref = NULL;
         _cleanup_free_ char *target_name = NULL;
         Image *i, *existing;
         int r;
@@ -221,9 +241,15 @@ static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args,
         r = broker_lookup_image(manager, a->source, &i, error);
         if (r < 0)
                 return r;
-        r = broker_normalise_reference(a->target, NULL, &target_name, error);
+        r = broker_normalise_reference(a->target, &target_ref, &target_name, error);
         if (r < 0)
                 return r;
+        /* SECURITY: a digest-pinned name must be the truth about its content: only the source's own
+         * digest, whoever asks (broker_tag_image_action() let members create such names for that). */
+        if (target_ref->digest && !streq(target_ref->digest, i->target_digest))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' names digest %s, but '%s' is %s.", target_name,
+                                         target_ref->digest, i->name, i->target_digest);
 
         existing = image_store_get(manager->images, target_name);
         if (existing) {
@@ -252,15 +278,23 @@ static int tag_image_authorized(sd_bus_message *m, Manager *manager, void *args,
 }
 
 int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(image_reference_freep) ImageReference *target = NULL;
+        _cleanup_free_ char *target_name = NULL;
         TagImageArgs a = {};
         int r;
 
         r = sd_bus_message_read(m, "ss", &a.source, &a.target);
         if (r < 0)
                 return r;
+        /* The action depends on where the new name lives, so the target is parsed before authorising;
+         * the continuation parses it again and does all other checks. */
+        r = broker_normalise_reference(a.target, &target, &target_name, error);
+        if (r < 0)
+                return r;
         const char *details[] = { "source", broker_detail(a.source), "target", broker_detail(a.target),
                                   NULL };
-        return broker_authorize(m, details, tag_image_authorized, userdata, &a, sizeof(a), NULL, error);
+        return broker_authorize_action(m, broker_tag_image_action(target), details, tag_image_authorized,
+                                       userdata, &a, sizeof(a), NULL, error);
 }
 
 /* ---- RemoveImage ----------------------------------------------------------------------------------- */

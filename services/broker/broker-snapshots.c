@@ -429,6 +429,32 @@ static int check_dir_fd(int fd, sd_bus_error *error) {
         return 0;
 }
 
+/* SECURITY: fusermount's rule. An fd proves only that the caller could open the directory, and O_PATH
+ * needs no permission on it at all: without this, whoever holds the mount action could cover
+ * /etc/sudoers.d or /etc/pam.d with an image's files (root-owned, as the image has them) and so become
+ * root. A non-root caller may mount only onto a directory it owns and may write; root onto any. The
+ * owner and mode are those of the very inode the supervisor will mount onto (the same fd). */
+static int check_mount_target(sd_bus_message *m, int fd, sd_bus_error *error) {
+        struct stat st;
+        uid_t uid;
+
+        if (bus_message_sender_uid(m, &uid) < 0)
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "Cannot establish the caller's identity.");
+        if (uid == 0)
+                return 0;
+        if (fstat(fd, &st) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot stat the directory: %m");
+        if (st.st_uid != uid)
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "The mount point is not owned by the caller (uid %u).",
+                                         (unsigned) uid);
+        if (!(st.st_mode & S_IWUSR))
+                return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
+                                         "The caller may not write to the mount point.");
+        return 0;
+}
+
 typedef struct MountImageArgs {
         const char *reference;
         int fd;
@@ -447,6 +473,9 @@ static int mount_image_authorized(sd_bus_message *m, Manager *manager, void *arg
         if (r < 0)
                 return r;
         r = check_dir_fd(a->fd, error);
+        if (r < 0)
+                return r;
+        r = check_mount_target(m, a->fd, error);
         if (r < 0)
                 return r;
         r = broker_lookup_image(manager, a->reference, &i, error);

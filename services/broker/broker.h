@@ -43,6 +43,13 @@ int broker_authorize(sd_bus_message *m, const char *const *details, broker_conti
                      Manager *manager, const void *args, size_t args_size, void (*args_done)(void *args),
                      sd_bus_error *error);
 
+/* The same with an action the handler chose from its arguments (one of broker-auth.c's functions). */
+int broker_authorize_action(sd_bus_message *m, const char *action, const char *const *details,
+                            broker_continuation_t cont, Manager *manager, const void *args, size_t args_size,
+                            void (*args_done)(void *args), sd_bus_error *error);
+/* The action TagImage needs for this (normalised) target: see broker-auth.c. */
+const char *broker_tag_image_action(const ImageReference *target);
+
 /* The same for a method on an object owned by a uid: an action of container-manage becomes
  * container-manage-any when the caller is not the owner. */
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
@@ -97,10 +104,10 @@ int method_tag_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_remove_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 /* unpack-image.c: UnpackImage; broker_start_unpack() is its body after authorisation (ImportImage uses it
  * too): starts (or joins) the unpack of reference for platform ("" = this machine's) and returns the
- * transfer path (borrowed), or sets error. */
+ * transfer path (borrowed), or sets error. watcher: the call whose sender gets the transfer's signals. */
 int method_unpack_image(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int broker_start_unpack(Manager *manager, uid_t uid, const char *reference, const char *platform,
-                        const char **ret_path, sd_bus_error *error);
+                        sd_bus_message *watcher, const char **ret_path, sd_bus_error *error);
 
 /* broker-content.c: ListContent, PruneContent. */
 int method_list_content(sd_bus_message *m, void *userdata, sd_bus_error *error);

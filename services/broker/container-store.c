@@ -270,7 +270,7 @@ int container_store_open(const char *state_dir, ContainerStore **ret) {
         _cleanup_free_ char *meta = NULL;
         struct dirent *de;
 
-        if (asprintf(&meta, "%s/meta", state_dir) < 0)
+        if (asprintf_safe(&meta, "%s/meta", state_dir) < 0)
                 return -ENOMEM;
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -406,7 +406,7 @@ int container_store_save(ContainerStore *s, const ContainerRecord *c) {
         _cleanup_free_ char *data = NULL, *fname = NULL;
 
         data = json_to_string_compact(node);
-        if (!data || asprintf(&fname, "%s.json", c->id) < 0)
+        if (!data || asprintf_safe(&fname, "%s.json", c->id) < 0)
                 return -ENOMEM;
         return write_file_atomic_at(s->dir_fd, fname, data, strlen(data), 0600);
 }
@@ -414,7 +414,7 @@ int container_store_save(ContainerStore *s, const ContainerRecord *c) {
 int container_store_remove(ContainerStore *s, const char *id) {
         _cleanup_free_ char *fname = NULL;
 
-        if (asprintf(&fname, "%s.json", id) < 0)
+        if (asprintf_safe(&fname, "%s.json", id) < 0)
                 return -ENOMEM;
         if (unlinkat(s->dir_fd, fname, 0) < 0 && errno != ENOENT)
                 return -errno;

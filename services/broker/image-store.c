@@ -547,14 +547,14 @@ int image_store_open(const char *state_dir, ImageStore **ret) {
         _cleanup_free_ char *meta = NULL;
         int r;
 
-        if (asprintf(&meta, "%s/meta", state_dir) < 0)
+        if (asprintf_safe(&meta, "%s/meta", state_dir) < 0)
                 return -ENOMEM;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->dir_fd = -EBADF;
         s->images = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, image_free_notify);
-        if (asprintf(&s->dir_path, "%s/images", meta) < 0) {
+        if (asprintf_safe(&s->dir_path, "%s/images", meta) < 0) {
                 s->dir_path = NULL;
                 return -ENOMEM;
         }

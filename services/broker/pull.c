@@ -50,6 +50,8 @@ typedef struct PullJob {
         uint64_t size;
         sd_bus_slot *slot;   /* the FetchBlob call while in flight */
         unsigned generation; /* p->fetcher_restarts when the call was sent */
+        char *data;          /* JOB_CONFIG once done: the verified bytes, for a platform whose manifest
+                              * names the same config only after it was read (platforms sharing one) */
 } PullJob;
 
 typedef struct PullPlatform {
@@ -94,6 +96,7 @@ static void pull_job_free(gpointer p) {
         PullJob *j = p;
 
         sd_bus_slot_unref(j->slot);
+        free(j->data);
         free(j->digest);
         free(j->media_type);
         free(j);
@@ -470,7 +473,17 @@ static int platform_manifest_done(Pull *p, PullPlatform *pp, const char *data, s
                 pull_fail(p, "Too many blobs in '%s'", p->transfer->reference);
                 return r;
         }
-        /* The config may be known already (two platforms sharing it): apply it now. */
+        /* The config may be read already (two platforms sharing it, the other's manifest came first): no
+         * job will complete for it again, so apply it now (bytes verified when read, size as the job's). */
+        PullJob *j = pull_find_job(p, pp->manifest->config.digest);
+        if (r == 0 && j && j->kind == JOB_CONFIG && j->data) {
+                if (j->size != pp->manifest->config.size) {
+                        pull_fail(p, "Manifest '%s' gives config '%s' another size", pp->manifest_digest,
+                                  j->digest);
+                        return -EBADMSG;
+                }
+                return platform_config_done(p, pp, j->data, j->size);
+        }
         return 0;
 }
 
@@ -510,6 +523,7 @@ static int job_done(Pull *p, PullJob *j, int fd) {
                                         return r;
                         }
                 }
+                j->data = TAKE_PTR(data);
                 return 0;
 
         case JOB_LAYER:

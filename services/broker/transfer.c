@@ -83,8 +83,8 @@ static int append_layers(sd_bus_message *reply, Transfer *t) {
         return sd_bus_message_close_container(reply);
 }
 
-static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
-                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+int transfer_property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Transfer *t = userdata;
         uint64_t done, total;
 
@@ -115,24 +115,27 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 
 /* ---- signals --------------------------------------------------------------------------------------- */
 
-static void emit_progress_now(Transfer *t) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+static int build_progress(Transfer *t, sd_bus_message *s, void *userdata) {
         uint64_t done, total;
         int r;
 
-        t->progress_pending = false;
         totals(t, &done, &total);
-        r = sd_bus_message_new_signal(t->manager->bus, &s, t->path, BERTH_BROKER_TRANSFER_IFACE, "Progress");
-        if (r >= 0)
-                r = sd_bus_message_append(s, "tt", done, total);
-        if (r >= 0)
-                r = append_layers(s, t);
-        if (r >= 0)
-                r = sd_bus_send(t->manager->bus, s, NULL);
+        r = sd_bus_message_append(s, "tt", done, total);
+        if (r < 0)
+                return r;
+        return append_layers(s, t);
+}
+
+/* SECURITY: transfer signals go to the transfer's watchers only (transfer-access.c), never broadcast. */
+static void emit_progress_now(Transfer *t) {
+        static const char *const props[] = { "BytesDone", "BytesTotal", "Layers", NULL };
+        int r;
+
+        t->progress_pending = false;
+        r = transfer_send_to_watchers(t, "Progress", build_progress, NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit Progress on %s: %m", t->path);
-        r = sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE,
-                                           "BytesDone", "BytesTotal", "Layers", NULL);
+        r = transfer_emit_properties_changed(t, props);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit PropertiesChanged on %s: %m", t->path);
 }
@@ -208,18 +211,20 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return broker_authorize(m, NULL, cancel_authorized, t->manager, NULL, 0, NULL, error);
 }
 
+/* The properties are answered by transfer-access.c's object callback (owner and polkit checked) before
+ * sd-bus would answer them from this table; the table still describes them for introspection. */
 const sd_bus_vtable broker_transfer_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Id", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Reference", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Platform", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("BytesDone", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("BytesTotal", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Layers", "a(ssstt)", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("ImageDigest", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Result", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Error", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Id", "u", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Reference", "s", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Platform", "s", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BytesDone", "t", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BytesTotal", "t", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Layers", "a(ssstt)", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ImageDigest", "s", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Result", "s", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Error", "s", transfer_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_NAMES("Cancel", "", SD_BUS_PARAM(), "", SD_BUS_PARAM(), method_cancel,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES("Progress", "tta(ssstt)",
@@ -227,6 +232,20 @@ const sd_bus_vtable broker_transfer_vtable[] = {
         SD_BUS_SIGNAL_WITH_NAMES("Finished", "ss", SD_BUS_PARAM(result) SD_BUS_PARAM(error), 0),
         SD_BUS_VTABLE_END
 };
+
+const char *transfer_property_name(size_t i) {
+        for (const sd_bus_vtable *e = broker_transfer_vtable; e->type != _SD_BUS_VTABLE_END; e++)
+                if (e->type == _SD_BUS_VTABLE_PROPERTY && i-- == 0)
+                        return e->x.property.member;
+        return NULL;
+}
+
+const char *transfer_property_signature(const char *property) {
+        for (const sd_bus_vtable *e = broker_transfer_vtable; e->type != _SD_BUS_VTABLE_END; e++)
+                if (e->type == _SD_BUS_VTABLE_PROPERTY && streq(e->x.property.member, property))
+                        return e->x.property.signature;
+        return NULL;
+}
 
 /* ---- life cycle ------------------------------------------------------------------------------------ */
 
@@ -253,7 +272,7 @@ int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platf
         t->blobs = g_ptr_array_new_with_free_func(transfer_blob_free);
         t->reference = strdup(reference);
         t->platform = strdup(platform ?: "");
-        if (asprintf(&t->path, BERTH_BROKER_TRANSFER_PREFIX "/%" PRIu32, id) < 0)
+        if (asprintf_safe(&t->path, BERTH_BROKER_TRANSFER_PREFIX "/%" PRIu32, id) < 0)
                 t->path = NULL;
         if (!t->reference || !t->platform || !t->path) {
                 transfer_free(t);
@@ -261,6 +280,8 @@ int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platf
         }
         r = sd_bus_add_object_vtable(m->bus, &t->slot, t->path, BERTH_BROKER_TRANSFER_IFACE,
                                      broker_transfer_vtable, t);
+        if (r >= 0)
+                r = transfer_access_attach(t);
         if (r < 0) {
                 transfer_free(t);
                 return r;
@@ -282,6 +303,7 @@ static void transfer_destroy(Transfer *t) {
         sd_event_source_disable_unref(t->progress_timer);
         sd_event_source_disable_unref(t->expire_timer);
         sd_bus_slot_unref(t->slot);
+        transfer_access_done(t);
         g_ptr_array_unref(t->blobs);
         free(t->reference);
         free(t->platform);
@@ -435,8 +457,7 @@ void transfer_set_state(Transfer *t, TransferState s) {
         if (t->state == s)
                 return;
         t->state = s;
-        (void) sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, "State",
-                                              NULL);
+        (void) transfer_emit_properties_changed(t, (const char *const[]){ "State", NULL });
 }
 
 void transfer_set_image_digest(Transfer *t, const char *digest) {
@@ -446,8 +467,7 @@ void transfer_set_image_digest(Transfer *t, const char *digest) {
                 return;
         free(t->image_digest);
         t->image_digest = d;
-        (void) sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE,
-                                              "ImageDigest", NULL);
+        (void) transfer_emit_properties_changed(t, (const char *const[]){ "ImageDigest", NULL });
 }
 
 static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -456,6 +476,10 @@ static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
         log_debug("Transfer %" PRIu32 " expired.", t->id);
         transfer_free(t);
         return 0;
+}
+
+static int build_finished(Transfer *t, sd_bus_message *s, void *userdata) {
+        return sd_bus_message_append(s, "ss", transfer_state_to_string(t->state), t->error ?: "");
 }
 
 void transfer_finish(Transfer *t, TransferState s, const char *error) {
@@ -477,10 +501,9 @@ void transfer_finish(Transfer *t, TransferState s, const char *error) {
         /* The last Progress goes out before Finished, so a client ends with the right numbers. */
         t->progress_timer = sd_event_source_disable_unref(t->progress_timer);
         emit_progress_now(t);
-        (void) sd_bus_emit_properties_changed(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, "State",
-                                              "Result", "Error", NULL);
-        r = sd_bus_emit_signal(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, "Finished", "ss",
-                               transfer_state_to_string(s), t->error ?: "");
+        (void) transfer_emit_properties_changed(t,
+                                                (const char *const[]){ "State", "Result", "Error", NULL });
+        r = transfer_send_to_watchers(t, "Finished", build_finished, NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit Finished on %s: %m", t->path);
 

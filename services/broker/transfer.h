@@ -64,10 +64,35 @@ typedef struct Transfer {
         bool progress_pending;
         void *owner; /* the work, owned; see TransferOwnerOps */
         const TransferOwnerOps *owner_ops;
+        /* transfer-access.c: who may see it */
+        GPtrArray *participants;  /* uids (GUINT_TO_POINTER) that joined it, besides uid */
+        GPtrArray *watchers;      /* unique bus names its signals are sent to (owned) */
+        sd_bus_slot *access_slot; /* the object callback that guards Properties.Get/GetAll */
 } Transfer;
 
 /* The vtable of org.berth.Broker1.Transfer (Cancel, properties, Progress, Finished). */
 extern const sd_bus_vtable broker_transfer_vtable[];
+/* A property's value (the vtable's getter), its D-Bus signature, and the i-th property's name (NULL
+ * past the end). */
+int transfer_property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error);
+const char *transfer_property_signature(const char *property);
+const char *transfer_property_name(size_t i);
+
+/* transfer-access.c (issue 12, finding 7): only root and the uids that started or joined a transfer
+ * see it. transfer_add_watcher(t, m) makes m's sender a participant and sends it the transfer's
+ * signals (call it before the work starts, so that nothing it emits at once is lost). */
+bool transfer_visible_to(const Transfer *t, uid_t uid);
+int transfer_add_watcher(Transfer *t, sd_bus_message *m);
+/* The same for a sender of uid named sender (what transfer_add_watcher() reads from m). */
+int transfer_add_watcher_name(Transfer *t, uid_t uid, const char *sender);
+int transfer_access_attach(Transfer *t);
+void transfer_access_done(Transfer *t);
+typedef int (*transfer_signal_builder_t)(Transfer *t, sd_bus_message *s, void *userdata);
+/* One copy of the signal per watcher, addressed to it; build appends the arguments. */
+int transfer_send_to_watchers(Transfer *t, const char *member, transfer_signal_builder_t build,
+                              void *userdata);
+int transfer_emit_properties_changed(Transfer *t, const char *const *props);
 
 int transfer_new(Manager *m, uid_t uid, const char *reference, const char *platform, uint64_t flags,
                  Transfer **ret);

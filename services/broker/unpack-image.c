@@ -302,7 +302,7 @@ static int image_unpack_start(Transfer *t, const Image *img, const ImagePlatform
 /* ---- UnpackImage ----------------------------------------------------------------------------------- */
 
 int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, const char *platform_arg,
-                        const char **ret_path, sd_bus_error *error) {
+                        sd_bus_message *watcher, const char **ret_path, sd_bus_error *error) {
         _cleanup_free_ char *reference = NULL, *msg = NULL;
         _cleanup_(platform_done) Platform wanted = {};
         const ImagePlatform *ip;
@@ -338,6 +338,9 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
         /* The same unpack already running: share it. */
         t = transfer_find_running(manager, reference, ip->platform, TRANSFER_FLAG_UNPACK_ONLY);
         if (t) {
+                r = transfer_add_watcher(t, watcher);
+                if (r < 0)
+                        return r;
                 *ret_path = t->path;
                 return 0;
         }
@@ -348,6 +351,12 @@ int broker_start_unpack(Manager *manager, uid_t uid, const char *reference_arg, 
         r = transfer_new(manager, uid, reference, ip->platform, TRANSFER_FLAG_UNPACK_ONLY, &t);
         if (r < 0)
                 return log_error_errno(r, "Failed to create a transfer for '%s': %m", reference);
+        /* Before it starts: an unpack with nothing to do finishes at once. */
+        r = transfer_add_watcher(t, watcher);
+        if (r < 0) {
+                transfer_free(t);
+                return r;
+        }
         r = image_unpack_start(t, img, ip);
         if (r == -EBADMSG) {
                 transfer_free(t);
@@ -379,7 +388,7 @@ static int unpack_image_authorized(sd_bus_message *m, Manager *manager, void *ar
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Cannot establish the caller's identity.");
-        r = broker_start_unpack(manager, uid, a->reference, a->platform, &path, error);
+        r = broker_start_unpack(manager, uid, a->reference, a->platform, m, &path, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "o", path);

@@ -119,7 +119,7 @@ static int write_blob(struct archive *a, ContentStore *store, const char *digest
         uint64_t size, done = 0;
         int r;
 
-        if (asprintf(&path, "blobs/%.*s/%s", (int) (colon - digest), digest, colon + 1) < 0)
+        if (asprintf_safe(&path, "blobs/%.*s/%s", (int) (colon - digest), digest, colon + 1) < 0)
                 return -ENOMEM;
         r = content_store_open_blob(store, digest, &fd, &size);
         if (r < 0)
@@ -176,7 +176,7 @@ int archive_export(ContentStore *store, int fd, const char *index_json, char *co
                 const char *colon = strchr(*d, ':');
 
                 if (!last_alg_dir || strncmp(*d, last_alg_dir, (size_t) (colon - *d + 1)) != 0) {
-                        if (asprintf(&dir, "blobs/%.*s/", (int) (colon - *d), *d) < 0)
+                        if (asprintf_safe(&dir, "blobs/%.*s/", (int) (colon - *d), *d) < 0)
                                 return -ENOMEM;
                         r = write_header(a, dir, true, 0, rep);
                         if (r < 0)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "auth.h"
+#include "erase-util.h"
 #include "fs-util.h"
 #include "json-util.h"
 #include "berth-limits.h"
@@ -236,16 +237,15 @@ int auth_token_parse(const char *data, size_t size, char **ret_token, uint64_t *
                                                                     : (uint64_t) t.expires_in;
                 }
         }
-        free(t.token);
-        free(t.access_token);
+        erase_and_free(t.token);
+        erase_and_free(t.access_token);
         return r;
 }
 
 char *auth_basic_header(const char *user, const char *secret) {
-        g_autofree char *plain = g_strdup_printf("%s:%s", user, secret);
-        g_autofree char *b64 = g_base64_encode((const guchar *) plain, strlen(plain));
+        _cleanup_erase_ char *plain = g_strdup_printf("%s:%s", user, secret);
+        _cleanup_erase_ char *b64 = g_base64_encode((const guchar *) plain, strlen(plain));
 
-        explicit_bzero(plain, strlen(plain));
         return g_strdup_printf("Authorization: Basic %s", b64);
 }
 
@@ -281,8 +281,7 @@ struct AuthCache {
 static void cached_auth_free(gpointer p) {
         CachedAuth *a = p;
 
-        explicit_bzero(a->header, strlen(a->header));
-        g_free(a->header);
+        erase_and_free(a->header);
         g_free(a);
 }
 
@@ -341,7 +340,7 @@ void auth_cache_forget_host(AuthCache *c, const char *host) {
 
 static int read_credentials_file(const char *path, JsonNode **ret) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
+        char *buf = NULL;
         _cleanup_free_ char *error = NULL;
         size_t done = 0;
         int r;
@@ -353,10 +352,15 @@ static int read_credentials_file(const char *path, JsonNode **ret) {
         if (r < 0)
                 return r;
         if (done == 0) {
+                free(buf);
                 *ret = NULL;
                 return 0;
         }
-        return json_parse_bounded(buf, done, CREDENTIALS_FILE_MAX, ret, &error);
+        r = json_parse_bounded(buf, done, CREDENTIALS_FILE_MAX, ret, &error);
+        /* The file is every stored credential in base64: wiped. (json-glib's own copies of the strings
+         * are freed without wiping; they live only until the caller drops the tree.) */
+        erase_and_free_buffer(buf, done);
+        return r;
 }
 
 static JsonObject *auths_object(JsonNode *root) {
@@ -372,7 +376,8 @@ static JsonObject *auths_object(JsonNode *root) {
 
 static int entry_decode(JsonObject *auths, const char *key, char **ret_user, char **ret_secret) {
         JsonNode *n = json_object_get_member(auths, key), *a;
-        g_autofree guchar *raw = NULL;
+        guchar *raw = NULL;
+        _cleanup_erase_ char *plain = NULL;
         gsize len = 0;
         const char *s, *colon;
 
@@ -385,18 +390,23 @@ static int entry_decode(JsonObject *auths, const char *key, char **ret_user, cha
         if (strlen(s) > 4 * CREDENTIAL_LENGTH_MAX)
                 return -EBADMSG;
         raw = g_base64_decode(s, &len);
-        if (!raw || memchr(raw, '\0', len))
+        if (!raw)
                 return -EBADMSG;
-        raw = g_realloc(raw, len + 1);
-        raw[len] = '\0';
-        colon = strchr((char *) raw, ':');
+        /* Copied, not g_realloc()ed, to add the NUL: a realloc may free the old block unwiped. */
+        plain = memchr(raw, '\0', len) ? NULL : strndup((const char *) raw, len);
+        raw = erase_and_free_buffer(raw, len);
+        if (!plain)
+                return -EBADMSG;
+        colon = strchr(plain, ':');
         if (!colon)
                 return -EBADMSG;
-        *ret_user = strndup((char *) raw, (size_t) (colon - (char *) raw));
+        *ret_user = strndup(plain, (size_t) (colon - plain));
         *ret_secret = strdup(colon + 1);
-        explicit_bzero(raw, len);
-        if (!*ret_user || !*ret_secret)
+        if (!*ret_user || !*ret_secret) {
+                *ret_user = mfree(*ret_user);
+                *ret_secret = erase_and_free(*ret_secret);
                 return -ENOMEM;
+        }
         return 0;
 }
 
@@ -441,7 +451,7 @@ static int write_atomic(const char *path, const char *data) {
 static int credentials_update(const char *path, const char *host, const char *user, const char *secret) {
         _cleanup_json_node_ JsonNode *root = NULL;
         g_autoptr(JsonGenerator) gen = NULL;
-        g_autofree char *out = NULL;
+        _cleanup_erase_ char *out = NULL;
         JsonObject *auths;
         int r;
 
@@ -459,11 +469,10 @@ static int credentials_update(const char *path, const char *host, const char *us
                 auths = auths_object(root);
         }
         if (user) {
-                g_autofree char *plain = g_strdup_printf("%s:%s", user, secret);
-                g_autofree char *b64 = g_base64_encode((const guchar *) plain, strlen(plain));
+                _cleanup_erase_ char *plain = g_strdup_printf("%s:%s", user, secret);
+                _cleanup_erase_ char *b64 = g_base64_encode((const guchar *) plain, strlen(plain));
                 JsonObject *entry = json_object_new();
 
-                explicit_bzero(plain, strlen(plain));
                 json_object_set_string_member(entry, "auth", b64);
                 json_object_set_object_member(auths, host, entry);
         } else {
@@ -476,9 +485,7 @@ static int credentials_update(const char *path, const char *host, const char *us
         json_generator_set_root(gen, root);
         json_generator_set_pretty(gen, TRUE);
         out = json_generator_to_data(gen, NULL);
-        r = write_atomic(path, out);
-        explicit_bzero(out, strlen(out));
-        return r;
+        return write_atomic(path, out);
 }
 
 int credentials_store(const char *path, const char *host, const char *user, const char *secret) {

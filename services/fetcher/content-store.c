@@ -4,6 +4,7 @@
 #endif
 #include <dirent.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/random.h>
@@ -19,6 +20,10 @@ struct ContentStore {
         int root_fd;
         int blobs_fd[_DIGEST_ALGORITHM_MAX]; /* blobs/sha256, blobs/sha512 */
         int ingest_fd;
+        /* Keys of the named ingests open now: one writer per ingest (issue 12 finding 2). */
+        GHashTable *writers;
+        /* "dev:ino:size:mtime" of blobs re-hashed by content_store_open_blob_verified() */
+        GHashTable *verified;
 };
 
 struct Ingest {
@@ -30,7 +35,8 @@ struct Ingest {
         int data_fd;
         uint64_t total;
         Hasher *hasher;
-        bool anonymous; /* ingest_open_anonymous(): private key; digest "" = learn it from the bytes */
+        bool anonymous;  /* ingest_open_anonymous(): private key; digest "" = learn it from the bytes */
+        bool registered; /* its key is in store->writers */
 };
 
 static const char *const algorithm_dir[_DIGEST_ALGORITHM_MAX] = {
@@ -75,6 +81,10 @@ ContentStore *content_store_free(ContentStore *s) {
         for (size_t i = 0; i < _DIGEST_ALGORITHM_MAX; i++)
                 safe_close(s->blobs_fd[i]);
         safe_close(s->ingest_fd);
+        if (s->writers)
+                g_hash_table_destroy(s->writers);
+        if (s->verified)
+                g_hash_table_destroy(s->verified);
         return mfree(s);
 }
 
@@ -89,6 +99,8 @@ int content_store_open(const char *path, ContentStore **ret) {
         s->root_fd = s->ingest_fd = -EBADF;
         for (size_t i = 0; i < _DIGEST_ALGORITHM_MAX; i++)
                 s->blobs_fd[i] = -EBADF;
+        s->writers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        s->verified = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         r = mkdir_parents(path);
         if (r < 0)
@@ -347,6 +359,8 @@ static int read_small_file(int dir_fd, const char *name, char *buf, size_t size)
 Ingest *ingest_free(Ingest *i) {
         if (!i)
                 return NULL;
+        if (i->registered)
+                g_hash_table_remove(i->store->writers, i->key);
         safe_close(i->dir_fd);
         safe_close(i->data_fd);
         hasher_free(i->hasher);
@@ -461,6 +475,16 @@ int ingest_open(ContentStore *s, const char *digest, uint64_t total, Ingest **re
         strcpy(i->digest, digest);
         snprintf(i->key, sizeof(i->key), "%s-%s", algorithm_dir[i->algorithm], digest_hex(digest));
 
+        /* SECURITY: one writer per ingest. A second writer of the same partial file would truncate it
+         * under the first, and whoever commits renames a file the other still writes through its fd:
+         * bytes landing in a committed blob after its verification (issue 12 finding 2). Only this
+         * process writes named ingests (the archive child and content_store_write_buffer() use private
+         * ones), so an in-process registry is the whole rule. */
+        if (g_hash_table_contains(s->writers, i->key))
+                return -EBUSY;
+        g_hash_table_add(s->writers, g_strdup(i->key));
+        i->registered = true;
+
         r = ingest_try_resume(i);
         if (r < 0)
                 return r;
@@ -555,18 +579,100 @@ int content_store_write_buffer(ContentStore *s, const char *digest, const void *
                         return 0;
                 return content_store_open_blob(s, digest, ret_fd, NULL);
         }
-        r = ingest_open(s, digest, size, &i);
+        /* SECURITY: a private ingest, never the named one a FetchBlob of the same digest may be writing
+         * (issue 12 finding 2: truncating and committing that one left the download's fd writing into
+         * the committed blob). The commit renames with RENAME_NOREPLACE, so if the download commits first
+         * its blob (same bytes) stays. */
+        r = ingest_open_anonymous(s, digest, size, &i);
         if (r < 0)
                 return r;
-        if (ingest_offset(i) > 0) {
-                r = ingest_reset(i);
+        r = ingest_write(i, data, size);
+        if (r >= 0)
+                r = ingest_commit(i, ret_fd, NULL);
+        if (r < 0)
+                (void) ingest_abort(i);
+        return r;
+}
+
+/* Re-hash a committed blob through fd; 1 if it still hashes to its name, 0 if not. */
+static int blob_hashes_to(int fd, DigestAlgorithm alg, const char *digest) {
+        _cleanup_(hasher_freep) Hasher *h = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        char actual[DIGEST_STRING_MAX];
+        uint64_t off = 0;
+        int r;
+
+        r = hasher_new(alg, &h);
+        if (r < 0)
+                return r;
+        buf = malloc(128 * 1024);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k = pread(fd, buf, 128 * 1024, (off_t) off);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                r = hasher_update(h, buf, (size_t) k);
                 if (r < 0)
                         return r;
+                off += (uint64_t) k;
         }
-        r = ingest_write(i, data, size);
+        r = hasher_finish(h, actual);
         if (r < 0)
                 return r;
-        return ingest_commit(i, ret_fd, NULL);
+        return digest_equal(actual, digest);
+}
+
+int content_store_open_blob_verified(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        g_autofree char *key = NULL;
+        DigestAlgorithm alg;
+        struct stat st, now;
+        uint64_t size;
+        int dfd, r;
+
+        dfd = blob_dir(s, digest, &alg);
+        if (dfd < 0)
+                return dfd;
+        r = content_store_open_blob(s, digest, &fd, &size);
+        if (r < 0)
+                return r;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        key = g_strdup_printf("%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ".%09ld", (uint64_t) st.st_dev,
+                              (uint64_t) st.st_ino, (uint64_t) st.st_size, (uint64_t) st.st_mtim.tv_sec,
+                              st.st_mtim.tv_nsec);
+        if (!g_hash_table_contains(s->verified, key)) {
+                /* SECURITY: a name another user's pull would take as "present" is re-hashed once per
+                 * inode and fetcher instance (committed blobs are 0444 and nobody holds a writable fd on
+                 * them, so once is enough). A blob that no longer hashes to its name is removed, and the
+                 * caller downloads it again, instead of serving it to everyone until a prune. */
+                r = blob_hashes_to(fd, alg, digest);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        log_warning("Blob '%s' in the content store does not hash to its name; removing it.",
+                                    digest);
+                        if (fstatat(dfd, digest_hex(digest), &now, AT_SYMLINK_NOFOLLOW) >= 0 &&
+                            now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+                            unlinkat(dfd, digest_hex(digest), 0) < 0 && errno != ENOENT)
+                                return -errno;
+                        return -ENOENT;
+                }
+                if (g_hash_table_size(s->verified) >= 65536)
+                        g_hash_table_remove_all(s->verified);
+                g_hash_table_add(s->verified, TAKE_PTR(key));
+        }
+        if (ret_size)
+                *ret_size = size;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        return 0;
 }
 
 int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total, Ingest **ret) {

@@ -26,6 +26,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ContentStore *, content_store_free);
 /* Read-only fd (O_CLOEXEC) to a committed blob, and its size. -ENOENT when absent. */
 int content_store_open_blob(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size);
 int content_store_has_blob(ContentStore *s, const char *digest);
+/* The same, once the blob was re-hashed (once per inode for the store's lifetime): a blob that does not
+ * hash to its name is removed and -ENOENT returned, so that it is downloaded again. */
+int content_store_open_blob_verified(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size);
 
 typedef struct BlobInfo {
         char digest[DIGEST_STRING_MAX];
@@ -54,6 +57,7 @@ typedef struct Ingest Ingest;
  * is re-hashed (slow, but there is no trusted saved hash state) and ingest_offset() says where to
  * continue. A stale or inconsistent ingest is recreated. */
 int ingest_open(ContentStore *s, const char *digest, uint64_t total, Ingest **ret);
+/* (ingest_open() returns -EBUSY while another Ingest of the same digest is open: one writer each.) */
 Ingest *ingest_free(Ingest *i); /* closes; keeps the data for a later resume */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Ingest *, ingest_free);
 uint64_t ingest_offset(const Ingest *i);

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "curl-glue.h"
+#include "erase-util.h"
 #include "berth-limits.h"
 #include "log.h"
 
@@ -310,6 +311,9 @@ HttpRequest *http_request_free(HttpRequest *req) {
                 (void) curl_multi_remove_handle(req->glue->multi, req->curl);
         if (req->curl)
                 curl_easy_cleanup(req->curl);
+        /* The list holds our copy of the Authorization header: wiped before it is freed. */
+        for (struct curl_slist *h = req->headers; h; h = h->next)
+                erase_buffer(h->data, strlen(h->data));
         curl_slist_free_all(req->headers);
         http_request_reset_response(req);
         return mfree(req);

@@ -9,6 +9,7 @@
 
 #include "berth-limits.h"
 #include "bus-names.h"
+#include "erase-util.h"
 #include "fetch-job.h"
 #include "log.h"
 #include "oci-types.h"
@@ -69,10 +70,7 @@ FetchJob *fetch_job_free(FetchJob *j) {
         free(j->digest);
         free(j->media_type);
         free(j->username);
-        if (j->secret) {
-                explicit_bzero(j->secret, strlen(j->secret));
-                free(j->secret);
-        }
+        erase_and_free(j->secret);
         free(j->result_digest);
         g_free(j->result_media_type);
         free(j->error_message);
@@ -80,7 +78,7 @@ FetchJob *fetch_job_free(FetchJob *j) {
         registry_endpoints_free(j->endpoints, j->n_endpoints);
         g_free(j->tls_error);
         g_free(j->scope);
-        g_free(j->auth_header);
+        erase_and_free(j->auth_header);
         if (j->buf)
                 g_byte_array_unref(j->buf);
         return mfree(j);
@@ -398,8 +396,7 @@ static bool url_host_equal(const char *url, const char *host) {
 
 static void job_on_token_done(HttpRequest *req, CURLcode code, void *userdata) {
         FetchJob *j = userdata;
-        g_autofree char *header = NULL;
-        _cleanup_free_ char *token = NULL;
+        _cleanup_erase_ char *header = NULL, *token = NULL;
         uint64_t expires = 0;
         int r;
 
@@ -435,13 +432,14 @@ static void job_on_token_done(HttpRequest *req, CURLcode code, void *userdata) {
                                    job_endpoint(j)->host);
                 return;
         }
+        /* The response held the token: wiped once parsed. */
+        erase_buffer(j->buf->data, j->buf->len);
         header = auth_bearer_header(token);
-        explicit_bzero(token, strlen(token));
         if (j->kind != FETCH_LOGIN)
                 /* Expire a little early so a token never dies in flight. */
                 auth_cache_put(j->ctx->auth, job_endpoint(j)->host, j->scope, header,
                                now_usec(j) + (expires > 10 ? expires - 10 : expires) * 1000000ULL);
-        g_free(j->auth_header);
+        erase_and_free(j->auth_header);
         j->auth_header = TAKE_PTR(header);
         j->token_req = http_request_free(j->token_req);
         job_send(j);
@@ -450,8 +448,9 @@ static void job_on_token_done(HttpRequest *req, CURLcode code, void *userdata) {
 static void job_handle_401(FetchJob *j, HttpRequest *req) {
         RegistryEndpoint *e = job_endpoint(j);
         AuthChallenge c = {};
-        _cleanup_free_ char *user = NULL, *secret = NULL;
-        g_autofree char *url = NULL, *basic = NULL;
+        _cleanup_free_ char *user = NULL;
+        _cleanup_erase_ char *secret = NULL, *basic = NULL;
+        g_autofree char *url = NULL;
         g_autofree char *registry_msg = registry_error_summary(req->error_body, req->error_body_size);
         HttpRequestOptions o = {};
         bool have_creds;
@@ -487,7 +486,7 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
                 }
                 /* SECURITY: basic credentials over plain http only to a registry configured (or found, on
                  * loopback) to be plain http; the scheme is the endpoint's, fixed before any challenge. */
-                g_free(j->auth_header);
+                erase_and_free(j->auth_header);
                 j->auth_header = auth_basic_header(user, secret);
                 if (j->kind != FETCH_LOGIN)
                         auth_cache_put(j->ctx->auth, e->host, j->scope, j->auth_header, 0);
@@ -808,7 +807,7 @@ static void job_begin_endpoint(FetchJob *j) {
         j->creds_withheld = false;
         j->http_fallback_active = false;
         j->tls_error = mfree(j->tls_error);
-        j->auth_header = mfree(j->auth_header);
+        j->auth_header = erase_and_free(j->auth_header);
         if (j->kind != FETCH_LOGIN) {
                 cached = auth_cache_lookup(j->ctx->auth, e->host, j->scope, now_usec(j));
                 if (cached) {

@@ -240,8 +240,8 @@ static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *
                                          "Manifest size %" PRIu64 " exceeds the limit of %u bytes", size,
                                          MANIFEST_SIZE_MAX);
 
-        /* Already committed: reply at once. */
-        r = content_store_open_blob(m->ctx.store, digest, &fd, &have_size);
+        /* Already committed: reply at once (re-hashed first: issue 12 finding 2). */
+        r = content_store_open_blob_verified(m->ctx.store, digest, &fd, &have_size);
         if (r >= 0) {
                 if (have_size != size)
                         return sd_bus_error_setf(error, BERTH_ERROR_DIGEST_MISMATCH,
@@ -324,7 +324,7 @@ static void other_job_on_finished(FetchJob *j, int r, void *userdata) {
         } else if (j->kind == FETCH_RESOLVE) {
                 _cleanup_free_ char *name = NULL;
 
-                if (asprintf(&name, "%s/%s", j->registry, j->repository) < 0)
+                if (asprintf_safe(&name, "%s/%s", j->registry, j->repository) < 0)
                         name = NULL;
                 log_info("Resolved %s/%s:%s to %s (%s, %" PRIu64 " bytes)", j->registry, j->repository,
                          j->reference, j->result_digest, j->result_media_type, j->result_size);
@@ -405,7 +405,7 @@ static bool registry_name_is_valid(const char *s) {
 
         if (strlen(s) == 0 || strlen(s) > 255 || strchr(s, '/'))
                 return false;
-        if (asprintf(&probe, "%s/x", s) < 0)
+        if (asprintf_safe(&probe, "%s/x", s) < 0)
                 return false;
         /* The reference grammar decides what a registry host is; "x" keeps it from being a repository. */
         return image_reference_parse(probe, &ref, &msg) >= 0 && streq(ref->registry, s);
@@ -686,8 +686,8 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (!m->state_dir || !m->config_dir)
                 return log_oom();
 
-        if (asprintf(&content, "%s/content", m->state_dir) < 0 ||
-            asprintf(&m->ctx.credentials_path, "%s/fetcher/config.json", m->state_dir) < 0)
+        if (asprintf_safe(&content, "%s/content", m->state_dir) < 0 ||
+            asprintf_safe(&m->ctx.credentials_path, "%s/fetcher/config.json", m->state_dir) < 0)
                 return log_oom();
         r = content_store_open(content, &m->ctx.store);
         if (r < 0)

@@ -268,7 +268,7 @@ int container_cleanup(Manager *m, const char *id) {
 
         if (!container_id_is_valid(id))
                 return -EINVAL;
-        if (asprintf(&rootfs, "%s/%s/rootfs", m->containers_path, id) < 0)
+        if (asprintf_safe(&rootfs, "%s/%s/rootfs", m->containers_path, id) < 0)
                 return -ENOMEM;
         pid = fork();
         if (pid < 0)

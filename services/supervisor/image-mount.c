@@ -258,19 +258,60 @@ static bool ends_in_snapshot_fs(const char *s, const char **ret_hex) {
         return true;
 }
 
+/* s after prefix, or NULL when s does not start with it. */
+static const char *after_prefix(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+/* Is `dir` exactly "<snapshots_path>/<64 hex>/fs"? */
+static bool is_store_layer(const char *snapshots_path, const char *dir) {
+        const char *rest = after_prefix(dir, snapshots_path), *hex;
+
+        return rest && rest[0] == '/' && ends_in_snapshot_fs(rest, &hex) && hex == rest + 1;
+}
+
+/* SECURITY: an overlay is one of our views only when every layer it has is a snapshot of this store, as
+ * image_mount() makes them: lowerdir= (a ':' list) or lowerdir+= entries, each exactly
+ * "<store>/<hex>/fs", and nothing else that names a directory (upperdir, workdir, datadir+). Accepting
+ * any overlay that merely mentions the store (lowerdir=<store>/<hex>/fs:/etc) would let UnmountImage
+ * uncover somebody else's mount. mountinfo escapes ' ', '\t', '\n', '\\' and ',' in option values as
+ * octal, so a path holding them never matches, which only refuses. */
+bool image_view_options_are_ours(const char *snapshots_path, const char *opts) {
+        g_auto(GStrv) options = g_strsplit(opts, ",", -1);
+        unsigned layers = 0;
+
+        for (char **o = options; *o; o++) {
+                const char *v;
+
+                if ((v = after_prefix(*o, "lowerdir="))) {
+                        g_auto(GStrv) dirs = g_strsplit(v, ":", -1);
+                        for (char **d = dirs; *d; d++) {
+                                if (!is_store_layer(snapshots_path, *d))
+                                        return false;
+                                layers++;
+                        }
+                } else if ((v = after_prefix(*o, "lowerdir+="))) {
+                        if (!is_store_layer(snapshots_path, v))
+                                return false;
+                        layers++;
+                } else if (after_prefix(*o, "upperdir=") || after_prefix(*o, "workdir=") ||
+                           after_prefix(*o, "datadir"))
+                        return false;
+        }
+        return layers > 0;
+}
+
 static bool view_is_ours(const char *snapshots_path, const char *root, const char *fstype, const char *opts,
                          int target_fd) {
-        g_autofree char *prefix = g_strdup_printf("%s/", snapshots_path);
         _cleanup_close_ int store_fd = -EBADF;
         char rel[64 + 4];
         const char *hex;
         struct stat a, b;
 
-        if (streq(fstype, "overlay")) {
-                /* Every lowerdir must lie in our store; our views never have an upperdir. */
-                const char *l = strstr(opts, "lowerdir");
-                return l && strstr(opts, prefix) && !strstr(opts, "upperdir=");
-        }
+        if (streq(fstype, "overlay"))
+                return image_view_options_are_ours(snapshots_path, opts);
         /* A one-layer view is a bind mount of <store>/<hex>/fs. mountinfo's root is that directory's path
          * inside its filesystem, which is the store's path only when that filesystem is mounted at "/"
          * (not with a separate /var, nor a bind-mounted state dir): match the "<hex>/fs" suffix, then

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Read-only views of committed image snapshots, for `berthctl images mount`.
@@ -31,3 +32,7 @@ int image_unmount_host(const char *snapshots_path, int target_fd, char **ret_err
 /* The chain ids used by every image view currently mounted (NULL-terminated, malloc'd), so that
  * garbage collection can keep them. */
 int image_mounts_in_use(const char *snapshots_path, char ***ret_chain_ids);
+
+/* Do an overlay's super options (mountinfo) describe a view image_mount() made from this store: only
+ * lowerdirs, each "<snapshots_path>/<hex>/fs"? (Exposed for the unit test.) */
+bool image_view_options_are_ours(const char *snapshots_path, const char *opts);

@@ -174,8 +174,9 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         m->containers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, container_free_void);
         m->state_path = strdup(state);
         m->shim_path = strdup(getenv("BERTH_SHIM_PATH") ?: BERTH_LIBEXECDIR "/berth-shim");
-        if (!m->state_path || !m->shim_path || asprintf(&m->snapshots_path, "%s/snapshots", state) < 0 ||
-            asprintf(&m->containers_path, "%s/containers", runtime) < 0)
+        if (!m->state_path || !m->shim_path ||
+            asprintf_safe(&m->snapshots_path, "%s/snapshots", state) < 0 ||
+            asprintf_safe(&m->containers_path, "%s/containers", runtime) < 0)
                 return log_oom();
         /* CVE-2019-5736: shims run from a sealed copy (exec'd processes are their clones until execve). */
         m->shim_exe_fd = shim_exe_seal(m->shim_path);

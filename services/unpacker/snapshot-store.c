@@ -105,7 +105,7 @@ int snapshot_store_new_work(SnapshotStore *s, char **ret_name, int *ret_fs_fd, c
 
         if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                 return -EIO;
-        if (asprintf(&name, "%016" PRIx64, rnd) < 0)
+        if (asprintf_safe(&name, "%016" PRIx64, rnd) < 0)
                 return -ENOMEM;
         if (mkdirat(s->tmp_fd, name, 0700) < 0)
                 return -errno;
@@ -115,7 +115,7 @@ int snapshot_store_new_work(SnapshotStore *s, char **ret_name, int *ret_fs_fd, c
         fs_fd = openat(dfd, "fs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fs_fd < 0 || fchmod(fs_fd, 0755) < 0)
                 goto fail_errno;
-        if (asprintf(&fs_path, "%s/tmp/%s/fs", s->path, name) < 0) {
+        if (asprintf_safe(&fs_path, "%s/tmp/%s/fs", s->path, name) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -320,7 +320,8 @@ int snapshot_store_list(SnapshotStore *s, SnapshotInfo **ret, size_t *ret_n) {
         return 0;
 }
 
-static bool snapshot_mounted(SnapshotStore *s, const char *hex) {
+/* 1 if mounted, 0 if not, -errno if that cannot be told. */
+static int snapshot_mounted(SnapshotStore *s, const char *hex) {
         _cleanup_free_ char *needle = NULL, *line = NULL;
         size_t sz = 0;
         bool found = false;
@@ -330,13 +331,20 @@ static bool snapshot_mounted(SnapshotStore *s, const char *hex) {
          * dir means it is in use. A one-layer view is a bind mount whose mountinfo root is the path inside
          * its filesystem (not the store's path with a separate /var or a bind-mounted state dir): match
          * "/<hex>/fs" alone; a false match only keeps a snapshot. */
-        if (asprintf(&needle, "/%s/fs", hex) < 0)
-                return true;
-        f = fopen("/proc/self/mountinfo", "re");
+        needle = g_strdup_printf("/%s/fs", hex);
+        /* SECURITY: fails closed. Not knowing the mounts must never let a snapshot under a view (or a
+         * container's rootfs) be removed. */
+        f = fopen(s->mountinfo_path ?: "/proc/self/mountinfo", "re");
         if (!f)
-                return false;
+                return -errno;
+        errno = 0;
         while (!found && getline(&line, &sz, f) > 0)
                 found = strstr(line, needle) != NULL;
+        if (!found && ferror(f)) {
+                int r = errno > 0 ? -errno : -EIO;
+                fclose(f);
+                return r;
+        }
         fclose(f);
         return found;
 }
@@ -353,7 +361,13 @@ int snapshot_store_remove(SnapshotStore *s, char *const *chain_ids, uint64_t *re
                         *ret_error = g_strdup_printf("Snapshot '%s' does not exist", *c);
                         return -ENOENT;
                 }
-                if (snapshot_mounted(s, digest_hex(*c))) {
+                r = snapshot_mounted(s, digest_hex(*c));
+                if (r < 0) {
+                        *ret_error = g_strdup_printf("Cannot tell whether snapshot '%s' is mounted: %s", *c,
+                                                     strerror(-r));
+                        return -EBUSY;
+                }
+                if (r > 0) {
                         *ret_error = g_strdup_printf("Snapshot '%s' is mounted", *c);
                         return -EBUSY;
                 }
@@ -387,7 +401,7 @@ int snapshot_store_remove(SnapshotStore *s, char *const *chain_ids, uint64_t *re
                  * removal leaves a tmp/ leftover that the next start removes, never half a snapshot. */
                 if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                         rnd = (uint64_t) (c - chain_ids);
-                if (asprintf(&name, "rm-%016" PRIx64, rnd) < 0)
+                if (asprintf_safe(&name, "rm-%016" PRIx64, rnd) < 0)
                         return -ENOMEM;
                 if (renameat(s->dir_fd, digest_hex(*c), s->tmp_fd, name) < 0) {
                         if (errno == ENOENT)

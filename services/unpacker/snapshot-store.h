@@ -25,6 +25,9 @@ typedef struct SnapshotStore {
         char *path;
         int dir_fd;
         int tmp_fd;
+        /* Where mounts are read from to refuse removing a mounted snapshot: /proc/self/mountinfo unless
+         * NULL is replaced (tests point it at a file that cannot be read). */
+        const char *mountinfo_path;
 } SnapshotStore;
 
 /* Creates path (0700) and path/tmp, and removes every tmp/ leftover: nothing runs yet. */

@@ -164,7 +164,7 @@ static int job_fix_implied_dirs(Job *j, char **ret_error) {
                 r = snapshot_store_get(store, id, &info);
                 if (r < 0)
                         goto finish;
-                if (asprintf(&rel, "%s/fs", digest_hex(id)) < 0) {
+                if (asprintf_safe(&rel, "%s/fs", digest_hex(id)) < 0) {
                         snapshot_info_done(&info);
                         r = -ENOMEM;
                         goto finish;
@@ -180,7 +180,7 @@ static int job_fix_implied_dirs(Job *j, char **ret_error) {
                 id = TAKE_PTR(info.parent);
                 snapshot_info_done(&info);
         }
-        if (asprintf(&fs_rel, "%s/fs", j->work_name) < 0) {
+        if (asprintf_safe(&fs_rel, "%s/fs", j->work_name) < 0) {
                 r = -ENOMEM;
                 goto finish;
         }
@@ -355,7 +355,7 @@ static int method_unpack(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 strcpy(expected_chain, diff_id);
         } else {
                 _cleanup_free_ char *input = NULL;
-                if (asprintf(&input, "%s %s", parent, diff_id) < 0)
+                if (asprintf_safe(&input, "%s %s", parent, diff_id) < 0)
                         return -ENOMEM;
                 r = digest_buffer(DIGEST_SHA256, input, strlen(input), expected_chain);
                 if (r < 0)
@@ -563,7 +563,7 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         r = unpacker_settings_load(config, &m->settings);
         if (r < 0)
                 return r;
-        if (asprintf(&snapshots, "%s/snapshots", state) < 0)
+        if (asprintf_safe(&snapshots, "%s/snapshots", state) < 0)
                 return log_oom();
         r = snapshot_store_open(snapshots, &m->store);
         if (r < 0)

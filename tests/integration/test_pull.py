@@ -1109,7 +1109,7 @@ def test_cancel_transfer(registry, proxies, berth_config, tmp_path):
 
     with TransferEvents() as ev:
         try:
-            path = pull_image_bus(ref)
+            path = ev.pull_image(ref)
             px.wait_held()
             assert transfer_prop(path, "State") == "downloading"
             p = busctl("call", BROKER, path, TRANSFER, "Cancel")
@@ -1136,7 +1136,7 @@ def test_transfer_properties_and_signals(registry, proxies, berth_config, tmp_pa
     ref = f"{px.host}/test/signals:v1"
     with TransferEvents() as ev:
         try:
-            path = pull_image_bus(ref)
+            path = ev.pull_image(ref)
             px.wait_held()
             ev.wait(lambda: ev.progress(path), "a first Progress")
         finally:
@@ -1173,7 +1173,7 @@ def test_cancel_refused_for_another_user(registry, proxies, berth_config, member
     ref = f"{px.host}/test/cancelother:v1"
     with TransferEvents() as ev:
         try:
-            path = pull_image_bus(ref)
+            path = ev.pull_image(ref)
             px.wait_held()
             p = busctl("call", BROKER, path, TRANSFER, "Cancel", user=member)
             assert p.returncode != 0, "a member cancelled root's transfer"
@@ -1394,7 +1394,7 @@ def test_gc_reclaims_interrupted_pull_with_all_flag(registry, proxies, berth_con
     berth_config.registry(px.host, plain_http=True)
     with TransferEvents() as ev:
         try:
-            path = pull_image_bus(f"{px.host}/test/gcpartial:v1")
+            path = ev.pull_image(f"{px.host}/test/gcpartial:v1")
             px.wait_held()
             wait_file_size(ingest_data_file(big.digest), 2 * MiB)  # written to the ingest file
             assert busctl("call", BROKER, path, TRANSFER, "Cancel").returncode == 0

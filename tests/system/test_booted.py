@@ -439,6 +439,20 @@ def test_bus_policy_never_named_a_user_that_did_not_exist(machine):
     assert not re.search(r"Unknown (username|group)", log), log
 
 
+def test_hardening_f8_state_modes_survive_a_restart(machine):
+    """Issue 12 finding 8: after each service's (re)start, the stores keep tmpfiles' 0700 (systemd
+    applies the unit's StateDirectoryMode= at every start)."""
+    for unit in UNITS:
+        machine.run(["systemctl", "restart", f"berth-{unit}.service"])
+    modes = machine.run(["stat", "-c", "%n %a", "/var/lib/berth/snapshots", "/var/lib/berth/containers",
+                         "/var/lib/berth/fetcher", "/var/lib/berth/meta", "/var/lib/berth/content"]).stdout
+    modes = dict(line.split() for line in modes.splitlines())
+    assert set(modes.values()) == {"700"}, modes
+    assert machine.run(["stat", "-c", "%a", "/var/log/berth"]).stdout.strip() == "750"
+    # Still answering after the restarts.
+    machine.run(["berthctl", "info"])
+
+
 def test_dev_down_leaves_systemds_polkitd_alone(machine):
     """Last: it stops berth. dev-up found polkitd started by systemd and must not have claimed it."""
     pid_before = machine.run(["systemctl", "show", "--property=MainPID", "--value", "polkit.service"]).stdout.strip()
@@ -453,3 +467,4 @@ def test_dev_down_leaves_systemds_polkitd_alone(machine):
         assert state in ("inactive", "deactivating"), (unit, state)
     # The next call activates them again, through the units.
     machine.run(["berthctl", "info"])
+

@@ -145,6 +145,13 @@ static void test_life_cycle(Fixture *f, gconstpointer data) {
                                             "Finished", on_finished, &fin),
                         >=, 0);
         transfer_set_owner(t, &fake_ops, &owner);
+        /* Signals go to watchers only (issue 12 finding 7). On this direct connection the client has no
+         * unique name, and sd-bus delivers whatever destination a message names. */
+        g_assert_cmpint(transfer_add_watcher_name(t, 1000, ":1.42"), ==, 1);
+        g_assert_cmpint(transfer_add_watcher_name(t, 1000, ":1.42"), ==, 0);
+        g_assert_true(transfer_visible_to(t, 1000));
+        g_assert_true(transfer_visible_to(t, 0));
+        g_assert_false(transfer_visible_to(t, 1001));
 
         /* A new transfer resolves, and is found by what it pulls. */
         g_assert_true(transfer_is_running(t));
@@ -234,6 +241,13 @@ static void test_cancel(Fixture *f, gconstpointer data) {
                                             "Finished", on_finished, &fin),
                         >=, 0);
         transfer_set_owner(t, &fake_ops, &owner);
+        /* Signals go to watchers only (issue 12 finding 7). On this direct connection the client has no
+         * unique name, and sd-bus delivers whatever destination a message names. */
+        g_assert_cmpint(transfer_add_watcher_name(t, 1000, ":1.42"), ==, 1);
+        g_assert_cmpint(transfer_add_watcher_name(t, 1000, ":1.42"), ==, 0);
+        g_assert_true(transfer_visible_to(t, 1000));
+        g_assert_true(transfer_visible_to(t, 0));
+        g_assert_false(transfer_visible_to(t, 1001));
         transfer_set_state(t, TRANSFER_DOWNLOADING);
         g_assert_cmpint(transfer_add_blob(t, layer, "application/vnd.oci.image.layer.v1.tar", 10, &b), ==,
                         1);

@@ -162,10 +162,72 @@ static void test_resume(void) {
         rm_rf(dir);
 }
 
+/* Issue 12 finding 2: a Resolve (content_store_write_buffer) of a digest whose FetchBlob is in flight
+ * must not share that download's ingest: the download's later bytes (from a hostile registry) must never
+ * land in the committed blob. One writer per ingest; a blob that no longer hashes to its name is not
+ * served as present. */
+static void test_hardening_f2_shared_ingest(void) {
+        g_autofree char *dir = store_dir();
+        g_autofree char *root = g_build_filename(dir, "content", NULL);
+        g_autofree char *blob = NULL;
+        const char *doc = "{\"schemaVersion\": 2, \"the\": \"real manifest\"}";
+        size_t n = strlen(doc), half = n / 2;
+        g_autofree char *garbage = g_strnfill(n - half, 'X');
+        char d[DIGEST_STRING_MAX], actual[DIGEST_STRING_MAX];
+        g_autofree char *bytes = NULL;
+        ContentStore *s = NULL;
+        Ingest *fetch = NULL, *second = NULL;
+        uint64_t size = 0;
+        gsize len = 0;
+        int fd = -1;
+
+        digest_of(doc, d);
+        blob = g_build_filename(root, "blobs", "sha256", d + strlen("sha256:"), NULL);
+        g_assert_cmpint(content_store_open(root, &s), ==, 0);
+
+        /* The FetchBlob: half the bytes arrived. */
+        g_assert_cmpint(ingest_open(s, d, n, &fetch), ==, 0);
+        g_assert_cmpint(ingest_write(fetch, doc, half), ==, 0);
+        /* One writer per ingest. */
+        g_assert_cmpint(ingest_open(s, d, n, &second), ==, -EBUSY);
+
+        /* The Resolve of another user's pull stores the same document from memory. */
+        g_assert_cmpint(content_store_write_buffer(s, d, doc, n, &fd), ==, 0);
+        g_assert_cmpint(fd, >=, 0);
+        close(fd);
+
+        /* The hostile registry now sends garbage for the rest of the download: it fails, and the
+         * committed blob keeps its verified bytes. */
+        g_assert_cmpint(ingest_write(fetch, garbage, n - half), ==, 0);
+        g_assert_cmpint(ingest_commit(fetch, NULL, actual), ==, -EBADMSG);
+        fetch = ingest_free(fetch);
+        g_assert_true(g_file_get_contents(blob, &bytes, &len, NULL));
+        g_assert_cmpuint(len, ==, n);
+        g_assert_cmpmem(bytes, len, doc, n);
+        g_assert_cmpint(content_store_open_blob_verified(s, d, NULL, &size), ==, 0);
+        g_assert_cmpuint(size, ==, n);
+
+        /* Once the download's ingest is closed, it may be opened again. */
+        g_assert_cmpint(ingest_open(s, d, n, &second), ==, 0);
+        second = ingest_free(second);
+
+        /* A blob damaged behind the store's back (as the shared ingest used to do): the verified open
+         * removes it and says "absent", so the next FetchBlob downloads it again. */
+        content_store_free(s);
+        g_assert_cmpint(content_store_open(root, &s), ==, 0);
+        g_assert_cmpint(chmod(blob, 0644), ==, 0);
+        g_assert_true(g_file_set_contents(blob, garbage, -1, NULL));
+        g_assert_cmpint(content_store_open_blob_verified(s, d, NULL, NULL), ==, -ENOENT);
+        g_assert_cmpint(content_store_has_blob(s, d), ==, 0);
+        content_store_free(s);
+        rm_rf(dir);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/content-store/commit", test_commit);
         g_test_add_func("/content-store/mismatch", test_mismatch);
         g_test_add_func("/content-store/resume", test_resume);
+        g_test_add_func("/content-store/hardening-f2-shared-ingest", test_hardening_f2_shared_ingest);
         return g_test_run();
 }

@@ -308,8 +308,53 @@ static void test_unmount_refusals(void) {
         in_mount_namespace(unmount_refusals);
 }
 
+/* Issue 12 finding 12: an overlay that merely mentions the store is not a view (UnmountImage would
+ * uncover it). Both spellings of the lowerdirs, and every directory option, are checked. */
+static void hardening_f12_foreign_overlay(Store *s) {
+        g_autofree char *error = NULL, *foreign = g_build_filename(s->top, "foreign-overlay", NULL);
+        g_autofree char *other = g_build_filename(s->top, "other", NULL);
+        g_autofree char *opts = g_strdup_printf("lowerdir=%s/%s/fs:%s", s->path, HEX_A, other);
+        _cleanup_close_ int fd = -EBADF;
+
+        g_assert_cmpint(g_mkdir(foreign, 0755), ==, 0);
+        g_assert_cmpint(g_mkdir(other, 0755), ==, 0);
+        g_assert_cmpint(mount("overlay", foreign, "overlay", MS_RDONLY, opts), ==, 0);
+        fd = open(foreign, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(image_unmount(s->path, fd, &error), ==, -EPERM);
+        g_assert_nonnull(strstr(error, "not an image view"));
+        fd = safe_close(fd);
+        g_assert_cmpint(umount(foreign), ==, 0);
+}
+
+static void test_hardening_f12_view_is_ours(void) {
+        const char *store = "/var/lib/berth/snapshots";
+        g_autofree char *a = g_strdup_printf("%s/%s/fs", store, HEX_A);
+        g_autofree char *b = g_strdup_printf("%s/%s/fs", store, HEX_B);
+        g_autofree char *two = g_strdup_printf("ro,lowerdir=%s:%s,redirect_dir=nofollow", a, b);
+        g_autofree char *plus = g_strdup_printf("ro,lowerdir+=%s,lowerdir+=%s", a, b);
+        g_autofree char *foreign = g_strdup_printf("ro,lowerdir=%s:/etc", a);
+        g_autofree char *foreign_plus = g_strdup_printf("ro,lowerdir+=%s,lowerdir+=/etc", a);
+        g_autofree char *upper = g_strdup_printf("rw,lowerdir=%s,upperdir=/tmp/u,workdir=/tmp/w", a);
+        g_autofree char *data = g_strdup_printf("ro,lowerdir+=%s,datadir+=/etc", a);
+        g_autofree char *dotdot = g_strdup_printf("ro,lowerdir=%s/../%s/fs", store, HEX_A);
+        g_autofree char *other_store = g_strdup_printf("ro,lowerdir=%s2/%s/fs", store, HEX_A);
+
+        g_assert_true(image_view_options_are_ours(store, two));
+        g_assert_true(image_view_options_are_ours(store, plus));
+        g_assert_false(image_view_options_are_ours(store, foreign));
+        g_assert_false(image_view_options_are_ours(store, foreign_plus));
+        g_assert_false(image_view_options_are_ours(store, upper));
+        g_assert_false(image_view_options_are_ours(store, data));
+        g_assert_false(image_view_options_are_ours(store, dotdot));
+        g_assert_false(image_view_options_are_ours(store, other_store));
+        g_assert_false(image_view_options_are_ours(store, "ro"));
+        in_mount_namespace(hardening_f12_foreign_overlay);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/image-mount/hardening-f12-view-is-ours", test_hardening_f12_view_is_ours);
         g_test_add_func("/image-mount/overlay-view", test_overlay_view);
         g_test_add_func("/image-mount/bind-view", test_bind_view);
         g_test_add_func("/image-mount/chain-refusals", test_chain_refusals);

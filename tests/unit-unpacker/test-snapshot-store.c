@@ -260,6 +260,20 @@ static void test_remove_refuses_mounted(Fixture *f, gconstpointer data) {
         g_assert_cmpint(snapshot_store_get(f->store, CHAIN_A, NULL), ==, -ENOENT);
 }
 
+/* Issue 12 finding 12: mountinfo that cannot be read means "maybe mounted", never "not mounted". */
+static void test_hardening_f12_mountinfo_unreadable(Fixture *f, gconstpointer data) {
+        g_autofree char *error = NULL, *missing = g_build_filename(f->top, "no-mountinfo", NULL);
+        char *ids[] = { (char *) CHAIN_A, NULL };
+        uint64_t freed = 0;
+
+        make_snapshot(f, CHAIN_A, "", 10);
+        f->store->mountinfo_path = missing;
+        g_assert_cmpint(snapshot_store_remove(f->store, ids, &freed, &error), ==, -EBUSY);
+        g_assert_nonnull(strstr(error, "Cannot tell whether snapshot"));
+        g_assert_cmpint(snapshot_store_get(f->store, CHAIN_A, NULL), ==, 0);
+        f->store->mountinfo_path = NULL;
+}
+
 static void test_clean_work(Fixture *f, gconstpointer data) {
         g_autofree char *tmp = g_build_filename(f->path, "tmp", NULL);
         _cleanup_free_ char *busy = NULL, *idle = NULL, *p1 = NULL, *p2 = NULL;
@@ -290,5 +304,6 @@ int main(int argc, char *argv[]) {
         ADD("remove", test_remove);
         ADD("remove-refuses-mounted", test_remove_refuses_mounted);
         ADD("clean-work", test_clean_work);
+        ADD("hardening-f12-mountinfo-unreadable", test_hardening_f12_mountinfo_unreadable);
         return g_test_run();
 }

@@ -34,6 +34,18 @@ class TransferEvents:
     def _on_signal(self, conn, sender, path, iface, name, params):
         self.signals.append((path, name, params.unpack()))
 
+    def pull_image(self, ref, platform="", flags=0):
+        """PullImage through this connection: transfer signals are sent only to the connections that
+        started, joined or read the transfer (issue 12 finding 7), so the watcher starts it itself."""
+        self.ctx.push_thread_default()
+        try:
+            reply = self.bus.call_sync(BROKER, "/org/berth/Broker1", "org.berth.Broker1.Manager", "PullImage",
+                                       GLib.Variant("(sst)", (ref, platform, flags)), GLib.VariantType("(o)"),
+                                       Gio.DBusCallFlags.NONE, 60000, None)
+        finally:
+            self.ctx.pop_thread_default()
+        return reply.unpack()[0]
+
     def close(self):
         for s in self.subs:
             self.bus.signal_unsubscribe(s)
