@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "broker-containers.h"
 #include "broker.h"
+#include "broker-networks.h"
 
 /* The public API: org.berth.Broker1.Manager at /org/berth/Broker1 (docs/ and dbus/ describe it; a
  * published signature never changes). Each method's handler lives with its concern (broker.h lists
@@ -70,5 +71,14 @@ const sd_bus_vtable broker_manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetContainer", "s", SD_BUS_PARAM(name), "o", SD_BUS_PARAM(container),
                                  method_get_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CreateNetwork", "ssst",
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(subnet) SD_BUS_PARAM(gateway) SD_BUS_PARAM(flags),
+                                 "s", SD_BUS_PARAM(json), method_create_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveNetwork", "st", SD_BUS_PARAM(name) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_remove_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListNetworks", "t", SD_BUS_PARAM(flags), "a(ssssu)", SD_BUS_PARAM(networks),
+                                 method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("InspectNetwork", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(json),
+                                 method_inspect_network, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

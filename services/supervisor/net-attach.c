@@ -546,3 +546,44 @@ JsonNode *net_attachment_summary(int state_dir_fd) {
         json_builder_end_object(b);
         return json_builder_get_root(b);
 }
+
+int net_network_users(const char *containers_path, const char *network, JsonNode **ret) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        _cleanup_closedir_ DIR *d = opendir(containers_path);
+        struct dirent *de;
+        int n = 0;
+
+        json_builder_begin_array(b);
+        while (d && (de = readdir(d))) {
+                _cleanup_close_ int dir_fd = -EBADF;
+                g_autoptr(JsonNode) rec = NULL, summary = NULL;
+                JsonObject *o;
+
+                if (!container_id_is_valid(de->d_name))
+                        continue;
+                dir_fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                rec = dir_fd >= 0 ? attachment_read(dir_fd) : NULL;
+                o = rec ? json_node_get_object(rec) : NULL;
+                if (!o || !streq_ptr(member_string(o, "network"), network))
+                        continue;
+                n++;
+                summary = net_attachment_summary(dir_fd);
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "id");
+                json_builder_add_string_value(b, de->d_name);
+                json_builder_set_member_name(b, "name");
+                json_builder_add_string_value(b, strna(member_string(o, "name")));
+                if (summary) {
+                        JsonObject *so = json_node_get_object(summary);
+                        json_builder_set_member_name(b, "addresses");
+                        json_builder_add_value(b, json_node_copy(json_object_get_member(so, "addresses")));
+                        json_builder_set_member_name(b, "ports");
+                        json_builder_add_value(b, json_node_copy(json_object_get_member(so, "ports")));
+                }
+                json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+        if (ret)
+                *ret = json_builder_get_root(b);
+        return n;
+}

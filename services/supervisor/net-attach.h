@@ -42,3 +42,7 @@ int net_reconcile(const char *runtime_dir, const char *containers_path);
 
 /* The attachment as a JSON object for inspect: {network, addresses, ports} (NULL when none). */
 JsonNode *net_attachment_summary(int state_dir_fd);
+
+/* How many containers are attached to the network (any state: an attachment lives until removal);
+ * *ret (optional): an array of {id, name, addresses, ports}. */
+int net_network_users(const char *containers_path, const char *network, JsonNode **ret);
