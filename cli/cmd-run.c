@@ -25,9 +25,9 @@ typedef struct RunOptions {
         const char *workdir, *user, *entrypoint, *hostname;
         bool entrypoint_set;
         bool read_only, privileged, seccomp_unconfined;
-        const char *net;     /* NULL: the default network */
-        GPtrArray *ports;    /* JsonNode* objects (owned) */
-        GPtrArray *dns;      /* borrowed argv strings */
+        const char *net;      /* NULL: the default network */
+        GPtrArray *ports;     /* JsonNode* objects (owned) */
+        GPtrArray *dns;       /* borrowed argv strings */
         GPtrArray *add_hosts; /* borrowed argv strings */
         uint64_t memory, cpu_quota_milli, pids_limit;
         GPtrArray *cap_add, *cap_drop; /* borrowed argv strings */
@@ -236,8 +236,8 @@ static int add_port(RunOptions *o, const char *verb, const char *spec) {
         g_ptr_array_add(o->ports, json_builder_get_root(b));
         return 0;
 bad:
-        fprintf(stderr, "berthctl: %s: invalid -p '%s' (expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp])\n", verb,
-                spec);
+        fprintf(stderr, "berthctl: %s: invalid -p '%s' (expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp])\n",
+                verb, spec);
         return -EINVAL;
 }
 

@@ -72,12 +72,13 @@ const sd_bus_vtable broker_manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("GetContainer", "s", SD_BUS_PARAM(name), "o", SD_BUS_PARAM(container),
                                  method_get_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("CreateNetwork", "ssst",
-                                 SD_BUS_PARAM(name) SD_BUS_PARAM(subnet) SD_BUS_PARAM(gateway) SD_BUS_PARAM(flags),
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(subnet) SD_BUS_PARAM(gateway)
+                                         SD_BUS_PARAM(flags),
                                  "s", SD_BUS_PARAM(json), method_create_network, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("RemoveNetwork", "st", SD_BUS_PARAM(name) SD_BUS_PARAM(flags), "",
                                  SD_BUS_PARAM(), method_remove_network, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("ListNetworks", "t", SD_BUS_PARAM(flags), "a(ssssu)", SD_BUS_PARAM(networks),
-                                 method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListNetworks", "t", SD_BUS_PARAM(flags), "a(ssssu)",
+                                 SD_BUS_PARAM(networks), method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("InspectNetwork", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(json),
                                  method_inspect_network, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

@@ -25,7 +25,8 @@ static int pass_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
         if (r >= 0)
                 r = sd_bus_send(NULL, out, NULL);
         if (r < 0)
-                (void) sd_bus_reply_method_errorf(request, BERTH_ERROR_IO, "Malformed reply from the supervisor.");
+                (void) sd_bus_reply_method_errorf(request, BERTH_ERROR_IO,
+                                                  "Malformed reply from the supervisor.");
         return 0;
 }
 
@@ -63,7 +64,8 @@ static int forward_method(sd_bus_message *m, void *userdata, sd_bus_error *error
                         return r;
         }
         const char *details[] = { "network", name, NULL };
-        return broker_authorize(m, name ? details : NULL, forward_authorized, userdata, NULL, 0, NULL, error);
+        return broker_authorize(m, name ? details : NULL, forward_authorized, userdata, NULL, 0, NULL,
+                                error);
 }
 
 int method_create_network(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -83,8 +85,8 @@ int method_inspect_network(sd_bus_message *m, void *userdata, sd_bus_error *erro
 }
 
 int broker_container_network(Manager *m, sd_bus_message *request, const char *id) {
-        int r = supervisor_call(m, NULL, 0, pass_reply, sd_bus_message_ref(request), "GetContainerNetwork", "s",
-                                id);
+        int r = supervisor_call(m, NULL, 0, pass_reply, sd_bus_message_ref(request), "GetContainerNetwork",
+                                "s", id);
         if (r < 0) {
                 sd_bus_message_unref(request);
                 return internal_reply_unreachable(request, &internal_supervisor, r);

@@ -88,10 +88,12 @@ static JsonObject *member_object(JsonObject *o, const char *name) {
 static void read_bridge(CniNetwork *n, JsonObject *plugin) {
         JsonObject *ipam = member_object(plugin, "ipam");
         JsonArray *ranges = ipam ? json_object_get_array_or_null(ipam, "ranges") : NULL;
-        JsonNode *set = ranges && json_array_get_length(ranges) > 0 ? json_array_get_element(ranges, 0) : NULL;
-        JsonNode *first = set && JSON_NODE_HOLDS_ARRAY(set) && json_array_get_length(json_node_get_array(set)) > 0
-                                  ? json_array_get_element(json_node_get_array(set), 0)
-                                  : NULL;
+        JsonNode *set =
+                ranges && json_array_get_length(ranges) > 0 ? json_array_get_element(ranges, 0) : NULL;
+        JsonNode *first =
+                set && JSON_NODE_HOLDS_ARRAY(set) && json_array_get_length(json_node_get_array(set)) > 0
+                        ? json_array_get_element(json_node_get_array(set), 0)
+                        : NULL;
         JsonObject *range = first && JSON_NODE_HOLDS_OBJECT(first) ? json_node_get_object(first) : NULL;
 
         n->bridge = g_strdup(member_string(plugin, "bridge") ?: "cni0");
@@ -130,7 +132,8 @@ int cni_network_parse(const char *data, size_t size, CniNetwork **ret, char **re
                 g_autofree char *path = NULL;
 
                 if (!plugin_type_is_valid(type))
-                        return json_set_error(ret_error, EBADMSG, "plugin %u: missing or invalid \"type\"", i);
+                        return json_set_error(ret_error, EBADMSG, "plugin %u: missing or invalid \"type\"",
+                                              i);
                 path = plugin_find(type);
                 if (!path)
                         return json_set_error(ret_error, ENOENT,
@@ -165,9 +168,12 @@ static int plugin_exec(const char *path, const char *command, const CniRuntime *
         g_autofree char *env_ns = g_strdup_printf("CNI_NETNS=%s", rt->netns ?: "");
         g_autofree char *env_if = g_strdup_printf("CNI_IFNAME=%s", rt->ifname);
         g_autofree char *env_path = g_strdup_printf("CNI_PATH=%s", cni_plugin_path());
-        char *const envp[] = { env_cmd, env_id, env_ns, env_if, env_path,
-                               (char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                               NULL };
+        char *const envp[] = {
+                env_cmd,  env_id,
+                env_ns,   env_if,
+                env_path, (char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                NULL
+        };
         char *const argv[] = { (char *) path, NULL };
         int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, status, r = 0;
         size_t config_len = strlen(config), written = 0;
@@ -202,7 +208,8 @@ static int plugin_exec(const char *path, const char *command, const CniRuntime *
         (void) fcntl(in[1], F_SETFL, O_NONBLOCK);
         (void) fcntl(outp[0], F_SETFL, O_NONBLOCK);
         for (;;) {
-                struct pollfd p[2] = { { .fd = outp[0], .events = POLLIN }, { .fd = in[1], .events = POLLOUT } };
+                struct pollfd p[2] = { { .fd = outp[0], .events = POLLIN },
+                                       { .fd = in[1], .events = POLLOUT } };
                 int64_t left = deadline - now_msec();
                 int k;
 
@@ -265,8 +272,8 @@ static char *plugin_config(const CniNetwork *n, JsonObject *plugin, const CniRun
         g_autoptr(GList) members = json_object_get_members(plugin);
         JsonObject *caps = member_object(plugin, "capabilities");
         JsonNode *pm = caps ? json_object_get_member(caps, "portMappings") : NULL;
-        bool want_ports = pm && JSON_NODE_HOLDS_VALUE(pm) && json_node_get_value_type(pm) == G_TYPE_BOOLEAN &&
-                          json_node_get_boolean(pm);
+        bool want_ports = pm && JSON_NODE_HOLDS_VALUE(pm) &&
+                          json_node_get_value_type(pm) == G_TYPE_BOOLEAN && json_node_get_boolean(pm);
 
         json_builder_begin_object(b);
         for (GList *l = members; l; l = l->next) {
@@ -311,7 +318,8 @@ static char *plugin_config(const CniNetwork *n, JsonObject *plugin, const CniRun
 }
 
 /* A failed plugin's stdout is a CNI error object {code, msg, details}; keep it short and printable. */
-static int plugin_error(const char *type, const char *command, int status, const char *out, char **ret_error) {
+static int plugin_error(const char *type, const char *command, int status, const char *out,
+                        char **ret_error) {
         _cleanup_json_node_ JsonNode *root = NULL;
         _cleanup_free_ char *ignored = NULL;
         const char *msg = NULL, *details = NULL;
@@ -334,8 +342,8 @@ static JsonObject *plugin_at(const CniNetwork *n, guint i) {
         return json_node_get_object(json_array_get_element(n->plugins, i));
 }
 
-static int run_plugin(const CniNetwork *n, guint i, const char *command, const CniRuntime *rt, JsonNode *prev,
-                      JsonNode **ret_result, char **ret_error) {
+static int run_plugin(const CniNetwork *n, guint i, const char *command, const CniRuntime *rt,
+                      JsonNode *prev, JsonNode **ret_result, char **ret_error) {
         JsonObject *plugin = plugin_at(n, i);
         const char *type = member_string(plugin, "type");
         g_autofree char *path = plugin_find(type);
@@ -416,8 +424,8 @@ char **cni_result_addresses(JsonNode *result) {
 
         for (guint i = 0; ips && i < json_array_get_length(ips); i++) {
                 JsonNode *e = json_array_get_element(ips, i);
-                const char *a = JSON_NODE_HOLDS_OBJECT(e) ? member_string(json_node_get_object(e), "address")
-                                                          : NULL;
+                const char *a =
+                        JSON_NODE_HOLDS_OBJECT(e) ? member_string(json_node_get_object(e), "address") : NULL;
                 if (a)
                         g_ptr_array_add(l, g_strdup(a));
         }

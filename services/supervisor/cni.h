@@ -23,7 +23,7 @@
 typedef struct CniNetwork {
         char *name;
         char *cni_version;
-        JsonNode *root;   /* the whole conflist */
+        JsonNode *root;     /* the whole conflist */
         JsonArray *plugins; /* borrowed from root */
         /* What berth reads from the bridge plugin's entry (NULL when the list has none). */
         char *bridge;

@@ -122,8 +122,8 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         g_autofree char *rootfs_path = g_strdup_printf("%s/rootfs", state_path);
         g_autofree char *cgroup_path = cgroup_path_for(a->id);
         g_autofree char *runtime_dir = g_path_get_dirname(m->containers_path);
-        g_autofree char *hostname = isempty(a->request->hostname) ? g_strndup(a->id, 12)
-                                                                   : g_strdup(a->request->hostname);
+        g_autofree char *hostname =
+                isempty(a->request->hostname) ? g_strndup(a->id, 12) : g_strdup(a->request->hostname);
         g_autofree char *netns_path = NULL;
         g_autofree char *msg = NULL;
         g_autoptr(JsonNode) spec = NULL;

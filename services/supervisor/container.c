@@ -278,10 +278,11 @@ int container_cleanup(Manager *m, const char *id) {
                          * fails does not keep the container: its namespace file and the lease stay,
                          * and the next start's net_reconcile() tries again. */
                         g_autofree char *runtime_dir = g_path_get_dirname(m->containers_path);
-                        _cleanup_close_ int state_fd =
-                                openat(m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        _cleanup_close_ int state_fd = openat(
+                                m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (state_fd >= 0 && net_detach(runtime_dir, m->containers_path, state_fd, id) < 0)
-                                log_warning("Container %s: network DEL failed; retried at the next start.", id);
+                                log_warning("Container %s: network DEL failed; retried at the next start.",
+                                            id);
                 }
                 if (r >= 0)
                         r = active_rootfs_remove(m->snapshots_path, id, rootfs);

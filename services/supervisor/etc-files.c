@@ -88,7 +88,8 @@ char *etc_hosts(const EtcHost *entries, size_t n) {
 }
 
 int etc_write_in_place(int dir_fd, const char *name, const char *data) {
-        _cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        _cleanup_close_ int fd =
+                openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 
         if (fd < 0)
                 return -errno;

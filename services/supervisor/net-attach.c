@@ -72,7 +72,8 @@ static RequestPort *attachment_ports(JsonObject *o, size_t *ret_n) {
                 p[k].host_ip = (char *) ip;
                 p[k].protocol = (char *) proto;
                 p[k].host_port = (uint64_t) json_object_get_int_member_with_default(po, "host_port", 0);
-                p[k].container_port = (uint64_t) json_object_get_int_member_with_default(po, "container_port", 0);
+                p[k].container_port =
+                        (uint64_t) json_object_get_int_member_with_default(po, "container_port", 0);
                 k++;
         }
         *ret_n = k;
@@ -116,7 +117,8 @@ static int ports_check(const NetAttachArgs *a, char **ret_error) {
                                      ip_is_any(ports[i].host_ip)))
                                         return json_set_error(
                                                 ret_error, EADDRINUSE,
-                                                "host port %s:%" G_GUINT64_FORMAT "/%s is already published by "
+                                                "host port %s:%" G_GUINT64_FORMAT
+                                                "/%s is already published by "
                                                 "container '%.128s'",
                                                 mine, req->ports[k].host_port, req->ports[k].protocol,
                                                 strna(member_string(json_node_get_object(rec), "name")));
@@ -153,8 +155,8 @@ static int ports_check(const NetAttachArgs *a, char **ret_error) {
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
                 if (bind(fd, &sa.sa, len) < 0 && errno == EADDRINUSE)
                         return json_set_error(ret_error, EADDRINUSE,
-                                              "host port %s:%" G_GUINT64_FORMAT "/%s is in use on the host", ip,
-                                              req->ports[k].host_port, req->ports[k].protocol);
+                                              "host port %s:%" G_GUINT64_FORMAT "/%s is in use on the host",
+                                              ip, req->ports[k].host_port, req->ports[k].protocol);
         }
         return 0;
 }
@@ -199,7 +201,8 @@ static GPtrArray *network_members(const char *containers_path, const char *netwo
                 if (!rec)
                         continue;
                 o = json_node_get_object(rec);
-                result = json_object_has_member(o, "result") ? json_object_get_object_member(o, "result") : NULL;
+                result = json_object_has_member(o, "result") ? json_object_get_object_member(o, "result")
+                                                             : NULL;
                 if (!streq_ptr(member_string(o, "network"), network) || !result) {
                         json_node_unref(rec);
                         continue;
@@ -232,7 +235,8 @@ static void hosts_rewrite(const char *containers_path, const char *network) {
         for (unsigned i = 0; i < members->len && containers_fd >= 0; i++) {
                 Member *self = members->pdata[i];
                 g_autoptr(GArray) entries = g_array_new(false, true, sizeof(EtcHost));
-                JsonArray *extra = json_object_get_array_or_null(json_node_get_object(self->rec), "add_hosts");
+                JsonArray *extra =
+                        json_object_get_array_or_null(json_node_get_object(self->rec), "add_hosts");
                 g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
                 _cleanup_close_ int dir_fd = -EBADF;
                 _cleanup_free_ char *text = NULL;
@@ -364,7 +368,8 @@ int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
 
         lock_fd = network_lock(a->runtime_dir);
         if (lock_fd < 0)
-                return json_set_error(ret_error, -lock_fd, "cannot take the network lock: %s", strerror(-lock_fd));
+                return json_set_error(ret_error, -lock_fd, "cannot take the network lock: %s",
+                                      strerror(-lock_fd));
         r = network_load(a->request->network, true, &net, ret_error);
         if (r < 0)
                 return r;
@@ -379,11 +384,13 @@ int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
         rec = attachment_new(a, net, netns);
         r = attachment_write(a->state_dir_fd, rec);
         if (r < 0)
-                return json_set_error(ret_error, -r, "cannot record the network attachment: %s", strerror(-r));
+                return json_set_error(ret_error, -r, "cannot record the network attachment: %s",
+                                      strerror(-r));
         r = netns_create(netns_dir, netns);
         if (r < 0) {
                 (void) unlinkat(a->state_dir_fd, NET_ATTACHMENT_FILE, 0);
-                return json_set_error(ret_error, -r, "cannot create the network namespace: %s", strerror(-r));
+                return json_set_error(ret_error, -r, "cannot create the network namespace: %s",
+                                      strerror(-r));
         }
         CniRuntime lo_rt = { .container_id = a->id, .netns = netns, .ifname = "lo" };
         r = cni_add(lo, &lo_rt, &lo_result, ret_error);
@@ -491,7 +498,8 @@ int net_reconcile(const char *runtime_dir, const char *containers_path) {
                         if (!id || container_exists(containers_path, id))
                                 continue;
                         if (!net && network_load(*n, false, &net, &msg) < 0) {
-                                log_warning("Cannot release stale leases of network '%s': %s", *n, strna(msg));
+                                log_warning("Cannot release stale leases of network '%s': %s", *n,
+                                            strna(msg));
                                 break;
                         }
                         netns = g_build_filename(netns_dir, id, NULL);

@@ -118,8 +118,8 @@ static char *route_collision(Subnet s) {
                 unsigned dest, gw, flags, refcnt, use, metric, mask;
                 Subnet r;
 
-                if (sscanf(*l, "%31s %x %x %x %u %u %u %x", iface, &dest, &gw, &flags, &refcnt, &use, &metric,
-                           &mask) != 8 ||
+                if (sscanf(*l, "%31s %x %x %x %u %u %u %x", iface, &dest, &gw, &flags, &refcnt, &use,
+                           &metric, &mask) != 8 ||
                     mask == 0)
                         continue;
                 r.addr = ntohl(dest);
@@ -184,29 +184,29 @@ static char *conflist_text(const char *name, const char *bridge, const char *sub
          * the gateway, masquerading out; portmap: published ports (DNAT, and SNAT/route_localnet so that
          * 127.0.0.1 works); firewall: lets the bridge's traffic through a FORWARD chain with a DROP
          * policy; tuning: the place for per-network sysctls. */
-        return g_strdup_printf(
-                "{\n"
-                "  \"cniVersion\": \"%s\",\n"
-                "  \"name\": \"%s\",\n"
-                "  \"plugins\": [\n"
-                "    {\n"
-                "      \"type\": \"bridge\",\n"
-                "      \"bridge\": \"%s\",\n"
-                "      \"isGateway\": true,\n"
-                "      \"ipMasq\": true,\n"
-                "      \"hairpinMode\": true,\n"
-                "      \"ipam\": {\n"
-                "        \"type\": \"host-local\",\n"
-                "        \"ranges\": [[{ \"subnet\": \"%s\", \"gateway\": \"%s\" }]],\n"
-                "        \"routes\": [{ \"dst\": \"0.0.0.0/0\" }]\n"
-                "      }\n"
-                "    },\n"
-                "    { \"type\": \"portmap\", \"snat\": true, \"capabilities\": { \"portMappings\": true } },\n"
-                "    { \"type\": \"firewall\", \"backend\": \"iptables\" },\n"
-                "    { \"type\": \"tuning\" }\n"
-                "  ]\n"
-                "}\n",
-                CNI_VERSION, name, bridge, subnet, gateway);
+        return g_strdup_printf("{\n"
+                               "  \"cniVersion\": \"%s\",\n"
+                               "  \"name\": \"%s\",\n"
+                               "  \"plugins\": [\n"
+                               "    {\n"
+                               "      \"type\": \"bridge\",\n"
+                               "      \"bridge\": \"%s\",\n"
+                               "      \"isGateway\": true,\n"
+                               "      \"ipMasq\": true,\n"
+                               "      \"hairpinMode\": true,\n"
+                               "      \"ipam\": {\n"
+                               "        \"type\": \"host-local\",\n"
+                               "        \"ranges\": [[{ \"subnet\": \"%s\", \"gateway\": \"%s\" }]],\n"
+                               "        \"routes\": [{ \"dst\": \"0.0.0.0/0\" }]\n"
+                               "      }\n"
+                               "    },\n"
+                               "    { \"type\": \"portmap\", \"snat\": true, \"capabilities\": { "
+                               "\"portMappings\": true } },\n"
+                               "    { \"type\": \"firewall\", \"backend\": \"iptables\" },\n"
+                               "    { \"type\": \"tuning\" }\n"
+                               "  ]\n"
+                               "}\n",
+                               CNI_VERSION, name, bridge, subnet, gateway);
 }
 
 static int pick_gateway(Subnet s, const char *gateway, char **ret, char **ret_error) {
@@ -219,8 +219,8 @@ static int pick_gateway(Subnet s, const char *gateway, char **ret, char **ret_er
                         return json_set_error(ret_error, EINVAL, "'%s' is not an IPv4 address", gateway);
                 g = ntohl(a.s_addr);
                 if ((g & mask_of(s.prefix)) != s.addr || g == s.addr || g == (s.addr | ~mask_of(s.prefix)))
-                        return json_set_error(ret_error, EINVAL, "the gateway %s is not a host of the subnet",
-                                              gateway);
+                        return json_set_error(ret_error, EINVAL,
+                                              "the gateway %s is not a host of the subnet", gateway);
         } else
                 g = s.addr + 1;
         a.s_addr = htonl(g);
@@ -252,7 +252,8 @@ int network_create(const char *name, const char *subnet, const char *gateway, Cn
                                               subnet);
                 why = collision(s);
                 if (why)
-                        return json_set_error(ret_error, EADDRINUSE, "the subnet %s overlaps %s", subnet, why);
+                        return json_set_error(ret_error, EADDRINUSE, "the subnet %s overlaps %s", subnet,
+                                              why);
         } else {
                 /* Picked: the first candidate nothing on the host uses. */
                 bool found = false;
@@ -266,10 +267,11 @@ int network_create(const char *name, const char *subnet, const char *gateway, Cn
                         found = !why;
                 }
                 if (!found)
-                        return json_set_error(ret_error, EADDRINUSE,
-                                              "no free subnet among 10.88.0.0/16 and 10.89.0-255.0/24 (the last "
-                                              "one overlaps %s): give one with --subnet",
-                                              why);
+                        return json_set_error(
+                                ret_error, EADDRINUSE,
+                                "no free subnet among 10.88.0.0/16 and 10.89.0-255.0/24 (the last "
+                                "one overlaps %s): give one with --subnet",
+                                why);
         }
         r = pick_gateway(s, gateway, &gw, ret_error);
         if (r < 0)
@@ -323,7 +325,8 @@ int network_load(const char *name, bool create_default, CniNetwork **ret, char *
         r = load_file(name, ret, ret_error);
         if (r != -ENOENT || !create_default || !streq(name, REQUEST_DEFAULT_NETWORK)) {
                 if (r == -ENOENT)
-                        return json_set_error(ret_error, ENOENT, "no network '%s' (berthctl network ls)", name);
+                        return json_set_error(ret_error, ENOENT, "no network '%s' (berthctl network ls)",
+                                              name);
                 return r;
         }
         r = default_settings(&subnet, &gateway, ret_error);

@@ -188,8 +188,10 @@ int method_create_network(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (r < 0)
                 return r;
         if (!network_name_is_valid(name) || streq(name, "none") || streq(name, "host"))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid network name '%.64s'.", name);
-        if (strlen(subnet) > 64 || strlen(gateway) > 64 || (!isempty(gateway) && !ip_address_is_valid(gateway)))
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid network name '%.64s'.",
+                                         name);
+        if (strlen(subnet) > 64 || strlen(gateway) > 64 ||
+            (!isempty(gateway) && !ip_address_is_valid(gateway)))
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid subnet or gateway.");
         NetworkOp op = { .name = name, .subnet = subnet, .gateway = gateway };
         r = run_op(m, &op, &rec);
@@ -197,8 +199,8 @@ int method_create_network(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot create network '%s': %s", name,
                                          strerror(-r));
         if (rec.error != 0)
-                return sd_bus_error_setf(error, error_name(rec.error), "Cannot create network '%s': %s", name,
-                                         rec.message);
+                return sd_bus_error_setf(error, error_name(rec.error), "Cannot create network '%s': %s",
+                                         name, rec.message);
         log_info("Created network '%s'.", name);
         return reply_document(msg, m, name, error);
 }
@@ -220,15 +222,16 @@ int method_remove_network(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (r < 0)
                 return r;
         if (!network_name_is_valid(name))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid network name '%.64s'.", name);
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid network name '%.64s'.",
+                                         name);
         NetworkOp op = { .name = name };
         r = run_op(m, &op, &rec);
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot remove network '%s': %s", name,
                                          strerror(-r));
         if (rec.error != 0)
-                return sd_bus_error_setf(error, error_name(rec.error), "Cannot remove network '%s': %s", name,
-                                         rec.message);
+                return sd_bus_error_setf(error, error_name(rec.error), "Cannot remove network '%s': %s",
+                                         name, rec.message);
         log_info("Removed network '%s'.", name);
         return sd_bus_reply_method_return(msg, NULL);
 }
@@ -283,7 +286,8 @@ int method_inspect_network(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         if (!network_name_is_valid(name))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid network name '%.64s'.", name);
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid network name '%.64s'.",
+                                         name);
         return reply_document(msg, userdata, name, error);
 }
 

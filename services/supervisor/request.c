@@ -406,7 +406,8 @@ static int validate_network(ContainerRequest *r, char **ret_error) {
                         return json_set_error(ret_error, E2BIG, "field 'dns': more than %u servers",
                                               REQUEST_DNS_MAX);
                 if (!ip_address_is_valid(*d))
-                        return json_set_error(ret_error, EINVAL, "field 'dns': '%.64s' is not an address", *d);
+                        return json_set_error(ret_error, EINVAL, "field 'dns': '%.64s' is not an address",
+                                              *d);
         }
         n = 0;
         STRV_FOREACH(h, r->add_hosts) {

@@ -69,12 +69,13 @@ static void test_network(void) {
         g_assert_cmpstr(r->network, ==, REQUEST_DEFAULT_NETWORK);
         g_assert_false(r->net_none);
 
-        g_assert_cmpint(parse("{\"name\":\"web\",\"owner\":1000," CFG ",\"net\":\"backend\",\"ports\":["
-                              "{\"host_port\":6379,\"container_port\":6379},{\"host_port\":5353,"
-                              "\"container_port\":53,\"protocol\":\"udp\",\"host_ip\":\"::1\"}],"
-                              "\"dns\":[\"192.0.2.53\"],\"add_hosts\":[\"db:192.0.2.7\",\"v6:2001:db8::1\"]}",
-                              &r2, &err),
-                        ==, 0);
+        g_assert_cmpint(
+                parse("{\"name\":\"web\",\"owner\":1000," CFG ",\"net\":\"backend\",\"ports\":["
+                      "{\"host_port\":6379,\"container_port\":6379},{\"host_port\":5353,"
+                      "\"container_port\":53,\"protocol\":\"udp\",\"host_ip\":\"::1\"}],"
+                      "\"dns\":[\"192.0.2.53\"],\"add_hosts\":[\"db:192.0.2.7\",\"v6:2001:db8::1\"]}",
+                      &r2, &err),
+                ==, 0);
         g_assert_cmpstr(r2->network, ==, "backend");
         g_assert_cmpuint(r2->n_ports, ==, 2);
         g_assert_cmpstr(request_port_host_ip(&r2->ports[0]), ==, "127.0.0.1");
@@ -132,7 +133,8 @@ static void test_bad(void) {
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"net\":\"none\",\"ports\":[{\"host_port\":8080,"
                 "\"container_port\":80}]}",
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":0,\"container_port\":80}]}",
-                "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":70000,\"container_port\":80}]}",
+                "{\"name\":\"x\",\"owner\":1," CFG
+                ",\"ports\":[{\"host_port\":70000,\"container_port\":80}]}",
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":80,\"container_port\":80,"
                 "\"protocol\":\"sctp\"}]}",
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":80,\"container_port\":80,"
