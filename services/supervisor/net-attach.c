@@ -474,14 +474,15 @@ static bool container_exists(const char *containers_path, const char *id) {
         return access(p, F_OK) >= 0;
 }
 
-int net_reconcile(const char *runtime_dir, const char *containers_path) {
+int net_reconcile(const char *runtime_dir, const char *containers_path, bool leases) {
         g_autofree char *netns_dir = g_build_filename(runtime_dir, "netns", NULL);
         g_auto(GStrv) names = NULL;
         _cleanup_close_ int lock_fd = network_lock(runtime_dir);
         _cleanup_closedir_ DIR *nd = NULL;
         struct dirent *de;
 
-        (void) network_list(&names);
+        if (leases)
+                (void) network_list(&names);
         for (char **n = names; n && *n; n++) {
                 g_autofree char *dir = g_build_filename(CNI_LEASE_DIR, *n, NULL);
                 _cleanup_closedir_ DIR *d = opendir(dir);

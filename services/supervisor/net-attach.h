@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stdbool.h>
 #include <json-glib/json-glib.h>
 
 #include "request.h"
@@ -36,9 +37,10 @@ int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error);
  * containers' hosts files rewritten. Idempotent. */
 int net_detach(const char *runtime_dir, const char *containers_path, int state_dir_fd, const char *id);
 
-/* Start-up: leases under /var/lib/cni/networks/<berth network>/ and namespace files under netns/ whose
- * container has no state directory any more (a reboot, a removal that crashed) get their DEL. */
-int net_reconcile(const char *runtime_dir, const char *containers_path);
+/* Start-up: leases under /var/lib/cni/networks/<berth network>/ (when leases) and namespace files under
+ * netns/ whose container has no state directory any more (a reboot, a removal that crashed) get their
+ * DEL. The leases are the host's: only the supervisor of the host's runtime directory may judge them. */
+int net_reconcile(const char *runtime_dir, const char *containers_path, bool leases);
 
 /* The attachment as a JSON object for inspect: {network, addresses, ports} (NULL when none). */
 JsonNode *net_attachment_summary(int state_dir_fd);
