@@ -24,6 +24,7 @@
 #include "host-mntns.h"
 #include "json-util.h"
 #include "log.h"
+#include "container-reap.h"
 #include "net-attach.h"
 #include "active-rootfs.h"
 #include "shim-client.h"
@@ -274,6 +275,9 @@ int container_cleanup(Manager *m, const char *id) {
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 /* The rootfs is mounted in the host's namespace: unmount it there. */
                 r = host_mntns_join();
+                /* Processes a dead shim left running would keep the rootfs and cgroup busy. */
+                if (r >= 0)
+                        (void) container_kill_orphans(id);
                 if (r >= 0) {
                         /* The network first: its DEL needs the namespace file and the record. A DEL that
                          * fails does not keep the container: its namespace file and the lease stay,

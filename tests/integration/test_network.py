@@ -213,7 +213,7 @@ def test_port_already_published_is_a_clear_error(image, member, names):
     p = berthctl("run", "-d", "--name", "second", "-p", f"{port}:8080", image, "sleep", "1000")
     assert p.returncode != 0
     assert f"{port}/tcp is already published by container 'first'" in p.stderr
-    assert "second" not in berthctl("ls", "-a").stdout
+    assert "second" not in [c["Name"] for c in json.loads(ok(berthctl("ls", "-a", "--json")).stdout)]
 
 
 def test_port_in_use_on_the_host_is_a_clear_error(image):
