@@ -342,6 +342,18 @@ static JsonObject *plugin_at(const CniNetwork *n, guint i) {
         return json_node_get_object(json_array_get_element(n->plugins, i));
 }
 
+static bool plugin_is_ports_only(JsonObject *plugin) {
+        JsonObject *caps = member_object(plugin, "capabilities");
+        JsonNode *pm = caps ? json_object_get_member(caps, "portMappings") : NULL;
+
+        return pm && JSON_NODE_HOLDS_VALUE(pm) && json_node_get_value_type(pm) == G_TYPE_BOOLEAN &&
+               json_node_get_boolean(pm) && streq_ptr(member_string(plugin, "type"), "portmap");
+}
+
+static bool plugin_skipped(const CniNetwork *n, guint i, const CniRuntime *rt) {
+        return !rt->all_plugins && rt->n_ports == 0 && plugin_is_ports_only(plugin_at(n, i));
+}
+
 static int run_plugin(const CniNetwork *n, guint i, const char *command, const CniRuntime *rt,
                       JsonNode *prev, JsonNode **ret_result, char **ret_error) {
         JsonObject *plugin = plugin_at(n, i);
@@ -382,11 +394,14 @@ int cni_add(const CniNetwork *n, const CniRuntime *rt, JsonNode **ret_result, ch
         for (guint i = 0; i < count; i++) {
                 JsonNode *result = NULL;
 
+                if (plugin_skipped(n, i, rt))
+                        continue;
                 r = run_plugin(n, i, "ADD", rt, prev, &result, ret_error);
                 if (r < 0) {
                         /* Undo what the earlier plugins (and this one, partly) did: DEL is idempotent. */
                         for (guint k = i + 1; k-- > 0;)
-                                (void) run_plugin(n, k, "DEL", rt, prev, NULL, NULL);
+                                if (!plugin_skipped(n, k, rt))
+                                        (void) run_plugin(n, k, "DEL", rt, prev, NULL, NULL);
                         return r;
                 }
                 if (prev)
@@ -402,7 +417,11 @@ int cni_del(const CniNetwork *n, const CniRuntime *rt, JsonNode *prev_result, ch
 
         for (guint i = json_array_get_length(n->plugins); i-- > 0;) {
                 _cleanup_free_ char *msg = NULL;
-                int k = run_plugin(n, i, "DEL", rt, prev_result, NULL, &msg);
+                int k;
+
+                if (plugin_skipped(n, i, rt))
+                        continue;
+                k = run_plugin(n, i, "DEL", rt, prev_result, NULL, &msg);
 
                 if (k < 0) {
                         log_warning("Network '%s', container %s: %s", n->name, rt->container_id, strna(msg));

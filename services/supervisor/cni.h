@@ -43,6 +43,11 @@ typedef struct CniRuntime {
         const char *ifname;
         const RequestPort *ports; /* runtimeConfig.portMappings for plugins that ask for them */
         size_t n_ports;
+        /* Without it, a plugin whose only job is port mappings (capabilities.portMappings, e.g.
+         * portmap) is not run for a container that publishes none, in ADD and in DEL alike: it would
+         * only add and remove iptables chains (~70 ms ADD, ~130 ms DEL here). A DEL that does not know
+         * the ports (the reconciliation of a lease) sets it. */
+        bool all_plugins;
 } CniRuntime;
 
 /* ADD: *ret_result is the last plugin's result. On failure the plugins that succeeded are DEL'd again

@@ -506,7 +506,8 @@ int net_reconcile(const char *runtime_dir, const char *containers_path, bool lea
                         netns = g_build_filename(netns_dir, id, NULL);
                         CniRuntime rt = { .container_id = id,
                                           .netns = stat(netns, &st) >= 0 ? netns : "",
-                                          .ifname = CNI_IFNAME };
+                                          .ifname = CNI_IFNAME,
+                                          .all_plugins = true };
                         log_info("Releasing the network attachment of vanished container %s (%s).", id, *n);
                         if (cni_del(net, &rt, NULL, NULL) >= 0)
                                 (void) netns_remove(netns);
