@@ -151,9 +151,10 @@ static char *network_collision(Subnet s, const char *except) {
         return NULL;
 }
 
+/* Another berth network first: its bridge's route would name it less clearly. */
 static char *collision(Subnet s) {
-        char *c = route_collision(s);
-        return c ?: network_collision(s, NULL);
+        char *c = network_collision(s, NULL);
+        return c ?: route_collision(s);
 }
 
 /* ---- writing ---------------------------------------------------------------------------------------- */
