@@ -235,7 +235,9 @@ def wait_until(pred, what, timeout=60):
 @pytest.fixture(scope="module")
 def detached(machine):
     """t1: a detached container started by root, its init's pid and its systemd scope."""
-    machine.run(["berthctl", "run", "-d", "--name", "t1", IMAGE, "sleep", "1000"])
+    # --net none: the machine shares the host's network namespace (and its berth0), and nspawn keeps
+    # /proc/sys read-only; CNI networking is tested on the host (tests/integration/test_network.py).
+    machine.run(["berthctl", "run", "-d", "--name", "t1", "--net", "none", IMAGE, "sleep", "1000"])
     c = containers(machine)["t1"]
     assert c["Status"] == "running" and c["Pid"] > 0, c
     return {"pid": c["Pid"], "cgroup": cgroup_of(machine, c["Pid"])}
@@ -284,7 +286,7 @@ def test_containers_outlive_a_supervisor_restart_and_stop(machine, detached):
     assert re.search(r"^t1\s.*running", machine.run(["berthctl", "ls"]).stdout, re.M | re.I)
 
     # t2 ends on SIGTERM with status 0: `stop` after a plain stop of the supervisor's unit.
-    machine.run(["berthctl", "run", "-d", "--name", "t2", IMAGE, "sh", "-c",
+    machine.run(["berthctl", "run", "-d", "--name", "t2", "--net", "none", IMAGE, "sh", "-c",
                  "trap 'exit 0' TERM; sleep 1000 & wait"])
     pid2 = containers(machine)["t2"]["Pid"]
     machine.run(["systemctl", "stop", "berth-supervisor.service"])
@@ -315,7 +317,7 @@ def test_member_with_a_logind_session_runs_a_container(machine, users):
 
 
 def test_outsider_is_refused_a_container_with_the_polkit_action_named(machine, users):
-    p = machine.run(["berthctl", "run", "--rm", IMAGE, "true"], user=OUTSIDER, check=False)
+    p = machine.run(["berthctl", "run", "--rm", "--net", "none", IMAGE, "true"], user=OUTSIDER, check=False)
     assert p.returncode != 0
     assert "org.berth.container-run" in p.stderr, p.stderr
 
