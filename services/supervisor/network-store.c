@@ -106,7 +106,7 @@ static char *subnet_to_string(Subnet s) {
 
 /* A host route (from /proc/net/route: no netlink needed to read it) that overlaps s, described; default
  * routes do not count. NULL when none does. */
-static char *route_collision(Subnet s) {
+static char *route_collision(Subnet s, const char *own_bridge) {
         g_autofree char *data = NULL;
         g_auto(GStrv) lines = NULL;
 
@@ -120,7 +120,9 @@ static char *route_collision(Subnet s) {
 
                 if (sscanf(*l, "%31s %x %x %x %u %u %u %x", iface, &dest, &gw, &flags, &refcnt, &use,
                            &metric, &mask) != 8 ||
-                    mask == 0)
+                    mask == 0 || streq_ptr(iface, own_bridge))
+                        /* Default routes, and the route of the bridge this network will use (left by a
+                         * removed network of the same bridge: ours to take over). */
                         continue;
                 r.addr = ntohl(dest);
                 r.prefix = (unsigned) __builtin_popcount(mask);
@@ -152,9 +154,9 @@ static char *network_collision(Subnet s, const char *except) {
 }
 
 /* Another berth network first: its bridge's route would name it less clearly. */
-static char *collision(Subnet s) {
+static char *collision(Subnet s, const char *own_bridge) {
         char *c = network_collision(s, NULL);
-        return c ?: route_collision(s);
+        return c ?: route_collision(s, own_bridge);
 }
 
 /* ---- writing ---------------------------------------------------------------------------------------- */
@@ -247,11 +249,14 @@ int network_create(const char *name, const char *subnet, const char *gateway, Cn
         if (access(path, F_OK) >= 0)
                 return json_set_error(ret_error, EEXIST, "network '%s' exists", name);
 
+        bridge = bridge_name_for(name);
+        if (!bridge)
+                return json_set_error(ret_error, E2BIG, "no free bridge name");
         if (subnet) {
                 if (subnet_parse(subnet, &s) < 0)
                         return json_set_error(ret_error, EINVAL, "'%s' is not an IPv4 subnet a.b.c.d/8..30",
                                               subnet);
-                why = collision(s);
+                why = collision(s, bridge);
                 if (why)
                         return json_set_error(ret_error, EADDRINUSE, "the subnet %s overlaps %s", subnet,
                                               why);
@@ -264,7 +269,7 @@ int network_create(const char *name, const char *subnet, const char *gateway, Cn
                         if (i > 0 && snprintf_ok(cand, "10.89.%u.0/24", i - 1))
                                 (void) subnet_parse(cand, &s);
                         g_free(why);
-                        why = collision(s);
+                        why = collision(s, bridge);
                         found = !why;
                 }
                 if (!found)
@@ -278,9 +283,6 @@ int network_create(const char *name, const char *subnet, const char *gateway, Cn
         if (r < 0)
                 return r;
         sub = subnet_to_string(s);
-        bridge = bridge_name_for(name);
-        if (!bridge)
-                return json_set_error(ret_error, E2BIG, "no free bridge name");
         text = conflist_text(name, bridge, sub, gw);
 
         if (mkdir(network_dir(), 0755) < 0 && errno != EEXIST)
