@@ -34,6 +34,21 @@ typedef struct OpRecord {
         char message[BERTH_ERROR_MESSAGE_MAX];
 } OpRecord;
 
+/* The bridge plugin makes a network's bridge and never removes it; with the network gone, nothing else
+ * uses it. iproute2 does it: berth has no netlink code of its own. */
+static void bridge_delete(const char *bridge) {
+        g_autofree char *sys = g_strdup_printf("/sys/class/net/%s/bridge", bridge);
+        const char *argv[] = { "ip", "link", "delete", bridge, "type", "bridge", NULL };
+        int status;
+
+        if (strlen(bridge) >= 16 || strchr(bridge, '/') || access(sys, F_OK) < 0)
+                return;
+        if (!g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+                          NULL, NULL, NULL, &status, NULL) ||
+            !g_spawn_check_wait_status(status, NULL))
+                log_warning("Failed to delete bridge '%s' of a removed network.", bridge);
+}
+
 static _noreturn_ void op_child(Manager *m, const NetworkOp *op, int fd) {
         g_autofree char *runtime_dir = g_path_get_dirname(m->containers_path);
         _cleanup_free_ char *msg = NULL;
@@ -61,9 +76,15 @@ static _noreturn_ void op_child(Manager *m, const NetworkOp *op, int fd) {
                         msg = g_strdup_printf("network '%s' is in use by %d container%s", op->name, users,
                                               users == 1 ? "" : "s");
                 } else {
+                        _cleanup_(cni_network_freep) CniNetwork *net = NULL;
+                        _cleanup_free_ char *ignored = NULL;
+
+                        (void) network_load(op->name, false, &net, &ignored);
                         r = network_remove(op->name);
                         if (r == -ENOENT)
                                 msg = g_strdup_printf("no network '%s'", op->name);
+                        if (r >= 0 && net && net->bridge)
+                                bridge_delete(net->bridge);
                 }
         }
         rec.error = r < 0 ? -r : 0;
