@@ -262,6 +262,8 @@ def test_network_create_ls_inspect_rm(image, member, names):
         doc = json.loads(ok(berthctl("network", "inspect", "nettest1", user=member)).stdout)[0]
         assert doc["plugins"] == ["bridge", "portmap", "firewall", "tuning"]
         assert [c["name"] for c in doc["containers"]] == ["on-net"]
+        bridge = doc["bridge"]
+        assert Path(f"/sys/class/net/{bridge}/bridge").exists()
         p = berthctl("network", "rm", "nettest1")
         assert p.returncode != 0 and "in use" in p.stderr
         ok(berthctl("rm", "-f", "on-net", user=member))
@@ -269,6 +271,7 @@ def test_network_create_ls_inspect_rm(image, member, names):
         berthctl("rm", "-f", "on-net")
         ok(berthctl("network", "rm", "nettest1"))
     assert not (NET_D / "nettest1.conflist").exists()
+    assert not Path(f"/sys/class/net/{bridge}").exists()
 
 
 def test_network_management_is_admin_only(member):
