@@ -22,6 +22,7 @@ static const Command commands[] = {
         { "containers", "Containers, ctr-style (ls, create, start, stop, rm, inspect, logs)", NULL,
           containers_verbs },
         { "tasks", "Running containers, ctr-style (ls, kill)", NULL, tasks_verbs },
+        { "network", "Container networks (create, ls, inspect, rm)", NULL, network_verbs },
 };
 
 static void help(void) {

@@ -57,6 +57,7 @@ int images_verb_import(int argc, char *argv[]); /* cmd-images-archive.c */
 int images_verb_export(int argc, char *argv[]);
 extern const Verb content_verbs[];   /* cmd-content.c */
 extern const Verb snapshots_verbs[]; /* cmd-snapshots.c */
+extern const Verb network_verbs[];   /* cmd-network.c */
 /* cmd-images-mount.c: images mount / unmount / usage */
 int images_verb_mount(int argc, char *argv[]);
 int images_verb_unmount(int argc, char *argv[]);

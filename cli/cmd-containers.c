@@ -552,6 +552,9 @@ static int inspect_one(sd_bus *bus, const char *path, const char *name, void *us
         copy_member(b, o, "cpu_quota_milli", "CpuQuotaMilli");
         copy_member(b, o, "pids_limit", "PidsLimit");
         json_builder_end_object(b);
+        /* Addresses and published ports, from the supervisor's record of the attachment. */
+        json_builder_set_member_name(b, "NetworkSettings");
+        json_builder_add_value(b, container_network_json(bus, path));
         json_builder_end_object(b);
         root = json_builder_get_root(b);
         json_builder_add_value(all, json_node_copy(root));

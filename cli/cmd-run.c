@@ -25,7 +25,11 @@ typedef struct RunOptions {
         GPtrArray *env; /* char* (owned) */
         const char *workdir, *user, *entrypoint, *hostname;
         bool entrypoint_set;
-        bool read_only, privileged, seccomp_unconfined, net_host;
+        bool read_only, privileged, seccomp_unconfined;
+        const char *net;      /* NULL: the default network */
+        GPtrArray *ports;     /* JsonNode* objects (owned) */
+        GPtrArray *dns;       /* borrowed argv strings */
+        GPtrArray *add_hosts; /* borrowed argv strings */
         uint64_t memory, cpu_quota_milli, pids_limit;
         const char *restart;           /* --restart, checked by the broker */
         uint64_t log_max_size;         /* --log-max-size */
@@ -47,6 +51,12 @@ static void run_options_done(RunOptions *o) {
                 g_ptr_array_unref(o->cap_add);
         if (o->cap_drop)
                 g_ptr_array_unref(o->cap_drop);
+        if (o->ports)
+                g_ptr_array_unref(o->ports);
+        if (o->dns)
+                g_ptr_array_unref(o->dns);
+        if (o->add_hosts)
+                g_ptr_array_unref(o->add_hosts);
         for (unsigned i = 0; i < o->n_mounts; i++) {
                 safe_close(o->mount_fds[i]);
                 free(o->mount_dst[i]);
@@ -177,6 +187,64 @@ static int add_mount(RunOptions *o, const char *spec) {
         return 0;
 }
 
+/* -p [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]; an IPv6 address goes in brackets: [::1]:8080:80. */
+static int add_port(RunOptions *o, const char *verb, const char *spec) {
+        g_autofree char *copy = g_strdup(spec);
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        const char *proto = "tcp", *ip = "";
+        char *slash = strrchr(copy, '/'), *rest = copy, *colon, *end;
+        unsigned long host, cont;
+
+        if (slash) {
+                *slash = 0;
+                proto = slash + 1;
+        }
+        if (rest[0] == '[') {
+                char *close = strchr(rest, ']');
+                if (!close || close[1] != ':')
+                        goto bad;
+                *close = 0;
+                ip = rest + 1;
+                rest = close + 2;
+        } else if (strchr(rest, ':') != strrchr(rest, ':')) {
+                colon = strchr(rest, ':');
+                *colon = 0;
+                ip = rest;
+                rest = colon + 1;
+        }
+        colon = strchr(rest, ':');
+        if (!colon)
+                goto bad;
+        *colon = 0;
+        errno = 0;
+        host = strtoul(rest, &end, 10);
+        if (errno || *end || end == rest || host == 0 || host > 65535)
+                goto bad;
+        cont = strtoul(colon + 1, &end, 10);
+        if (errno || *end || end == colon + 1 || cont == 0 || cont > 65535)
+                goto bad;
+        if (!streq(proto, "tcp") && !streq(proto, "udp"))
+                goto bad;
+        json_builder_begin_object(b);
+        if (*ip) {
+                json_builder_set_member_name(b, "host_ip");
+                json_builder_add_string_value(b, ip);
+        }
+        json_builder_set_member_name(b, "host_port");
+        json_builder_add_int_value(b, (gint64) host);
+        json_builder_set_member_name(b, "container_port");
+        json_builder_add_int_value(b, (gint64) cont);
+        json_builder_set_member_name(b, "protocol");
+        json_builder_add_string_value(b, proto);
+        json_builder_end_object(b);
+        g_ptr_array_add(o->ports, json_builder_get_root(b));
+        return 0;
+bad:
+        fprintf(stderr, "berthctl: %s: invalid -p '%s' (expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp])\n",
+                verb, spec);
+        return -EINVAL;
+}
+
 static void help(const char *verb) {
         printf("berthctl %s [OPTIONS] IMAGE [COMMAND [ARG...]]\n\n"
                "%s a container from IMAGE (options go before IMAGE, as with docker and podman).\n\n"
@@ -199,8 +267,13 @@ static void help(const char *verb) {
                "     --cap-drop CAP      Drop a capability\n"
                "     --privileged        All capabilities, no seccomp (privileged)\n"
                "     --security-opt seccomp=unconfined  No seccomp filter (privileged)\n"
-               "     --net none|host     Network: own namespace with loopback (default) or the host's "
-               "(privileged)\n"
+               "     --net NETWORK       bridge (default: the default network), none (loopback only),\n"
+               "                         host (the host's, privileged) or a network from 'network ls'\n"
+               "  -p --publish [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]\n"
+               "                         Publish a port (on 127.0.0.1 unless IP is given; a port below\n"
+               "                         1024 or another address is privileged)\n"
+               "     --dns IP            Name server for the container's /etc/resolv.conf\n"
+               "     --add-host NAME:IP  Extra line for the container's /etc/hosts\n"
                "     --mount type=bind,src=PATH,dst=PATH[,ro]  Bind a host path (privileged)\n"
                "     --health-cmd CMD    Health check run with /bin/sh -c in the container\n"
                "     --health-interval T --health-timeout T --health-start-period T  (30s, 500ms, 1m)\n"
@@ -232,6 +305,8 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                 ARG_MOUNT,
                 ARG_RESTART,
                 ARG_LOG_MAX,
+                ARG_DNS,
+                ARG_ADD_HOST,
         };
         static const struct option options[] = { { "help", no_argument, NULL, 'h' },
                                                  { "name", required_argument, NULL, ARG_NAME },
@@ -260,6 +335,9 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                                                  RUN_HEALTH_OPTIONS,
                                                  { "restart", required_argument, NULL, ARG_RESTART },
                                                  { "log-max-size", required_argument, NULL, ARG_LOG_MAX },
+                                                 { "publish", required_argument, NULL, 'p' },
+                                                 { "dns", required_argument, NULL, ARG_DNS },
+                                                 { "add-host", required_argument, NULL, ARG_ADD_HOST },
                                                  {} };
         int c, r;
         char *end;
@@ -268,9 +346,12 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
         o->env = g_ptr_array_new_with_free_func(g_free);
         o->cap_add = g_ptr_array_new();
         o->cap_drop = g_ptr_array_new();
+        o->ports = g_ptr_array_new_with_free_func((GDestroyNotify) json_node_unref);
+        o->dns = g_ptr_array_new();
+        o->add_hosts = g_ptr_array_new();
         optind = 0;
         /* "+": options stop at IMAGE; what follows is the container's command. */
-        while ((c = getopt_long(argc, argv, "+hdtie:w:u:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+hdtie:w:u:p:", options, NULL)) >= 0) {
                 r = run_health_option(&o->health, c, optarg);
                 if (r < 0)
                         return r;
@@ -367,15 +448,19 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                         }
                         break;
                 case ARG_NET:
-                        if (streq(optarg, "host"))
-                                o->net_host = true;
-                        else if (streq(optarg, "none"))
-                                o->net_host = false;
-                        else {
-                                fprintf(stderr, "berthctl: %s: unsupported --net '%s' (none or host)\n",
-                                        verb, optarg);
-                                return -EINVAL;
-                        }
+                        /* The supervisor's request parser checks the name. */
+                        o->net = optarg;
+                        break;
+                case 'p':
+                        r = add_port(o, verb, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_DNS:
+                        g_ptr_array_add(o->dns, optarg);
+                        break;
+                case ARG_ADD_HOST:
+                        g_ptr_array_add(o->add_hosts, optarg);
                         break;
                 case ARG_MOUNT:
                         r = add_mount(o, optarg);
@@ -464,10 +549,18 @@ static char *options_json(const RunOptions *o, bool detach) {
                 json_builder_set_member_name(b, "seccomp");
                 json_builder_add_string_value(b, "unconfined");
         }
-        if (o->net_host) {
-                json_builder_set_member_name(b, "net");
-                json_builder_add_string_value(b, "host");
+        STR("net", o->net);
+        if (o->ports->len > 0) {
+                json_builder_set_member_name(b, "ports");
+                json_builder_begin_array(b);
+                for (unsigned i = 0; i < o->ports->len; i++)
+                        json_builder_add_value(b, json_node_copy(o->ports->pdata[i]));
+                json_builder_end_array(b);
         }
+        if (o->dns->len > 0)
+                add_strv(b, "dns", (char **) o->dns->pdata, (int) o->dns->len);
+        if (o->add_hosts->len > 0)
+                add_strv(b, "add_hosts", (char **) o->add_hosts->pdata, (int) o->add_hosts->len);
 #undef STR
 #undef BOOL
 #undef NUM

@@ -33,3 +33,7 @@ int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool 
 
 /* A Wait call (no timeout) sent asynchronously; the callback gets (exit_code, reason). */
 int container_wait_async(sd_bus *bus, const char *path, sd_bus_message_handler_t cb, void *userdata);
+
+/* cmd-network.c: Container.GetNetwork as JSON ({network, addresses, ports}, {} or null). */
+#include <json-glib/json-glib.h>
+JsonNode *container_network_json(sd_bus *bus, const char *path);

@@ -37,6 +37,7 @@
 #define BERTH_ACTION_REGISTRY_LOGIN "org.berth.registry-login"
 #define BERTH_ACTION_MAINTENANCE "org.berth.maintenance"
 #define BERTH_ACTION_IMAGE_MOUNT "org.berth.image-mount"
+#define BERTH_ACTION_NETWORK_MANAGE "org.berth.network-manage"
 /* Read-only queries (GetInfo, listing what the caller may see). */
 #define BERTH_ACTION_INFO "org.berth.info"
 

@@ -3,6 +3,7 @@
 #include "container-life.h"
 #include "events.h"
 #include "broker.h"
+#include "broker-networks.h"
 
 /* The public API: org.berth.Broker1.Manager at /org/berth/Broker1 (docs/ and dbus/ describe it; a
  * published signature never changes). Each method's handler lives with its concern (broker.h lists
@@ -84,5 +85,15 @@ const sd_bus_vtable broker_manager_vtable[] = {
                                  SD_BUS_PARAM(time) SD_BUS_PARAM(type) SD_BUS_PARAM(action) SD_BUS_PARAM(id)
                                          SD_BUS_PARAM(name) SD_BUS_PARAM(owner) SD_BUS_PARAM(attributes),
                                  0),
+        SD_BUS_METHOD_WITH_NAMES("CreateNetwork", "ssst",
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(subnet) SD_BUS_PARAM(gateway)
+                                         SD_BUS_PARAM(flags),
+                                 "s", SD_BUS_PARAM(json), method_create_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveNetwork", "st", SD_BUS_PARAM(name) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_remove_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListNetworks", "t", SD_BUS_PARAM(flags), "a(ssssu)",
+                                 SD_BUS_PARAM(networks), method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("InspectNetwork", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(json),
+                                 method_inspect_network, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

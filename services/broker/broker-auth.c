@@ -115,6 +115,16 @@ static const struct {
          * method_subscribe_events. Delivered as unicast signals, never broadcast (events.h). */
         { "SubscribeEvents", BERTH_ACTION_INFO },
         { "UnsubscribeEvents", BERTH_ACTION_INFO },
+        /* SECURITY: a container's addresses and published ports; its owner's (or an admin's) to see. */
+        { "GetNetwork", BERTH_ACTION_CONTAINER_MANAGE },
+        /* SECURITY: networks change the host's bridges, routes, NAT and the subnets every container of
+         * the host shares (a subnet over a route of the host's would cut it off a network): admin-only.
+         * Listing and inspecting them is read-only and shows no container another user could not see
+         * by name already (addresses of the host's bridges). */
+        { "CreateNetwork", BERTH_ACTION_NETWORK_MANAGE },
+        { "RemoveNetwork", BERTH_ACTION_NETWORK_MANAGE },
+        { "ListNetworks", BERTH_ACTION_INFO },
+        { "InspectNetwork", BERTH_ACTION_INFO },
 };
 
 const char *broker_action_for_method(const char *member) {

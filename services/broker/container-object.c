@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "broker-containers.h"
+#include "broker-networks.h"
 #include "bus-error.h"
 #include "bus-names.h"
 #include "bus-util.h"
@@ -315,6 +316,14 @@ CONTAINER_METHOD(method_exec, container_exec_body)
 CONTAINER_METHOD(method_attach, container_attach_body)
 CONTAINER_METHOD(method_top, container_top_body)
 
+static int get_network_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
+        uint64_t flags;
+        int r = read_args(m, 0, &flags, error, NULL);
+
+        return r < 0 ? r : broker_container_network(manager, m, c->id);
+}
+CONTAINER_METHOD(method_get_network, get_network_body)
+
 /* ---- properties ------------------------------------------------------------------------------------ */
 
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -448,6 +457,8 @@ const sd_bus_vtable broker_container_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("OpenLogStreams", "t", SD_BUS_PARAM(flags), "ahah",
                                  SD_BUS_PARAM(files) SD_BUS_PARAM(follow), method_container_open_log_streams,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetNetwork", "t", SD_BUS_PARAM(flags), "s", SD_BUS_PARAM(json),
+                                 method_get_network, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

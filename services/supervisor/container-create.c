@@ -9,7 +9,8 @@
  *   fork ─────────────────────────────────────► 1. join the host mount namespace
  *                                              2. bind shim.sock (so a restart sees it)
  *                                              3. active snapshot + overlay on rootfs/
- *                                              4. resolve the user in the image, build config.json
+ *                                              4. resolve the user in the image; network: netns,
+ *                                                 CNI ADD, /etc files (net-attach.c); build config.json
  *                                              5. engine_create(): init cloned, waits to start
  *   ◄──────────────────── record (error | init pid [+ pty master]) ─ 6.
  *                                              7. execve(berth-shim) ── 'R' when it listens
@@ -45,6 +46,7 @@ extern char **environ;
 #include "image-config.h"
 #include "json-util.h"
 #include "log.h"
+#include "net-attach.h"
 #include "request.h"
 #include "active-rootfs.h"
 #include "shim-protocol.h"
@@ -122,6 +124,10 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         g_autofree char *state_path = g_strdup_printf("%s/%s", m->containers_path, a->id);
         g_autofree char *rootfs_path = g_strdup_printf("%s/rootfs", state_path);
         g_autofree char *cgroup_path = NULL;
+        g_autofree char *runtime_dir = g_path_get_dirname(m->containers_path);
+        g_autofree char *hostname =
+                isempty(a->request->hostname) ? g_strndup(a->id, 12) : g_strdup(a->request->hostname);
+        g_autofree char *netns_path = NULL;
         g_autofree char *msg = NULL;
         g_autoptr(JsonNode) spec = NULL;
         EngineContainer ec = { .init_pid = 0, .start_fd = -1, .exec_err_fd = -1, .pty_master = -1 };
@@ -169,6 +175,7 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
 
 #define FAIL(error, ...)                                                                                    \
         do {                                                                                                \
+                (void) net_detach(runtime_dir, m->containers_path, dir_fd, a->id);                          \
                 (void) active_rootfs_remove(m->snapshots_path, a->id, rootfs_path);                         \
                 (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);                                               \
                 creator_fail(sock, error, __VA_ARGS__);                                                     \
@@ -189,6 +196,20 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         } else
                 cgroup_path = cgroup_path_for(a->id);
 
+        if (a->request->network) {
+                NetAttachArgs na = {
+                        .runtime_dir = runtime_dir,
+                        .containers_path = m->containers_path,
+                        .state_dir_fd = dir_fd,
+                        .id = a->id,
+                        .hostname = hostname,
+                        .request = a->request,
+                };
+                r = net_attach(&na, &netns_path, &msg);
+                if (r < 0)
+                        FAIL(-r, "%s", strna(msg));
+        }
+
         SpecInput in = {
                 .id = a->id,
                 .rootfs_path = rootfs_path,
@@ -197,6 +218,8 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
                 .image = a->image.config,
                 .user = &user,
                 .mount_fds = a->mount_fds,
+                .netns_path = netns_path,
+                .etc_dir = netns_path ? state_path : NULL,
         };
         r = spec_build(&in, &spec, &msg);
         if (r < 0)
@@ -342,6 +365,10 @@ static int create_error_reply(sd_bus_message *msg, int error, const char *messag
                 break;
         case EBADMSG:
                 name = BERTH_ERROR_BAD_CONTENT;
+                break;
+        case EADDRINUSE:
+        case EEXIST:
+                name = BERTH_ERROR_EXISTS;
                 break;
         default:
                 name = BERTH_ERROR_IO;

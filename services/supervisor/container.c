@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "config.h"
 #include "fs-at.h"
 #include "bus-names.h"
 #include "container.h"
@@ -25,6 +26,8 @@
 #include "json-util.h"
 #include "health.h"
 #include "log.h"
+#include "container-reap.h"
+#include "net-attach.h"
 #include "active-rootfs.h"
 #include "shim-client.h"
 #include "user-resolve.h"
@@ -278,6 +281,20 @@ int container_cleanup(Manager *m, const char *id) {
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 /* The rootfs is mounted in the host's namespace: unmount it there. */
                 r = host_mntns_join();
+                /* Processes a dead shim left running would keep the rootfs and cgroup busy. */
+                if (r >= 0)
+                        (void) container_kill_orphans(id);
+                if (r >= 0) {
+                        /* The network first: its DEL needs the namespace file and the record. A DEL that
+                         * fails does not keep the container: its namespace file and the lease stay,
+                         * and the next start's net_reconcile() tries again. */
+                        g_autofree char *runtime_dir = g_path_get_dirname(m->containers_path);
+                        _cleanup_close_ int state_fd = openat(
+                                m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (state_fd >= 0 && net_detach(runtime_dir, m->containers_path, state_fd, id) < 0)
+                                log_warning("Container %s: network DEL failed; retried at the next start.",
+                                            id);
+                }
                 if (r >= 0)
                         r = active_rootfs_remove(m->snapshots_path, id, rootfs);
                 if (r >= 0) {
@@ -476,6 +493,27 @@ static void adopt_one(Manager *m, const char *id) {
                 restart_on_stopped(c, true);
 }
 
+static void reconcile_networks(Manager *m) {
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return;
+        if (pid == 0) {
+                g_autofree char *runtime_dir = g_path_get_dirname(m->containers_path);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                /* The plugins must see the host's /run/berth/netns, /var/lib/cni and /proc/sys. */
+                if (host_mntns_join() < 0)
+                        _exit(1);
+                /* A supervisor on another runtime directory (a test's) must not judge the host's
+                 * leases: their containers are not in its directory. */
+                (void) net_reconcile(runtime_dir, m->containers_path, streq(runtime_dir, BERTH_RUNTIMEDIR));
+                _exit(0);
+        }
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+}
+
 int manager_adopt_containers(Manager *m) {
         struct dirent *de;
         DIR *d;
@@ -507,5 +545,8 @@ int manager_adopt_containers(Manager *m) {
                         }
                 closedir(d);
         }
+
+        /* Network attachments whose container is gone (a reboot, a crash during removal). */
+        reconcile_networks(m);
         return 0;
 }

@@ -2,6 +2,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <glib.h>
 #include <stdio.h>
@@ -36,6 +37,14 @@ ContainerRequest *container_request_free(ContainerRequest *r) {
                 free(r->mounts[i].destination);
         free(r->mounts);
         free(r->restart);
+        free(r->network);
+        for (size_t i = 0; i < r->n_ports; i++) {
+                free(r->ports[i].host_ip);
+                free(r->ports[i].protocol);
+        }
+        free(r->ports);
+        strv_freep_(&r->dns);
+        strv_freep_(&r->add_hosts);
         free(r);
         return NULL;
 }
@@ -158,8 +167,100 @@ static int dispatch_seccomp(JsonNode *node, void *target, void *userdata, char *
         return dispatch_choice(node, target, "default", "unconfined", ret_error);
 }
 
+static int check_known(JsonObject *o, const JsonField table[], char **ret_error);
+
+bool network_name_is_valid(const char *n) {
+        /* CNI's rule for network names; they also name files under /etc/berth/net.d/. */
+        return n && strlen(n) <= REQUEST_NETWORK_NAME_MAX && container_name_is_valid(n);
+}
+
+bool ip_address_is_valid(const char *s) {
+        unsigned char buf[sizeof(struct in6_addr)];
+
+        return s && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
+}
+
+const char *request_port_host_ip(const RequestPort *p) {
+        return isempty(p->host_ip) ? "127.0.0.1" : p->host_ip;
+}
+
 static int dispatch_net(JsonNode *node, void *target, void *userdata, char **ret_error) {
-        return dispatch_choice(node, target, "none", "host", ret_error);
+        ContainerRequest *req = userdata;
+        const char *s = JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING
+                                ? json_node_get_string(node)
+                                : NULL;
+
+        if (!s)
+                return json_set_error(ret_error, EBADMSG, "must be a string");
+        req->net_host = streq(s, "host");
+        req->net_none = streq(s, "none");
+        free(req->network);
+        req->network = NULL;
+        if (req->net_host || req->net_none)
+                return 0;
+        if (!network_name_is_valid(s))
+                return json_set_error(ret_error, EINVAL, "must be none, host, bridge or a network name");
+        req->network = strdup(s);
+        return req->network ? 0 : -ENOMEM;
+}
+
+static int dispatch_ports(JsonNode *node, void *target, void *userdata, char **ret_error) {
+        ContainerRequest *req = userdata;
+        static const JsonField port_table[] = {
+                { "host_ip", JSON_FIELD_STRING, offsetof(RequestPort, host_ip), 0 },
+                { "host_port", JSON_FIELD_UINT64, offsetof(RequestPort, host_port), JSON_MANDATORY },
+                { "container_port", JSON_FIELD_UINT64, offsetof(RequestPort, container_port),
+                  JSON_MANDATORY },
+                { "protocol", JSON_FIELD_STRING, offsetof(RequestPort, protocol), 0 },
+                {},
+        };
+        JsonArray *a;
+        guint n;
+        int r;
+
+        if (!JSON_NODE_HOLDS_ARRAY(node))
+                return json_set_error(ret_error, EBADMSG, "must be an array");
+        a = json_node_get_array(node);
+        n = json_array_get_length(a);
+        if (n > REQUEST_PORTS_MAX)
+                return json_set_error(ret_error, E2BIG, "more than %u ports", REQUEST_PORTS_MAX);
+        req->ports = calloc(n ? n : 1, sizeof(RequestPort));
+        if (!req->ports)
+                return -ENOMEM;
+        for (guint i = 0; i < n; i++) {
+                JsonNode *e = json_array_get_element(a, i);
+                RequestPort *p = &req->ports[i];
+
+                req->n_ports = i + 1;
+                if (!JSON_NODE_HOLDS_OBJECT(e))
+                        return json_set_error(ret_error, EBADMSG, "entry %u must be an object", i);
+                r = check_known(json_node_get_object(e), port_table, ret_error);
+                if (r >= 0)
+                        r = json_dispatch(json_node_get_object(e), port_table, p, NULL, ret_error);
+                if (r < 0)
+                        return json_prefix_error(ret_error, "entry %u", i), r;
+                if (!p->protocol)
+                        p->protocol = strdup("tcp");
+                if (!p->host_ip)
+                        p->host_ip = strdup("");
+                if (!p->protocol || !p->host_ip)
+                        return -ENOMEM;
+                if (!streq(p->protocol, "tcp") && !streq(p->protocol, "udp"))
+                        return json_set_error(ret_error, EINVAL, "entry %u: protocol must be tcp or udp", i);
+                if (p->host_port < 1 || p->host_port > 65535 || p->container_port < 1 ||
+                    p->container_port > 65535)
+                        return json_set_error(ret_error, ERANGE, "entry %u: ports must be 1..65535", i);
+                if (!isempty(p->host_ip) && !ip_address_is_valid(p->host_ip))
+                        return json_set_error(ret_error, EINVAL, "entry %u: invalid host address", i);
+                for (guint k = 0; k < i; k++)
+                        if (req->ports[k].host_port == p->host_port &&
+                            streq(req->ports[k].protocol, p->protocol))
+                                return json_set_error(ret_error, EINVAL,
+                                                      "entry %u: host port %" G_GUINT64_FORMAT
+                                                      "/%s is published twice",
+                                                      i, p->host_port, p->protocol);
+        }
+        return 0;
 }
 
 /* Refuse members the table does not name: the broker and we must agree on every field, and a field we
@@ -262,6 +363,9 @@ static const JsonField request_table[] = {
           health_config_dispatch },
         { "restart", JSON_FIELD_STRING, offsetof(ContainerRequest, restart), 0 },
         { "log_max_size", JSON_FIELD_UINT64, offsetof(ContainerRequest, log_max_size), 0 },
+        { "ports", JSON_FIELD_CUSTOM, 0, 0, dispatch_ports },
+        { "dns", JSON_FIELD_STRV, offsetof(ContainerRequest, dns), 0 },
+        { "add_hosts", JSON_FIELD_STRV, offsetof(ContainerRequest, add_hosts), 0 },
         {},
 };
 
@@ -310,6 +414,43 @@ static int check_args(const ContainerRequest *r, size_t *bytes, char **ret_error
         }
         if (n > REQUEST_ARGS_MAX)
                 return json_set_error(ret_error, E2BIG, "more than %u arguments", REQUEST_ARGS_MAX);
+        return 0;
+}
+
+static int validate_network(ContainerRequest *r, char **ret_error) {
+        size_t n = 0;
+
+        /* No "net" at all: the default network, as podman and nerdctl do. */
+        if (!r->net_host && !r->net_none && !r->network) {
+                r->network = strdup(REQUEST_DEFAULT_NETWORK);
+                if (!r->network)
+                        return -ENOMEM;
+        }
+        if (!r->network && (r->n_ports > 0 || r->dns || r->add_hosts))
+                return json_set_error(ret_error, EINVAL,
+                                      "ports, dns and add_hosts need a network (not --net none or host)");
+        STRV_FOREACH(d, r->dns) {
+                if (++n > REQUEST_DNS_MAX)
+                        return json_set_error(ret_error, E2BIG, "field 'dns': more than %u servers",
+                                              REQUEST_DNS_MAX);
+                if (!ip_address_is_valid(*d))
+                        return json_set_error(ret_error, EINVAL, "field 'dns': '%.64s' is not an address",
+                                              *d);
+        }
+        n = 0;
+        STRV_FOREACH(h, r->add_hosts) {
+                const char *colon = strchr(*h, ':');
+                g_autofree char *name = colon ? g_strndup(*h, (gsize) (colon - *h)) : NULL;
+
+                if (++n > REQUEST_ADD_HOSTS_MAX)
+                        return json_set_error(ret_error, E2BIG, "field 'add_hosts': more than %u entries",
+                                              REQUEST_ADD_HOSTS_MAX);
+                /* SECURITY: both halves are checked here: they become lines of the container's
+                 * /etc/hosts, so no whitespace or control byte may slip in. */
+                if (!name || !hostname_is_valid(name) || !ip_address_is_valid(colon + 1))
+                        return json_set_error(ret_error, EINVAL,
+                                              "field 'add_hosts': '%.128s' is not NAME:ADDRESS", *h);
+        }
         return 0;
 }
 
@@ -364,7 +505,7 @@ static int validate(ContainerRequest *r, char **ret_error) {
         k = validate_life_options(r, ret_error);
         if (k < 0)
                 return k;
-        return 0;
+        return validate_network(r, ret_error);
 }
 
 int container_request_parse(const char *data, size_t size, ContainerRequest **ret, char **ret_error) {
@@ -406,6 +547,19 @@ bool container_request_is_privileged(const ContainerRequest *r, char **ret_what)
                 g_string_append(what, "net=host, ");
         if (r->n_mounts > 0)
                 g_string_append(what, "bind mounts, ");
+        /* SECURITY: a port below 1024 is one only root may bind on the host, and an address other than
+         * loopback opens the container to the network: both are the host's to give. */
+        for (size_t i = 0; i < r->n_ports; i++) {
+                const char *ip = request_port_host_ip(&r->ports[i]);
+                if (r->ports[i].host_port < 1024) {
+                        g_string_append(what, "host port below 1024, ");
+                        break;
+                }
+                if (!g_str_has_prefix(ip, "127.") && !streq(ip, "::1")) {
+                        g_string_append(what, "port on a non-loopback address, ");
+                        break;
+                }
+        }
         /* cap_drop only takes away: not privileged. */
         if (what->len == 0) {
                 if (ret_what)

@@ -35,6 +35,20 @@ typedef struct RequestMount {
         bool readonly;
 } RequestMount;
 
+/* Networking (issue 10). */
+#define REQUEST_PORTS_MAX 64U
+#define REQUEST_DNS_MAX 8U
+#define REQUEST_ADD_HOSTS_MAX 64U
+#define REQUEST_NETWORK_NAME_MAX 64U
+#define REQUEST_DEFAULT_NETWORK "bridge"
+
+typedef struct RequestPort {
+        char *host_ip; /* "" = 127.0.0.1 (berth publishes on loopback unless told otherwise) */
+        uint64_t host_port;
+        uint64_t container_port;
+        char *protocol; /* "tcp" or "udp" */
+} RequestPort;
+
 typedef struct ContainerRequest {
         char *name;
         uint64_t owner;
@@ -57,6 +71,14 @@ typedef struct ContainerRequest {
         struct HealthConfig *health; /* "health" (health-config.h), NULL = the image's */
         char *restart;         /* restart-parse.h; NULL = "no" */
         uint64_t log_max_size; /* bytes before the log rotates; 0 = SHIM_LOG_SIZE_DEFAULT */
+        /* "net": "none" → net_none, "host" → net_host, anything else (default "bridge") is the name of a
+         * CNI network in network (NULL for none and host). */
+        bool net_none;
+        char *network;
+        RequestPort *ports;
+        size_t n_ports;
+        char **dns;       /* name server addresses */
+        char **add_hosts; /* "name:address" */
 } ContainerRequest;
 
 /* Parse and validate. -EBADMSG/-EFBIG/-EINVAL/-ERANGE plus a malloc'd message naming the field. */
@@ -66,6 +88,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerRequest *, container_request_free);
 
 /* Whether any option needs org.berth.container-privileged; *ret_what names them for the message. */
 bool container_request_is_privileged(const ContainerRequest *r, char **ret_what);
+
+/* A CNI network name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most REQUEST_NETWORK_NAME_MAX bytes. */
+bool network_name_is_valid(const char *n);
+/* An IPv4 or IPv6 address in text form. */
+bool ip_address_is_valid(const char *s);
+/* The host address a published port binds to ("" = 127.0.0.1). */
+const char *request_port_host_ip(const RequestPort *p);
 
 /* Shared checks (also used for the image config's values). */
 bool env_entry_is_valid(const char *e);

@@ -343,6 +343,17 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
                                   ? (const char *const[]){ "rbind", "ro", "nosuid", "nodev", NULL }
                                   : (const char *const[]){ "rbind", "nosuid", "nodev", NULL });
         }
+        if (in->etc_dir) {
+                /* SECURITY: read-only, so that the container cannot grow files in the host's /run or
+                 * rewrite what the supervisor writes there for the network's other containers. */
+                static const char *const etc[] = { "resolv.conf", "hosts", "hostname" };
+                for (size_t i = 0; i < ELEMENTSOF(etc); i++) {
+                        g_autofree char *src = g_strdup_printf("%s/%s", in->etc_dir, etc[i]);
+                        g_autofree char *dst = g_strdup_printf("/etc/%s", etc[i]);
+                        add_mount(b, dst, "bind", src,
+                                  (const char *const[]){ "bind", "ro", "nosuid", "nodev", "noexec", NULL });
+                }
+        }
         json_builder_end_array(b);
 
         json_builder_set_member_name(b, "annotations");
@@ -369,6 +380,10 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
                 json_builder_begin_object(b);
                 json_builder_set_member_name(b, "type");
                 json_builder_add_string_value(b, ns[i]);
+                if (streq(ns[i], "network") && in->netns_path) {
+                        json_builder_set_member_name(b, "path");
+                        json_builder_add_string_value(b, in->netns_path);
+                }
                 json_builder_end_object(b);
         }
         json_builder_end_array(b);

@@ -27,6 +27,10 @@ typedef struct SpecInput {
         const OciImageConfig *image;
         const UserIds *user;
         const int *mount_fds; /* fd numbers of the bind sources in the creating process, one per mount */
+        /* A CNI network (net-attach.c): the namespace file the init joins, and the directory holding
+         * the container's resolv.conf, hosts and hostname. NULL for --net none and host. */
+        const char *netns_path;
+        const char *etc_dir;
 } SpecInput;
 
 int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error);

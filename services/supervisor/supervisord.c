@@ -15,6 +15,7 @@
 #include "exec.h"
 #include "image-mount.h"
 #include "log.h"
+#include "networks-bus.h"
 
 static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *manager = userdata;
@@ -152,6 +153,18 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("OpenLogStreams", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "ahah",
                                  SD_BUS_PARAM(files) SD_BUS_PARAM(follow), method_open_log_streams,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CreateNetwork", "ssst",
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(subnet) SD_BUS_PARAM(gateway)
+                                         SD_BUS_PARAM(flags),
+                                 "s", SD_BUS_PARAM(json), method_create_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveNetwork", "st", SD_BUS_PARAM(name) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_remove_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListNetworks", "t", SD_BUS_PARAM(flags), "a(ssssu)",
+                                 SD_BUS_PARAM(networks), method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("InspectNetwork", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(json),
+                                 method_inspect_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetContainerNetwork", "s", SD_BUS_PARAM(id), "s", SD_BUS_PARAM(json),
+                                 method_get_container_network, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES(
                 "ContainerChanged", "ssis",
                 SD_BUS_PARAM(id) SD_BUS_PARAM(status) SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason), 0),

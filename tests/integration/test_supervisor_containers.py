@@ -160,6 +160,9 @@ class Env:
 
     def request(self, digest, **kw):
         r = {"name": kw.pop("name", f"c{self.n}"), "owner": 0, "image_config": digest}
+        # This suite is about the container lifecycle on a private bus: no CNI network (the default
+        # bridge touches the host's /etc/berth/net.d, links and iptables; test_network.py covers it).
+        r["net"] = "none"
         r.update(kw)
         return r
 

@@ -260,7 +260,9 @@ def berth_scopes(machine):
 @pytest.fixture(scope="module")
 def detached(machine):
     """t1: a detached container started by root: its init, its shim (the init's parent), its scope."""
-    machine.run(["berthctl", "run", "-d", "--name", "t1", IMAGE, "sleep", "1000"])
+    # --net none: the machine shares the host's network namespace (and its berth0), and nspawn keeps
+    # /proc/sys read-only; CNI networking is tested on the host (tests/integration/test_network.py).
+    machine.run(["berthctl", "run", "-d", "--name", "t1", "--net", "none", IMAGE, "sleep", "1000"])
     c = containers(machine)["t1"]
     assert c["Status"] == "running" and c["Pid"] > 0, c
     cgroup = cgroup_of(machine, c["Pid"])
@@ -327,7 +329,7 @@ def test_containers_outlive_a_supervisor_restart_and_stop(machine, detached):
 
     # t2 ends on SIGTERM with status 0: `stop` after a plain stop of the supervisor's unit, and a
     # `systemctl kill` of everything in it, which reaches neither shims nor containers.
-    machine.run(["berthctl", "run", "-d", "--name", "t2", IMAGE, "sh", "-c",
+    machine.run(["berthctl", "run", "-d", "--name", "t2", "--net", "none", IMAGE, "sh", "-c",
                  "trap 'exit 0' TERM; sleep 1000 & wait"])
     pid2 = containers(machine)["t2"]["Pid"]
     shim2 = parent_of(machine, pid2)
@@ -367,11 +369,11 @@ def test_device_filter_on_cgroup_v2(machine):
                      "rm -f /dev/systest-sda", check=False).stdout
     assert "Operation not permitted" not in ctl, ctl
     # A default container has no CAP_MKNOD at all.
-    p = machine.run(["berthctl", "run", "--rm", IMAGE, "mknod", "/dev/sda", "b", "8", "0"], check=False)
+    p = machine.run(["berthctl", "run", "--net", "none", "--rm", IMAGE, "mknod", "/dev/sda", "b", "8", "0"], check=False)
     assert p.returncode != 0 and "Operation not permitted" in p.stdout + p.stderr, p
     script = ("mknod /dev/sda b 8 0 && mknod /dev/null2 c 1 3 && echo made; "
               "echo x > /dev/null2 && echo null-ok; dd if=/dev/sda of=/dev/null count=0 2>&1; echo rc=$?")
-    p = machine.run(["berthctl", "run", "--rm", "--cap-add", "MKNOD", IMAGE, "sh", "-c", script], check=False)
+    p = machine.run(["berthctl", "run", "--net", "none", "--rm", "--cap-add", "MKNOD", IMAGE, "sh", "-c", script], check=False)
     out = p.stdout + p.stderr
     assert "made" in out and "null-ok" in out, out
     assert re.search(r"can't open '/dev/sda': Operation not permitted", out), out
@@ -385,18 +387,18 @@ def test_memory_limit_and_oom_in_the_scope(machine):
         # A hybrid host (these CI machines) keeps the memory controller in its v1 hierarchy: the
         # machine's unified hierarchy cannot have it. The limit must be refused, not dropped.
         FIGURES["machine_memory_controller"] = "absent"
-        p = machine.run(["berthctl", "run", "--rm", "--memory", "32m", IMAGE, "true"], check=False)
+        p = machine.run(["berthctl", "run", "--net", "none", "--rm", "--memory", "32m", IMAGE, "true"], check=False)
         assert p.returncode != 0 and "'memory' controller is not available" in p.stderr, p
         wait_until(lambda: berth_scopes(machine) <= scopes, "the failed create's scope gone")
         return
     FIGURES["machine_memory_controller"] = "present"
-    machine.run(["berthctl", "run", "-d", "--name", "lim", "--memory", "48m", IMAGE, "sleep", "1000"])
+    machine.run(["berthctl", "run", "--net", "none", "-d", "--name", "lim", "--memory", "48m", IMAGE, "sleep", "1000"])
     c = containers(machine)["lim"]
     cgroup = cgroup_of(machine, c["Pid"])
     assert cgroup == f"/berth.slice/berth-{c['Id']}.scope/container", cgroup
     assert machine.run(["cat", f"/sys/fs/cgroup{cgroup}/memory.max"]).stdout.strip() == str(48 << 20)
     machine.run(["berthctl", "rm", "-f", "lim"])
-    p = machine.run(["berthctl", "run", "--name", "oom", "--memory", "32m", IMAGE, "tail", "/dev/zero"],
+    p = machine.run(["berthctl", "run", "--net", "none", "--name", "oom", "--memory", "32m", IMAGE, "tail", "/dev/zero"],
                     check=False)
     assert p.returncode == 137, p
     c = containers(machine)["oom"]
@@ -407,7 +409,7 @@ def test_memory_limit_and_oom_in_the_scope(machine):
 def test_run_rm_under_systemd_figure(machine):
     """A figure, not a threshold: `run --rm IMAGE true` end to end inside the booted machine, scope
     creation included (median of 5, after one warm-up run)."""
-    out = machine.sh("for i in 0 1 2 3 4 5; do s=$(date +%s%N); berthctl run --rm " + IMAGE +
+    out = machine.sh("for i in 0 1 2 3 4 5; do s=$(date +%s%N); berthctl run --rm --net none " + IMAGE +
                      " true || exit 1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done").stdout
     times = sorted(int(t) for t in out.split()[1:])
     assert len(times) == 5, out
@@ -419,13 +421,13 @@ def test_run_rm_under_systemd_figure(machine):
 
 def test_member_with_a_logind_session_runs_a_container(machine, users):
     p = machine.run(["sh", "-c", 'loginctl show-session "$XDG_SESSION_ID" --property=Name && '
-                     f"berthctl run --rm {IMAGE} id -u"], user=MEMBER)
+                     f"berthctl run --rm --net none {IMAGE} id -u"], user=MEMBER)
     assert f"Name={MEMBER}" in p.stdout, p.stdout + p.stderr
     assert p.stdout.strip().splitlines()[-1] == "0", p.stdout + p.stderr
 
 
 def test_outsider_is_refused_a_container_with_the_polkit_action_named(machine, users):
-    p = machine.run(["berthctl", "run", "--rm", IMAGE, "true"], user=OUTSIDER, check=False)
+    p = machine.run(["berthctl", "run", "--rm", "--net", "none", IMAGE, "true"], user=OUTSIDER, check=False)
     assert p.returncode != 0
     assert "org.berth.container-run" in p.stderr, p.stderr
 

@@ -60,6 +60,47 @@ static void test_full(void) {
         g_assert_cmpstr(what, ==, "cap_add, seccomp=unconfined, net=host, bind mounts");
 }
 
+static void test_network(void) {
+        _cleanup_(container_request_freep) ContainerRequest *r = NULL, *r2 = NULL, *r3 = NULL;
+        _cleanup_free_ char *err = NULL, *what = NULL;
+
+        /* No "net": the default network. */
+        g_assert_cmpint(parse("{\"name\":\"web\",\"owner\":1000," CFG "}", &r, &err), ==, 0);
+        g_assert_cmpstr(r->network, ==, REQUEST_DEFAULT_NETWORK);
+        g_assert_false(r->net_none);
+
+        g_assert_cmpint(
+                parse("{\"name\":\"web\",\"owner\":1000," CFG ",\"net\":\"backend\",\"ports\":["
+                      "{\"host_port\":6379,\"container_port\":6379},{\"host_port\":5353,"
+                      "\"container_port\":53,\"protocol\":\"udp\",\"host_ip\":\"::1\"}],"
+                      "\"dns\":[\"192.0.2.53\"],\"add_hosts\":[\"db:192.0.2.7\",\"v6:2001:db8::1\"]}",
+                      &r2, &err),
+                ==, 0);
+        g_assert_cmpstr(r2->network, ==, "backend");
+        g_assert_cmpuint(r2->n_ports, ==, 2);
+        g_assert_cmpstr(request_port_host_ip(&r2->ports[0]), ==, "127.0.0.1");
+        g_assert_cmpstr(r2->ports[0].protocol, ==, "tcp");
+        g_assert_cmpstr(r2->ports[1].protocol, ==, "udp");
+        /* High ports on loopback: not privileged. */
+        g_assert_false(container_request_is_privileged(r2, NULL));
+
+        /* A low port, or any address but loopback, is. */
+        g_assert_cmpint(parse("{\"name\":\"web\",\"owner\":1000," CFG ",\"ports\":[{\"host_port\":80,"
+                              "\"container_port\":80}]}",
+                              &r3, &err),
+                        ==, 0);
+        g_assert_true(container_request_is_privileged(r3, &what));
+        g_assert_cmpstr(what, ==, "host port below 1024");
+        r3 = container_request_free(r3);
+        what = mfree(what);
+        g_assert_cmpint(parse("{\"name\":\"web\",\"owner\":1000," CFG ",\"ports\":[{\"host_port\":8080,"
+                              "\"container_port\":80,\"host_ip\":\"0.0.0.0\"}]}",
+                              &r3, &err),
+                        ==, 0);
+        g_assert_true(container_request_is_privileged(r3, &what));
+        g_assert_cmpstr(what, ==, "port on a non-loopback address");
+}
+
 static void test_bad(void) {
         static const char *const cases[] = {
                 "",
@@ -87,7 +128,23 @@ static void test_bad(void) {
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"cap_add\":[\"CAP_NOPE\"]}",
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"cap_add\":[\"12\"]}",
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"seccomp\":\"off\"}",
-                "{\"name\":\"x\",\"owner\":1," CFG ",\"net\":\"bridge\"}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"net\":\"a b\"}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"net\":true}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"net\":\"none\",\"ports\":[{\"host_port\":8080,"
+                "\"container_port\":80}]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":0,\"container_port\":80}]}",
+                "{\"name\":\"x\",\"owner\":1," CFG
+                ",\"ports\":[{\"host_port\":70000,\"container_port\":80}]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":80,\"container_port\":80,"
+                "\"protocol\":\"sctp\"}]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":80,\"container_port\":80,"
+                "\"host_ip\":\"localhost\"}]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"ports\":[{\"host_port\":8080,\"container_port\":80},"
+                "{\"host_port\":8080,\"container_port\":81}]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"dns\":[\"8.8.8.8 x\"]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"add_hosts\":[\"db\"]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"add_hosts\":[\"db:1.2.3.4\\nevil 5.6.7.8\"]}",
+                "{\"name\":\"x\",\"owner\":1," CFG ",\"add_hosts\":[\"a b:1.2.3.4\"]}",
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"tty\":\"yes\"}",
                 "{\"name\":\"x\",\"owner\":1," CFG ",\"mounts\":[{\"source_fd\":1,\"destination\":\"/d\"}]}",
                 "{\"name\":\"x\",\"owner\":1," CFG
@@ -140,6 +197,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/request/minimal", test_minimal);
         g_test_add_func("/request/full", test_full);
         g_test_add_func("/request/bad", test_bad);
+        g_test_add_func("/request/network", test_network);
         g_test_add_func("/request/caps", test_caps);
         g_test_add_func("/request/size-cap", test_size_cap);
         return g_test_run();

@@ -17,6 +17,8 @@ static char *image_env[] = { "PATH=/usr/bin:/bin", "LANG=C.UTF-8", NULL };
 static char *image_cmd[] = { "sh", NULL };
 static char *image_entrypoint[] = { "/entry", "--flag", NULL };
 
+static const char *netns_path, *etc_dir; /* test_network's */
+
 static int build(const char *request, OciImageConfig *img, const UserIds *user, char **ret_json,
                  char **ret_err) {
         _cleanup_(container_request_freep) ContainerRequest *req = NULL;
@@ -36,6 +38,8 @@ static int build(const char *request, OciImageConfig *img, const UserIds *user, 
                 .image = img,
                 .user = user,
                 .mount_fds = fds,
+                .netns_path = netns_path,
+                .etc_dir = etc_dir,
         };
         r = spec_build(&in, &spec, ret_err);
         if (r < 0)
@@ -58,6 +62,31 @@ static void check_golden(const char *name, const char *json) {
         }
         g_assert_true(g_file_get_contents(path, &want, NULL, NULL));
         g_assert_cmpstr(got, ==, want);
+}
+
+/* A CNI network: the init joins the namespace file, and the three /etc files are bound read-only. */
+static void test_network(void) {
+        OciImageConfig img = { .env = image_env, .cmd = image_cmd };
+        UserIds user = { .uid = 0, .gid = 0, .home = "/root" };
+        g_autofree char *json = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        netns_path = "/run/berth/netns/" ID;
+        etc_dir = "/run/berth/containers/" ID;
+        g_assert_cmpint(build("{\"name\":\"web\",\"owner\":1000," CFG "}", &img, &user, &json, &err), ==, 0);
+        netns_path = etc_dir = NULL;
+        g_assert_nonnull(
+                strstr(json, "\"type\" : \"network\",\n        \"path\" : \"/run/berth/netns/" ID "\""));
+        static const char *const files[] = { "resolv.conf", "hosts", "hostname" };
+        for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+                g_autofree char *want = g_strdup_printf(
+                        "\"destination\" : \"/etc/%s\",\n      \"type\" : \"bind\",\n      \"source\" : "
+                        "\"/run/berth/containers/" ID
+                        "/%s\",\n      \"options\" : [\n        \"bind\",\n        "
+                        "\"ro\",",
+                        files[i], files[i]);
+                g_assert_nonnull(strstr(json, want));
+        }
 }
 
 static void test_default(void) {
@@ -176,6 +205,7 @@ static void test_caps_order(void) {
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/spec/default", test_default);
+        g_test_add_func("/spec/network", test_network);
         g_test_add_func("/spec/options", test_options);
         g_test_add_func("/spec/entrypoint-override", test_entrypoint_override);
         g_test_add_func("/spec/privileged", test_privileged);
