@@ -164,9 +164,13 @@ static int v1_apply(Cgroup *cg, const char *mp, const Spec *spec, BerthError *er
                         return berth_error_setm(err, -r, "Cannot set pids.max in '%s'", dir);
         }
         if (is_hierarchy(mp, "devices")) {
-                /* SECURITY: deny every device but the defaults the engine binds into /dev. */
+                /* SECURITY: deny every device but the defaults the engine binds into /dev; a privileged
+                 * container's spec allows them all (linux.resources.devices), as podman's does. */
                 r = cgroup_write(dir, "devices.deny", "a");
-                for (size_t i = 0; r >= 0 && i < ELEMENTSOF(default_device_rules); i++)
+                if (r >= 0 && res->devices_allow_all)
+                        r = cgroup_write(dir, "devices.allow", "a");
+                for (size_t i = 0; r >= 0 && !res->devices_allow_all && i < ELEMENTSOF(default_device_rules);
+                     i++)
                         r = cgroup_write(dir, "devices.allow", default_device_rules[i]);
                 if (r < 0)
                         return berth_error_setm(err, -r, "Cannot set the device rules in '%s'", dir);

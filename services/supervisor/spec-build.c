@@ -7,6 +7,7 @@
 #include <sys/capability.h>
 
 #include "json-util.h"
+#include "host-devices.h"
 #include "spec-build.h"
 
 /* podman's default set (containers.conf default_capabilities). */
@@ -358,9 +359,24 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
                 json_builder_add_int_value(b, (gint64) r->pids_limit);
                 json_builder_end_object(b);
         }
+        if (privileged) {
+                /* SECURITY: --privileged gives the host's devices (below) and lets the device cgroup allow
+                 * them, as podman does; it is gated by org.berth.container-privileged. */
+                json_builder_set_member_name(b, "devices");
+                json_builder_begin_array(b);
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "allow");
+                json_builder_add_boolean_value(b, true);
+                json_builder_set_member_name(b, "access");
+                json_builder_add_string_value(b, "rwm");
+                json_builder_end_object(b);
+                json_builder_end_array(b);
+        }
         json_builder_end_object(b);
         add_strv(b, "maskedPaths", privileged ? NULL : (char *const *) masked_paths);
         add_strv(b, "readonlyPaths", privileged ? NULL : (char *const *) readonly_paths);
+        if (privileged)
+                host_devices_add_json(b, "/dev");
         json_builder_end_object(b);
 
         json_builder_end_object(b);

@@ -71,7 +71,18 @@ typedef struct SpecResources {
         int64_t cpu_quota;    /* µs per period, 0 = none */
         uint64_t cpu_period;  /* µs, 0 = 100000 */
         int64_t pids_limit;   /* 0 = none */
+        /* linux.resources.devices holds a rule allowing every device (a privileged container); else only
+         * the defaults of /dev are allowed where the cgroup version can say so. */
+        bool devices_allow_all;
 } SpecResources;
+
+/* linux.devices: host device nodes bound into the container's /dev (spec-devices.c). */
+#define SPEC_DEVICES_MAX 4096U
+typedef struct SpecDevice {
+        char *path; /* "/dev/…", no "." or ".." components */
+        char type;  /* 'c' or 'b' */
+        unsigned major, minor;
+} SpecDevice;
 
 typedef enum SpecSeccompMode {
         SPEC_SECCOMP_NONE,
@@ -111,6 +122,8 @@ typedef struct Spec {
         char **masked_paths;
         char **readonly_paths;
         SpecSeccompMode seccomp;
+        SpecDevice *devices;
+        size_t n_devices;
 } Spec;
 
 int spec_parse(JsonNode *root, Spec *ret, BerthError *err);
@@ -120,3 +133,6 @@ void spec_done(Spec *spec);
 int spec_sysctl_check(const Spec *spec, const char *key, const char *value, BerthError *err);
 
 const char *spec_namespace_name(SpecNamespaceType t);
+
+/* linux.devices and linux.resources.devices (spec-devices.c), called by spec_parse(). */
+int spec_parse_devices(JsonObject *linux_object, Spec *s, BerthError *err);
