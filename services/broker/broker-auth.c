@@ -91,6 +91,9 @@ static const struct {
         { "Remove", BERTH_ACTION_CONTAINER_MANAGE },
         { "Wait", BERTH_ACTION_CONTAINER_MANAGE },
         { "OpenLog", BERTH_ACTION_CONTAINER_MANAGE },
+        /* SECURITY: GetSpec reveals the container's runtime spec (its command, environment, mounts,
+         * capabilities): as much as its options and output do, so the same rule as OpenLog. */
+        { "GetSpec", BERTH_ACTION_CONTAINER_MANAGE },
 };
 
 const char *broker_action_for_method(const char *member) {

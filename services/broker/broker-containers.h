@@ -64,6 +64,9 @@ int container_begin_remove(Manager *m, ContainerRecord *c, bool force);
 void container_tombstone_add(Manager *m, const ContainerRecord *c);
 const Tombstone *container_tombstone_get(Manager *m, const char *id);
 
+/* container-spec.c: Container.GetSpec after authorisation */
+int container_get_spec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+
 /* container-object.c */
 extern const sd_bus_vtable broker_container_vtable[];
 int container_objects_register(Manager *m);

@@ -297,6 +297,7 @@ static int open_log_body(sd_bus_message *m, Manager *manager, ContainerRecord *c
         return forward(manager, m, "Opening the log", true, "OpenLog", "st", c->id, UINT64_C(0));
 }
 CONTAINER_METHOD(method_open_log, open_log_body)
+CONTAINER_METHOD(method_get_spec, container_get_spec_body)
 
 /* ---- properties ------------------------------------------------------------------------------------ */
 
@@ -411,6 +412,8 @@ const sd_bus_vtable broker_container_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenLog", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(log),
                                  method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetSpec", "t", SD_BUS_PARAM(flags), "s", SD_BUS_PARAM(spec),
+                                 method_get_spec, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
