@@ -298,11 +298,24 @@ int container_cleanup(Manager *m, const char *id) {
 }
 
 int container_emit_changed(Container *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+        int r;
+
         if (c->status == CONTAINER_CREATING)
                 return 0;
-        return sd_bus_emit_signal(c->manager->bus, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
-                                  "ContainerChanged", "ssis", c->id, container_status_to_string(c->status),
-                                  c->exit_code, c->reason);
+        /* SECURITY: unicast to the broker, never broadcast: every container's id, state and exit status
+         * would otherwise reach any connection on the system bus with a match rule (the broker tells each
+         * owner about their own containers, services/broker/owner-signal.c). */
+        r = sd_bus_message_new_signal(c->manager->bus, &sig, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
+                                      "ContainerChanged");
+        if (r >= 0)
+                r = sd_bus_message_set_destination(sig, BERTH_BROKER_NAME);
+        if (r >= 0)
+                r = sd_bus_message_append(sig, "ssis", c->id, container_status_to_string(c->status),
+                                          c->exit_code, c->reason);
+        if (r >= 0)
+                r = sd_bus_send(c->manager->bus, sig, NULL);
+        return r;
 }
 
 void container_set_stopped(Container *c) {
