@@ -13,7 +13,9 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -186,11 +188,19 @@ def test_net_host(admin):
     assert p.stdout.split() == ["lo"]
 
 
-def test_bind_mounts_ro_enforced_and_rw_writes_through(admin, tmp_path):
-    src = tmp_path / "shared"
+@pytest.fixture
+def reachable(tmp_path):
+    """A directory every user can enter (pytest's own tmp_path is root's, 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="berth-priv-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_bind_mounts_ro_enforced_and_rw_writes_through(admin, reachable):
+    src = reachable / "shared"
     src.mkdir()
     (src / "hello.txt").write_text("from the host\n")
-    os.chown(tmp_path, *stack_ids(admin))
     os.chown(src, *stack_ids(admin))
     p = ok(berthctl("run", "--rm", "--mount", f"type=bind,src={src},dst=/data,ro", IMAGE, "sh", "-c",
                     "cat /data/hello.txt; echo x > /data/new 2>/dev/null && echo wrote || echo refused; "
@@ -211,10 +221,18 @@ def stack_ids(user):
     return pw.pw_uid, pw.pw_gid
 
 
-def test_a_path_the_admin_cannot_open_is_refused(admin):
-    # The source is opened by berthctl as the caller: root's private directory is not reachable.
-    p = berthctl("run", "--rm", "--mount", "type=bind,src=/root,dst=/data,ro", IMAGE, "true", user=admin)
-    assert p.returncode == 125 and "/root" in p.stderr, p.stderr
+def test_a_path_the_admin_cannot_reach_is_refused(admin, reachable):
+    """The source is resolved by berthctl as the caller (an O_PATH descriptor travels, never a path): a
+    directory behind one only root may enter cannot be named. (container-privileged is root-equivalent
+    anyway: --privileged gives the host's devices; SECURITY.md says so.)"""
+    private = reachable / "private"
+    (private / "inner").mkdir(parents=True)
+    private.chmod(0o700)
+    before = host_state()
+    p = berthctl("run", "--rm", "--mount", f"type=bind,src={private}/inner,dst=/data,ro", IMAGE, "true",
+                 user=admin)
+    assert p.returncode == 125 and "Permission denied" in p.stderr, p.stderr
+    assert host_state() - before == set()
 
 
 # ---- a plain member and a stranger ---------------------------------------------------------------------
