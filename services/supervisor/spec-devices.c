@@ -11,7 +11,7 @@
 static bool device_path_ok(const char *p) {
         /* SECURITY: only nodes under /dev, named without "." or ".." components or empty ones: the engine
          * creates them inside the container's own /dev tmpfs and binds the host node of the same path. */
-        if (!p || strncmp(p, "/dev/", 5) != 0 || strlen(p) >= 256)
+        if (!p || strncmp(p, "/dev/", 5) != 0 || strlen(p) <= 5 || strlen(p) >= 256)
                 return false;
         for (const char *c = p + 5; *c;) {
                 size_t n = strcspn(c, "/");
