@@ -310,6 +310,10 @@ int container_emit_changed(Container *c) {
                                       "ContainerChanged");
         if (r >= 0)
                 r = sd_bus_message_set_destination(sig, BERTH_BROKER_NAME);
+        /* As the broadcast was: a broker that is not running is not started by it (it re-reads
+         * ListContainers when it starts). */
+        if (r >= 0)
+                r = sd_bus_message_set_auto_start(sig, false);
         if (r >= 0)
                 r = sd_bus_message_append(sig, "ssis", c->id, container_status_to_string(c->status),
                                           c->exit_code, c->reason);
