@@ -264,7 +264,7 @@ def test_stranger_is_refused_by_container_run(image, outsider, option):
 
 # ---- inspect shows the spec the container runs with ---------------------------------------------------
 
-def test_inspect_reads_the_generated_spec(admin):
+def test_inspect_reads_the_generated_spec(admin, member):
     name = "priv-inspect"
     try:
         ok(berthctl("run", "-d", "--name", name, "--cap-add", "NET_ADMIN", "--memory", "64m", "-e", "K=V",
@@ -284,7 +284,7 @@ def test_inspect_reads_the_generated_spec(admin):
         assert s["ReadonlyPaths"] == len(config["linux"]["readonlyPaths"]) > 0
         assert [m["Destination"] for m in s["Mounts"]] == [m["destination"] for m in config["mounts"]]
         # A plain member may not read another user's container.
-        p = berthctl("inspect", name, user=stack.MEMBER)
+        p = berthctl("inspect", name, user=member)
         assert p.returncode != 0
     finally:
         berthctl("rm", "-f", name)
