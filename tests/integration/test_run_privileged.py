@@ -65,7 +65,10 @@ def host_state():
     for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
         if dirpath.count("/") > 6:
             dirnames[:] = []
-        found |= {f"cgroup:{dirpath}/{d}" for d in dirnames if re.fullmatch(r"[0-9a-f]{32}|berth.*-[0-9a-f]{32}.*", d)}
+        # berth's cgroups only ("/berth/<id>", or berth.slice under systemd): other software on the host
+        # makes hex-named cgroups of its own.
+        found |= {f"cgroup:{dirpath}/{d}" for d in dirnames
+                  if "berth" in f"{dirpath}/{d}" and re.search(r"[0-9a-f]{32}", d)}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "berth-shim":
