@@ -15,6 +15,7 @@
 
 #include "berthctl.h"
 #include "bus-names.h"
+#include "json-util.h"
 #include "bus-util.h"
 #include "container-cli.h"
 #include "fs-util.h"
@@ -492,21 +493,87 @@ static int get_properties(sd_bus *bus, const char *path, JsonBuilder *b, JsonNod
         return 0;
 }
 
-static void copy_member(JsonBuilder *b, JsonObject *o, const char *from, const char *to) {
-        JsonNode *n = o ? json_object_get_member(o, from) : NULL;
+static JsonNode *get_spec(sd_bus *bus, const char *path, char **ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *json;
+        JsonNode *n;
+        int r;
 
-        json_builder_set_member_name(b, to);
-        if (n)
-                json_builder_add_value(b, json_node_copy(n));
-        else
-                json_builder_add_null_value(b);
+        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "GetSpec", &error,
+                               &reply, "t", UINT64_C(0));
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "s", &json);
+        if (r < 0) {
+                *ret_error = strdup(error.message ?: strerror(-r));
+                return NULL;
+        }
+        n = json_from_string(json, NULL);
+        if (!n || !JSON_NODE_HOLDS_OBJECT(n)) {
+                if (n)
+                        json_node_unref(n);
+                *ret_error = strdup("the broker sent an invalid spec summary");
+                return NULL;
+        }
+        return n;
+}
+
+static gint64 member_int(JsonObject *o, const char *name) {
+        JsonNode *n = o ? json_object_get_member(o, name) : NULL;
+
+        return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64
+                       ? json_node_get_int(n)
+                       : 0;
+}
+
+/* Mounts: the bind mounts of the spec; Limits: its resources, in the units of the run options. */
+static void add_spec_mounts_and_limits(JsonBuilder *b, JsonNode *spec) {
+        JsonObject *s = spec ? json_node_get_object(spec) : NULL;
+        JsonArray *mounts = s ? json_object_get_array_or_null(s, "Mounts") : NULL;
+        JsonNode *rn = s ? json_object_get_member(s, "Resources") : NULL;
+        JsonObject *res = rn && JSON_NODE_HOLDS_OBJECT(rn) ? json_node_get_object(rn) : NULL;
+        gint64 quota = member_int(res, "CpuQuota"), period = member_int(res, "CpuPeriod");
+
+        json_builder_set_member_name(b, "Mounts");
+        json_builder_begin_array(b);
+        for (guint i = 0; mounts && i < json_array_get_length(mounts); i++) {
+                JsonNode *e = json_array_get_element(mounts, i);
+                JsonObject *m = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
+                JsonArray *opts = m ? json_object_get_array_or_null(m, "Options") : NULL;
+                const char *type = m ? json_object_get_string_member_with_default(m, "Type", "") : "";
+                bool ro = false;
+
+                if (!streq_ptr(type, "bind"))
+                        continue;
+                for (guint j = 0; opts && j < json_array_get_length(opts); j++)
+                        if (streq_ptr(json_array_get_string_element(opts, j), "ro"))
+                                ro = true;
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "Destination");
+                json_builder_add_string_value(
+                        b, json_object_get_string_member_with_default(m, "Destination", ""));
+                json_builder_set_member_name(b, "ReadOnly");
+                json_builder_add_boolean_value(b, ro);
+                json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+
+        json_builder_set_member_name(b, "Limits");
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "Memory");
+        json_builder_add_int_value(b, member_int(res, "Memory"));
+        json_builder_set_member_name(b, "CpuQuotaMilli");
+        json_builder_add_int_value(b, quota > 0 && period > 0 ? quota * 1000 / period : 0);
+        json_builder_set_member_name(b, "PidsLimit");
+        json_builder_add_int_value(b, member_int(res, "PidsLimit"));
+        json_builder_end_object(b);
 }
 
 static int inspect_one(sd_bus *bus, const char *path, const char *name, void *userdata) {
         JsonBuilder *all = userdata;
         g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autoptr(JsonNode) options = NULL, root = NULL;
-        JsonObject *o;
+        g_autoptr(JsonNode) options = NULL, root = NULL, spec = NULL;
+        _cleanup_free_ char *spec_error = NULL;
         int r;
 
         json_builder_begin_object(b);
@@ -516,42 +583,24 @@ static int inspect_one(sd_bus *bus, const char *path, const char *name, void *us
         if (r < 0)
                 return r;
         json_builder_end_object(b);
-        o = options && JSON_NODE_HOLDS_OBJECT(options) ? json_node_get_object(options) : NULL;
         /* What the user asked for (the broker's validated options). */
         json_builder_set_member_name(b, "Config");
         if (options)
                 json_builder_add_value(b, json_node_copy(options));
         else
                 json_builder_add_null_value(b);
-        /* The summary of the runtime spec the supervisor builds from them. */
+        /* The summary of the runtime spec the container runs with: the config.json the supervisor wrote,
+         * read back through the broker (Container.GetSpec); mounts and limits come from it too. */
+        spec = get_spec(bus, path, &spec_error);
         json_builder_set_member_name(b, "Spec");
-        json_builder_begin_object(b);
-        copy_member(b, o, "entrypoint", "Entrypoint");
-        copy_member(b, o, "cmd", "Cmd");
-        copy_member(b, o, "user", "User");
-        copy_member(b, o, "workdir", "WorkingDir");
-        copy_member(b, o, "hostname", "Hostname");
-        copy_member(b, o, "tty", "Terminal");
-        copy_member(b, o, "read_only", "ReadOnlyRootfs");
-        copy_member(b, o, "net", "Network");
-        copy_member(b, o, "seccomp", "Seccomp");
-        copy_member(b, o, "privileged", "Privileged");
-        copy_member(b, o, "cap_add", "CapAdd");
-        copy_member(b, o, "cap_drop", "CapDrop");
-        json_builder_end_object(b);
-        json_builder_set_member_name(b, "Mounts");
-        if (o && json_object_has_member(o, "mounts"))
-                json_builder_add_value(b, json_node_copy(json_object_get_member(o, "mounts")));
+        if (spec)
+                json_builder_add_value(b, json_node_copy(spec));
         else {
-                json_builder_begin_array(b);
-                json_builder_end_array(b);
+                json_builder_add_null_value(b);
+                json_builder_set_member_name(b, "SpecError");
+                json_builder_add_string_value(b, spec_error ?: "unknown error");
         }
-        json_builder_set_member_name(b, "Limits");
-        json_builder_begin_object(b);
-        copy_member(b, o, "memory", "Memory");
-        copy_member(b, o, "cpu_quota_milli", "CpuQuotaMilli");
-        copy_member(b, o, "pids_limit", "PidsLimit");
-        json_builder_end_object(b);
+        add_spec_mounts_and_limits(b, spec);
         /* Addresses and published ports, from the supervisor's record of the attachment. */
         json_builder_set_member_name(b, "NetworkSettings");
         json_builder_add_value(b, container_network_json(bus, path));

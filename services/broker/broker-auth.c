@@ -125,6 +125,9 @@ static const struct {
         { "RemoveNetwork", BERTH_ACTION_NETWORK_MANAGE },
         { "ListNetworks", BERTH_ACTION_INFO },
         { "InspectNetwork", BERTH_ACTION_INFO },
+        /* SECURITY: GetSpec reveals the container's runtime spec (its command, environment, mounts,
+         * capabilities): as much as its options and output do, so the same rule as OpenLog. */
+        { "GetSpec", BERTH_ACTION_CONTAINER_MANAGE },
 };
 
 const char *broker_action_for_method(const char *member) {

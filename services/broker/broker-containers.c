@@ -57,15 +57,7 @@ void container_reply_waiters(ContainerRecord *c) {
                 (void) sd_bus_reply_method_return(stoppers->pdata[i], "");
 }
 
-void container_emit_changed(Manager *m, ContainerRecord *c) {
-        _cleanup_free_ char *path = container_object_path(c->id);
-
-        if (!path || c->creating)
-                return;
-        (void) sd_bus_emit_properties_changed(m->bus, path, BERTH_BROKER_CONTAINER_IFACE, "Status", "Pid",
-                                              "ExitCode", "Reason", "StartedAt", "FinishedAt", "Health",
-                                              "RestartCount", NULL);
-}
+/* container_emit_changed() is in container-properties.c: signals go to the owner only. */
 
 /* ---- CreateContainer ------------------------------------------------------------------------------ */
 
@@ -1049,6 +1041,7 @@ void container_manager_free(Manager *m) {
         free(cm->supervisor_owner);
         cm->vtable_slot = sd_bus_slot_unref(cm->vtable_slot);
         cm->enumerator_slot = sd_bus_slot_unref(cm->enumerator_slot);
+        cm->properties_filter = sd_bus_slot_unref(cm->properties_filter);
         cm->sync_slot = sd_bus_slot_unref(cm->sync_slot);
         if (cm->sync_waiters)
                 g_ptr_array_unref(cm->sync_waiters);

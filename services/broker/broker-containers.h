@@ -43,6 +43,8 @@ struct ContainerManager {
         GPtrArray *sync_waiters;    /* ListContainers calls answered after the sync */
         GHashTable *tombstones;     /* id → Tombstone* */
         GPtrArray *tombstone_order; /* ids (borrowed from tombstones' keys), oldest first */
+        /* container-properties.c: the filter in front of Properties calls on container objects */
+        sd_bus_slot *properties_filter;
 };
 typedef struct ContainerManager ContainerManager;
 
@@ -64,7 +66,12 @@ int container_begin_remove(Manager *m, ContainerRecord *c, bool force);
 void container_tombstone_add(Manager *m, const ContainerRecord *c);
 const Tombstone *container_tombstone_get(Manager *m, const char *id);
 
+/* container-spec.c: Container.GetSpec after authorisation */
+int container_get_spec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+
 /* container-object.c */
+/* Appends the value of property of c (its D-Bus type, as in the vtable); -ENOENT for an unknown one. */
+int container_property_append(const ContainerRecord *c, const char *property, sd_bus_message *reply);
 extern const sd_bus_vtable broker_container_vtable[];
 int container_objects_register(Manager *m);
 /* container-exec.c: the bodies of Container.Exec, Attach and Top (authorised by container-object.c). */
@@ -72,7 +79,11 @@ int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
 int container_attach_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 int container_top_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 char *container_object_path(const char *id);
-/* PropertiesChanged for the state properties. */
+/* PropertiesChanged for the state properties, to the owner's (and root's) subscribed connections only
+ * (container-properties.c). */
 void container_emit_changed(Manager *m, ContainerRecord *c);
+/* container-properties.c: Properties Get/GetAll on container objects by anyone but the owner and root go
+ * through polkit (container-manage-any); readers are subscribed to the owner's signals. */
+int container_properties_register(Manager *m);
 /* Answers Wait and Stop callers of a stopped container. */
 void container_reply_waiters(ContainerRecord *c);

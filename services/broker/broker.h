@@ -21,6 +21,8 @@ typedef struct Manager {
         sd_bus_slot *fetcher_owner_match;
         char *fetcher_owner; /* unique name of the fetcher now owning its name (NameOwnerChanged), or NULL */
         struct ContainerManager *containers; /* broker-containers.h */
+        /* owner-signal.h: signals about a user's objects go to that user */
+        struct OwnerSignals *owner_signals;
 } Manager;
 
 /* broker-api.c: the vtable of org.berth.Broker1.Manager. */

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "image-store.h"
 #include "log.h"
+#include "owner-signal.h"
 #include "pull.h"
 #include "transfer.h"
 
@@ -73,6 +74,9 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         r = container_objects_register(m);
         if (r < 0)
                 return r;
+        r = container_properties_register(m);
+        if (r < 0)
+                return r;
 
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
                                      broker_manager_vtable, m);
@@ -87,6 +91,7 @@ static void manager_shutdown(void *userdata) {
         manager_free_transfers(m);
         container_manager_free(m);
         broker_events_free(m);
+        m->owner_signals = owner_signals_free(m->owner_signals);
         m->progress_match = sd_bus_slot_unref(m->progress_match);
         m->fetcher_owner_match = sd_bus_slot_unref(m->fetcher_owner_match);
         m->fetcher_owner = mfree(m->fetcher_owner);
@@ -100,7 +105,9 @@ static void manager_shutdown(void *userdata) {
 static bool manager_busy(void *userdata) {
         Manager *m = userdata;
 
-        return (m->transfers && g_hash_table_size(m->transfers) > 0) || broker_events_busy();
+        /* Connections subscribed to their objects' signals would lose the subscription with us. */
+        return (m->transfers && g_hash_table_size(m->transfers) > 0) || broker_events_busy() ||
+               owner_signals_busy(m->owner_signals);
 }
 
 int main(int argc, char *argv[]) {

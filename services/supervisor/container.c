@@ -329,12 +329,29 @@ int container_cleanup(Manager *m, const char *id) {
 }
 
 int container_emit_changed(Container *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+        int r;
+
         if (c->status == CONTAINER_CREATING)
                 return 0;
         health_update(c); /* health.c: checks run while the container does */
-        return sd_bus_emit_signal(c->manager->bus, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
-                                  "ContainerChanged", "ssis", c->id, container_status_string(c),
-                                  c->exit_code, c->reason);
+        /* SECURITY: unicast to the broker, never broadcast: every container's id, state and exit status
+         * would otherwise reach any connection on the system bus with a match rule (the broker tells each
+         * owner about their own containers, services/broker/owner-signal.c). */
+        r = sd_bus_message_new_signal(c->manager->bus, &sig, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
+                                      "ContainerChanged");
+        if (r >= 0)
+                r = sd_bus_message_set_destination(sig, BERTH_BROKER_NAME);
+        /* As the broadcast was: a broker that is not running is not started by it (it re-reads
+         * ListContainers when it starts). */
+        if (r >= 0)
+                r = sd_bus_message_set_auto_start(sig, false);
+        if (r >= 0)
+                r = sd_bus_message_append(sig, "ssis", c->id, container_status_string(c),
+                                          c->exit_code, c->reason);
+        if (r >= 0)
+                r = sd_bus_send(c->manager->bus, sig, NULL);
+        return r;
 }
 
 void container_set_stopped(Container *c) {

@@ -113,3 +113,5 @@ int method_delete_container(sd_bus_message *m, void *userdata, sd_bus_error *err
 int method_list_containers(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_wait_container(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_open_log(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int method_get_container_spec(sd_bus_message *m, void *userdata,
+                              sd_bus_error *error); /* container-spec-bus.c */

@@ -16,6 +16,7 @@
 
 #include "caps.h"
 #include "cgroup.h"
+#include "console.h"
 #include "devices.h"
 #include "engine.h"
 #include "exe-seal.h"
@@ -175,7 +176,7 @@ static void child_wait_start(const EngineChild *c) {
 
 static int child_setup_terminal(int *ret_master, BerthError *err) {
         _cleanup_close_ int master = -EBADF;
-        int unlock = 0, slave;
+        int unlock = 0, slave, r;
 
         /* /dev/ptmx is our symlink to pts/ptmx: the container's own devpts instance, so the pty
          * belongs to the container and not to the host's /dev/pts. */
@@ -190,6 +191,11 @@ static int child_setup_terminal(int *ret_master, BerthError *err) {
         if (ioctl(slave, TIOCSCTTY, 0) < 0) {
                 safe_close(slave);
                 return berth_error_setm(err, errno, "Cannot make the pty the controlling terminal");
+        }
+        r = console_bind(slave, err);
+        if (r < 0) {
+                safe_close(slave);
+                return r;
         }
         for (int i = 0; i < 3; i++)
                 if (dup2(slave, i) < 0) {
@@ -247,7 +253,7 @@ _noreturn_ static void child_main(const EngineChild *c) {
          * root, /dev, pivot, sysctls (before /proc/sys turns read-only), masked and read-only paths.
          * Nothing here runs code of the image or allocates much memory. */
         if ((r = rootfs_prepare(spec, &root_fd, &e)) < 0 ||
-            (r = mounts_apply(root_fd, spec, false, &e)) < 0 || (r = dev_setup(root_fd, &e)) < 0 ||
+            (r = mounts_apply(root_fd, spec, false, &e)) < 0 || (r = dev_setup(root_fd, spec, &e)) < 0 ||
             (r = rootfs_pivot(root_fd, &e)) < 0)
                 child_fail(c, &e);
         /* From here on, "/" is the container's; root_fd stays valid as the same directory. */

@@ -5,8 +5,10 @@
 #include <glib.h>
 #include <stdio.h>
 #include <sys/capability.h>
+#include <sys/prctl.h>
 
 #include "json-util.h"
+#include "host-devices.h"
 #include "spec-build.h"
 
 /* podman's default set (containers.conf default_capabilities). */
@@ -45,6 +47,25 @@ static bool strv_has(char **l, const char *s) {
         return false;
 }
 
+static bool cap_available(int c) {
+        return prctl(PR_CAPBSET_READ, (unsigned long) c, 0, 0, 0) == 1;
+}
+
+/* An added capability outside the supervisor's bounding set cannot be given: refused with its name
+ * rather than failing later in capset() with a bare EPERM. */
+static int check_cap_add(const ContainerRequest *req, char **ret_error) {
+        STRV_FOREACH(a, req->cap_add) {
+                int c = streq(*a, "ALL") ? -1 : capability_from_name(*a);
+                if (c >= 0 && !cap_available(c)) {
+                        *ret_error = g_strdup_printf("Capability %s is outside berth-supervisor's bounding "
+                                                     "set and cannot be added",
+                                                     *a);
+                        return -EPERM;
+                }
+        }
+        return 0;
+}
+
 int spec_capabilities(const ContainerRequest *req, char ***ret) {
         bool set[64] = {};
         int last = cap_max_bits() - 1;
@@ -53,8 +74,10 @@ int spec_capabilities(const ContainerRequest *req, char ***ret) {
         if (last > 63)
                 last = 63;
         if (req->privileged || strv_has(req->cap_add, "ALL")) {
+                /* Everything the supervisor itself may hand on: its bounding set (berth-supervisor.service
+                 * narrows it), not the kernel's whole list, which capset() would refuse. */
                 for (int i = 0; i <= last; i++)
-                        set[i] = true;
+                        set[i] = cap_available(i);
         } else if (!strv_has(req->cap_drop, "ALL")) {
                 for (size_t i = 0; i < ELEMENTSOF(default_caps); i++) {
                         int c = capability_from_name(default_caps[i]);
@@ -250,6 +273,8 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
         if (k >= 0)
                 k = pick_cwd(in, &cwd, ret_error);
         if (k >= 0)
+                k = check_cap_add(r, ret_error);
+        if (k >= 0)
                 k = spec_capabilities(r, &caps);
         if (k < 0)
                 return k;
@@ -391,7 +416,8 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
         json_builder_add_string_value(b, in->cgroup_path);
         json_builder_set_member_name(b, "resources");
         json_builder_begin_object(b);
-        add_device_rules(b);
+        if (!privileged)
+                add_device_rules(b);
         if (r->memory > 0) {
                 json_builder_set_member_name(b, "memory");
                 json_builder_begin_object(b);
@@ -418,9 +444,24 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
                 json_builder_add_int_value(b, (gint64) r->pids_limit);
                 json_builder_end_object(b);
         }
+        if (privileged) {
+                /* SECURITY: --privileged gives the host's devices (below) and lets the device cgroup allow
+                 * them, as podman does; it is gated by org.berth.container-privileged. */
+                json_builder_set_member_name(b, "devices");
+                json_builder_begin_array(b);
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "allow");
+                json_builder_add_boolean_value(b, true);
+                json_builder_set_member_name(b, "access");
+                json_builder_add_string_value(b, "rwm");
+                json_builder_end_object(b);
+                json_builder_end_array(b);
+        }
         json_builder_end_object(b);
         add_strv(b, "maskedPaths", privileged ? NULL : (char *const *) masked_paths);
         add_strv(b, "readonlyPaths", privileged ? NULL : (char *const *) readonly_paths);
+        if (privileged)
+                host_devices_add_json(b, "/dev");
         json_builder_end_object(b);
 
         json_builder_end_object(b);

@@ -579,6 +579,9 @@ static int parse_linux(JsonObject *l, Spec *s, BerthError *err) {
         if ((r = parse_strv_member(l, "maskedPaths", &s->masked_paths, err)) < 0 ||
             (r = parse_strv_member(l, "readonlyPaths", &s->readonly_paths, err)) < 0)
                 return r;
+        r = spec_parse_devices(l, s, err);
+        if (r < 0)
+                return r;
 
         n = json_object_get_member(l, "seccomp");
         if (n && !JSON_NODE_HOLDS_NULL(n))
@@ -711,5 +714,8 @@ void spec_done(Spec *s) {
         free(s->sysctls);
         strv_free(s->masked_paths);
         strv_free(s->readonly_paths);
+        for (size_t i = 0; i < s->n_devices; i++)
+                free(s->devices[i].path);
+        free(s->devices);
         *s = (Spec){};
 }

@@ -93,6 +93,14 @@ typedef struct SpecResources {
         size_t n_devices;
 } SpecResources;
 
+/* linux.devices: host device nodes bound into the container's /dev (spec-devices.c). */
+#define SPEC_DEVICES_MAX 4096U
+typedef struct SpecDevice {
+        char *path; /* "/dev/…", no "." or ".." components */
+        char type;  /* 'c' or 'b' */
+        unsigned major, minor;
+} SpecDevice;
+
 typedef enum SpecSeccompMode {
         SPEC_SECCOMP_NONE,
         SPEC_SECCOMP_DEFAULT, /* berth's built-in profile */
@@ -131,6 +139,8 @@ typedef struct Spec {
         char **masked_paths;
         char **readonly_paths;
         SpecSeccompMode seccomp;
+        SpecDevice *devices;
+        size_t n_devices;
 } Spec;
 
 int spec_parse(JsonNode *root, Spec *ret, BerthError *err);
@@ -140,3 +150,6 @@ void spec_done(Spec *spec);
 int spec_sysctl_check(const Spec *spec, const char *key, const char *value, BerthError *err);
 
 const char *spec_namespace_name(SpecNamespaceType t);
+
+/* linux.devices and linux.resources.devices (spec-devices.c), called by spec_parse(). */
+int spec_parse_devices(JsonObject *linux_object, Spec *s, BerthError *err);

@@ -165,6 +165,9 @@ static const sd_bus_vtable manager_vtable[] = {
                                  method_inspect_network, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetContainerNetwork", "s", SD_BUS_PARAM(id), "s", SD_BUS_PARAM(json),
                                  method_get_container_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetContainerSpec", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "ay",
+                                 SD_BUS_PARAM(config), method_get_container_spec,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES(
                 "ContainerChanged", "ssis",
                 SD_BUS_PARAM(id) SD_BUS_PARAM(status) SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason), 0),

@@ -309,6 +309,14 @@ def test_busctl_properties_and_properties_changed(image, cleanup):
     path = f"/org/berth/Broker1/container/{cid}"
     p = ok(stack.busctl("get-property", "org.berth.Broker1", path, "org.berth.Broker1.Container", "Status", "Name"))
     assert p.stdout.split() == ['s', '"running"', 's', '"bus"']
+    # PropertiesChanged is unicast to connections that read the container (docs/api.md, "Signals"): one
+    # that does and stays, watched by root's monitor.
+    reader = subprocess.Popen(["/usr/bin/python3", "-c",
+                               "import dbus, sys, time; b = dbus.SystemBus(); "
+                               f"b.call_blocking('org.berth.Broker1', '{path}', 'org.freedesktop.DBus.Properties', "
+                               "'GetAll', 's', ['org.berth.Broker1.Container']); print('read', flush=True); "
+                               "time.sleep(300)"], stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline() == "read\n"
     mon = subprocess.Popen(["dbus-monitor", "--system",
                             f"type='signal',interface='org.freedesktop.DBus.Properties',path='{path}'"],
                            stdout=subprocess.PIPE, text=True)
@@ -327,6 +335,8 @@ def test_busctl_properties_and_properties_changed(image, cleanup):
     finally:
         mon.kill()
         mon.wait()
+        reader.kill()
+        reader.wait()
     p = ok(stack.busctl("get-property", "org.berth.Broker1", path, "org.berth.Broker1.Container", "ExitCode"))
     assert p.stdout.split() == ["i", "137"]
 

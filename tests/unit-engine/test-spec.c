@@ -143,6 +143,48 @@ static void test_sysctl_allow_list(void) {
         spec_done(&s);
 }
 
+static void test_devices(void) {
+        static const char *const bad[] = {
+                ", \"devices\": [{\"path\": \"/etc/passwd\", \"type\": \"c\", \"major\": 1, \"minor\": 3}]",
+                ", \"devices\": [{\"path\": \"/dev/../etc\", \"type\": \"c\", \"major\": 1, \"minor\": 3}]",
+                ", \"devices\": [{\"path\": \"/dev/\", \"type\": \"c\", \"major\": 1, \"minor\": 3}]",
+                ", \"devices\": [{\"path\": \"/dev/a//b\", \"type\": \"c\", \"major\": 1, \"minor\": 3}]",
+                ", \"devices\": [{\"path\": \"/dev/x\", \"type\": \"p\", \"major\": 1, \"minor\": 3}]",
+                ", \"devices\": [{\"path\": \"/dev/x\", \"type\": \"c\", \"major\": -1, \"minor\": 3}]",
+                ", \"resources\": {\"devices\": [{\"allow\": \"yes\"}]}",
+        };
+        g_autofree char *j =
+                make("0", "",
+                     ", \"devices\": [{\"path\": \"/dev/net/tun\", \"type\": \"c\", \"major\": 10, "
+                     "\"minor\": 200}, {\"path\": \"/dev/loop0\", \"type\": \"b\", \"major\": 7, "
+                     "\"minor\": 0}], \"resources\": {\"devices\": [{\"allow\": false, \"access\": "
+                     "\"rwm\"}, {\"allow\": true, \"access\": \"rwm\"}]}",
+                     "");
+        Spec s;
+        BerthError e = {};
+
+        g_assert_cmpint(parse(j, &s, &e), ==, 0);
+        g_assert_cmpuint(s.n_devices, ==, 2);
+        g_assert_cmpstr(s.devices[0].path, ==, "/dev/net/tun");
+        g_assert_cmpint(s.devices[1].type, ==, 'b');
+        /* --privileged's rules: deny all, then allow all (the last matching rule decides). */
+        g_assert_cmpuint(s.resources.n_devices, ==, 2);
+        g_assert_false(s.resources.devices[0].allow);
+        g_assert_true(s.resources.devices[1].allow);
+        g_assert_cmpint(s.resources.devices[1].type, ==, 'a');
+        g_assert_cmpuint(s.resources.devices[1].access, ==, SPEC_DEVICE_ALL);
+        spec_done(&s);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *b = make("0", "", bad[i], "");
+                Spec t;
+                BerthError f = {};
+
+                g_assert_cmpint(parse(b, &t, &f), <, 0);
+                spec_done(&t);
+        }
+}
+
 static void test_seccomp_compiles(void) {
         g_autofree char *j = make("0", "\"CAP_SYS_CHROOT\"", "",
                                   ", \"annotations\": {\"org.berth.seccomp\": \"default\"}");
@@ -173,6 +215,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/spec/refused", test_refused);
         g_test_add_func("/spec/device-rules", test_device_rules);
         g_test_add_func("/spec/sysctl-allow-list", test_sysctl_allow_list);
+        g_test_add_func("/spec/devices", test_devices);
         g_test_add_func("/spec/seccomp-compiles", test_seccomp_compiles);
         return g_test_run();
 }
