@@ -68,6 +68,9 @@ int content_gc(const char *what);
 
 /* Containers: cmd-run.c (run, create), cmd-containers.c (the rest, and the ctr-style groups). */
 int cmd_run(int argc, char *argv[]);
+int cmd_exec(int argc, char *argv[]); /* cmd-exec.c: exec, attach, top */
+int cmd_attach(int argc, char *argv[]);
+int cmd_top(int argc, char *argv[]);
 int cmd_create(int argc, char *argv[]);
 extern const Command container_commands[]; /* terminated by {} */
 extern const Verb containers_verbs[];

@@ -405,6 +405,7 @@ static const TableColumn container_columns[] = {
         { "PID", -8, "Pid" },     { "OWNER", -10, "Owner" }, { "CREATED", 0, "CreatedAt" },
         { NULL, 0, "Id" },        { NULL, 0, "ExitCode" },   { NULL, 0, "Reason" },
         { NULL, 0, "StartedAt" }, { NULL, 0, "FinishedAt" }, { NULL, 0, "Path" },
+        { NULL, 0, "Health" },
 };
 
 static JsonNode *json_int(gint64 v) {
@@ -441,12 +442,20 @@ static int list(bool all, bool all_users, bool json) {
                 return report_bus_error("ls", NULL, r);
         while ((r = sd_bus_message_read(reply, "(ssssuisuttto)", &id, &name, &image, &status, &pid, &code,
                                         &reason, &owner, &created, &started, &finished, &path)) > 0) {
-                g_autofree char *st = NULL, *own = NULL;
+                g_autofree char *st = NULL, *own = NULL, *health = NULL;
                 char ago[64], pidbuf[16];
 
                 if (!all && !streq(status, "running"))
                         continue;
                 st = status_text(status, code, reason);
+                /* A running container with a health check: "running (healthy)", as docker shows it. */
+                if (streq(status, "running") &&
+                    sd_bus_get_property_string(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                               "Health", NULL, &health) >= 0 &&
+                    !isempty(health)) {
+                        g_autofree char *old = g_steal_pointer(&st);
+                        st = g_strdup_printf("%s (%s)", old, health);
+                }
                 own = owner_text(owner);
                 format_ago(ago, sizeof(ago), created);
                 snprintf(pidbuf, sizeof(pidbuf), pid > 0 ? "%u" : "-", pid);
@@ -463,6 +472,7 @@ static int list(bool all, bool all_users, bool json) {
                 table_add_cell(t, NULL, json_int((gint64) started));
                 table_add_cell(t, NULL, json_int((gint64) finished));
                 table_add_string(t, path);
+                table_add_string(t, health ?: "");
         }
         if (r < 0)
                 return report_bus_error("ls", NULL, r);
@@ -699,6 +709,10 @@ const Command container_commands[] = {
         { "ps", "List containers (as ls)", cmd_ls, NULL, false },
         { "inspect", "Show a container as JSON", cmd_inspect, NULL, false },
         { "logs", "Print a detached container's output", cmd_logs, NULL, false },
+        { "exec", "Run a command in a running container", cmd_exec, NULL, true }, /* cmd-exec.c */
+        { "attach", "Join the terminal of a detached -t container (ctrl-p ctrl-q detaches)", cmd_attach,
+          NULL, true },
+        { "top", "List a container's processes", cmd_top, NULL, false },
         {},
 };
 

@@ -15,6 +15,7 @@
 #include "bus-util.h"
 #include "container-cli.h"
 #include "output.h"
+#include "run-health.h"
 
 #define MOUNTS_MAX 64
 
@@ -34,6 +35,7 @@ typedef struct RunOptions {
         const char *image;
         char **cmd; /* borrowed from argv, may be empty */
         int n_cmd;
+        RunHealth health; /* run-health.c */
 } RunOptions;
 
 static void run_options_done(RunOptions *o) {
@@ -197,7 +199,12 @@ static void help(const char *verb) {
                "     --security-opt seccomp=unconfined  No seccomp filter (privileged)\n"
                "     --net none|host     Network: own namespace with loopback (default) or the host's "
                "(privileged)\n"
-               "     --mount type=bind,src=PATH,dst=PATH[,ro]  Bind a host path (privileged)\n",
+               "     --mount type=bind,src=PATH,dst=PATH[,ro]  Bind a host path (privileged)\n"
+               "     --health-cmd CMD    Health check run with /bin/sh -c in the container\n"
+               "     --health-interval T --health-timeout T --health-start-period T  (30s, 500ms, 1m)\n"
+               "     --health-retries N  Failures in a row before unhealthy (3)\n"
+               "     --health-on-failure none|kill|restart  What an unhealthy container gets\n"
+               "     --no-healthcheck    Not even the image's health check\n",
                verb, streq(verb, "run") ? "Run" : "Create");
 }
 
@@ -244,6 +251,7 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
                                                  { "net", required_argument, NULL, ARG_NET },
                                                  { "network", required_argument, NULL, ARG_NET },
                                                  { "mount", required_argument, NULL, ARG_MOUNT },
+                                                 RUN_HEALTH_OPTIONS,
                                                  {} };
         int c, r;
         char *end;
@@ -255,6 +263,11 @@ static int parse_run_args(const char *verb, int argc, char *argv[], RunOptions *
         optind = 0;
         /* "+": options stop at IMAGE; what follows is the container's command. */
         while ((c = getopt_long(argc, argv, "+hdtie:w:u:", options, NULL)) >= 0) {
+                r = run_health_option(&o->health, c, optarg);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
                 switch (c) {
                 case 'h':
                         help(verb);
@@ -454,6 +467,7 @@ static char *options_json(const RunOptions *o, bool detach) {
                 }
                 json_builder_end_array(b);
         }
+        run_health_to_json(&o->health, b);
         json_builder_end_object(b);
         root = json_builder_get_root(b);
         return json_to_string(root, false);

@@ -738,6 +738,7 @@ OciImageConfig *oci_image_config_free(OciImageConfig *c) {
         strv_free(c->labels);
         strv_free(c->exposed_ports);
         free(c->stop_signal);
+        strv_free(c->health_test);
         return mfree(c);
 }
 
@@ -791,6 +792,22 @@ static int dispatch_exposed_ports(JsonNode *node, void *target, void *userdata, 
         return object_to_strv(node, false, target, ret_error);
 }
 
+static const JsonField healthcheck_table[] = {
+        { "Test", JSON_FIELD_STRV, offsetof(OciImageConfig, health_test), JSON_NULLABLE },
+        { "Interval", JSON_FIELD_INT64, offsetof(OciImageConfig, health_interval), JSON_NULLABLE },
+        { "Timeout", JSON_FIELD_INT64, offsetof(OciImageConfig, health_timeout), JSON_NULLABLE },
+        { "StartPeriod", JSON_FIELD_INT64, offsetof(OciImageConfig, health_start_period), JSON_NULLABLE },
+        { "Retries", JSON_FIELD_INT64, offsetof(OciImageConfig, health_retries), JSON_NULLABLE },
+        {}
+};
+
+/* Healthcheck: its fields land directly in OciImageConfig (offset 0 in the parent table). */
+static int dispatch_healthcheck(JsonNode *node, void *target, void *userdata, char **ret_error) {
+        if (!JSON_NODE_HOLDS_OBJECT(node))
+                return json_set_error(ret_error, EBADMSG, "must be an object");
+        return json_dispatch(json_node_get_object(node), healthcheck_table, target, userdata, ret_error);
+}
+
 static const JsonField exec_config_table[] = {
         { "User", JSON_FIELD_STRING, offsetof(OciImageConfig, user), JSON_NULLABLE },
         { "Env", JSON_FIELD_STRV, offsetof(OciImageConfig, env), JSON_NULLABLE },
@@ -801,6 +818,7 @@ static const JsonField exec_config_table[] = {
         { "ExposedPorts", JSON_FIELD_CUSTOM, offsetof(OciImageConfig, exposed_ports), JSON_NULLABLE,
           dispatch_exposed_ports },
         { "StopSignal", JSON_FIELD_STRING, offsetof(OciImageConfig, stop_signal), JSON_NULLABLE },
+        { "Healthcheck", JSON_FIELD_CUSTOM, 0, JSON_NULLABLE, dispatch_healthcheck },
         {}
 };
 

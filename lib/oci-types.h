@@ -107,6 +107,9 @@ typedef struct OciImageConfig {
         char **labels; /* "key=value" */
         char **exposed_ports;
         char *stop_signal;
+        /* config.Healthcheck: Test (["CMD", …], ["CMD-SHELL", cmd], ["NONE"]), durations in ns, 0 = unset */
+        char **health_test;
+        int64_t health_interval, health_timeout, health_start_period, health_retries;
 } OciImageConfig;
 
 /* media_type: the type the registry/descriptor declared for the bytes (Content-Type or descriptor);

@@ -20,6 +20,8 @@ typedef enum ShimOp {
         SHIM_OP_STATE = 1, /* reply: the current state */
         SHIM_OP_START = 2, /* let init exec the process; reply once exec succeeded or failed */
         SHIM_OP_KILL = 3,  /* signal, flags SHIM_KILL_ALL: every process of the container */
+        SHIM_OP_EXEC = 4,  /* run a process in the container: see shim-exec-protocol.h (fds by SCM_RIGHTS) */
+        SHIM_OP_ATTACH = 5, /* a stream socket to a detached tty container's pty (fd in the reply) */
 } ShimOp;
 
 #define SHIM_KILL_ALL (UINT32_C(1) << 0)

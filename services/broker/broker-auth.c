@@ -91,6 +91,13 @@ static const struct {
         { "Remove", BERTH_ACTION_CONTAINER_MANAGE },
         { "Wait", BERTH_ACTION_CONTAINER_MANAGE },
         { "OpenLog", BERTH_ACTION_CONTAINER_MANAGE },
+        /* SECURITY: Exec runs a process inside the container with the container's own confinement (no
+         * more than its init has) and Attach joins its terminal: both are as much as the container's owner
+         * can do already, and nothing for anyone else without container-manage-any. Top lists its
+         * processes. */
+        { "Exec", BERTH_ACTION_CONTAINER_MANAGE },
+        { "Attach", BERTH_ACTION_CONTAINER_MANAGE },
+        { "Top", BERTH_ACTION_CONTAINER_MANAGE },
 };
 
 const char *broker_action_for_method(const char *member) {

@@ -70,7 +70,8 @@ void container_emit_changed(Manager *m, ContainerRecord *c) {
         if (!path || c->creating)
                 return;
         (void) sd_bus_emit_properties_changed(m->bus, path, BERTH_BROKER_CONTAINER_IFACE, "Status", "Pid",
-                                              "ExitCode", "Reason", "StartedAt", "FinishedAt", NULL);
+                                              "ExitCode", "Reason", "StartedAt", "FinishedAt", "Health",
+                                              NULL);
 }
 
 /* ---- CreateContainer ------------------------------------------------------------------------------ */
@@ -693,7 +694,7 @@ static int on_supervisor_owner_changed(sd_bus_message *msg, void *userdata, sd_b
 
 /* The fields of one entry of the supervisor's ListContainers. */
 typedef struct SupervisorEntry {
-        const char *status, *reason;
+        const char *status, *reason, *health;
         uint32_t pid;
         int32_t exit_code;
         uint64_t created_at, started_at, finished_at;
@@ -730,6 +731,8 @@ static int read_entry(sd_bus_message *reply, SupervisorEntry *e) {
                         r = sd_bus_message_read(reply, "v", "t", &e->started_at);
                 else if (streq(key, "FinishedAt"))
                         r = sd_bus_message_read(reply, "v", "t", &e->finished_at);
+                else if (streq(key, "Health"))
+                        r = sd_bus_message_read(reply, "v", "s", &e->health);
                 else
                         r = sd_bus_message_skip(reply, "v");
                 if (r < 0)
@@ -822,6 +825,9 @@ static int sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                         c->finished_at = e.finished_at;
                         changed = true;
                 }
+                /* Only the health states the supervisor knows (health.c), never its text as it came. */
+                if (!e.health || !*e.health || str_in(e.health, "starting", "healthy", "unhealthy"))
+                        changed |= set_string(&c->health, e.health ?: "");
                 apply_and_notify(manager, c, changed, was_stopped);
                 /* A --rm container whose removal failed or was cut short (a service restarted): again. */
                 if (c->auto_remove && !c->removing && streq(c->status, "stopped"))

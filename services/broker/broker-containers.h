@@ -67,6 +67,10 @@ const Tombstone *container_tombstone_get(Manager *m, const char *id);
 /* container-object.c */
 extern const sd_bus_vtable broker_container_vtable[];
 int container_objects_register(Manager *m);
+/* container-exec.c: the bodies of Container.Exec, Attach and Top (authorised by container-object.c). */
+int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+int container_attach_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+int container_top_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 char *container_object_path(const char *id);
 /* PropertiesChanged for the state properties. */
 void container_emit_changed(Manager *m, ContainerRecord *c);

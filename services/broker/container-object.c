@@ -301,6 +301,9 @@ static int open_log_body(sd_bus_message *m, Manager *manager, ContainerRecord *c
         return forward(manager, m, "Opening the log", true, "OpenLog", "st", c->id, UINT64_C(0));
 }
 CONTAINER_METHOD(method_open_log, open_log_body)
+CONTAINER_METHOD(method_exec, container_exec_body)
+CONTAINER_METHOD(method_attach, container_attach_body)
+CONTAINER_METHOD(method_top, container_top_body)
 
 /* ---- properties ------------------------------------------------------------------------------------ */
 
@@ -344,6 +347,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "t", c->finished_at);
         if (streq(property, "Options"))
                 return sd_bus_message_append(reply, "s", c->options);
+        if (streq(property, "Health"))
+                return sd_bus_message_append(reply, "s", c->health ?: "");
         if (streq(property, "AutoRemove"))
                 return sd_bus_message_append(reply, "b", c->auto_remove);
         return -ENOENT;
@@ -402,6 +407,7 @@ const sd_bus_vtable broker_container_vtable[] = {
         SD_BUS_PROPERTY("Reason", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedAt", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FinishedAt", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Health", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_NAMES("Start", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_start,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Kill", "it", SD_BUS_PARAM(signal) SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
@@ -415,6 +421,13 @@ const sd_bus_vtable broker_container_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenLog", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(log),
                                  method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES(
+                "Exec", "sa{sh}t", SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags), "uah",
+                SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Attach", "t", SD_BUS_PARAM(flags), "h", SD_BUS_PARAM(stream),
+                                 method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Top", "t", SD_BUS_PARAM(flags), "a(uuus)", SD_BUS_PARAM(processes),
+                                 method_top, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

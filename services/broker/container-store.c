@@ -30,6 +30,7 @@ ContainerRecord *container_record_free(ContainerRecord *c) {
         free(c->options);
         free(c->status);
         free(c->reason);
+        free(c->health);
         if (c->waiters)
                 g_ptr_array_unref(c->waiters);
         if (c->exit_waiters)

@@ -38,6 +38,7 @@ typedef struct ContainerRecord {
         uint64_t created_at, started_at, finished_at; /* µs since the epoch */
 
         /* Runtime only, never stored. */
+        char *health;                /* the supervisor's: "", "starting", "healthy", "unhealthy" */
         bool creating;               /* CreateContainer in flight: not on the bus yet */
         bool removing;               /* DeleteContainer in flight */
         GPtrArray *waiters;          /* Wait calls (sd_bus_message*), answered once it stopped */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cgroup-oom.h"
+#include "shim-exec.h"
 #include "shim-protocol.h"
 
 #ifndef SYS_close_range
@@ -218,6 +219,8 @@ static bool log_pump(Shim *s, LogStream *ls) {
                 ls->fd = safe_close(ls->fd);
                 return false;
         }
+        if (ls == &s->streams[0]) /* clients attached to a -d -t container */
+                shim_attach_output(ls->buf + ls->len, (size_t) n);
         ls->len += (size_t) n;
         for (;;) {
                 char *nl = memchr(ls->buf, '\n', ls->len);
@@ -327,17 +330,27 @@ static void kill_all(Shim *s, int sig) {
 
 static void handle_request(Shim *s, unsigned i) {
         ShimRequest q;
-        ssize_t n = recv(s->peers[i], &q, sizeof(q), MSG_DONTWAIT);
+        int rfds[SHIM_REQUEST_FDS_MAX];
+        size_t n_rfds = 0;
+        ssize_t n = shim_recv_request(s->peers[i], &q, rfds, &n_rfds);
         int fd = s->peers[i];
 
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (n != (ssize_t) sizeof(q) || q.magic != SHIM_PROTOCOL_MAGIC ||
             q.version != SHIM_PROTOCOL_VERSION) {
+                shim_close_fds(rfds, n_rfds);
                 peer_drop(s, i);
                 return;
         }
         switch (q.op) {
+        case SHIM_OP_EXEC: /* shim-exec.c; it takes the fds */
+                shim_exec_request(fd, &q, rfds, n_rfds, s->init_pid, s->status == SHIM_STATUS_RUNNING);
+                n_rfds = 0;
+                break;
+        case SHIM_OP_ATTACH:
+                shim_attach_request(fd, s->streams[0].fd, s->status == SHIM_STATUS_RUNNING);
+                break;
         case SHIM_OP_STATE:
                 send_reply(s, fd, 0, NULL);
                 break;
@@ -373,6 +386,7 @@ static void handle_request(Shim *s, unsigned i) {
         default:
                 send_reply(s, fd, EOPNOTSUPP, "unknown operation");
         }
+        shim_close_fds(rfds, n_rfds);
 }
 
 /* Sync point 2 (engine): EOF on exec_err_fd means execve() succeeded (the fd is O_CLOEXEC in init);
@@ -437,8 +451,10 @@ static void handle_sigchld(Shim *s) {
         while (read(s->signal_fd, &si, sizeof(si)) == (ssize_t) sizeof(si))
                 ;
         while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (p != s->init_pid)
+                if (p != s->init_pid) {
+                        (void) shim_exec_reaped(p, status); /* an exec'd process, or its joiner */
                         continue;
+                }
                 s->finished_at = now_usec();
                 if (s->exec_err_fd >= 0)
                         handle_exec_result(s);
@@ -565,13 +581,15 @@ int main(int argc, char *argv[]) {
                 .status = SHIM_STATUS_CREATED,
                 .streams = { { .fd = -1, .name = "stdout" }, { .fd = -1, .name = "stderr" } },
         };
-        struct pollfd pfd[4 + LOG_STREAMS + SHIM_PEERS_MAX];
+        struct pollfd pfd[4 + LOG_STREAMS + SHIM_PEERS_MAX + SHIM_EXEC_POLL_MAX];
         int ready_fd = -1;
         sigset_t mask;
 
         /* The creating process asked to die with the supervisor until it got here: from now on we must
          * outlive it. */
         (void) prctl(PR_SET_PDEATHSIG, 0);
+        /* Exec'd from the supervisor's sealed memfd copy, the kernel names us after it: keep our name. */
+        (void) prctl(PR_SET_NAME, "berth-shim");
         for (unsigned i = 0; i < SHIM_PEERS_MAX; i++)
                 s.peers[i] = -1;
         parse_args(&s, argc, argv, &ready_fd);
@@ -641,6 +659,8 @@ int main(int argc, char *argv[]) {
                                 pfd[ix_peer[i] = (int) n++] =
                                         (struct pollfd){ .fd = s.peers[i], .events = POLLIN };
                 }
+                nfds_t ix_exec_fds = n;
+                n += shim_exec_poll_fill(pfd + n);
                 if (poll(pfd, n, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -653,6 +673,7 @@ int main(int argc, char *argv[]) {
                         handle_exec_result(&s);
                 if (pfd[ix_sig].revents)
                         handle_sigchld(&s);
+                shim_exec_poll_dispatch(pfd + ix_exec_fds, n - ix_exec_fds);
                 if (pfd[ix_listen].revents)
                         accept_peer(&s);
                 for (unsigned i = 0; i < SHIM_PEERS_MAX; i++)
@@ -675,6 +696,7 @@ int main(int argc, char *argv[]) {
                 }
         }
         s.log_fd = safe_close(s.log_fd);
+        shim_exec_finish();
         /* The record first, then the event: whoever hears of the exit can read it. */
         (void) write_exit_record(&s);
         broadcast(&s);

@@ -113,11 +113,31 @@ static int cpuset_init(const char *mp, const char *path) {
         return 0;
 }
 
-static const char *const default_device_rules[] = {
-        /* The OCI default devices plus mknod of anything (the node is useless without an allow rule). */
-        "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
-        "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
-};
+/* One rule as the v1 devices controller reads it: "c 1:3 rwm", "a *:* m". */
+static int device_rule_write(const char *dir, const SpecDeviceRule *d) {
+        char v[96], major[24], minor[24], access[4];
+        size_t k = 0;
+
+        if (d->major >= 0)
+                snprintf(major, sizeof(major), "%" PRIi64, d->major);
+        else
+                snprintf(major, sizeof(major), "*");
+        if (d->minor >= 0)
+                snprintf(minor, sizeof(minor), "%" PRIi64, d->minor);
+        else
+                snprintf(minor, sizeof(minor), "*");
+        if (d->access & SPEC_DEVICE_READ)
+                access[k++] = 'r';
+        if (d->access & SPEC_DEVICE_WRITE)
+                access[k++] = 'w';
+        if (d->access & SPEC_DEVICE_MKNOD)
+                access[k++] = 'm';
+        access[k] = '\0';
+        if (k == 0)
+                return 0;
+        snprintf(v, sizeof(v), "%c %s:%s %s", d->type, major, minor, access);
+        return cgroup_write(dir, d->allow ? "devices.allow" : "devices.deny", v);
+}
 
 static int v1_apply(Cgroup *cg, const char *mp, const Spec *spec, BerthError *err) {
         const SpecResources *res = &spec->resources;
@@ -164,10 +184,14 @@ static int v1_apply(Cgroup *cg, const char *mp, const Spec *spec, BerthError *er
                         return berth_error_setm(err, -r, "Cannot set pids.max in '%s'", dir);
         }
         if (is_hierarchy(mp, "devices")) {
-                /* SECURITY: deny every device but the defaults the engine binds into /dev. */
-                r = cgroup_write(dir, "devices.deny", "a");
-                for (size_t i = 0; r >= 0 && i < ELEMENTSOF(default_device_rules); i++)
-                        r = cgroup_write(dir, "devices.allow", default_device_rules[i]);
+                /* SECURITY: the spec's rules in order (by default: deny every device but the defaults
+                 * the engine binds into /dev), as the v2 eBPF filter applies them. */
+                const SpecDeviceRule *rules;
+                size_t n_rules;
+                cgroup_device_rules(spec, &rules, &n_rules);
+                r = 0;
+                for (size_t i = 0; r >= 0 && i < n_rules; i++)
+                        r = device_rule_write(dir, &rules[i]);
                 if (r < 0)
                         return berth_error_setm(err, -r, "Cannot set the device rules in '%s'", dir);
         }

@@ -122,6 +122,32 @@ void cgroup_free(Cgroup *cg) {
         free(cg);
 }
 
+void cgroup_device_rules(const Spec *spec, const SpecDeviceRule **ret, size_t *ret_n) {
+        static const SpecDeviceRule defaults[] = {
+                { .allow = false, .type = 'a', .major = -1, .minor = -1, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = -1, .minor = -1, .access = SPEC_DEVICE_MKNOD },
+                { .allow = true, .type = 'b', .major = -1, .minor = -1, .access = SPEC_DEVICE_MKNOD },
+                { .allow = true, .type = 'c', .major = 1, .minor = 3, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 1, .minor = 5, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 1, .minor = 7, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 1, .minor = 8, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 1, .minor = 9, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 5, .minor = 0, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 5, .minor = 1, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 5, .minor = 2, .access = SPEC_DEVICE_ALL },
+                { .allow = true, .type = 'c', .major = 136, .minor = -1, .access = SPEC_DEVICE_ALL },
+        };
+
+        /* SECURITY: a spec that says nothing gets the default allow-list, never every device. */
+        if (spec->resources.devices) {
+                *ret = spec->resources.devices;
+                *ret_n = spec->resources.n_devices;
+        } else {
+                *ret = defaults;
+                *ret_n = ELEMENTSOF(defaults);
+        }
+}
+
 int cgroup_write(const char *dir, const char *file, const char *value) {
         char path[PATH_MAX];
         int fd, r;

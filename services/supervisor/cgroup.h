@@ -63,6 +63,10 @@ const char *cgroup_layout_name(CgroupLayout l);
 int cgroup_new(const Spec *spec, Cgroup **ret, BerthError *err);
 void cgroup_free(Cgroup *cg);
 
+/* The device rules a spec without linux.resources.devices gets (the ones the spec builder writes): deny
+ * all but the default nodes of /dev, mknod of anything. */
+void cgroup_device_rules(const Spec *spec, const SpecDeviceRule **ret, size_t *ret_n);
+
 /* Helpers shared by the backends. */
 int cgroup_write(const char *dir, const char *file, const char *value);
 int cgroup_mkdir_p(const char *root, const char *path);

@@ -16,12 +16,14 @@
 #include "fs-at.h"
 #include "bus-names.h"
 #include "container.h"
+#include "container-scope.h"
 #include "digest.h"
 #include "request.h"
 #include "engine.h"
 #include "fs-util.h"
 #include "host-mntns.h"
 #include "json-util.h"
+#include "health.h"
 #include "log.h"
 #include "active-rootfs.h"
 #include "shim-client.h"
@@ -284,6 +286,14 @@ static pid_t cleanup_fork(Manager *m, const char *id) {
                         if (state_fd >= 0)
                                 r = cgroup_remove(state_fd);
                 }
+                /* Under systemd: the container's scope, with the shim's cgroup, goes too, also when
+                 * something above failed (systemd collects an empty scope by itself; this covers a
+                 * shim still exiting and whatever a failed create left in it). */
+                if (container_scope_wanted()) {
+                        int q = container_scope_stop(id);
+                        if (q < 0)
+                                log_warning_errno(q, "Failed to stop berth-%s.scope: %m", id);
+                }
                 if (r >= 0) {
                         _cleanup_close_ int dir_fd =
                                 open(m->containers_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -365,6 +375,7 @@ void container_delete_async(Container *c) {
 int container_emit_changed(Container *c) {
         if (c->status == CONTAINER_CREATING)
                 return 0;
+        health_update(c); /* health.c: checks run while the container does */
         return sd_bus_emit_signal(c->manager->bus, BERTH_SUPERVISOR_PATH, BERTH_SUPERVISOR_IFACE,
                                   "ContainerChanged", "ssis", c->id, container_status_to_string(c->status),
                                   c->exit_code, c->reason);
@@ -492,6 +503,7 @@ static void adopt_one(Manager *m, const char *id) {
                         log_warning_errno(r, "Failed to watch the shim of %s: %m", id);
                 log_info("Re-adopted container %s (%s), %s.", id, c->name,
                          container_status_to_string(c->status));
+                health_update(c);
         } else {
                 c->status = CONTAINER_STOPPED;
                 if (container_read_exit(c) < 0) {

@@ -65,6 +65,7 @@ struct Manager {
         char *snapshots_path;  /* the unpacker's store: read here; we only add active/ */
         char *containers_path; /* /run/berth/containers */
         char *shim_path;
+        int shim_exe_fd; /* sealed memfd copy of shim_path (exec.h: shim_exe_seal), or -1 */
         int snapshots_fd;
         int content_fd;
         int containers_fd;

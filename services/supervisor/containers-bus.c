@@ -11,6 +11,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "container.h"
+#include "health.h"
 #include "log.h"
 #include "shim-client.h"
 
@@ -198,10 +199,10 @@ static int append_one(sd_bus_message *reply, Container *c) {
                 r = sd_bus_message_append(reply, "s", c->id);
         if (r >= 0)
                 r = sd_bus_message_append(
-                        reply, "a{sv}", 9, "Status", "s", container_status_to_string(c->status), "Pid", "u",
+                        reply, "a{sv}", 10, "Status", "s", container_status_to_string(c->status), "Pid", "u",
                         c->pid, "ExitCode", "i", c->exit_code, "Reason", "s", c->reason, "CreatedAt", "t",
                         c->created_at, "StartedAt", "t", c->started_at, "FinishedAt", "t", c->finished_at,
-                        "Name", "s", c->name, "Owner", "u", c->owner);
+                        "Name", "s", c->name, "Owner", "u", c->owner, "Health", "s", health_status(c));
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;

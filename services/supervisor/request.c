@@ -9,6 +9,7 @@
 
 #include "digest.h"
 #include "json-util.h"
+#include "health-config.h"
 #include "request.h"
 
 static void strv_freep_(char ***l) {
@@ -27,6 +28,7 @@ ContainerRequest *container_request_free(ContainerRequest *r) {
         free(r->workdir);
         free(r->user);
         free(r->hostname);
+        health_config_free(r->health);
         strv_freep_(&r->cap_add);
         strv_freep_(&r->cap_drop);
         for (size_t i = 0; i < r->n_mounts; i++)
@@ -254,6 +256,8 @@ static const JsonField request_table[] = {
           dispatch_seccomp },
         { "net", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, net_host), 0, dispatch_net },
         { "mounts", JSON_FIELD_CUSTOM, 0, 0, dispatch_mounts },
+        { "health", JSON_FIELD_CUSTOM, offsetof(ContainerRequest, health), JSON_NULLABLE,
+          health_config_dispatch },
         {},
 };
 

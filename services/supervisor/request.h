@@ -52,6 +52,7 @@ typedef struct ContainerRequest {
         bool net_host;
         RequestMount *mounts;
         size_t n_mounts;
+        struct HealthConfig *health; /* "health" (health-config.h), NULL = the image's */
 } ContainerRequest;
 
 /* Parse and validate. -EBADMSG/-EFBIG/-EINVAL/-ERANGE plus a malloc'd message naming the field. */

@@ -190,6 +190,50 @@ static int pick_cwd(const SpecInput *in, const char **ret, char **ret_error) {
         return 0;
 }
 
+/* linux.resources.devices: deny everything but the nodes the engine puts in /dev (null, zero, full,
+ * random, urandom, tty, console, ptmx and the pts), and mknod of any node (useless without an allow rule
+ * to open it; and the default capability set has no CAP_MKNOD). The v1 devices controller or the v2 eBPF
+ * filter (cgroup-devices-bpf.c) enforces it; the last matching rule decides. */
+static void add_device_rules(JsonBuilder *b) {
+        static const struct {
+                const char *type;
+                int major, minor; /* -1 = any */
+                const char *access;
+        } allowed[] = {
+                { "c", -1, -1, "m" }, { "b", -1, -1, "m" }, { "c", 1, 3, "rwm" },    { "c", 1, 5, "rwm" },
+                { "c", 1, 7, "rwm" }, { "c", 1, 8, "rwm" }, { "c", 1, 9, "rwm" },    { "c", 5, 0, "rwm" },
+                { "c", 5, 1, "rwm" }, { "c", 5, 2, "rwm" }, { "c", 136, -1, "rwm" },
+        };
+
+        json_builder_set_member_name(b, "devices");
+        json_builder_begin_array(b);
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "allow");
+        json_builder_add_boolean_value(b, false);
+        json_builder_set_member_name(b, "access");
+        json_builder_add_string_value(b, "rwm");
+        json_builder_end_object(b);
+        for (size_t i = 0; i < ELEMENTSOF(allowed); i++) {
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "allow");
+                json_builder_add_boolean_value(b, true);
+                json_builder_set_member_name(b, "type");
+                json_builder_add_string_value(b, allowed[i].type);
+                if (allowed[i].major >= 0) {
+                        json_builder_set_member_name(b, "major");
+                        json_builder_add_int_value(b, allowed[i].major);
+                }
+                if (allowed[i].minor >= 0) {
+                        json_builder_set_member_name(b, "minor");
+                        json_builder_add_int_value(b, allowed[i].minor);
+                }
+                json_builder_set_member_name(b, "access");
+                json_builder_add_string_value(b, allowed[i].access);
+                json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+}
+
 int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
         g_autoptr(GPtrArray) env = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
@@ -332,6 +376,7 @@ int spec_build(const SpecInput *in, JsonNode **ret, char **ret_error) {
         json_builder_add_string_value(b, in->cgroup_path);
         json_builder_set_member_name(b, "resources");
         json_builder_begin_object(b);
+        add_device_rules(b);
         if (r->memory > 0) {
                 json_builder_set_member_name(b, "memory");
                 json_builder_begin_object(b);

@@ -321,9 +321,91 @@ static int parse_strv_member(JsonObject *o, const char *name, char ***ret, Berth
         return 0;
 }
 
+/* One linux.resources.devices[] entry: {allow (mandatory), type "a"|"c"|"b", major, minor (absent or -1:
+ * any), access ⊆ "rwm" (absent: all)}. */
+static int parse_device_rule(JsonNode *node, SpecDeviceRule *rule, BerthError *err) {
+        JsonObject *o;
+        JsonNode *n;
+
+        if (!JSON_NODE_HOLDS_OBJECT(node))
+                return berth_error_set(err, EINVAL,
+                                       "Invalid runtime spec: devices[] entry is not an object");
+        o = json_node_get_object(node);
+        *rule = (SpecDeviceRule){ .type = 'a', .major = -1, .minor = -1, .access = SPEC_DEVICE_ALL };
+        n = json_object_get_member(o, "allow");
+        if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
+                return berth_error_set(err, EINVAL, "Invalid runtime spec: devices[].allow");
+        rule->allow = json_node_get_boolean(n);
+        n = json_object_get_member(o, "type");
+        if (n && !JSON_NODE_HOLDS_NULL(n)) {
+                const char *t = JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+                                        ? json_node_get_string(n)
+                                        : NULL;
+                if (!t || strlen(t) != 1 || !strchr("acb", t[0]))
+                        return berth_error_set(err, EINVAL, "Invalid runtime spec: devices[].type");
+                rule->type = t[0];
+        }
+        for (int i = 0; i < 2; i++) {
+                const char *name = i == 0 ? "major" : "minor";
+                int64_t *v = i == 0 ? &rule->major : &rule->minor;
+                n = json_object_get_member(o, name);
+                if (n && !JSON_NODE_HOLDS_NULL(n) && (get_int(n, v) < 0 || *v < -1 || *v > UINT32_MAX))
+                        return berth_error_set(err, EINVAL, "Invalid runtime spec: devices[].%s", name);
+        }
+        n = json_object_get_member(o, "access");
+        if (n && !JSON_NODE_HOLDS_NULL(n)) {
+                const char *a = JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+                                        ? json_node_get_string(n)
+                                        : NULL;
+                if (!a || strlen(a) > 3)
+                        return berth_error_set(err, EINVAL, "Invalid runtime spec: devices[].access");
+                rule->access = 0;
+                for (const char *c = a; *c; c++) {
+                        unsigned bit = *c == 'r'   ? SPEC_DEVICE_READ
+                                       : *c == 'w' ? SPEC_DEVICE_WRITE
+                                       : *c == 'm' ? SPEC_DEVICE_MKNOD
+                                                   : 0;
+                        if (bit == 0 || (rule->access & bit))
+                                return berth_error_set(err, EINVAL,
+                                                       "Invalid runtime spec: devices[].access '%s'", a);
+                        rule->access |= bit;
+                }
+        }
+        return 0;
+}
+
+static int parse_devices(JsonNode *n, SpecResources *res, BerthError *err) {
+        JsonArray *a;
+        guint len;
+        int r;
+
+        if (!JSON_NODE_HOLDS_ARRAY(n))
+                return berth_error_set(err, EINVAL, "Invalid runtime spec: linux.resources.devices");
+        a = json_node_get_array(n);
+        len = json_array_get_length(a);
+        if (len > SPEC_DEVICE_RULES_MAX)
+                return berth_error_set(err, E2BIG, "Invalid runtime spec: more than %u device rules",
+                                       SPEC_DEVICE_RULES_MAX);
+        res->devices = calloc(len ?: 1, sizeof(SpecDeviceRule));
+        if (!res->devices)
+                return berth_error_set(err, ENOMEM, "Out of memory");
+        for (guint i = 0; i < len; i++) {
+                r = parse_device_rule(json_array_get_element(a, i), &res->devices[i], err);
+                if (r < 0)
+                        return r;
+                res->n_devices++;
+        }
+        return 0;
+}
+
 static int parse_resources(JsonObject *o, SpecResources *res, BerthError *err) {
         JsonNode *n;
         JsonObject *m;
+        int r;
+
+        n = json_object_get_member(o, "devices");
+        if (n && !JSON_NODE_HOLDS_NULL(n) && (r = parse_devices(n, res, err)) < 0)
+                return r;
 
         n = json_object_get_member(o, "memory");
         if (n && JSON_NODE_HOLDS_OBJECT(n)) {
@@ -621,6 +703,7 @@ void spec_done(Spec *s) {
         for (int i = 0; i < _SPEC_NS_MAX; i++)
                 free(s->namespaces[i].path);
         free(s->cgroups_path);
+        free(s->resources.devices);
         for (size_t i = 0; i < s->n_sysctls; i++) {
                 free(s->sysctls[i].key);
                 free(s->sysctls[i].value);

@@ -65,12 +65,32 @@ typedef struct SpecCaps {
         uint64_t bounding, effective, permitted, inheritable, ambient;
 } SpecCaps;
 
+#define SPEC_DEVICE_RULES_MAX 256U
+
+/* linux.resources.devices[]: evaluated in order, the last rule that matches decides (as the v1 devices
+ * controller and runc/crun's eBPF filters do). */
+enum {
+        SPEC_DEVICE_READ = 1 << 0,
+        SPEC_DEVICE_WRITE = 1 << 1,
+        SPEC_DEVICE_MKNOD = 1 << 2,
+        SPEC_DEVICE_ALL = SPEC_DEVICE_READ | SPEC_DEVICE_WRITE | SPEC_DEVICE_MKNOD,
+};
+
+typedef struct SpecDeviceRule {
+        bool allow;
+        char type;            /* 'a' (any), 'c' or 'b' */
+        int64_t major, minor; /* -1 = any */
+        unsigned access;      /* SPEC_DEVICE_* bits */
+} SpecDeviceRule;
+
 typedef struct SpecResources {
-        int64_t memory_limit; /* bytes, 0 = none */
-        int64_t memory_swap;  /* bytes, 0 = same as memory_limit */
-        int64_t cpu_quota;    /* µs per period, 0 = none */
-        uint64_t cpu_period;  /* µs, 0 = 100000 */
-        int64_t pids_limit;   /* 0 = none */
+        int64_t memory_limit;    /* bytes, 0 = none */
+        int64_t memory_swap;     /* bytes, 0 = same as memory_limit */
+        int64_t cpu_quota;       /* µs per period, 0 = none */
+        uint64_t cpu_period;     /* µs, 0 = 100000 */
+        int64_t pids_limit;      /* 0 = none */
+        SpecDeviceRule *devices; /* NULL when the spec has no linux.resources.devices: no filter */
+        size_t n_devices;
 } SpecResources;
 
 typedef enum SpecSeccompMode {

@@ -11,6 +11,7 @@
 #include "container.h"
 #include "digest.h"
 #include "exe-seal.h"
+#include "exec.h"
 #include "image-mount.h"
 #include "log.h"
 
@@ -132,6 +133,15 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenLog", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "h",
                                  SD_BUS_PARAM(log), method_open_log, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* exec.c */
+        SD_BUS_METHOD_WITH_NAMES(
+                "ExecContainer", "ssa{sh}t",
+                SD_BUS_PARAM(id) SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags), "uah",
+                SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("AttachContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "h",
+                                 SD_BUS_PARAM(stream), method_attach_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("TopContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "a(uuus)",
+                                 SD_BUS_PARAM(processes), method_top_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES(
                 "ContainerChanged", "ssis",
                 SD_BUS_PARAM(id) SD_BUS_PARAM(status) SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason), 0),
@@ -157,6 +167,11 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         if (!m->state_path || !m->shim_path || asprintf(&m->snapshots_path, "%s/snapshots", state) < 0 ||
             asprintf(&m->containers_path, "%s/containers", runtime) < 0)
                 return log_oom();
+        /* CVE-2019-5736: shims run from a sealed copy (exec'd processes are their clones until execve). */
+        m->shim_exe_fd = shim_exe_seal(m->shim_path);
+        if (m->shim_exe_fd < 0)
+                log_warning_errno(m->shim_exe_fd, "Cannot seal a copy of '%s' (exec will be refused): %m",
+                                  m->shim_path);
         /* /run/berth/containers: root only (0700), the shims' sockets live below it (S11). */
         (void) mkdir(runtime, 0755);
         if (mkdir(m->containers_path, 0700) < 0 && errno != EEXIST)
@@ -196,6 +211,7 @@ static void manager_shutdown(void *userdata) {
         m->containers_path = mfree(m->containers_path);
         m->state_path = mfree(m->state_path);
         m->shim_path = mfree(m->shim_path);
+        m->shim_exe_fd = safe_close(m->shim_exe_fd);
 }
 
 /* The supervisor stays while it has containers or shims to watch: the container code answers here.
@@ -218,7 +234,9 @@ static bool manager_busy(void *userdata) {
 }
 
 int main(int argc, char *argv[]) {
-        Manager manager = { .snapshots_fd = -EBADF, .content_fd = -EBADF, .containers_fd = -EBADF };
+        Manager manager = {
+                .snapshots_fd = -EBADF, .content_fd = -EBADF, .containers_fd = -EBADF, .shim_exe_fd = -EBADF
+        };
         const BusService svc = {
                 .program = "berth-supervisor",
                 .bus_name = BERTH_SUPERVISOR_NAME,

@@ -771,6 +771,30 @@ def test_pids_limit_enforced(bundle):
     assert "fork" in r.stdout.lower() or "resource" in r.stdout.lower() or "fork" in r.stderr.lower(), r.stdout + r.stderr
 
 
+def test_device_rules_from_the_spec(bundle):
+    """linux.resources.devices decides which device nodes open: the v1 devices controller or, on cgroup
+    v2, the eBPF filter (cgroup-devices-bpf.c). With CAP_MKNOD both nodes are made; only the allowed
+    one opens, for the access the rule gives."""
+    script = ("mknod /dev/a c 1 3 && mknod /dev/b c 1 5 && echo made; echo x > /dev/a && echo a-write; "
+              "head -c1 /dev/b >/dev/null && echo b-read; echo x > /dev/b && echo b-write; true")
+    rules = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "access": "m"},
+             {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]
+    outputs = []
+    for extra in ([], [{"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}]):
+        b = bundle(["sh", "-c", script])
+        for k in ("bounding", "effective", "permitted"):
+            b.spec["process"]["capabilities"][k] = DEFAULT_CAPS + ["CAP_MKNOD"]
+        b.spec["linux"]["resources"] = {"devices": rules + extra}
+        r = b.run()
+        assert r.returncode == 0, r.stderr
+        outputs.append(r.stdout + r.stderr)
+    denied, read_only = outputs
+    assert "made" in denied and "a-write" in denied, denied
+    assert "b-read" not in denied and "b-write" not in denied, denied
+    assert "Operation not permitted" in denied, denied
+    assert "b-read" in read_only and "b-write" not in read_only, read_only
+
+
 def test_oom_kill_detected(bundle):
     b = bundle(["tail", "/dev/zero"])
     b.spec["linux"]["resources"] = {"memory": {"limit": 32 << 20}}

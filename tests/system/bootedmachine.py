@@ -128,7 +128,10 @@ class BootedMachine:
                f"--machine={self.cgroup_name}",
                # nspawn keeps CAP_NET_ADMIN only with --private-network; a real machine's PID 1 has it,
                # and the supervisor needs it to bring up each container's loopback.
-               "--capability=CAP_NET_ADMIN"]
+               "--capability=CAP_NET_ADMIN",
+               # nspawn's system call filter refuses bpf(), which a real machine's PID 1 never does; the
+               # supervisor loads each container's cgroup v2 device filter with it.
+               "--system-call-filter=bpf"]
         cmd += [f"--bind-ro={host}:{inside}" for host, inside in self.binds_ro]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         self.console_log = open(self.log_dir / "console.log", "wb")

@@ -62,6 +62,19 @@ static void test_refused(void) {
                 { "0", "", "", ", \"annotations\": {\"org.berth.seccomp\": \"maybe\"}", "annotation" },
                 { "0", "", "", ", \"mounts\": [{\"destination\": \"rel\", \"type\": \"tmpfs\"}]",
                   "not absolute" },
+                { "0", "", ", \"resources\": {\"devices\": [{\"access\": \"rwm\"}]}", "",
+                  "devices[].allow" },
+                { "0", "", ", \"resources\": {\"devices\": [{\"allow\": true, \"type\": \"x\"}]}", "",
+                  "devices[].type" },
+                { "0", "", ", \"resources\": {\"devices\": [{\"allow\": true, \"access\": \"rwx\"}]}", "",
+                  "devices[].access" },
+                { "0", "", ", \"resources\": {\"devices\": [{\"allow\": true, \"access\": \"rr\"}]}", "",
+                  "devices[].access" },
+                { "0", "", ", \"resources\": {\"devices\": [{\"allow\": true, \"major\": -2}]}", "",
+                  "devices[].major" },
+                { "0", "", ", \"resources\": {\"devices\": [{\"allow\": true, \"minor\": 4294967296}]}", "",
+                  "devices[].minor" },
+                { "0", "", ", \"resources\": {\"devices\": {}}", "", "linux.resources.devices" },
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -75,6 +88,37 @@ static void test_refused(void) {
                 g_assert_nonnull(strstr(e.message, cases[i].why));
                 spec_done(&s);
         }
+}
+
+static void test_device_rules(void) {
+        g_autofree char *j =
+                make("0", "",
+                     ", \"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}, "
+                     "{\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, "
+                     "\"access\": \"wr\"}, {\"allow\": true, \"type\": \"b\", \"major\": null}]}",
+                     "");
+        g_autofree char *none = make("0", "", "", "");
+        Spec s, t;
+        BerthError e = {};
+
+        g_assert_cmpint(parse(j, &s, &e), ==, 0);
+        g_assert_cmpuint(s.resources.n_devices, ==, 3);
+        g_assert_false(s.resources.devices[0].allow);
+        g_assert_cmpint(s.resources.devices[0].type, ==, 'a');
+        g_assert_cmpint(s.resources.devices[0].major, ==, -1);
+        g_assert_cmpuint(s.resources.devices[0].access, ==, SPEC_DEVICE_ALL);
+        g_assert_true(s.resources.devices[1].allow);
+        g_assert_cmpint(s.resources.devices[1].type, ==, 'c');
+        g_assert_cmpint(s.resources.devices[1].major, ==, 1);
+        g_assert_cmpint(s.resources.devices[1].minor, ==, 3);
+        g_assert_cmpuint(s.resources.devices[1].access, ==, SPEC_DEVICE_READ | SPEC_DEVICE_WRITE);
+        g_assert_cmpint(s.resources.devices[2].type, ==, 'b');
+        g_assert_cmpint(s.resources.devices[2].major, ==, -1);
+        spec_done(&s);
+        /* None in the spec: NULL, and the engine applies its default list (cgroup_device_rules()). */
+        g_assert_cmpint(parse(none, &t, &e), ==, 0);
+        g_assert_null(t.resources.devices);
+        spec_done(&t);
 }
 
 static void test_sysctl_allow_list(void) {
@@ -127,6 +171,7 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/spec/minimal", test_minimal);
         g_test_add_func("/spec/refused", test_refused);
+        g_test_add_func("/spec/device-rules", test_device_rules);
         g_test_add_func("/spec/sysctl-allow-list", test_sysctl_allow_list);
         g_test_add_func("/spec/seccomp-compiles", test_seccomp_compiles);
         return g_test_run();

@@ -1,0 +1,79 @@
+#!/bin/bash
+# Exec latency, end to end: `berthctl exec NAME /bin/true` into a running container against `ctr tasks
+# exec` into a running task of the same image (a private containerd), interleaved in one run; medians and
+# the ratio.
+#
+#   bench/exec-vs-ctr.sh [-n RUNS] [-k]
+#
+# Run as root on a machine where tools/dev-up has run. The image is tools/busybox-image's (Debian's
+# busybox-static); containerd runs with its own config, root, state and socket under a temp dir.
+set -euo pipefail
+
+runs=20
+keep=0
+while getopts "n:kh" o; do
+        case $o in
+        n) runs=$OPTARG ;;
+        k) keep=1 ;;
+        *) sed -n '2,9p' "$0"; exit 2 ;;
+        esac
+done
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
+prefix=${BERTH_PREFIX:-/usr/local}
+berthctl=${BERTHCTL:-$prefix/bin/berthctl}
+image=localhost/bench-exec:latest
+name=bench-exec-$$
+
+die() { printf 'exec-vs-ctr: error: %s\n' "$*" >&2; exit 1; }
+log() { printf 'exec-vs-ctr: %s\n' "$*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "run as root (containerd needs it)"
+for t in containerd ctr awk sort; do
+        command -v "$t" >/dev/null || die "'$t' not found (Debian: containerd)"
+done
+"$berthctl" info >/dev/null 2>&1 || die "berth is not up ('$berthctl info' fails): run tools/dev-up"
+
+tmp=$(mktemp -d /var/tmp/berth-bench-exec.XXXXXX)
+ctrd_pid=
+cleanup() {
+        set +e
+        "$berthctl" rm -f "$name" >/dev/null 2>&1
+        if [ -n "$ctrd_pid" ]; then
+                ctr_ tasks kill -s KILL "$name" >/dev/null 2>&1
+                sleep 0.5
+                ctr_ tasks rm -f "$name" >/dev/null 2>&1
+                ctr_ containers rm "$name" >/dev/null 2>&1
+        fi
+        stop_containerd
+        "$berthctl" images rm "$image" >/dev/null 2>&1
+        if [ "$keep" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+now() { date +%s%N; }
+
+# 1. The image in berth and in a private containerd, and one running container of it in each.
+"$top/tools/busybox-image" --name "$image" "$tmp/image.tar" >/dev/null
+"$berthctl" images import "$tmp/image.tar" >/dev/null
+"$berthctl" run -d --name "$name" "$image" sleep 100000 >/dev/null
+start_containerd
+ctr_ images import "$tmp/image.tar" >/dev/null
+ctr_ run -d "$image" "$name" sleep 100000 >/dev/null
+
+# 2. Interleaved, one warm-up round first. Both exit with the process's status.
+log "$runs runs each of /bin/true: berthctl exec, ctr tasks exec"
+: >"$tmp/berth.ns"; : >"$tmp/ctr.ns"
+for i in $(seq 0 "$runs"); do
+        t0=$(now); "$berthctl" exec "$name" /bin/true </dev/null; t1=$(now)
+        [ "$i" -gt 0 ] && echo $((t1 - t0)) >>"$tmp/berth.ns"
+        t0=$(now); ctr_ tasks exec --exec-id "e$i" "$name" /bin/true </dev/null; t1=$(now)
+        [ "$i" -gt 0 ] && echo $((t1 - t0)) >>"$tmp/ctr.ns"
+done
+b=$(median_ms <"$tmp/berth.ns"); c=$(median_ms <"$tmp/ctr.ns")
+echo "exec /bin/true into a running container, $runs runs each (median):"
+echo "  berthctl exec:  ${b} ms"
+echo "  ctr tasks exec: ${c} ms"
+awk -v b="$b" -v c="$c" 'BEGIN {printf "  ctr/berth: %.1fx\n", c / b}'

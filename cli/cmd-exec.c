@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* berthctl exec, attach and top: Container.Exec / Attach / Top. exec passes our own fds 0-2 (or gets a
+ * pty master back with -t) and a pipe on which the container's shim writes the process's exit status;
+ * attach copies between our terminal and a stream joined to a detached container's pty until the
+ * detach keys (ctrl-p ctrl-q, as docker) or the container's end. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-glib/json-glib.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "berthctl.h"
+#include "bus-names.h"
+#include "bus-util.h"
+#include "container-cli.h"
+#include "fs-util.h"
+
+#define DETACH_KEYS_MAX 8
+
+/* ---- the terminal ----------------------------------------------------------------------------------- */
+
+typedef struct Term {
+        bool raw;
+        struct termios saved;
+} Term;
+
+static void term_raw(Term *t, int pty) {
+        struct winsize ws;
+
+        if (!isatty(STDIN_FILENO))
+                return;
+        if (pty >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
+                (void) ioctl(pty, TIOCSWINSZ, &ws);
+        if (tcgetattr(STDIN_FILENO, &t->saved) >= 0) {
+                struct termios raw = t->saved;
+                cfmakeraw(&raw);
+                t->raw = tcsetattr(STDIN_FILENO, TCSANOW, &raw) >= 0;
+        }
+}
+
+static void term_restore(Term *t) {
+        if (t->raw)
+                (void) tcsetattr(STDIN_FILENO, TCSANOW, &t->saved);
+        t->raw = false;
+}
+
+/* "<code> <reason>\n" from the status pipe: the exit status, or CLI_EXIT_ERROR without one. */
+static int read_status(int fd) {
+        char buf[64];
+        size_t len = 0;
+        ssize_t n;
+        int code;
+
+        while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) != 0) {
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                len += (size_t) n;
+        }
+        buf[len] = 0;
+        if (sscanf(buf, "%d", &code) != 1 || code < 0 || code > 255)
+                return CLI_EXIT_ERROR;
+        return code;
+}
+
+/* Copies in → out until in ends; with detach keys, stops on them (returns 1). 0 at the end of src. */
+typedef struct Pump {
+        int in, out;
+        const unsigned char *keys;
+        size_t n_keys, matched;
+} Pump;
+
+static int pump_once(Pump *p) {
+        unsigned char buf[4096], outb[4096 + DETACH_KEYS_MAX];
+        size_t o = 0;
+        ssize_t n = read(p->in, buf, sizeof(buf));
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 3; /* nothing there now */
+        if (n <= 0)
+                return 0;
+        if (p->n_keys == 0)
+                return loop_write(p->out, buf, (size_t) n) < 0 ? 0 : 2;
+        for (ssize_t i = 0; i < n; i++) {
+                if (buf[i] == p->keys[p->matched]) {
+                        if (++p->matched == p->n_keys) {
+                                (void) loop_write(p->out, outb, o);
+                                return 1;
+                        }
+                        continue;
+                }
+                /* Not the sequence after all: what was held back goes through. */
+                memcpy(outb + o, p->keys, p->matched);
+                o += p->matched;
+                p->matched = 0;
+                if (buf[i] == p->keys[0]) {
+                        p->matched = 1;
+                        continue;
+                }
+                outb[o++] = buf[i];
+        }
+        return loop_write(p->out, outb, o) < 0 ? 0 : 2;
+}
+
+/* ---- exec ------------------------------------------------------------------------------------------- */
+
+static void exec_help(void) {
+        printf("berthctl exec [OPTIONS] NAME CMD [ARG...]\n\n"
+               "Run a command in a running container, with the container's own confinement.\n\n"
+               "  -t --tty             Allocate a pseudo-terminal\n"
+               "  -i --interactive     Keep stdin attached\n"
+               "  -d --detach          Run in the background (no output, no exit status)\n"
+               "  -u --user USER       name|uid[:group|gid], resolved in the container\n"
+               "  -e --env K=V         Set an environment variable (repeatable)\n"
+               "  -w --workdir DIR     Working directory inside the container\n");
+}
+
+static char *exec_options_json(char **args, GPtrArray *env, const char *user, const char *workdir, bool tty,
+                               bool detach) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonGenerator) gen = json_generator_new();
+        g_autoptr(JsonNode) root = NULL;
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "args");
+        json_builder_begin_array(b);
+        for (char **a = args; *a; a++)
+                json_builder_add_string_value(b, *a);
+        json_builder_end_array(b);
+        json_builder_set_member_name(b, "env");
+        json_builder_begin_array(b);
+        for (guint i = 0; i < env->len; i++)
+                json_builder_add_string_value(b, env->pdata[i]);
+        json_builder_end_array(b);
+        json_builder_set_member_name(b, "user");
+        json_builder_add_string_value(b, user ?: "");
+        json_builder_set_member_name(b, "workdir");
+        json_builder_add_string_value(b, workdir ?: "");
+        json_builder_set_member_name(b, "tty");
+        json_builder_add_boolean_value(b, tty);
+        json_builder_set_member_name(b, "detach");
+        json_builder_add_boolean_value(b, detach);
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        json_generator_set_root(gen, root);
+        return json_generator_to_data(gen, NULL);
+}
+
+/* -t: our terminal ↔ the pty until the process's status arrives. */
+static int exec_tty_loop(int pty, int status_fd, bool interactive) {
+        Term t = {};
+        Pump in = { .in = STDIN_FILENO, .out = pty }, out = { .in = pty, .out = STDOUT_FILENO };
+        bool in_open = interactive, out_open = true;
+        int code = CLI_EXIT_ERROR;
+
+        if (interactive)
+                term_raw(&t, pty);
+        else if (isatty(STDIN_FILENO)) {
+                struct winsize ws;
+                if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
+                        (void) ioctl(pty, TIOCSWINSZ, &ws);
+        }
+        for (;;) {
+                struct pollfd p[3] = {
+                        { .fd = out_open ? pty : -1, .events = POLLIN },
+                        { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+                        { .fd = status_fd, .events = POLLIN },
+                };
+                if (poll(p, 3, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[0].revents && pump_once(&out) == 0)
+                        out_open = false; /* EIO: every slave fd is closed */
+                if (p[1].revents && pump_once(&in) == 0)
+                        in_open = false;
+                if (p[2].revents) {
+                        /* The process is gone: what it wrote last, then its status. */
+                        (void) fcntl(pty, F_SETFL, fcntl(pty, F_GETFL) | O_NONBLOCK);
+                        while (out_open && pump_once(&out) == 2)
+                                ;
+                        code = read_status(status_fd);
+                        break;
+                }
+        }
+        term_restore(&t);
+        return code;
+}
+
+int cmd_exec(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },          { "tty", no_argument, NULL, 't' },
+                { "interactive", no_argument, NULL, 'i' },   { "detach", no_argument, NULL, 'd' },
+                { "user", required_argument, NULL, 'u' },    { "env", required_argument, NULL, 'e' },
+                { "workdir", required_argument, NULL, 'w' }, {},
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        g_autoptr(GPtrArray) env = g_ptr_array_new();
+        g_autofree char *json = NULL;
+        _cleanup_close_ int status_r = -EBADF, status_w = -EBADF, pty = -EBADF;
+        const char *user = NULL, *workdir = NULL;
+        bool tty = false, interactive = false, detach = false;
+        int c, r, fds[2];
+        uint32_t pid;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "+htidu:e:w:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        exec_help();
+                        return 0;
+                case 't':
+                        tty = true;
+                        break;
+                case 'i':
+                        interactive = true;
+                        break;
+                case 'd':
+                        detach = true;
+                        break;
+                case 'u':
+                        user = optarg;
+                        break;
+                case 'e':
+                        if (!strchr(optarg, '=') || optarg[0] == '=') {
+                                fprintf(stderr, "berthctl: exec: -e takes K=V\n");
+                                return -EINVAL;
+                        }
+                        g_ptr_array_add(env, optarg);
+                        break;
+                case 'w':
+                        workdir = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (argc - optind < 2) {
+                fprintf(stderr, "berthctl: exec: expected a container name and a command (see --help)\n");
+                return -EINVAL;
+        }
+        if (detach && tty) {
+                fprintf(stderr, "berthctl: exec: -d and -t do not go together\n");
+                return -EINVAL;
+        }
+        json = exec_options_json(argv + optind + 1, env, user, workdir, tty, detach);
+
+        r = broker_connect(&bus);
+        if (r >= 0)
+                r = container_resolve(bus, argv[optind], "exec", &path);
+        if (r < 0)
+                return r;
+        if (!detach) {
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return -errno;
+                status_r = fds[0];
+                status_w = fds[1];
+        }
+        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                           "Exec");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", json);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sh}");
+        if (r >= 0 && !detach && !tty) {
+                /* The process writes straight into our terminal or pipe: these are our own fds. */
+                if (interactive)
+                        r = sd_bus_message_append(m, "{sh}", "stdin", STDIN_FILENO);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "{sh}", "stdout", STDOUT_FILENO);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "{sh}", "stderr", STDERR_FILENO);
+        }
+        if (r >= 0 && status_w >= 0)
+                r = sd_bus_message_append(m, "{sh}", "status", status_w);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "t", UINT64_C(0));
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, broker_default_timeout(), &error, &reply);
+        m = sd_bus_message_unref(m);
+        status_w = safe_close(status_w); /* the shim holds the only writer now */
+        if (r < 0) {
+                (void) report_bus_error("exec", &error, r);
+                /* Not executable or not found: the status (126/127) comes as for any end. */
+                if (sd_bus_error_has_name(&error, BERTH_ERROR_EXEC_FAILED) && status_r >= 0)
+                        return read_status(status_r);
+                return r;
+        }
+        r = sd_bus_message_read(reply, "u", &pid);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "h");
+        if (r >= 0 && tty) {
+                int fd;
+                r = sd_bus_message_read(reply, "h", &fd);
+                if (r > 0) {
+                        pty = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                        if (pty < 0)
+                                r = -errno;
+                } else if (r == 0)
+                        r = -EIO;
+        }
+        if (r < 0) {
+                fprintf(stderr, "berthctl: exec: bad reply: %s\n", strerror(-r));
+                return r;
+        }
+        reply = sd_bus_message_unref(reply);
+        if (detach)
+                return 0;
+        /* Nothing more to say to the broker: the shim tells the end through the pipe. */
+        bus = sd_bus_flush_close_unref(bus);
+        if (tty)
+                return exec_tty_loop(pty, status_r, interactive);
+        return read_status(status_r);
+}
+
+/* ---- attach ----------------------------------------------------------------------------------------- */
+
+static int parse_detach_keys(const char *s, unsigned char *keys, size_t *n) {
+        g_auto(GStrv) parts = g_strsplit(s, ",", -1);
+
+        *n = 0;
+        for (char **p = parts; *p; p++) {
+                unsigned char k;
+                if (*n >= DETACH_KEYS_MAX)
+                        return -E2BIG;
+                if (g_str_has_prefix(*p, "ctrl-") && strlen(*p) == 6) {
+                        char ch = (*p)[5];
+                        if (ch >= 'a' && ch <= 'z')
+                                k = (unsigned char) (ch - 'a' + 1);
+                        else if (ch == '@' || ch == '[' || ch == '\\' || ch == ']' || ch == '^' || ch == '_')
+                                k = (unsigned char) (ch - '@');
+                        else
+                                return -EINVAL;
+                } else if (strlen(*p) == 1)
+                        k = (unsigned char) (*p)[0];
+                else
+                        return -EINVAL;
+                keys[(*n)++] = k;
+        }
+        return *n > 0 ? 0 : -EINVAL;
+}
+
+int cmd_attach(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "detach-keys", required_argument, NULL, 'k' },
+                {},
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int stream = -EBADF;
+        unsigned char keys[DETACH_KEYS_MAX];
+        size_t n_keys = 0;
+        const char *spec = "ctrl-p,ctrl-q";
+        Term t = {};
+        int c, r, fd, result = 0;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        printf("berthctl attach [--detach-keys KEYS] NAME\n\n"
+                               "Join the terminal of a container started with -d -t; ctrl-p ctrl-q "
+                               "detaches\n"
+                               "and leaves it running.\n");
+                        return 0;
+                case 'k':
+                        spec = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (argc - optind != 1) {
+                fprintf(stderr, "berthctl: attach: expected one container name (see --help)\n");
+                return -EINVAL;
+        }
+        if (parse_detach_keys(spec, keys, &n_keys) < 0) {
+                fprintf(stderr, "berthctl: attach: invalid --detach-keys '%s'\n", spec);
+                return -EINVAL;
+        }
+        r = broker_connect(&bus);
+        if (r >= 0)
+                r = container_resolve(bus, argv[optind], "attach", &path);
+        if (r >= 0)
+                r = container_call(bus, path, "Attach", &reply, "attach", "t", UINT64_C(0));
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "h", &fd);
+        if (r < 0)
+                return r;
+        stream = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (stream < 0)
+                return -errno;
+        reply = sd_bus_message_unref(reply);
+
+        Pump in = { .in = STDIN_FILENO, .out = stream, .keys = keys, .n_keys = n_keys };
+        Pump out = { .in = stream, .out = STDOUT_FILENO };
+        bool in_open = true;
+        term_raw(&t, -1);
+        for (;;) {
+                struct pollfd p[2] = { { .fd = stream, .events = POLLIN },
+                                       { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[0].revents && pump_once(&out) == 0) {
+                        /* The container ended: its status, as docker attach reports it. */
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *w = NULL;
+                        int32_t code;
+                        const char *reason;
+                        term_restore(&t);
+                        if (container_call(bus, path, "Wait", &w, "attach", "t", UINT64_C(0)) >= 0 &&
+                            sd_bus_message_read(w, "is", &code, &reason) >= 0)
+                                result = container_exit_status(code);
+                        break;
+                }
+                if (p[1].revents) {
+                        r = pump_once(&in);
+                        if (r == 1) {
+                                term_restore(&t);
+                                fprintf(stderr, "\r\nberthctl: attach: detached from '%s'\n", argv[optind]);
+                                break;
+                        }
+                        if (r == 0) {
+                                /* Our input ended: the container's does not. */
+                                in_open = false;
+                                (void) shutdown(stream, SHUT_WR);
+                        }
+                }
+        }
+        term_restore(&t);
+        return result;
+}
+
+/* ---- top -------------------------------------------------------------------------------------------- */
+
+int cmd_top(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        uint32_t pid, cpid, uid;
+        const char *cmd;
+        int r;
+
+        if (wants_help(argc, argv)) {
+                printf("berthctl top NAME\n\nList a running container's processes: host pid, pid in the "
+                       "container, uid, command.\n");
+                return 0;
+        }
+        if (argc != 2) {
+                fprintf(stderr, "berthctl: top: expected one container name (see --help)\n");
+                return -EINVAL;
+        }
+        r = broker_connect(&bus);
+        if (r >= 0)
+                r = container_resolve(bus, argv[1], "top", &path);
+        if (r >= 0)
+                r = container_call(bus, path, "Top", &reply, "top", "t", UINT64_C(0));
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(uuus)");
+        if (r < 0)
+                return r;
+        printf("%-8s %-8s %-6s %s\n", "PID", "CPID", "UID", "COMMAND");
+        while ((r = sd_bus_message_read(reply, "(uuus)", &pid, &cpid, &uid, &cmd)) > 0)
+                printf("%-8u %-8u %-6u %s\n", pid, cpid, uid, cmd);
+        return r < 0 ? r : 0;
+}
