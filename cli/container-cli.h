@@ -31,7 +31,8 @@ int container_print_log_full(sd_bus *bus, const char *path, const LogOptions *o,
  * master (raw mode, window size). Returns the container's exit status, or CLI_EXIT_ERROR. */
 int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool interactive, bool rm);
 
-/* A Wait call (no timeout) sent asynchronously; the callback gets (exit_code, reason). */
+/* A Wait(EXIT_ONLY) call (no timeout) sent asynchronously; the callback gets (exit_code, reason) as soon as
+ * the container exited, before the removal of a --rm container ends. */
 int container_wait_async(sd_bus *bus, const char *path, sd_bus_message_handler_t cb, void *userdata);
 
 /* cmd-network.c: Container.GetNetwork as JSON ({network, addresses, ports}, {} or null). */

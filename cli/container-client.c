@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "berth-flags.h"
 #include "berthctl.h"
 #include "bus-names.h"
 #include "bus-util.h"
@@ -57,8 +58,10 @@ int container_wait_async(sd_bus *bus, const char *path, sd_bus_message_handler_t
 
         r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
                                            "Wait");
+        /* The exit status is all an attached run or a followed log needs: a --rm container's removal
+         * goes on after it (the broker always finishes it). */
         if (r >= 0)
-                r = sd_bus_message_append(m, "t", UINT64_C(0));
+                r = sd_bus_message_append(m, "t", WAIT_FLAG_EXIT_ONLY);
         if (r < 0)
                 return r;
         /* UINT64_MAX: no timeout; a container may run for days. */

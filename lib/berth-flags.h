@@ -16,6 +16,11 @@
 #define IMPORT_FLAG_NO_UNPACK (UINT64_C(1) << 0) /* record only; do not start unpacking */
 #define IMPORT_FLAGS_ALL IMPORT_FLAG_NO_UNPACK
 
+/* Container.Wait(flags) */
+#define WAIT_FLAG_EXIT_ONLY                                                                                 \
+        (UINT64_C(1) << 0) /* answer once the exit is known, before a --rm removal ends */
+#define WAIT_FLAGS_ALL WAIT_FLAG_EXIT_ONLY
+
 /* PruneContent(flags) */
 #define PRUNE_FLAG_ALL_INGESTS (UINT64_C(1) << 0) /* partial downloads of any age, not only stale ones */
 #define PRUNE_FLAGS_ALL PRUNE_FLAG_ALL_INGESTS

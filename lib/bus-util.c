@@ -12,6 +12,7 @@
 #include "bus-util.h"
 #include "config.h"
 #include "log.h"
+#include "sender-uid-cache.h"
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
@@ -148,6 +149,8 @@ int bus_message_sender_uid(sd_bus_message *m, uid_t *ret) {
         uid_t uid;
         int r;
 
+        if (sender_uid_cache_get(sd_bus_message_get_bus(m), sd_bus_message_get_sender(m), ret))
+                return 0;
         r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID, &creds);
         if (r < 0)
                 return r;
@@ -155,11 +158,9 @@ int bus_message_sender_uid(sd_bus_message *m, uid_t *ret) {
         /* SECURITY: augmented fields are read from /proc after the fact and race with pid reuse
          * (CVE-2013-4288 and friends); only what the bus daemon recorded at connect time counts. */
         augmented = sd_bus_creds_get_augmented_mask(creds);
-        if (!(augmented & SD_BUS_CREDS_EUID) && sd_bus_creds_get_euid(creds, &uid) >= 0) {
-                *ret = uid;
-                return 0;
-        }
-        if (!(augmented & SD_BUS_CREDS_UID) && sd_bus_creds_get_uid(creds, &uid) >= 0) {
+        if ((!(augmented & SD_BUS_CREDS_EUID) && sd_bus_creds_get_euid(creds, &uid) >= 0) ||
+            (!(augmented & SD_BUS_CREDS_UID) && sd_bus_creds_get_uid(creds, &uid) >= 0)) {
+                sender_uid_cache_put(sd_bus_message_get_bus(m), sd_bus_message_get_sender(m), uid);
                 *ret = uid;
                 return 0;
         }

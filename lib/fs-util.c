@@ -72,7 +72,8 @@ int read_regular_file_fd(int fd, size_t max_size, char **ret, size_t *ret_size) 
         return 0;
 }
 
-int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode) {
+static int write_atomic(int dir_fd, const char *name, const void *data, size_t size, mode_t mode,
+                        bool sync) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -88,7 +89,7 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t 
         /* Exactly mode, whatever the umask. */
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && sync && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
                 r = -errno;
@@ -98,7 +99,15 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t 
                 return r;
         }
         /* The rename is durable only once the directory is. */
-        if (fsync(dir_fd) < 0)
+        if (sync && fsync(dir_fd) < 0)
                 return -errno;
         return 0;
+}
+
+int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode) {
+        return write_atomic(dir_fd, name, data, size, mode, true);
+}
+
+int write_file_atomic_nosync_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode) {
+        return write_atomic(dir_fd, name, data, size, mode, false);
 }

@@ -23,3 +23,9 @@ int read_regular_file_fd(int fd, size_t max_size, char **ret, size_t *ret_size);
  * (O_EXCL, O_NOFOLLOW, the given mode), fsyncs it, renames it over name, fsyncs the directory. On
  * failure before the rename, the temp file is removed. */
 int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode);
+
+/* The same, atomic but not durable: no fsync, for state that is worthless after a crash of the machine
+ * (everything under /run: the containers it describes died with the machine; or a --rm container's
+ * record). A killed process still leaves the old or the new file, never a partial one: rename() is
+ * atomic and the page cache is shared. Saves two disk flushes (0.5–10 ms each on a busy disk). */
+int write_file_atomic_nosync_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode);

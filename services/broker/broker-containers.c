@@ -47,10 +47,19 @@ char *container_object_path(const char *id) {
         return asprintf_safe(&p, "%s/%s", BERTH_BROKER_CONTAINER_PREFIX, id) < 0 ? NULL : p;
 }
 
+/* Wait(EXIT_ONLY) callers: the exit is known, whatever removal follows. */
+static void reply_exit_waiters(ContainerRecord *c) {
+        g_autoptr(GPtrArray) waiters = TAKE_PTR(c->exit_waiters);
+
+        for (guint i = 0; waiters && i < waiters->len; i++)
+                (void) sd_bus_reply_method_return(waiters->pdata[i], "is", c->exit_code, c->reason);
+}
+
 void container_reply_waiters(ContainerRecord *c) {
         g_autoptr(GPtrArray) waiters = TAKE_PTR(c->waiters);
         g_autoptr(GPtrArray) stoppers = TAKE_PTR(c->stop_waiters);
 
+        reply_exit_waiters(c);
         for (guint i = 0; waiters && i < waiters->len; i++)
                 (void) sd_bus_reply_method_return(waiters->pdata[i], "is", c->exit_code, c->reason);
         for (guint i = 0; stoppers && i < stoppers->len; i++)
@@ -264,6 +273,21 @@ static int pick_name(ContainerStore *store, const char *wanted, char **ret, sd_b
         return sd_bus_error_setf(error, BERTH_ERROR_EXISTS, "Cannot find a free container name.");
 }
 
+static int create_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error);
+
+/* CreateContainer calls that waited for a --rm container's name (see create_authorized()): the name is
+ * free now, or the removal failed and they get Exists. They were authorised already. */
+static void run_name_waiters(Manager *manager, GPtrArray *waiters) {
+        for (guint i = 0; waiters && i < waiters->len; i++) {
+                _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *m = waiters->pdata[i];
+                int r = create_authorized(m, manager, NULL, &error);
+
+                if (r < 0)
+                        (void) bus_reply_errno(m, r, &error);
+        }
+}
+
 static int create_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
         _cleanup_(container_request_freep) ContainerRequest *parsed = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
@@ -320,6 +344,23 @@ static int create_authorized(sd_bus_message *m, Manager *manager, void *args, sd
         if (container_store_count(cm->store) >= BROKER_CONTAINERS_MAX)
                 return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many containers (%u).",
                                          BROKER_CONTAINERS_MAX);
+        if (!isempty(wanted_name)) {
+                ContainerRecord *holder = container_store_by_name(cm->store, wanted_name);
+
+                /* The name of a --rm container that exited and is being removed is free in a moment (an
+                 * attached `run --rm` returns at the exit): this call waits for it rather than failing
+                 * with Exists, so `run --rm --name x` twice in a row works. */
+                if (holder && holder->auto_remove && holder->removing && streq(holder->status, "stopped")) {
+                        if (!holder->name_waiters)
+                                holder->name_waiters = g_ptr_array_new_with_free_func(message_unref_notify);
+                        if (holder->name_waiters->len >= CONTAINER_WAITERS_MAX)
+                                return sd_bus_error_setf(error, BERTH_ERROR_EXISTS,
+                                                         "A container named '%s' exists already.",
+                                                         wanted_name);
+                        g_ptr_array_add(holder->name_waiters, sd_bus_message_ref(m));
+                        return 1;
+                }
+        }
         r = pick_name(cm->store, wanted_name, &name, error);
         if (r < 0)
                 return r;
@@ -800,6 +841,9 @@ static int sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                         changed = true;
                 }
                 apply_and_notify(manager, c, changed, was_stopped);
+                /* A --rm container whose removal failed or was cut short (a service restarted): again. */
+                if (c->auto_remove && !c->removing && streq(c->status, "stopped"))
+                        (void) container_begin_remove(manager, c, true);
         }
         if (r < 0)
                 log_warning_errno(r, "Cannot parse the supervisor's container list: %m");
@@ -861,6 +905,7 @@ typedef struct RemoveCall {
 
 static void finish_remove(Manager *manager, ContainerRecord *c) {
         g_autoptr(GPtrArray) removers = TAKE_PTR(c->remove_waiters);
+        g_autoptr(GPtrArray) creators = TAKE_PTR(c->name_waiters);
 
         container_reply_waiters(c);
         for (guint i = 0; removers && i < removers->len; i++)
@@ -869,6 +914,7 @@ static void finish_remove(Manager *manager, ContainerRecord *c) {
         container_event_simple(manager, c, "destroy");
         container_tombstone_add(manager, c);
         (void) container_store_remove(manager->containers->store, c->id);
+        run_name_waiters(manager, creators);
 }
 
 static int remove_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -884,9 +930,11 @@ static int remove_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
             !sd_bus_message_is_method_error(reply, BERTH_ERROR_NOT_FOUND)) {
                 const sd_bus_error *e = sd_bus_message_get_error(reply);
                 g_autoptr(GPtrArray) removers = TAKE_PTR(c->remove_waiters);
+                g_autoptr(GPtrArray) creators = TAKE_PTR(c->name_waiters);
 
                 log_warning("Removing container %s failed: %s", c->id, strna(e ? e->message : NULL));
                 c->removing = false;
+                run_name_waiters(manager, creators);
                 for (guint i = 0; removers && i < removers->len; i++)
                         (void) bus_reply_internal_error(removers->pdata[i], e, "Removing the container");
                 if (c->auto_remove && streq(c->status, "stopped"))
@@ -933,6 +981,10 @@ void container_on_stopped(Manager *manager, ContainerRecord *c) {
         c->stop_timer = sd_event_source_disable_unref(c->stop_timer);
         if (c->stop_waiters && c->stop_waiters->len > 0)
                 container_event_simple(manager, c, "stop");
+        /* A foreground `run --rm` needs the exit status, not the end of the removal (an overlay unmount
+         * waits for an RCU grace period): it learns the exit now. The removal still always happens: the
+         * record says auto_remove, and containers_sync() starts it again after a crash of either side. */
+        reply_exit_waiters(c);
         if (c->auto_remove) {
                 /* --rm: Wait callers learn the exit once the container is gone, so a `run --rm` that
                  * returned leaves nothing behind. */

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "berth-flags.h"
 #include "broker-containers.h"
 #include "broker-networks.h"
 #include "bus-error.h"
@@ -264,12 +265,15 @@ static int wait_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
         uint64_t flags;
         int r;
 
-        r = read_args(m, 0, &flags, error, NULL);
+        r = read_args(m, WAIT_FLAGS_ALL, &flags, error, NULL);
         if (r < 0)
                 return r;
-        /* A --rm container answers once it is removed. */
-        if (streq(c->status, "stopped") && !(c->auto_remove && c->removing))
+        /* A --rm container answers once it is removed, unless the caller wants the exit only. */
+        if (streq(c->status, "stopped") &&
+            (!(c->auto_remove && c->removing) || (flags & WAIT_FLAG_EXIT_ONLY)))
                 return sd_bus_reply_method_return(m, "is", c->exit_code, c->reason);
+        if (flags & WAIT_FLAG_EXIT_ONLY)
+                return add_waiter(&c->exit_waiters, m, error);
         return add_waiter(&c->waiters, m, error);
 }
 
@@ -285,7 +289,7 @@ static int wait_authorized(sd_bus_message *m, void *userdata, sd_bus_error *erro
         t = container_tombstone_get(userdata, id_from_path(sd_bus_message_get_path(m)));
         if (!t)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
-        r = read_args(m, 0, &flags, error, NULL);
+        r = read_args(m, WAIT_FLAGS_ALL, &flags, error, NULL);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "is", t->exit_code, t->reason);

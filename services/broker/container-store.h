@@ -44,6 +44,8 @@ typedef struct ContainerRecord {
         bool creating;               /* CreateContainer in flight: not on the bus yet */
         bool removing;               /* DeleteContainer in flight */
         GPtrArray *waiters;          /* Wait calls (sd_bus_message*), answered once it stopped */
+        GPtrArray *exit_waiters;     /* Wait(EXIT_ONLY) calls: answered at the exit, before a --rm removal */
+        GPtrArray *name_waiters;     /* CreateContainer calls for this name, run again once it is removed */
         GPtrArray *stop_waiters;     /* Stop calls */
         GPtrArray *remove_waiters;   /* Remove calls */
         sd_event_source *stop_timer; /* Stop's SIGKILL after the timeout */

@@ -26,6 +26,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,10 @@
 #include "shim-exec.h"
 #include "shim-log.h"
 #include "shim-protocol.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436 /* the same on every architecture; musl's headers may lack it */
+#endif
 
 #define LOG_STREAMS 2
 
@@ -435,9 +440,9 @@ static int write_exit_record(Shim *s) {
         fd = openat(s->state_dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
                 return -errno;
+        /* Atomic (rename) but not flushed: the state directory is under /run, and after a crash of the
+         * machine the container is gone anyway. A flush here delayed every exit notification. */
         r = loop_write(fd, line, strlen(line));
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
         close(fd);
         if (r == 0 && renameat(s->state_dir_fd, tmp, s->state_dir_fd, SHIM_EXIT_FILE) < 0)
                 r = -errno;
@@ -550,11 +555,25 @@ static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
         s->init_pid = pid;
 }
 
-static bool fd_in(int fd, const int *keep, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (keep[i] == fd)
-                        return true;
-        return false;
+/* Closes every fd from 3 up that keep does not name, with close_range() over the gaps (one system call
+ * each, whatever RLIMIT_NOFILE is) rather than close() on each possible number. */
+static void close_others(const int *keep, size_t n) {
+        unsigned from = 3;
+
+        for (;;) {
+                unsigned next = UINT_MAX;
+
+                /* The smallest kept fd at or above from. */
+                for (size_t i = 0; i < n; i++)
+                        if (keep[i] >= 0 && (unsigned) keep[i] >= from && (unsigned) keep[i] < next)
+                                next = (unsigned) keep[i];
+                if (next > from && syscall(SYS_close_range, from, next - 1, 0) < 0)
+                        for (unsigned fd = from; fd < next && fd < 65536; fd++)
+                                (void) close((int) fd); /* kernels before 5.9 */
+                if (next == UINT_MAX)
+                        return;
+                from = next + 1;
+        }
 }
 
 int main(int argc, char *argv[]) {
@@ -596,9 +615,7 @@ int main(int argc, char *argv[]) {
                        ready_fd,
                        s.streams[0].fd,
                        s.streams[1].fd };
-        for (int fd = 3; fd < 1024; fd++)
-                if (!fd_in(fd, keep, sizeof(keep) / sizeof(keep[0])))
-                        (void) close(fd);
+        close_others(keep, sizeof(keep) / sizeof(keep[0]));
         for (size_t i = 3; i < sizeof(keep) / sizeof(keep[0]); i++)
                 if (keep[i] >= 0) {
                         (void) fcntl(keep[i], F_SETFD, FD_CLOEXEC);

@@ -232,7 +232,8 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
                 json_generator_set_pretty(gen, true);
                 json_generator_set_root(gen, spec);
                 text = json_generator_to_data(gen, &len);
-                r = write_file_atomic_at(dir_fd, "config.json", text, len, 0600);
+                /* Under /run: worthless after a crash of the machine, so atomic but not flushed. */
+                r = write_file_atomic_nosync_at(dir_fd, "config.json", text, len, 0600);
                 if (r < 0)
                         FAIL(-r, "cannot write config.json: %s", strerror(-r));
         }

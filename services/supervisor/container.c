@@ -74,6 +74,7 @@ void container_free(Container *c) {
                 return;
         sd_event_source_disable_unref(c->shim_source);
         sd_event_source_disable_unref(c->creator_source);
+        sd_event_source_disable_unref(c->cleanup_source);
         safe_close(c->shim_fd);
         safe_close(c->creator_fd);
         safe_close(c->pty_fd);
@@ -132,7 +133,9 @@ int container_write_state(Container *c, bool complete) {
         s = json_to_string_compact(root);
         if (!s)
                 return -ENOMEM;
-        return write_file_atomic_at(c->state_dir_fd, CONTAINER_STATE_FILE, s, strlen(s), 0600);
+        /* The state directory is under /run: what it describes dies with the machine, so the record is
+         * atomic (a killed supervisor leaves the old or the new one) but not flushed to disk. */
+        return write_file_atomic_nosync_at(c->state_dir_fd, CONTAINER_STATE_FILE, s, strlen(s), 0600);
 }
 
 typedef struct StateRecord {
@@ -264,9 +267,10 @@ static int cgroup_remove(int state_dir_fd) {
         return r;
 }
 
-int container_cleanup(Manager *m, const char *id) {
+/* Forks the child that removes what a container leaves: the rootfs mount (in the host's namespace), the
+ * active snapshot, the cgroup, the state directory. Its exit status is the positive errno, 0 = done. */
+static pid_t cleanup_fork(Manager *m, const char *id) {
         _cleanup_free_ char *rootfs = NULL;
-        int status;
         pid_t pid;
 
         if (!container_id_is_valid(id))
@@ -320,12 +324,73 @@ int container_cleanup(Manager *m, const char *id) {
                 }
                 _exit(r < 0 ? (-r & 0xff) : 0);
         }
-        while (waitpid(pid, &status, 0) < 0)
+        return pid;
+}
+
+static int cleanup_status(int code, int status) {
+        if (code != CLD_EXITED)
+                return -EIO;
+        return -status;
+}
+
+int container_cleanup(Manager *m, const char *id) {
+        siginfo_t si = {};
+        pid_t pid;
+
+        pid = cleanup_fork(m, id);
+        if (pid < 0)
+                return pid;
+        while (waitid(P_PID, (id_t) pid, &si, WEXITED) < 0)
                 if (errno != EINTR)
                         return -errno;
-        if (!WIFEXITED(status))
-                return -EIO;
-        return -WEXITSTATUS(status);
+        return cleanup_status(si.si_code, si.si_status);
+}
+
+static int on_cleanup_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Container *c = userdata;
+        Manager *m = c->manager;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = TAKE_PTR(c->pending_delete);
+        g_autofree char *id = g_strdup(c->id);
+        int r = cleanup_status(si->si_code, si->si_status);
+
+        c->cleanup_source = sd_event_source_disable_unref(c->cleanup_source);
+        if (r < 0) {
+                /* Stays listed, stopped: a later DeleteContainer tries again. */
+                log_warning_errno(r, "Failed to remove container %s: %m", id);
+                if (msg)
+                        (void) sd_bus_reply_method_errorf(
+                                msg, BERTH_ERROR_IO, "Cannot remove container %s: %s", id, strerror(-r));
+                return 0;
+        }
+        g_hash_table_remove(m->containers, id);
+        log_info("Removed container %s.", id);
+        if (msg)
+                (void) sd_bus_reply_method_return(msg, NULL);
+        return 0;
+}
+
+void container_delete_async(Container *c) {
+        siginfo_t si = { .si_code = CLD_EXITED };
+        pid_t pid;
+        int r;
+
+        /* Unmounting the overlay waits for an RCU grace period (10–25 ms here): in a child the event
+         * loop does not wait for, so other containers' calls go on meanwhile. c->pending_delete (if
+         * any) is answered when it is done; until then the container stays listed, stopped, and a
+         * second DeleteContainer is Busy. */
+        pid = cleanup_fork(c->manager, c->id);
+        if (pid < 0) {
+                si.si_status = (int) -pid;
+                (void) on_cleanup_exit(NULL, &si, c);
+                return;
+        }
+        r = sd_event_add_child(c->manager->event, &c->cleanup_source, pid, WEXITED, on_cleanup_exit, c);
+        if (r >= 0)
+                return;
+        /* Cannot watch it: wait here, as before. */
+        while (waitid(P_PID, (id_t) pid, &si, WEXITED) < 0 && errno == EINTR)
+                ;
+        (void) on_cleanup_exit(NULL, &si, c);
 }
 
 int container_emit_changed(Container *c) {
@@ -376,20 +441,8 @@ void container_set_stopped(Container *c) {
         g_ptr_array_set_size(c->waiters, 0);
         if (!c->pending_delete)
                 restart_on_stopped(c, false);
-        if (c->pending_delete) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = TAKE_PTR(c->pending_delete);
-                Manager *manager = c->manager;
-                g_autofree char *id = g_strdup(c->id);
-                int r = container_cleanup(manager, id);
-
-                if (r < 0)
-                        (void) sd_bus_reply_method_errorf(
-                                m, BERTH_ERROR_IO, "Cannot remove container %s: %s", id, strerror(-r));
-                else {
-                        g_hash_table_remove(manager->containers, id);
-                        (void) sd_bus_reply_method_return(m, NULL);
-                }
-        }
+        if (c->pending_delete && !c->cleanup_source)
+                container_delete_async(c); /* c may be gone after this */
 }
 
 static void apply_reply(Container *c, const ShimReply *r) {

@@ -45,8 +45,9 @@ typedef struct Container {
 
         int shim_fd; /* long-lived connection: the shim's events */
         sd_event_source *shim_source;
-        GPtrArray *waiters;             /* WaitContainer calls, sd_bus_message* */
-        sd_bus_message *pending_delete; /* DeleteContainer(force) waiting for the exit */
+        GPtrArray *waiters;              /* WaitContainer calls, sd_bus_message* */
+        sd_bus_message *pending_delete;  /* DeleteContainer(force) waiting for the exit */
+        sd_event_source *cleanup_source; /* the removal child of container_cleanup_async() */
 
         /* Creation in flight. */
         sd_bus_message *create_msg;
@@ -92,6 +93,9 @@ int container_read_exit(Container *c);
 /* Unmounts the rootfs, removes the active snapshot, the cgroup and the state directory (in a child in
  * the host mount namespace). Idempotent. */
 int container_cleanup(Manager *m, const char *id);
+/* Removes a stopped container as container_cleanup() does, in a child the event loop watches; then
+ * answers c->pending_delete (if set) and drops c from m->containers. c may be freed on return. */
+void container_delete_async(Container *c);
 
 /* Subscribes to the shim's events (status changes, exit). */
 int container_watch_shim(Container *c);

@@ -133,7 +133,6 @@ int method_kill_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
 
 int method_delete_container(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autofree char *id = NULL;
         Container *c;
         ShimReply reply;
         uint64_t flags;
@@ -142,7 +141,7 @@ int method_delete_container(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = read_id_flags(msg, m, DELETE_FLAG_FORCE, &c, &flags, error);
         if (r < 0)
                 return r;
-        if (c->pending_delete)
+        if (c->pending_delete || c->cleanup_source)
                 return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Container %s is being removed.", c->id);
         if (restart_in_flight(c))
                 return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Container %s is restarting.", c->id);
@@ -161,14 +160,10 @@ int method_delete_container(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 (void) container_read_exit(c);
                 c->status = CONTAINER_STOPPED;
         }
-        id = g_strdup(c->id);
-        r = container_cleanup(m, id);
-        if (r < 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot remove container %s: %s", id,
-                                         strerror(-r));
-        g_hash_table_remove(m->containers, id);
-        log_info("Removed container %s.", id);
-        return sd_bus_reply_method_return(msg, NULL);
+        /* Answered once the removal child is done. */
+        c->pending_delete = sd_bus_message_ref(msg);
+        container_delete_async(c);
+        return 1;
 }
 
 int method_wait_container(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

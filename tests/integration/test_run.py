@@ -246,6 +246,36 @@ def test_run_rm_leaves_nothing(image, member):
     assert cid not in {c["Id"] for c in ls().values()}
 
 
+def test_foreground_run_rm_removes_after_reporting_the_exit(image, member):
+    """An attached `run --rm` returns at the exit (Wait EXIT_ONLY); the removal follows on its own."""
+    p = berthctl("run", "--rm", "--name", "rm-after-exit", image, "sh", "-c", "exit 5", user=member)
+    assert p.returncode == 5, p.stderr
+    stack.wait_for(lambda: "rm-after-exit" not in ls(), timeout=60, what="the --rm container removed")
+    # Nor is its supervisor state left: no state record names it.
+    for d in RUNTIME.iterdir() if RUNTIME.exists() else []:
+        state = d / "state"
+        assert not (state.exists() and json.loads(state.read_text()).get("name") == "rm-after-exit"), d
+
+
+def test_run_rm_same_name_twice_in_a_row(image):
+    """The name of a --rm container still being removed is waited for, not refused with Exists."""
+    for status in (3, 4):
+        p = berthctl("run", "--rm", "--name", "rm-twice", image, "sh", "-c", f"exit {status}")
+        assert p.returncode == status, p.stderr
+    stack.wait_for(lambda: "rm-twice" not in ls(), timeout=60, what="the --rm container removed")
+
+
+def test_wait_exit_only_flag_is_accepted_and_unknown_bits_refused(image, cleanup):
+    cleanup.append("wait-flags")
+    cid = ok(berthctl("run", "-d", "--name", "wait-flags", image, "sh", "-c", "exit 9")).stdout.strip()
+    path = f"/org/berth/Broker1/container/{cid}"
+    args = ["--system", "call", "org.berth.Broker1", path, "org.berth.Broker1.Container", "Wait", "t"]
+    p = subprocess.run(["busctl", *args, "1"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.split()[:2] == ["is", "9"], p
+    p = subprocess.run(["busctl", *args, "4"], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0, p
+
+
 def test_create_then_start_attached(image, cleanup):
     cleanup.append("later")
     ok(berthctl("create", "--name", "later", image, "sh", "-c", "echo hi; exit 3"))

@@ -126,7 +126,10 @@ static void test_read_regular_file_fd(void) {
         rm_rf_dir(dir_fd, path);
 }
 
-static void test_write_file_atomic_at(void) {
+typedef int (*write_fn)(int dir_fd, const char *name, const void *data, size_t size, mode_t mode);
+
+/* The same contract, durable or not: only the flushes differ. */
+static void check_write_file_atomic(write_fn write_file) {
         g_autofree char *path = NULL;
         _cleanup_close_ int dir_fd = open_tmp_dir(&path);
         _cleanup_free_ char *data = NULL;
@@ -136,14 +139,14 @@ static void test_write_file_atomic_at(void) {
 
         /* The mode is exact, whatever the umask. */
         old_umask = umask(0077);
-        g_assert_cmpint(write_file_atomic_at(dir_fd, "doc.json", "one\n", 4, 0640), ==, 0);
+        g_assert_cmpint(write_file(dir_fd, "doc.json", "one\n", 4, 0640), ==, 0);
         umask(old_umask);
         g_assert_cmpint(fstatat(dir_fd, "doc.json", &st, AT_SYMLINK_NOFOLLOW), ==, 0);
         g_assert_true(S_ISREG(st.st_mode));
         g_assert_cmpint(st.st_mode & 07777, ==, 0640);
 
         /* Replacing leaves exactly the one file, with the new content. */
-        g_assert_cmpint(write_file_atomic_at(dir_fd, "doc.json", "two!\n", 5, 0600), ==, 0);
+        g_assert_cmpint(write_file(dir_fd, "doc.json", "two!\n", 5, 0600), ==, 0);
         g_assert_cmpuint(count_entries(dir_fd), ==, 1);
         fd = openat(dir_fd, "doc.json", O_RDONLY | O_CLOEXEC);
         g_assert_cmpint(fd, >=, 0);
@@ -153,7 +156,7 @@ static void test_write_file_atomic_at(void) {
 
         /* A symlink at the name is replaced, never followed. */
         g_assert_cmpint(symlinkat("/nonexistent/target", dir_fd, "link"), ==, 0);
-        g_assert_cmpint(write_file_atomic_at(dir_fd, "link", "x", 1, 0600), ==, 0);
+        g_assert_cmpint(write_file(dir_fd, "link", "x", 1, 0600), ==, 0);
         g_assert_cmpint(fstatat(dir_fd, "link", &st, AT_SYMLINK_NOFOLLOW), ==, 0);
         g_assert_true(S_ISREG(st.st_mode));
 
@@ -161,14 +164,22 @@ static void test_write_file_atomic_at(void) {
         g_assert_cmpint(mkdirat(dir_fd, "busy", 0700), ==, 0);
         fd = openat(dir_fd, "busy", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         g_assert_cmpint(fd, >=, 0);
-        g_assert_cmpint(write_file_atomic_at(fd, "inner", "", 0, 0600), ==, 0);
-        g_assert_cmpint(write_file_atomic_at(dir_fd, "busy", "x", 1, 0600), <, 0);
+        g_assert_cmpint(write_file(fd, "inner", "", 0, 0600), ==, 0);
+        g_assert_cmpint(write_file(dir_fd, "busy", "x", 1, 0600), <, 0);
         g_assert_cmpuint(count_entries(dir_fd), ==, 3); /* doc.json, link, busy */
         g_assert_cmpint(unlinkat(fd, "inner", 0), ==, 0);
         close(fd);
         g_assert_cmpint(unlinkat(dir_fd, "busy", AT_REMOVEDIR), ==, 0);
 
         rm_rf_dir(dir_fd, path);
+}
+
+static void test_write_file_atomic_at(void) {
+        check_write_file_atomic(write_file_atomic_at);
+}
+
+static void test_write_file_atomic_nosync_at(void) {
+        check_write_file_atomic(write_file_atomic_nosync_at);
 }
 
 int main(int argc, char *argv[]) {
@@ -178,6 +189,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/fs-util/pread-full", test_pread_full);
         g_test_add_func("/fs-util/read-regular-file-fd", test_read_regular_file_fd);
         g_test_add_func("/fs-util/write-file-atomic-at", test_write_file_atomic_at);
+        g_test_add_func("/fs-util/write-file-atomic-nosync-at", test_write_file_atomic_nosync_at);
 
         return g_test_run();
 }
