@@ -448,6 +448,7 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
 }
 
 static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_autofree char *key = NULL;
         Manager *m = userdata;
         const char *registry;
         int r;
@@ -461,14 +462,15 @@ static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!registry_name_is_valid(registry))
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
                                          "Invalid registry name '%.255s'", registry);
-        r = credentials_remove(m->ctx.credentials_path, registry);
+        key = g_ascii_strdown(registry, -1); /* stored under the lowercased host (hosts.h) */
+        r = credentials_remove(m->ctx.credentials_path, key);
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No credentials stored for '%s'",
                                          registry);
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to update '%s': %s",
                                          m->ctx.credentials_path, strerror(-r));
-        auth_cache_forget_host(m->ctx.auth, registry_api_host(registry));
+        auth_cache_forget_host(m->ctx.auth, registry_api_host(key));
         log_info("Removed credentials for '%s'", registry);
         return sd_bus_reply_method_return(msg, "");
 }
@@ -698,7 +700,7 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         m->ctx.event = event;
         m->ctx.auth = auth_cache_new();
         m->settings = (FetcherSettings){ FETCH_PARALLEL_DEFAULT, FETCH_RETRIES_DEFAULT,
-                                         FETCH_STALL_TIMEOUT_SEC_DEFAULT };
+                                         FETCH_STALL_TIMEOUT_SEC_DEFAULT, FETCH_STALL_MIN_BYTES_DEFAULT };
         m->blob_fetches = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, blob_fetch_free);
         m->other_jobs = g_hash_table_new_full(g_direct_hash, g_direct_equal, fetch_job_free_notify,
                                               message_unref_notify);
