@@ -166,21 +166,17 @@ static int drop_capabilities(char *err, size_t err_size) {
  * time, exit. SECURITY: no execve, no socket/connect/sendmsg, no mount/pivot_root/unshare/setns, no
  * clone/fork, no ptrace, no kill (uid 0 could signal other root processes), no ioctl, no
  * open_by_handle_at, no bpf/keyctl/perf. */
-static const char
-        *const
-                allowed_syscalls[] = {
-                        "read",       "write",     "pread64",      "pwrite64",       "readv",
-                        "writev",     "lseek",     "close",        "fstat",          "newfstatat",
-                        "statx",      "openat",    "openat2",      "fcntl",          "getdents64",
-                        "mkdirat",    "mknodat",   "symlinkat",    "linkat",         "unlinkat",
-                        "ftruncate",  "fchown",    "fchownat",     "fchmod",         "fchmodat",
-                        "utimensat",  "fsetxattr", "fgetxattr",    "fsync",          "fdatasync",
-                        "syncfs",     "umask",     "brk",          "munmap",         "mremap",
-                        "madvise",    "futex",     "getrandom",    "clock_gettime",  "gettimeofday",
-                        "getpid",     "gettid",    "rt_sigreturn", "rt_sigprocmask", "exit",
-                        "exit_group", "sysinfo", /* glibc qsort() asks for the physical memory size on big
-                                                    arrays */
-                };
+static const char *const allowed_syscalls[] = {
+        "read",           "write",         "pread64",      "pwrite64",   "readv",     "writev",
+        "lseek",          "close",         "fstat",        "newfstatat", "statx",     "openat",
+        "openat2",        "getdents64",    "mkdirat",      "mknodat",    "symlinkat", "linkat",
+        "unlinkat",       "ftruncate",     "fchown",       "fchownat",   "fchmod",    "fchmodat",
+        "utimensat",      "fsetxattr",     "fgetxattr",    "fsync",      "fdatasync", "syncfs",
+        "umask",          "brk",           "munmap",       "mremap",     "madvise",   "futex",
+        "getrandom",      "clock_gettime", "gettimeofday", "getpid",     "gettid",    "rt_sigreturn",
+        "rt_sigprocmask", "exit",          "exit_group",   "sysinfo", /* glibc qsort() asks for the physical
+                                                                         memory size on big arrays */
+};
 
 static int install_seccomp(char *err, size_t err_size) {
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
@@ -223,6 +219,17 @@ static int install_seccomp(char *err, size_t err_size) {
                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
         if (r < 0)
                 return fail(err, err_size, r, "adding 'mprotect' to the seccomp filter");
+
+        /* SECURITY (issue 12, f5): fcntl() only for descriptor flags and duplication. F_SETOWN/F_SETSIG
+         * would let this root process aim signals at any host process through async I/O, F_SETLEASE and
+         * F_NOTIFY would watch files; none of that is extraction. */
+        static const int fcntl_ok[] = { F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD, F_DUPFD_CLOEXEC };
+        for (size_t i = 0; i < ELEMENTSOF(fcntl_ok); i++) {
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                                     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t) fcntl_ok[i]));
+                if (r < 0)
+                        return fail(err, err_size, r, "adding 'fcntl' to the seccomp filter");
+        }
 
         r = seccomp_load(ctx);
         if (r < 0)
