@@ -860,5 +860,5 @@ int method_import_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "The archive descriptor is a directory");
         log_info("Importing an archive (%s).", S_ISREG(st.st_mode) ? "file" : "stream");
-        return archive_job_spawn(ctx, msg, import_child, &args, import_reply, error);
+        return archive_job_spawn(ctx, msg, args.fd, import_child, &args, import_reply, error);
 }
