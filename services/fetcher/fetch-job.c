@@ -283,6 +283,20 @@ static void job_commit_blob(FetchJob *j) {
         fetch_job_set_state(j, FETCH_STATE_VERIFYING);
         r = ingest_commit(j->ingest, &fd, actual);
         j->ingest = ingest_free(j->ingest);
+        if (r == -EBADMSG && j->resumed && !j->restarted_from_zero) {
+                /* SECURITY (issue 12, f4): the bytes before our Range came from an earlier download, maybe
+                 * from another registry or user: a wrong prefix there must not fail this pull for good.
+                 * ingest_commit() discarded the partial; fetch everything once more, from byte 0. */
+                log_warning("Blob '%s' resumed at byte %" PRIu64
+                            " failed verification; discarding the partial "
+                            "download and fetching it again from the start",
+                            j->digest, j->resume_offset);
+                j->restarted_from_zero = true;
+                j->resumed = false;
+                fetch_job_set_state(j, FETCH_STATE_DOWNLOADING);
+                job_send(j);
+                return;
+        }
         if (r == -EBADMSG || r == -EPIPE) {
                 job_endpoint_error(j, -EBADMSG, BERTH_ERROR_DIGEST_MISMATCH,
                                    "Blob '%s' failed verification: received %" PRIu64 " bytes hashing to %s",
@@ -789,12 +803,20 @@ static void job_send(FetchJob *j) {
                 j->done = j->range_start = ingest_offset(j->ingest);
                 if (j->range_start == j->size) {
                         /* Everything arrived before (a killed fetcher): just verify and commit. */
+                        if (j->range_start > 0 && !j->resumed) {
+                                j->resumed = true;
+                                j->resume_offset = j->range_start;
+                        }
                         job_commit_blob(j);
                         return;
                 }
-                if (j->range_start > 0)
+                if (j->range_start > 0) {
                         log_debug("Resuming %s from '%s' at byte %" PRIu64 " with Range", j->digest, e->host,
                                   j->range_start);
+                        if (!j->resumed)
+                                j->resume_offset = j->range_start;
+                        j->resumed = true;
+                }
                 url = job_is_manifest(j) ? registry_manifest_url(e, j->registry, j->repository, j->digest)
                                          : registry_blob_url(e, j->registry, j->repository, j->digest);
                 o.max_body = j->size;
