@@ -291,7 +291,7 @@ static void pull_dispatch(Pull *p) {
                 r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
                                  /* For the caller's uid: the fetcher shares its download slots fairly
                                   * between users (issue 12, f4). */
-                                 "FetchBlobFor", "ststut", p->name, j->digest, j->size, j->media_type,
+                                 "FetchBlobFor", "sstsut", p->name, j->digest, j->size, j->media_type,
                                  (uint32_t) p->transfer->uid, UINT64_C(0));
                 if (r < 0) {
                         log_error_errno(r, "Failed to call FetchBlob for %s: %m", j->digest);

@@ -511,6 +511,8 @@ static int fetch_blob(sd_bus_message *msg, Manager *m, uid_t uid, const char *na
                                                  digest);
                 }
                 g_ptr_array_add(f->waiters, w);
+                log_debug("FetchBlob %s %s for uid %u joins the download from '%s'", name, digest,
+                          (unsigned) uid, f->name);
                 send_progress(m, msg, digest, f->job->done, size, fetch_state_to_string(f->job->state));
                 return 1;
         }
@@ -577,7 +579,7 @@ static int method_fetch_blob_for(sd_bus_message *msg, void *userdata, sd_bus_err
         r = bus_require_broker(msg, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(msg, "ststu", &name, &digest, &size, &media_type, &uid);
+        r = sd_bus_message_read(msg, "sstsu", &name, &digest, &size, &media_type, &uid);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(msg, "t", &flags);
@@ -920,7 +922,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(size)
                                          SD_BUS_PARAM(media_type) SD_BUS_PARAM(flags),
                                  "h", SD_BUS_PARAM(fd), method_fetch_blob, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("FetchBlobFor", "ststut",
+        SD_BUS_METHOD_WITH_NAMES("FetchBlobFor", "sstsut",
                                  SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(size)
                                          SD_BUS_PARAM(media_type) SD_BUS_PARAM(uid) SD_BUS_PARAM(flags),
                                  "h", SD_BUS_PARAM(fd), method_fetch_blob_for, SD_BUS_VTABLE_UNPRIVILEGED),
