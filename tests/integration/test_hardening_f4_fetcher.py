@@ -6,7 +6,6 @@ The end-to-end versions through berthctl are in test_hardening_f4_fetch_fairness
 """
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -16,59 +15,17 @@ import pytest
 
 from berthtest.fakeregistry import FakeRegistry
 from berthtest.images import Dir, File, ImageBuilder
-from berthtest.privatebus import PrivateBus
+from berthtest.privatefetcher import PrivateFetcher
 
-TOP = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("BERTH_BUILD_DIR", TOP / "build")) / "services/fetcher/berth-fetcher"
 HANG_GUARD = 120
-
-
-class Fetcher:
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.state, self.conf = tmp / "state", tmp / "conf"
-        for d in (self.state, self.conf):
-            d.mkdir()
-            shutil.chown(d, "berth-fetcher", "berth-fetcher")
-        self.bus = PrivateBus()
-        self.log = tmp / "fetcher.log"
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address, BERTH_STATE_DIR=str(self.state),
-                   BERTH_CONFIG_DIR=str(self.conf))
-        self.proc = subprocess.Popen(["runuser", "-u", "berth-fetcher", "--", str(BIN), "-v"], env=env,
-                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-        end = time.monotonic() + HANG_GUARD
-        while self.call("GetInfo").returncode != 0:
-            assert self.proc.poll() is None and time.monotonic() < end, self.log.read_text()
-            time.sleep(0.05)
-
-    def config(self, text):
-        (self.conf / "registries.conf").write_text(text)
-
-    def call(self, method, *args, bg=False):
-        sig = {"GetInfo": "", "FetchBlobFor": "sstsut"}[method]
-        cmd = ["runuser", "-u", "berth-broker", "--", "busctl", f"--address={self.bus.address}", "--json=short",
-               "--timeout=300", "call", "org.berth.Fetcher1", "/org/berth/Fetcher1", "org.berth.Fetcher1",
-               method] + ([sig] if sig else []) + [str(a) for a in args]
-        if bg:
-            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-
-    def fetch(self, name, desc, uid, bg=False):
-        return self.call("FetchBlobFor", name, desc.digest, desc.size, desc.media_type, uid, 0, bg=bg)
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.bus.close()
 
 
 @pytest.fixture
 def fetcher():
     assert os.geteuid() == 0
-    assert BIN.exists(), f"{BIN} not built"
     tmp = Path(tempfile.mkdtemp(prefix="berth-f4-"))
     tmp.chmod(0o755)
-    f = Fetcher(tmp)
+    f = PrivateFetcher(tmp)
     yield f
     f.close()
     shutil.rmtree(tmp, ignore_errors=True)
