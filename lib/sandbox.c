@@ -416,3 +416,29 @@ int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_
         return sandbox_enter_profile(&sandbox_profile_unpack, root_path, root_fd, keep_fds, n_keep_fds,
                                      ret_root_fd, err, err_size);
 }
+
+int sandbox_filter_service(const char *const *syscalls, char *err, size_t err_size) {
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        int r;
+
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return fail(err, err_size, errno, "PR_SET_NO_NEW_PRIVS");
+        ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+        if (!ctx)
+                return fail(err, err_size, ENOMEM, "seccomp_init()");
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
+        if (r < 0 && r != -EOPNOTSUPP && r != -EINVAL)
+                return fail(err, err_size, r, "configuring libseccomp");
+        for (const char *const *name = syscalls; *name; name++) {
+                int nr = seccomp_syscall_resolve_name(*name);
+                if (nr == __NR_SCMP_ERROR)
+                        continue; /* not on this architecture */
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+                if (r < 0)
+                        return fail(err, err_size, r, "adding '%s' to the seccomp filter", *name);
+        }
+        r = seccomp_load(ctx);
+        if (r < 0)
+                return fail(err, err_size, r, "loading the seccomp filter");
+        return 0;
+}

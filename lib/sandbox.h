@@ -51,3 +51,8 @@ int sandbox_enter(const char *root_path, int root_fd, const int *keep_fds, size_
 /* Only steps 4–6 (for tests that check the filter without a snapshot dir). */
 int sandbox_restrict_profile(const SandboxProfile *p, char *err, size_t err_size);
 int sandbox_restrict(char *err, size_t err_size);
+
+/* For a long-lived service (the fetcher): PR_SET_NO_NEW_PRIVS and an allow-list of syscalls; anything
+ * else fails with EPERM (as systemd's SystemCallFilter= with SystemCallErrorNumber=EPERM does), so a
+ * rare path that needs an unlisted call fails one request instead of killing every transfer. */
+int sandbox_filter_service(const char *const *syscalls, char *err, size_t err_size);

@@ -16,6 +16,7 @@
 #include "curl-glue.h"
 #include "digest.h"
 #include "fetch-job.h"
+#include "fetcher-seccomp.h"
 #include "hosts.h"
 #include "log.h"
 #include "oci-ref.h"
@@ -995,6 +996,14 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_FETCHER_PATH);
+
+        /* SECURITY (issue 12, f6): from here on, only the system calls a fetcher makes (fetcher-seccomp.h).
+         */
+        char err[256] = "";
+        r = fetcher_install_seccomp(err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "Failed to install the fetcher's system call filter: %s",
+                                       err[0] ? err : strerror(-r));
         log_info("Content store at '%s', configuration in '%s'", content, m->config_dir);
         return 0;
 }

@@ -18,16 +18,23 @@ from berthtest.stack import BERTHCTL, berthctl, name_pid
 HANG_GUARD = 60
 
 
+def filters(status):
+    fields = dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
+    return fields, int(fields.get("Seccomp_filters", "0").strip() or 0)
+
+
 def sandboxed_child(parent):
+    """The archive child once it installed its own filter (one more than the fetcher has itself)."""
+    _, own = filters(Path(f"/proc/{parent}/status").read_text())
     end = time.monotonic() + HANG_GUARD
     while time.monotonic() < end:
         for k in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
             try:
-                status = Path(f"/proc/{k}/status").read_text()
+                fields, n = filters(Path(f"/proc/{k}/status").read_text())
             except FileNotFoundError:
                 continue
-            if "Seccomp:\t2" in status:
-                return int(k), dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
+            if n > own:
+                return int(k), fields
         time.sleep(0.01)
     raise AssertionError("no sandboxed archive child seen")
 
