@@ -157,7 +157,7 @@ static int enter_root(const char *root_path, int root_fd, int *ret_root_fd, char
 }
 
 static int drop_capabilities(uint64_t kept, char *err, size_t err_size) {
-        _cleanup_(cap_freep) cap_t caps = NULL;
+        _cleanup_(cap_freep) cap_t caps = NULL, cur = NULL;
         cap_value_t keep[64];
         int n = 0;
 
@@ -185,6 +185,11 @@ static int drop_capabilities(uint64_t kept, char *err, size_t err_size) {
         if (n > 0 && (cap_set_flag(caps, CAP_EFFECTIVE, n, keep, CAP_SET) < 0 ||
                       cap_set_flag(caps, CAP_PERMITTED, n, keep, CAP_SET) < 0))
                 return fail(err, err_size, errno, "building the capability set");
+        /* Already so (an unprivileged service such as the fetcher holds none): no capset(), which a
+         * service manager's filter may refuse (systemd's ~@privileged). */
+        cur = cap_get_proc();
+        if (cur && cap_compare(cur, caps) == 0)
+                return 0;
         if (cap_set_proc(caps) < 0)
                 return fail(err, err_size, errno, "setting capabilities");
         return 0;

@@ -1001,7 +1001,13 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
          */
         char err[256] = "";
         r = fetcher_install_seccomp(err, sizeof(err));
-        if (r < 0)
+        if (r == -EPERM)
+                /* The service manager refuses seccomp() (a unit without SystemCallFilter=seccomp): its own
+                 * filter is in force; say so rather than refusing to serve. */
+                log_warning("Cannot install the fetcher's system call filter (%s); relying on the service "
+                            "manager's",
+                            err[0] ? err : strerror(-r));
+        else if (r < 0)
                 return log_error_errno(r, "Failed to install the fetcher's system call filter: %s",
                                        err[0] ? err : strerror(-r));
         log_info("Content store at '%s', configuration in '%s'", content, m->config_dir);
