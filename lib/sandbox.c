@@ -156,6 +156,12 @@ static int enter_root(const char *root_path, int root_fd, int *ret_root_fd, char
         return 0;
 }
 
+static bool holds_no_capabilities(void) {
+        _cleanup_(cap_freep) cap_t cur = cap_get_proc(), none = cap_init();
+
+        return cur && none && cap_compare(cur, none) == 0;
+}
+
 static int drop_capabilities(uint64_t kept, char *err, size_t err_size) {
         _cleanup_(cap_freep) cap_t caps = NULL, cur = NULL;
         cap_value_t keep[64];
@@ -173,8 +179,14 @@ static int drop_capabilities(uint64_t kept, char *err, size_t err_size) {
                         continue;
                 if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) <= 0)
                         continue;
-                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+                        /* An unprivileged process (the fetcher's archive child where namespaces are
+                         * refused) may not shrink its bounding set, and needs not: it holds no
+                         * capabilities, and no_new_privs (set next) means it can never gain one. */
+                        if (errno == EPERM && holds_no_capabilities())
+                                break;
                         return fail(err, err_size, errno, "dropping capability %d from the bounding set", c);
+                }
         }
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
                 return fail(err, err_size, errno, "clearing ambient capabilities");
@@ -392,13 +404,14 @@ int sandbox_enter_profile(const SandboxProfile *p, const char *root_path, int ro
          * namespace of our own. */
         flags = CLONE_NEWNET | CLONE_NEWNS | (p->user_namespace ? CLONE_NEWUSER : 0);
         if (unshare(flags) < 0) {
+                r = -errno;
                 if (!p->namespaces_optional || !(errno == EPERM || errno == EINVAL || errno == ENOSPC ||
                                                  errno == EUSERS || errno == ENOSYS))
                         return fail(err, err_size, errno, "unshare(CLONE_NEWNET|CLONE_NEWNS%s)",
                                     p->user_namespace ? "|CLONE_NEWUSER" : "");
                 /* The service manager (RestrictNamespaces=) or the kernel refuses namespaces: the unit's
                  * own sandbox is the file system view, and the filter below allows no socket(). */
-                log_debug("Namespaces refused (%m), continuing with the seccomp filter alone");
+                log_debug("Namespaces refused (%s), continuing with the seccomp filter alone", strerror(-r));
                 if (ret_root_fd)
                         *ret_root_fd = -EBADF;
                 return sandbox_restrict_profile(p, err, err_size);
