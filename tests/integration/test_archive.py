@@ -475,7 +475,9 @@ def test_hardening_f11_import_umoci_layout(tmp_path):
     archive = tar_dir(lay, tmp_path / "umoci.tar")
     ref = "localhost/f11/umoci:v1"
     try:
-        names = imported(import_archive(archive, "--name", "localhost/f11/umoci"))  # umoci names by tag only
+        # umoci names by tag only. --no-unpack: Debian's umoci 0.4.7 writes `insert` layers whose tar stream
+        # ends without padding or end blocks (python's tarfile refuses them too); the import is the subject.
+        names = imported(import_archive(archive, "--no-unpack", "--name", "localhost/f11/umoci"))
         assert names == {ref: digest}, names
     finally:
         rm(ref)

@@ -202,27 +202,9 @@ class RoutingProxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
-        ctx = None
-        if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(*tls)
-
         class S(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
-
-            def finish_request(self, request, client_address):
-                if ctx is not None:
-                    try:
-                        first = request.recv(1, socket.MSG_PEEK)
-                    except OSError:
-                        return
-                    if first == b"\x16":  # a TLS ClientHello
-                        try:
-                            request = ctx.wrap_socket(request, server_side=True)
-                        except (ssl.SSLError, OSError):
-                            return
-                super().finish_request(request, client_address)
 
         self.httpd = S(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
