@@ -131,6 +131,17 @@ static const char *const fetcher_syscalls[] = {
         /* misc */
         "getrandom",
         "memfd_create",
+        /* the path-based forms libraries may still use (glibc maps some calls to them on x86-64) */
+        "open",
+        "stat",
+        "lstat",
+        "unlink",
+        "rename",
+        "rmdir",
+        "readlink",
+        "chmod",
+        "pipe",
+        "getdents",
         /* the archive child's sandbox (lib/sandbox.c): without capabilities, mount() and pivot_root() only
          * work inside the user namespace that child creates for itself */
         "prctl",
@@ -145,7 +156,6 @@ static const char *const fetcher_syscalls[] = {
 #ifdef BERTH_SANITIZE
         /* the sanitizer runtime's own calls (LeakSanitizer stops the world with ptrace at exit) */
         "ptrace",
-        "readlink",
 #endif
         NULL,
 };
