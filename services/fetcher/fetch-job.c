@@ -658,8 +658,12 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                 /* SECURITY: only a server that does not speak TLS at all (the handshake itself fails:
                  * "wrong version number") is tried over http. A certificate that does not verify is a
                  * TLS server whose identity we could not check: falling back would hand the request, and
-                 * whatever we send later, to whoever answers plain http on that port. */
-                if (code == CURLE_SSL_CONNECT_ERROR && e->http_fallback && !j->http_fallback_active) {
+                 * whatever we send later, to whoever answers plain http on that port. A system without a
+                 * CA bundle (CACERT_BADFILE) never reached the server: that is no certificate failure,
+                 * and a TLS server then answers the http request with 400, which fails below. Either
+                 * way no credentials travel over the fallback (job_handle_401). */
+                if ((code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CACERT_BADFILE) &&
+                    e->http_fallback && !j->http_fallback_active) {
                         /* containerd's localhost rule: a loopback registry that does not speak TLS. */
                         g_autofree char *http_url = g_strdup_printf("http://%s", e->host);
 
