@@ -47,7 +47,14 @@
 #define PULL_SERVICE_RESTARTS_MAX 3U
 #define FETCH_PARALLEL_DEFAULT 3U /* blobs downloaded at once (containerd default) */
 #define FETCH_PARALLEL_MAX 16U
-#define FETCH_STALL_TIMEOUT_SEC_DEFAULT 30U
+/* A transfer slower than FETCH_STALL_MIN_BYTES_DEFAULT bytes/s for FETCH_STALL_TIMEOUT_SEC_DEFAULT
+ * seconds is cut and retried: a real registry never drops that low, a slow or hostile one that holds a
+ * download slot does (issue 12, finding 4). Both are settings ([fetcher] stall-*). */
+#define FETCH_QUEUE_MAX (TRANSFERS_MAX * 4U)            /* blob downloads running or queued */
+#define FETCH_QUEUE_PER_USER_MAX (FETCH_QUEUE_MAX / 2U) /* of which one user's (issue 12, f4) */
+#define FETCH_STALL_TIMEOUT_SEC_DEFAULT 60U
+#define FETCH_STALL_MIN_BYTES_DEFAULT 1024U
+#define STALL_MIN_BYTES_MAX (1024U * 1024U)
 #define FETCH_RETRIES_DEFAULT 3U
 #define BLOB_SIZE_MAX (64ULL * 1024ULL * 1024ULL * 1024ULL) /* one blob, as claimed by a descriptor */
 

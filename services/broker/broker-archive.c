@@ -128,7 +128,11 @@ static bool has_explicit_tag(const char *s) {
 
 /* What the archive calls an image (a full reference, a bare tag, or nothing) plus --name → the
  * reference to record. A bare tag needs --name for the repository ("latest" + localhost/foo →
- * localhost/foo:latest; a --name with its own tag wins); an unnamed image takes --name as is. */
+ * localhost/foo:latest; a --name with its own tag wins); an unnamed image takes --name as is.
+ * SECURITY: an explicit --name also wins over a full name the archive gives (ctr keeps the archive's):
+ * the caller's word beats bytes from an archive they may not have read, which could otherwise name
+ * itself docker.io/library/debian:latest and replace that image for every user. One --name cannot
+ * name two different images: import_read_report() refuses that. */
 static int import_name(const char *raw, const char *name_arg, const char *digest, char **ret,
                        sd_bus_error *error) {
         _cleanup_free_ char *joined = NULL, *msg = NULL;
@@ -153,7 +157,9 @@ static int import_name(const char *raw, const char *name_arg, const char *digest
                         return -ENOMEM;
                 else
                         r = normalise(joined, ret, &msg);
-        } else
+        } else if (!isempty(name_arg))
+                r = normalise(name_arg, ret, &msg);
+        else
                 r = normalise(raw, ret, &msg);
         if (r == -ENOMEM)
                 return r;
@@ -234,15 +240,22 @@ static int import_read_report(ArchiveCall *c, sd_bus_message *m, sd_bus_error *e
                 r = import_name(raw, c->name_arg, digest, &name, error);
                 if (r < 0)
                         return r;
+                bool seen = false;
                 for (guint k = 0; k < c->imported->len; k++) {
                         Imported *o = c->imported->pdata[k];
 
                         if (streq(o->name, name) && !streq(o->digest, digest))
                                 return sd_bus_error_setf(
                                         error, BERTH_ERROR_BAD_CONTENT,
-                                        "The archive names two different images '%s' (%s and %s).", name,
-                                        o->digest, digest);
+                                        isempty(c->name_arg)
+                                                ? "The archive names two different images '%s' (%s and %s)."
+                                                : "--name '%s' cannot name two different images (%s and "
+                                                  "%s): import them without --name.",
+                                        name, o->digest, digest);
+                        seen = seen || streq(o->name, name); /* two RepoTags that --name replaced */
                 }
+                if (seen)
+                        continue;
                 i = calloc(1, sizeof(*i));
                 if (!i)
                         return -ENOMEM;

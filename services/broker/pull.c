@@ -293,8 +293,10 @@ static void pull_dispatch(Pull *p) {
         while (p->running < p->parallel && (j = g_queue_pop_head(&p->queue))) {
                 j->generation = p->fetcher_restarts;
                 r = fetcher_call(p->manager, &j->slot, PULL_FETCH_TIMEOUT_USEC, on_fetch_reply, j,
-                                 "FetchBlob", "sstst", p->name, j->digest, j->size, j->media_type,
-                                 UINT64_C(0));
+                                 /* For the caller's uid: the fetcher shares its download slots fairly
+                                  * between users (issue 12, f4). */
+                                 "FetchBlobFor", "sstsut", p->name, j->digest, j->size, j->media_type,
+                                 (uint32_t) p->transfer->uid, UINT64_C(0));
                 if (r < 0) {
                         log_error_errno(r, "Failed to call FetchBlob for %s: %m", j->digest);
                         pull_fail(p, "Cannot reach the berth fetcher: %s", strerror(-r));

@@ -287,5 +287,5 @@ int method_export_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
                                          "The output descriptor is a directory");
         args.digests = digests;
         log_info("Exporting %zu blob(s).", k);
-        return archive_job_spawn(ctx, msg, export_child, &args, export_reply, error);
+        return archive_job_spawn(ctx, msg, args.fd, export_child, &args, export_reply, error);
 }

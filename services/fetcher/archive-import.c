@@ -274,13 +274,20 @@ static bool is_blob_path(const char *path, char digest[static DIGEST_STRING_MAX]
         return true;
 }
 
-/* What docker save writes besides manifest.json: <id>.json configs at the top, <dir>/layer.tar. */
+/* What docker save writes besides manifest.json: <id>.json configs at the top, <dir>/layer.tar. skopeo's
+ * docker-archive (and docker ≥ 25) puts each layer at the top as <digest>.tar instead, with <id>/layer.tar
+ * a symlink to it; manifest.json names whichever the writer chose, and lookup_file() follows links. */
+static bool is_docker_layer_file(const char *path) {
+        return !strchr(path, '/') && g_str_has_suffix(path, ".tar");
+}
+
 static bool is_docker_file(const char *path) {
         const char *slash = strchr(path, '/');
 
         if (!slash)
-                return g_str_has_suffix(path, ".json") && !streq(path, "manifest.json") &&
-                       !streq(path, "index.json");
+                return (g_str_has_suffix(path, ".json") && !streq(path, "manifest.json") &&
+                        !streq(path, "index.json")) ||
+                       is_docker_layer_file(path);
         return streq(slash + 1, "layer.tar");
 }
 
@@ -396,7 +403,8 @@ static int read_entries(Import *im, struct archive *a) {
                                 return archive_report_error(
                                         im->rep, BERTH_ERROR_BAD_CONTENT, EBADMSG,
                                         "Archive entry '%s' is not named by a valid digest", path);
-                        if (!blob && !g_str_has_suffix(path, "/layer.tar") && size > CONFIG_SIZE_MAX)
+                        if (!blob && !g_str_has_suffix(path, "/layer.tar") && !is_docker_layer_file(path) &&
+                            size > CONFIG_SIZE_MAX)
                                 return archive_report_error(im->rep, BERTH_ERROR_LIMIT, EFBIG,
                                                             "Archive entry '%s' is %" PRIu64
                                                             " bytes, more than the limit of %u",
@@ -852,5 +860,5 @@ int method_import_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "The archive descriptor is a directory");
         log_info("Importing an archive (%s).", S_ISREG(st.st_mode) ? "file" : "stream");
-        return archive_job_spawn(ctx, msg, import_child, &args, import_reply, error);
+        return archive_job_spawn(ctx, msg, args.fd, import_child, &args, import_reply, error);
 }

@@ -19,6 +19,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "sandbox.h"
 
 typedef struct ArchiveJob {
         ArchiveContext *ctx;
@@ -69,7 +70,56 @@ static const char *known_error(const char *name) {
         return BERTH_ERROR_IO;
 }
 
-static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *userdata) {
+/* The archive child's system calls: reading and writing the user's stream, the store's *at() file
+ * work (ingest, verify, rename into blobs/), memory, time, the stall alarm, exit. SECURITY: no socket(),
+ * no exec, no clone, no kill, no ptrace, no mount/unshare, no ioctl; everything else kills the child. */
+static const char *const archive_syscalls[] = {
+        "read",        "write",         "pread64",        "pwrite64",    "readv",           "writev",
+        "lseek",       "close",         "fstat",          "newfstatat",  "statx",           "fstatfs",
+        "openat",      "openat2",       "getdents64",     "mkdirat",     "unlinkat",        "renameat",
+        "renameat2",   "linkat",        "ftruncate",      "fallocate",   "fchmod",          "fsync",
+        "fdatasync",   "brk",           "munmap",         "mremap",      "madvise",         "futex",
+        "getrandom",   "clock_gettime", "gettimeofday",   "nanosleep",   "clock_nanosleep", "getpid",
+        "gettid",      "getuid",        "geteuid",        "getgid",      "getegid",         "alarm",
+        "setitimer",   "rt_sigreturn",  "rt_sigprocmask", "exit",        "exit_group",      "sysinfo",
+#if defined(__SANITIZE_ADDRESS__) || defined(BERTH_SANITIZE)
+        "sigaltstack", "rt_sigaction",  "prctl",          "sched_yield", "readlinkat",      "getppid",
+#endif
+        NULL,
+};
+
+static const SandboxProfile archive_profile = {
+        .caps = 0,
+        .syscalls = archive_syscalls,
+        /* The fetcher is unprivileged: it needs a user namespace for the others. Under systemd its unit
+         * forbids namespaces (RestrictNamespaces=yes) and gives the service its own mount sandbox; the
+         * filter (no socket()) then keeps the child off the network by itself. */
+        .user_namespace = true,
+        .namespaces_optional = true,
+};
+
+/* SECURITY (issue 12, finding 6): the child parses hostile archives; it keeps only the store's
+ * directories, the user's stream and the report, loses the network and every path (an empty root), and
+ * runs under an allow-list that kills. libarchive is loaded before, while files can still be opened. */
+static int archive_child_sandbox(ArchiveContext *ctx, int report_fd, int user_fd, ArchiveReport *rep) {
+        int keep[12];
+        size_t n = 0;
+        char err[256] = "";
+        int r;
+
+        keep[n++] = report_fd;
+        keep[n++] = user_fd;
+        n += content_store_fds(ctx->store, keep + n, ELEMENTSOF(keep) - n);
+        r = sandbox_enter_profile(&archive_profile, NULL, -EBADF, keep, n, NULL, err, sizeof(err));
+        if (r < 0)
+                return archive_report_error(rep, BERTH_ERROR_IO, r,
+                                            "Failed to sandbox the archive worker: %s",
+                                            err[0] ? err : strerror(-r));
+        return 0;
+}
+
+static _noreturn_ void child_main(ArchiveContext *ctx, int report_fd, int user_fd, archive_child_fn fn,
+                                  void *userdata) {
         g_autoptr(JsonBuilder) b = json_builder_new();
         ArchiveReport rep = { .result = b };
         _cleanup_json_node_ JsonNode *root = NULL;
@@ -95,6 +145,8 @@ static _noreturn_ void child_main(int report_fd, archive_child_fn fn, void *user
                 r = archive_report_error(&rep, BERTH_ERROR_IO, r, "Cannot load libarchive: %s",
                                          strna(dl_error));
         else
+                r = archive_child_sandbox(ctx, report_fd, user_fd, &rep);
+        if (r >= 0)
                 r = fn(userdata, &rep);
         if (r < 0) {
                 g_autoptr(JsonBuilder) e = json_builder_new();
@@ -135,10 +187,12 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         if (si->si_code != CLD_EXITED) {
                 log_error("%s worker (pid %d) was killed by signal %d.", strna(member), (int) si->si_pid,
                           si->si_status);
-                reply_error(j->call, BERTH_ERROR_IO,
-                            si->si_status == SIGALRM
-                                    ? "The archive stream stalled (no data moved for too long)"
-                                    : "The archive worker was killed");
+                reply_error(
+                        j->call, BERTH_ERROR_IO,
+                        si->si_status == SIGALRM ? "The archive stream stalled (no data moved for too long)"
+                        : si->si_status == SIGSYS
+                                ? "The archive worker was killed by its sandbox (a forbidden system call)"
+                                : "The archive worker was killed");
                 return 0;
         }
         /* The memfd the child wrote; bounded, and an empty one fails json_parse_bounded(). */
@@ -168,8 +222,8 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         return 0;
 }
 
-int archive_job_spawn(ArchiveContext *ctx, sd_bus_message *call, archive_child_fn child, void *userdata,
-                      archive_reply_fn reply, sd_bus_error *error) {
+int archive_job_spawn(ArchiveContext *ctx, sd_bus_message *call, int user_fd, archive_child_fn child,
+                      void *userdata, archive_reply_fn reply, sd_bus_error *error) {
         ArchiveJob *j;
         pid_t pid;
         int r;
@@ -197,7 +251,7 @@ int archive_job_spawn(ArchiveContext *ctx, sd_bus_message *call, archive_child_f
                 return sd_bus_error_set_errnof(error, -r, "Failed to fork the archive worker: %m");
         }
         if (pid == 0)
-                child_main(j->report_fd, child, userdata);
+                child_main(ctx, j->report_fd, user_fd, child, userdata);
 
         /* SIGCHLD is blocked by bus_service_main(), as sd-event's child sources want. */
         r = sd_event_add_child(ctx->event, &j->child_source, pid, WEXITED, on_child_exit, j);

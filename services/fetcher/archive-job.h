@@ -37,8 +37,10 @@ typedef int (*archive_reply_fn)(sd_bus_message *call, JsonObject *result);
 
 /* Forks the child for call; the call is answered (reply_fn or an error) when it exits. Returns 1
  * (reply pending) or a negative errno with error set. */
-int archive_job_spawn(ArchiveContext *ctx, sd_bus_message *call, archive_child_fn child, void *userdata,
-                      archive_reply_fn reply, sd_bus_error *error);
+/* user_fd is the caller's archive or output stream: besides the store's directories and the report,
+ * the only descriptor the sandboxed child keeps (archive_child_sandbox()). */
+int archive_job_spawn(ArchiveContext *ctx, sd_bus_message *call, int user_fd, archive_child_fn child,
+                      void *userdata, archive_reply_fn reply, sd_bus_error *error);
 
 /* Stall guard for the child's blocking reads/writes: no progress for ARCHIVE_STALL_TIMEOUT_SEC kills it
  * (SIGALRM, default action); call before every read()/write() on the user's descriptor. */

@@ -720,3 +720,16 @@ int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total,
         *ret = TAKE_PTR(i);
         return 0;
 }
+
+size_t content_store_fds(ContentStore *s, int *fds, size_t n) {
+        size_t k = 0;
+
+        if (k < n && s->root_fd >= 0)
+                fds[k++] = s->root_fd;
+        for (size_t i = 0; i < ELEMENTSOF(s->blobs_fd); i++)
+                if (k < n && s->blobs_fd[i] >= 0)
+                        fds[k++] = s->blobs_fd[i];
+        if (k < n && s->ingest_fd >= 0)
+                fds[k++] = s->ingest_fd;
+        return k;
+}

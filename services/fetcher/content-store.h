@@ -79,3 +79,7 @@ int ingest_abort(Ingest *i);
  * hash to (sha256; ingest_commit()'s ret_actual says which); else as ingest_open(). total is exact. */
 #define INGEST_ANONYMOUS_PREFIX "import-"
 int ingest_open_anonymous(ContentStore *s, const char *expected, uint64_t total, Ingest **ret);
+
+/* The store's own directory fds (root, blobs/<alg>, ingest), for a sandboxed child that must keep exactly
+ * these (archive-job.c). Returns how many it wrote into fds (at most n). */
+size_t content_store_fds(ContentStore *s, int *fds, size_t n);

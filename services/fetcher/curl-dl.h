@@ -25,6 +25,7 @@ int curl_dl_open(void);
         X(curl_global_init)                                                                                 \
         X(curl_easy_init)                                                                                   \
         X(curl_easy_cleanup)                                                                                \
+        X(curl_easy_reset)                                                                                  \
         X(curl_easy_setopt)                                                                                 \
         X(curl_easy_getinfo)                                                                                \
         X(curl_easy_strerror)                                                                               \
@@ -50,6 +51,7 @@ CURL_DL_FUNCTIONS(CURL_DL_DECLARE)
 #define curl_global_init sym_curl_global_init
 #define curl_easy_init sym_curl_easy_init
 #define curl_easy_cleanup sym_curl_easy_cleanup
+#define curl_easy_reset sym_curl_easy_reset
 #define curl_easy_setopt sym_curl_easy_setopt
 #define curl_easy_getinfo sym_curl_easy_getinfo
 #define curl_easy_strerror sym_curl_easy_strerror

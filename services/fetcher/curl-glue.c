@@ -21,6 +21,8 @@ struct CurlGlue {
         GHashTable *ios; /* fd → sd_event_source* */
 };
 
+static int http_request_follow(HttpRequest *req, const char *location);
+
 static void curl_glue_check_finished(CurlGlue *g) {
         CURLMsg *msg;
         int left;
@@ -38,6 +40,20 @@ static void curl_glue_check_finished(CurlGlue *g) {
                 (void) curl_multi_remove_handle(g->multi, req->curl);
                 req->running = false;
                 (void) curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
+                if (code == CURLE_OK && req->manual_redirects && req->abort_error == 0 &&
+                    (req->status == 301 || req->status == 302 || req->status == 303 || req->status == 307 ||
+                     req->status == 308)) {
+                        char *location = NULL;
+                        _cleanup_free_ char *copy = NULL;
+
+                        if (curl_easy_getinfo(req->curl, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+                            location && (copy = strdup(location))) {
+                                int r = http_request_follow(req, copy);
+                                if (r >= 0)
+                                        continue;
+                                code = r == -ELOOP ? CURLE_TOO_MANY_REDIRECTS : CURLE_UNSUPPORTED_PROTOCOL;
+                        }
+                }
                 /* May free req and start or stop other requests. */
                 req->on_done(req, code, req->userdata);
         }
@@ -316,6 +332,15 @@ HttpRequest *http_request_free(HttpRequest *req) {
                 erase_buffer(h->data, strlen(h->data));
         curl_slist_free_all(req->headers);
         http_request_reset_response(req);
+        free(req->origin_url);
+        free(req->accept);
+        if (req->authorization) {
+                explicit_bzero(req->authorization, strlen(req->authorization));
+                free(req->authorization);
+        }
+        free((char *) req->tls.ca_file);
+        free((char *) req->tls.client_cert);
+        free((char *) req->tls.client_key);
         return mfree(req);
 }
 
@@ -323,10 +348,89 @@ static bool url_is_https(const char *url) {
         return strncasecmp(url, "https://", 8) == 0;
 }
 
+/* Origin = scheme, host and port, compared case-insensitively (host names are). */
+static bool url_same_origin(const char *a, const char *b) {
+        size_t la, lb;
+        const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
+
+        if (!pa || !pb)
+                return false;
+        la = (size_t) (pa - a) + 3 + strcspn(pa + 3, "/?#");
+        lb = (size_t) (pb - b) + 3 + strcspn(pb + 3, "/?#");
+        return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static bool tls_is_custom(const HttpTls *t) {
+        return t->ca_file || t->client_cert || t->client_key || t->skip_verify;
+}
+
+/* (Re)configures the easy handle for url from scratch. tls and authorization apply to this URL only. */
+static int http_request_configure(HttpRequest *req, const char *url, const HttpTls *tls,
+                                  const char *authorization) {
+        CURL *c = req->curl;
+
+        curl_easy_reset(c);
+        curl_slist_free_all(req->headers);
+        req->headers = NULL;
+        if (req->accept && !(req->headers = curl_slist_append(req->headers, req->accept)))
+                return -ENOMEM;
+        /* curl ≥ 7.83 drops custom Authorization headers when a redirect leaves the original host, port
+         * or scheme (CVE-2022-27776), and UNRESTRICTED_AUTH stays off: registries redirect blob
+         * downloads to storage hosts that must never see the registry's credentials (CVE-2020-15157). */
+        if (authorization && !(req->headers = curl_slist_append(req->headers, authorization)))
+                return -ENOMEM;
+
+        if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_PRIVATE, req) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_ERRORBUFFER, req->errbuf) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+            /* SECURITY: an https registry may only redirect to https (CVE-2014-5277: no silent
+             * downgrade); a plain-http registry was configured as such and may redirect to either. */
+            curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, req->https_only ? "https" : "http,https") !=
+                    CURLE_OK ||
+            /* SECURITY: a request with per-host TLS settings (skip-verify, own CA, client certificate)
+             * follows redirects itself (curl_glue_check_finished): curl would apply those settings to
+             * every host of the chain, so a registry could send our client certificate, or a transfer
+             * we do not verify, to any host it names. */
+            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, req->manual_redirects ? 0L : 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_MAXREDIRS, REDIRECTS_MAX) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header_cb) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_HEADERDATA, req) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write_cb) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_WRITEDATA, req) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L) != CURLE_OK ||
+            /* Stall detection only: no total timeout, a slow but moving download of a big layer is fine.
+             * A transfer slower than stall_min_bytes/s for stall_timeout_sec is cut (and retried). */
+            curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long) (req->stall_min_bytes ?: 1)) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long) (req->stall_timeout_sec ?: 30)) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, tls->skip_verify ? 0L : 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, tls->skip_verify ? 0L : 2L) != CURLE_OK)
+                return -EIO;
+        /* No CURLOPT_MAXFILESIZE: it also applies to error bodies (a 404's JSON is bigger than a tiny
+         * blob); the write callback enforces max_body on the bytes that actually arrive instead. */
+        if (tls->ca_file && curl_easy_setopt(c, CURLOPT_CAINFO, tls->ca_file) != CURLE_OK)
+                return -EIO;
+        if (tls->client_cert && curl_easy_setopt(c, CURLOPT_SSLCERT, tls->client_cert) != CURLE_OK)
+                return -EIO;
+        if (tls->client_key && curl_easy_setopt(c, CURLOPT_SSLKEY, tls->client_key) != CURLE_OK)
+                return -EIO;
+        if (req->range_start > 0) {
+                char range[32];
+
+                snprintf(range, sizeof(range), "%" PRIu64 "-", req->range_start);
+                if (curl_easy_setopt(c, CURLOPT_RANGE, range) != CURLE_OK)
+                        return -EIO;
+        }
+        return 0;
+}
+
 int http_request_new(CurlGlue *g, const HttpRequestOptions *o, http_body_t on_body, http_done_t on_done,
                      void *userdata, HttpRequest **ret) {
         _cleanup_(http_request_freep) HttpRequest *req = NULL;
-        CURL *c;
         int r;
 
         /* SECURITY: only http and https, ever (no file://, no gopher:// via a redirect). */
@@ -345,61 +449,58 @@ int http_request_new(CurlGlue *g, const HttpRequestOptions *o, http_body_t on_bo
         req->on_done = on_done;
         req->userdata = userdata;
         req->max_body = o->max_body;
-
-        req->curl = c = curl_easy_init();
-        if (!c)
+        req->range_start = o->range_start;
+        req->stall_timeout_sec = o->stall_timeout_sec;
+        req->stall_min_bytes = o->stall_min_bytes;
+        req->https_only = url_is_https(o->url);
+        req->manual_redirects = tls_is_custom(&o->tls);
+        req->origin_url = strdup(o->url);
+        req->accept = o->accept ? strdup(o->accept) : NULL;
+        req->authorization = o->authorization ? strdup(o->authorization) : NULL;
+        if (!req->origin_url || (o->accept && !req->accept) || (o->authorization && !req->authorization))
                 return -ENOMEM;
-
-        if (o->accept && !(req->headers = curl_slist_append(req->headers, o->accept)))
-                return -ENOMEM;
-        /* curl ≥ 7.83 drops custom Authorization headers when a redirect leaves the original host, port
-         * or scheme (CVE-2022-27776), and UNRESTRICTED_AUTH stays off: registries redirect blob
-         * downloads to storage hosts that must never see the registry's credentials (CVE-2020-15157). */
-        if (o->authorization && !(req->headers = curl_slist_append(req->headers, o->authorization)))
-                return -ENOMEM;
-
-        if (curl_easy_setopt(c, CURLOPT_URL, o->url) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_PRIVATE, req) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_ERRORBUFFER, req->errbuf) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-            /* SECURITY: an https registry may only redirect to https (CVE-2014-5277: no silent
-             * downgrade); a plain-http registry was configured as such and may redirect to either. */
-            curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR,
-                             url_is_https(o->url) ? "https" : "http,https") != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_MAXREDIRS, REDIRECTS_MAX) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header_cb) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_HEADERDATA, req) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write_cb) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_WRITEDATA, req) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L) != CURLE_OK ||
-            /* Stall detection only: no total timeout, a slow but moving download of a big layer is fine. */
-            curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long) (o->stall_timeout_sec ?: 30)) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o->tls.skip_verify ? 0L : 1L) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->tls.skip_verify ? 0L : 2L) != CURLE_OK)
-                return -EIO;
-        /* No CURLOPT_MAXFILESIZE: it also applies to error bodies (a 404's JSON is bigger than a tiny
-         * blob); the write callback enforces max_body on the bytes that actually arrive instead. */
-        if (o->tls.ca_file && curl_easy_setopt(c, CURLOPT_CAINFO, o->tls.ca_file) != CURLE_OK)
-                return -EIO;
-        if (o->tls.client_cert && curl_easy_setopt(c, CURLOPT_SSLCERT, o->tls.client_cert) != CURLE_OK)
-                return -EIO;
-        if (o->tls.client_key && curl_easy_setopt(c, CURLOPT_SSLKEY, o->tls.client_key) != CURLE_OK)
-                return -EIO;
-        if (o->range_start > 0) {
-                char range[32];
-
-                snprintf(range, sizeof(range), "%" PRIu64 "-", o->range_start);
-                if (curl_easy_setopt(c, CURLOPT_RANGE, range) != CURLE_OK)
-                        return -EIO;
+        if (req->manual_redirects) {
+                req->tls.ca_file = o->tls.ca_file ? strdup(o->tls.ca_file) : NULL;
+                req->tls.client_cert = o->tls.client_cert ? strdup(o->tls.client_cert) : NULL;
+                req->tls.client_key = o->tls.client_key ? strdup(o->tls.client_key) : NULL;
+                req->tls.skip_verify = o->tls.skip_verify;
         }
 
+        req->curl = curl_easy_init();
+        if (!req->curl)
+                return -ENOMEM;
+        r = http_request_configure(req, o->url, &o->tls, o->authorization);
+        if (r < 0)
+                return r;
+
         *ret = TAKE_PTR(req);
+        return 0;
+}
+
+/* A redirect of a request with per-host TLS settings: same origin keeps them (and the Authorization
+ * header); another origin gets the defaults (verified against the system store, no client certificate,
+ * no credentials). Returns 0 when the request runs again, <0 when the redirect is refused. */
+static int http_request_follow(HttpRequest *req, const char *location) {
+        static const HttpTls defaults = {};
+        bool same;
+        int r;
+
+        if (++req->n_redirects > REDIRECTS_MAX)
+                return -ELOOP;
+        if (strncasecmp(location, "https://", 8) != 0 &&
+            (req->https_only || strncasecmp(location, "http://", 7) != 0))
+                return -EPROTONOSUPPORT;
+        same = url_same_origin(location, req->origin_url);
+        if (!same)
+                log_debug("Redirect to another host: its TLS is verified with the defaults, no credentials");
+        http_request_reset_response(req);
+        r = http_request_configure(req, location, same ? (const HttpTls *) &req->tls : &defaults,
+                                   same ? req->authorization : NULL);
+        if (r < 0)
+                return r;
+        if (curl_multi_add_handle(req->glue->multi, req->curl) != CURLM_OK)
+                return -EIO;
+        req->running = true;
         return 0;
 }
 

@@ -41,6 +41,7 @@ typedef struct HttpRequestOptions {
         uint64_t range_start;      /* > 0: "Range: bytes=N-" */
         uint64_t max_body;         /* abort beyond this many body bytes (0: unlimited) */
         unsigned stall_timeout_sec;
+        unsigned stall_min_bytes; /* bytes/s below which a transfer counts as stalled (0: 1) */
         HttpTls tls;
 } HttpRequestOptions;
 
@@ -69,6 +70,17 @@ struct HttpRequest {
         size_t error_body_size;
 
         int abort_error; /* negative errno when a callback stopped the transfer */
+
+        /* What a redirect needs to rebuild the request (http_request_follow()). */
+        char *origin_url;
+        char *accept;
+        char *authorization;
+        HttpTls tls; /* owned copies; only with manual_redirects */
+        uint64_t range_start;
+        unsigned stall_timeout_sec, stall_min_bytes;
+        unsigned n_redirects;
+        bool https_only;
+        bool manual_redirects;
         char errbuf[CURL_ERROR_SIZE];
 };
 

@@ -281,6 +281,20 @@ static void job_commit_blob(FetchJob *j) {
         fetch_job_set_state(j, FETCH_STATE_VERIFYING);
         r = ingest_commit(j->ingest, &fd, actual);
         j->ingest = ingest_free(j->ingest);
+        if (r == -EBADMSG && j->resumed && !j->restarted_from_zero) {
+                /* SECURITY (issue 12, f4): the bytes before our Range came from an earlier download, maybe
+                 * from another registry or user: a wrong prefix there must not fail this pull for good.
+                 * ingest_commit() discarded the partial; fetch everything once more, from byte 0. */
+                log_warning("Blob '%s' resumed at byte %" PRIu64
+                            " failed verification; discarding the partial "
+                            "download and fetching it again from the start",
+                            j->digest, j->resume_offset);
+                j->restarted_from_zero = true;
+                j->resumed = false;
+                fetch_job_set_state(j, FETCH_STATE_DOWNLOADING);
+                job_send(j);
+                return;
+        }
         if (r == -EBADMSG || r == -EPIPE) {
                 job_endpoint_error(j, -EBADMSG, BERTH_ERROR_DIGEST_MISMATCH,
                                    "Blob '%s' failed verification: received %" PRIu64 " bytes hashing to %s",
@@ -350,9 +364,10 @@ static void job_complete_resolve(FetchJob *j, HttpRequest *req) {
 }
 
 static void job_complete_login(FetchJob *j) {
+        g_autofree char *key = g_ascii_strdown(j->registry, -1); /* host names are case-insensitive */
         int r;
 
-        r = credentials_store(j->ctx->credentials_path, j->registry, j->username, j->secret);
+        r = credentials_store(j->ctx->credentials_path, key, j->username, j->secret);
         if (r < 0) {
                 job_fail(j, r, BERTH_ERROR_IO, "Failed to store credentials for '%s': %s", j->registry,
                          strerror(-r));
@@ -365,6 +380,7 @@ static void job_complete_login(FetchJob *j) {
 /* ---- authentication -------------------------------------------------------------------------------- */
 
 static int job_credentials(FetchJob *j, char **ret_user, char **ret_secret) {
+        g_autofree char *key = NULL;
         int r;
 
         if (j->kind == FETCH_LOGIN) {
@@ -374,13 +390,19 @@ static int job_credentials(FetchJob *j, char **ret_user, char **ret_secret) {
         }
         /* Credentials are stored under the name the user logged in to; docker.io also matches its API host.
          */
-        r = credentials_load(j->ctx->credentials_path,
-                             job_endpoint(j)->mirror ? job_endpoint(j)->host : j->registry, ret_user,
-                             ret_secret);
+        /* SECURITY: keyed by the lowercased host, as the configuration is (hosts.h). */
+        key = g_ascii_strdown(job_endpoint(j)->mirror ? job_endpoint(j)->host : j->registry, -1);
+        r = credentials_load(j->ctx->credentials_path, key, ret_user, ret_secret);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Failed to read credentials from '%s', continuing without: %m",
                                   j->ctx->credentials_path);
         return r;
+}
+
+static bool endpoint_is_https(FetchJob *j) {
+        const char *u = job_endpoint(j)->base_url;
+
+        return u && strncasecmp(u, "https://", 8) == 0;
 }
 
 static bool url_host_equal(const char *url, const char *host) {
@@ -453,7 +475,7 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
         g_autofree char *url = NULL;
         g_autofree char *registry_msg = registry_error_summary(req->error_body, req->error_body_size);
         HttpRequestOptions o = {};
-        bool have_creds;
+        bool have_creds, cleartext_ok;
         int r;
 
         if (j->auth_tried) {
@@ -462,8 +484,8 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
                         j->kind == FETCH_LOGIN ? "Login to '%s' failed: %s%s"
                                                : "Access to '%s' denied by the registry: %s%s",
                         j->kind == FETCH_LOGIN ? e->host : j->repository, registry_msg ?: "unauthorized",
-                        j->creds_withheld ? " (the stored credentials were not sent: the registry's "
-                                            "token service is plain http on another host)"
+                        j->creds_withheld ? " (the stored credentials were not sent: they travel over "
+                                            "plain http only to a registry configured plain-http=true)"
                                           : "");
                 return;
         }
@@ -476,12 +498,25 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
         }
         j->auth_tried = true;
         have_creds = job_credentials(j, &user, &secret) >= 0;
+        /* SECURITY: over plain http, credentials go only to a host the admin configured plain-http. A
+         * loopback registry we fell back to http for (it did not speak TLS) gets none: whoever binds
+         * that port would read them. */
+        cleartext_ok = e->plain_allowed && !j->http_fallback_active && !e->plain_found;
+        if (have_creds && !cleartext_ok && !endpoint_is_https(j)) {
+                have_creds = false;
+                j->creds_withheld = true;
+        }
 
         if (c.scheme == AUTH_SCHEME_BASIC) {
                 auth_challenge_done(&c);
                 if (!have_creds) {
-                        job_endpoint_error(j, -EACCES, BERTH_ERROR_AUTH,
-                                           "Registry '%s' requires a login (basic authentication)", e->host);
+                        job_endpoint_error(
+                                j, -EACCES, BERTH_ERROR_AUTH,
+                                j->creds_withheld ? "Registry '%s' requires a login (basic authentication), "
+                                                    "and berth sends credentials over plain http only to "
+                                                    "a registry configured plain-http=true"
+                                                  : "Registry '%s' requires a login (basic authentication)",
+                                e->host);
                         return;
                 }
                 /* SECURITY: basic credentials over plain http only to a registry configured (or found, on
@@ -501,18 +536,22 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
                                    e->host);
                 return;
         }
-        /* SECURITY (CVE-2020-15157): stored credentials go to the token realm only over https, or to the
-         * registry's own host; a realm elsewhere over plain http gets an anonymous token request. */
-        if (have_creds && (strncasecmp(url, "https://", 8) == 0 || url_host_equal(url, e->host)))
+        /* SECURITY (CVE-2020-15157): stored credentials go to the token realm only over https; a plain
+         * http realm gets them only on the registry's own host, and only when the admin configured that
+         * host plain-http (then the registry itself sees them in clear anyway). Otherwise the token
+         * request is anonymous. */
+        if (have_creds &&
+            (strncasecmp(url, "https://", 8) == 0 || (url_host_equal(url, e->host) && cleartext_ok)))
                 basic = auth_basic_header(user, secret);
-        j->creds_withheld = have_creds && !basic;
+        j->creds_withheld = j->creds_withheld || (have_creds && !basic);
         if (j->kind == FETCH_LOGIN && j->creds_withheld) {
                 /* A login must prove the credentials; an anonymous token proves nothing. */
                 auth_challenge_done(&c);
                 job_endpoint_error(
                         j, -EACCES, BERTH_ERROR_AUTH,
-                        "Cannot check the credentials for '%s': its token service '%s' is plain http on "
-                        "another host, and berth sends credentials there only over https",
+                        "Cannot check the credentials for '%s': its token service '%s' is plain http, and "
+                        "berth sends credentials there only over https (or to a registry configured "
+                        "plain-http=true on its own host)",
                         e->host, url);
                 return;
         }
@@ -524,6 +563,7 @@ static void job_handle_401(FetchJob *j, HttpRequest *req) {
         o.authorization = basic;
         o.max_body = TOKEN_RESPONSE_MAX;
         o.stall_timeout_sec = j->config->settings.stall_timeout_sec;
+        o.stall_min_bytes = j->config->settings.stall_min_bytes;
         if (!j->buf)
                 j->buf = g_byte_array_new();
         g_byte_array_set_size(j->buf, 0);
@@ -614,7 +654,15 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
         if (code != CURLE_OK) {
                 const char *msg = http_request_error_message(req, code);
 
-                if (curl_code_is_tls(code) && e->http_fallback && !j->http_fallback_active) {
+                /* SECURITY: only a server that does not speak TLS at all (the handshake itself fails:
+                 * "wrong version number") is tried over http. A certificate that does not verify is a
+                 * TLS server whose identity we could not check: falling back would hand the request, and
+                 * whatever we send later, to whoever answers plain http on that port. A system without a
+                 * CA bundle (CACERT_BADFILE) never reached the server: that is no certificate failure,
+                 * and a TLS server then answers the http request with 400, which fails below. Either
+                 * way no credentials travel over the fallback (job_handle_401). */
+                if ((code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CACERT_BADFILE) &&
+                    e->http_fallback && !j->http_fallback_active) {
                         /* containerd's localhost rule: a loopback registry that does not speak TLS. */
                         g_autofree char *http_url = g_strdup_printf("http://%s", e->host);
 
@@ -652,7 +700,8 @@ static void job_on_done(HttpRequest *req, CURLcode code, void *userdata) {
                                 e->host, msg);
                 else if (code == CURLE_OPERATION_TIMEDOUT)
                         job_set_error(j, -ETIMEDOUT, BERTH_ERROR_REGISTRY,
-                                      "Transfer of '%s' from '%s' stalled for %u s", job_what(j), e->host,
+                                      "Transfer of '%s' from '%s' stalled (below %u bytes/s for %u s)",
+                                      job_what(j), e->host, j->config->settings.stall_min_bytes,
                                       j->config->settings.stall_timeout_sec);
                 else
                         job_set_error(j, -EIO, BERTH_ERROR_REGISTRY,
@@ -757,12 +806,20 @@ static void job_send(FetchJob *j) {
                 j->done = j->range_start = ingest_offset(j->ingest);
                 if (j->range_start == j->size) {
                         /* Everything arrived before (a killed fetcher): just verify and commit. */
+                        if (j->range_start > 0 && !j->resumed) {
+                                j->resumed = true;
+                                j->resume_offset = j->range_start;
+                        }
                         job_commit_blob(j);
                         return;
                 }
-                if (j->range_start > 0)
+                if (j->range_start > 0) {
                         log_debug("Resuming %s from '%s' at byte %" PRIu64 " with Range", j->digest, e->host,
                                   j->range_start);
+                        if (!j->resumed)
+                                j->resume_offset = j->range_start;
+                        j->resumed = true;
+                }
                 url = job_is_manifest(j) ? registry_manifest_url(e, j->registry, j->repository, j->digest)
                                          : registry_blob_url(e, j->registry, j->repository, j->digest);
                 o.max_body = j->size;
@@ -784,6 +841,7 @@ static void job_send(FetchJob *j) {
         o.accept = job_is_manifest(j) ? MANIFEST_ACCEPT_HEADER : NULL;
         o.authorization = j->auth_header;
         o.stall_timeout_sec = j->config->settings.stall_timeout_sec;
+        o.stall_min_bytes = j->config->settings.stall_min_bytes;
         o.tls = (HttpTls){ e->ca_file, e->client_cert, e->client_key, e->skip_verify };
 
         r = http_request_new(j->ctx->glue, &o,

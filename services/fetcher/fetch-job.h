@@ -92,6 +92,9 @@ struct FetchJob {
         Ingest *ingest;
         sd_event_source *retry_timer;
         uint64_t range_start;
+        bool resumed;             /* some bytes came from an earlier download (Range, or a full partial) */
+        bool restarted_from_zero; /* a resumed download failed verification once and started over */
+        uint64_t resume_offset;
         uint64_t last_progress_usec;
 };
 

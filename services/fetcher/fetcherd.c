@@ -16,6 +16,7 @@
 #include "curl-glue.h"
 #include "digest.h"
 #include "fetch-job.h"
+#include "fetcher-seccomp.h"
 #include "hosts.h"
 #include "log.h"
 #include "oci-ref.h"
@@ -36,14 +37,35 @@ typedef struct Manager {
         ArchiveContext archive; /* ImportArchive / ExportArchive children (archive-job.c) */
 } Manager;
 
-/* One download of one digest, shared by every FetchBlob call that asked for it. */
+/* One FetchBlob call waiting for a download: who asked (the broker forwards its caller's uid) and from
+ * which repository. */
+typedef struct Waiter {
+        sd_bus_message *call;
+        uid_t uid;
+        char *name; /* canonical repository name, "registry/repository" */
+} Waiter;
+
+/* One download of one digest, shared by every FetchBlob call that asked for it. It runs from one
+ * waiter's source (registry, repository) and counts against that waiter's uid's share of the slots. */
 typedef struct BlobFetch {
         Manager *manager;
         FetchJob *job;
         HostsConfig *config; /* until started */
-        GPtrArray *waiters;  /* sd_bus_message* (FetchBlob calls to answer) */
+        GPtrArray *waiters;  /* Waiter* (FetchBlob calls to answer) */
+        uid_t uid;           /* whose download it is, for the fair share (the source waiter's) */
+        char *name;          /* the source waiter's repository */
         bool active;
 } BlobFetch;
+
+static void waiter_free(gpointer p) {
+        Waiter *w = p;
+
+        if (!w)
+                return;
+        sd_bus_message_unref(w->call);
+        free(w->name);
+        free(w);
+}
 
 static void blob_fetch_free(gpointer p) {
         BlobFetch *f = p;
@@ -53,6 +75,7 @@ static void blob_fetch_free(gpointer p) {
         fetch_job_free(f->job);
         hosts_config_free(f->config);
         g_ptr_array_unref(f->waiters);
+        free(f->name);
         free(f);
 }
 
@@ -61,6 +84,9 @@ static void manager_dispatch_queue(Manager *m);
 static void message_unref_notify(gpointer p) {
         sd_bus_message_unref(p);
 }
+
+static int blob_fetch_new_job(BlobFetch *f, const char *digest, uint64_t size, const char *media_type,
+                              sd_bus_error *error);
 
 static void fetch_job_free_notify(gpointer p) {
         fetch_job_free(p);
@@ -92,8 +118,8 @@ static void blob_fetch_on_progress(FetchJob *j, void *userdata) {
         BlobFetch *f = userdata;
 
         for (guint i = 0; i < f->waiters->len; i++)
-                send_progress(f->manager, f->waiters->pdata[i], j->digest, j->done, j->size,
-                              fetch_state_to_string(j->state));
+                send_progress(f->manager, ((Waiter *) f->waiters->pdata[i])->call, j->digest, j->done,
+                              j->size, fetch_state_to_string(j->state));
 }
 
 static void reply_error(sd_bus_message *call, const char *name, const char *message) {
@@ -102,9 +128,67 @@ static void reply_error(sd_bus_message *call, const char *name, const char *mess
                 log_debug_errno(r, "Failed to send error reply: %m");
 }
 
+/* SECURITY (issue 12, f4): a download shared by several callers failed at its source (that registry,
+ * its credentials, its bytes). Waiters that asked for the digest from another repository must not
+ * inherit that failure: the first of them becomes the new source, and the others wait on it. Returns
+ * true when such a retry was queued (the failed source's own waiters were answered). */
+static bool blob_fetch_resource(BlobFetch *f, FetchJob *j) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        Manager *m = f->manager;
+        Waiter *next = NULL;
+        int r;
+
+        for (guint i = 0; i < f->waiters->len; i++) {
+                Waiter *w = f->waiters->pdata[i];
+                if (!streq(w->name, f->name)) {
+                        next = w;
+                        break;
+                }
+        }
+        if (!next)
+                return false;
+        /* Answer the failed source's own waiters; keep the others. */
+        for (guint i = f->waiters->len; i > 0; i--) {
+                Waiter *w = f->waiters->pdata[i - 1];
+                if (streq(w->name, f->name)) {
+                        reply_error(w->call, j->error_name, j->error_message);
+                        g_ptr_array_remove_index(f->waiters, i - 1);
+                }
+        }
+        log_info("Fetching %s from '%s' instead, for the callers who asked for it there", j->digest,
+                 next->name);
+        free(f->name);
+        f->name = strdup(next->name);
+        f->uid = next->uid;
+        if (f->active)
+                m->n_active--;
+        f->active = false;
+        {
+                _cleanup_free_ char *digest = strdup(j->digest), *media_type = strdup(j->media_type);
+                uint64_t size = j->size;
+
+                if (!f->name || !digest || !media_type)
+                        return false;
+                /* The old job stays alive until its callback returns: free it after. */
+                f->job = NULL;
+                fetch_job_free(j);
+                r = blob_fetch_new_job(f, digest, size, media_type, &error);
+        }
+        if (r < 0) {
+                for (guint i = 0; i < f->waiters->len; i++)
+                        reply_error(((Waiter *) f->waiters->pdata[i])->call, error.name ?: BERTH_ERROR_IO,
+                                    error.message ?: "Failed to start the fetch");
+                g_ptr_array_set_size(f->waiters, 0);
+                return false;
+        }
+        g_queue_push_head(&m->waiting, f);
+        return true;
+}
+
 static void blob_fetch_on_finished(FetchJob *j, int r, void *userdata) {
         BlobFetch *f = userdata;
         Manager *m = f->manager;
+        _cleanup_free_ char *digest = strdup(j->digest);
 
         if (r >= 0)
                 log_info("Fetched %s (%" PRIu64 " bytes) from %s/%s", j->digest, j->size, j->registry,
@@ -113,8 +197,12 @@ static void blob_fetch_on_finished(FetchJob *j, int r, void *userdata) {
                 log_error("Failed to fetch %s from %s/%s: %s", j->digest, j->registry, j->repository,
                           strna(j->error_message));
 
+        if (r < 0 && blob_fetch_resource(f, j)) {
+                manager_dispatch_queue(m);
+                return;
+        }
         for (guint i = 0; i < f->waiters->len; i++) {
-                sd_bus_message *call = f->waiters->pdata[i];
+                sd_bus_message *call = ((Waiter *) f->waiters->pdata[i])->call;
 
                 if (r >= 0) {
                         /* sd-bus dups the fd for each reply. */
@@ -126,24 +214,143 @@ static void blob_fetch_on_finished(FetchJob *j, int r, void *userdata) {
         }
         if (f->active)
                 m->n_active--;
-        g_hash_table_remove(m->blob_fetches, j->digest); /* frees f and j */
+        if (f->job != j) /* blob_fetch_resource() gave up half-way: j is already freed */
+                j = NULL;
+        g_hash_table_remove(m->blob_fetches, digest); /* frees f and j */
         manager_dispatch_queue(m);
+}
+
+static unsigned uid_active(Manager *m, uid_t uid) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&it, m->blob_fetches);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((BlobFetch *) v)->active && ((BlobFetch *) v)->uid == uid)
+                        n++;
+        return n;
+}
+
+static unsigned uid_fetches(Manager *m, uid_t uid) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&it, m->blob_fetches);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((BlobFetch *) v)->uid == uid)
+                        n++;
+        return n;
+}
+
+/* Users with a download running or queued. */
+static unsigned users_with_demand(Manager *m) {
+        g_autoptr(GHashTable) uids = g_hash_table_new(g_direct_hash, g_direct_equal);
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->blob_fetches);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_hash_table_add(uids, GUINT_TO_POINTER(((BlobFetch *) v)->uid));
+        return g_hash_table_size(uids);
+}
+
+/* The queued download of the user with the fewest running ones (ties: the oldest). */
+static BlobFetch *manager_next_fair(Manager *m) {
+        BlobFetch *best = NULL;
+        unsigned best_n = UINT_MAX;
+
+        for (GList *l = m->waiting.head; l; l = l->next) {
+                BlobFetch *f = l->data;
+                unsigned n = uid_active(m, f->uid);
+
+                if (n < best_n) {
+                        best = f;
+                        best_n = n;
+                }
+        }
+        return best;
+}
+
+/* SECURITY (issue 12, f4): when every slot is taken and a user below their fair share (slots / users
+ * with downloads) waits, pause one download of a user above it: its partial data stays in the ingest
+ * and it resumes with Range when it gets a slot again. One member with a slow registry cannot hold every
+ * slot while others wait. */
+static bool manager_preempt(Manager *m) {
+        unsigned fair, users;
+        BlobFetch *waiting, *victim = NULL;
+        GHashTableIter it;
+        gpointer v;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (g_queue_is_empty(&m->waiting) || m->n_active < m->settings.max_concurrent)
+                return false;
+        users = users_with_demand(m);
+        fair = MAX(1U, m->settings.max_concurrent / MAX(users, 1U));
+        waiting = manager_next_fair(m);
+        if (!waiting || uid_active(m, waiting->uid) >= fair)
+                return false;
+        g_hash_table_iter_init(&it, m->blob_fetches);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                BlobFetch *f = v;
+                if (f->active && f->uid != waiting->uid && uid_active(m, f->uid) > fair &&
+                    (!victim || f->job->done < victim->job->done))
+                        victim = f;
+        }
+        if (!victim)
+                return false;
+
+        log_info("Pausing the download of %s (uid %u has %u of %u slots) for uid %u", victim->job->digest,
+                 (unsigned) victim->uid, uid_active(m, victim->uid), m->settings.max_concurrent,
+                 (unsigned) waiting->uid);
+        {
+                _cleanup_free_ char *digest = strdup(victim->job->digest),
+                                    *media_type = strdup(victim->job->media_type);
+                uint64_t size = victim->job->size;
+
+                if (!digest || !media_type)
+                        return false;
+                fetch_job_cancel(victim->job); /* keeps the partial data */
+                victim->job = fetch_job_free(victim->job);
+                victim->active = false;
+                m->n_active--;
+                r = blob_fetch_new_job(victim, digest, size, media_type, &error);
+                if (r < 0) {
+                        for (guint i = 0; i < victim->waiters->len; i++)
+                                reply_error(((Waiter *) victim->waiters->pdata[i])->call,
+                                            error.name ?: BERTH_ERROR_IO,
+                                            error.message ?: "Failed to requeue");
+                        g_hash_table_remove(m->blob_fetches, digest);
+                        return true;
+                }
+        }
+        for (guint i = 0; i < victim->waiters->len; i++)
+                send_progress(m, ((Waiter *) victim->waiters->pdata[i])->call, victim->job->digest,
+                              victim->job->done, victim->job->size,
+                              fetch_state_to_string(FETCH_STATE_WAITING));
+        g_queue_push_tail(&m->waiting, victim);
+        return true;
 }
 
 static void manager_dispatch_queue(Manager *m) {
         BlobFetch *f;
 
-        while (m->n_active < m->settings.max_concurrent && (f = g_queue_pop_head(&m->waiting))) {
-                int r;
+        do {
+                while (m->n_active < m->settings.max_concurrent && (f = manager_next_fair(m))) {
+                        int r;
 
-                f->active = true;
-                m->n_active++;
-                r = fetch_job_start(f->job, TAKE_PTR(f->config));
-                if (r < 0) {
-                        blob_fetch_on_finished(f->job, r, f);
-                        return; /* it recursed into the queue */
+                        g_queue_remove(&m->waiting, f);
+                        f->active = true;
+                        m->n_active++;
+                        r = fetch_job_start(f->job, TAKE_PTR(f->config));
+                        if (r < 0) {
+                                blob_fetch_on_finished(f->job, r, f);
+                                return; /* it recursed into the queue */
+                        }
                 }
-        }
+        } while (manager_preempt(m));
 }
 
 /* ---- argument validation --------------------------------------------------------------------------- */
@@ -201,23 +408,49 @@ static int load_config(Manager *m, HostsConfig **ret, sd_bus_error *error) {
 
 /* ---- methods --------------------------------------------------------------------------------------- */
 
-static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+/* A (new) job for f from its source f->name, queued state; the config is re-read (edits apply). */
+static int blob_fetch_new_job(BlobFetch *f, const char *digest, uint64_t size, const char *media_type,
+                              sd_bus_error *error) {
         _cleanup_(image_reference_freep) ImageReference *ref = NULL;
         _cleanup_(hosts_config_freep) HostsConfig *config = NULL;
         _cleanup_(fetch_job_freep) FetchJob *j = NULL;
+        int r;
+
+        r = parse_name(f->name, &ref, error);
+        if (r < 0)
+                return r;
+        r = load_config(f->manager, &config, error);
+        if (r < 0)
+                return r;
+        r = fetch_job_new(&f->manager->ctx, FETCH_BLOB, &j);
+        if (r < 0)
+                return r;
+        j->registry = strdup(ref->registry);
+        j->repository = strdup(ref->repository);
+        j->digest = strdup(digest);
+        j->media_type = strdup(media_type);
+        j->size = size;
+        if (!j->registry || !j->repository || !j->digest || !j->media_type)
+                return -ENOMEM;
+        j->userdata = f;
+        j->on_progress = blob_fetch_on_progress;
+        j->on_finished = blob_fetch_on_finished;
+        j->state = FETCH_STATE_WAITING;
+        hosts_config_free(f->config);
+        f->config = TAKE_PTR(config);
+        f->job = TAKE_PTR(j);
+        return 0;
+}
+
+static int fetch_blob(sd_bus_message *msg, Manager *m, uid_t uid, const char *name, const char *digest,
+                      uint64_t size, const char *media_type, uint64_t flags, sd_bus_error *error) {
+        _cleanup_(image_reference_freep) ImageReference *ref = NULL;
         _cleanup_close_ int fd = -EBADF;
-        const char *name, *digest, *media_type;
-        uint64_t size, flags, have_size = 0;
-        Manager *m = userdata;
+        uint64_t have_size = 0;
+        Waiter *w;
         BlobFetch *f;
         int r;
 
-        r = bus_require_broker(msg, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(msg, "sstst", &name, &digest, &size, &media_type, &flags);
-        if (r < 0)
-                return r;
         /* No flag bits are defined (plain http is configured, never requested over the bus). */
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
@@ -254,58 +487,106 @@ static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to open blob '%s': %s", digest,
                                          strerror(-r));
 
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (Waiter){ .call = sd_bus_message_ref(msg), .uid = uid, .name = strdup(name) };
+        if (!w->name) {
+                waiter_free(w);
+                return -ENOMEM;
+        }
+
         /* Already being fetched: share that download. */
         f = g_hash_table_lookup(m->blob_fetches, digest);
         if (f) {
-                if (f->job->size != size)
+                if (f->job->size != size) {
+                        waiter_free(w);
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Blob '%s' is being fetched with size %" PRIu64
                                                  ", not %" PRIu64,
                                                  digest, f->job->size, size);
-                if (f->waiters->len >= BUS_ARRAY_MAX)
+                }
+                if (f->waiters->len >= BUS_ARRAY_MAX) {
+                        waiter_free(w);
                         return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many waiters for blob '%s'",
                                                  digest);
-                g_ptr_array_add(f->waiters, sd_bus_message_ref(msg));
+                }
+                g_ptr_array_add(f->waiters, w);
+                log_debug("FetchBlob %s %s for uid %u joins the download from '%s'", name, digest,
+                          (unsigned) uid, f->name);
                 send_progress(m, msg, digest, f->job->done, size, fetch_state_to_string(f->job->state));
                 return 1;
         }
 
-        if (g_hash_table_size(m->blob_fetches) >= TRANSFERS_MAX * 4)
+        /* SECURITY (issue 12, f4): a fair share of the queue too: one user cannot fill it. */
+        if (g_hash_table_size(m->blob_fetches) >= FETCH_QUEUE_MAX ||
+            uid_fetches(m, uid) >= FETCH_QUEUE_PER_USER_MAX) {
+                waiter_free(w);
                 return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many blob fetches queued");
-
-        r = load_config(m, &config, error);
-        if (r < 0)
-                return r;
-        r = fetch_job_new(&m->ctx, FETCH_BLOB, &j);
-        if (r < 0)
-                return r;
-        j->registry = strdup(ref->registry);
-        j->repository = strdup(ref->repository);
-        j->digest = strdup(digest);
-        j->media_type = strdup(media_type);
-        j->size = size;
-        if (!j->registry || !j->repository || !j->digest || !j->media_type)
-                return -ENOMEM;
+        }
 
         f = calloc(1, sizeof(*f));
-        if (!f)
+        if (!f) {
+                waiter_free(w);
                 return -ENOMEM;
+        }
         f->manager = m;
-        f->waiters = g_ptr_array_new_with_free_func(message_unref_notify);
-        f->config = TAKE_PTR(config);
-        f->job = TAKE_PTR(j);
-        f->job->userdata = f;
-        f->job->on_progress = blob_fetch_on_progress;
-        f->job->on_finished = blob_fetch_on_finished;
-        g_ptr_array_add(f->waiters, sd_bus_message_ref(msg));
-        g_hash_table_insert(m->blob_fetches, f->job->digest, f);
+        f->waiters = g_ptr_array_new_with_free_func(waiter_free);
+        g_ptr_array_add(f->waiters, w);
+        f->uid = uid;
+        f->name = strdup(name);
+        if (!f->name) {
+                blob_fetch_free(f);
+                return -ENOMEM;
+        }
+        r = blob_fetch_new_job(f, digest, size, media_type, error);
+        if (r < 0) {
+                blob_fetch_free(f);
+                return r;
+        }
+        g_hash_table_insert(m->blob_fetches, g_strdup(digest), f);
 
-        log_debug("FetchBlob %s %s (%" PRIu64 " bytes, %s)", name, digest, size, media_type);
-        f->job->state = FETCH_STATE_WAITING;
+        log_debug("FetchBlob %s %s (%" PRIu64 " bytes, %s) for uid %u", name, digest, size, media_type,
+                  (unsigned) uid);
         send_progress(m, msg, digest, 0, size, fetch_state_to_string(FETCH_STATE_WAITING));
         g_queue_push_tail(&m->waiting, f);
         manager_dispatch_queue(m);
         return 1;
+}
+
+static int method_fetch_blob(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name, *digest, *media_type;
+        uint64_t size, flags;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "sstst", &name, &digest, &size, &media_type, &flags);
+        if (r < 0)
+                return r;
+        /* The broker's own downloads (no user named): one bucket of the fair share. */
+        return fetch_blob(msg, userdata, (uid_t) -1, name, digest, size, media_type, flags, error);
+}
+
+/* FetchBlob on behalf of a user (the broker forwards its caller's uid): the fair share of download slots
+ * and of the queue is per uid (issue 12, finding 4). */
+static int method_fetch_blob_for(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name, *digest, *media_type;
+        uint64_t size, flags;
+        uint32_t uid;
+        int r;
+
+        r = bus_require_broker(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "sstsu", &name, &digest, &size, &media_type, &uid);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "t", &flags);
+        if (r < 0)
+                return r;
+        return fetch_blob(msg, userdata, (uid_t) uid, name, digest, size, media_type, flags, error);
 }
 
 static void other_job_on_finished(FetchJob *j, int r, void *userdata) {
@@ -448,6 +729,7 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
 }
 
 static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_autofree char *key = NULL;
         Manager *m = userdata;
         const char *registry;
         int r;
@@ -461,14 +743,15 @@ static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!registry_name_is_valid(registry))
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_REFERENCE,
                                          "Invalid registry name '%.255s'", registry);
-        r = credentials_remove(m->ctx.credentials_path, registry);
+        key = g_ascii_strdown(registry, -1); /* stored under the lowercased host (hosts.h) */
+        r = credentials_remove(m->ctx.credentials_path, key);
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No credentials stored for '%s'",
                                          registry);
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to update '%s': %s",
                                          m->ctx.credentials_path, strerror(-r));
-        auth_cache_forget_host(m->ctx.auth, registry_api_host(registry));
+        auth_cache_forget_host(m->ctx.auth, registry_api_host(key));
         log_info("Removed credentials for '%s'", registry);
         return sd_bus_reply_method_return(msg, "");
 }
@@ -496,7 +779,8 @@ static int method_cancel_fetch(sd_bus_message *msg, void *userdata, sd_bus_error
         log_info("Cancelling fetch of %s (partial data kept for resume)", digest);
         fetch_job_cancel(f->job);
         for (guint i = 0; i < f->waiters->len; i++)
-                reply_error(f->waiters->pdata[i], BERTH_ERROR_CANCELLED, "Fetch cancelled");
+                reply_error(((Waiter *) f->waiters->pdata[i])->call, BERTH_ERROR_CANCELLED,
+                            "Fetch cancelled");
         if (f->active)
                 m->n_active--;
         else
@@ -639,6 +923,10 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(size)
                                          SD_BUS_PARAM(media_type) SD_BUS_PARAM(flags),
                                  "h", SD_BUS_PARAM(fd), method_fetch_blob, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("FetchBlobFor", "sstsut",
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(digest) SD_BUS_PARAM(size)
+                                         SD_BUS_PARAM(media_type) SD_BUS_PARAM(uid) SD_BUS_PARAM(flags),
+                                 "h", SD_BUS_PARAM(fd), method_fetch_blob_for, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("CancelFetch", "s", SD_BUS_PARAM(digest), "", SD_BUS_PARAM(),
                                  method_cancel_fetch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenBlob", "s", SD_BUS_PARAM(digest), "ht",
@@ -698,8 +986,8 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         m->ctx.event = event;
         m->ctx.auth = auth_cache_new();
         m->settings = (FetcherSettings){ FETCH_PARALLEL_DEFAULT, FETCH_RETRIES_DEFAULT,
-                                         FETCH_STALL_TIMEOUT_SEC_DEFAULT };
-        m->blob_fetches = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, blob_fetch_free);
+                                         FETCH_STALL_TIMEOUT_SEC_DEFAULT, FETCH_STALL_MIN_BYTES_DEFAULT };
+        m->blob_fetches = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, blob_fetch_free);
         m->other_jobs = g_hash_table_new_full(g_direct_hash, g_direct_equal, fetch_job_free_notify,
                                               message_unref_notify);
         g_queue_init(&m->waiting);
@@ -708,6 +996,20 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         r = sd_bus_add_object_vtable(bus, NULL, BERTH_FETCHER_PATH, BERTH_FETCHER_IFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_FETCHER_PATH);
+
+        /* SECURITY (issue 12, f6): from here on, only the system calls a fetcher makes (fetcher-seccomp.h).
+         */
+        char err[256] = "";
+        r = fetcher_install_seccomp(err, sizeof(err));
+        if (r == -EPERM)
+                /* The service manager refuses seccomp() (a unit without SystemCallFilter=seccomp): its own
+                 * filter is in force; say so rather than refusing to serve. */
+                log_warning("Cannot install the fetcher's system call filter (%s); relying on the service "
+                            "manager's",
+                            err[0] ? err : strerror(-r));
+        else if (r < 0)
+                return log_error_errno(r, "Failed to install the fetcher's system call filter: %s",
+                                       err[0] ? err : strerror(-r));
         log_info("Content store at '%s', configuration in '%s'", content, m->config_dir);
         return 0;
 }

@@ -70,6 +70,38 @@ static int get_uint(GKeyFile *kf, const char *key, unsigned def, unsigned min, u
         return 0;
 }
 
+/* SECURITY: host names are case-insensitive (DNS), so settings must not depend on how a reference spells
+ * one: `[registry "Registry.Example"]` is read as `[registry "registry.example"]`. Two groups that differ
+ * only in case are refused: which one the admin meant cannot be guessed. */
+static int lowercase_groups(GKeyFile *kf, char **ret_error) {
+        g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+
+        for (char **g = groups; g && *g; g++) {
+                g_autofree char *lower = NULL;
+                g_auto(GStrv) keys = NULL;
+
+                if (!g_str_has_prefix(*g, "registry \""))
+                        continue;
+                lower = g_ascii_strdown(*g, -1);
+                if (streq(lower, *g))
+                        continue;
+                if (g_key_file_has_group(kf, lower)) {
+                        if (ret_error)
+                                *ret_error =
+                                        g_strdup_printf("[%s] and [%s] name the same registry", *g, lower);
+                        return -EBADMSG;
+                }
+                keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+                for (char **k = keys; k && *k; k++) {
+                        g_autofree char *v = g_key_file_get_value(kf, *g, *k, NULL);
+                        if (v)
+                                g_key_file_set_value(kf, lower, *k, v);
+                }
+                (void) g_key_file_remove_group(kf, *g, NULL);
+        }
+        return 0;
+}
+
 int hosts_config_load(const char *config_dir, HostsConfig **ret, char **ret_error) {
         _cleanup_(hosts_config_freep) HostsConfig *c = NULL;
         g_autoptr(GError) e = NULL;
@@ -102,6 +134,12 @@ int hosts_config_load(const char *config_dir, HostsConfig **ret, char **ret_erro
                 r = get_uint(c->keyfile, "stall-timeout-sec", FETCH_STALL_TIMEOUT_SEC_DEFAULT,
                              STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX, &c->settings.stall_timeout_sec,
                              ret_error);
+        if (r >= 0)
+                r = get_uint(c->keyfile, "stall-min-bytes-per-sec", FETCH_STALL_MIN_BYTES_DEFAULT, 1,
+                             STALL_MIN_BYTES_MAX, &c->settings.stall_min_bytes, ret_error);
+        if (r < 0)
+                return r;
+        r = lowercase_groups(c->keyfile, ret_error);
         if (r < 0)
                 return r;
 
@@ -167,6 +205,7 @@ static int endpoint_fill(HostsConfig *c, RegistryEndpoint *e, const char *scheme
 
         if (has_group) {
                 plain = g_key_file_get_boolean(c->keyfile, group, "plain-http", NULL);
+                e->plain_allowed = plain;
                 e->skip_verify = g_key_file_get_boolean(c->keyfile, group, "skip-verify", NULL);
         }
         r = tls_file(c, group, "ca", host, "ca.crt", &e->ca_file, ret_error);
@@ -189,9 +228,10 @@ static int endpoint_fill(HostsConfig *c, RegistryEndpoint *e, const char *scheme
                 else if (!has_group && !e->ca_file && !e->client_cert && host_is_loopback(host)) {
                         /* containerd's localhost rule: https first, plain http if the handshake fails. A
                          * loopback host already seen speaking http skips the TLS attempt. */
-                        if (plain_http_hosts && g_hash_table_contains(plain_http_hosts, host))
+                        if (plain_http_hosts && g_hash_table_contains(plain_http_hosts, host)) {
                                 scheme = "http";
-                        else
+                                e->plain_found = true;
+                        } else
                                 e->http_fallback = true;
                 }
         }
@@ -218,7 +258,7 @@ static int endpoints_fill(HostsConfig *c, const char *registry, char **mirrors, 
                         hostpart = m + 7;
                 } else
                         return -EBADMSG;
-                host = g_strndup(hostpart, strcspn(hostpart, "/"));
+                host = g_ascii_strdown(hostpart, (gssize) strcspn(hostpart, "/"));
                 if (!host_is_valid(host) ||
                     (hostpart[strlen(host)] == '/' && hostpart[strlen(host) + 1] != '\0'))
                         return -EBADMSG;
@@ -228,6 +268,8 @@ static int endpoints_fill(HostsConfig *c, const char *registry, char **mirrors, 
                         return r;
                 list[*n - 1].mirror = true;
                 list[*n - 1].resolve = mirrors_resolve;
+                /* An http:// mirror is the admin's explicit choice of plain http. */
+                list[*n - 1].plain_allowed = streq(scheme, "http");
         }
 
         r = endpoint_fill(c, &list[*n], "https", registry_api_host(registry), false, ret_error);
@@ -238,8 +280,9 @@ static int endpoints_fill(HostsConfig *c, const char *registry, char **mirrors, 
         return 0;
 }
 
-int hosts_config_endpoints(HostsConfig *c, const char *registry, RegistryEndpoint **ret, size_t *ret_n,
+int hosts_config_endpoints(HostsConfig *c, const char *registry_in, RegistryEndpoint **ret, size_t *ret_n,
                            char **ret_error) {
+        g_autofree char *registry = g_ascii_strdown(registry_in, -1);
         g_autofree char *group = NULL;
         g_auto(GStrv) mirrors = NULL;
         RegistryEndpoint *list;

@@ -13,7 +13,9 @@
  *   [fetcher]
  *   max-concurrent-downloads=3   active blob downloads; the rest wait (1..FETCH_PARALLEL_MAX)
  *   retries=3                    retries after 5xx, 429, connection errors and stalls (0..10)
- *   stall-timeout-sec=30         abort a transfer that made no progress for that long (5..3600)
+ *   stall-timeout-sec=60         abort a transfer slower than stall-min-bytes-per-sec for that long
+ *                                (5..3600), then retry it
+ *   stall-min-bytes-per-sec=1024 (1..1048576)
  *
  *   [registry "127.0.0.1:5000"]
  *   plain-http=true              speak http to this registry (never implied for non-loopback hosts)
@@ -28,12 +30,20 @@
  * A mirror's own TLS settings come from its own [registry "<mirror host>"] group and certs.d dir.
  * Loopback registries (localhost, 127.0.0.0/8, [::1]) without a group and without certs.d files try
  * https and fall back to plain http when the TLS handshake fails, like containerd does for localhost.
- * Any TLS configuration (group, CA, client cert) makes TLS mandatory. */
+ * Any TLS configuration (group, CA, client cert) makes TLS mandatory. Only a server that does not speak
+ * TLS at all is retried over http: a certificate failure is a TLS server, and stays an error. Credentials
+ * (basic, or for a token realm) travel over plain http only to a host the admin configured plain-http,
+ * never to one found by that fallback.
+ *
+ * Host names are case-insensitive: group names, certs.d directories, credentials, tokens and the
+ * fallback memory are all keyed by the lowercased host, so `Registry.Example` gets the settings of
+ * `[registry "registry.example"]` (a group written with capitals is lowercased when read). */
 
 typedef struct FetcherSettings {
         unsigned max_concurrent;
         unsigned retries;
         unsigned stall_timeout_sec;
+        unsigned stall_min_bytes;
 } FetcherSettings;
 
 typedef struct RegistryEndpoint {
@@ -41,7 +51,9 @@ typedef struct RegistryEndpoint {
         char *host;     /* "host:port": key for credentials and tokens */
         bool mirror;
         bool resolve;       /* may resolve tags */
-        bool http_fallback; /* on a TLS handshake failure retry with http:// */
+        bool http_fallback; /* when the server does not speak TLS at all, retry with http:// */
+        bool plain_found;   /* plain http because a loopback host was found not to speak TLS */
+        bool plain_allowed; /* plain http is the admin's decision (plain-http=true, http:// mirror) */
         char *ca_file;
         char *client_cert;
         char *client_key;

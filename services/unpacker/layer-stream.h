@@ -15,8 +15,8 @@
  * (gzip or zstd; none for plain tar), and yields the uncompressed stream; our read callback on the
  * inner, tar-only reader pulls from it and hashes every byte it hands over. So the diff_id hash covers
  * exactly the uncompressed stream, including tar padding, end blocks and anything after them (drained by
- * layer_stream_finish()). The blob is read with pread() from offset 0, independent of the fd's shared
- * file offset. */
+ * layer_stream_finish()). A blob file is read with pread() from offset 0, independent of the fd's shared
+ * file offset; a pipe (how the unpacker service feeds it, blob-feed.h) with read(). */
 
 typedef struct LayerStream {
         int blob_fd;
@@ -34,6 +34,7 @@ typedef struct LayerStream {
         void *blob_buffer;
         void *tar_buffer;
 
+        bool blob_is_pipe; /* read() in order instead of pread() */
         bool limit_hit;
         bool outer_eof;
         int io_error; /* -errno of a failed pread() */

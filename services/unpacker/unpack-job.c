@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@ _noreturn_ static void child_exec(const char *path, char *const argv[], int blob
                       UNPACK_WORKER_FD_IMPLIED };
         int moved[ELEMENTSOF(src)] = { -EBADF, -EBADF, -EBADF, -EBADF };
         UnpackReport report = {};
+        int null_fd;
 
         /* Dies with the unpacker even before the worker sets this itself (sandbox_enter). */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
@@ -39,6 +41,12 @@ _noreturn_ static void child_exec(const char *path, char *const argv[], int blob
         for (size_t i = 0; i < ELEMENTSOF(src); i++)
                 if (moved[i] >= 0 && dup2(moved[i], dst[i]) < 0)
                         goto fail;
+        /* SECURITY (issue 12, f5): stderr is the service's log stream; a compromised worker must not
+         * write into it (forged log lines). A read-only /dev/null keeps the fd number taken, so no file
+         * the worker opens later can become fd 2. Errors travel in the report. */
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null_fd < 0 || dup2(null_fd, STDERR_FILENO) < 0)
+                goto fail;
 
         execv(path, argv);
 fail:
@@ -54,6 +62,9 @@ fail:
 
 int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const ExtractRequest *req,
                        pid_t *ret_pid, int *ret_sock) {
+        /* Tests substitute a worker (a lying one, to check that we re-hash ourselves); set only by
+         * whoever starts the service, like BERTH_STATE_DIR. */
+        const char *worker = secure_getenv("BERTH_UNPACK_WORKER") ?: UNPACK_WORKER_PATH;
         char compression[16], max_bytes[24], max_entries[24];
         char *argv[] = {
                 (char *) "berth-unpack-worker",
@@ -84,7 +95,7 @@ int unpack_child_spawn(const char *fs_path, int fs_fd, int blob_fd, const Extrac
                 return -errno;
         }
         if (pid == 0)
-                child_exec(UNPACK_WORKER_PATH, argv, blob_fd, fs_fd, pair[1],
+                child_exec(worker, argv, blob_fd, fs_fd, pair[1],
                            req->implied_fd > 0 ? req->implied_fd : -EBADF);
 
         safe_close(pair[1]);

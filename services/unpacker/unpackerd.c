@@ -17,6 +17,7 @@
 #include "berth-limits.h"
 #include "bus-names.h"
 #include "bus-util.h"
+#include "blob-feed.h"
 #include "config.h"
 #include "implied-dirs.h"
 #include "digest.h"
@@ -34,6 +35,7 @@ typedef struct Job {
         char *chain_id, *parent, *layer_digest, *diff_id;
         LayerCompression compression;
         int blob_fd;
+        BlobFeed *feed; /* blob → pipe → child, hashed on the way (blob-feed.h) */
         int implied_fd; /* memfd: the directories the layer only implied, written by the child */
         char *work_name;
         int fs_fd;
@@ -65,6 +67,7 @@ static void job_free(Job *j) {
         if (j->waiters)
                 g_ptr_array_free(j->waiters, true);
         safe_close(j->blob_fd);
+        blob_feed_free(j->feed);
         safe_close(j->implied_fd);
         safe_close(j->fs_fd);
         safe_close(j->sock);
@@ -221,6 +224,24 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
                 return 0;
         }
 
+        /* SECURITY (issue 12, f5): the child's "digest verified" is not enough; we hashed what we fed. */
+        char actual[DIGEST_STRING_MAX];
+        r = blob_feed_verify(j->feed, j->layer_digest, actual);
+        if (r < 0) {
+                msg = r == -EBADMSG
+                              ? g_strdup_printf("Layer blob '%s' hashes to %s", j->layer_digest, actual)
+                      : r == -EPIPE
+                              ? g_strdup_printf(
+                                        "The unpack child for layer '%s' ended before reading all of it",
+                                        j->layer_digest)
+                              : g_strdup_printf("Failed to read layer blob '%s': %s", j->layer_digest,
+                                                strerror(-r));
+                job_finish(j, r == -EBADMSG ? BERTH_ERROR_DIGEST_MISMATCH : BERTH_ERROR_IO,
+                           msg ?: "layer verification failed", 0, 0);
+                return 0;
+        }
+        j->feed = blob_feed_free(j->feed);
+
         r = job_fix_implied_dirs(j, &msg);
         if (r < 0) {
                 _cleanup_free_ char *m2 = g_strdup_printf("Failed to complete layer '%s': %s",
@@ -258,6 +279,8 @@ static int job_start(Job *j) {
                 .compression = j->compression,
                 .limits = m->settings.limits,
         };
+        _cleanup_close_ int pipe_read = -EBADF;
+        DigestAlgorithm alg;
         int r;
 
         j->implied_fd = memfd_create("berth-implied-dirs", MFD_CLOEXEC);
@@ -268,12 +291,19 @@ static int job_start(Job *j) {
         r = snapshot_store_new_work(m->store, &j->work_name, &j->fs_fd, &fs_path);
         if (r < 0)
                 return r;
-        r = unpack_child_spawn(fs_path, j->fs_fd, j->blob_fd, &req, &j->pid, &j->sock);
+        r = digest_validate(j->layer_digest, &alg);
+        if (r < 0)
+                return r;
+        /* The child gets the read end of a pipe we feed, never the content-store file (blob-feed.h). */
+        r = blob_feed_start(m->event, TAKE_FD(j->blob_fd), alg, &j->feed, &pipe_read);
+        if (r < 0)
+                return r;
+        r = unpack_child_spawn(fs_path, j->fs_fd, pipe_read, &req, &j->pid, &j->sock);
         if (r < 0)
                 return r;
         m->running++;
         /* The child has its own copies; ours are not needed any more. */
-        j->blob_fd = safe_close(j->blob_fd);
+        pipe_read = safe_close(pipe_read);
         j->fs_fd = safe_close(j->fs_fd);
         r = sd_event_add_child(m->event, &j->child_source, j->pid, WEXITED, on_child_exit, j);
         if (r < 0) {

@@ -391,3 +391,120 @@ def test_export_allowed_for_member_refused_for_outsider(tmp_path, pulled, member
                         ref, "-"], capture_output=True, timeout=300)
     assert p.returncode != 0
     assert b"permission denied" in p.stderr and b"org.berth.info" in p.stderr, p.stderr
+
+
+# ---- issue 12, finding 11: archives written by other tools, and exports read back by them -----------
+
+@pytest.fixture
+def small_layout(tmp_path):
+    b = ImageBuilder(tmp_path / "layout")
+    layer = b.add_layer([Dir("etc"), File("etc/f11", os.urandom(4096))])
+    img = b.add_image([layer], cmd=["/bin/sh"], tag="latest")
+    return tmp_path / "layout", img
+
+
+def run_tool(*argv, timeout=300):
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"{argv}: {p.stdout}{p.stderr}"
+    return p
+
+
+def imported(p):
+    assert p.returncode == 0, p.stderr
+    return dict(l.split(": ", 1) for l in p.stdout.strip().splitlines())
+
+
+def test_hardening_f11_import_skopeo_docker_archive(tmp_path, small_layout):
+    """skopeo's docker-archive: layers as <digest>.tar at the top, <id>/layer.tar symlinks to them."""
+    require_tools("skopeo")
+    layout, img = small_layout
+    out = tmp_path / "docker-archive.tar"
+    run_tool("skopeo", "copy", f"oci:{layout}:latest", f"docker-archive:{out}:localhost/f11/sk:v1")
+    with tarfile.open(out) as t:
+        manifest = json.loads(t.extractfile("manifest.json").read())
+        assert all("/" not in l for l in manifest[0]["Layers"]), manifest  # the layout this is about
+        layer_bytes = [t.extractfile(l).read() for l in manifest[0]["Layers"]]
+    ref = "localhost/f11/sk:v1"
+    try:
+        names = imported(import_archive(out))
+        assert set(names) == {ref}, names
+        plat = inspect(ref)["platforms"][0]
+        assert plat["config"]["digest"] == img.config.digest
+        assert [l["digest"] for l in plat["layers"]] == [sha(b) for b in layer_bytes]
+    finally:
+        rm(ref)
+
+
+def test_hardening_f11_name_wins_over_the_archives_own(tmp_path, small_layout):
+    """--name wins over a full name written in the archive (the caller's word, not the archive's)."""
+    require_tools("skopeo")
+    layout, img = small_layout
+    out = tmp_path / "named.tar"
+    run_tool("skopeo", "copy", f"oci:{layout}:latest", f"docker-archive:{out}:docker.io/library/f11planted:latest")
+    try:
+        names = imported(import_archive(out, "--name", "localhost/f11/chosen:v2"))
+        assert set(names) == {"localhost/f11/chosen:v2"}, names
+        assert "docker.io/library/f11planted:latest" not in images()
+    finally:
+        rm("localhost/f11/chosen:v2", "docker.io/library/f11planted:latest")
+
+
+def test_hardening_f11_import_skopeo_oci_archive(tmp_path, small_layout):
+    require_tools("skopeo")
+    layout, img = small_layout
+    out = tmp_path / "oci-archive.tar"
+    run_tool("skopeo", "copy", f"oci:{layout}:latest", f"oci-archive:{out}:localhost/f11/skoci:v1")
+    ref = "localhost/f11/skoci:v1"
+    try:
+        names = imported(import_archive(out))
+        assert set(names) == {ref}, names
+        assert inspect(ref)["platforms"][0]["config"]["digest"] == img.config.digest
+    finally:
+        rm(ref)
+
+
+def test_hardening_f11_import_umoci_layout(tmp_path):
+    require_tools("umoci")
+    lay = tmp_path / "umoci"
+    (tmp_path / "hello").write_bytes(b"umoci\n")
+    run_tool("umoci", "init", "--layout", str(lay))
+    run_tool("umoci", "new", "--image", f"{lay}:v1")
+    run_tool("umoci", "config", "--image", f"{lay}:v1", "--config.cmd", "/hello")
+    run_tool("umoci", "insert", "--image", f"{lay}:v1", str(tmp_path / "hello"), "/hello")
+    digest = json.loads((lay / "index.json").read_text())["manifests"][0]["digest"]
+    archive = tar_dir(lay, tmp_path / "umoci.tar")
+    ref = "localhost/f11/umoci:v1"
+    try:
+        # umoci names by tag only. --no-unpack: Debian's umoci 0.4.7 writes `insert` layers whose tar stream
+        # ends without padding or end blocks (python's tarfile refuses them too); the import is the subject.
+        names = imported(import_archive(archive, "--no-unpack", "--name", "localhost/f11/umoci"))
+        assert names == {ref: digest}, names
+    finally:
+        rm(ref)
+
+
+def test_hardening_f11_export_read_by_umoci(tmp_path, pulled):
+    require_tools("umoci")
+    ref, img = pulled
+    out = tmp_path / "export.tar"
+    assert berthctl("images", "export", ref, str(out)).returncode == 0
+    lay = tmp_path / "lay"
+    with tarfile.open(out) as t:
+        t.extractall(lay)
+    assert ref in run_tool("umoci", "ls", "--layout", str(lay)).stdout.split()
+    run_tool("umoci", "unpack", "--rootless", "--image", f"{lay}:{ref}", str(tmp_path / "bundle"))
+    assert (tmp_path / "bundle" / "rootfs" / "bin" / "busybox").exists()
+
+
+def test_hardening_f11_ctr_export_imported_and_berth_export_read_by_ctr(tmp_path, pulled, containerd):
+    ref, img = pulled
+    out = tmp_path / "berth.tar"
+    assert berthctl("images", "export", ref, str(out)).returncode == 0
+    p = containerd.ctr("images", "import", "--no-unpack", str(out), timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ctr_out = tmp_path / "ctr.tar"
+    p = containerd.ctr("images", "export", str(ctr_out), ref, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert berthctl("images", "rm", ref).returncode == 0
+    names = imported(import_archive(ctr_out))
+    assert names == {ref: img.manifest.digest}, names

@@ -24,6 +24,7 @@ from berthtest.privatebus import PrivateBus
 TOP = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("BERTH_UNPACKER_BIN") or
            Path(os.environ.get("BERTH_BUILD_DIR", TOP / "build")) / "services/unpacker/berth-unpacker")
+WORKER = BIN.parent / "berth-unpack-worker"
 BROKER = "berth-broker"
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 EXPECTED_CAPEFF = 0x8820001B  # CHOWN DAC_OVERRIDE FOWNER FSETID SYS_ADMIN MKNOD SETFCAP
@@ -103,6 +104,9 @@ class Env:
         log = open(self.tmp / "unpacker.log", "ab")
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address, BERTH_STATE_DIR=str(self.state),
                    BERTH_CONFIG_DIR=str(self.conf))
+        # The worker built with this unpacker, not whatever is installed.
+        if WORKER.exists():
+            env.setdefault("BERTH_UNPACK_WORKER", str(WORKER))
         self.service = subprocess.Popen([str(BIN), "-v"], env=env, stdout=log, stderr=log)
         for _ in range(200):
             if "error" not in self.call("info") or self.service.poll() is not None:

@@ -1020,6 +1020,8 @@ typedef enum Attempt {
         ATTEMPT_PTRACE,
         ATTEMPT_OPEN_HOST,
         ATTEMPT_MOUNT,
+        ATTEMPT_F5_FCNTL_SETOWN, /* issue 12 f5: fcntl() is filtered by command */
+        ATTEMPT_F5_FCNTL_SETSIG,
         ATTEMPT_NONE
 } Attempt;
 
@@ -1047,6 +1049,12 @@ static void test_u7_sandbox(void) {
                         case ATTEMPT_MOUNT:
                                 (void) syscall(SYS_umount2, "/", 0);
                                 _exit(94);
+                        case ATTEMPT_F5_FCNTL_SETOWN:
+                                (void) fcntl(root, F_SETOWN, 1);
+                                _exit(98);
+                        case ATTEMPT_F5_FCNTL_SETSIG:
+                                (void) fcntl(root, F_SETSIG, SIGKILL);
+                                _exit(98);
                         case ATTEMPT_OPEN_HOST:
                                 /* the host's files do not exist in here; H is unreachable even via ".." */
                                 fd = open(f->sentinel_file, O_RDONLY);
@@ -1063,6 +1071,7 @@ static void test_u7_sandbox(void) {
                                 /* ordinary extraction work is allowed */
                                 fd = openat(root, "ok", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                                 if (fd < 0 || write(fd, "x", 1) != 1 || fchown(fd, 1, 1) < 0 ||
+                                    fcntl(fd, F_GETFL) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
                                     mknodat(root, "wh", S_IFCHR, 0) < 0 ||
                                     fsetxattr(root, "trusted.overlay.opaque", "y", 1, 0) < 0)
                                         _exit(97);

@@ -10,6 +10,7 @@ import http.server
 import json
 import re
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -27,7 +28,9 @@ class FakeRegistry:
     ``fault(handler, method, path) -> bool``: return True after answering a request yourself.
     """
 
-    def __init__(self, layout_dir=None):
+    def __init__(self, layout_dir=None, tls=None):
+        """``tls=(cert_path, key_path)``: the port speaks TLS *and* plain http (chosen per connection by
+        its first byte), like a hostile server that answers whatever a client tries."""
         self.layout_dir = Path(layout_dir) if layout_dir else None
         self.manifests = {}
         self.fault = None
@@ -47,9 +50,27 @@ class FakeRegistry:
             def do_HEAD(self):
                 owner._handle(self, "HEAD")
 
+        ctx = None
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+
         class S(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def finish_request(self, request, client_address):
+                if ctx is not None:
+                    try:
+                        first = request.recv(1, socket.MSG_PEEK)
+                    except OSError:
+                        return
+                    if first == b"\x16":  # a TLS ClientHello
+                        try:
+                            request = ctx.wrap_socket(request, server_side=True)
+                        except (ssl.SSLError, OSError):
+                            return
+                super().finish_request(request, client_address)
 
         self.httpd = S(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
@@ -98,7 +119,9 @@ class FakeRegistry:
     def _handle(self, h, method):
         path = h.path.split("?", 1)[0]
         with self.lock:
-            self.requests.append({"method": method, "path": path, "range": h.headers.get("Range")})
+            self.requests.append({"method": method, "path": path, "range": h.headers.get("Range"),
+                                  "tls": isinstance(h.connection, ssl.SSLSocket),
+                                  "authorization": h.headers.get("Authorization")})
         if self.fault and self.fault(h, method, path):
             return
         if path in ("/v2/", "/v2"):
