@@ -292,20 +292,11 @@ static char *owner_text(uint32_t uid) {
 }
 
 static const TableColumn container_columns[] = {
-        { "NAME", -24, "Name" },
-        { "IMAGE", -32, "Image" },
-        { "STATUS", -20, "Status" },
-        { "PID", -8, "Pid" },
-        { "OWNER", -10, "Owner" },
-        { "CREATED", -16, "CreatedAt" },
-        { NULL, 0, "Id" },
-        { NULL, 0, "ExitCode" },
-        { NULL, 0, "Reason" },
-        { NULL, 0, "StartedAt" },
-        { NULL, 0, "FinishedAt" },
-        { NULL, 0, "Path" },
-        { NULL, 0, "Health" },
-        { "RESTARTS", 8, "RestartCount" },
+        { "NAME", -24, "Name" },  { "IMAGE", -32, "Image" },         { "STATUS", -20, "Status" },
+        { "PID", -8, "Pid" },     { "OWNER", -10, "Owner" },         { "CREATED", -16, "CreatedAt" },
+        { NULL, 0, "Id" },        { NULL, 0, "ExitCode" },           { NULL, 0, "Reason" },
+        { NULL, 0, "StartedAt" }, { NULL, 0, "FinishedAt" },         { NULL, 0, "Path" },
+        { NULL, 0, "Health" },    { "RESTARTS", 8, "RestartCount" },
 };
 
 /* The restart policy's count (a property: ListContainers' signature is fixed); 0 when unreadable (another

@@ -21,8 +21,8 @@
 
 #define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
 
-static const char *const changing_properties[] = { "Status",     "Pid",    "ExitCode",    "Reason",
-                                                   "StartedAt",  "FinishedAt", "Health", "RestartCount" };
+static const char *const changing_properties[] = { "Status",    "Pid",        "ExitCode", "Reason",
+                                                   "StartedAt", "FinishedAt", "Health",   "RestartCount" };
 
 static ContainerRecord *record_of(Manager *m, const char *path) {
         const char *id;

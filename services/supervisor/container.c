@@ -412,8 +412,8 @@ int container_emit_changed(Container *c) {
         if (r >= 0)
                 r = sd_bus_message_set_auto_start(sig, false);
         if (r >= 0)
-                r = sd_bus_message_append(sig, "ssis", c->id, container_status_string(c),
-                                          c->exit_code, c->reason);
+                r = sd_bus_message_append(sig, "ssis", c->id, container_status_string(c), c->exit_code,
+                                          c->reason);
         if (r >= 0)
                 r = sd_bus_send(c->manager->bus, sig, NULL);
         return r;

@@ -210,12 +210,12 @@ static int append_one(sd_bus_message *reply, Container *c) {
         if (r >= 0)
                 r = sd_bus_message_append(reply, "s", c->id);
         if (r >= 0)
-                r = sd_bus_message_append(
-                        reply, "a{sv}", 11, "Status", "s", container_status_string(c), "Pid", "u", c->pid,
-                        "ExitCode", "i", c->exit_code, "Reason", "s", c->reason, "CreatedAt", "t",
-                        c->created_at, "StartedAt", "t", c->started_at, "FinishedAt", "t", c->finished_at,
-                        "Name", "s", c->name, "Owner", "u", c->owner, "Health", "s", health_status(c),
-                        "RestartCount", "u", restart_count(c));
+                r = sd_bus_message_append(reply, "a{sv}", 11, "Status", "s", container_status_string(c),
+                                          "Pid", "u", c->pid, "ExitCode", "i", c->exit_code, "Reason", "s",
+                                          c->reason, "CreatedAt", "t", c->created_at, "StartedAt", "t",
+                                          c->started_at, "FinishedAt", "t", c->finished_at, "Name", "s",
+                                          c->name, "Owner", "u", c->owner, "Health", "s", health_status(c),
+                                          "RestartCount", "u", restart_count(c));
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;

@@ -69,8 +69,8 @@ typedef struct ContainerRequest {
         RequestMount *mounts;
         size_t n_mounts;
         struct HealthConfig *health; /* "health" (health-config.h), NULL = the image's */
-        char *restart;         /* restart-parse.h; NULL = "no" */
-        uint64_t log_max_size; /* bytes before the log rotates; 0 = SHIM_LOG_SIZE_DEFAULT */
+        char *restart;               /* restart-parse.h; NULL = "no" */
+        uint64_t log_max_size;       /* bytes before the log rotates; 0 = SHIM_LOG_SIZE_DEFAULT */
         /* "net": "none" → net_none, "host" → net_host, anything else (default "bridge") is the name of a
          * CNI network in network (NULL for none and host). */
         bool net_none;

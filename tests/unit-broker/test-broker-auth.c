@@ -16,8 +16,7 @@ static const char *const shipped_actions[] = {
         BERTH_ACTION_CONTAINER_MANAGE,     BERTH_ACTION_CONTAINER_MANAGE_ANY,
         BERTH_ACTION_CONTAINER_PRIVILEGED, BERTH_ACTION_REGISTRY_LOGIN,
         BERTH_ACTION_MAINTENANCE,          BERTH_ACTION_INFO,
-        BERTH_ACTION_IMAGE_MOUNT,
-        BERTH_ACTION_NETWORK_MANAGE,
+        BERTH_ACTION_IMAGE_MOUNT,          BERTH_ACTION_NETWORK_MANAGE,
 };
 
 static const sd_bus_vtable *const *published_vtables(void) {
