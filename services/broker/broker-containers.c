@@ -834,8 +834,11 @@ static int sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
                         changed = true;
                 }
                 /* Only the health states the supervisor knows (health.c), never its text as it came. */
-                if (!e.health || !*e.health || str_in(e.health, "starting", "healthy", "unhealthy"))
-                        changed |= set_string(&c->health, e.health ?: "");
+                if ((!e.health || !*e.health || str_in(e.health, "starting", "healthy", "unhealthy")) &&
+                    set_string(&c->health, e.health ?: "")) {
+                        changed = true;
+                        container_event_health(manager, c);
+                }
                 if (c->restart_count != e.restart_count) {
                         c->restart_count = e.restart_count;
                         changed = true;

@@ -55,3 +55,17 @@ void container_event_state(Manager *m, ContainerRecord *c) {
         }
         remember(c);
 }
+
+void container_event_health(Manager *m, ContainerRecord *c) {
+        if (isempty(c->health))
+                return;
+        broker_event_emit(m, EVENT_TYPE_CONTAINER, "health_status", c->id, c->name, c->owner,
+                          (const char *const[]){ "image", c->image, "healthStatus", c->health, NULL });
+}
+
+void container_event_exec(Manager *m, ContainerRecord *c) {
+        /* As docker's exec_create: told when the exec is asked of the supervisor (its outcome reaches the
+         * caller through the status fd, not the broker). */
+        broker_event_emit(m, EVENT_TYPE_CONTAINER, "exec", c->id, c->name, c->owner,
+                          (const char *const[]){ "image", c->image, NULL });
+}

@@ -15,3 +15,7 @@ void container_event_created(Manager *m, ContainerRecord *c);
 void container_event_state(Manager *m, ContainerRecord *c);
 /* An event with no attributes but the image ("stop", "destroy"). */
 void container_event_simple(Manager *m, ContainerRecord *c, const char *action);
+/* c->health changed to a non-empty state: "health_status" (docker's name), attribute healthStatus. */
+void container_event_health(Manager *m, ContainerRecord *c);
+/* An exec was asked for: "exec". */
+void container_event_exec(Manager *m, ContainerRecord *c);

@@ -9,6 +9,7 @@
 #include "bus-error.h"
 #include "bus-names.h"
 #include "bus-util.h"
+#include "container-events.h"
 #include "log.h"
 #include "supervisor-client.h"
 
@@ -131,7 +132,10 @@ int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
         if (r < 0)
                 return r;
         log_info("Exec in container %s for uid %u.", c->id, (unsigned) c->owner);
-        return send_forwarded(manager, m, call, "Exec");
+        r = send_forwarded(manager, m, call, "Exec");
+        if (r >= 0)
+                container_event_exec(manager, c);
+        return r;
 }
 
 static int simple_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error,

@@ -249,6 +249,27 @@ def test_events_in_order_for_a_failing_run_with_rm(image, member, who):
     assert [e["time_usec"] for e in got] == sorted(e["time_usec"] for e in got)
 
 
+@pytest.mark.parametrize("who", WHO)
+def test_exec_and_health_status_events(image, member, who, names):
+    user = as_user(who, member)
+    name = f"evx-{who}"
+    names.append(name)
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    ev = popen("events", "--json", "--since", since, "--filter", f"container={name}", user=user)
+    try:
+        ok(berthctl("run", "-d", "--name", name, "--net", "none", "--health-cmd", "true", "--health-interval",
+                    "200ms", image, "sleep", "1000", user=user))
+        got = read_events(ev, lambda e: e["action"] == "health_status" and
+                          e["attributes"]["healthStatus"] == "healthy")
+        assert all(e["attributes"]["healthStatus"] in ("starting", "healthy")
+                   for e in got if e["action"] == "health_status"), got
+        assert berthctl("exec", name, "sh", "-c", "exit 4", user=user).returncode == 4
+        got = read_events(ev, lambda e: e["action"] == "exec")
+        assert got[-1]["name"] == name and got[-1]["attributes"]["image"] == image, got
+    finally:
+        stop(ev)
+
+
 def test_a_member_sees_none_of_another_members_events(image, member):
     def destroyed(name):
         return lambda e: e["name"] == name and e["action"] == "destroy"
