@@ -10,12 +10,14 @@ of group `berth` (or any puller) with a slow or hostile registry.
 Slow registries are CountingProxy's hold gate (berthtest.proxy) and FakeRegistry fault hooks: tests wait
 on events, never on timings.
 """
+import json
 import os
 import subprocess
 import threading
+import time
 
 from berthtest import stack
-from berthtest.events import TransferEvents
+from berthtest.events import BROKER
 from berthtest.fakeregistry import FakeRegistry
 from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.store import have_blob, ingest_data_size
@@ -86,21 +88,34 @@ def test_hardening_f4_waiter_failure_not_shared(fake_registry, berth_config, mem
         return False
     bad.fault = fail_later
 
-    with TransferEvents() as ev:
-        root = popen_pull(f"{bad.host}/test/f4bad@{img.manifest.digest}")
-        try:
-            assert asked.wait(HANG_GUARD)
-            mine = popen_pull(f"{good.host}/test/f4good@{img.manifest.digest}", user=member)
+    # Transfers' signals go only to their participants (finding 7), so root reads every transfer's
+    # Layers property (root sees all) until both pulls wait for the layer.
+    def transfers_waiting_for(digest):
+        p = stack.busctl("--json=short", "call", BROKER, "/org/berth/Broker1", "org.berth.Broker1.Manager",
+                         "ListTransfers")
+        if p.returncode != 0:
+            return 0
+        n = 0
+        for path, _ref, _state in json.loads(p.stdout)["data"][0]:
+            q = stack.busctl("--json=short", "get-property", BROKER, path, "org.berth.Broker1.Transfer",
+                             "Layers")
+            if q.returncode == 0 and any(digest in str(e) for e in json.loads(q.stdout)["data"]):
+                n += 1
+        return n
 
-            def both_wait_for_layer():
-                paths = {path for path, name, args in ev.signals if name == "Progress" and
-                         any(layer.digest in str(e) for e in args[2])}
-                return len(paths) >= 2
-            ev.wait(both_wait_for_layer, "both transfers waiting for the layer")
-        finally:
-            release.set()
-        r_root = done(root)
-        r_mine = done(mine)
+    root = popen_pull(f"{bad.host}/test/f4bad@{img.manifest.digest}")
+    try:
+        assert asked.wait(HANG_GUARD)
+        mine = popen_pull(f"{good.host}/test/f4good@{img.manifest.digest}", user=member)
+        deadline = time.monotonic() + HANG_GUARD
+        while transfers_waiting_for(layer.digest) < 2:
+            assert time.monotonic() < deadline, "both transfers waiting for the layer: not within the guard"
+            assert mine.poll() is None, done(mine).stderr
+            time.sleep(0.05)
+    finally:
+        release.set()
+    r_root = done(root)
+    r_mine = done(mine)
     assert r_root.returncode != 0, "root's pull from the failing registry succeeded"
     assert pulled(r_mine) == img.manifest.digest, r_mine.stderr
     assert len(good.blob_gets(layer.digest)) == 1

@@ -40,6 +40,15 @@ def ok(p):
     return p
 
 
+def wait_removed(name, timeout=120):
+    """`run --rm` answers with the exit status and removes the container after (docs/api.md, Wait's
+    EXIT_ONLY): a test that compares host state waits until the removal, with its DEL, is done."""
+    deadline = time.monotonic() + timeout
+    while any(c["Name"] == name for c in json.loads(ok(berthctl("ls", "-a", "--json")).stdout)):
+        assert time.monotonic() < deadline, f"{name} was not removed"
+        time.sleep(0.05)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -325,7 +334,8 @@ def host_state():
 def test_kill_9_of_supervisor_and_shim_leaves_nothing_after_rm(image, member, names):
     require_tools("iptables-save")
     # Warm up: the first container of the network makes its bridge and the plugins' shared chains.
-    ok(berthctl("run", "--rm", "-p", f"{free_port()}:80", image, "true"))
+    ok(berthctl("run", "--rm", "--name", "warm-k9", "-p", f"{free_port()}:80", image, "true"))
+    wait_removed("warm-k9")
     before = host_state()
     ports = [free_port(), free_port()]
     names += [("crash-a", member), ("crash-b", member)]
@@ -351,7 +361,8 @@ def test_reconcile_releases_attachments_of_vanished_containers(image):
     """An attachment whose container has no state directory (a reboot of /run, a removal that crashed):
     the supervisor's next start runs DEL for the lease it finds, with the namespace file it finds."""
     require_tools("unshare")
-    ok(berthctl("run", "--rm", image, "true"))
+    ok(berthctl("run", "--rm", "--name", "warm-rc", image, "true"))
+    wait_removed("warm-rc")
     before = host_state()
     cid = os.urandom(16).hex()
     ns = NETNS / cid

@@ -37,7 +37,7 @@ BAD = 1 << 62  # a flag bit no method defines: refused after authorisation ("Unk
 
 ACTIONS = ["info", "image-pull", "image-remove", "image-import", "image-mount", "container-run",
            "container-manage", "container-manage-any", "container-privileged", "registry-login",
-           "maintenance"]
+           "maintenance", "network-manage"]
 MEMBER_ACTIONS = {"info", "image-pull", "container-run", "container-manage"}
 ADMIN = "berth-test-pkadmin"
 ADMIN_PASSWORD = "matrix-" + uuid.uuid4().hex[:12]
@@ -82,6 +82,14 @@ TABLE = [
     ("manager", MANAGER, "ListContainers", "t", [0], "info", None),
     ("manager", MANAGER, "ListContainers", "t", [1], "container-manage-any", None),
     ("manager", MANAGER, "GetContainer", "s", ["berth-matrix-nope"], "info", "No container"),
+    ("manager", MANAGER, "ContainerStats", "ast", [[], BAD], "info", "Unknown flags"),
+    ("manager", MANAGER, "SubscribeEvents", "tt", [0, BAD], "info", "Unknown flags"),
+    ("manager", MANAGER, "UnsubscribeEvents", "", [], "info", None),
+    ("manager", MANAGER, "CreateNetwork", "ssst", ["berth-matrix-none", "", "", BAD], "network-manage",
+     "Unknown flags"),
+    ("manager", MANAGER, "RemoveNetwork", "st", ["berth-matrix-none", BAD], "network-manage", "Unknown flags"),
+    ("manager", MANAGER, "ListNetworks", "t", [BAD], "info", "Unknown flags"),
+    ("manager", MANAGER, "InspectNetwork", "s", ["berth-matrix-none"], "info", "berth-matrix-none"),
 ]
 for _obj in ("root-container", "member-container"):
     TABLE += [
@@ -91,6 +99,14 @@ for _obj in ("root-container", "member-container"):
         (_obj, CONTAINER, "Remove", "t", [BAD], OWNED, "Unknown flags"),
         (_obj, CONTAINER, "Wait", "t", [BAD], OWNED, "Unknown flags"),
         (_obj, CONTAINER, "OpenLog", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "Exec", "sa{sh}t", ['{"args": ["true"]}', {}, BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "Attach", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "Top", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "Pause", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "Unpause", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "OpenLogStreams", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "GetNetwork", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "GetSpec", "t", [BAD], OWNED, "Unknown flags"),
     ]
 
 
