@@ -83,7 +83,7 @@ TABLE = [
     ("manager", MANAGER, "ListContainers", "t", [1], "container-manage-any", None),
     ("manager", MANAGER, "GetContainer", "s", ["berth-matrix-nope"], "info", "No container"),
     ("manager", MANAGER, "ContainerStats", "ast", [[], BAD], "info", "Unknown flags"),
-    ("manager", MANAGER, "SubscribeEvents", "tt", [0, BAD], "info", "Unknown flags"),
+    ("manager", MANAGER, "SubscribeEvents", "tt", [0, 0], "info", None),
     ("manager", MANAGER, "UnsubscribeEvents", "", [], "info", None),
     ("manager", MANAGER, "CreateNetwork", "ssst", ["berth-matrix-none", "", "", BAD], "network-manage",
      "Unknown flags"),
