@@ -6,6 +6,7 @@ No timing thresholds: the tests wait (bounded) for NameOwnerChanged, and judge o
 reported: which owners appeared and went, and when relative to the pull.
 """
 import json
+import os
 
 import pytest
 
@@ -113,5 +114,8 @@ def test_idle_services_do_not_map_job_libraries():
         # forked children): libseccomp is its own job's library, not a worker's. It exits when idle.
         # The fetcher installs its own system call filter at start (fetcher-seccomp.c, issue 12 f6).
         own = ("libseccomp",) if name in ("supervisor", "fetcher") else ()
+        # An ASan build (tools/run-tests --sanitize) links the sanitizer runtime, which needs libstdc++.
+        if os.environ.get("BERTH_SANITIZE_BUILD"):
+            own += ("libstdc++",)
         mapped = sorted({lib for lib in JOB_LIBRARIES if f"/{lib}" in maps and lib not in own})
         assert mapped == [], f"berth-{name} maps {mapped} while idle"

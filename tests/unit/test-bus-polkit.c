@@ -398,8 +398,9 @@ static void test_polkit_check(void) {
         unsigned ran = 0;
         Harness h = {};
         sigset_t mask;
+        g_autofree char *dbus_daemon = g_find_program_in_path("dbus-daemon");
 
-        if (geteuid() != 0 || !g_find_program_in_path("dbus-daemon")) {
+        if (geteuid() != 0 || !dbus_daemon) {
                 g_test_skip("needs root and dbus-daemon");
                 return;
         }
