@@ -4,8 +4,8 @@
  * An exec is three processes: the shim forks a joiner J, which enters the init's cgroup and namespaces
  * and clone()s the process P with CLONE_PARENT, so that P is the shim's child (we reap it and report
  * its status) and, since J joined the init's pid namespace before the clone, a process of the
- * container's pid namespace. J reports P's pid and exits. P sets up stdio, closes every other fd, takes
- * the container's identity and confinement from the supervisor's plan, and execs:
+ * container's pid namespace. J reports P's pid, then lets P go (a pipe), and exits. P sets up stdio, closes
+ * every other fd, takes the container's identity and confinement from the supervisor's plan, and execs:
  *
  *   shim ── fork ──► J: not dumpable; plan mapped; ns fds opened; cgroup joined; setns (mnt last)
  *     ▲                └── clone(CLONE_PARENT) ──► P: setsid, stdio/pty, close fds, cwd, rlimits,
@@ -559,7 +559,7 @@ static _Noreturn void process_main(const Plan *p, int report, const int stdio[3]
 }
 
 static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const int stdio[3]) {
-        int ns[sizeof(join_order) / sizeof(join_order[0])];
+        int ns[sizeof(join_order) / sizeof(join_order[0])], gate[2];
         char why[256] = "";
         struct stat st;
         void *map;
@@ -610,16 +610,34 @@ static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const
                                    join_order[i].name);
                 (void) close(ns[i]);
         }
+        /* The gate: P waits until its pid is in the report. Without it P could fail (or exec and exit)
+         * and be reaped by the shim before the shim knew its pid: that reap matched no exec, so the
+         * status was never written and the status fd stayed open (the requester waited forever). */
+        if (pipe2(gate, O_CLOEXEC) < 0)
+                child_fail(report, errno, 126, "Cannot create the process in the container: %m");
         /* P: our sibling (the shim's child), born in the container's pid namespace. */
         pid = (pid_t) syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, NULL);
         if (pid < 0)
                 child_fail(report, errno, 126, "Cannot create the process in the container: %m");
         if (pid == 0) {
+                char go;
+                ssize_t n;
+
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                (void) close(gate[1]);
+                do
+                        n = read(gate[0], &go, 1);
+                while (n < 0 && errno == EINTR);
+                /* No byte: J died before reporting our pid; the shim ends the exec as never started. */
+                if (n != 1)
+                        _exit(126);
+                (void) close(gate[0]);
                 process_main(&plan, report, stdio);
         }
+        (void) close(gate[0]);
         ShimExecReport rep = { .type = SHIM_EXEC_REPORT_PID, .pid = pid };
-        (void) send(report, &rep, sizeof(rep), MSG_NOSIGNAL);
+        if (send(report, &rep, sizeof(rep), MSG_NOSIGNAL) == (ssize_t) sizeof(rep))
+                (void) write(gate[1], "", 1);
         _exit(0);
 }
 
