@@ -51,23 +51,6 @@ static void term_restore(Term *t) {
 }
 
 /* "<code> <reason>\n" from the status pipe: the exit status, or CLI_EXIT_ERROR without one. */
-/* The status line when it is already there, without waiting for EOF. */
-static int read_status_available(int fd) {
-        char buf[64];
-        ssize_t n;
-        int code;
-
-        do
-                n = read(fd, buf, sizeof(buf) - 1);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0)
-                return 126;
-        buf[n] = 0;
-        if (sscanf(buf, "%d", &code) != 1 || code < 0 || code > 255)
-                return CLI_EXIT_ERROR;
-        return code;
-}
-
 static int read_status(int fd) {
         char buf[64];
         size_t len = 0;
@@ -312,16 +295,9 @@ int cmd_exec(int argc, char *argv[]) {
         status_w = safe_close(status_w); /* the shim holds the only writer now */
         if (r < 0) {
                 (void) report_bus_error("exec", &error, r);
-                /* Not executable or not found: the status (126/127) comes as for any end. The shim
-                 * writes it before the reply; if its writer was not closed (seen once in CI: the
-                 * process failed before exec and the read never saw EOF) a refused exec still ends,
-                 * with 126, rather than waiting forever. */
-                if (sd_bus_error_has_name(&error, BERTH_ERROR_EXEC_FAILED) && status_r >= 0) {
-                        struct pollfd pfd = { .fd = status_r, .events = POLLIN };
-                        if (poll(&pfd, 1, 10 * 1000) > 0)
-                                return read_status_available(status_r);
-                        return 126;
-                }
+                /* Not executable or not found: the status (126/127) comes as for any end. */
+                if (sd_bus_error_has_name(&error, BERTH_ERROR_EXEC_FAILED) && status_r >= 0)
+                        return read_status(status_r);
                 return r;
         }
         r = sd_bus_message_read(reply, "u", &pid);
