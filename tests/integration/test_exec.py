@@ -11,6 +11,7 @@ import re
 import select
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,47 @@ def test_exec_cwd_through_a_magic_link_is_refused(running):
     for n in range(3, 8):
         p = berthctl("exec", "-w", f"/proc/self/fd/{n}", name, "readlink", "/proc/self/cwd")
         assert p.returncode == 126 and "working directory" in p.stderr, p
+
+
+def _ppid(pid):
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _pipes_of(pid):
+    """The pipes process pid holds open (as the host sees its fds)."""
+    held = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("pipe:"):
+            held.append(target)
+    return sorted(held)
+
+
+def test_every_exec_ends_and_the_shim_keeps_no_status_fd(running):
+    # A process that fails before execve (the refused cwd) or execs and exits at once could be reaped
+    # before the shim knew its pid: its status was never written and the shim kept the status pipe's
+    # writer, so berthctl waited for EOF forever. Several at once, so that the joiner is preempted.
+    name = running("exstatusfd")
+    shim = _ppid(container_pid(name))
+    before = _pipes_of(shim)
+
+    def one(i):
+        if i % 2:
+            return berthctl("exec", "-w", "/proc/self/fd/3", name, "readlink", "/proc/self/cwd", timeout=60)
+        return berthctl("exec", name, "true", timeout=60)
+
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(one, range(40)))
+    for i, p in enumerate(done):
+        if i % 2:
+            assert p.returncode == 126 and "working directory" in p.stderr, p
+        else:
+            ok(p)
+    # Each berthctl returned once it read its status to EOF: the shim holds no writer of any of them.
+    assert _pipes_of(shim) == before
 
 
 def _cmdline(pid):
