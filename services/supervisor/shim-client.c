@@ -26,11 +26,25 @@ int shim_connect(int state_dir_fd) {
         return TAKE_FD(fd);
 }
 
-int shim_receive(int fd, ShimReply *ret) {
-        ssize_t n = recv(fd, ret, sizeof(*ret), MSG_DONTWAIT);
+/* One message, and the one fd passed with it into *ret_fd (-EBADF if none) or closed without ret_fd. */
+static int receive(int fd, ShimReply *ret, int *ret_fd) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = ret, .iov_len = sizeof(*ret) };
+        struct msghdr mh = { .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        _cleanup_close_ int got = -EBADF;
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
         if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        memcpy(&got, CMSG_DATA(c), sizeof(int));
         if (n == 0)
                 return -EPIPE;
         if (n != (ssize_t) sizeof(*ret) || ret->magic != SHIM_PROTOCOL_MAGIC ||
@@ -43,10 +57,17 @@ int shim_receive(int fd, ShimReply *ret) {
             ret->exit_code > 255)
                 return -EBADMSG;
         ret->message[sizeof(ret->message) - 1] = 0;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(got);
         return 0;
 }
 
-int shim_call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, ShimReply *ret) {
+int shim_receive(int fd, ShimReply *ret) {
+        return receive(fd, ret, NULL);
+}
+
+static int call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, const int *fds, size_t n_fds,
+                ShimReply *ret, int *ret_fd) {
         ShimRequest q = {
                 .magic = SHIM_PROTOCOL_MAGIC,
                 .version = SHIM_PROTOCOL_VERSION,
@@ -54,27 +75,60 @@ int shim_call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, ShimRep
                 .signal = signal,
                 .flags = flags,
         };
-        _cleanup_close_ int fd = shim_connect(state_dir_fd);
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * SHIM_CALL_FDS_MAX)];
+        } control = {};
+        struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        _cleanup_close_ int fd = -EBADF;
         int r;
 
+        if (n_fds > SHIM_CALL_FDS_MAX)
+                return -E2BIG;
+        fd = shim_connect(state_dir_fd);
         if (fd < 0)
                 return fd;
-        if (send(fd, &q, sizeof(q), MSG_NOSIGNAL) != (ssize_t) sizeof(q))
+        if (n_fds > 0) {
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t) sizeof(q))
                 return -errno ?: -EIO;
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
+                _cleanup_close_ int got = -EBADF;
+
                 r = poll(&p, 1, SHIM_CALL_TIMEOUT_SEC * 1000);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r <= 0)
                         return r < 0 ? -errno : -ETIMEDOUT;
-                r = shim_receive(fd, ret);
+                r = receive(fd, ret, &got);
                 if (r == -EAGAIN)
                         continue;
                 if (r < 0)
                         return r;
-                if (ret->type == SHIM_MSG_REPLY)
+                if (ret->type == SHIM_MSG_REPLY) {
+                        if (ret_fd)
+                                *ret_fd = TAKE_FD(got);
                         return 0;
+                }
                 /* An event sent before our reply: skip it, the reply follows. */
         }
+}
+
+int shim_call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, ShimReply *ret) {
+        return call(state_dir_fd, op, signal, flags, NULL, 0, ret, NULL);
+}
+
+int shim_call_fds(int state_dir_fd, uint32_t op, uint32_t flags, const int *fds, size_t n_fds,
+                  ShimReply *ret, int *ret_fd) {
+        *ret_fd = -EBADF;
+        return call(state_dir_fd, op, 0, flags, fds, n_fds, ret, ret_fd);
 }

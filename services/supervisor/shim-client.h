@@ -14,5 +14,11 @@ int shim_connect(int state_dir_fd);
 /* One request on its own connection, answered by one reply (bounded wait). */
 int shim_call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, ShimReply *ret);
 
+/* The same with fds passed by SCM_RIGHTS (at most SHIM_CALL_FDS_MAX), the reply's one fd in *ret_fd
+ * (-EBADF without one). */
+#define SHIM_CALL_FDS_MAX 8
+int shim_call_fds(int state_dir_fd, uint32_t op, uint32_t flags, const int *fds, size_t n_fds,
+                  ShimReply *ret, int *ret_fd);
+
 /* Reads one message from a connection; -EPIPE at end of stream, -EAGAIN if none yet, -EBADMSG. */
 int shim_receive(int fd, ShimReply *ret);
