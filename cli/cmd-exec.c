@@ -19,6 +19,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "container-cli.h"
+#include "escape.h"
 #include "fs-util.h"
 
 #define DETACH_KEYS_MAX 8
@@ -477,7 +478,12 @@ int cmd_top(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         printf("%-8s %-8s %-6s %s\n", "PID", "CPID", "UID", "COMMAND");
-        while ((r = sd_bus_message_read(reply, "(uuus)", &pid, &cpid, &uid, &cmd)) > 0)
-                printf("%-8u %-8u %-6u %s\n", pid, cpid, uid, cmd);
+        while ((r = sd_bus_message_read(reply, "(uuus)", &pid, &cpid, &uid, &cmd)) > 0) {
+                /* A command line is the container's to choose, escape sequences included. */
+                _cleanup_free_ char *safe = escape_untrusted(cmd, 0, 0);
+                if (!safe)
+                        return -ENOMEM;
+                printf("%-8u %-8u %-6u %s\n", pid, cpid, uid, safe);
+        }
         return r < 0 ? r : 0;
 }

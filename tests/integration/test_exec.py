@@ -280,6 +280,16 @@ def test_top_lists_init_and_exec_with_both_pids_and_the_shim_reaps(running, memb
     assert not [c for c in children if c.strip().endswith("Z")], children
 
 
+def test_top_shows_a_containers_command_line_escaped(running):
+    # A command line is the container's to choose: a C1 CSI (valid UTF-8, so it crosses D-Bus) must not
+    # reach the terminal raw.
+    name = running("extopesc")
+    ok(berthctl("exec", "-d", name, "sh", "-c", "sleep 4244; true", "\u009b31mX"))
+    stack.wait_for(lambda: "sleep 4244" in berthctl("top", name).stdout, what="exec in top")
+    out = ok(berthctl("top", name)).stdout
+    assert "\u009b" not in out and "\\xc2\\x9b31mX" in out, out
+
+
 def test_attach_sees_output_and_detaching_leaves_it_running(running, member):
     name = running("exatt", member, "-t", cmd=("sh", "-c", "while read l; do echo got:$l; done"))
     master, slave = pty.openpty()
