@@ -23,14 +23,6 @@
 
 #define CNI_LEASE_DIR "/var/lib/cni/networks"
 
-static const char *member_string(JsonObject *o, const char *name) {
-        JsonNode *v = o ? json_object_get_member(o, name) : NULL;
-
-        return v && JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING
-                       ? json_node_get_string(v)
-                       : NULL;
-}
-
 static JsonNode *attachment_read(int dir_fd) {
         _cleanup_close_ int fd = openat(dir_fd, NET_ATTACHMENT_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         _cleanup_free_ char *data = NULL, *msg = NULL;
@@ -65,7 +57,8 @@ static RequestPort *attachment_ports(JsonObject *o, size_t *ret_n) {
         for (guint i = 0; i < n; i++) {
                 JsonNode *e = json_array_get_element(a, i);
                 JsonObject *po = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-                const char *ip = member_string(po, "host_ip"), *proto = member_string(po, "protocol");
+                const char *ip = json_object_get_string_or_null(po, "host_ip"),
+                           *proto = json_object_get_string_or_null(po, "protocol");
 
                 if (!ip || !proto)
                         continue;
@@ -115,13 +108,14 @@ static int ports_check(const NetAttachArgs *a, char **ret_error) {
                                     streq(ports[i].protocol, req->ports[k].protocol) &&
                                     (streq(ports[i].host_ip, mine) || ip_is_any(mine) ||
                                      ip_is_any(ports[i].host_ip)))
-                                        return json_set_error(
-                                                ret_error, EADDRINUSE,
-                                                "host port %s:%" G_GUINT64_FORMAT
-                                                "/%s is already published by "
-                                                "container '%.128s'",
-                                                mine, req->ports[k].host_port, req->ports[k].protocol,
-                                                strna(member_string(json_node_get_object(rec), "name")));
+                                        return json_set_error(ret_error, EADDRINUSE,
+                                                              "host port %s:%" G_GUINT64_FORMAT
+                                                              "/%s is already published by "
+                                                              "container '%.128s'",
+                                                              mine, req->ports[k].host_port,
+                                                              req->ports[k].protocol,
+                                                              strna(json_object_get_string_or_null(
+                                                                      json_node_get_object(rec), "name")));
                         }
         }
 
@@ -201,15 +195,14 @@ static GPtrArray *network_members(const char *containers_path, const char *netwo
                 if (!rec)
                         continue;
                 o = json_node_get_object(rec);
-                result = json_object_has_member(o, "result") ? json_object_get_object_member(o, "result")
-                                                             : NULL;
-                if (!streq_ptr(member_string(o, "network"), network) || !result) {
+                result = json_object_get_object_or_null(o, "result");
+                if (!streq_ptr(json_object_get_string_or_null(o, "network"), network) || !result) {
                         json_node_unref(rec);
                         continue;
                 }
                 addrs = cni_result_addresses(json_object_get_member(o, "result"));
-                name = member_string(o, "name");
-                hostname = member_string(o, "hostname");
+                name = json_object_get_string_or_null(o, "name");
+                hostname = json_object_get_string_or_null(o, "hostname");
                 if (!addrs[0] || !name || !hostname) {
                         json_node_unref(rec);
                         continue;
@@ -252,7 +245,11 @@ static void hosts_rewrite(const char *containers_path, const char *network) {
                                 g_array_append_val(entries, h);
                         }
                 for (guint k = 0; extra && k < json_array_get_length(extra); k++) {
-                        const char *e = json_array_get_string_element(extra, k);
+                        JsonNode *en = json_array_get_element(extra, k);
+                        const char *e =
+                                JSON_NODE_HOLDS_VALUE(en) && json_node_get_value_type(en) == G_TYPE_STRING
+                                        ? json_node_get_string(en)
+                                        : NULL;
                         const char *colon = e ? strchr(e, ':') : NULL;
                         if (!colon)
                                 continue;
@@ -329,7 +326,7 @@ static int del_recorded(JsonNode *rec, const char *id) {
         _cleanup_(cni_network_freep) CniNetwork *net = NULL;
         _cleanup_free_ char *text = NULL, *msg = NULL;
         g_autofree RequestPort *ports = NULL;
-        const char *netns = member_string(o, "netns");
+        const char *netns = json_object_get_string_or_null(o, "netns");
         size_t n_ports = 0;
         struct stat st;
         int r;
@@ -448,7 +445,7 @@ int net_detach(const char *runtime_dir, const char *containers_path, int state_d
         if (r < 0)
                 /* The record stays: the supervisor's next start tries again. */
                 return r;
-        network = g_strdup(member_string(json_node_get_object(rec), "network"));
+        network = g_strdup(json_object_get_string_or_null(json_node_get_object(rec), "network"));
         netns = g_build_filename(runtime_dir, "netns", id, NULL);
         (void) netns_remove(netns);
         if (unlinkat(state_dir_fd, NET_ATTACHMENT_FILE, 0) < 0 && errno != ENOENT)
@@ -539,7 +536,7 @@ JsonNode *net_attachment_summary(int state_dir_fd) {
         b = json_builder_new();
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "network");
-        json_builder_add_string_value(b, strna(member_string(o, "network")));
+        json_builder_add_string_value(b, strna(json_object_get_string_or_null(o, "network")));
         json_builder_set_member_name(b, "addresses");
         json_builder_begin_array(b);
         STRV_FOREACH(s, addrs)
@@ -574,7 +571,7 @@ int net_network_users(const char *containers_path, const char *network, JsonNode
                 dir_fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 rec = dir_fd >= 0 ? attachment_read(dir_fd) : NULL;
                 o = rec ? json_node_get_object(rec) : NULL;
-                if (!o || !streq_ptr(member_string(o, "network"), network))
+                if (!o || !streq_ptr(json_object_get_string_or_null(o, "network"), network))
                         continue;
                 n++;
                 summary = net_attachment_summary(dir_fd);
@@ -582,7 +579,7 @@ int net_network_users(const char *containers_path, const char *network, JsonNode
                 json_builder_set_member_name(b, "id");
                 json_builder_add_string_value(b, de->d_name);
                 json_builder_set_member_name(b, "name");
-                json_builder_add_string_value(b, strna(member_string(o, "name")));
+                json_builder_add_string_value(b, strna(json_object_get_string_or_null(o, "name")));
                 if (summary) {
                         JsonObject *so = json_node_get_object(summary);
                         json_builder_set_member_name(b, "addresses");
