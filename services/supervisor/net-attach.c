@@ -312,13 +312,6 @@ static JsonNode *attachment_new(const NetAttachArgs *a, const CniNetwork *net, c
         return json_builder_get_root(b);
 }
 
-/* The loopback plugin on "lo": a list of its own, not part of any network. */
-static int loopback_network(CniNetwork **ret, char **ret_error) {
-        static const char text[] = "{\"cniVersion\":\"" CNI_VERSION "\",\"name\":\"berth-loopback\","
-                                   "\"plugins\":[{\"type\":\"loopback\"}]}";
-        return cni_network_parse(text, strlen(text), ret, ret_error);
-}
-
 static int del_recorded(JsonNode *rec, const char *id) {
         JsonObject *o = json_node_get_object(rec);
         JsonNode *conflist = json_object_get_member(o, "conflist");
@@ -355,9 +348,9 @@ static int del_recorded(JsonNode *rec, const char *id) {
 }
 
 int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
-        _cleanup_(cni_network_freep) CniNetwork *net = NULL, *lo = NULL;
+        _cleanup_(cni_network_freep) CniNetwork *net = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
-        g_autoptr(JsonNode) rec = NULL, result = NULL, lo_result = NULL;
+        g_autoptr(JsonNode) rec = NULL, result = NULL;
         g_autofree char *netns_dir = g_build_filename(a->runtime_dir, "netns", NULL);
         g_autofree char *netns = g_build_filename(netns_dir, a->id, NULL);
         _cleanup_free_ char *resolv = NULL;
@@ -368,9 +361,6 @@ int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
                 return json_set_error(ret_error, -lock_fd, "cannot take the network lock: %s",
                                       strerror(-lock_fd));
         r = network_load(a->request->network, true, &net, ret_error);
-        if (r < 0)
-                return r;
-        r = loopback_network(&lo, ret_error);
         if (r < 0)
                 return r;
         r = ports_check(a, ret_error);
@@ -389,16 +379,12 @@ int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
                 return json_set_error(ret_error, -r, "cannot create the network namespace: %s",
                                       strerror(-r));
         }
-        CniRuntime lo_rt = { .container_id = a->id, .netns = netns, .ifname = "lo" };
-        r = cni_add(lo, &lo_rt, &lo_result, ret_error);
-        if (r >= 0) {
-                CniRuntime rt = { .container_id = a->id,
-                                  .netns = netns,
-                                  .ifname = CNI_IFNAME,
-                                  .ports = a->request->ports,
-                                  .n_ports = a->request->n_ports };
-                r = cni_add(net, &rt, &result, ret_error);
-        }
+        CniRuntime rt = { .container_id = a->id,
+                          .netns = netns,
+                          .ifname = CNI_IFNAME,
+                          .ports = a->request->ports,
+                          .n_ports = a->request->n_ports };
+        r = cni_add(net, &rt, &result, ret_error);
         if (r >= 0) {
                 json_object_set_member(json_node_get_object(rec), "result", json_node_copy(result));
                 r = attachment_write(a->state_dir_fd, rec);
