@@ -508,18 +508,12 @@ int net_reconcile(const char *runtime_dir, const char *containers_path, bool lea
         return 0;
 }
 
-JsonNode *net_attachment_summary(int state_dir_fd) {
-        g_autoptr(JsonNode) rec = attachment_read(state_dir_fd);
-        g_autoptr(JsonBuilder) b = NULL;
-        g_auto(GStrv) addrs = NULL;
-        JsonObject *o;
+/* {network, addresses, ports} of a record. */
+static JsonNode *attachment_summary(JsonObject *o) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_auto(GStrv) addrs = cni_result_addresses(json_object_get_member(o, "result"));
         JsonArray *ports;
 
-        if (!rec)
-                return NULL;
-        o = json_node_get_object(rec);
-        addrs = cni_result_addresses(json_object_get_member(o, "result"));
-        b = json_builder_new();
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "network");
         json_builder_add_string_value(b, strna(json_object_get_string_or_null(o, "network")));
@@ -538,6 +532,12 @@ JsonNode *net_attachment_summary(int state_dir_fd) {
         }
         json_builder_end_object(b);
         return json_builder_get_root(b);
+}
+
+JsonNode *net_attachment_summary(int state_dir_fd) {
+        g_autoptr(JsonNode) rec = attachment_read(state_dir_fd);
+
+        return rec ? attachment_summary(json_node_get_object(rec)) : NULL;
 }
 
 int net_network_users(const char *containers_path, const char *network, JsonNode **ret) {
@@ -560,19 +560,20 @@ int net_network_users(const char *containers_path, const char *network, JsonNode
                 if (!o || !streq_ptr(json_object_get_string_or_null(o, "network"), network))
                         continue;
                 n++;
-                summary = net_attachment_summary(dir_fd);
+                if (!ret)
+                        continue;
+                summary = attachment_summary(o);
                 json_builder_begin_object(b);
                 json_builder_set_member_name(b, "id");
                 json_builder_add_string_value(b, de->d_name);
                 json_builder_set_member_name(b, "name");
                 json_builder_add_string_value(b, strna(json_object_get_string_or_null(o, "name")));
-                if (summary) {
-                        JsonObject *so = json_node_get_object(summary);
-                        json_builder_set_member_name(b, "addresses");
-                        json_builder_add_value(b, json_node_copy(json_object_get_member(so, "addresses")));
-                        json_builder_set_member_name(b, "ports");
-                        json_builder_add_value(b, json_node_copy(json_object_get_member(so, "ports")));
-                }
+                json_builder_set_member_name(b, "addresses");
+                json_builder_add_value(b, json_node_copy(json_object_get_member(
+                                                  json_node_get_object(summary), "addresses")));
+                json_builder_set_member_name(b, "ports");
+                json_builder_add_value(
+                        b, json_node_copy(json_object_get_member(json_node_get_object(summary), "ports")));
                 json_builder_end_object(b);
         }
         json_builder_end_array(b);
