@@ -197,9 +197,6 @@ static int verb_tag(int argc, char *argv[]) {
 }
 
 static int verb_rm(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        int r, ret = 0;
-
         if (wants_help(argc, argv)) {
                 printf("berthctl images rm REF...\n\nRemove image names; their blobs stay until 'content "
                        "gc'.\n");
@@ -209,17 +206,7 @@ static int verb_rm(int argc, char *argv[]) {
                 fprintf(stderr, "berthctl: images rm: expected at least one reference\n");
                 return -EINVAL;
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        for (int i = 1; i < argc; i++) {
-                r = broker_call(bus, "RemoveImage", NULL, "images rm", "st", argv[i], UINT64_C(0));
-                if (r < 0)
-                        ret = r;
-                else if (!arg.quiet)
-                        printf("%s\n", argv[i]);
-        }
-        return ret;
+        return broker_call_each("RemoveImage", "images rm", argc - 1, argv + 1);
 }
 
 static int verb_prune(int argc, char *argv[]) {

@@ -15,14 +15,6 @@
 #include "output.h"
 #include "table.h"
 
-static int print_json_text(const char *text) {
-        g_autoptr(JsonNode) n = json_from_string(text, NULL);
-        g_autofree char *pretty = n ? json_to_string(n, true) : NULL;
-
-        printf("%s\n", pretty ?: text);
-        return 0;
-}
-
 static int verb_create(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -63,8 +55,10 @@ static int verb_create(int argc, char *argv[]) {
         r = sd_bus_message_read(reply, "s", &json);
         if (r < 0)
                 return report_bus_error("network create", NULL, r);
-        if (arg.json)
-                return print_json_text(json);
+        if (arg.json) {
+                print_json_string(json);
+                return 0;
+        }
         if (!arg.quiet)
                 printf("%s\n", argv[optind]);
         return 0;
@@ -156,9 +150,6 @@ static int verb_inspect(int argc, char *argv[]) {
 }
 
 static int verb_rm(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        int r, ret = 0;
-
         if (wants_help(argc, argv)) {
                 printf("berthctl network rm NAME...\n\nRemove networks (refused while a container is "
                        "attached).\n");
@@ -168,19 +159,7 @@ static int verb_rm(int argc, char *argv[]) {
                 fprintf(stderr, "berthctl: network rm: expected at least one network name\n");
                 return -EINVAL;
         }
-        r = broker_connect(&bus);
-        if (r < 0)
-                return r;
-        for (int i = 1; i < argc; i++) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-
-                r = broker_call(bus, "RemoveNetwork", &reply, "network rm", "st", argv[i], UINT64_C(0));
-                if (r < 0)
-                        ret = r;
-                else if (!arg.quiet)
-                        printf("%s\n", argv[i]);
-        }
-        return ret;
+        return broker_call_each("RemoveNetwork", "network rm", argc - 1, argv + 1);
 }
 
 const Verb network_verbs[] = {

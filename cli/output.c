@@ -3,6 +3,7 @@
 
 #include "berthctl.h"
 #include "bus-util.h"
+#include "escape.h"
 #include "output.h"
 
 static void print_json_node(JsonNode *root) {
@@ -25,7 +26,9 @@ void print_json_string(const char *json) {
         g_autoptr(JsonParser) parser = json_parser_new();
 
         if (!json_parser_load_from_data(parser, json, -1, NULL)) {
-                puts(json);
+                /* The broker's text, not JSON after all: shown, but never raw on a terminal. */
+                _cleanup_free_ char *shown = escape_untrusted(json, 0, 0);
+                puts(strna(shown));
                 return;
         }
         print_json_node(json_parser_get_root(parser));
@@ -57,4 +60,21 @@ int broker_call_print_json(const char *member, const char *what, const char *id)
                 return report_bus_error(what, NULL, r);
         print_json_string(json);
         return 0;
+}
+
+int broker_call_each(const char *member, const char *what, int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r, ret = 0;
+
+        r = broker_connect(&bus);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < argc; i++) {
+                r = broker_call(bus, member, NULL, what, "st", argv[i], UINT64_C(0));
+                if (r < 0)
+                        ret = r;
+                else if (!arg.quiet)
+                        printf("%s\n", argv[i]);
+        }
+        return ret;
 }

@@ -413,3 +413,17 @@ JsonArray *json_object_get_array_or_null(JsonObject *object, const char *name) {
 
         return node && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
 }
+
+const char *json_object_get_string_or_null(JsonObject *object, const char *name) {
+        JsonNode *node = object ? json_object_get_member(object, name) : NULL;
+
+        return node && JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING
+                       ? json_node_get_string(node)
+                       : NULL;
+}
+
+JsonObject *json_object_get_object_or_null(JsonObject *object, const char *name) {
+        JsonNode *node = object ? json_object_get_member(object, name) : NULL;
+
+        return node && JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : NULL;
+}

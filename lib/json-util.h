@@ -56,6 +56,9 @@ char *json_to_string_compact(JsonNode *node);
 /* The member's array, or NULL when it is missing or not an array. Unlike json_object_get_array_member(),
  * which g_critical()s on a wrong type, this is meant for untrusted documents. */
 JsonArray *json_object_get_array_or_null(JsonObject *object, const char *name);
+/* The same for a string and an object member (object may be NULL). */
+const char *json_object_get_string_or_null(JsonObject *object, const char *name);
+JsonObject *json_object_get_object_or_null(JsonObject *object, const char *name);
 
 static inline void json_node_unrefp(JsonNode **n) {
         if (*n)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cni.h"
+#include "escape.h"
 #include "fs-util.h"
 #include "json-util.h"
 #include "log.h"
@@ -70,23 +71,9 @@ CniNetwork *cni_network_free(CniNetwork *n) {
         return NULL;
 }
 
-static const char *member_string(JsonObject *o, const char *name) {
-        JsonNode *v = o ? json_object_get_member(o, name) : NULL;
-
-        return v && JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING
-                       ? json_node_get_string(v)
-                       : NULL;
-}
-
-static JsonObject *member_object(JsonObject *o, const char *name) {
-        JsonNode *v = o ? json_object_get_member(o, name) : NULL;
-
-        return v && JSON_NODE_HOLDS_OBJECT(v) ? json_node_get_object(v) : NULL;
-}
-
 /* The bridge plugin's first range: what `network ls/inspect` show and the collision check uses. */
 static void read_bridge(CniNetwork *n, JsonObject *plugin) {
-        JsonObject *ipam = member_object(plugin, "ipam");
+        JsonObject *ipam = json_object_get_object_or_null(plugin, "ipam");
         JsonArray *ranges = ipam ? json_object_get_array_or_null(ipam, "ranges") : NULL;
         JsonNode *set =
                 ranges && json_array_get_length(ranges) > 0 ? json_array_get_element(ranges, 0) : NULL;
@@ -96,9 +83,9 @@ static void read_bridge(CniNetwork *n, JsonObject *plugin) {
                         : NULL;
         JsonObject *range = first && JSON_NODE_HOLDS_OBJECT(first) ? json_node_get_object(first) : NULL;
 
-        n->bridge = g_strdup(member_string(plugin, "bridge") ?: "cni0");
-        n->subnet = g_strdup(member_string(range, "subnet"));
-        n->gateway = g_strdup(member_string(range, "gateway"));
+        n->bridge = g_strdup(json_object_get_string_or_null(plugin, "bridge") ?: "cni0");
+        n->subnet = g_strdup(json_object_get_string_or_null(range, "subnet"));
+        n->gateway = g_strdup(json_object_get_string_or_null(range, "gateway"));
 }
 
 int cni_network_parse(const char *data, size_t size, CniNetwork **ret, char **ret_error) {
@@ -114,8 +101,8 @@ int cni_network_parse(const char *data, size_t size, CniNetwork **ret, char **re
         if (!JSON_NODE_HOLDS_OBJECT(n->root))
                 return json_set_error(ret_error, EBADMSG, "not a JSON object");
         o = json_node_get_object(n->root);
-        name = member_string(o, "name");
-        version = member_string(o, "cniVersion");
+        name = json_object_get_string_or_null(o, "name");
+        version = json_object_get_string_or_null(o, "cniVersion");
         if (!name || !network_name_is_valid(name))
                 return json_set_error(ret_error, EBADMSG, "missing or invalid \"name\"");
         if (!version || strlen(version) > 16)
@@ -128,7 +115,7 @@ int cni_network_parse(const char *data, size_t size, CniNetwork **ret, char **re
         for (guint i = 0; i < count; i++) {
                 JsonNode *e = json_array_get_element(n->plugins, i);
                 JsonObject *p = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-                const char *type = member_string(p, "type");
+                const char *type = json_object_get_string_or_null(p, "type");
                 g_autofree char *path = NULL;
 
                 if (!plugin_type_is_valid(type))
@@ -270,7 +257,7 @@ static char *plugin_config(const CniNetwork *n, JsonObject *plugin, const CniRun
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) root = NULL;
         g_autoptr(GList) members = json_object_get_members(plugin);
-        JsonObject *caps = member_object(plugin, "capabilities");
+        JsonObject *caps = json_object_get_object_or_null(plugin, "capabilities");
         JsonNode *pm = caps ? json_object_get_member(caps, "portMappings") : NULL;
         bool want_ports = pm && JSON_NODE_HOLDS_VALUE(pm) &&
                           json_node_get_value_type(pm) == G_TYPE_BOOLEAN && json_node_get_boolean(pm);
@@ -327,8 +314,8 @@ static int plugin_error(const char *type, const char *command, int status, const
 
         if (out && json_parse_bounded(out, strlen(out), CNI_RESULT_MAX, &root, &ignored) >= 0 &&
             JSON_NODE_HOLDS_OBJECT(root)) {
-                msg = member_string(json_node_get_object(root), "msg");
-                details = member_string(json_node_get_object(root), "details");
+                msg = json_object_get_string_or_null(json_node_get_object(root), "msg");
+                details = json_object_get_string_or_null(json_node_get_object(root), "details");
         }
         text = g_strdup_printf("%s%s%s", msg ?: "", details && *details ? ": " : "", details ?: "");
         for (char *c = text; *c; c++)
@@ -343,11 +330,12 @@ static JsonObject *plugin_at(const CniNetwork *n, guint i) {
 }
 
 static bool plugin_is_ports_only(JsonObject *plugin) {
-        JsonObject *caps = member_object(plugin, "capabilities");
+        JsonObject *caps = json_object_get_object_or_null(plugin, "capabilities");
         JsonNode *pm = caps ? json_object_get_member(caps, "portMappings") : NULL;
 
         return pm && JSON_NODE_HOLDS_VALUE(pm) && json_node_get_value_type(pm) == G_TYPE_BOOLEAN &&
-               json_node_get_boolean(pm) && streq_ptr(member_string(plugin, "type"), "portmap");
+               json_node_get_boolean(pm) &&
+               streq_ptr(json_object_get_string_or_null(plugin, "type"), "portmap");
 }
 
 static bool plugin_skipped(const CniNetwork *n, guint i, const CniRuntime *rt) {
@@ -357,7 +345,7 @@ static bool plugin_skipped(const CniNetwork *n, guint i, const CniRuntime *rt) {
 static int run_plugin(const CniNetwork *n, guint i, const char *command, const CniRuntime *rt,
                       JsonNode *prev, JsonNode **ret_result, char **ret_error) {
         JsonObject *plugin = plugin_at(n, i);
-        const char *type = member_string(plugin, "type");
+        const char *type = json_object_get_string_or_null(plugin, "type");
         g_autofree char *path = plugin_find(type);
         _cleanup_free_ char *config = NULL, *out = NULL;
         int status;
@@ -435,6 +423,21 @@ int cni_del(const CniNetwork *n, const CniRuntime *rt, JsonNode *prev_result, ch
         return r;
 }
 
+/* "10.88.0.2/16", "fd00::2/64": what a result's address must look like before anyone uses it. */
+static bool address_with_prefix_is_valid(const char *s) {
+        const char *slash = strchr(s, '/');
+        g_autofree char *ip = slash ? g_strndup(s, (gsize) (slash - s)) : NULL;
+        unsigned max = ip && strchr(ip, ':') ? 128 : 32;
+        char *end;
+        unsigned long p;
+
+        if (!ip || !ip_address_is_valid(ip) || !g_ascii_isdigit(slash[1]))
+                return false;
+        errno = 0;
+        p = strtoul(slash + 1, &end, 10);
+        return errno == 0 && *end == 0 && p <= max;
+}
+
 char **cni_result_addresses(JsonNode *result) {
         g_autoptr(GPtrArray) l = g_ptr_array_new();
         JsonArray *ips = result && JSON_NODE_HOLDS_OBJECT(result)
@@ -443,10 +446,17 @@ char **cni_result_addresses(JsonNode *result) {
 
         for (guint i = 0; ips && i < json_array_get_length(ips); i++) {
                 JsonNode *e = json_array_get_element(ips, i);
-                const char *a =
-                        JSON_NODE_HOLDS_OBJECT(e) ? member_string(json_node_get_object(e), "address") : NULL;
-                if (a)
+                const char *a = JSON_NODE_HOLDS_OBJECT(e)
+                                        ? json_object_get_string_or_null(json_node_get_object(e), "address")
+                                        : NULL;
+                /* SECURITY: a plugin's output; the addresses go into other containers' /etc/hosts
+                 * and to clients. */
+                if (a && strlen(a) < 64 && address_with_prefix_is_valid(a))
                         g_ptr_array_add(l, g_strdup(a));
+                else if (a) {
+                        _cleanup_free_ char *shown = escape_untrusted(a, 64, ESCAPE_QUOTED);
+                        log_warning("Ignoring invalid address in a CNI result: '%s'", strna(shown));
+                }
         }
         g_ptr_array_add(l, NULL);
         return (char **) g_ptr_array_free(g_steal_pointer(&l), false);

@@ -57,7 +57,8 @@ int cni_add(const CniNetwork *n, const CniRuntime *rt, JsonNode **ret_result, ch
  * prev_result: the result ADD returned, or NULL. */
 int cni_del(const CniNetwork *n, const CniRuntime *rt, JsonNode *prev_result, char **ret_error);
 
-/* The addresses of a result's container interfaces ("10.88.0.2/16"), as a NULL-terminated strv. */
+/* The addresses of a result's container interfaces ("10.88.0.2/16"), as a NULL-terminated strv; what is
+ * not an address with a prefix length is left out. */
 char **cni_result_addresses(JsonNode *result);
 
 /* The directories plugins are looked up in (CNI_PATH), ':'-separated. */

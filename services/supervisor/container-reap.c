@@ -40,25 +40,44 @@ static GPtrArray *cgroup_dirs(const char *id) {
         return l;
 }
 
-/* SIGKILL to every process listed; the number listed. */
+/* SIGKILL to every process listed in dir's cgroup.procs; the number listed. */
+static unsigned kill_procs_of(const char *dir) {
+        g_autofree char *path = g_build_filename(dir, "cgroup.procs", NULL);
+        g_autofree char *data = NULL;
+        g_auto(GStrv) lines = NULL;
+        unsigned n = 0;
+
+        if (!g_file_get_contents(path, &data, NULL, NULL))
+                return 0;
+        lines = g_strsplit(data, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                char *end;
+                long pid = strtol(*l, &end, 10);
+                if (**l && !*end && pid > 1) {
+                        (void) kill((pid_t) pid, SIGKILL);
+                        n++;
+                }
+        }
+        return n;
+}
+
+/* The directories and their children: under systemd the processes sit in the scope's leaves
+ * (<scope>/container, <scope>/shim), and a v2 scope's own cgroup.procs is empty. */
 static unsigned kill_listed(GPtrArray *dirs) {
         unsigned n = 0;
 
         for (unsigned i = 0; i < dirs->len; i++) {
-                g_autofree char *path = g_build_filename(dirs->pdata[i], "cgroup.procs", NULL);
-                g_autofree char *data = NULL;
-                g_auto(GStrv) lines = NULL;
+                _cleanup_closedir_ DIR *d = opendir(dirs->pdata[i]);
+                struct dirent *de;
 
-                if (!g_file_get_contents(path, &data, NULL, NULL))
-                        continue;
-                lines = g_strsplit(data, "\n", -1);
-                for (char **l = lines; *l; l++) {
-                        char *end;
-                        long pid = strtol(*l, &end, 10);
-                        if (**l && !*end && pid > 1) {
-                                (void) kill((pid_t) pid, SIGKILL);
-                                n++;
-                        }
+                n += kill_procs_of(dirs->pdata[i]);
+                while (d && (de = readdir(d))) {
+                        g_autofree char *sub = NULL;
+
+                        if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+                                continue;
+                        sub = g_build_filename(dirs->pdata[i], de->d_name, NULL);
+                        n += kill_procs_of(sub);
                 }
         }
         return n;

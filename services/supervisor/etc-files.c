@@ -78,12 +78,30 @@ char *etc_resolv_conf(char *const *dns) {
         return g_string_free(g_steal_pointer(&s), false);
 }
 
+/* Container names may hold '_', host names may not: either kind, nothing that could end a line or start
+ * a comment. */
+static bool host_names_are_valid(const char *names) {
+        g_auto(GStrv) l = g_strsplit(names, " ", -1);
+
+        if (!l[0])
+                return false;
+        for (char **n = l; *n; n++)
+                if (!container_name_is_valid(*n) && !hostname_is_valid(*n))
+                        return false;
+        return true;
+}
+
 char *etc_hosts(const EtcHost *entries, size_t n) {
         GString *s = g_string_new("127.0.0.1\tlocalhost\n"
                                   "::1\tlocalhost ip6-localhost ip6-loopback\n");
 
+        /* SECURITY: the addresses come from CNI plugins' results and the names from state files, and the
+         * lines land in other containers' /etc/hosts: an entry that is not an address and plain names is
+         * left out rather than written. */
         for (size_t i = 0; i < n; i++)
-                g_string_append_printf(s, "%s\t%s\n", entries[i].address, entries[i].names);
+                if (ip_address_is_valid(entries[i].address) && entries[i].names &&
+                    host_names_are_valid(entries[i].names))
+                        g_string_append_printf(s, "%s\t%s\n", entries[i].address, entries[i].names);
         return g_string_free(s, false);
 }
 

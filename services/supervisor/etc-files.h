@@ -21,7 +21,8 @@ typedef struct EtcHost {
  * so). The host's search and options lines are kept. Read in the host mount namespace. */
 char *etc_resolv_conf(char *const *dns);
 
-/* hosts: localhost lines, then the entries in order (the container's own first). */
+/* hosts: localhost lines, then the entries in order (the container's own first); an entry whose address
+ * is not an IP address or whose names are not container or host names is left out. */
 char *etc_hosts(const EtcHost *entries, size_t n);
 
 /* Writes data to <dir_fd>/<name> in place (truncate + write, never rename): the file is bind-mounted

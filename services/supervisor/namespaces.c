@@ -64,20 +64,29 @@ int namespaces_setup_uts(const Spec *spec, BerthError *err) {
         return 0;
 }
 
-int namespaces_setup_loopback(const Spec *spec, BerthError *err) {
+int namespaces_loopback_up(void) {
         _cleanup_close_ int fd = -EBADF;
         struct ifreq ifr = {};
 
-        if (!spec->namespaces[SPEC_NS_NET].enabled || spec->namespaces[SPEC_NS_NET].path)
-                return 0;
         fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return berth_error_setm(err, errno, "Cannot open a socket to configure lo");
+                return -errno;
         strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
         if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-                return berth_error_setm(err, errno, "Cannot read the flags of lo");
+                return -errno;
         ifr.ifr_flags |= IFF_UP;
         if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-                return berth_error_setm(err, errno, "Cannot bring lo up");
+                return -errno;
+        return 0;
+}
+
+int namespaces_setup_loopback(const Spec *spec, BerthError *err) {
+        int r;
+
+        if (!spec->namespaces[SPEC_NS_NET].enabled || spec->namespaces[SPEC_NS_NET].path)
+                return 0;
+        r = namespaces_loopback_up();
+        if (r < 0)
+                return berth_error_setm(err, -r, "Cannot bring lo up");
         return 0;
 }

@@ -18,3 +18,6 @@ int namespaces_unshare_cgroup(const Spec *spec, BerthError *err);
 /* Child side: hostname (UTS) and loopback up (new network namespace). */
 int namespaces_setup_uts(const Spec *spec, BerthError *err);
 int namespaces_setup_loopback(const Spec *spec, BerthError *err);
+/* Brings up "lo" in the calling thread's network namespace (an ioctl; no netlink). -errno. Also used for
+ * the namespace files of CNI networks (netns.c). */
+int namespaces_loopback_up(void);

@@ -23,14 +23,6 @@
 
 #define CNI_LEASE_DIR "/var/lib/cni/networks"
 
-static const char *member_string(JsonObject *o, const char *name) {
-        JsonNode *v = o ? json_object_get_member(o, name) : NULL;
-
-        return v && JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING
-                       ? json_node_get_string(v)
-                       : NULL;
-}
-
 static JsonNode *attachment_read(int dir_fd) {
         _cleanup_close_ int fd = openat(dir_fd, NET_ATTACHMENT_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         _cleanup_free_ char *data = NULL, *msg = NULL;
@@ -65,7 +57,8 @@ static RequestPort *attachment_ports(JsonObject *o, size_t *ret_n) {
         for (guint i = 0; i < n; i++) {
                 JsonNode *e = json_array_get_element(a, i);
                 JsonObject *po = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-                const char *ip = member_string(po, "host_ip"), *proto = member_string(po, "protocol");
+                const char *ip = json_object_get_string_or_null(po, "host_ip"),
+                           *proto = json_object_get_string_or_null(po, "protocol");
 
                 if (!ip || !proto)
                         continue;
@@ -115,13 +108,14 @@ static int ports_check(const NetAttachArgs *a, char **ret_error) {
                                     streq(ports[i].protocol, req->ports[k].protocol) &&
                                     (streq(ports[i].host_ip, mine) || ip_is_any(mine) ||
                                      ip_is_any(ports[i].host_ip)))
-                                        return json_set_error(
-                                                ret_error, EADDRINUSE,
-                                                "host port %s:%" G_GUINT64_FORMAT
-                                                "/%s is already published by "
-                                                "container '%.128s'",
-                                                mine, req->ports[k].host_port, req->ports[k].protocol,
-                                                strna(member_string(json_node_get_object(rec), "name")));
+                                        return json_set_error(ret_error, EADDRINUSE,
+                                                              "host port %s:%" G_GUINT64_FORMAT
+                                                              "/%s is already published by "
+                                                              "container '%.128s'",
+                                                              mine, req->ports[k].host_port,
+                                                              req->ports[k].protocol,
+                                                              strna(json_object_get_string_or_null(
+                                                                      json_node_get_object(rec), "name")));
                         }
         }
 
@@ -201,15 +195,14 @@ static GPtrArray *network_members(const char *containers_path, const char *netwo
                 if (!rec)
                         continue;
                 o = json_node_get_object(rec);
-                result = json_object_has_member(o, "result") ? json_object_get_object_member(o, "result")
-                                                             : NULL;
-                if (!streq_ptr(member_string(o, "network"), network) || !result) {
+                result = json_object_get_object_or_null(o, "result");
+                if (!streq_ptr(json_object_get_string_or_null(o, "network"), network) || !result) {
                         json_node_unref(rec);
                         continue;
                 }
                 addrs = cni_result_addresses(json_object_get_member(o, "result"));
-                name = member_string(o, "name");
-                hostname = member_string(o, "hostname");
+                name = json_object_get_string_or_null(o, "name");
+                hostname = json_object_get_string_or_null(o, "hostname");
                 if (!addrs[0] || !name || !hostname) {
                         json_node_unref(rec);
                         continue;
@@ -252,7 +245,11 @@ static void hosts_rewrite(const char *containers_path, const char *network) {
                                 g_array_append_val(entries, h);
                         }
                 for (guint k = 0; extra && k < json_array_get_length(extra); k++) {
-                        const char *e = json_array_get_string_element(extra, k);
+                        JsonNode *en = json_array_get_element(extra, k);
+                        const char *e =
+                                JSON_NODE_HOLDS_VALUE(en) && json_node_get_value_type(en) == G_TYPE_STRING
+                                        ? json_node_get_string(en)
+                                        : NULL;
                         const char *colon = e ? strchr(e, ':') : NULL;
                         if (!colon)
                                 continue;
@@ -315,13 +312,6 @@ static JsonNode *attachment_new(const NetAttachArgs *a, const CniNetwork *net, c
         return json_builder_get_root(b);
 }
 
-/* The loopback plugin on "lo": a list of its own, not part of any network. */
-static int loopback_network(CniNetwork **ret, char **ret_error) {
-        static const char text[] = "{\"cniVersion\":\"" CNI_VERSION "\",\"name\":\"berth-loopback\","
-                                   "\"plugins\":[{\"type\":\"loopback\"}]}";
-        return cni_network_parse(text, strlen(text), ret, ret_error);
-}
-
 static int del_recorded(JsonNode *rec, const char *id) {
         JsonObject *o = json_node_get_object(rec);
         JsonNode *conflist = json_object_get_member(o, "conflist");
@@ -329,7 +319,7 @@ static int del_recorded(JsonNode *rec, const char *id) {
         _cleanup_(cni_network_freep) CniNetwork *net = NULL;
         _cleanup_free_ char *text = NULL, *msg = NULL;
         g_autofree RequestPort *ports = NULL;
-        const char *netns = member_string(o, "netns");
+        const char *netns = json_object_get_string_or_null(o, "netns");
         size_t n_ports = 0;
         struct stat st;
         int r;
@@ -358,9 +348,9 @@ static int del_recorded(JsonNode *rec, const char *id) {
 }
 
 int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
-        _cleanup_(cni_network_freep) CniNetwork *net = NULL, *lo = NULL;
+        _cleanup_(cni_network_freep) CniNetwork *net = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
-        g_autoptr(JsonNode) rec = NULL, result = NULL, lo_result = NULL;
+        g_autoptr(JsonNode) rec = NULL, result = NULL;
         g_autofree char *netns_dir = g_build_filename(a->runtime_dir, "netns", NULL);
         g_autofree char *netns = g_build_filename(netns_dir, a->id, NULL);
         _cleanup_free_ char *resolv = NULL;
@@ -371,9 +361,6 @@ int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
                 return json_set_error(ret_error, -lock_fd, "cannot take the network lock: %s",
                                       strerror(-lock_fd));
         r = network_load(a->request->network, true, &net, ret_error);
-        if (r < 0)
-                return r;
-        r = loopback_network(&lo, ret_error);
         if (r < 0)
                 return r;
         r = ports_check(a, ret_error);
@@ -392,16 +379,12 @@ int net_attach(const NetAttachArgs *a, char **ret_netns, char **ret_error) {
                 return json_set_error(ret_error, -r, "cannot create the network namespace: %s",
                                       strerror(-r));
         }
-        CniRuntime lo_rt = { .container_id = a->id, .netns = netns, .ifname = "lo" };
-        r = cni_add(lo, &lo_rt, &lo_result, ret_error);
-        if (r >= 0) {
-                CniRuntime rt = { .container_id = a->id,
-                                  .netns = netns,
-                                  .ifname = CNI_IFNAME,
-                                  .ports = a->request->ports,
-                                  .n_ports = a->request->n_ports };
-                r = cni_add(net, &rt, &result, ret_error);
-        }
+        CniRuntime rt = { .container_id = a->id,
+                          .netns = netns,
+                          .ifname = CNI_IFNAME,
+                          .ports = a->request->ports,
+                          .n_ports = a->request->n_ports };
+        r = cni_add(net, &rt, &result, ret_error);
         if (r >= 0) {
                 json_object_set_member(json_node_get_object(rec), "result", json_node_copy(result));
                 r = attachment_write(a->state_dir_fd, rec);
@@ -448,7 +431,7 @@ int net_detach(const char *runtime_dir, const char *containers_path, int state_d
         if (r < 0)
                 /* The record stays: the supervisor's next start tries again. */
                 return r;
-        network = g_strdup(member_string(json_node_get_object(rec), "network"));
+        network = g_strdup(json_object_get_string_or_null(json_node_get_object(rec), "network"));
         netns = g_build_filename(runtime_dir, "netns", id, NULL);
         (void) netns_remove(netns);
         if (unlinkat(state_dir_fd, NET_ATTACHMENT_FILE, 0) < 0 && errno != ENOENT)
@@ -525,21 +508,15 @@ int net_reconcile(const char *runtime_dir, const char *containers_path, bool lea
         return 0;
 }
 
-JsonNode *net_attachment_summary(int state_dir_fd) {
-        g_autoptr(JsonNode) rec = attachment_read(state_dir_fd);
-        g_autoptr(JsonBuilder) b = NULL;
-        g_auto(GStrv) addrs = NULL;
-        JsonObject *o;
+/* {network, addresses, ports} of a record. */
+static JsonNode *attachment_summary(JsonObject *o) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_auto(GStrv) addrs = cni_result_addresses(json_object_get_member(o, "result"));
         JsonArray *ports;
 
-        if (!rec)
-                return NULL;
-        o = json_node_get_object(rec);
-        addrs = cni_result_addresses(json_object_get_member(o, "result"));
-        b = json_builder_new();
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "network");
-        json_builder_add_string_value(b, strna(member_string(o, "network")));
+        json_builder_add_string_value(b, strna(json_object_get_string_or_null(o, "network")));
         json_builder_set_member_name(b, "addresses");
         json_builder_begin_array(b);
         STRV_FOREACH(s, addrs)
@@ -555,6 +532,12 @@ JsonNode *net_attachment_summary(int state_dir_fd) {
         }
         json_builder_end_object(b);
         return json_builder_get_root(b);
+}
+
+JsonNode *net_attachment_summary(int state_dir_fd) {
+        g_autoptr(JsonNode) rec = attachment_read(state_dir_fd);
+
+        return rec ? attachment_summary(json_node_get_object(rec)) : NULL;
 }
 
 int net_network_users(const char *containers_path, const char *network, JsonNode **ret) {
@@ -574,22 +557,23 @@ int net_network_users(const char *containers_path, const char *network, JsonNode
                 dir_fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 rec = dir_fd >= 0 ? attachment_read(dir_fd) : NULL;
                 o = rec ? json_node_get_object(rec) : NULL;
-                if (!o || !streq_ptr(member_string(o, "network"), network))
+                if (!o || !streq_ptr(json_object_get_string_or_null(o, "network"), network))
                         continue;
                 n++;
-                summary = net_attachment_summary(dir_fd);
+                if (!ret)
+                        continue;
+                summary = attachment_summary(o);
                 json_builder_begin_object(b);
                 json_builder_set_member_name(b, "id");
                 json_builder_add_string_value(b, de->d_name);
                 json_builder_set_member_name(b, "name");
-                json_builder_add_string_value(b, strna(member_string(o, "name")));
-                if (summary) {
-                        JsonObject *so = json_node_get_object(summary);
-                        json_builder_set_member_name(b, "addresses");
-                        json_builder_add_value(b, json_node_copy(json_object_get_member(so, "addresses")));
-                        json_builder_set_member_name(b, "ports");
-                        json_builder_add_value(b, json_node_copy(json_object_get_member(so, "ports")));
-                }
+                json_builder_add_string_value(b, strna(json_object_get_string_or_null(o, "name")));
+                json_builder_set_member_name(b, "addresses");
+                json_builder_add_value(b, json_node_copy(json_object_get_member(
+                                                  json_node_get_object(summary), "addresses")));
+                json_builder_set_member_name(b, "ports");
+                json_builder_add_value(
+                        b, json_node_copy(json_object_get_member(json_node_get_object(summary), "ports")));
                 json_builder_end_object(b);
         }
         json_builder_end_array(b);

@@ -13,10 +13,11 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "namespaces.h"
 #include "netns.h"
 
 int netns_create(const char *dir, const char *path) {
-        int fd, status;
+        int fd, status, r;
         pid_t pid;
 
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
@@ -29,7 +30,7 @@ int netns_create(const char *dir, const char *path) {
          * must run and the container's veth peer lives. */
         pid = fork();
         if (pid < 0) {
-                int r = -errno;
+                r = -errno;
                 (void) unlink(path);
                 return r;
         }
@@ -37,6 +38,11 @@ int netns_create(const char *dir, const char *path) {
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (unshare(CLONE_NEWNET) < 0)
                         _exit(errno & 0xff);
+                /* Loopback up here rather than by CNI's loopback plugin: one ioctl instead of a
+                 * plugin's fork, exec and setns on every attach. */
+                r = namespaces_loopback_up();
+                if (r < 0)
+                        _exit(-r & 0xff);
                 if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) < 0)
                         _exit(errno & 0xff);
                 _exit(0);

@@ -6,7 +6,7 @@
  * still reach it after the container, its shim or the supervisor died. Both run in the host mount
  * namespace (the bind mount must be where the plugins and the container's init look). */
 
-/* Creates <dir> if needed, then the namespace file at path. -EEXIST if path exists. */
+/* Creates <dir> if needed, then the namespace file at path, its loopback up. -EEXIST if path exists. */
 int netns_create(const char *dir, const char *path);
 /* Unmounts and removes it; 0 when it is not there. */
 int netns_remove(const char *path);

@@ -157,6 +157,14 @@ def test_net_none_has_loopback_only(image):
     assert [l.split(":")[1].strip() for l in p.stdout.splitlines()] == ["lo"]
 
 
+def test_bridge_container_has_loopback_up(image):
+    """lo is brought up when the namespace file is made (netns.c), not by a plugin: it is up, with its
+    address, beside eth0."""
+    p = ok(berthctl("run", "--rm", image, "sh", "-c", "ip -o link show lo; ip -o addr show lo"))
+    assert re.search(r"^1: lo: <[^>]*\bUP\b", p.stdout, re.M), p.stdout
+    assert "inet 127.0.0.1/8" in p.stdout, p.stdout
+
+
 def test_net_host_is_privileged_for_members(image, member):
     p = berthctl("run", "--rm", "--net", "host", image, "true", user=member)
     assert p.returncode != 0 and "org.berth.container-privileged" in p.stderr

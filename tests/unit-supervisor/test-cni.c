@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cni.h"
+#include "etc-files.h"
 #include "macro.h"
 
 static char *dir;
@@ -158,6 +159,40 @@ static void test_failure_rolls_back(void) {
         g_assert_true(strstr(log, "bad DEL") < strstr(log, "one DEL"));
 }
 
+/* A plugin's result is hostile: addresses that are not "IP/prefix" (a newline that would add a line to
+ * other containers' /etc/hosts, a name, a prefix out of range) are left out; valid ones stay. */
+static void test_result_addresses_are_checked(void) {
+        static const char text[] =
+                "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.0.0.9/24\\n6.6.6.6 evil\"},"
+                "{\"address\":\"evil.example/24\"},{\"address\":\"10.0.0.7/33\"},{\"address\":\"10.0.0.8\"},"
+                "{\"address\":7},{\"address\":\"10.0.0.5/24\"},{\"address\":\"fd00::5/64\"}]}";
+        g_autoptr(JsonNode) result = json_from_string(text, NULL);
+        g_auto(GStrv) addrs = NULL;
+
+        g_assert_nonnull(result);
+        addrs = cni_result_addresses(result);
+        g_assert_cmpuint(g_strv_length(addrs), ==, 2);
+        g_assert_cmpstr(addrs[0], ==, "10.0.0.5/24");
+        g_assert_cmpstr(addrs[1], ==, "fd00::5/64");
+}
+
+/* The hosts file writes an entry only when its address is one and its names are plain names. */
+static void test_hosts_entries_are_checked(void) {
+        const EtcHost entries[] = {
+                { (char *) "10.0.0.2", (char *) "web my_app" },
+                { (char *) "10.0.0.3\n6.6.6.6", (char *) "evil" },
+                { (char *) "10.0.0.4", (char *) "a\n6.6.6.6 evil" },
+                { (char *) "10.0.0.5", (char *) "#comment" },
+                { (char *) "10.0.0.6", (char *) "" },
+                { (char *) "fd00::7", (char *) "db" },
+        };
+        g_autofree char *text = etc_hosts(entries, G_N_ELEMENTS(entries));
+
+        g_assert_cmpstr(text, ==,
+                        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                        "10.0.0.2\tweb my_app\nfd00::7\tdb\n");
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -173,6 +208,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/cni/parse", test_parse);
         g_test_add_func("/cni/add-del", test_add_del);
         g_test_add_func("/cni/failure-rolls-back", test_failure_rolls_back);
+        g_test_add_func("/cni/result-addresses-are-checked", test_result_addresses_are_checked);
+        g_test_add_func("/cni/hosts-entries-are-checked", test_hosts_entries_are_checked);
         r = g_test_run();
         {
                 const char *names[] = { "one", "portmap", "two", "bad", "bridge", "log" };
