@@ -52,7 +52,8 @@ static int restart_save(Container *c) {
                      s->log_max);
         if (n < 0 || (size_t) n >= sizeof(buf))
                 return -ENOBUFS;
-        return write_file_atomic_at(c->state_dir_fd, RESTART_FILE, buf, (size_t) n, 0600);
+        /* Under /run, as the state record (container.c): atomic, not flushed. */
+        return write_file_atomic_nosync_at(c->state_dir_fd, RESTART_FILE, buf, (size_t) n, 0600);
 }
 
 static RestartState *restart_state_new(void) {
