@@ -46,20 +46,28 @@ int shim_receive(int fd, ShimReply *ret) {
         return 0;
 }
 
-int shim_call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, ShimReply *ret) {
-        ShimRequest q = {
-                .magic = SHIM_PROTOCOL_MAGIC,
-                .version = SHIM_PROTOCOL_VERSION,
-                .op = op,
-                .signal = signal,
-                .flags = flags,
-        };
+static int call(int state_dir_fd, const ShimRequest *q, int pass_fd, ShimReply *ret) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) q, .iov_len = sizeof(*q) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         _cleanup_close_ int fd = shim_connect(state_dir_fd);
         int r;
 
         if (fd < 0)
                 return fd;
-        if (send(fd, &q, sizeof(q), MSG_NOSIGNAL) != (ssize_t) sizeof(q))
+        if (pass_fd >= 0) {
+                mh.msg_control = control.buf;
+                mh.msg_controllen = sizeof(control.buf);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+        }
+        if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t) sizeof(*q))
                 return -errno ?: -EIO;
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -77,4 +85,24 @@ int shim_call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, ShimRep
                         return 0;
                 /* An event sent before our reply: skip it, the reply follows. */
         }
+}
+
+int shim_call(int state_dir_fd, uint32_t op, int signal, uint32_t flags, ShimReply *ret) {
+        ShimRequest q = {
+                .magic = SHIM_PROTOCOL_MAGIC,
+                .version = SHIM_PROTOCOL_VERSION,
+                .op = op,
+                .signal = signal,
+                .flags = flags,
+        };
+
+        return call(state_dir_fd, &q, -EBADF, ret);
+}
+
+int shim_call_with_fd(int state_dir_fd, uint32_t op, int fd, ShimReply *ret) {
+        ShimRequest q = { .magic = SHIM_PROTOCOL_MAGIC, .version = SHIM_PROTOCOL_VERSION, .op = op };
+
+        if (fd < 0)
+                return -EBADF;
+        return call(state_dir_fd, &q, fd, ret);
 }
