@@ -92,20 +92,15 @@ int restart_state_load(Container *c) {
                 { "log_max", JSON_FIELD_UINT64, offsetof(RestartRecord, log_max), 0 },
                 {},
         };
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL, *msg = NULL;
+        _cleanup_free_ char *msg = NULL;
         _cleanup_json_node_ JsonNode *root = NULL;
         RestartRecord rec = {};
         RestartState *s;
-        size_t size;
         int r;
 
-        fd = openat(c->state_dir_fd, RESTART_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        r = read_regular_file_fd(fd, RESTART_RECORD_MAX, &data, &size);
-        if (r >= 0)
-                r = json_parse_bounded(data, size, RESTART_RECORD_MAX, &root, &msg);
+        r = json_parse_file_at(c->state_dir_fd, RESTART_FILE, RESTART_RECORD_MAX, &root, &msg);
+        if (r == -ENOENT)
+                return 0;
         if (r >= 0 && !JSON_NODE_HOLDS_OBJECT(root))
                 r = -EBADMSG;
         if (r >= 0)
@@ -193,14 +188,13 @@ static int restarter_join_scope(const Container *c, JsonNode *spec, BerthError *
 
 static _noreturn_ void restarter_main(Manager *m, const Container *c, int sock) {
         g_autofree char *state_path = g_strdup_printf("%s/%s", m->containers_path, c->id);
-        _cleanup_free_ char *data = NULL, *msg = NULL;
+        _cleanup_free_ char *msg = NULL;
         g_autoptr(JsonNode) spec = NULL;
         EngineContainer ec = { .init_pid = 0, .start_fd = -1, .exec_err_fd = -1, .pty_master = -1 };
         EngineIO io = { .stdio = { -1, -1, -1 }, .terminal = c->tty };
         int pipes[2][2] = { { -1, -1 }, { -1, -1 } };
         BerthError err = {};
-        int dir_fd, listen_fd, fd, r;
-        size_t size;
+        int dir_fd, listen_fd, r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         (void) setsid();
@@ -218,9 +212,7 @@ static _noreturn_ void restarter_main(Manager *m, const Container *c, int sock) 
         if (listen_fd < 0)
                 _exit(12);
         /* Read back as any spec: bounded here, validated by the engine (spec.c) as on a creation. */
-        fd = openat(dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size) < 0 ||
-            json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &spec, &msg) < 0)
+        if (json_parse_file_at(dir_fd, "config.json", CONTAINER_SPEC_MAX, &spec, &msg) < 0)
                 _exit(13);
         if (container_scope_wanted() && restarter_join_scope(c, spec, &err) < 0) {
                 fprintf(stderr, "Restarting container %s failed: %s\n", c->id, err.message);
