@@ -137,6 +137,10 @@ bool restart_in_flight(const Container *c) {
         return c->restart && c->restart->in_flight;
 }
 
+bool restart_pending(const Container *c) {
+        return c->restart && (c->restart->in_flight || c->restart->timer);
+}
+
 uint32_t restart_count(const Container *c) {
         return c->restart ? c->restart->count : 0;
 }
