@@ -5,10 +5,12 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "fs-util.h"
 #include "json-util.h"
 #include "berth-limits.h"
 #include "macro.h"
@@ -426,4 +428,21 @@ JsonObject *json_object_get_object_or_null(JsonObject *object, const char *name)
         JsonNode *node = object ? json_object_get_member(object, name) : NULL;
 
         return node && JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : NULL;
+int json_parse_file_at(int dir_fd, const char *name, size_t max_size, JsonNode **ret, char **ret_error) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        int r;
+
+        if (ret_error)
+                *ret_error = NULL;
+        fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                return json_set_error(ret_error, r, "cannot open %s: %s", name, strerror(-r));
+        }
+        r = read_regular_file_fd(fd, max_size, &data, &size);
+        if (r < 0)
+                return json_set_error(ret_error, r, "cannot read %s: %s", name, strerror(-r));
+        return json_parse_bounded(data, size, max_size, ret, ret_error);
 }

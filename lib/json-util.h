@@ -13,6 +13,9 @@
 /* Parse data[0..size) into a root node. Rejects: size > max_size (-EFBIG), embedded NUL (-EBADMSG),
  * invalid JSON (-EBADMSG), nesting deeper than JSON_DEPTH_MAX (-ELOOP). */
 int json_parse_bounded(const char *data, size_t size, size_t max_size, JsonNode **ret, char **ret_error);
+/* The same for the regular file name in dir_fd (not followed if a symlink), read up to max_size: a record
+ * in a state directory is read as hostile as a peer's bytes. -ENOENT when it is absent. */
+int json_parse_file_at(int dir_fd, const char *name, size_t max_size, JsonNode **ret, char **ret_error);
 
 typedef enum JsonFieldType {
         JSON_FIELD_STRING, /* char*, strdup'd; rejects strings containing NUL */

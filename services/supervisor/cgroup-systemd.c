@@ -175,17 +175,16 @@ static int systemd_enter(Cgroup *cg, const Spec *spec, pid_t pid, BerthError *er
         return 0;
 }
 
-static int systemd_destroy(Cgroup *cg) {
+int cgroup_systemd_stop_unit(const char *unit) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        /* A scope whose processes are gone is collected by systemd; stopping it covers the rest. */
         r = sd_bus_open_system(&bus);
         if (r < 0)
                 return r;
         r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "StopUnit", &error, NULL, "ss", cg->unit,
+                               "org.freedesktop.systemd1.Manager", "StopUnit", &error, NULL, "ss", unit,
                                "replace");
         /* A unit systemd no longer knows (collected, never loaded) is as removed as it gets. */
         if (r == -ENOENT || sd_bus_error_has_names(&error, "org.freedesktop.systemd1.NoSuchUnit",
@@ -193,6 +192,11 @@ static int systemd_destroy(Cgroup *cg) {
                 r = 0;
         sd_bus_error_free(&error);
         return r;
+}
+
+static int systemd_destroy(Cgroup *cg) {
+        /* A scope whose processes are gone is collected by systemd; stopping it covers the rest. */
+        return cgroup_systemd_stop_unit(cg->unit);
 }
 
 const CgroupOps cgroup_ops_systemd = {

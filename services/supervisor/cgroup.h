@@ -54,6 +54,8 @@ struct Cgroup {
 extern const CgroupOps cgroup_ops_v1;
 extern const CgroupOps cgroup_ops_v2;
 extern const CgroupOps cgroup_ops_systemd;
+/* StopUnit(unit, "replace") without waiting for the job; 0 also when systemd does not know the unit. */
+int cgroup_systemd_stop_unit(const char *unit);
 
 int cgroup_detect_layout(CgroupLayout *ret);
 const char *cgroup_layout_name(CgroupLayout l);

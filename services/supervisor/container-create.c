@@ -38,8 +38,6 @@
 #include "container.h"
 #include "container-scope.h"
 #include "engine.h"
-
-extern char **environ;
 #include "fs-util.h"
 #include "health-config.h"
 #include "host-mntns.h"
@@ -49,6 +47,7 @@ extern char **environ;
 #include "net-attach.h"
 #include "request.h"
 #include "active-rootfs.h"
+#include "shim-launch.h"
 #include "shim-protocol.h"
 #include "spec-build.h"
 #include "user-resolve.h"
@@ -82,42 +81,10 @@ static _noreturn_ void creator_fail(int sock, int error, const char *fmt, ...) {
         _exit(1);
 }
 
-static int creator_bind(int dir_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/" SHIM_SOCKET_FILE, dir_fd);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, SHIM_PEERS_MAX) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
 /* linux.cgroupsPath without systemd: a plain cgroup. Under systemd the container's cgroup is a child of
  * the scope that holds P (container-scope.h). */
 static char *cgroup_path_for(const char *id) {
         return g_strdup_printf("/berth/%s", id);
-}
-
-static void reset_signals(void) {
-        struct sigaction sa = { .sa_handler = SIG_DFL };
-        sigset_t none;
-
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void) sigaction(sig, &sa, NULL);
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-static int keep_fd(int fd) {
-        return fd >= 0 ? fcntl(fd, F_SETFD, 0) : 0;
 }
 
 static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_t created_at) {
@@ -141,10 +108,7 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
          * record and cleans up. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         (void) setsid();
-        /* The supervisor's event loop blocks SIGTERM, SIGINT and SIGCHLD (signalfd) and ignores SIGPIPE.
-         * Mask and dispositions survive clone() and execve(): a container must start with neither, or
-         * its init could never be stopped by a signal it handles. */
-        reset_signals();
+        shim_launch_reset_signals();
 
         r = host_mntns_join();
         if (r < 0)
@@ -162,7 +126,7 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         dir_fd = open(state_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir_fd < 0)
                 creator_fail(sock, errno, "cannot open the state directory: %m");
-        listen_fd = creator_bind(dir_fd);
+        listen_fd = shim_launch_bind(dir_fd);
         if (listen_fd < 0)
                 creator_fail(sock, -listen_fd, "cannot listen on the shim socket: %s", strerror(-listen_fd));
 
@@ -288,58 +252,20 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         /* Step 7: become the shim. Only the fds named on its command line survive (it closes the rest). */
         int out_fd = a->request->tty ? ec.pty_master : log_pipes[0][0];
         int err_fd = a->request->tty ? -1 : log_pipes[1][0];
-        char buf[16][32];
-        snprintf(buf[0], sizeof(buf[0]), "%d", (int) ec.init_pid);
-        snprintf(buf[1], sizeof(buf[1]), "%d", dir_fd);
-        snprintf(buf[2], sizeof(buf[2]), "%d", listen_fd);
-        snprintf(buf[3], sizeof(buf[3]), "%d", ec.start_fd);
-        snprintf(buf[4], sizeof(buf[4]), "%d", ec.exec_err_fd);
-        snprintf(buf[5], sizeof(buf[5]), "%d", sock);
-        snprintf(buf[6], sizeof(buf[6]), "%d", out_fd);
-        snprintf(buf[7], sizeof(buf[7]), "%d", err_fd);
-        snprintf(buf[8], sizeof(buf[8]), "%" PRIu64, created_at);
-        const char *argv[40] = { "berth-shim", "--id",           a->id,  "--init-pid",
-                                 buf[0],       "--state-dir-fd", buf[1], "--listen-fd",
-                                 buf[2],       "--start-fd",     buf[3], "--exec-err-fd",
-                                 buf[4],       "--ready-fd",     buf[5], "--created-at",
-                                 buf[8] };
-        size_t n = 17;
-        if (a->request->detach && out_fd >= 0) {
-                argv[n++] = "--log-out-fd";
-                argv[n++] = buf[6];
-        }
-        if (a->request->detach && err_fd >= 0) {
-                argv[n++] = "--log-err-fd";
-                argv[n++] = buf[7];
-        }
-        char log_max[32];
-        if (a->request->log_max_size > 0) {
-                snprintf(log_max, sizeof(log_max), "%" PRIu64, a->request->log_max_size);
-                argv[n++] = "--log-max";
-                argv[n++] = log_max;
-        }
-        argv[n] = NULL;
-        (void) keep_fd(dir_fd);
-        (void) keep_fd(listen_fd);
-        (void) keep_fd(ec.start_fd);
-        (void) keep_fd(ec.exec_err_fd);
-        (void) keep_fd(sock);
-        if (a->request->detach) {
-                (void) keep_fd(out_fd);
-                (void) keep_fd(err_fd);
-        }
-        /* The shim's 0-2 are /dev/null: it must hold no terminal or caller pipe open. */
-        int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null_fd >= 0) {
-                (void) dup3(null_fd, 0, 0);
-                (void) dup3(null_fd, 1, 0);
-                (void) dup3(null_fd, 2, 0);
-        }
-        /* From the sealed copy when there is one (exec.h): never from a file a container could reach. */
-        if (m->shim_exe_fd >= 0)
-                fexecve(m->shim_exe_fd, (char *const *) argv, environ);
-        execv(m->shim_path, (char *const *) argv);
-        r = errno;
+        ShimLaunch launch = {
+                .id = a->id,
+                .init_pid = ec.init_pid,
+                .dir_fd = dir_fd,
+                .listen_fd = listen_fd,
+                .start_fd = ec.start_fd,
+                .exec_err_fd = ec.exec_err_fd,
+                .ready_fd = sock,
+                .log_out_fd = a->request->detach ? out_fd : -1,
+                .log_err_fd = a->request->detach ? err_fd : -1,
+                .created_at = created_at,
+                .log_max = a->request->log_max_size,
+        };
+        r = -shim_launch_exec(m, &launch);
         (void) kill(ec.init_pid, SIGKILL);
         FAIL(r, "cannot execute %s: %s", m->shim_path, strerror(r));
 #undef FAIL

@@ -182,22 +182,9 @@ void container_scope_done(ContainerScope *s) {
 }
 
 int container_scope_stop(const char *id) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         char unit[64];
-        int r;
 
         if (!snprintf_ok(unit, "berth-%s.scope", id))
                 return -ENAMETOOLONG;
-        r = sd_bus_open_system(&bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "StopUnit", &error, NULL, "ss", unit,
-                               "replace");
-        if (r < 0 && sd_bus_error_has_names(&error, "org.freedesktop.systemd1.NoSuchUnit",
-                                            "org.freedesktop.systemd1.NotLoaded"))
-                r = 0;
-        sd_bus_error_free(&error);
-        return r;
+        return cgroup_systemd_stop_unit(unit);
 }

@@ -156,21 +156,13 @@ int container_read_state(Container *c, bool *ret_complete) {
                 { "complete", JSON_FIELD_BOOL, offsetof(StateRecord, complete), 0 },
                 {},
         };
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL, *msg = NULL;
+        _cleanup_free_ char *msg = NULL;
         _cleanup_json_node_ JsonNode *root = NULL;
         StateRecord rec = {};
         DigestAlgorithm alg;
-        size_t size;
         int r;
 
-        fd = openat(c->state_dir_fd, CONTAINER_STATE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        r = read_regular_file_fd(fd, CONTAINER_STATE_MAX, &data, &size);
-        if (r < 0)
-                return r;
-        r = json_parse_bounded(data, size, CONTAINER_STATE_MAX, &root, &msg);
+        r = json_parse_file_at(c->state_dir_fd, CONTAINER_STATE_FILE, CONTAINER_STATE_MAX, &root, &msg);
         if (r >= 0 && !JSON_NODE_HOLDS_OBJECT(root))
                 r = -EBADMSG;
         if (r >= 0)
@@ -245,20 +237,14 @@ int container_read_exit(Container *c) {
 /* The engine made the cgroup from config.json's linux.cgroupsPath; it removes it the same way. No
  * config.json: creation never reached the engine, so there is no cgroup. */
 static int cgroup_remove(int state_dir_fd) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL, *msg = NULL;
+        _cleanup_free_ char *msg = NULL;
         _cleanup_json_node_ JsonNode *spec = NULL;
         BerthError err = {};
-        size_t size;
         int r;
 
-        fd = openat(state_dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        r = read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size);
-        if (r < 0)
-                return r;
-        r = json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &spec, &msg);
+        r = json_parse_file_at(state_dir_fd, "config.json", CONTAINER_SPEC_MAX, &spec, &msg);
+        if (r == -ENOENT)
+                return 0;
         if (r < 0)
                 return r;
         r = engine_cgroup_remove(spec, &err);

@@ -109,7 +109,10 @@ int manager_adopt_containers(Manager *m);
 /* container-create.c */
 int container_create_begin(Manager *m, sd_bus_message *msg, sd_bus_error *error);
 
-/* containers-bus.c: the method handlers. */
+/* containers-bus.c: the method handlers, and their common start: the caller is the broker, then "s" (a
+ * container id, which must exist) and, with ret_flags, "t" (flags within known). */
+int container_bus_read_id_flags(sd_bus_message *msg, Manager *m, uint64_t known, Container **ret_c,
+                                uint64_t *ret_flags, sd_bus_error *error);
 int method_create_container(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_start_container(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_kill_container(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -30,8 +30,8 @@ static int find(Manager *m, const char *id, Container **ret, sd_bus_error *error
         return 0;
 }
 
-static int read_id_flags(sd_bus_message *msg, Manager *m, uint64_t known, Container **ret_c,
-                         uint64_t *ret_flags, sd_bus_error *error) {
+int container_bus_read_id_flags(sd_bus_message *msg, Manager *m, uint64_t known, Container **ret_c,
+                                uint64_t *ret_flags, sd_bus_error *error) {
         const char *id;
         int r;
 
@@ -66,7 +66,7 @@ int method_start_container(sd_bus_message *msg, void *userdata, sd_bus_error *er
         uint64_t flags;
         int r;
 
-        r = read_id_flags(msg, userdata, 0, &c, &flags, error);
+        r = container_bus_read_id_flags(msg, userdata, 0, &c, &flags, error);
         if (r < 0)
                 return r;
         if (c->status != CONTAINER_CREATED)
@@ -138,7 +138,7 @@ int method_delete_container(sd_bus_message *msg, void *userdata, sd_bus_error *e
         uint64_t flags;
         int r;
 
-        r = read_id_flags(msg, m, DELETE_FLAG_FORCE, &c, &flags, error);
+        r = container_bus_read_id_flags(msg, m, DELETE_FLAG_FORCE, &c, &flags, error);
         if (r < 0)
                 return r;
         if (c->pending_delete || c->cleanup_source)
@@ -171,7 +171,7 @@ int method_wait_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
         uint64_t flags;
         int r;
 
-        r = read_id_flags(msg, userdata, 0, &c, &flags, error);
+        r = container_bus_read_id_flags(msg, userdata, 0, &c, &flags, error);
         if (r < 0)
                 return r;
         if (c->status == CONTAINER_STOPPED)
@@ -188,7 +188,7 @@ int method_open_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uint64_t flags;
         int r;
 
-        r = read_id_flags(msg, userdata, 0, &c, &flags, error);
+        r = container_bus_read_id_flags(msg, userdata, 0, &c, &flags, error);
         if (r < 0)
                 return r;
         if (!c->detach)

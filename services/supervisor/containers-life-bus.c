@@ -25,28 +25,6 @@ const char *container_status_string(const Container *c) {
         return container_status_to_string(c->status);
 }
 
-static int read_container(sd_bus_message *msg, Manager *m, uint64_t known, Container **ret,
-                          uint64_t *ret_flags, sd_bus_error *error) {
-        const char *id;
-        int r;
-
-        r = bus_require_broker(msg, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(msg, "st", &id, ret_flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(*ret_flags, known, error);
-        if (r < 0)
-                return r;
-        if (!container_id_is_valid(id))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid container id.");
-        *ret = manager_find(m, id);
-        if (!*ret)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container %s.", id);
-        return 0;
-}
-
 int container_set_paused(Container *c, bool paused) {
         int r;
 
@@ -66,7 +44,7 @@ static int pause_or_resume(sd_bus_message *msg, void *userdata, sd_bus_error *er
         uint64_t flags;
         int r;
 
-        r = read_container(msg, userdata, 0, &c, &flags, error);
+        r = container_bus_read_id_flags(msg, userdata, 0, &c, &flags, error);
         if (r < 0)
                 return r;
         if (c->status != CONTAINER_RUNNING)
@@ -177,7 +155,7 @@ int method_open_log_streams(sd_bus_message *msg, void *userdata, sd_bus_error *e
         uint64_t flags;
         int r;
 
-        r = read_container(msg, userdata, OPEN_LOG_FLAG_FOLLOW, &c, &flags, error);
+        r = container_bus_read_id_flags(msg, userdata, OPEN_LOG_FLAG_FOLLOW, &c, &flags, error);
         if (r < 0)
                 return r;
         if (!c->detach && restart_count(c) == 0)

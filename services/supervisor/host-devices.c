@@ -40,7 +40,9 @@ static void scan(JsonBuilder *b, int dir_fd, const char *rel, unsigned depth, un
                 return;
         }
         while ((de = readdir(d)) && *n < SPEC_DEVICES_MAX) {
-                char path[300], sub[256];
+                /* path: as long as spec-devices.c accepts (a longer one is left out, or the spec of every
+                 * privileged container would be refused). */
+                char path[256], sub[256];
                 struct stat st;
 
                 if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))

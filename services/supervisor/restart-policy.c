@@ -7,8 +7,9 @@
  *   supervisor                          R (own session, dies with us until it is the shim)
  *   fork ──────────────────────────────► 1. join the host mount namespace, open the state directory
  *                                        2. remove the old exit record, bind shim.sock anew
- *                                        3. remove the old (empty) cgroup, engine_create() from config.json
- *                                        4. execve(berth-shim) ── 'R' when it listens
+ *                                        3. under systemd: berth-<id>.scope again (container-scope.h)
+ *                                        4. remove the old (empty) cgroup, engine_create() from config.json
+ *                                        5. execve(berth-shim) ── 'R' when it listens (shim-launch.h)
  *   watch the shim, SHIM_OP_START, "running"
  */
 #ifndef _GNU_SOURCE
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "container-scope.h"
 #include "engine.h"
 #include "fs-util.h"
 #include "host-mntns.h"
@@ -31,6 +33,7 @@
 #include "log.h"
 #include "restart-policy.h"
 #include "shim-client.h"
+#include "shim-launch.h"
 #include "shim-protocol.h"
 
 #define RESTART_RECORD_MAX 4096U
@@ -49,7 +52,8 @@ static int restart_save(Container *c) {
                      s->log_max);
         if (n < 0 || (size_t) n >= sizeof(buf))
                 return -ENOBUFS;
-        return write_file_atomic_at(c->state_dir_fd, RESTART_FILE, buf, (size_t) n, 0600);
+        /* Under /run, as the state record (container.c): atomic, not flushed. */
+        return write_file_atomic_nosync_at(c->state_dir_fd, RESTART_FILE, buf, (size_t) n, 0600);
 }
 
 static RestartState *restart_state_new(void) {
@@ -88,20 +92,15 @@ int restart_state_load(Container *c) {
                 { "log_max", JSON_FIELD_UINT64, offsetof(RestartRecord, log_max), 0 },
                 {},
         };
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL, *msg = NULL;
+        _cleanup_free_ char *msg = NULL;
         _cleanup_json_node_ JsonNode *root = NULL;
         RestartRecord rec = {};
         RestartState *s;
-        size_t size;
         int r;
 
-        fd = openat(c->state_dir_fd, RESTART_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        r = read_regular_file_fd(fd, RESTART_RECORD_MAX, &data, &size);
-        if (r >= 0)
-                r = json_parse_bounded(data, size, RESTART_RECORD_MAX, &root, &msg);
+        r = json_parse_file_at(c->state_dir_fd, RESTART_FILE, RESTART_RECORD_MAX, &root, &msg);
+        if (r == -ENOENT)
+                return 0;
         if (r >= 0 && !JSON_NODE_HOLDS_OBJECT(root))
                 r = -EBADMSG;
         if (r >= 0)
@@ -138,6 +137,10 @@ bool restart_in_flight(const Container *c) {
         return c->restart && c->restart->in_flight;
 }
 
+bool restart_pending(const Container *c) {
+        return c->restart && (c->restart->in_flight || c->restart->timer);
+}
+
 uint32_t restart_count(const Container *c) {
         return c->restart ? c->restart->count : 0;
 }
@@ -157,28 +160,50 @@ void restart_note_user_stop(Container *c) {
 
 /* ---- R, the restarting process -------------------------------------------------------------------- */
 
-static _noreturn_ void restarter_main(Manager *m, const char *id, int sock, uint64_t created_at,
-                                      uint64_t log_max, bool tty) {
-        g_autofree char *state_path = g_strdup_printf("%s/%s", m->containers_path, id);
-        _cleanup_free_ char *data = NULL, *msg = NULL;
+/* Under systemd the restarted shim and container go to berth-<id>.scope as on a creation
+ * (container-scope.h): never into the supervisor's unit. The last run's scope went when it emptied; while
+ * systemd has not collected it yet, the call fails and the policy tries again after its next delay. */
+static int restarter_join_scope(const Container *c, JsonNode *spec, BerthError *err) {
+        g_autofree char *description =
+                g_strdup_printf("berth container '%s' (image %.19s)", c->name, strna(c->image_config));
+        ContainerScope scope = {};
+        char path[PATH_MAX];
+        const char *in_spec = NULL;
+        JsonObject *linux_obj;
+        int r;
+
+        r = container_scope_begin(&scope, c->id, description, err);
+        if (r >= 0)
+                r = container_scope_finish(&scope, path, sizeof(path), err);
+        container_scope_done(&scope);
+        if (r < 0)
+                return r;
+        /* config.json names the cgroup the first run had: the scope's, or the engine would make one
+         * outside the unit. */
+        linux_obj = JSON_NODE_HOLDS_OBJECT(spec)
+                            ? json_object_get_object_member(json_node_get_object(spec), "linux")
+                            : NULL;
+        if (linux_obj && json_object_has_member(linux_obj, "cgroupsPath"))
+                in_spec = json_object_get_string_member(linux_obj, "cgroupsPath");
+        if (!in_spec || !streq(in_spec, path))
+                return berth_error_set(err, EBADMSG, "config.json's cgroupsPath is not %s", path);
+        return 0;
+}
+
+static _noreturn_ void restarter_main(Manager *m, const Container *c, int sock) {
+        g_autofree char *state_path = g_strdup_printf("%s/%s", m->containers_path, c->id);
+        _cleanup_free_ char *msg = NULL;
         g_autoptr(JsonNode) spec = NULL;
         EngineContainer ec = { .init_pid = 0, .start_fd = -1, .exec_err_fd = -1, .pty_master = -1 };
-        EngineIO io = { .stdio = { -1, -1, -1 }, .terminal = tty };
+        EngineIO io = { .stdio = { -1, -1, -1 }, .terminal = c->tty };
         int pipes[2][2] = { { -1, -1 }, { -1, -1 } };
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         BerthError err = {};
-        int dir_fd, listen_fd, fd, r;
-        size_t size;
-        sigset_t none;
+        int dir_fd, listen_fd, r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         (void) setsid();
         /* As for a creation: the event loop's blocked and ignored signals must not reach the container. */
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void) signal(sig, SIG_DFL);
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        shim_launch_reset_signals();
 
         if (host_mntns_join() < 0)
                 _exit(10);
@@ -187,73 +212,49 @@ static _noreturn_ void restarter_main(Manager *m, const char *id, int sock, uint
                 _exit(11);
         /* The last run's record would tell a restarted supervisor that this run ended already. */
         (void) unlinkat(dir_fd, SHIM_EXIT_FILE, 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/" SHIM_SOCKET_FILE, dir_fd);
-        listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);
-        if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ||
-            listen(listen_fd, SHIM_PEERS_MAX) < 0)
+        listen_fd = shim_launch_bind(dir_fd);
+        if (listen_fd < 0)
                 _exit(12);
-        fd = openat(dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size) < 0 ||
-            json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &spec, &msg) < 0)
+        /* Read back as any spec: bounded here, validated by the engine (spec.c) as on a creation. */
+        if (json_parse_file_at(dir_fd, "config.json", CONTAINER_SPEC_MAX, &spec, &msg) < 0)
                 _exit(13);
+        if (container_scope_wanted() && restarter_join_scope(c, spec, &err) < 0) {
+                fprintf(stderr, "Restarting container %s failed: %s\n", c->id, err.message);
+                (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);
+                _exit(17);
+        }
         /* The last run's cgroup is empty (its pid namespace died with its init): the engine makes it
          * anew with the spec's limits. */
         (void) engine_cgroup_remove(spec, &err);
         /* A restarted container's output goes to its log, whatever the first run did with it. */
-        for (int i = 0; i < 2 && !tty; i++) {
+        for (int i = 0; i < 2 && !c->tty; i++) {
                 if (pipe2(pipes[i], O_CLOEXEC) < 0)
                         _exit(14);
                 io.stdio[i + 1] = pipes[i][1];
         }
         r = engine_create(dir_fd, spec, &io, &ec, &err);
         if (r < 0) {
-                fprintf(stderr, "Restarting container %s failed: %s\n", id, err.message);
+                fprintf(stderr, "Restarting container %s failed: %s\n", c->id, err.message);
                 (void) unlinkat(dir_fd, SHIM_SOCKET_FILE, 0);
                 _exit(15);
         }
         for (int i = 0; i < 2; i++)
                 pipes[i][1] = safe_close(pipes[i][1]);
 
-        int out_fd = tty ? ec.pty_master : pipes[0][0];
-        int err_fd = tty ? -1 : pipes[1][0];
-        char buf[10][32];
-        snprintf(buf[0], sizeof(buf[0]), "%d", (int) ec.init_pid);
-        snprintf(buf[1], sizeof(buf[1]), "%d", dir_fd);
-        snprintf(buf[2], sizeof(buf[2]), "%d", listen_fd);
-        snprintf(buf[3], sizeof(buf[3]), "%d", ec.start_fd);
-        snprintf(buf[4], sizeof(buf[4]), "%d", ec.exec_err_fd);
-        snprintf(buf[5], sizeof(buf[5]), "%d", sock);
-        snprintf(buf[6], sizeof(buf[6]), "%d", out_fd);
-        snprintf(buf[7], sizeof(buf[7]), "%d", err_fd);
-        snprintf(buf[8], sizeof(buf[8]), "%" PRIu64, created_at);
-        snprintf(buf[9], sizeof(buf[9]), "%" PRIu64, log_max ?: (uint64_t) SHIM_LOG_SIZE_DEFAULT);
-        const char *argv[32] = { "berth-shim", "--id",           id,     "--init-pid",
-                                 buf[0],       "--state-dir-fd", buf[1], "--listen-fd",
-                                 buf[2],       "--start-fd",     buf[3], "--exec-err-fd",
-                                 buf[4],       "--ready-fd",     buf[5], "--created-at",
-                                 buf[8],       "--log-max",      buf[9] };
-        size_t n = 19;
-        if (out_fd >= 0) {
-                argv[n++] = "--log-out-fd";
-                argv[n++] = buf[6];
-        }
-        if (err_fd >= 0) {
-                argv[n++] = "--log-err-fd";
-                argv[n++] = buf[7];
-        }
-        argv[n] = NULL;
-        int keep[] = { dir_fd, listen_fd, ec.start_fd, ec.exec_err_fd, sock, out_fd, err_fd };
-        for (size_t i = 0; i < ELEMENTSOF(keep); i++)
-                if (keep[i] >= 0)
-                        (void) fcntl(keep[i], F_SETFD, 0);
-        int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null_fd >= 0) {
-                (void) dup3(null_fd, 0, 0);
-                (void) dup3(null_fd, 1, 0);
-                (void) dup3(null_fd, 2, 0);
-        }
-        execv(m->shim_path, (char *const *) argv);
+        ShimLaunch launch = {
+                .id = c->id,
+                .init_pid = ec.init_pid,
+                .dir_fd = dir_fd,
+                .listen_fd = listen_fd,
+                .start_fd = ec.start_fd,
+                .exec_err_fd = ec.exec_err_fd,
+                .ready_fd = sock,
+                .log_out_fd = c->tty ? ec.pty_master : pipes[0][0],
+                .log_err_fd = c->tty ? -1 : pipes[1][0],
+                .created_at = c->created_at,
+                .log_max = c->restart->log_max,
+        };
+        (void) shim_launch_exec(m, &launch);
         (void) kill(ec.init_pid, SIGKILL);
         _exit(16);
 }
@@ -335,7 +336,7 @@ static int restart_now(Container *c) {
         }
         if (pid == 0) {
                 safe_close(sp[0]);
-                restarter_main(m, c->id, sp[1], c->created_at, s->log_max, c->tty);
+                restarter_main(m, c, sp[1]);
         }
         safe_close(sp[1]);
         /* The last run's shim, if it was ours, is gone: container_set_stopped() reaped it. */

@@ -51,6 +51,9 @@ void restart_on_stopped(Container *c, bool adopted);
 void restart_note_user_stop(Container *c);
 /* A restart is being set up (DeleteContainer waits for it to finish: Busy). */
 bool restart_in_flight(const Container *c);
+/* A restart is due (its back-off timer runs) or being set up: the supervisor must not exit for idleness,
+ * or the restart would wait for the next activation. */
+bool restart_pending(const Container *c);
 uint32_t restart_count(const Container *c);
 /* --log-max for the shim, 0 for its default. */
 uint64_t restart_log_max(const Container *c);

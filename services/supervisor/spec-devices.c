@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* linux.devices (host device nodes to give the container) and linux.resources.devices (the device
- * cgroup's rules) of the runtime spec. berth's spec builder lists devices only for a privileged
- * container (every host device, as podman --privileged does) and then allows them all. */
+/* linux.devices of the runtime spec: host device nodes to give the container (devices.c binds them).
+ * berth's spec builder lists devices only for a privileged container (every host device, as podman
+ * --privileged does: host-devices.c) and then allows them all in linux.resources.devices, the device
+ * cgroup's rules, which spec.c parses with the other resources. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,17 +68,11 @@ static int parse_device_list(JsonArray *a, Spec *s, BerthError *err) {
 }
 
 int spec_parse_devices(JsonObject *l, Spec *s, BerthError *err) {
-        JsonNode *n;
-        int r;
+        JsonNode *n = json_object_get_member(l, "devices");
 
-        n = json_object_get_member(l, "devices");
-        if (n && !JSON_NODE_HOLDS_NULL(n)) {
-                if (!JSON_NODE_HOLDS_ARRAY(n))
-                        return berth_error_set(err, EINVAL, "Invalid runtime spec: linux.devices");
-                r = parse_device_list(json_node_get_array(n), s, err);
-                if (r < 0)
-                        return r;
-        }
-        /* linux.resources.devices (the device cgroup's rules) is parsed with the other resources, spec.c. */
-        return 0;
+        if (!n || JSON_NODE_HOLDS_NULL(n))
+                return 0;
+        if (!JSON_NODE_HOLDS_ARRAY(n))
+                return berth_error_set(err, EINVAL, "Invalid runtime spec: linux.devices");
+        return parse_device_list(json_node_get_array(n), s, err);
 }

@@ -151,5 +151,6 @@ int spec_sysctl_check(const Spec *spec, const char *key, const char *value, Bert
 
 const char *spec_namespace_name(SpecNamespaceType t);
 
-/* linux.devices and linux.resources.devices (spec-devices.c), called by spec_parse(). */
+/* linux.devices (spec-devices.c), called by spec_parse(); linux.resources.devices, the device cgroup's
+ * rules, is parsed with the other resources (spec.c). */
 int spec_parse_devices(JsonObject *linux_object, Spec *s, BerthError *err);

@@ -16,6 +16,7 @@
 #include "image-mount.h"
 #include "log.h"
 #include "networks-bus.h"
+#include "restart-policy.h"
 
 static int method_mount_image(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *manager = userdata;
@@ -250,12 +251,14 @@ static bool manager_busy(void *userdata) {
         gpointer value;
 
         /* A stopped container is all on disk (its exit record, state and spec): the next start re-reads
-         * it. One that is being created, waits to start or runs needs us for its ContainerChanged. */
+         * it. One that is being created, waits to start or runs needs us for its ContainerChanged; one
+         * whose restart policy has a restart due needs us to run it (the back-off outlasts the idle
+         * time: up to RESTART_DELAY_MAX_USEC). */
         if (!m->containers)
                 return false;
         g_hash_table_iter_init(&it, m->containers);
         while (g_hash_table_iter_next(&it, NULL, &value))
-                if (((Container *) value)->status != CONTAINER_STOPPED)
+                if (((Container *) value)->status != CONTAINER_STOPPED || restart_pending(value))
                         return true;
         return false;
 }

@@ -105,12 +105,13 @@ class Env:
         self.proc = None
         self.n = 0
 
-    def start(self):
+    def start(self, extra_env=None):
         # The build under test (the same one tools/dev-up installs), so that this private-bus suite needs
         # no installed stack.
         self.proc = self.bus.start("supervisor", binary=stack.BUILD / "services" / "supervisor" / "berth-supervisor",
                                    env={"BERTH_STATE_DIR": self.state, "BERTH_RUNTIME_DIR": self.runtime,
-                                        "BERTH_SHIM_PATH": stack.BUILD / "services" / "shim" / "berth-shim"})
+                                        "BERTH_SHIM_PATH": stack.BUILD / "services" / "shim" / "berth-shim",
+                                        **(extra_env or {})})
 
     def kill_supervisor(self):
         self.proc.send_signal(signal.SIGKILL)

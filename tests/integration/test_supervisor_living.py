@@ -200,3 +200,22 @@ def test_restart_after_a_supervisor_sigkill(env):
                    timeout=60, what="restarted after the supervisor came back")
     stack.wait_for(lambda: (env.runtime / "containers" / cid / "log").read_text().count("stdout F up") == 2,
                    what="second run's output")
+
+
+def test_a_due_restart_keeps_an_idle_supervisor(env):
+    """Idle exit (idle-exit-sec) must wait for the restart policy: with a 1 s idle time and a back-off
+    that reaches 1.6 s before the fifth restart, a supervisor that counted only running containers as
+    work would leave with restarts still due. Watched through the restart record (a bus call would
+    itself keep the supervisor awake); the supervisor goes once the policy has nothing left to do."""
+    conf = env.base / "conf"
+    conf.mkdir()
+    (conf / "supervisor.conf").write_text("[supervisor]\nidle-exit-sec=1\n")
+    env.kill_supervisor()
+    env.start(extra_env={"BERTH_CONFIG_DIR": conf})
+    cid = run_detached(env, ["sh", "-c", "echo run; exit 4"], restart="on-failure:5")
+    record = env.runtime / "containers" / cid / "restart"
+    stack.wait_for(lambda: json.loads(record.read_text())["count"] == 5, timeout=60, what="five restarts")
+    stack.wait_for(lambda: (env.runtime / "containers" / cid / "log").read_text().count("stdout F run") == 6,
+                   timeout=60, what="the sixth run's output")
+    # Nothing is due any more: the idle time applies again.
+    env.proc.wait(timeout=60)

@@ -406,6 +406,30 @@ def test_memory_limit_and_oom_in_the_scope(machine):
     machine.run(["berthctl", "rm", "oom"])
 
 
+def test_a_restarted_container_stays_in_its_scope(machine):
+    """--restart: the second run's shim and init are in berth-<id>.scope as the first run's were (the
+    restarting process is forked by the supervisor: without a scope of its own it would stay in
+    berth-supervisor.service, and the container's cgroup would be made outside any unit)."""
+    # The writable layer stays across runs: the first run fails, the second one lives.
+    script = "test -e /again && exec sleep 1000; touch /again; exit 3"
+    machine.run(["berthctl", "run", "-d", "--name", "rs", "--net", "none", "--restart", "on-failure:5", IMAGE,
+                 "sh", "-c", script])
+    wait_until(lambda: (lambda c: c["Status"] == "running" and c["RestartCount"] >= 1)(containers(machine)["rs"]),
+               "rs restarted and running")
+    c = containers(machine)["rs"]
+    scope = f"berth-{c['Id']}.scope"
+    assert cgroup_of(machine, c["Pid"]) == f"/berth.slice/{scope}/container", c
+    shim = parent_of(machine, c["Pid"])
+    assert machine.run(["cat", f"/proc/{shim}/comm"]).stdout.strip() == "berth-shim"
+    assert cgroup_of(machine, shim) == f"/berth.slice/{scope}/shim"
+    props = unit_props(machine, scope, "ActiveState", "Delegate")
+    assert (props["ActiveState"], props["Delegate"]) == ("active", "yes"), props
+    supervisor = show(machine, "supervisor", "MainPID", "ControlGroup")
+    assert procs_of(machine, supervisor["ControlGroup"]) == {int(supervisor["MainPID"])}
+    machine.run(["berthctl", "rm", "-f", "rs"])
+    wait_until(lambda: unit_props(machine, scope, "LoadState")["LoadState"] == "not-found", f"{scope} gone")
+
+
 def test_run_rm_under_systemd_figure(machine):
     """A figure, not a threshold: `run --rm IMAGE true` end to end inside the booted machine, scope
     creation included (median of 5, after one warm-up run)."""

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <fcntl.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "berth-limits.h"
 #include "json-util.h"
@@ -270,6 +274,45 @@ static void test_error_helpers(void) {
         g_assert_cmpstr(error, ==, "at here: b");
 }
 
+/* A record in a state directory: a regular file only, never through a symlink, bounded. */
+static void test_parse_file_at(void) {
+        g_autofree char *dir = g_dir_make_tmp("test-json-file-XXXXXX", NULL);
+        g_autofree char *ok = g_build_filename(dir, "ok", NULL);
+        g_autofree char *big = g_build_filename(dir, "big", NULL);
+        g_autofree char *link = g_build_filename(dir, "link", NULL);
+        g_autofree char *sub = g_build_filename(dir, "sub", NULL);
+        g_autofree char *msg = NULL;
+        JsonNode *root = NULL;
+        int dir_fd;
+
+        g_assert_nonnull(dir);
+        g_assert_true(g_file_set_contents(ok, "{\"a\":1}", -1, NULL));
+        g_assert_true(g_file_set_contents(big, "[1,2,3,4,5,6,7,8,9]", -1, NULL));
+        g_assert_cmpint(symlink("ok", link), ==, 0);
+        g_assert_cmpint(mkdir(sub, 0700), ==, 0);
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        g_assert_cmpint(dir_fd, >=, 0);
+
+        g_assert_cmpint(json_parse_file_at(dir_fd, "ok", 64, &root, &msg), ==, 0);
+        g_assert_true(JSON_NODE_HOLDS_OBJECT(root));
+        g_assert_cmpint(json_object_get_int_member(json_node_get_object(root), "a"), ==, 1);
+        json_node_unref(root);
+        root = NULL;
+        g_assert_cmpint(json_parse_file_at(dir_fd, "absent", 64, &root, &msg), ==, -ENOENT);
+        g_assert_nonnull(msg);
+        g_assert_cmpint(json_parse_file_at(dir_fd, "link", 64, &root, &msg), ==, -ELOOP);
+        g_assert_cmpint(json_parse_file_at(dir_fd, "big", 8, &root, &msg), ==, -EFBIG);
+        g_assert_cmpint(json_parse_file_at(dir_fd, "sub", 64, &root, &msg), <, 0);
+        g_assert_null(root);
+
+        close(dir_fd);
+        g_assert_cmpint(unlink(ok), ==, 0);
+        g_assert_cmpint(unlink(big), ==, 0);
+        g_assert_cmpint(unlink(link), ==, 0);
+        g_assert_cmpint(rmdir(sub), ==, 0);
+        g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
@@ -282,6 +325,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/json-util/dispatch/nullable", test_dispatch_nullable);
         g_test_add_func("/json-util/dispatch/bad", test_dispatch_bad);
         g_test_add_func("/json-util/error-helpers", test_error_helpers);
+        g_test_add_func("/json-util/parse-file-at", test_parse_file_at);
 
         return g_test_run();
 }
