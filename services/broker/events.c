@@ -164,6 +164,10 @@ static int subscribe_authorized(sd_bus_message *m, Manager *manager, bool all_us
                 r = sd_bus_message_read(m, "tt", &since, &flags);
         if (r < 0)
                 return r;
+        /* After polkit, as every method: a caller not allowed to subscribe learns nothing more. */
+        r = bus_check_flags(flags, SUBSCRIBE_EVENTS_FLAG_ALL_USERS, error);
+        if (r < 0)
+                return r;
         s = g_hash_table_lookup(events->subscribers, sender);
         if (!s) {
                 GHashTableIter it;
@@ -235,9 +239,7 @@ int method_subscribe_events(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "tt", &since, &flags);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, SUBSCRIBE_EVENTS_FLAG_ALL_USERS, error);
-        if (r < 0)
-                return r;
+        /* Unknown flags are refused once authorised (subscribe_authorized). */
         if (flags & SUBSCRIBE_EVENTS_FLAG_ALL_USERS)
                 /* SECURITY: everyone's container events: whoever may manage every container may see them. */
                 return bus_error_from_errno(error,
