@@ -26,20 +26,6 @@ static const char *const changing_properties[] = { "Status", "Pid",          "Ex
                                                    "Reason", "StartedAt",    "FinishedAt",
                                                    "Health", "RestartCount", NULL };
 
-static ContainerRecord *record_of(Manager *m, const char *path) {
-        const char *id;
-        ContainerRecord *c;
-
-        if (!path ||
-            strncmp(path, BERTH_BROKER_CONTAINER_PREFIX "/", strlen(BERTH_BROKER_CONTAINER_PREFIX "/")) != 0)
-                return NULL;
-        id = path + strlen(BERTH_BROKER_CONTAINER_PREFIX "/");
-        if (!container_id_valid(id))
-                return NULL;
-        c = container_store_get(m->containers->store, id);
-        return c && !c->creating ? c : NULL;
-}
-
 /* The properties, from the vtable (the one list of them). */
 static const char *property_name(size_t i) {
         for (const sd_bus_vtable *v = broker_container_vtable; v->type != _SD_BUS_VTABLE_END; v++)
@@ -71,7 +57,7 @@ static const PropertyTable container_properties = {
 
 static int reply_properties(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *manager = userdata;
-        ContainerRecord *c = record_of(manager, sd_bus_message_get_path(m));
+        ContainerRecord *c = container_from_path(manager, sd_bus_message_get_path(m));
 
         if (!c)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
@@ -88,7 +74,7 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 
         if (!sd_bus_message_is_method_call(m, PROPERTIES_IFACE, NULL))
                 return 0;
-        c = record_of(manager, sd_bus_message_get_path(m));
+        c = container_from_path(manager, sd_bus_message_get_path(m));
         if (!c)
                 return 0; /* not a container, or none: sd-bus answers */
         if (bus_message_sender_uid(m, &uid) < 0) {
