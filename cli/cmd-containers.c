@@ -299,15 +299,31 @@ static const TableColumn container_columns[] = {
         { NULL, 0, "Health" },    { "RESTARTS", 8, "RestartCount" },
 };
 
-/* The restart policy's count (a property: ListContainers' signature is fixed); 0 when unreadable (another
- * user's container). */
-static uint32_t restart_count(sd_bus *bus, const char *path) {
-        uint32_t n = 0;
+/* Health and RestartCount, properties (ListContainers' signature is fixed), in one GetAll; "" and 0
+ * when unreadable (another user's container). */
+static void row_properties(sd_bus *bus, const char *path, char **ret_health, uint32_t *ret_restarts) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *key, *health = "";
+        uint32_t restarts = 0;
+        int r;
 
-        if (sd_bus_get_property_trivial(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
-                                        "RestartCount", NULL, 'u', &n) < 0)
-                return 0;
-        return n;
+        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+                               NULL, &reply, "s", BERTH_BROKER_CONTAINER_IFACE);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && streq(key, "Health"))
+                        r = sd_bus_message_read(reply, "v", "s", &health);
+                else if (r >= 0 && streq(key, "RestartCount"))
+                        r = sd_bus_message_read(reply, "v", "u", &restarts);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        *ret_health = g_strdup(r < 0 ? "" : health);
+        *ret_restarts = r < 0 ? 0 : restarts;
 }
 
 static JsonNode *json_int(gint64 v) {
@@ -346,15 +362,17 @@ static int list(bool all, bool all_users, bool json) {
                                         &reason, &owner, &created, &started, &finished, &path)) > 0) {
                 g_autofree char *st = NULL, *own = NULL, *health = NULL;
                 char ago[64], pidbuf[16];
+                uint32_t restarts;
 
                 if (!all && !streq(status, "running") && !streq(status, "paused"))
                         continue;
                 st = status_text(status, code, reason);
+                row_properties(bus, path, &health, &restarts);
+                /* The health of a running container only (the last check's word outlives it). */
+                if (!streq(status, "running"))
+                        g_clear_pointer(&health, g_free);
                 /* A running container with a health check: "running (healthy)", as docker shows it. */
-                if (streq(status, "running") &&
-                    sd_bus_get_property_string(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
-                                               "Health", NULL, &health) >= 0 &&
-                    !isempty(health)) {
+                if (!isempty(health)) {
                         g_autofree char *old = g_steal_pointer(&st);
                         st = g_strdup_printf("%s (%s)", old, health);
                 }
@@ -375,7 +393,7 @@ static int list(bool all, bool all_users, bool json) {
                 table_add_cell(t, NULL, json_int((gint64) finished));
                 table_add_string(t, path);
                 table_add_string(t, health ?: "");
-                table_add_uint(t, restart_count(bus, path));
+                table_add_uint(t, restarts);
         }
         if (r < 0)
                 return report_bus_error("ls", NULL, r);

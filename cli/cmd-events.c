@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "berthctl.h"
+#include "escape.h"
 #include "macro.h"
 #include "bus-names.h"
 #include "log-record.h"
@@ -130,9 +131,20 @@ static void print_event(const EventsCtx *ctx, const EventView *e) {
                 text = json_to_string(root, false);
                 printf("%s\n", text);
         } else {
-                printf("%s %s %s %s (name=%s", when, e->type, e->action, *e->id ? e->id : "-", e->name);
-                for (size_t i = 0; i + 1 < e->n_attrs; i += 2)
-                        printf(", %s=%s", e->attrs[i], e->attrs[i + 1]);
+                /* SECURITY: the broker's strings reach a terminal escaped (lib/escape.h). JSON escapes its
+                 * own control characters. */
+                _cleanup_free_ char *type = escape_untrusted(e->type, 0, 0),
+                                    *action = escape_untrusted(e->action, 0, 0),
+                                    *id = escape_untrusted(*e->id ? e->id : "-", 0, 0),
+                                    *name = escape_untrusted(e->name, 0, 0);
+
+                printf("%s %s %s %s (name=%s", when, strna(type), strna(action), strna(id), strna(name));
+                for (size_t i = 0; i + 1 < e->n_attrs; i += 2) {
+                        _cleanup_free_ char *k = escape_untrusted(e->attrs[i], 0, 0),
+                                            *v = escape_untrusted(e->attrs[i + 1], 0, 0);
+
+                        printf(", %s=%s", strna(k), strna(v));
+                }
                 printf(")\n");
         }
         fflush(stdout);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "berthctl.h"
+#include "escape.h"
 #include "output.h"
 #include "table.h"
 
@@ -45,7 +46,10 @@ Table *table_free(Table *t) {
 }
 
 void table_add_cell(Table *t, const char *text, JsonNode *json) {
-        Cell c = { .text = g_strdup(text ?: ""), .json = json ?: json_node_new(JSON_NODE_NULL) };
+        /* SECURITY: cells hold the broker's strings (names, images, reasons): escaped for the terminal
+         * (lib/escape.h); the JSON form escapes its own. */
+        char *escaped = escape_untrusted(text ?: "", 0, 0);
+        Cell c = { .text = escaped ?: g_strdup(""), .json = json ?: json_node_new(JSON_NODE_NULL) };
 
         g_array_append_val(t->cells, c);
 }

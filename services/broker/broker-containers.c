@@ -510,8 +510,18 @@ static int reply_list(Manager *manager, sd_bus_message *m) {
 }
 
 static int list_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        uint64_t flags;
         int r;
 
+        /* After polkit, as every method: a caller not allowed to list learns nothing more. */
+        r = sd_bus_message_rewind(m, true);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "t", &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, LIST_CONTAINERS_FLAG_ALL_USERS, error);
+        if (r < 0)
+                return r;
         /* The supervisor is the truth: re-read it first, then answer from the mirror. */
         r = containers_sync(manager, m);
         if (r < 0)
@@ -530,9 +540,7 @@ int method_list_containers(sd_bus_message *m, void *userdata, sd_bus_error *erro
         r = sd_bus_message_read(m, "t", &flags);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, LIST_CONTAINERS_FLAG_ALL_USERS, error);
-        if (r < 0)
-                return r;
+        /* Unknown flags are refused once authorised (list_authorized). */
         if (flags & LIST_CONTAINERS_FLAG_ALL_USERS)
                 /* SECURITY: everyone's containers: whoever may manage them all may see them all. */
                 return bus_error_from_errno(

@@ -74,10 +74,22 @@ int container_get_spec_body(sd_bus_message *m, Manager *manager, ContainerRecord
 int container_property_append(const ContainerRecord *c, const char *property, sd_bus_message *reply);
 extern const sd_bus_vtable broker_container_vtable[];
 int container_objects_register(Manager *m);
+/* The container an object path names (NULL: none, or one still being created). */
+ContainerRecord *container_from_path(Manager *m, const char *path);
+/* Reads a container method's only argument, its flags, from the start; refused if any is not in known. */
+int container_read_flags(sd_bus_message *m, uint64_t known, uint64_t *ret_flags, sd_bus_error *error);
 /* container-exec.c: the bodies of Container.Exec, Attach and Top (authorised by container-object.c). */
 int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 int container_attach_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 int container_top_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+/* Sends call (to the supervisor) and answers request with its reply, body and fds as they came, or
+ * with an error naming what. 1, or what internal_reply_unreachable() answers. */
+int container_forward_call(Manager *manager, sd_bus_message *request, sd_bus_message *call,
+                           const char *what);
+/* container-life.c: the bodies of Container.Pause/Unpause (by member name) and OpenLogStreams. */
+int container_pause_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+int container_open_log_streams_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
+                                    sd_bus_error *error);
 char *container_object_path(const char *id);
 /* PropertiesChanged for the state properties, to the owner's (and root's) subscribed connections only
  * (container-properties.c). */

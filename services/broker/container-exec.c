@@ -44,8 +44,8 @@ static int forwarded_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
-static int send_forwarded(Manager *manager, sd_bus_message *request, sd_bus_message *call,
-                          const char *what) {
+int container_forward_call(Manager *manager, sd_bus_message *request, sd_bus_message *call,
+                           const char *what) {
         Forwarded *f = calloc(1, sizeof(*f));
         int r;
 
@@ -132,7 +132,7 @@ int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
         if (r < 0)
                 return r;
         log_info("Exec in container %s for uid %u.", c->id, (unsigned) c->owner);
-        r = send_forwarded(manager, m, call, "Exec");
+        r = container_forward_call(manager, m, call, "Exec");
         if (r >= 0)
                 container_event_exec(manager, c);
         return r;
@@ -144,12 +144,7 @@ static int simple_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, 
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
+        r = container_read_flags(m, 0, &flags, error);
         if (r < 0)
                 return r;
         r = require_running(c, error);
@@ -160,7 +155,7 @@ static int simple_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, 
                 r = sd_bus_message_append(call, "st", c->id, UINT64_C(0));
         if (r < 0)
                 return r;
-        return send_forwarded(manager, m, call, what);
+        return container_forward_call(manager, m, call, what);
 }
 
 int container_attach_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {

@@ -14,141 +14,46 @@
 
 #define STATS_NAMES_MAX 1024U
 
-static ContainerRecord *record_of(Manager *m, sd_bus_message *msg) {
-        const char *path = sd_bus_message_get_path(msg), *id;
-        ContainerRecord *c;
+/* ---- Pause, Unpause, OpenLogStreams (authorised by container-object.c's CONTAINER_METHOD) ------------ */
 
-        if (!path || !g_str_has_prefix(path, BERTH_BROKER_CONTAINER_PREFIX "/"))
-                return NULL;
-        id = path + strlen(BERTH_BROKER_CONTAINER_PREFIX "/");
-        if (!container_id_valid(id))
-                return NULL;
-        c = container_store_get(m->containers->store, id);
-        return c && !c->creating ? c : NULL;
-}
-
-/* ---- forwarding, with the reply's fds passed on ------------------------------------------------------ */
-
-typedef struct LifeCall {
-        sd_bus_message *request;
-        const char *what;
-} LifeCall;
-
-static int life_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        LifeCall *lc = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *out = NULL;
+static int forward(Manager *manager, sd_bus_message *m, const char *what, const char *member,
+                   const ContainerRecord *c, uint64_t flags) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        if (sd_bus_message_is_method_error(reply, NULL))
-                (void) bus_reply_internal_error(lc->request, sd_bus_message_get_error(reply), lc->what);
-        else {
-                /* OpenLogStreams: (ah files, ah follow), copied fd by fd; the others reply nothing. */
-                r = sd_bus_message_new_method_return(lc->request, &out);
-                for (int k = 0; r >= 0 && k < 2 && !sd_bus_message_at_end(reply, false); k++) {
-                        r = sd_bus_message_enter_container(reply, 'a', "h");
-                        if (r >= 0)
-                                r = sd_bus_message_open_container(out, 'a', "h");
-                        while (r >= 0) {
-                                int fd;
-
-                                r = sd_bus_message_read(reply, "h", &fd);
-                                if (r <= 0)
-                                        break;
-                                r = sd_bus_message_append(out, "h", fd);
-                        }
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                        if (r >= 0)
-                                r = sd_bus_message_close_container(out);
-                }
-                if (r >= 0)
-                        r = sd_bus_send(NULL, out, NULL);
-                if (r < 0)
-                        (void) sd_bus_reply_method_errorf(lc->request, BERTH_ERROR_IO,
-                                                          "%s failed: bad reply.", lc->what);
-        }
-        sd_bus_message_unref(lc->request);
-        free(lc);
-        return 0;
-}
-
-static int forward(Manager *m, sd_bus_message *request, const char *what, const char *member, const char *id,
-                   uint64_t flags) {
-        LifeCall *lc = calloc(1, sizeof(*lc));
-        int r;
-
-        if (!lc)
-                return -ENOMEM;
-        lc->what = what;
-        lc->request = sd_bus_message_ref(request);
-        r = supervisor_call(m, NULL, 0, life_reply, lc, member, "st", id, flags);
-        if (r < 0) {
-                sd_bus_message_unref(lc->request);
-                free(lc);
-                return internal_reply_unreachable(request, &internal_supervisor, r);
-        }
-        return 1;
-}
-
-/* ---- Pause, Unpause, OpenLogStreams ------------------------------------------------------------------ */
-
-static int read_flags(sd_bus_message *m, uint64_t known, uint64_t *ret, sd_bus_error *error) {
-        int r = sd_bus_message_rewind(m, true);
-
+        r = supervisor_new_call(manager, &call, member);
         if (r >= 0)
-                r = sd_bus_message_read(m, "t", ret);
+                r = sd_bus_message_append(call, "st", c->id, flags);
         if (r < 0)
                 return r;
-        return bus_check_flags(*ret, known, error);
+        return container_forward_call(manager, m, call, what);
 }
 
-static int pause_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        ContainerRecord *c = record_of(userdata, m);
+int container_pause_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
         bool pause = streq(sd_bus_message_get_member(m), "Pause");
         uint64_t flags;
         int r;
 
-        if (!c)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
-        r = read_flags(m, 0, &flags, error);
+        r = container_read_flags(m, 0, &flags, error);
         if (r < 0)
                 return r;
         if (!streq(c->status, pause ? "running" : "paused"))
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container '%s' is %s, not %s.",
                                          c->name, c->status, pause ? "running" : "paused");
-        return forward(userdata, m, pause ? "Pausing the container" : "Resuming the container",
-                       pause ? "PauseContainer" : "ResumeContainer", c->id, 0);
+        return forward(manager, m, pause ? "Pausing the container" : "Resuming the container",
+                       pause ? "PauseContainer" : "ResumeContainer", c, 0);
 }
 
-static int open_log_streams_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        ContainerRecord *c = record_of(userdata, m);
+int container_open_log_streams_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
+                                    sd_bus_error *error) {
         uint64_t flags;
         int r;
 
-        if (!c)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
-        r = read_flags(m, OPEN_LOG_STREAMS_FLAG_FOLLOW, &flags, error);
+        r = container_read_flags(m, OPEN_LOG_STREAMS_FLAG_FOLLOW, &flags, error);
         if (r < 0)
                 return r;
-        return forward(userdata, m, "Opening the log", "OpenLogStreams", c->id, flags);
-}
-
-static int authorize(sd_bus_message *m, void *userdata, sd_bus_error *error,
-                     int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error)) {
-        ContainerRecord *c = record_of(userdata, m);
-
-        if (!c)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
-        const char *details[] = { "id", c->id, "name", c->name, NULL };
-        return broker_authorize_owned(m, c->owner, details, cont, userdata, error);
-}
-
-int method_container_pause(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return authorize(m, userdata, error, pause_authorized);
-}
-
-int method_container_open_log_streams(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return authorize(m, userdata, error, open_log_streams_authorized);
+        /* (ah files, ah follow): passed on fd by fd. */
+        return forward(manager, m, "Opening the log", "OpenLogStreams", c, flags);
 }
 
 /* ---- Manager.ContainerStats -------------------------------------------------------------------------- */

@@ -3,12 +3,10 @@
 
 #include <systemd/sd-bus.h>
 
-/* container-life.c: Container.Pause / Unpause / OpenLogStreams and Manager.ContainerStats. */
+/* container-life.c: Manager.ContainerStats; the bodies of Container.Pause / Unpause / OpenLogStreams
+ * are in broker-containers.h. */
 
 /* Flags of Container.OpenLogStreams. */
 #define OPEN_LOG_STREAMS_FLAG_FOLLOW (UINT64_C(1) << 0)
 
-/* Pause and Unpause (by member name). */
-int method_container_pause(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int method_container_open_log_streams(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_container_stats(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -40,7 +40,7 @@ static const char *id_from_path(const char *path) {
         return container_id_valid(id) ? id : NULL;
 }
 
-static ContainerRecord *record_from_path(Manager *m, const char *path) {
+ContainerRecord *container_from_path(Manager *m, const char *path) {
         ContainerRecord *c = container_store_get(m->containers->store, id_from_path(path));
 
         return c && !c->creating ? c : NULL;
@@ -114,13 +114,13 @@ static int forward(Manager *m, sd_bus_message *request, const char *what, bool r
  * looked up again. */
 #define CONTAINER_METHOD(fn, body_fn)                                                                       \
         static int fn##_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {                \
-                ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));                \
+                ContainerRecord *c = container_from_path(userdata, sd_bus_message_get_path(m));             \
                 if (!c)                                                                                     \
                         return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");       \
                 return body_fn(m, userdata, c, error);                                                      \
         }                                                                                                   \
         static int fn(sd_bus_message *m, void *userdata, sd_bus_error *error) {                             \
-                ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));                \
+                ContainerRecord *c = container_from_path(userdata, sd_bus_message_get_path(m));             \
                 if (!c)                                                                                     \
                         return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");       \
                 const char *details[] = { "id", c->id, "name", c->name, NULL };                             \
@@ -145,6 +145,10 @@ static int read_args(sd_bus_message *m, uint64_t known, uint64_t *ret_flags, sd_
         if (r < 0)
                 return r;
         return bus_check_flags(*ret_flags, known, error);
+}
+
+int container_read_flags(sd_bus_message *m, uint64_t known, uint64_t *ret_flags, sd_bus_error *error) {
+        return read_args(m, known, ret_flags, error, NULL);
 }
 
 static int start_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
@@ -279,7 +283,7 @@ static int wait_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
 
 /* Wait also answers for a container removed meanwhile (its tombstone): see broker-containers.h. */
 static int wait_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));
+        ContainerRecord *c = container_from_path(userdata, sd_bus_message_get_path(m));
         const Tombstone *t;
         uint64_t flags;
         int r;
@@ -297,7 +301,7 @@ static int wait_authorized(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
 static int method_wait(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *id = id_from_path(sd_bus_message_get_path(m));
-        ContainerRecord *c = record_from_path(userdata, sd_bus_message_get_path(m));
+        ContainerRecord *c = container_from_path(userdata, sd_bus_message_get_path(m));
         const Tombstone *t = c ? NULL : container_tombstone_get(userdata, id);
 
         if (!c && !t)
@@ -328,6 +332,8 @@ static int get_network_body(sd_bus_message *m, Manager *manager, ContainerRecord
 }
 CONTAINER_METHOD(method_get_network, get_network_body)
 CONTAINER_METHOD(method_get_spec, container_get_spec_body)
+CONTAINER_METHOD(method_pause, container_pause_body)
+CONTAINER_METHOD(method_open_log_streams, container_open_log_streams_body)
 
 /* ---- properties ------------------------------------------------------------------------------------ */
 
@@ -367,7 +373,7 @@ int container_property_append(const ContainerRecord *c, const char *property, sd
 
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        ContainerRecord *c = record_from_path(userdata, path);
+        ContainerRecord *c = container_from_path(userdata, path);
         sd_bus_message *current = sd_bus_get_current_message(bus);
 
         if (!c)
@@ -387,7 +393,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 
 static int find_object(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                        sd_bus_error *error) {
-        if (!record_from_path(userdata, path) && !container_tombstone_get(userdata, id_from_path(path)))
+        if (!container_from_path(userdata, path) && !container_tombstone_get(userdata, id_from_path(path)))
                 return 0;
         *found = userdata;
         return 1;
@@ -460,12 +466,12 @@ const sd_bus_vtable broker_container_vtable[] = {
                                  method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Top", "t", SD_BUS_PARAM(flags), "a(uuus)", SD_BUS_PARAM(processes),
                                  method_top, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Pause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
-                                 method_container_pause, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Unpause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(),
-                                 method_container_pause, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Pause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_pause,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Unpause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_pause,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("OpenLogStreams", "t", SD_BUS_PARAM(flags), "ahah",
-                                 SD_BUS_PARAM(files) SD_BUS_PARAM(follow), method_container_open_log_streams,
+                                 SD_BUS_PARAM(files) SD_BUS_PARAM(follow), method_open_log_streams,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetNetwork", "t", SD_BUS_PARAM(flags), "s", SD_BUS_PARAM(json),
                                  method_get_network, SD_BUS_VTABLE_UNPRIVILEGED),

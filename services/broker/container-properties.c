@@ -14,6 +14,7 @@
 #include "bus-error.h"
 #include "bus-names.h"
 #include "bus-polkit.h"
+#include "bus-properties.h"
 #include "bus-util.h"
 #include "log.h"
 #include "macro.h"
@@ -21,24 +22,18 @@
 
 #define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
 
-static const char *const changing_properties[] = { "Status",    "Pid",        "ExitCode", "Reason",
-                                                   "StartedAt", "FinishedAt", "Health",   "RestartCount" };
+static const char *const changing_properties[] = { "Status", "Pid",          "ExitCode",
+                                                   "Reason", "StartedAt",    "FinishedAt",
+                                                   "Health", "RestartCount", NULL };
 
-static ContainerRecord *record_of(Manager *m, const char *path) {
-        const char *id;
-        ContainerRecord *c;
-
-        if (!path ||
-            strncmp(path, BERTH_BROKER_CONTAINER_PREFIX "/", strlen(BERTH_BROKER_CONTAINER_PREFIX "/")) != 0)
-                return NULL;
-        id = path + strlen(BERTH_BROKER_CONTAINER_PREFIX "/");
-        if (!container_id_valid(id))
-                return NULL;
-        c = container_store_get(m->containers->store, id);
-        return c && !c->creating ? c : NULL;
+/* The properties, from the vtable (the one list of them). */
+static const char *property_name(size_t i) {
+        for (const sd_bus_vtable *v = broker_container_vtable; v->type != _SD_BUS_VTABLE_END; v++)
+                if (v->type == _SD_BUS_VTABLE_PROPERTY && i-- == 0)
+                        return v->x.property.member;
+        return NULL;
 }
 
-/* The D-Bus type of a property, from the vtable (the one list of the properties). */
 static const char *property_signature(const char *name) {
         for (const sd_bus_vtable *v = broker_container_vtable; v->type != _SD_BUS_VTABLE_END; v++)
                 if ((v->type == _SD_BUS_VTABLE_PROPERTY || v->type == _SD_BUS_VTABLE_WRITABLE_PROPERTY) &&
@@ -47,74 +42,27 @@ static const char *property_signature(const char *name) {
         return NULL;
 }
 
-static int append_property_entry(sd_bus_message *m, const ContainerRecord *c, const char *name) {
-        const char *sig = property_signature(name);
-        int r;
-
-        if (!sig)
-                return -ENOENT;
-        r = sd_bus_message_open_container(m, 'e', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", name);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'v', sig);
-        if (r >= 0)
-                r = container_property_append(c, name, m);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        return r;
+static int property_append(sd_bus_message *m, const char *name, void *object, sd_bus_error *error) {
+        return container_property_append(object, name, m);
 }
+
+static const PropertyTable container_properties = {
+        .interface = BERTH_BROKER_CONTAINER_IFACE,
+        .name = property_name,
+        .signature = property_signature,
+        .append = property_append,
+};
 
 /* ---- reads by someone else than the owner or root ---------------------------------------------------- */
 
 static int reply_properties(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *manager = userdata;
-        ContainerRecord *c = record_of(manager, sd_bus_message_get_path(m));
-        const char *iface, *property = NULL, *sig;
-        int r;
+        ContainerRecord *c = container_from_path(manager, sd_bus_message_get_path(m));
 
         if (!c)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "s", &iface);
-        if (r >= 0 && sd_bus_message_is_method_call(m, PROPERTIES_IFACE, "Get"))
-                r = sd_bus_message_read(m, "s", &property);
-        if (r < 0)
-                return r;
-        if (!streq(iface, BERTH_BROKER_CONTAINER_IFACE))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_INTERFACE, "Unknown interface '%s'.",
-                                         iface);
         (void) owner_signals_subscribe(manager->owner_signals, m, c->owner);
-
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        if (property) {
-                sig = property_signature(property);
-                if (!sig)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY,
-                                                 "Unknown property '%s'.", property);
-                r = sd_bus_message_open_container(reply, 'v', sig);
-                if (r >= 0)
-                        r = container_property_append(c, property, reply);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-        } else {
-                r = sd_bus_message_open_container(reply, 'a', "{sv}");
-                for (const sd_bus_vtable *v = broker_container_vtable;
-                     r >= 0 && v->type != _SD_BUS_VTABLE_END; v++)
-                        if (v->type == _SD_BUS_VTABLE_PROPERTY)
-                                r = append_property_entry(reply, c, v->x.property.member);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return property_table_reply(m, &container_properties, c, error);
 }
 
 static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -126,7 +74,7 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 
         if (!sd_bus_message_is_method_call(m, PROPERTIES_IFACE, NULL))
                 return 0;
-        c = record_of(manager, sd_bus_message_get_path(m));
+        c = container_from_path(manager, sd_bus_message_get_path(m));
         if (!c)
                 return 0; /* not a container, or none: sd-bus answers */
         if (bus_message_sender_uid(m, &uid) < 0) {
@@ -169,19 +117,7 @@ int container_properties_register(Manager *m) {
  */
 
 static int append_changed(sd_bus_message *sig, void *userdata) {
-        const ContainerRecord *c = userdata;
-        int r;
-
-        r = sd_bus_message_append(sig, "s", BERTH_BROKER_CONTAINER_IFACE);
-        if (r >= 0)
-                r = sd_bus_message_open_container(sig, 'a', "{sv}");
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(changing_properties); i++)
-                r = append_property_entry(sig, c, changing_properties[i]);
-        if (r >= 0)
-                r = sd_bus_message_close_container(sig);
-        if (r >= 0)
-                r = sd_bus_message_append(sig, "as", 0);
-        return r;
+        return property_table_append_changed(sig, &container_properties, changing_properties, userdata);
 }
 
 void container_emit_changed(Manager *m, ContainerRecord *c) {

@@ -41,12 +41,7 @@ int container_get_spec_body(sd_bus_message *m, Manager *manager, ContainerRecord
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
+        r = container_read_flags(m, 0, &flags, error);
         if (r < 0)
                 return r;
         r = supervisor_call(manager, NULL, 0, on_spec, m, "GetContainerSpec", "st", c->id, UINT64_C(0));

@@ -10,6 +10,7 @@
 #include "bus-util.h"
 #include "events.h"
 #include "log.h"
+#include "owner-signal.h"
 
 typedef struct Event {
         uint64_t time_usec;
@@ -83,26 +84,23 @@ static int append_event(sd_bus_message *m, const Event *e) {
         return r;
 }
 
+static int append_event_signal(sd_bus_message *sig, void *userdata) {
+        return append_event(sig, userdata);
+}
+
 static void deliver(Manager *m, const Event *e) {
         GHashTableIter it;
         Subscriber *s;
 
         g_hash_table_iter_init(&it, events->subscribers);
         while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s)) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
                 int r;
 
                 if (!visible(s, e))
                         continue;
-                r = sd_bus_message_new_signal(m->bus, &sig, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
-                                              "Event");
-                if (r >= 0)
-                        /* SECURITY: unicast, to this subscriber only (see events.h). */
-                        r = sd_bus_message_set_destination(sig, s->name);
-                if (r >= 0)
-                        r = append_event(sig, e);
-                if (r >= 0)
-                        r = sd_bus_send(m->bus, sig, NULL);
+                /* SECURITY: unicast, to this subscriber only (see events.h). */
+                r = bus_signal_send_to(m->bus, s->name, BERTH_BROKER_PATH, BERTH_BROKER_MANAGER_IFACE,
+                                       "Event", append_event_signal, (void *) e);
                 if (r < 0)
                         log_debug_errno(r, "Cannot send an event to %s: %m", s->name);
         }
@@ -164,6 +162,10 @@ static int subscribe_authorized(sd_bus_message *m, Manager *manager, bool all_us
         r = sd_bus_message_rewind(m, true);
         if (r >= 0)
                 r = sd_bus_message_read(m, "tt", &since, &flags);
+        if (r < 0)
+                return r;
+        /* After polkit, as every method: a caller not allowed to subscribe learns nothing more. */
+        r = bus_check_flags(flags, SUBSCRIBE_EVENTS_FLAG_ALL_USERS, error);
         if (r < 0)
                 return r;
         s = g_hash_table_lookup(events->subscribers, sender);
@@ -237,9 +239,7 @@ int method_subscribe_events(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "tt", &since, &flags);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, SUBSCRIBE_EVENTS_FLAG_ALL_USERS, error);
-        if (r < 0)
-                return r;
+        /* Unknown flags are refused once authorised (subscribe_authorized). */
         if (flags & SUBSCRIBE_EVENTS_FLAG_ALL_USERS)
                 /* SECURITY: everyone's container events: whoever may manage every container may see them. */
                 return bus_error_from_errno(error,

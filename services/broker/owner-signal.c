@@ -71,18 +71,18 @@ bool owner_signals_busy(OwnerSignals *s) {
         return false;
 }
 
-static int send_to(OwnerSignals *s, const char *destination, const char *path, const char *interface,
-                   const char *member, owner_signal_append_t append, void *userdata) {
+int bus_signal_send_to(sd_bus *bus, const char *destination, const char *path, const char *interface,
+                       const char *member, owner_signal_append_t append, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
         int r;
 
-        r = sd_bus_message_new_signal(s->bus, &sig, path, interface, member);
+        r = sd_bus_message_new_signal(bus, &sig, path, interface, member);
         if (r >= 0)
                 r = sd_bus_message_set_destination(sig, destination);
         if (r >= 0 && append)
                 r = append(sig, userdata);
         if (r >= 0)
-                r = sd_bus_send(s->bus, sig, NULL);
+                r = sd_bus_send(bus, sig, NULL);
         return r;
 }
 
@@ -98,7 +98,7 @@ int owner_signals_emit(OwnerSignals *s, uid_t owner, const char *path, const cha
 
                 for (const char *name = t ? sd_bus_track_first(t) : NULL; name;
                      name = sd_bus_track_next(t)) {
-                        r = send_to(s, name, path, interface, member, append, userdata);
+                        r = bus_signal_send_to(s->bus, name, path, interface, member, append, userdata);
                         if (r < 0)
                                 log_debug_errno(r, "Cannot send %s.%s to %s: %m", interface, member, name);
                         else

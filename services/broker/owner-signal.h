@@ -14,7 +14,10 @@
  *
  * A connection is subscribed once it was authorised to read such an object (its Properties Get/GetAll or
  * a method on it; see docs/api.md, "Signals"), under the uid of the object's owner, until it disconnects
- * (sd_bus_track). Used by container objects (container-properties.c) and meant for transfers too. */
+ * (sd_bus_track). Used by container objects (container-properties.c).
+ *
+ * The one unicast send below is also how transfers reach their watchers (transfer-access.c) and events
+ * their subscribers (events.c): each keeps its own list of whom to tell. */
 
 #define OWNER_SIGNALS_PEERS_MAX 256U /* subscribed connections per owner uid; more are not subscribed */
 #define OWNER_SIGNALS_OWNERS_MAX 4096U
@@ -33,6 +36,11 @@ bool owner_signals_busy(OwnerSignals *s);
 
 /* Appends a signal's arguments. */
 typedef int (*owner_signal_append_t)(sd_bus_message *signal, void *userdata);
+
+/* Sends path/interface.member, arguments by append() (may be NULL), to the connection destination only
+ * (a unique bus name). 0 or -errno. */
+int bus_signal_send_to(sd_bus *bus, const char *destination, const char *path, const char *interface,
+                       const char *member, owner_signal_append_t append, void *userdata);
 
 /* Sends path/interface.member, arguments by append(), as one unicast copy to each connection subscribed
  * under owner and under root. Returns the number of copies sent or -errno. */

@@ -17,8 +17,10 @@
 
 #include "broker.h"
 #include "bus-names.h"
+#include "bus-properties.h"
 #include "bus-util.h"
 #include "log.h"
+#include "owner-signal.h"
 #include "transfer.h"
 
 /* Bus connections a transfer sends its signals to; the oldest is dropped beyond this. */
@@ -77,22 +79,42 @@ void transfer_access_done(Transfer *t) {
 
 /* ---- unicast signals ------------------------------------------------------------------------------- */
 
+static int transfer_append_property(sd_bus_message *m, const char *name, void *object, sd_bus_error *error) {
+        Transfer *t = object;
+
+        return transfer_property_get(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, name, m, t,
+                                     error);
+}
+
+static const PropertyTable transfer_properties = {
+        .interface = BERTH_BROKER_TRANSFER_IFACE,
+        .name = transfer_property_name,
+        .signature = transfer_property_signature,
+        .append = transfer_append_property,
+};
+
+typedef struct SignalArgs {
+        Transfer *t;
+        transfer_signal_builder_t build;
+        void *userdata;
+} SignalArgs;
+
+static int append_signal(sd_bus_message *s, void *userdata) {
+        SignalArgs *a = userdata;
+
+        return a->build(a->t, s, a->userdata);
+}
+
 int transfer_send_to_watchers(Transfer *t, const char *member, transfer_signal_builder_t build,
                               void *userdata) {
+        const char *iface = streq(member, "PropertiesChanged") ? "org.freedesktop.DBus.Properties"
+                                                               : BERTH_BROKER_TRANSFER_IFACE;
+        SignalArgs a = { t, build, userdata };
         int r, ret = 0;
 
         for (guint i = 0; t->watchers && i < t->watchers->len; i++) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-                const char *iface = streq(member, "PropertiesChanged") ? "org.freedesktop.DBus.Properties"
-                                                                       : BERTH_BROKER_TRANSFER_IFACE;
-
-                r = sd_bus_message_new_signal(t->manager->bus, &s, t->path, iface, member);
-                if (r >= 0)
-                        r = sd_bus_message_set_destination(s, t->watchers->pdata[i]);
-                if (r >= 0)
-                        r = build(t, s, userdata);
-                if (r >= 0)
-                        r = sd_bus_send(t->manager->bus, s, NULL);
+                r = bus_signal_send_to(t->manager->bus, t->watchers->pdata[i], t->path, iface, member,
+                                       append_signal, &a);
                 /* A watcher that went away is not an error of the transfer. */
                 if (r < 0 && ret == 0)
                         ret = r;
@@ -101,39 +123,7 @@ int transfer_send_to_watchers(Transfer *t, const char *member, transfer_signal_b
 }
 
 static int build_properties_changed(Transfer *t, sd_bus_message *s, void *userdata) {
-        const char *const *props = userdata;
-        int r;
-
-        r = sd_bus_message_append(s, "s", BERTH_BROKER_TRANSFER_IFACE);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(s, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        for (const char *const *p = props; *p; p++) {
-                const char *sig = transfer_property_signature(*p);
-
-                if (!sig)
-                        return -EINVAL;
-                r = sd_bus_message_open_container(s, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(s, "s", *p);
-                if (r >= 0)
-                        r = sd_bus_message_open_container(s, 'v', sig);
-                if (r >= 0)
-                        r = transfer_property_get(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, *p,
-                                                  s, t, NULL);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(s);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(s);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(s);
-        if (r < 0)
-                return r;
-        return sd_bus_message_append(s, "as", 0);
+        return property_table_append_changed(s, &transfer_properties, userdata, t);
 }
 
 int transfer_emit_properties_changed(Transfer *t, const char *const *props) {
@@ -146,27 +136,8 @@ typedef struct PropertiesArgs {
         uint32_t id;
 } PropertiesArgs;
 
-static int append_property(Transfer *t, sd_bus_message *reply, const char *name, sd_bus_error *error) {
-        const char *sig = transfer_property_signature(name);
-        int r;
-
-        if (!sig)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property '%s'.",
-                                         name);
-        r = sd_bus_message_open_container(reply, 'v', sig);
-        if (r < 0)
-                return r;
-        r = transfer_property_get(t->manager->bus, t->path, BERTH_BROKER_TRANSFER_IFACE, name, reply, t,
-                                  error);
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(reply);
-}
-
 static int properties_authorized(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         PropertiesArgs *a = args;
-        const char *iface, *name = NULL;
         Transfer *t;
         uid_t uid;
         int r;
@@ -179,42 +150,9 @@ static int properties_authorized(sd_bus_message *m, Manager *manager, void *args
         if (r < 0 || !transfer_visible_to(t, uid))
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Transfer %" PRIu32 " belongs to another user.", t->id);
-        r = sd_bus_message_rewind(m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "s", &iface);
-        if (r >= 0 && sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Properties", "Get"))
-                r = sd_bus_message_read(m, "s", &name);
-        if (r < 0)
-                return r;
-        if (!isempty(iface) && !streq(iface, BERTH_BROKER_TRANSFER_IFACE))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_INTERFACE, "Unknown interface '%s'.",
-                                         iface);
-
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        if (name)
-                r = append_property(t, reply, name, error);
-        else {
-                r = sd_bus_message_open_container(reply, 'a', "{sv}");
-                for (size_t i = 0; r >= 0 && transfer_property_name(i); i++) {
-                        r = sd_bus_message_open_container(reply, 'e', "sv");
-                        if (r >= 0)
-                                r = sd_bus_message_append(reply, "s", transfer_property_name(i));
-                        if (r >= 0)
-                                r = append_property(t, reply, transfer_property_name(i), error);
-                        if (r >= 0)
-                                r = sd_bus_message_close_container(reply);
-                }
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-        }
-        if (r < 0)
-                return r;
         /* A participant reading it is watching it: its signals go to this connection too. */
         (void) transfer_add_watcher(t, m);
-        return sd_bus_send(NULL, reply, NULL);
+        return property_table_reply(m, &transfer_properties, t, error);
 }
 
 /* Runs before the vtable for every message to the transfer's path. */
