@@ -32,9 +32,8 @@ typedef struct Manager {
 
         GHashTable *blob_fetches; /* digest → BlobFetch (owned) */
         GQueue waiting;           /* BlobFetch* not started yet */
-        unsigned n_active;
-        GHashTable *other_jobs; /* FetchJob* (Resolve, Login) → sd_bus_message* */
-        ArchiveContext archive; /* ImportArchive / ExportArchive children (archive-job.c) */
+        GHashTable *other_jobs;   /* FetchJob* (Resolve, Login) → sd_bus_message* */
+        ArchiveContext archive;   /* ImportArchive / ExportArchive children (archive-job.c) */
 } Manager;
 
 /* One FetchBlob call waiting for a download: who asked (the broker forwards its caller's uid) and from
@@ -160,8 +159,6 @@ static bool blob_fetch_resource(BlobFetch *f, FetchJob *j) {
         free(f->name);
         f->name = strdup(next->name);
         f->uid = next->uid;
-        if (f->active)
-                m->n_active--;
         f->active = false;
         {
                 _cleanup_free_ char *digest = strdup(j->digest), *media_type = strdup(j->media_type);
@@ -212,12 +209,23 @@ static void blob_fetch_on_finished(FetchJob *j, int r, void *userdata) {
                 } else
                         reply_error(call, j->error_name, j->error_message);
         }
-        if (f->active)
-                m->n_active--;
         if (f->job != j) /* blob_fetch_resource() gave up half-way: j is already freed */
                 j = NULL;
         g_hash_table_remove(m->blob_fetches, digest); /* frees f and j */
         manager_dispatch_queue(m);
+}
+
+/* Downloads running (derived from the fetches, never counted apart, so it cannot drift from them). */
+static unsigned n_active(Manager *m) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&it, m->blob_fetches);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((BlobFetch *) v)->active)
+                        n++;
+        return n;
 }
 
 static unsigned uid_active(Manager *m, uid_t uid) {
@@ -285,7 +293,7 @@ static bool manager_preempt(Manager *m) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        if (g_queue_is_empty(&m->waiting) || m->n_active < m->settings.max_concurrent)
+        if (g_queue_is_empty(&m->waiting) || n_active(m) < m->settings.max_concurrent)
                 return false;
         users = users_with_demand(m);
         fair = MAX(1U, m->settings.max_concurrent / MAX(users, 1U));
@@ -315,7 +323,6 @@ static bool manager_preempt(Manager *m) {
                 fetch_job_cancel(victim->job); /* keeps the partial data */
                 victim->job = fetch_job_free(victim->job);
                 victim->active = false;
-                m->n_active--;
                 r = blob_fetch_new_job(victim, digest, size, media_type, &error);
                 if (r < 0) {
                         for (guint i = 0; i < victim->waiters->len; i++)
@@ -338,12 +345,11 @@ static void manager_dispatch_queue(Manager *m) {
         BlobFetch *f;
 
         do {
-                while (m->n_active < m->settings.max_concurrent && (f = manager_next_fair(m))) {
+                while (n_active(m) < m->settings.max_concurrent && (f = manager_next_fair(m))) {
                         int r;
 
                         g_queue_remove(&m->waiting, f);
                         f->active = true;
-                        m->n_active++;
                         r = fetch_job_start(f->job, TAKE_PTR(f->config));
                         if (r < 0) {
                                 blob_fetch_on_finished(f->job, r, f);
@@ -781,9 +787,7 @@ static int method_cancel_fetch(sd_bus_message *msg, void *userdata, sd_bus_error
         for (guint i = 0; i < f->waiters->len; i++)
                 reply_error(((Waiter *) f->waiters->pdata[i])->call, BERTH_ERROR_CANCELLED,
                             "Fetch cancelled");
-        if (f->active)
-                m->n_active--;
-        else
+        if (!f->active)
                 g_queue_remove(&m->waiting, f);
         g_hash_table_remove(m->blob_fetches, digest);
         manager_dispatch_queue(m);
