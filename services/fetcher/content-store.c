@@ -13,6 +13,7 @@
 
 #include "berth-limits.h"
 #include "content-store.h"
+#include "fs-at.h"
 #include "fs-util.h"
 #include "log.h"
 
@@ -185,18 +186,14 @@ int content_store_list(ContentStore *s, BlobInfo **ret, size_t *ret_n) {
         size_t n = 0, allocated = 0;
 
         for (size_t a = 0; a < _DIGEST_ALGORITHM_MAX; a++) {
-                _cleanup_close_ int fd = -EBADF;
                 _cleanup_closedir_ DIR *d = NULL;
                 struct dirent *de;
                 size_t hexlen = a == DIGEST_SHA256 ? 64 : 128;
+                int r;
 
-                fd = openat(s->blobs_fd[a], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0)
-                        return -errno;
-                d = fdopendir(fd);
-                if (!d)
-                        return -errno;
-                TAKE_FD(fd);
+                r = opendir_at(s->blobs_fd[a], ".", &d);
+                if (r < 0)
+                        return r;
                 while ((de = readdir(d))) {
                         struct stat st;
 
@@ -609,12 +606,9 @@ static int blob_hashes_to(int fd, DigestAlgorithm alg, const char *digest) {
         if (!buf)
                 return -ENOMEM;
         for (;;) {
-                ssize_t k = pread(fd, buf, 128 * 1024, (off_t) off);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
+                ssize_t k = pread_full(fd, buf, 128 * 1024, (off_t) off);
+                if (k < 0)
+                        return (int) k;
                 if (k == 0)
                         break;
                 r = hasher_update(h, buf, (size_t) k);
