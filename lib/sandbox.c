@@ -266,6 +266,43 @@ const SandboxProfile sandbox_profile_unpack = {
         .syscalls = unpack_syscalls,
 };
 
+/* A filter with default_action for every system call but the listed ones (names this architecture does
+ * not have are skipped) and restart_syscall, which the kernel itself issues to resume a sleep or wait
+ * a signal interrupted (systemd's @default has it for the same reason). */
+static int filter_new(uint32_t default_action, const char *const *syscalls, scmp_filter_ctx *ret, char *err,
+                      size_t err_size) {
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        int r;
+
+        ctx = seccomp_init(default_action);
+        if (!ctx)
+                return fail(err, err_size, ENOMEM, "seccomp_init()");
+        /* Real errnos from the kernel instead of libseccomp's ECANCELED. */
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
+        if (r < 0 && r != -EOPNOTSUPP && r != -EINVAL)
+                return fail(err, err_size, r, "configuring libseccomp");
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(restart_syscall), 0);
+        if (r < 0)
+                return fail(err, err_size, r, "adding 'restart_syscall' to the seccomp filter");
+        for (const char *const *name = syscalls; *name; name++) {
+                int nr = seccomp_syscall_resolve_name(*name);
+                if (nr == __NR_SCMP_ERROR)
+                        continue; /* not on this architecture */
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+                if (r < 0)
+                        return fail(err, err_size, r, "adding '%s' to the seccomp filter", *name);
+        }
+        *ret = TAKE_PTR(ctx);
+        return 0;
+}
+
+static int filter_load(scmp_filter_ctx ctx, char *err, size_t err_size) {
+        int r = seccomp_load(ctx);
+        if (r < 0)
+                return fail(err, err_size, r, "loading the seccomp filter");
+        return 0;
+}
+
 static int install_seccomp(const char *const *syscalls, char *err, size_t err_size) {
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
         uint32_t action = SECCOMP_RET_KILL_PROCESS;
@@ -280,22 +317,9 @@ static int install_seccomp(const char *const *syscalls, char *err, size_t err_si
                         "the seccomp() system call is refused (a service SystemCallFilter= must allow it)");
 
         /* SECURITY: default kill, so a missing entry is a crash we see in tests, never a silent hole. */
-        ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-        if (!ctx)
-                return fail(err, err_size, ENOMEM, "seccomp_init()");
-        /* Real errnos from the kernel instead of libseccomp's ECANCELED. */
-        r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
-        if (r < 0 && r != -EOPNOTSUPP && r != -EINVAL)
-                return fail(err, err_size, r, "configuring libseccomp");
-
-        for (const char *const *name = syscalls; *name; name++) {
-                int nr = seccomp_syscall_resolve_name(*name);
-                if (nr == __NR_SCMP_ERROR)
-                        continue; /* not on this architecture */
-                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-                if (r < 0)
-                        return fail(err, err_size, r, "adding '%s' to the seccomp filter", *name);
-        }
+        r = filter_new(SCMP_ACT_KILL_PROCESS, syscalls, &ctx, err, err_size);
+        if (r < 0)
+                return r;
 
         /* SECURITY: memory may never become executable (no shellcode staging, W^X). */
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
@@ -318,10 +342,7 @@ static int install_seccomp(const char *const *syscalls, char *err, size_t err_si
                         return fail(err, err_size, r, "adding 'fcntl' to the seccomp filter");
         }
 
-        r = seccomp_load(ctx);
-        if (r < 0)
-                return fail(err, err_size, r, "loading the seccomp filter");
-        return 0;
+        return filter_load(ctx, err, err_size);
 }
 
 int sandbox_restrict_profile(const SandboxProfile *p, char *err, size_t err_size) {
@@ -441,22 +462,8 @@ int sandbox_filter_service(const char *const *syscalls, char *err, size_t err_si
 
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return fail(err, err_size, errno, "PR_SET_NO_NEW_PRIVS");
-        ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-        if (!ctx)
-                return fail(err, err_size, ENOMEM, "seccomp_init()");
-        r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
-        if (r < 0 && r != -EOPNOTSUPP && r != -EINVAL)
-                return fail(err, err_size, r, "configuring libseccomp");
-        for (const char *const *name = syscalls; *name; name++) {
-                int nr = seccomp_syscall_resolve_name(*name);
-                if (nr == __NR_SCMP_ERROR)
-                        continue; /* not on this architecture */
-                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-                if (r < 0)
-                        return fail(err, err_size, r, "adding '%s' to the seccomp filter", *name);
-        }
-        r = seccomp_load(ctx);
+        r = filter_new(SCMP_ACT_ERRNO(EPERM), syscalls, &ctx, err, err_size);
         if (r < 0)
-                return fail(err, err_size, r, "loading the seccomp filter");
-        return 0;
+                return r;
+        return filter_load(ctx, err, err_size);
 }

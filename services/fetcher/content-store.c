@@ -13,6 +13,7 @@
 
 #include "berth-limits.h"
 #include "content-store.h"
+#include "fs-at.h"
 #include "fs-util.h"
 #include "log.h"
 
@@ -185,18 +186,14 @@ int content_store_list(ContentStore *s, BlobInfo **ret, size_t *ret_n) {
         size_t n = 0, allocated = 0;
 
         for (size_t a = 0; a < _DIGEST_ALGORITHM_MAX; a++) {
-                _cleanup_close_ int fd = -EBADF;
                 _cleanup_closedir_ DIR *d = NULL;
                 struct dirent *de;
                 size_t hexlen = a == DIGEST_SHA256 ? 64 : 128;
+                int r;
 
-                fd = openat(s->blobs_fd[a], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0)
-                        return -errno;
-                d = fdopendir(fd);
-                if (!d)
-                        return -errno;
-                TAKE_FD(fd);
+                r = opendir_at(s->blobs_fd[a], ".", &d);
+                if (r < 0)
+                        return r;
                 while ((de = readdir(d))) {
                         struct stat st;
 
@@ -594,14 +591,17 @@ int content_store_write_buffer(ContentStore *s, const char *digest, const void *
         return r;
 }
 
-/* Re-hash a committed blob through fd; 1 if it still hashes to its name, 0 if not. */
-static int blob_hashes_to(int fd, DigestAlgorithm alg, const char *digest) {
+int content_store_blob_hashes_to(int fd, const char *digest, const bool *cancel) {
+        DigestAlgorithm alg;
         _cleanup_(hasher_freep) Hasher *h = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         char actual[DIGEST_STRING_MAX];
         uint64_t off = 0;
         int r;
 
+        r = digest_validate(digest, &alg);
+        if (r < 0)
+                return r;
         r = hasher_new(alg, &h);
         if (r < 0)
                 return r;
@@ -609,12 +609,13 @@ static int blob_hashes_to(int fd, DigestAlgorithm alg, const char *digest) {
         if (!buf)
                 return -ENOMEM;
         for (;;) {
-                ssize_t k = pread(fd, buf, 128 * 1024, (off_t) off);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
+                ssize_t k;
+
+                if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED))
+                        return -ECANCELED;
+                k = pread_full(fd, buf, 128 * 1024, (off_t) off);
+                if (k < 0)
+                        return (int) k;
                 if (k == 0)
                         break;
                 r = hasher_update(h, buf, (size_t) k);
@@ -628,45 +629,78 @@ static int blob_hashes_to(int fd, DigestAlgorithm alg, const char *digest) {
         return digest_equal(actual, digest);
 }
 
-int content_store_open_blob_verified(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size) {
+static char *blob_key(const struct stat *st) {
+        return g_strdup_printf("%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ".%09ld",
+                               (uint64_t) st->st_dev, (uint64_t) st->st_ino, (uint64_t) st->st_size,
+                               (uint64_t) st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+}
+
+int content_store_open_blob_to_verify(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
         g_autofree char *key = NULL;
-        DigestAlgorithm alg;
-        struct stat st, now;
+        struct stat st;
         uint64_t size;
-        int dfd, r;
+        int r;
 
-        dfd = blob_dir(s, digest, &alg);
-        if (dfd < 0)
-                return dfd;
         r = content_store_open_blob(s, digest, &fd, &size);
         if (r < 0)
                 return r;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        key = g_strdup_printf("%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ".%09ld", (uint64_t) st.st_dev,
-                              (uint64_t) st.st_ino, (uint64_t) st.st_size, (uint64_t) st.st_mtim.tv_sec,
-                              st.st_mtim.tv_nsec);
-        if (!g_hash_table_contains(s->verified, key)) {
-                /* SECURITY: a name another user's pull would take as "present" is re-hashed once per
-                 * inode and fetcher instance (committed blobs are 0444 and nobody holds a writable fd on
-                 * them, so once is enough). A blob that no longer hashes to its name is removed, and the
-                 * caller downloads it again, instead of serving it to everyone until a prune. */
-                r = blob_hashes_to(fd, alg, digest);
+        key = blob_key(&st);
+        /* SECURITY: a name another user's pull would take as "present" is re-hashed once per inode and
+         * fetcher instance (committed blobs are 0444 and nobody holds a writable fd on them, so once is
+         * enough). */
+        r = g_hash_table_contains(s->verified, key);
+        if (ret_size)
+                *ret_size = size;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        return r;
+}
+
+int content_store_blob_verdict(ContentStore *s, const char *digest, int fd, int hashes) {
+        struct stat st, now;
+        DigestAlgorithm alg;
+        int dfd;
+
+        if (hashes < 0)
+                return hashes;
+        dfd = blob_dir(s, digest, &alg);
+        if (dfd < 0)
+                return dfd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (hashes == 0) {
+                /* A blob that no longer hashes to its name is removed (if the name is still that inode),
+                 * and the caller downloads it again, instead of serving it to everyone until a prune. */
+                log_warning("Blob '%s' in the content store does not hash to its name; removing it.",
+                            digest);
+                if (fstatat(dfd, digest_hex(digest), &now, AT_SYMLINK_NOFOLLOW) >= 0 &&
+                    now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+                    unlinkat(dfd, digest_hex(digest), 0) < 0 && errno != ENOENT)
+                        return -errno;
+                return -ENOENT;
+        }
+        if (g_hash_table_size(s->verified) >= 65536)
+                g_hash_table_remove_all(s->verified);
+        g_hash_table_add(s->verified, blob_key(&st));
+        return 0;
+}
+
+int content_store_open_blob_verified(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t size;
+        int r;
+
+        r = content_store_open_blob_to_verify(s, digest, &fd, &size);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                r = content_store_blob_verdict(s, digest, fd,
+                                               content_store_blob_hashes_to(fd, digest, NULL));
                 if (r < 0)
                         return r;
-                if (r == 0) {
-                        log_warning("Blob '%s' in the content store does not hash to its name; removing it.",
-                                    digest);
-                        if (fstatat(dfd, digest_hex(digest), &now, AT_SYMLINK_NOFOLLOW) >= 0 &&
-                            now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
-                            unlinkat(dfd, digest_hex(digest), 0) < 0 && errno != ENOENT)
-                                return -errno;
-                        return -ENOENT;
-                }
-                if (g_hash_table_size(s->verified) >= 65536)
-                        g_hash_table_remove_all(s->verified);
-                g_hash_table_add(s->verified, TAKE_PTR(key));
         }
         if (ret_size)
                 *ret_size = size;

@@ -29,6 +29,16 @@ int content_store_has_blob(ContentStore *s, const char *digest);
 /* The same, once the blob was re-hashed (once per inode for the store's lifetime): a blob that does not
  * hash to its name is removed and -ENOENT returned, so that it is downloaded again. */
 int content_store_open_blob_verified(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size);
+/* The same in three steps, so that the hashing can run off the event loop (blob-verify.h):
+ *  - content_store_open_blob_to_verify(): opens the blob; 1 when this inode was verified already, 0 when
+ *    it must be re-hashed first, -ENOENT when absent;
+ *  - content_store_blob_hashes_to(): 1 if what fd reads hashes to digest, 0 if not, -ECANCELED once
+ *    *cancel (when given) is set (touches only fd and *cancel: safe in another thread);
+ *  - content_store_blob_verdict(): given that answer (or its -errno), remembers the inode as verified
+ *    and returns 0, or removes the blob and returns -ENOENT. */
+int content_store_open_blob_to_verify(ContentStore *s, const char *digest, int *ret_fd, uint64_t *ret_size);
+int content_store_blob_hashes_to(int fd, const char *digest, const bool *cancel);
+int content_store_blob_verdict(ContentStore *s, const char *digest, int fd, int hashes);
 
 typedef struct BlobInfo {
         char digest[DIGEST_STRING_MAX];

@@ -2,6 +2,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* asprintf(), renameat2(), reallocarray() */
 #endif
+#include <fcntl.h>
 #include <glib.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "auth.h"
 #include "berth-limits.h"
 #include "bus-names.h"
+#include "blob-verify.h"
 #include "bus-util.h"
 #include "config.h"
 #include "content-store.h"
@@ -32,9 +34,9 @@ typedef struct Manager {
 
         GHashTable *blob_fetches; /* digest → BlobFetch (owned) */
         GQueue waiting;           /* BlobFetch* not started yet */
-        unsigned n_active;
-        GHashTable *other_jobs; /* FetchJob* (Resolve, Login) → sd_bus_message* */
-        ArchiveContext archive; /* ImportArchive / ExportArchive children (archive-job.c) */
+        GHashTable *other_jobs;   /* FetchJob* (Resolve, Login) → sd_bus_message* */
+        GHashTable *verifying;    /* PendingVerify* (owned): FetchBlob calls waiting for a re-hash */
+        ArchiveContext archive;   /* ImportArchive / ExportArchive children (archive-job.c) */
 } Manager;
 
 /* One FetchBlob call waiting for a download: who asked (the broker forwards its caller's uid) and from
@@ -160,8 +162,6 @@ static bool blob_fetch_resource(BlobFetch *f, FetchJob *j) {
         free(f->name);
         f->name = strdup(next->name);
         f->uid = next->uid;
-        if (f->active)
-                m->n_active--;
         f->active = false;
         {
                 _cleanup_free_ char *digest = strdup(j->digest), *media_type = strdup(j->media_type);
@@ -212,12 +212,23 @@ static void blob_fetch_on_finished(FetchJob *j, int r, void *userdata) {
                 } else
                         reply_error(call, j->error_name, j->error_message);
         }
-        if (f->active)
-                m->n_active--;
         if (f->job != j) /* blob_fetch_resource() gave up half-way: j is already freed */
                 j = NULL;
         g_hash_table_remove(m->blob_fetches, digest); /* frees f and j */
         manager_dispatch_queue(m);
+}
+
+/* Downloads running (derived from the fetches, never counted apart, so it cannot drift from them). */
+static unsigned n_active(Manager *m) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&it, m->blob_fetches);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((BlobFetch *) v)->active)
+                        n++;
+        return n;
 }
 
 static unsigned uid_active(Manager *m, uid_t uid) {
@@ -285,7 +296,7 @@ static bool manager_preempt(Manager *m) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        if (g_queue_is_empty(&m->waiting) || m->n_active < m->settings.max_concurrent)
+        if (g_queue_is_empty(&m->waiting) || n_active(m) < m->settings.max_concurrent)
                 return false;
         users = users_with_demand(m);
         fair = MAX(1U, m->settings.max_concurrent / MAX(users, 1U));
@@ -315,7 +326,6 @@ static bool manager_preempt(Manager *m) {
                 fetch_job_cancel(victim->job); /* keeps the partial data */
                 victim->job = fetch_job_free(victim->job);
                 victim->active = false;
-                m->n_active--;
                 r = blob_fetch_new_job(victim, digest, size, media_type, &error);
                 if (r < 0) {
                         for (guint i = 0; i < victim->waiters->len; i++)
@@ -338,12 +348,11 @@ static void manager_dispatch_queue(Manager *m) {
         BlobFetch *f;
 
         do {
-                while (m->n_active < m->settings.max_concurrent && (f = manager_next_fair(m))) {
+                while (n_active(m) < m->settings.max_concurrent && (f = manager_next_fair(m))) {
                         int r;
 
                         g_queue_remove(&m->waiting, f);
                         f->active = true;
-                        m->n_active++;
                         r = fetch_job_start(f->job, TAKE_PTR(f->config));
                         if (r < 0) {
                                 blob_fetch_on_finished(f->job, r, f);
@@ -442,6 +451,92 @@ static int blob_fetch_new_job(BlobFetch *f, const char *digest, uint64_t size, c
         return 0;
 }
 
+/* A FetchBlob call for a committed blob that this instance has not re-hashed yet: the hashing runs in a
+ * thread (blob-verify.h), and the call is handled again once the verdict is in. The strings point
+ * into call, which this holds. */
+typedef struct PendingVerify {
+        Manager *manager;
+        sd_bus_message *call;
+        uid_t uid;
+        const char *name, *digest, *media_type;
+        uint64_t size, flags;
+        int fd;
+        BlobVerify *verify;
+} PendingVerify;
+
+static void pending_verify_free(gpointer p) {
+        PendingVerify *v = p;
+
+        if (!v)
+                return;
+        blob_verify_free(v->verify);
+        safe_close(v->fd);
+        sd_bus_message_unref(v->call);
+        free(v);
+}
+
+static int fetch_blob(sd_bus_message *msg, Manager *m, uid_t uid, const char *name, const char *digest,
+                      uint64_t size, const char *media_type, uint64_t flags, sd_bus_error *error);
+
+static void on_blob_verified(BlobVerify *bv, int hashes, void *userdata) {
+        PendingVerify *v = userdata;
+        Manager *m = v->manager;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = content_store_blob_verdict(m->ctx.store, v->digest, v->fd, hashes);
+        if (r < 0 && r != -ENOENT)
+                r = sd_bus_error_setf(&error, BERTH_ERROR_IO, "Failed to verify blob '%s': %s", v->digest,
+                                      strerror(-r));
+        else /* verified (served now), or removed (downloaded again) */
+                r = fetch_blob(v->call, m, v->uid, v->name, v->digest, v->size, v->media_type, v->flags,
+                               &error);
+        if (r < 0) {
+                r = sd_bus_error_is_set(&error) ? sd_bus_reply_method_error(v->call, &error)
+                                                : sd_bus_reply_method_errno(v->call, r, NULL);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to reply to FetchBlob: %m");
+        }
+        g_hash_table_remove(m->verifying, v); /* frees v and bv */
+}
+
+static int verify_then_fetch(sd_bus_message *msg, Manager *m, uid_t uid, const char *name,
+                             const char *digest, uint64_t size, const char *media_type, uint64_t flags,
+                             int fd, sd_bus_error *error) {
+        PendingVerify *v;
+        int r;
+
+        if (g_hash_table_size(m->verifying) >= TRANSFERS_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_BUSY, "Too many requests in flight");
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        *v = (PendingVerify){ .manager = m,
+                              .call = sd_bus_message_ref(msg),
+                              .uid = uid,
+                              .name = name,
+                              .digest = digest,
+                              .media_type = media_type,
+                              .size = size,
+                              .flags = flags,
+                              .fd = -EBADF };
+        r = blob_verify_start(m->event, fd, digest, on_blob_verified, v, &v->verify);
+        if (r < 0) {
+                pending_verify_free(v);
+                return sd_bus_error_setf(error, BERTH_ERROR_IO, "Failed to verify blob '%s': %s", digest,
+                                         strerror(-r));
+        }
+        v->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (v->fd < 0) {
+                r = -errno;
+                pending_verify_free(v);
+                return r;
+        }
+        g_hash_table_add(m->verifying, v);
+        log_debug("Re-hashing %s before serving it", digest);
+        return 1;
+}
+
 static int fetch_blob(sd_bus_message *msg, Manager *m, uid_t uid, const char *name, const char *digest,
                       uint64_t size, const char *media_type, uint64_t flags, sd_bus_error *error) {
         _cleanup_(image_reference_freep) ImageReference *ref = NULL;
@@ -473,9 +568,12 @@ static int fetch_blob(sd_bus_message *msg, Manager *m, uid_t uid, const char *na
                                          "Manifest size %" PRIu64 " exceeds the limit of %u bytes", size,
                                          MANIFEST_SIZE_MAX);
 
-        /* Already committed: reply at once (re-hashed first: issue 12 finding 2). */
-        r = content_store_open_blob_verified(m->ctx.store, digest, &fd, &have_size);
-        if (r >= 0) {
+        /* Already committed: reply at once, once it was re-hashed (issue 12 finding 2), which runs off
+         * the loop. */
+        r = content_store_open_blob_to_verify(m->ctx.store, digest, &fd, &have_size);
+        if (r == 0)
+                return verify_then_fetch(msg, m, uid, name, digest, size, media_type, flags, fd, error);
+        if (r > 0) {
                 if (have_size != size)
                         return sd_bus_error_setf(error, BERTH_ERROR_DIGEST_MISMATCH,
                                                  "Blob '%s' is stored with %" PRIu64 " bytes, not %" PRIu64,
@@ -781,9 +879,7 @@ static int method_cancel_fetch(sd_bus_message *msg, void *userdata, sd_bus_error
         for (guint i = 0; i < f->waiters->len; i++)
                 reply_error(((Waiter *) f->waiters->pdata[i])->call, BERTH_ERROR_CANCELLED,
                             "Fetch cancelled");
-        if (f->active)
-                m->n_active--;
-        else
+        if (!f->active)
                 g_queue_remove(&m->waiting, f);
         g_hash_table_remove(m->blob_fetches, digest);
         manager_dispatch_queue(m);
@@ -990,6 +1086,7 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         m->blob_fetches = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, blob_fetch_free);
         m->other_jobs = g_hash_table_new_full(g_direct_hash, g_direct_equal, fetch_job_free_notify,
                                               message_unref_notify);
+        m->verifying = g_hash_table_new_full(g_direct_hash, g_direct_equal, pending_verify_free, NULL);
         g_queue_init(&m->waiting);
         m->archive = (ArchiveContext){ .store = m->ctx.store, .event = event };
 
@@ -1023,6 +1120,8 @@ static void manager_shutdown(void *userdata) {
                 g_hash_table_destroy(m->blob_fetches);
         if (m->other_jobs)
                 g_hash_table_destroy(m->other_jobs);
+        if (m->verifying)
+                g_hash_table_destroy(m->verifying);
         curl_glue_free(m->ctx.glue);
         content_store_free(m->ctx.store);
         auth_cache_free(m->ctx.auth);
@@ -1031,13 +1130,14 @@ static void manager_shutdown(void *userdata) {
         free(m->config_dir);
 }
 
-/* Downloads (running or queued), resolves, logins and archive children: the calls waiting for them
- * would get no reply if we left. Partial ingests are on disk either way. */
+/* Downloads (running or queued), re-hashes, resolves, logins and archive children: the calls waiting for
+ * them would get no reply if we left. Partial ingests are on disk either way. */
 static bool manager_busy(void *userdata) {
         Manager *m = userdata;
 
         return (m->blob_fetches && g_hash_table_size(m->blob_fetches) > 0) ||
-               (m->other_jobs && g_hash_table_size(m->other_jobs) > 0) || m->archive.n_jobs > 0;
+               (m->other_jobs && g_hash_table_size(m->other_jobs) > 0) ||
+               (m->verifying && g_hash_table_size(m->verifying) > 0) || m->archive.n_jobs > 0;
 }
 
 int main(int argc, char *argv[]) {

@@ -78,15 +78,7 @@ def test_hardening_f4_waiter_failure_not_shared(fake_registry, berth_config, mem
     berth_config.registry(good.host, plain_http=True)
     asked, release = threading.Event(), threading.Event()
 
-    def fail_later(h, method, path):
-        if method == "GET" and path.endswith("/blobs/" + layer.digest):
-            asked.set()
-            release.wait(HANG_GUARD)
-            FakeRegistry.reply(h, method, 404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}',
-                               {"Content-Type": "application/json"})
-            return True
-        return False
-    bad.fault = fail_later
+    bad.fail_blob_after(layer.digest, asked, release, HANG_GUARD)
 
     # Transfers' signals go only to their participants (finding 7), so root reads every transfer's
     # Layers property (root sees all) until both pulls wait for the layer.

@@ -83,15 +83,7 @@ def test_hardening_f4_fetcher_waiter_failure_not_shared(fetcher, tmp_path):
                    f'[registry "{good.host}"]\nplain-http=true\n')
     asked, release = threading.Event(), threading.Event()
 
-    def fail_later(h, method, path):
-        if method == "GET" and path.endswith("/blobs/" + layer.digest):
-            asked.set()
-            release.wait(HANG_GUARD)
-            FakeRegistry.reply(h, method, 404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}',
-                               {"Content-Type": "application/json"})
-            return True
-        return False
-    bad.fault = fail_later
+    bad.fail_blob_after(layer.digest, asked, release, HANG_GUARD)
     try:
         first = fetcher.fetch(f"{bad.host}/test/f4bad", layer, 0, bg=True)
         assert asked.wait(HANG_GUARD)

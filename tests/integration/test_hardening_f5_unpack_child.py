@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from berthtest.privatebus import PrivateBus
-from test_unpacker_sandbox import (BIN, BROKER, CLIENT, GZIP, Env, add, make_tar, sha256, slow_layer,
-                                   unpack_child)
+from test_unpacker_sandbox import (BIN, BROKER, GZIP, add, make_env as make_unpacker_env, make_tar, sha256,
+                                   slow_layer, unpack_child)
 
 # What a compromised worker does: read the pipe to its end, then claim success (UnpackReport, UNPACK_OK).
 LYING_WORKER = r'''#!/usr/bin/python3
@@ -33,31 +32,14 @@ os.write(5, struct.pack("=iiQQ", 0, 0, 1, 1) + bytes(1024))
 '''
 
 
-def make_env(extra_env=None):
-    tmp = Path(tempfile.mkdtemp(prefix="berth-f5-"))
-    tmp.chmod(0o755)
-    bus = PrivateBus()
-    e = Env(tmp, bus.address)
-    for d in (e.conf, e.blobs, e.sentinel):
-        d.mkdir()
-        d.chmod(0o755)
-    (e.sentinel / "file").write_text("safe")
-    e.client.write_text(CLIENT)
-    e.client.chmod(0o644)
-    saved = dict(os.environ)
-    os.environ.update(extra_env or {})
-    try:
-        e.start()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return e, bus, tmp
+def make_env(extra_env):
+    return make_unpacker_env("berth-f5-", extra_env)
 
 
 @pytest.fixture
 def f5env():
     assert os.geteuid() == 0
-    e, bus, tmp = make_env()
+    e, bus, tmp = make_env({})
     yield e
     e.stop()
     bus.close()

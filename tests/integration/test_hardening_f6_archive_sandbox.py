@@ -7,36 +7,13 @@ long as the test needs.
 """
 import os
 import subprocess
-import time
 from pathlib import Path
 
 from berthtest.cli import images, tar_dir
 from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.images import ImageBuilder, File
+from berthtest.sandboxchild import sandboxed_child
 from berthtest.stack import BERTHCTL, berthctl, name_pid
-
-HANG_GUARD = 60
-
-
-def filters(status):
-    fields = dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
-    return fields, int(fields.get("Seccomp_filters", "0").strip() or 0)
-
-
-def sandboxed_child(parent):
-    """The archive child once it installed its own filter (one more than the fetcher has itself)."""
-    _, own = filters(Path(f"/proc/{parent}/status").read_text())
-    end = time.monotonic() + HANG_GUARD
-    while time.monotonic() < end:
-        for k in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-            try:
-                fields, n = filters(Path(f"/proc/{k}/status").read_text())
-            except FileNotFoundError:
-                continue
-            if n > own:
-                return int(k), fields
-        time.sleep(0.01)
-    raise AssertionError("no sandboxed archive child seen")
 
 
 def test_hardening_f6_archive_child_sandbox(tmp_path):

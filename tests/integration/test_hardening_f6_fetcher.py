@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,7 @@ import pytest
 from berthtest.cli import tar_dir
 from berthtest.images import File, ImageBuilder
 from berthtest.privatefetcher import PrivateFetcher
-
-HANG_GUARD = 60
+from berthtest.sandboxchild import sandboxed_child
 
 # As the broker: ImportArchive(h fd, t flags) with the archive on stdin (a pipe the test holds), or
 # ExportArchive(h out, s index, as digests) into stdout.
@@ -57,27 +55,6 @@ def fetcher():
 def client(f, *args, **kw):
     return subprocess.Popen(["runuser", "-u", "berth-broker", "--", "/usr/bin/python3", str(f.tmp / "client.py"),
                              *args], env=dict(os.environ, BUS=f.bus.address), **kw)
-
-
-def filters(status):
-    fields = dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
-    return fields, int(fields.get("Seccomp_filters", "0").strip() or 0)
-
-
-def sandboxed_child(parent):
-    """The archive child once it installed its own filter (one more than the fetcher has itself)."""
-    _, own = filters(Path(f"/proc/{parent}/status").read_text())
-    end = time.monotonic() + HANG_GUARD
-    while time.monotonic() < end:
-        for k in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-            try:
-                fields, n = filters(Path(f"/proc/{k}/status").read_text())
-            except FileNotFoundError:
-                continue
-            if n > own:
-                return int(k), fields
-        time.sleep(0.01)
-    raise AssertionError("no sandboxed archive child seen")
 
 
 def fetcher_pid(f):

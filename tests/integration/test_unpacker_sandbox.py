@@ -150,12 +150,10 @@ class Env:
         return sorted(os.listdir(self.snapshots / "tmp"))
 
 
-@pytest.fixture(scope="module")
-def env():
-    assert os.geteuid() == 0, "runs as root (it starts services and switches users)"
-    assert BIN.exists(), f"{BIN} not built (set BERTH_BUILD_DIR or BERTH_UNPACKER_BIN)"
-    subprocess.run(["id", BROKER], check=True, capture_output=True)
-    tmp = Path(tempfile.mkdtemp(prefix="berth-unpacker-it-"))
+def make_env(prefix="berth-unpacker-it-", extra_env=None):
+    """(Env, its private bus, its directory): the built unpacker started on a private bus, with
+    extra_env in its environment."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     tmp.chmod(0o755)
     bus = PrivateBus()
     e = Env(tmp, bus.address)
@@ -165,8 +163,28 @@ def env():
     (e.sentinel / "file").write_text("safe")
     e.client.write_text(CLIENT)
     e.client.chmod(0o644)
+    saved = dict(os.environ)
+    os.environ.update(extra_env or {})
     try:
         e.start()
+    except BaseException:
+        e.stop()
+        bus.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return e, bus, tmp
+
+
+@pytest.fixture(scope="module")
+def env():
+    assert os.geteuid() == 0, "runs as root (it starts services and switches users)"
+    assert BIN.exists(), f"{BIN} not built (set BERTH_BUILD_DIR or BERTH_UNPACKER_BIN)"
+    subprocess.run(["id", BROKER], check=True, capture_output=True)
+    e, bus, tmp = make_env()
+    try:
         yield e
     finally:
         e.stop()

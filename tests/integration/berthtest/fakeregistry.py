@@ -155,6 +155,19 @@ class FakeRegistry:
         return self.reply(h, method, 200, data, {"Content-Type": "application/octet-stream",
                                                  "Docker-Content-Digest": ref})
 
+    def fail_blob_after(self, digest, asked, release, timeout):
+        """Fault: a GET of blob ``digest`` sets ``asked``, waits for ``release`` (at most ``timeout``
+        seconds), then answers 404 BLOB_UNKNOWN."""
+        def fault(h, method, path):
+            if method == "GET" and path.endswith("/blobs/" + digest):
+                asked.set()
+                release.wait(timeout)
+                self.reply(h, method, 404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}',
+                           {"Content-Type": "application/json"})
+                return True
+            return False
+        self.fault = fault
+
     def blob_gets(self, digest):
         with self.lock:
             return [r for r in self.requests if r["method"] == "GET" and r["path"].endswith("/blobs/" + digest)]
