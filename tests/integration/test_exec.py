@@ -16,22 +16,11 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, ok
 
 IMAGE = "localhost/berth-exec-test:latest"
 MEMBER2 = "berth-test-exec-member2"
 CONFINEMENT = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Seccomp", "Seccomp_filters", "NoNewPrivs")
-
-
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 def container_pid(name, user=None):

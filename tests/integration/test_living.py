@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import ok
 
 # BERTH_LIVING_PRIVATE=1: against a stack of the build's broker and supervisor on the bus that
 # DBUS_SYSTEM_BUS_ADDRESS names (no bus activation there: the tests that restart the supervisor skip),
@@ -53,11 +54,6 @@ def stop(*procs):
         except ProcessLookupError:
             pass
         p.wait()
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 def inspect(name, user=None):

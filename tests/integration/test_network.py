@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, inspect, ok
 from berthtest.fixtures import require_tools
 
 IMAGE = "localhost/berth-net-test:latest"
@@ -26,18 +27,6 @@ NETNS = Path("/run/berth/netns")
 LEASES = Path("/var/lib/cni/networks")
 NET_D = Path("/etc/berth/net.d")
 SERVER = "while true; do echo hello | nc -l -p 8080; done"
-
-
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 def wait_removed(name, timeout=120):
@@ -74,10 +63,6 @@ def read_port(port, send=b"\n", timeout=30):
 
 def container_id(name, user=None):
     return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]["State"]["Id"]
-
-
-def inspect(name, user=None):
-    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, inspect, ls, ok
 from berthtest.containerd import Containerd
 
 IMAGE = "localhost/berth-run-test:latest"
@@ -28,26 +29,6 @@ ADMIN = "berth-test-runadmin"
 ADMIN_RULE = Path("/etc/polkit-1/rules.d/49-berth-test-run-admin.rules")
 RUNTIME = Path("/run/berth/containers")
 STATE = Path("/var/lib/berth")
-
-
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
-
-
-def ls(user=None, *extra):
-    return {c["Name"]: c for c in json.loads(ok(berthctl("ls", "-a", "--json", *extra, user=user)).stdout)}
-
-
-def inspect(name, user=None):
-    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]
 
 
 def leftovers(cid):

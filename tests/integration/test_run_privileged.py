@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, ok
 
 IMAGE = "localhost/berth-priv-test:latest"
 ADMIN = "berth-test-privadmin"
@@ -30,18 +31,6 @@ ACTIVE = Path("/var/lib/berth/snapshots")
 PRIVILEGED = "org.berth.container-privileged"
 
 STATUS = "grep -E '^(CapEff|CapBnd|CapInh|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status"
-
-
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 def status(text):
