@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ok, state
+from berthtest.containers import berthctl, ls, ok, state
 from berthtest.terminal import Terminal
 
 IMAGE = "localhost/berth-exec-test:latest"
@@ -22,11 +22,7 @@ CONFINEMENT = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Seccomp", "Sec
 
 
 def container_pid(name, user=None):
-    import json
-    for c in json.loads(ok(berthctl("ls", "-a", "--json", user=user)).stdout):
-        if c["Name"] == name:
-            return c["Pid"]
-    raise AssertionError(f"no container {name}")
+    return ls(user)[name]["Pid"]
 
 
 @pytest.fixture(scope="module")
@@ -210,9 +206,7 @@ def test_attach_sees_output_and_detaching_leaves_it_running(running, member):
     t.expect(b"got:hello")
     t.type(b"\x10\x11")  # ctrl-p ctrl-q
     assert t.finish(30) == 0, t.output
-    import json
-    status = {c["Name"]: c["Status"] for c in json.loads(ok(berthctl("ls", "--json", user=member)).stdout)}
-    assert status[name] == "running"
+    assert ls(member)[name]["Status"] == "running"
     # The log still has what went through the terminal.
     stack.wait_for(lambda: "got:hello" in berthctl("logs", name, user=member).stdout, what="log")
 
@@ -235,13 +229,11 @@ def test_attach_needs_a_detached_tty_container(running):
 # ---- health checks (through the exec path) -----------------------------------------------------------
 
 def health_of(name, user=None):
-    import json
-    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]["State"]["Health"]
+    return state(name, user)["Health"]
 
 
 def status_of(name, user=None):
-    import json
-    return {c["Name"]: c for c in json.loads(ok(berthctl("ls", "-a", "--json", user=user)).stdout)}[name]
+    return ls(user)[name]
 
 
 @pytest.mark.parametrize("who", ["root", "member"])
@@ -266,6 +258,19 @@ def test_health_on_failure_kill_stops_it(running):
                    "--health-retries", "2", "--health-on-failure", "kill")
     stack.wait_for(lambda: status_of(name)["Status"] == "stopped", timeout=30, what="killed when unhealthy")
     assert status_of(name)["ExitCode"] == 137
+
+
+def test_health_on_failure_restart_is_a_failure_the_restart_policy_restarts(running):
+    """restart: the same kill as kill, and the restart policy brings it back (it is not a user's stop):
+    on-failure:1 restarts it once, the check fails again, and it stays stopped."""
+    name = running("exhealthrestart", None, "--restart", "on-failure:1", "--health-cmd", "false",
+                   "--health-interval", "200ms", "--health-retries", "2", "--health-on-failure", "restart",
+                   cmd=("sh", "-c", "echo up; exec sleep 1000"))
+    stack.wait_for(lambda: (lambda s: s["RestartCount"] == 1 and s["Status"] == "stopped")(state(name)),
+                   timeout=60, what="one restart, then stopped")
+    s = state(name)
+    assert (s["RestartCount"], s["Status"], s["ExitCode"]) == (1, "stopped", 137), s
+    assert ok(berthctl("logs", name)).stdout == "up\nup\n"
 
 
 def test_health_check_timeout_counts_as_failure(running):

@@ -268,6 +268,24 @@ def test_network_create_ls_inspect_rm(image, member, names):
     assert not Path(f"/sys/class/net/{bridge}").exists()
 
 
+def test_default_network_rm_then_made_again_on_first_use(image):
+    """`network rm bridge` with nothing attached deletes its conflist and bridge; the next container on the
+    default network writes it again (docs/networking.md: created the first time a container needs it)."""
+    ok(berthctl("run", "--rm", "--name", "defnet-1", image, "true"))
+    wait_removed("defnet-1")
+    doc = json.loads(ok(berthctl("network", "inspect", "bridge")).stdout)[0]
+    assert doc["containers"] == [], f"containers left on the default network: {doc['containers']}"
+    bridge = doc["bridge"]
+    ok(berthctl("network", "rm", "bridge"))
+    assert not (NET_D / "bridge.conflist").exists()
+    assert not Path(f"/sys/class/net/{bridge}").exists()
+    p = ok(berthctl("run", "--rm", "--name", "defnet-2", image, "ip", "-o", "-4", "addr", "show", "eth0"))
+    assert " inet " in p.stdout, p.stdout
+    wait_removed("defnet-2")
+    assert (NET_D / "bridge.conflist").exists()
+    assert Path(f"/sys/class/net/{bridge}/bridge").exists()
+
+
 def test_network_management_is_admin_only(member):
     p = berthctl("network", "create", "membernet", user=member)
     assert p.returncode != 0 and "org.berth.network-manage" in p.stderr
