@@ -45,8 +45,8 @@ class Terminal:
         """Read until the output contains `text` (bytes); an AssertionError if it ends or times out first."""
         deadline = time.monotonic() + timeout
         while text not in self.output:
-            assert time.monotonic() < deadline, f"no {text!r} within {timeout}s: {self.output!r}"
-            assert self._read(1), f"the terminal closed before {text!r}: {self.output!r}"
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout}s: {self.output[-2000:]!r}"
+            assert self._read(1), f"the terminal closed before {text!r}: {self.output[-2000:]!r}"
 
     def type(self, data):
         os.write(self.master, data)
