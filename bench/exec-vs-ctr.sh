@@ -22,19 +22,10 @@ done
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
-prefix=${BERTH_PREFIX:-/usr/local}
-berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 image=localhost/bench-exec:latest
 name=bench-exec-$$
 
-die() { printf 'exec-vs-ctr: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'exec-vs-ctr: %s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || die "run as root (containerd needs it)"
-for t in containerd ctr awk sort; do
-        command -v "$t" >/dev/null || die "'$t' not found (Debian: containerd)"
-done
-"$berthctl" info >/dev/null 2>&1 || die "berth is not up ('$berthctl info' fails): run tools/dev-up"
+require "containerd needs it" "containerd" containerd ctr awk sort
 
 tmp=$(mktemp -d /var/tmp/berth-bench-exec.XXXXXX)
 ctrd_pid=

@@ -1,5 +1,26 @@
-# Shared by the side-by-side benchmarks (sourced): medians and a private containerd.
-# The caller defines die() and $tmp (a scratch directory it removes at exit).
+# Shared by the benchmarks that drive the installed berth (sourced): their common start (die, log,
+# $berthctl, require), medians and a private containerd.
+# The caller defines $tmp (a scratch directory it removes at exit) before it starts containerd, and may set
+# $berthctl before sourcing (otherwise BERTHCTL, or PREFIX's berthctl).
+
+bench=$(basename "$0" .sh)
+die() { printf '%s: error: %s\n' "$bench" "$*" >&2; exit 1; }
+log() { printf '%s: %s\n' "$bench" "$*" >&2; }
+prefix=${BERTH_PREFIX:-/usr/local}
+berthctl=${berthctl:-${BERTHCTL:-$prefix/bin/berthctl}}
+
+# require WHY_ROOT DEBIAN_PACKAGES TOOL...: root (WHY_ROOT says what needs it), every TOOL on PATH (the
+# packages that have them), and berth up.
+require() {
+        local why=$1 packages=$2 t
+        shift 2
+        [ "$(id -u)" = 0 ] || die "run as root${why:+ ($why)}"
+        for t; do
+                command -v "$t" >/dev/null || die "'$t' not found (Debian: $packages)"
+        done
+        command -v "$berthctl" >/dev/null || die "$berthctl not found: run tools/dev-up first (or set BERTHCTL)"
+        "$berthctl" info >/dev/null 2>&1 || die "berth is not up ('$berthctl info' fails): run tools/dev-up"
+}
 
 # The median of the numbers on stdin, one a line.
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

@@ -24,20 +24,11 @@ done
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
-prefix=${BERTH_PREFIX:-/usr/local}
-berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 redis_img=localhost/bench-redis:latest
 bb_img=localhost/bench-net:latest
 name=bench-redis
 
-die() { printf 'net-redis: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'net-redis: %s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || die "run as root"
-for t in redis-server redis-cli redis-benchmark python3 awk sort; do
-        command -v "$t" >/dev/null || die "'$t' not found (Debian: redis-server redis-tools)"
-done
-"$berthctl" info >/dev/null 2>&1 || die "berth is not up ('$berthctl info' fails): run tools/dev-up"
+require "" "redis-server redis-tools" redis-server redis-cli redis-benchmark python3 awk sort
 
 tmp=$(mktemp -d /tmp/berth-net-bench.XXXXXX)
 host_pid=

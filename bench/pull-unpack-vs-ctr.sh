@@ -30,18 +30,8 @@ done
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
-prefix=${BERTH_PREFIX:-/usr/local}
-berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 
-die() { printf 'pull-unpack-vs-ctr: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'pull-unpack-vs-ctr: %s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || die "run as root (images rm / content gc are admin-only; containerd and tar -x as root)"
-for t in docker-registry skopeo containerd ctr curl python3 awk sort tar zstd gzip; do
-        command -v "$t" >/dev/null || die "'$t' not found (Debian: docker-registry skopeo containerd curl python3 zstd)"
-done
-[ -x "$berthctl" ] || die "$berthctl not found: run tools/dev-up first (or set BERTHCTL)"
-"$berthctl" info >/dev/null 2>&1 || die "berth is not up ('$berthctl info' fails): run tools/dev-up"
+require "images rm / content gc are admin-only; containerd and tar -x as root" "docker-registry skopeo containerd curl python3 zstd" docker-registry skopeo containerd ctr curl python3 awk sort tar zstd gzip
 
 tmp=$(mktemp -d /var/tmp/berth-bench-unpack.XXXXXX)
 reg_pid= ctrd_pid=

@@ -30,18 +30,8 @@ done
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
-prefix=${BERTH_PREFIX:-/usr/local}
-berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 
-die() { printf 'pull-vs-ctr: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'pull-vs-ctr: %s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || die "run as root (berth's images rm / content gc are admin-only; containerd needs root)"
-for t in docker-registry skopeo containerd ctr openssl curl python3 awk sort; do
-        command -v "$t" >/dev/null || die "'$t' not found (Debian: docker-registry skopeo containerd openssl curl python3)"
-done
-[ -x "$berthctl" ] || die "$berthctl not found: run tools/dev-up first (or set BERTHCTL)"
-"$berthctl" info >/dev/null 2>&1 || die "berth is not up ('$berthctl info' fails): run tools/dev-up"
+require "berth's images rm / content gc are admin-only; containerd needs root" "docker-registry skopeo containerd openssl curl python3" docker-registry skopeo containerd ctr openssl curl python3 awk sort
 
 tmp=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 reg_pid= ctrd_pid=

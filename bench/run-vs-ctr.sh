@@ -26,18 +26,9 @@ done
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
-prefix=${BERTH_PREFIX:-/usr/local}
-berthctl=${BERTHCTL:-$prefix/bin/berthctl}
 image=localhost/bench-run:latest
 
-die() { printf 'run-vs-ctr: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'run-vs-ctr: %s\n' "$*" >&2; }
-
-[ "$(id -u)" = 0 ] || die "run as root (containerd and runc need it)"
-for t in containerd ctr runc python3 awk sort; do
-        command -v "$t" >/dev/null || die "'$t' not found (Debian: containerd runc)"
-done
-"$berthctl" info >/dev/null 2>&1 || die "berth is not up ('$berthctl info' fails): run tools/dev-up"
+require "containerd and runc need it" "containerd runc" containerd ctr runc python3 awk sort
 
 tmp=$(mktemp -d /var/tmp/berth-bench-run.XXXXXX)
 ctrd_pid=

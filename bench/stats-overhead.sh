@@ -19,7 +19,6 @@ while getopts n:r:i:b: o; do
         *) exit 2 ;;
         esac
 done
-die() { echo "stats-overhead: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"

@@ -268,7 +268,7 @@ def test_import_refuses_non_tar(tmp_path):
     empty_json = tmp_path / "notar.json"
     empty_json.write_text('{"hello": "world"}\n' * 100)
     p = import_archive(empty_json)
-    assert p.returncode != 0, p.stdout
+    assert p.returncode != 0 and "Not a readable tar archive" in p.stderr, (p.stdout, p.stderr)
 
 
 def test_import_is_admin_only(tmp_path, member, busybox_oci):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, ok
 
 IMAGE = "localhost/berth-visibility-test:latest"
 MEMBER_B = "berth-test-member2"
@@ -68,15 +69,6 @@ loop = GLib.MainLoop()
 GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, finish)
 loop.run()
 '''
-
-
-def berthctl(*args, user=None):
-    return stack.berthctl(*args, user=user, timeout=120)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 @pytest.fixture(scope="module")

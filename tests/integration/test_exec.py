@@ -6,41 +6,24 @@ a host working directory (CVE-2016-9962, CVE-2019-5736, CVE-2024-21626); it is t
 by it, and berthctl exec exits with its status.
 """
 import os
-import pty
 import re
-import select
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, ls, ok, state
+from berthtest.terminal import Terminal
 
 IMAGE = "localhost/berth-exec-test:latest"
 MEMBER2 = "berth-test-exec-member2"
 CONFINEMENT = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Seccomp", "Seccomp_filters", "NoNewPrivs")
 
 
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
-
-
 def container_pid(name, user=None):
-    import json
-    for c in json.loads(ok(berthctl("ls", "-a", "--json", user=user)).stdout):
-        if c["Name"] == name:
-            return c["Pid"]
-    raise AssertionError(f"no container {name}")
+    return ls(user)[name]["Pid"]
 
 
 @pytest.fixture(scope="module")
@@ -208,34 +191,12 @@ def test_exec_stdio_and_stdin(running, member):
 
 def test_exec_with_a_pty(running, member):
     name = running("expty", member)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(["runuser", "-u", member, "--", str(stack.BERTHCTL), "--no-ask-password", "exec",
-                             "-t", "-i", name, "sh", "-c", "tty; read line; echo got:$line; exit 4"],
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out, sent = b"", False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 5)
-        if not r:
-            if proc.poll() is not None:
-                break
-            continue
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-        if not sent and b"/dev/pts/" in out:
-            os.write(master, b"typed\r")
-            sent = True
-        if b"got:typed" in out and proc.poll() is not None:
-            break
-    assert proc.wait(60) == 4, out
-    os.close(master)
-    assert re.search(rb"/dev/pts/\d+", out) and b"got:typed" in out, out
+    t = Terminal([str(stack.BERTHCTL), "--no-ask-password", "exec", "-t", "-i", name, "sh", "-c",
+                  "tty; read line; echo got:$line; exit 4"], user=member)
+    t.expect(b"/dev/pts/")
+    t.type(b"typed\r")
+    assert t.finish() == 4, t.output
+    assert re.search(rb"/dev/pts/\d+", t.output) and b"got:typed" in t.output, t.output
 
 
 def test_member_cannot_exec_into_another_users_container(running, member):
@@ -245,7 +206,7 @@ def test_member_cannot_exec_into_another_users_container(running, member):
     p = berthctl("top", name, user=member)
     assert p.returncode != 0 and "org.berth.container-manage-any" in p.stderr, p.stderr
     p = berthctl("attach", name, user=member)
-    assert p.returncode != 0, p.stderr
+    assert p.returncode != 0 and "org.berth.container-manage-any" in p.stderr, p.stderr
     # Root may.
     ok(berthctl("exec", name, "true"))
 
@@ -292,30 +253,23 @@ def test_top_shows_a_containers_command_line_escaped(running):
 
 def test_attach_sees_output_and_detaching_leaves_it_running(running, member):
     name = running("exatt", member, "-t", cmd=("sh", "-c", "while read l; do echo got:$l; done"))
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(["runuser", "-u", member, "--", str(stack.BERTHCTL), "--no-ask-password", "attach",
-                             name], stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 60
-    typed = False
-    while time.monotonic() < deadline and b"got:hello" not in out:
-        if not typed:
-            time.sleep(0.5)
-            os.write(master, b"hello\r")
-            typed = True
-        r, _, _ = select.select([master], [], [], 1)
-        if r:
-            out += os.read(master, 4096)
-    assert b"got:hello" in out, out
-    os.write(master, b"\x10\x11")  # ctrl-p ctrl-q
-    assert proc.wait(30) == 0
-    os.close(master)
-    import json
-    status = {c["Name"]: c["Status"] for c in json.loads(ok(berthctl("ls", "--json", user=member)).stdout)}
-    assert status[name] == "running"
+    t = Terminal([str(stack.BERTHCTL), "--no-ask-password", "attach", name], user=member)
+    t.type(b"hello\r")
+    t.expect(b"got:hello")
+    t.type(b"\x10\x11")  # ctrl-p ctrl-q
+    assert t.finish(30) == 0, t.output
+    assert ls(member)[name]["Status"] == "running"
     # The log still has what went through the terminal.
     stack.wait_for(lambda: "got:hello" in berthctl("logs", name, user=member).stdout, what="log")
+
+
+def test_attach_gives_the_container_terminal_the_attaching_terminals_size(running, member):
+    name = running("exatsize", member, "-t", "-i", cmd=("sh", "-c", "while true; do stty size; sleep 0.2; done"))
+    t = Terminal([str(stack.BERTHCTL), "--no-ask-password", "attach", name], user=member, size=(41, 131))
+    t.expect(b"41 131")
+    t.type(b"\x10\x11")  # ctrl-p ctrl-q
+    assert t.finish(30) == 0, t.output
+    assert state(name, member)["Status"] == "running"
 
 
 def test_attach_needs_a_detached_tty_container(running):
@@ -327,13 +281,11 @@ def test_attach_needs_a_detached_tty_container(running):
 # ---- health checks (through the exec path) -----------------------------------------------------------
 
 def health_of(name, user=None):
-    import json
-    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]["State"]["Health"]
+    return state(name, user)["Health"]
 
 
 def status_of(name, user=None):
-    import json
-    return {c["Name"]: c for c in json.loads(ok(berthctl("ls", "-a", "--json", user=user)).stdout)}[name]
+    return ls(user)[name]
 
 
 @pytest.mark.parametrize("who", ["root", "member"])
@@ -360,6 +312,19 @@ def test_health_on_failure_kill_stops_it(running):
     assert status_of(name)["ExitCode"] == 137
 
 
+def test_health_on_failure_restart_is_a_failure_the_restart_policy_restarts(running):
+    """restart: the same kill as kill, and the restart policy brings it back (it is not a user's stop):
+    on-failure:1 restarts it once, the check fails again, and it stays stopped."""
+    name = running("exhealthrestart", None, "--restart", "on-failure:1", "--health-cmd", "false",
+                   "--health-interval", "200ms", "--health-retries", "2", "--health-on-failure", "restart",
+                   cmd=("sh", "-c", "echo up; exec sleep 1000"))
+    stack.wait_for(lambda: (lambda s: s["RestartCount"] == 1 and s["Status"] == "stopped")(state(name)),
+                   timeout=60, what="one restart, then stopped")
+    s = state(name)
+    assert (s["RestartCount"], s["Status"], s["ExitCode"]) == (1, "stopped", 137), s
+    assert ok(berthctl("logs", name)).stdout == "up\nup\n"
+
+
 def test_health_check_timeout_counts_as_failure(running):
     name = running("exhealthslow", None, "--health-cmd", "sleep 100", "--health-interval", "200ms",
                    "--health-timeout", "300ms", "--health-retries", "1")
@@ -372,7 +337,7 @@ def test_bad_health_options_are_refused(image):
     p = berthctl("run", "--rm", "--health-interval", "1ms", "--health-cmd", "true", image, "true")
     assert p.returncode == 125 and "health.interval_ms" in p.stderr, p.stderr
     p = berthctl("run", "--rm", "--health-on-failure", "explode", image, "true")
-    assert p.returncode != 0
+    assert p.returncode != 0 and "invalid --health-on-failure" in p.stderr, p.stderr
 
 
 def test_exec_never_runs_a_host_binary_in_the_container(running):

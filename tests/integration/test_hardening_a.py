@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 from berthtest import stack
+from berthtest.containers import ok
 from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.images import ImageBuilder, Dir, File, MEDIA_TYPES, random_file_layer
 from berthtest.stack import berthctl, busctl, wait_for
@@ -22,11 +23,6 @@ BROKER_PATH = "/org/berth/Broker1"
 MANAGER = "org.berth.Broker1.Manager"
 TRANSFER = "org.berth.Broker1.Transfer"
 STATE = Path("/var/lib/berth")
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 def refused(p, text):

@@ -12,7 +12,6 @@ Self-contained like test_unpacker_sandbox.py (a private bus, the built unpacker,
 """
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_unpacker_sandbox import (BIN, BROKER, GZIP, add, make_env as make_unpacker_env, make_tar, sha256,
+from test_unpacker_sandbox import (BROKER, GZIP, add, make_env as make_unpacker_env, make_tar, sha256,
                                    slow_layer, unpack_child)
 
 # What a compromised worker does: read the pipe to its end, then claim success (UnpackReport, UNPACK_OK).

@@ -108,6 +108,7 @@ def test_idle_services_do_not_map_job_libraries():
     # Fresh instances: a fetcher that served a pull a moment ago keeps libcurl until it exits.
     stop_all()
     info = {s["name"]: s for s in stack.info_json()["services"]}
+    assert set(info) == set(SERVICES), info
     for name, s in info.items():
         maps = open(f"/proc/{s['pid']}/maps").read()
         # The supervisor compiles each container's seccomp profile itself (the engine runs in its

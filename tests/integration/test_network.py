@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, inspect, ok
 from berthtest.fixtures import require_tools
 
 IMAGE = "localhost/berth-net-test:latest"
@@ -26,18 +27,6 @@ NETNS = Path("/run/berth/netns")
 LEASES = Path("/var/lib/cni/networks")
 NET_D = Path("/etc/berth/net.d")
 SERVER = "while true; do echo hello | nc -l -p 8080; done"
-
-
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 def wait_removed(name, timeout=120):
@@ -74,10 +63,6 @@ def read_port(port, send=b"\n", timeout=30):
 
 def container_id(name, user=None):
     return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]["State"]["Id"]
-
-
-def inspect(name, user=None):
-    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +274,24 @@ def test_network_create_ls_inspect_rm(image, member, names):
         ok(berthctl("network", "rm", "nettest1"))
     assert not (NET_D / "nettest1.conflist").exists()
     assert not Path(f"/sys/class/net/{bridge}").exists()
+
+
+def test_default_network_rm_then_made_again_on_first_use(image):
+    """`network rm bridge` with nothing attached deletes its conflist and bridge; the next container on the
+    default network writes it again (docs/networking.md: created the first time a container needs it)."""
+    ok(berthctl("run", "--rm", "--name", "defnet-1", image, "true"))
+    wait_removed("defnet-1")
+    doc = json.loads(ok(berthctl("network", "inspect", "bridge")).stdout)[0]
+    assert doc["containers"] == [], f"containers left on the default network: {doc['containers']}"
+    bridge = doc["bridge"]
+    ok(berthctl("network", "rm", "bridge"))
+    assert not (NET_D / "bridge.conflist").exists()
+    assert not Path(f"/sys/class/net/{bridge}").exists()
+    p = ok(berthctl("run", "--rm", "--name", "defnet-2", image, "ip", "-o", "-4", "addr", "show", "eth0"))
+    assert " inet " in p.stdout, p.stdout
+    wait_removed("defnet-2")
+    assert (NET_D / "bridge.conflist").exists()
+    assert Path(f"/sys/class/net/{bridge}/bridge").exists()
 
 
 def test_network_management_is_admin_only(member):

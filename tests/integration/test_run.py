@@ -7,19 +7,16 @@ does.
 """
 import json
 import os
-import pty
 import re
-import select
 import signal
-import struct
 import subprocess
-import termios
-import fcntl
 from pathlib import Path
 
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, inspect, ls, ok
+from berthtest.terminal import Terminal
 from berthtest.containerd import Containerd
 
 IMAGE = "localhost/berth-run-test:latest"
@@ -28,26 +25,6 @@ ADMIN = "berth-test-runadmin"
 ADMIN_RULE = Path("/etc/polkit-1/rules.d/49-berth-test-run-admin.rules")
 RUNTIME = Path("/run/berth/containers")
 STATE = Path("/var/lib/berth")
-
-
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
-
-
-def ls(user=None, *extra):
-    return {c["Name"]: c for c in json.loads(ok(berthctl("ls", "-a", "--json", *extra, user=user)).stdout)}
-
-
-def inspect(name, user=None):
-    return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]
 
 
 def leftovers(cid):
@@ -158,32 +135,12 @@ def test_env_workdir_user_hostname_entrypoint(image, tmp_path):
 
 
 def test_tty_through_a_pty(image, member):
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    proc = subprocess.Popen(["runuser", "-u", member, "--", str(stack.BERTHCTL), "--no-ask-password", "run",
-                             "--rm", "-t", "-i", IMAGE, "sh", "-c", "tty; stty size; read line; echo got:$line; exit 3"],
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = b""
-    sent = False
-    while True:
-        r, _, _ = select.select([master], [], [], 60)
-        assert r, f"no output from the container: {out!r}"
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-        if not sent and b"33 101" in out:
-            os.write(master, b"typed\r")
-            sent = True
-        if b"got:typed" in out and proc.poll() is not None:
-            break
-    assert proc.wait(60) == 3, out
-    os.close(master)
-    text = out.decode(errors="replace")
+    t = Terminal([str(stack.BERTHCTL), "--no-ask-password", "run", "--rm", "-t", "-i", IMAGE, "sh", "-c",
+                  "tty; stty size; read line; echo got:$line; exit 3"], user=member, size=(33, 101))
+    t.expect(b"33 101")
+    t.type(b"typed\r")
+    assert t.finish() == 3, t.output
+    text = t.output.decode(errors="replace")
     assert re.search(r"/dev/pts/\d+", text), text
     assert "33 101" in text, text
     assert "got:typed" in text, text

@@ -10,9 +10,7 @@ Also: `inspect` shows the summary of the container's real config.json, and /dev/
 """
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import berthctl, ok
+from berthtest.terminal import Terminal
 
 IMAGE = "localhost/berth-priv-test:latest"
 ADMIN = "berth-test-privadmin"
@@ -30,18 +30,6 @@ ACTIVE = Path("/var/lib/berth/snapshots")
 PRIVILEGED = "org.berth.container-privileged"
 
 STATUS = "grep -E '^(CapEff|CapBnd|CapInh|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status"
-
-
-def berthctl(*args, user=None, input=None, timeout=120):
-    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    if user:
-        cmd = ["runuser", "-u", user, "--"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    return p
 
 
 def status(text):
@@ -299,27 +287,11 @@ def test_inspect_reads_the_generated_spec(admin, member):
 # ---- /dev/console under -t --------------------------------------------------------------------------------
 
 def test_dev_console_is_the_pty(image, member):
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(["runuser", "-u", member, "--", str(stack.BERTHCTL), "--no-ask-password", "run",
-                             "--rm", "-t", IMAGE, "sh", "-c",
-                             "stat -c 'console %t:%T' /dev/console; stat -L -c 'tty %t:%T' $(tty); "
-                             "echo via-console > /dev/console"],
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = b""
-    while True:
-        r, _, _ = select.select([master], [], [], 60)
-        assert r, f"no output from the container: {out!r}"
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    assert proc.wait(60) == 0, out
-    os.close(master)
-    text = out.decode(errors="replace")
+    t = Terminal([str(stack.BERTHCTL), "--no-ask-password", "run", "--rm", "-t", IMAGE, "sh", "-c",
+                  "stat -c 'console %t:%T' /dev/console; stat -L -c 'tty %t:%T' $(tty); "
+                  "echo via-console > /dev/console"], user=member)
+    assert t.finish() == 0, t.output
+    text = t.output.decode(errors="replace")
     console = re.search(r"console (\w+:\w+)", text)
     tty = re.search(r"tty (\w+:\w+)", text)
     assert console and tty, text

@@ -15,12 +15,33 @@ from berthtest import stack
 from berthtest.fixtures import require_tools
 
 SERVICES = ["Broker", "Fetcher", "Unpacker", "Supervisor"]
+# What this file and test_foundation.py::test_units_verify_and_stay_hardened check, by source template.
+CHECKED = ({f"dbus/org.berth.{n}1.conf.in" for n in SERVICES} | {f"dbus/org.berth.{n}1.service.in" for n in SERVICES}
+           | {f"units/berth-{n.lower()}.service.in" for n in SERVICES}
+           | {"polkit/org.berth.policy.in", "units/sysusers.d/berth.conf.in", "units/tmpfiles.d/berth.conf.in",
+              "dbus/org.berth.Broker1.xml"})
+# Checked elsewhere: the polkit rules file is JavaScript that polkitd runs (test_polkit_matrix.py);
+# install-policy is meson's install script, not shipped.
+CHECKED_ELSEWHERE = {"polkit/org.berth.rules.in", "dbus/install-policy"}
 
 
 def built(*parts):
     path = stack.BUILD.joinpath(*parts)
     assert path.exists(), f"{path} missing: tools/dev-up builds it (set BERTH_BUILD_DIR if built elsewhere)"
     return path
+
+
+def test_every_shipped_file_is_checked():
+    """A new unit, bus policy, activation file or polkit file is added to CHECKED with its check."""
+    shipped = {str(p.relative_to(stack.TOP)) for d in ("dbus", "polkit", "units") for p in (stack.TOP / d).rglob("*")
+               if p.is_file() and p.name != "meson.build" and p.suffix not in (".sh", ".py")}
+    assert shipped == CHECKED | CHECKED_ELSEWHERE, shipped ^ (CHECKED | CHECKED_ELSEWHERE)
+
+
+def test_introspection_xml_is_well_formed():
+    require_tools("xmllint")
+    p = stack.run(["xmllint", "--noout", "--nonet", str(stack.TOP / "dbus" / "org.berth.Broker1.xml")])
+    assert p.returncode == 0 and p.stderr == "", p.stderr
 
 
 def test_polkit_policy_is_valid_against_its_dtd():

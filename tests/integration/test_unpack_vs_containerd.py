@@ -210,6 +210,7 @@ def test_tree_matches_containerd(registry, containerd, tmp_path, media_types, co
         plat = doc["platforms"][0]
         assert plat["unpacked"] is True
         snaps = snapshots()
+        assert plat["chain_ids"], plat
         for i, cid in enumerate(plat["chain_ids"]):
             assert cid in snaps, cid
             assert snaps[cid]["parent"] == (plat["chain_ids"][i - 1] if i else "")

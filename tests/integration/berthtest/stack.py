@@ -44,8 +44,9 @@ def run(cmd, *, user=None, check=False, timeout=120, env=None, input=None):
     return p
 
 
-def berthctl(*args, user=None, check=False, timeout=300, env=None):
-    return run([str(BERTHCTL), "--no-ask-password", *args], user=user, check=check, timeout=timeout, env=env)
+def berthctl(*args, user=None, check=False, timeout=300, env=None, input=None):
+    return run([str(BERTHCTL), "--no-ask-password", *args], user=user, check=check, timeout=timeout, env=env,
+               input=input)
 
 
 def busctl(*args, user=None, check=False, address=None, timeout=60):
