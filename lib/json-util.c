@@ -428,6 +428,8 @@ JsonObject *json_object_get_object_or_null(JsonObject *object, const char *name)
         JsonNode *node = object ? json_object_get_member(object, name) : NULL;
 
         return node && JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : NULL;
+}
+
 int json_parse_file_at(int dir_fd, const char *name, size_t max_size, JsonNode **ret, char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *data = NULL;
