@@ -264,7 +264,7 @@ def test_attach_sees_output_and_detaching_leaves_it_running(running, member):
 
 
 def test_attach_gives_the_container_terminal_the_attaching_terminals_size(running, member):
-    name = running("exatsize", member, "-t", "-i", cmd=("sh", "-c", "while true; do stty size; sleep 0.2; done"))
+    name = running("exatsize", member, "-t", cmd=("sh", "-c", "while true; do stty size; sleep 0.2; done"))
     t = Terminal([str(stack.BERTHCTL), "--no-ask-password", "attach", name], user=member, size=(41, 131))
     t.expect(b"41 131")
     t.type(b"\x10\x11")  # ctrl-p ctrl-q
