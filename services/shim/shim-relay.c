@@ -4,6 +4,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -21,6 +22,7 @@
 typedef struct Target {
         int fd;    /* -1: none, or dropped */
         bool sock; /* send(MSG_DONTWAIT): a socket's file description may be the client's own */
+        bool pipe; /* a blocking pipe we could not open again: PIPE_BUF at a time, once poll() says so */
         char buf[SHIM_LOG_LINE_MAX];
         size_t off, len; /* buf[off..len) waits; both 0 when nothing does */
 } Target;
@@ -42,12 +44,12 @@ static PollKind polled[SHIM_RELAY_POLL_MAX];
  * through /proc: O_NONBLOCK on the client's own open file description would reach its other users (a
  * shell sharing it, say). A socket gets MSG_DONTWAIT. Anything else (a regular file, /dev/null) is written
  * as it is. An fd open only for reading is refused: the client gets nothing it could not do itself. */
-static int target_prepare(int fd, bool *ret_sock) {
+static int target_prepare(int fd, bool *ret_sock, bool *ret_pipe) {
         struct stat st;
         char path[64];
         int fl = fcntl(fd, F_GETFL), nfd;
 
-        *ret_sock = false;
+        *ret_sock = *ret_pipe = false;
         if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || fstat(fd, &st) < 0) {
                 (void) close(fd);
                 return -1;
@@ -60,8 +62,10 @@ static int target_prepare(int fd, bool *ret_sock) {
                 return fd;
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
         nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        if (nfd < 0 && errno != ENXIO)
-                return fd; /* no /proc: the pipe as it is */
+        if (nfd < 0 && errno != ENXIO) {
+                *ret_pipe = true; /* no /proc: the pipe as it is, written so that it cannot block */
+                return fd;
+        }
         (void) close(fd);
         return nfd; /* -1 (ENXIO): nobody reads it any more */
 }
@@ -71,7 +75,7 @@ void shim_relay_open(unsigned stream, int fd) {
                 return;
         if (targets[stream].fd >= 0)
                 (void) close(targets[stream].fd);
-        targets[stream].fd = target_prepare(fd, &targets[stream].sock);
+        targets[stream].fd = target_prepare(fd, &targets[stream].sock, &targets[stream].pipe);
         targets[stream].off = targets[stream].len = 0;
 }
 
@@ -96,6 +100,14 @@ static void target_drop(Target *t) {
 static ssize_t target_write(Target *t, const void *p, size_t n) {
         ssize_t k;
 
+        if (t->pipe) {
+                /* Room in the pipe (POLLOUT) takes a write of up to PIPE_BUF bytes whole. */
+                struct pollfd p = { .fd = t->fd, .events = POLLOUT };
+                if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLOUT))
+                        return p.revents & (POLLERR | POLLHUP) ? -1 : 0;
+                if (n > PIPE_BUF)
+                        n = PIPE_BUF;
+        }
         do
                 k = t->sock ? send(t->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(t->fd, p, n);
         while (k < 0 && errno == EINTR);
