@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* berthctl exec, attach and top: Container.Exec / Attach / Top. exec passes our own fds 0-2 (or gets a
  * pty master back with -t) and a pipe on which the container's shim writes the process's exit status;
- * attach copies between our terminal and a stream joined to a detached container's pty until the
- * detach keys (ctrl-p ctrl-q, as docker) or the container's end. */
+ * the signals it receives go to the process (KillExec, as docker's sig-proxy), our window size to its
+ * pty. attach copies between our terminal and a stream joined to a detached container's pty until the
+ * detach keys (ctrl-p ctrl-q, as docker) or the container's end; our window size goes to the container's
+ * terminal (ResizeTerminal). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-glib/json-glib.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
@@ -111,6 +115,84 @@ static int pump_once(Pump *p) {
         return loop_write(p->out, outb, o) < 0 ? 0 : 2;
 }
 
+/* ---- signals ---------------------------------------------------------------------------------------- */
+
+static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+/* A signalfd for the forwarded signals (with forward) and SIGWINCH (with winch), blocked from now on. */
+static int signals_open(bool forward, bool winch) {
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        for (size_t i = 0; forward && i < ELEMENTSOF(forwarded_signals); i++)
+                sigaddset(&mask, forwarded_signals[i]);
+        if (winch)
+                sigaddset(&mask, SIGWINCH);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        return RET_NERRNO(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+}
+
+/* The next signal from a signalfd, 0 if none. */
+static int signal_next(int fd) {
+        struct signalfd_siginfo si;
+
+        return read(fd, &si, sizeof(si)) == (ssize_t) sizeof(si) ? (int) si.ssi_signo : 0;
+}
+
+/* Our terminal's size to a container's (ResizeTerminal). */
+static void send_size(sd_bus *bus, const char *path) {
+        struct winsize ws;
+
+        if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_row == 0 || ws.ws_col == 0)
+                return;
+        (void) sd_bus_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                  "ResizeTerminal", NULL, NULL, "uut", (uint32_t) ws.ws_row,
+                                  (uint32_t) ws.ws_col, UINT64_C(0));
+}
+
+/* An exec's session: signals to berthctl go to the process; with a pty, our window size to it. */
+typedef struct ExecSession {
+        sd_bus *bus;
+        const char *path;
+        uint32_t pid;
+        int sigfd, pty;
+} ExecSession;
+
+static void exec_signals(ExecSession *e) {
+        int sig;
+
+        while ((sig = signal_next(e->sigfd)) > 0) {
+                if (sig == SIGWINCH) {
+                        struct winsize ws;
+                        if (e->pty >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
+                                (void) ioctl(e->pty, TIOCSWINSZ, &ws);
+                        continue;
+                }
+                /* Gone already (ESRCH): its status is on its way. */
+                (void) sd_bus_call_method(e->bus, BERTH_BROKER_NAME, e->path, BERTH_BROKER_CONTAINER_IFACE,
+                                          "KillExec", NULL, NULL, "uit", e->pid, (int32_t) sig, UINT64_C(0));
+        }
+}
+
+/* Without -t: the process's status, forwarding signals meanwhile. */
+static int exec_wait(ExecSession *e, int status_fd) {
+        for (;;) {
+                struct pollfd p[2] = { { .fd = status_fd, .events = POLLIN },
+                                       { .fd = e->sigfd, .events = POLLIN } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[1].revents)
+                        exec_signals(e);
+                if (p[0].revents)
+                        break;
+        }
+        return read_status(status_fd);
+}
+
 /* ---- exec ------------------------------------------------------------------------------------------- */
 
 static void exec_help(void) {
@@ -156,7 +238,7 @@ static char *exec_options_json(char **args, GPtrArray *env, const char *user, co
 }
 
 /* -t: our terminal ↔ the pty until the process's status arrives. */
-static int exec_tty_loop(int pty, int status_fd, bool interactive) {
+static int exec_tty_loop(ExecSession *e, int pty, int status_fd, bool interactive) {
         Term t = {};
         Pump in = { .in = STDIN_FILENO, .out = pty }, out = { .in = pty, .out = STDOUT_FILENO };
         bool in_open = interactive, out_open = true;
@@ -170,16 +252,19 @@ static int exec_tty_loop(int pty, int status_fd, bool interactive) {
                         (void) ioctl(pty, TIOCSWINSZ, &ws);
         }
         for (;;) {
-                struct pollfd p[3] = {
+                struct pollfd p[4] = {
                         { .fd = out_open ? pty : -1, .events = POLLIN },
                         { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
                         { .fd = status_fd, .events = POLLIN },
+                        { .fd = e->sigfd, .events = POLLIN },
                 };
-                if (poll(p, 3, -1) < 0) {
+                if (poll(p, 4, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
+                if (p[3].revents)
+                        exec_signals(e);
                 if (p[0].revents && pump_once(&out) == 0)
                         out_open = false; /* EIO: every slave fd is closed */
                 if (p[1].revents && pump_once(&in) == 0)
@@ -210,7 +295,7 @@ int cmd_exec(int argc, char *argv[]) {
         _cleanup_free_ char *path = NULL;
         g_autoptr(GPtrArray) env = g_ptr_array_new();
         g_autofree char *json = NULL;
-        _cleanup_close_ int status_r = -EBADF, status_w = -EBADF, pty = -EBADF;
+        _cleanup_close_ int status_r = -EBADF, status_w = -EBADF, pty = -EBADF, sigfd = -EBADF;
         const char *user = NULL, *workdir = NULL;
         bool tty = false, interactive = false, detach = false;
         int c, r, fds[2];
@@ -267,6 +352,10 @@ int cmd_exec(int argc, char *argv[]) {
                         return -errno;
                 status_r = fds[0];
                 status_w = fds[1];
+                /* Blocked before the process starts: a signal that comes meanwhile waits for its pid. */
+                sigfd = signals_open(true, tty);
+                if (sigfd < 0)
+                        return sigfd;
         }
         r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
                                            "Exec");
@@ -321,11 +410,11 @@ int cmd_exec(int argc, char *argv[]) {
         reply = sd_bus_message_unref(reply);
         if (detach)
                 return 0;
-        /* Nothing more to say to the broker: the shim tells the end through the pipe. */
-        bus = sd_bus_flush_close_unref(bus);
+        /* The shim tells the end through the pipe; the broker hears only of signals to forward. */
+        ExecSession e = { .bus = bus, .path = path, .pid = pid, .sigfd = sigfd, .pty = pty };
         if (tty)
-                return exec_tty_loop(pty, status_r, interactive);
-        return read_status(status_r);
+                return exec_tty_loop(&e, pty, status_r, interactive);
+        return exec_wait(&e, status_r);
 }
 
 /* ---- attach ----------------------------------------------------------------------------------------- */
@@ -364,7 +453,7 @@ int cmd_attach(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int stream = -EBADF;
+        _cleanup_close_ int stream = -EBADF, sigfd = -EBADF;
         unsigned char keys[DETACH_KEYS_MAX];
         size_t n_keys = 0;
         const char *spec = "ctrl-p,ctrl-q";
@@ -411,15 +500,25 @@ int cmd_attach(int argc, char *argv[]) {
         Pump in = { .in = STDIN_FILENO, .out = stream, .keys = keys, .n_keys = n_keys };
         Pump out = { .in = stream, .out = STDOUT_FILENO };
         bool in_open = true;
+        /* Our window size is the container terminal's while we are attached: now and on each change. */
+        sigfd = signals_open(false, true);
+        if (sigfd < 0)
+                return sigfd;
+        if (isatty(STDIN_FILENO))
+                send_size(bus, path);
         term_raw(&t, -1);
         for (;;) {
-                struct pollfd p[2] = { { .fd = stream, .events = POLLIN },
-                                       { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN } };
-                if (poll(p, 2, -1) < 0) {
+                struct pollfd p[3] = { { .fd = stream, .events = POLLIN },
+                                       { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+                                       { .fd = sigfd, .events = POLLIN } };
+                if (poll(p, 3, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
+                if (p[2].revents)
+                        while (signal_next(sigfd) == SIGWINCH)
+                                send_size(bus, path);
                 if (p[0].revents && pump_once(&out) == 0) {
                         /* The container ended: its status, as docker attach reports it. */
                         _cleanup_(sd_bus_message_unrefp) sd_bus_message *w = NULL;

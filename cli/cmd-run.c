@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* berthctl run / create: docker's and podman's argument order (options stop at IMAGE), turned into
- * Manager.CreateContainer's options JSON; foreground runs pass the caller's own fds 0/1/2. */
+ * Manager.CreateContainer's options JSON; foreground runs pass our own stdin (with -i) and pipes for
+ * the container's stdout and stderr, which its shim logs and copies to (container-attach.c). */
 #include <ctype.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -585,8 +586,9 @@ static char *options_json(const RunOptions *o, bool detach) {
         return json_to_string(root, false);
 }
 
-/* CreateContainer; *ret_path is the container's object path, *ret_pty the pty master (or -1). */
-static int create(sd_bus *bus, const char *verb, const RunOptions *o, bool detach, bool pass_stdio,
+/* CreateContainer; *ret_path is the container's object path, *ret_pty the session stream of run -t (or
+ * -1). With out (write ends of two pipes), the container's stdout and stderr go there. */
+static int create(sd_bus *bus, const char *verb, const RunOptions *o, bool detach, const int *out,
                   char **ret_path, int *ret_pty) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         g_autofree char *options = options_json(o, detach);
@@ -598,14 +600,16 @@ static int create(sd_bus *bus, const char *verb, const RunOptions *o, bool detac
                 r = sd_bus_message_append(m, "sss", o->image, o->name ?: "", options);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sh}");
-        if (r >= 0 && pass_stdio) {
-                /* The container writes straight into our terminal or pipe: these are our own fds. */
+        if (r >= 0 && out) {
+                /* The container reads our own stdin; its output goes through its shim (which logs it)
+                 * into pipes of ours: never our own stdout, whose file description it could not make
+                 * non-blocking without making it so for whoever shares it. */
                 if (o->interactive)
                         r = sd_bus_message_append(m, "{sh}", "stdin", STDIN_FILENO);
                 if (r >= 0)
-                        r = sd_bus_message_append(m, "{sh}", "stdout", STDOUT_FILENO);
+                        r = sd_bus_message_append(m, "{sh}", "stdout", out[0]);
                 if (r >= 0)
-                        r = sd_bus_message_append(m, "{sh}", "stderr", STDERR_FILENO);
+                        r = sd_bus_message_append(m, "{sh}", "stderr", out[1]);
         }
         for (unsigned i = 0; r >= 0 && i < o->n_mounts; i++) {
                 char key[16];
@@ -652,7 +656,7 @@ static int run_or_create(int argc, char *argv[], bool run) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         __attribute__((cleanup(run_options_done))) RunOptions o = { .name = NULL };
         _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int pty = -EBADF;
+        _cleanup_close_ int pty = -EBADF, out_r = -EBADF, out_w = -EBADF, err_r = -EBADF, err_w = -EBADF;
         const char *verb = run ? "run" : "create";
         bool detach;
         int r;
@@ -669,7 +673,22 @@ static int run_or_create(int argc, char *argv[], bool run) {
         r = broker_connect(&bus);
         if (r < 0)
                 return CLI_EXIT_ERROR;
-        r = create(bus, verb, &o, detach, !detach && !o.tty, &path, &pty);
+        if (!detach && !o.tty) {
+                int fds[2];
+
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return CLI_EXIT_ERROR;
+                out_r = fds[0];
+                out_w = fds[1];
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return CLI_EXIT_ERROR;
+                err_r = fds[0];
+                err_w = fds[1];
+        }
+        r = create(bus, verb, &o, detach, out_w >= 0 ? (const int[]){ out_w, err_w } : NULL, &path, &pty);
+        /* The shim holds the only write ends now: their end of file is the end of the output. */
+        out_w = safe_close(out_w);
+        err_w = safe_close(err_w);
         if (r < 0)
                 return CLI_EXIT_ERROR;
         if (!run || detach) {
@@ -685,7 +704,9 @@ static int run_or_create(int argc, char *argv[], bool run) {
                 printf("%s\n", container_id_from_path(path));
                 return 0;
         }
-        return container_attach_run(bus, path, TAKE_FD(pty), o.tty, o.interactive, o.rm);
+        return container_attach_run(bus, path, TAKE_FD(pty),
+                                    out_r >= 0 ? (const int[]){ out_r, err_r } : NULL, o.tty, o.interactive,
+                                    o.rm);
 }
 
 int cmd_run(int argc, char *argv[]) {

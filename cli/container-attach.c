@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A foreground `run`: Wait first (so the exit cannot be missed, even of a --rm container the broker
- * removes at once), then Start; signals to berthctl go to the container's init; with -t, the terminal
- * is raw and bytes are copied between it and the pty master, whose window size follows ours. */
+ * removes at once), then Start; signals to berthctl go to the container's init. The container's shim
+ * logs its output and copies it to us (services/shim/shim-relay.h): without -t into the two pipes we
+ * passed as its stdout and stderr, which we copy to ours; with -t through the session stream it gave
+ * back, while our terminal is raw and its window size goes to the container's (ResizeTerminal). */
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -23,13 +26,72 @@ typedef struct Attach {
         sd_bus *bus;
         sd_event *event;
         const char *path;
-        int pty;
+        int pty;    /* -t: the session stream (socket) */
+        int out[2]; /* without -t: the pipes of the container's stdout and stderr */
         bool exited;
         int status;
         bool tty_raw;
         struct termios saved;
-        sd_event_source *stdin_source, *pty_source;
+        sd_event_source *stdin_source, *pty_source, *out_source[2];
 } Attach;
+
+/* Our terminal's size to the container's (synchronously before Start, so its first output fits). */
+static void send_size(Attach *a, bool sync) {
+        struct winsize ws;
+
+        if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_row == 0 || ws.ws_col == 0)
+                return;
+        if (sync)
+                (void) sd_bus_call_method(a->bus, BERTH_BROKER_NAME, a->path, BERTH_BROKER_CONTAINER_IFACE,
+                                          "ResizeTerminal", NULL, NULL, "uut", (uint32_t) ws.ws_row,
+                                          (uint32_t) ws.ws_col, UINT64_C(0));
+        else
+                (void) sd_bus_call_method_async(a->bus, NULL, BERTH_BROKER_NAME, a->path,
+                                                BERTH_BROKER_CONTAINER_IFACE, "ResizeTerminal", NULL, NULL,
+                                                "uut", (uint32_t) ws.ws_row, (uint32_t) ws.ws_col,
+                                                UINT64_C(0));
+}
+
+/* Without -t: one of the container's pipes to our fd 1 or 2. */
+static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Attach *a = userdata;
+        unsigned i = fd == a->out[0] ? 0 : 1;
+        char buf[65536];
+        ssize_t n = read(fd, buf, sizeof(buf));
+
+        if (n > 0) {
+                (void) loop_write(i == 0 ? STDOUT_FILENO : STDERR_FILENO, buf, (size_t) n);
+                return 0;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        a->out_source[i] = sd_event_source_disable_unref(a->out_source[i]);
+        return 0;
+}
+
+/* After the exit: what is left in the pipes (the shim closed them before it reported the exit). */
+static void drain_output(Attach *a) {
+        for (unsigned i = 0; i < 2; i++) {
+                if (!a->out_source[i])
+                        continue;
+                a->out_source[i] = sd_event_source_disable_unref(a->out_source[i]);
+                for (;;) {
+                        struct pollfd p = { .fd = a->out[i], .events = POLLIN };
+                        char buf[65536];
+                        ssize_t n;
+
+                        /* Bounded: should anything else hold a pipe's write end, we still end. */
+                        if (poll(&p, 1, 10000) <= 0)
+                                break;
+                        n = read(a->out[i], buf, sizeof(buf));
+                        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                                continue;
+                        if (n <= 0 ||
+                            loop_write(i == 0 ? STDOUT_FILENO : STDERR_FILENO, buf, (size_t) n) < 0)
+                                break;
+                }
+        }
+}
 
 static int on_wait(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Attach *a = userdata;
@@ -51,10 +113,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         Attach *a = userdata;
 
         if (si->ssi_signo == SIGWINCH) {
-                struct winsize ws;
-
-                if (a->pty >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
-                        (void) ioctl(a->pty, TIOCSWINSZ, &ws);
+                send_size(a, false);
                 return 0;
         }
         /* The container's init gets it, as if it had been sent to the container. */
@@ -116,12 +175,10 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 }
 
 static int setup_tty(Attach *a, bool interactive) {
-        struct winsize ws;
         int r;
 
         if (isatty(STDIN_FILENO)) {
-                if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
-                        (void) ioctl(a->pty, TIOCSWINSZ, &ws);
+                send_size(a, true);
                 if (interactive && tcgetattr(STDIN_FILENO, &a->saved) >= 0) {
                         struct termios raw = a->saved;
 
@@ -146,10 +203,15 @@ static int setup_tty(Attach *a, bool interactive) {
         return 0;
 }
 
-int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool interactive, bool rm) {
+int container_attach_run(sd_bus *bus, const char *path, int pty, const int out[2], bool tty,
+                         bool interactive, bool rm) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
-        Attach a = { .bus = bus, .path = path, .pty = pty, .status = CLI_EXIT_ERROR };
+        Attach a = { .bus = bus,
+                     .path = path,
+                     .pty = pty,
+                     .out = { out ? out[0] : -EBADF, out ? out[1] : -EBADF },
+                     .status = CLI_EXIT_ERROR };
         sigset_t mask;
         int r;
 
@@ -179,6 +241,17 @@ int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool 
                 if (r < 0)
                         goto fail;
         }
+        for (unsigned i = 0; i < 2; i++) {
+                if (a.out[i] < 0)
+                        continue;
+                if (fcntl(a.out[i], F_SETFL, fcntl(a.out[i], F_GETFL) | O_NONBLOCK) < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+                r = sd_event_add_io(event, &a.out_source[i], a.out[i], EPOLLIN, on_output, &a);
+                if (r < 0)
+                        goto fail;
+        }
 
         /* Wait before Start: the broker answers both in order, so the exit cannot be missed. */
         r = container_wait_async(bus, path, on_wait, &a);
@@ -203,6 +276,7 @@ int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool 
                 /* What the container wrote just before it exited. */
                 copy_out(&a);
         }
+        drain_output(&a);
         goto done;
 
 fail:
@@ -212,6 +286,8 @@ done:
                 (void) tcsetattr(STDIN_FILENO, TCSANOW, &a.saved);
         sd_event_source_disable_unref(a.pty_source);
         sd_event_source_disable_unref(a.stdin_source);
+        for (unsigned i = 0; i < 2; i++)
+                sd_event_source_disable_unref(a.out_source[i]);
         safe_close(pty);
         (void) sd_bus_detach_event(bus);
         fflush(stdout);

@@ -27,9 +27,11 @@ int container_print_log(sd_bus *bus, const char *path, bool follow, const char *
 int container_print_log_full(sd_bus *bus, const char *path, const LogOptions *o, const char *what);
 
 /* container-attach.c: a foreground run. Starts the container with Wait already pending, forwards the
- * signals berthctl receives to the container's init, and with a pty copies between the terminal and the
- * master (raw mode, window size). Returns the container's exit status, or CLI_EXIT_ERROR. */
-int container_attach_run(sd_bus *bus, const char *path, int pty, bool tty, bool interactive, bool rm);
+ * signals berthctl receives to the container's init; without a terminal copies the read ends out[2] of the
+ * pipes passed as the container's stdout and stderr to ours, with one copies between the terminal and the
+ * session stream pty (raw mode, window size). Returns the container's exit status, or CLI_EXIT_ERROR. */
+int container_attach_run(sd_bus *bus, const char *path, int pty, const int out[2], bool tty,
+                         bool interactive, bool rm);
 
 /* A Wait(EXIT_ONLY) call (no timeout) sent asynchronously; the callback gets (exit_code, reason) as soon as
  * the container exited, before the removal of a --rm container ends. */

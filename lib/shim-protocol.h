@@ -22,6 +22,10 @@ typedef enum ShimOp {
         SHIM_OP_KILL = 3,  /* signal, flags SHIM_KILL_ALL: every process of the container */
         SHIM_OP_EXEC = 4,  /* run a process in the container: see shim-exec-protocol.h (fds by SCM_RIGHTS) */
         SHIM_OP_ATTACH = 5, /* a stream socket to a detached tty container's pty (fd in the reply) */
+        SHIM_OP_RESIZE = 6, /* the container pty's window size: flags = rows << 16 | columns */
+        /* signal to an exec'd process: flags = its host pid, which must be a process the shim started and
+         * has not reaped yet (so the pid cannot be another's) */
+        SHIM_OP_SIGNAL_EXEC = 7,
         /* The write end of a pipe comes with the request (SCM_RIGHTS): the shim writes "<inode> <size>\n"
          * of its current log file, then a copy of every record it logs, and closes it when it exits.
          * A follower whose pipe is full is dropped (the shim never waits for a reader). */

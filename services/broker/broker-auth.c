@@ -102,6 +102,10 @@ static const struct {
         { "Exec", BERTH_ACTION_CONTAINER_MANAGE },
         { "Attach", BERTH_ACTION_CONTAINER_MANAGE },
         { "Top", BERTH_ACTION_CONTAINER_MANAGE },
+        /* SECURITY: the window size of the container's terminal, and a signal to a process exec'd in it
+         * (the shim checks it is one: never the init or another container's); both less than Exec. */
+        { "ResizeTerminal", BERTH_ACTION_CONTAINER_MANAGE },
+        { "KillExec", BERTH_ACTION_CONTAINER_MANAGE },
         /* SECURITY: freezing and thawing act on one container like Kill; OpenLogStreams reveals its output
          * like OpenLog (the follow pipe only carries what the log gets). */
         { "Pause", BERTH_ACTION_CONTAINER_MANAGE },

@@ -82,6 +82,10 @@ int container_read_flags(sd_bus_message *m, uint64_t known, uint64_t *ret_flags,
 int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 int container_attach_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 int container_top_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+/* container-io.c */
+int container_resize_terminal_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
+                                   sd_bus_error *error);
+int container_kill_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 /* Sends call (to the supervisor) and answers request with its reply, body and fds as they came, or
  * with an error naming what. 1, or what internal_reply_unreachable() answers. */
 int container_forward_call(Manager *manager, sd_bus_message *request, sd_bus_message *call,

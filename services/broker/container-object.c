@@ -323,6 +323,8 @@ CONTAINER_METHOD(method_open_log, open_log_body)
 CONTAINER_METHOD(method_exec, container_exec_body)
 CONTAINER_METHOD(method_attach, container_attach_body)
 CONTAINER_METHOD(method_top, container_top_body)
+CONTAINER_METHOD(method_resize_terminal, container_resize_terminal_body)
+CONTAINER_METHOD(method_kill_exec, container_kill_exec_body)
 
 static int get_network_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
         uint64_t flags;
@@ -466,6 +468,12 @@ const sd_bus_vtable broker_container_vtable[] = {
                                  method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Top", "t", SD_BUS_PARAM(flags), "a(uuus)", SD_BUS_PARAM(processes),
                                  method_top, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ResizeTerminal", "uut",
+                                 SD_BUS_PARAM(rows) SD_BUS_PARAM(columns) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_resize_terminal, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("KillExec", "uit",
+                                 SD_BUS_PARAM(pid) SD_BUS_PARAM(signal) SD_BUS_PARAM(flags), "",
+                                 SD_BUS_PARAM(), method_kill_exec, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Pause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_pause,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Unpause", "t", SD_BUS_PARAM(flags), "", SD_BUS_PARAM(), method_pause,

@@ -823,6 +823,16 @@ bool shim_exec_reaped(pid_t pid, int status) {
         return false;
 }
 
+int shim_exec_signal(pid_t pid, int sig) {
+        if (pid <= 0 || sig <= 0 || sig >= _NSIG)
+                return EINVAL;
+        /* Our child and not reaped: the pid is still this process's, never a recycled one. */
+        for (size_t i = 0; i < SHIM_EXECS_MAX; i++)
+                if (execs[i].used && execs[i].pid == pid && !execs[i].reaped)
+                        return kill(pid, sig) < 0 ? errno : 0;
+        return ESRCH;
+}
+
 /* ---- attach ----------------------------------------------------------------------------------------------
  */
 

@@ -26,6 +26,9 @@ void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds
 /* SHIM_OP_ATTACH: pty is the master the shim reads (the log's stdout stream), or -1. */
 void shim_attach_request(int peer_fd, int pty, bool running);
 
+/* SHIM_OP_SIGNAL_EXEC: sig to pid if it is a live exec'd process of ours. 0 or a positive errno. */
+int shim_exec_signal(pid_t pid, int sig);
+
 /* A reaped child: true when it was an exec'd process (its status is written to its status fd). */
 bool shim_exec_reaped(pid_t pid, int status);
 

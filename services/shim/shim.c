@@ -35,6 +35,7 @@
 #include "shim-exec.h"
 #include "shim-log.h"
 #include "shim-protocol.h"
+#include "shim-relay.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436 /* the same on every architecture; musl's headers may lack it */
@@ -220,6 +221,8 @@ static bool log_pump(Shim *s, LogStream *ls) {
         }
         if (ls == &s->streams[0]) /* clients attached to a -d -t container */
                 shim_attach_output(ls->buf + ls->len, (size_t) n);
+        /* A foreground run's client. */
+        shim_relay_output((unsigned) (ls - s->streams), ls->buf + ls->len, (size_t) n);
         ls->len += (size_t) n;
         for (;;) {
                 char *nl = memchr(ls->buf, '\n', ls->len);
@@ -362,6 +365,17 @@ static void handle_request(Shim *s, unsigned i) {
         case SHIM_OP_STATE:
                 send_reply(s, fd, 0, NULL);
                 break;
+        case SHIM_OP_RESIZE: { /* shim-relay.c */
+                int e = shim_relay_resize(s->streams[0].fd, q.flags >> 16, q.flags & 0xffffU);
+                send_reply(s, fd, e, e ? "cannot resize the container's terminal" : NULL);
+                break;
+        }
+        case SHIM_OP_SIGNAL_EXEC: { /* shim-exec.c */
+                int e = s->status == SHIM_STATUS_RUNNING ? shim_exec_signal((pid_t) q.flags, q.signal)
+                                                         : ESRCH;
+                send_reply(s, fd, e, e ? "no such exec'd process" : NULL);
+                break;
+        }
         case SHIM_OP_START:
                 if (s->status != SHIM_STATUS_CREATED || s->pending_start >= 0) {
                         send_reply(s, fd, EBUSY, "the container is not in the created state");
@@ -487,12 +501,13 @@ static _Noreturn void usage(void) {
         fputs("Usage: berth-shim --id ID --init-pid PID --state-dir-fd FD --listen-fd FD --start-fd FD\n"
               "                  --exec-err-fd FD [--ready-fd FD] [--log-out-fd FD] [--log-err-fd FD]\n"
               "                  [--log-max BYTES] [--created-at USEC]\n"
+              "                  [--relay-out-fd FD] [--relay-err-fd FD] [--session-fd FD]\n"
               "Started by berth-supervisor only.\n",
               stderr);
         exit(2);
 }
 
-static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
+static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd, int relay_fds[static 3]) {
         static const struct option opts[] = { { "id", required_argument, NULL, 'i' },
                                               { "init-pid", required_argument, NULL, 'p' },
                                               { "state-dir-fd", required_argument, NULL, 'd' },
@@ -504,6 +519,9 @@ static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
                                               { "log-err-fd", required_argument, NULL, 'E' },
                                               { "log-max", required_argument, NULL, 'm' },
                                               { "created-at", required_argument, NULL, 'C' },
+                                              { "relay-out-fd", required_argument, NULL, 'O' },
+                                              { "relay-err-fd", required_argument, NULL, 'R' },
+                                              { "session-fd", required_argument, NULL, 'S' },
                                               {} };
         int c, pid = -1;
 
@@ -542,6 +560,15 @@ static void parse_args(Shim *s, int argc, char *argv[], int *ready_fd) {
                         break;
                 case 'C':
                         ok = parse_u64(optarg, &s->created_at);
+                        break;
+                case 'O':
+                        ok = parse_fd(optarg, &relay_fds[0]);
+                        break;
+                case 'R':
+                        ok = parse_fd(optarg, &relay_fds[1]);
+                        break;
+                case 'S':
+                        ok = parse_fd(optarg, &relay_fds[2]);
                         break;
                 default:
                         usage();
@@ -589,8 +616,9 @@ int main(int argc, char *argv[]) {
                 .status = SHIM_STATUS_CREATED,
                 .streams = { { .fd = -1, .name = "stdout" }, { .fd = -1, .name = "stderr" } },
         };
-        struct pollfd pfd[4 + LOG_STREAMS + SHIM_PEERS_MAX + SHIM_EXEC_POLL_MAX];
+        struct pollfd pfd[4 + LOG_STREAMS + SHIM_PEERS_MAX + SHIM_EXEC_POLL_MAX + SHIM_RELAY_POLL_MAX];
         int ready_fd = -1;
+        int relay_fds[3] = { -1, -1, -1 }; /* a foreground client's: stdout, stderr, session */
         sigset_t mask;
 
         /* The creating process asked to die with the supervisor until it got here: from now on we must
@@ -600,11 +628,12 @@ int main(int argc, char *argv[]) {
         (void) prctl(PR_SET_NAME, "berth-shim");
         for (unsigned i = 0; i < SHIM_PEERS_MAX; i++)
                 s.peers[i] = -1;
-        parse_args(&s, argc, argv, &ready_fd);
+        parse_args(&s, argc, argv, &ready_fd, relay_fds);
         if (s.created_at == 0)
                 s.created_at = now_usec();
 
-        /* Only the fds we were given stay open (and 0-2, which are /dev/null). */
+        /* Only the fds we were given stay open (and 0-2, which are /dev/null); the last three are a
+         * foreground client's, never made non-blocking here (shim-relay.c). */
         int keep[] = { 0,
                        1,
                        2,
@@ -614,9 +643,12 @@ int main(int argc, char *argv[]) {
                        s.exec_err_fd,
                        ready_fd,
                        s.streams[0].fd,
-                       s.streams[1].fd };
+                       s.streams[1].fd,
+                       relay_fds[0],
+                       relay_fds[1],
+                       relay_fds[2] };
         close_others(keep, sizeof(keep) / sizeof(keep[0]));
-        for (size_t i = 3; i < sizeof(keep) / sizeof(keep[0]); i++)
+        for (size_t i = 3; i < sizeof(keep) / sizeof(keep[0]) - 3; i++)
                 if (keep[i] >= 0) {
                         (void) fcntl(keep[i], F_SETFD, FD_CLOEXEC);
                         if (i != 5) /* start_fd is written once, blocking is fine */
@@ -636,6 +668,15 @@ int main(int argc, char *argv[]) {
                 return 1;
         if (s.streams[0].fd >= 0 || s.streams[1].fd >= 0)
                 (void) log_open(&s);
+        for (unsigned i = 0; i < 2; i++)
+                if (relay_fds[i] >= 0) {
+                        (void) fcntl(relay_fds[i], F_SETFD, FD_CLOEXEC);
+                        shim_relay_open(i, relay_fds[i]);
+                }
+        if (relay_fds[2] >= 0) {
+                (void) fcntl(relay_fds[2], F_SETFD, FD_CLOEXEC);
+                shim_relay_open_session(relay_fds[2], s.streams[0].fd);
+        }
         s.oom_kills_at_start = oom_kills(&s);
         find_cgroup_procs(&s);
 
@@ -657,7 +698,7 @@ int main(int argc, char *argv[]) {
                         pfd[ix_exec = (int) n++] = (struct pollfd){ .fd = s.exec_err_fd, .events = POLLIN };
                 for (unsigned i = 0; i < LOG_STREAMS; i++) {
                         ix_log[i] = -1;
-                        if (s.streams[i].fd >= 0)
+                        if (s.streams[i].fd >= 0 && !shim_relay_blocked(i))
                                 pfd[ix_log[i] = (int) n++] =
                                         (struct pollfd){ .fd = s.streams[i].fd, .events = POLLIN };
                 }
@@ -669,6 +710,8 @@ int main(int argc, char *argv[]) {
                 }
                 nfds_t ix_exec_fds = n;
                 n += shim_exec_poll_fill(pfd + n);
+                nfds_t ix_relay = n;
+                n += shim_relay_poll_fill(pfd + n);
                 if (poll(pfd, n, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -681,7 +724,8 @@ int main(int argc, char *argv[]) {
                         handle_exec_result(&s);
                 if (pfd[ix_sig].revents)
                         handle_sigchld(&s);
-                shim_exec_poll_dispatch(pfd + ix_exec_fds, n - ix_exec_fds);
+                shim_exec_poll_dispatch(pfd + ix_exec_fds, ix_relay - ix_exec_fds);
+                shim_relay_poll_dispatch(pfd + ix_relay, n - ix_relay);
                 if (pfd[ix_listen].revents)
                         accept_peer(&s);
                 for (unsigned i = 0; i < SHIM_PEERS_MAX; i++)
@@ -699,11 +743,14 @@ int main(int argc, char *argv[]) {
                 (void) fcntl(s.streams[i].fd, F_SETFL, fcntl(s.streams[i].fd, F_GETFL) & ~O_NONBLOCK);
                 while (s.streams[i].fd >= 0) {
                         struct pollfd p = { .fd = s.streams[i].fd, .events = POLLIN };
+                        shim_relay_settle(i);
                         if (poll(&p, 1, 2000) <= 0 || !log_pump(&s, &s.streams[i]))
                                 break;
                 }
         }
         s.log_fd = safe_close(s.log_fd);
+        /* Before the exit record: whoever hears of the exit has seen the end of the output. */
+        shim_relay_finish();
         shim_exec_finish();
         /* The record first, then the event: whoever hears of the exit can read it. */
         (void) write_exit_record(&s);

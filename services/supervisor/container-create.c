@@ -100,6 +100,8 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         EngineContainer ec = { .init_pid = 0, .start_fd = -1, .exec_err_fd = -1, .pty_master = -1 };
         EngineIO io = { .terminal = a->request->tty };
         int log_pipes[2][2] = { { -1, -1 }, { -1, -1 } };
+        int session[2] = { -1, -1 };
+        bool foreground = !a->request->detach;
         int dir_fd, listen_fd, rootfs_fd, r;
         BerthError err = {};
         UserIds user;
@@ -204,15 +206,18 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
 
         for (int i = 0; i < 3; i++)
                 io.stdio[i] = a->stdio[i];
-        if (a->request->detach) {
-                /* The shim owns a detached container's output: pipes (or the pty) into its log. */
+        if (a->request->detach)
                 io.stdio[0] = -1;
-                for (int i = 0; i < 2 && !a->request->tty; i++) {
-                        if (pipe2(log_pipes[i], O_CLOEXEC) < 0)
-                                FAIL(errno, "cannot create the log pipe: %m");
-                        io.stdio[i + 1] = log_pipes[i][1];
-                }
+        /* The shim owns every container's output, a foreground one's too: pipes (or the pty) into its
+         * log, copied on to the caller's stdout and stderr (or its session stream with a pty) by the
+         * shim's relay (shim-relay.h). A foreground caller's stdin still goes to the container itself. */
+        for (int i = 0; i < 2 && !a->request->tty; i++) {
+                if (pipe2(log_pipes[i], O_CLOEXEC) < 0)
+                        FAIL(errno, "cannot create the log pipe: %m");
+                io.stdio[i + 1] = log_pipes[i][1];
         }
+        if (foreground && a->request->tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, session) < 0)
+                FAIL(errno, "cannot create the terminal session stream: %m");
 
         /* Sync point 0 → engine: init is cloned and waits on start_fd. */
         r = engine_create(dir_fd, spec, &io, &ec, &err);
@@ -221,7 +226,8 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
         for (int i = 0; i < 2; i++)
                 log_pipes[i][1] = safe_close(log_pipes[i][1]);
 
-        /* Sync point 6: tell the supervisor; a foreground pty's master goes with it. */
+        /* Sync point 6: tell the supervisor; a foreground pty's session stream goes with it (the shim keeps
+         * the master, logs what the container writes and copies it to the stream). */
         {
                 CreateRecord rec = { .error = 0, .init_pid = ec.init_pid };
                 union {
@@ -230,7 +236,7 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
                 } control = {};
                 struct iovec iov = { .iov_base = &rec, .iov_len = sizeof(rec) };
                 struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-                bool pass_pty = a->request->tty && !a->request->detach && ec.pty_master >= 0;
+                bool pass_pty = session[1] >= 0 && ec.pty_master >= 0;
 
                 if (pass_pty) {
                         mh.msg_control = control.buf;
@@ -239,14 +245,13 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
                         cm->cmsg_level = SOL_SOCKET;
                         cm->cmsg_type = SCM_RIGHTS;
                         cm->cmsg_len = CMSG_LEN(sizeof(int));
-                        memcpy(CMSG_DATA(cm), &ec.pty_master, sizeof(int));
+                        memcpy(CMSG_DATA(cm), &session[1], sizeof(int));
                 }
                 if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0) {
                         (void) kill(ec.init_pid, SIGKILL);
                         FAIL(errno, "cannot report to the supervisor: %m");
                 }
-                if (pass_pty)
-                        ec.pty_master = safe_close(ec.pty_master);
+                session[1] = safe_close(session[1]);
         }
 
         /* Step 7: become the shim. Only the fds named on its command line survive (it closes the rest). */
@@ -260,8 +265,11 @@ static _noreturn_ void creator_main(Manager *m, CreateArgs *a, int sock, uint64_
                 .start_fd = ec.start_fd,
                 .exec_err_fd = ec.exec_err_fd,
                 .ready_fd = sock,
-                .log_out_fd = a->request->detach ? out_fd : -1,
-                .log_err_fd = a->request->detach ? err_fd : -1,
+                .log_out_fd = out_fd,
+                .log_err_fd = err_fd,
+                .relay_out_fd = foreground && !a->request->tty ? a->stdio[1] : -1,
+                .relay_err_fd = foreground && !a->request->tty ? a->stdio[2] : -1,
+                .session_fd = session[0],
                 .created_at = created_at,
                 .log_max = a->request->log_max_size,
         };

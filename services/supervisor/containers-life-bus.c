@@ -158,9 +158,6 @@ int method_open_log_streams(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = container_bus_read_id_flags(msg, userdata, OPEN_LOG_FLAG_FOLLOW, &c, &flags, error);
         if (r < 0)
                 return r;
-        if (!c->detach && restart_count(c) == 0)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND,
-                                         "Container %s has no log: its output went to its caller.", c->id);
         /* The follower first, then the files: see log-follow.h. */
         if (flags & OPEN_LOG_FLAG_FOLLOW) {
                 r = log_follow_begin(c, &pipe_fd);

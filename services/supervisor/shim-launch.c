@@ -48,11 +48,21 @@ int shim_launch_bind(int dir_fd) {
 }
 
 int shim_launch_exec(const Manager *m, const ShimLaunch *l) {
-        char buf[9][32];
-        const char *argv[24];
+        char buf[12][32];
+        const char *argv[32];
         size_t n = 0;
-        int keep[] = { l->dir_fd,   l->listen_fd,  l->start_fd,  l->exec_err_fd,
-                       l->ready_fd, l->log_out_fd, l->log_err_fd };
+        int keep[] = { l->dir_fd,
+                       l->listen_fd,
+                       l->start_fd,
+                       l->exec_err_fd,
+                       l->ready_fd,
+                       l->log_out_fd,
+                       l->log_err_fd,
+                       -1,
+                       -1,
+                       -1 };
+        static const char *const relay_opts[3] = { "--relay-out-fd", "--relay-err-fd", "--session-fd" };
+        const int relay[3] = { l->relay_out_fd, l->relay_err_fd, l->session_fd };
 
         snprintf(buf[0], sizeof(buf[0]), "%d", (int) l->init_pid);
         snprintf(buf[1], sizeof(buf[1]), "%d", l->dir_fd);
@@ -88,6 +98,13 @@ int shim_launch_exec(const Manager *m, const ShimLaunch *l) {
                 argv[n++] = "--log-err-fd";
                 argv[n++] = buf[8];
         }
+        for (size_t i = 0; i < 3; i++)
+                if (relay[i] > STDERR_FILENO) {
+                        snprintf(buf[9 + i], sizeof(buf[9 + i]), "%d", relay[i]);
+                        argv[n++] = relay_opts[i];
+                        argv[n++] = buf[9 + i];
+                        keep[7 + i] = relay[i];
+                }
         char log_max[32];
         if (l->log_max > 0) {
                 snprintf(log_max, sizeof(log_max), "%" PRIu64, l->log_max);

@@ -23,6 +23,9 @@ typedef struct ShimLaunch {
         pid_t init_pid;
         int dir_fd, listen_fd, start_fd, exec_err_fd, ready_fd;
         int log_out_fd, log_err_fd; /* -1: none (the caller's stdio went to the container) */
+        /* A foreground run's client (shim-relay.h): its stdout and stderr, or for run -t the session stream.
+         * Only fds above 2 count: 0 (a designated initializer's default) is never one. */
+        int relay_out_fd, relay_err_fd, session_fd;
         uint64_t created_at;
         uint64_t log_max; /* 0: the shim's default */
 } ShimLaunch;

@@ -12,6 +12,7 @@
 #include "containers-life.h"
 #include "digest.h"
 #include "exe-seal.h"
+#include "container-io.h"
 #include "exec.h"
 #include "image-mount.h"
 #include "log.h"
@@ -145,6 +146,14 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(stream), method_attach_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("TopContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "a(uuus)",
                                  SD_BUS_PARAM(processes), method_top_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* container-io-bus.c */
+        SD_BUS_METHOD_WITH_NAMES(
+                "ResizeContainerTerminal", "suut",
+                SD_BUS_PARAM(id) SD_BUS_PARAM(rows) SD_BUS_PARAM(columns) SD_BUS_PARAM(flags), "",
+                SD_BUS_PARAM(), method_resize_container_terminal, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("SignalExec", "suit",
+                                 SD_BUS_PARAM(id) SD_BUS_PARAM(pid) SD_BUS_PARAM(signal) SD_BUS_PARAM(flags),
+                                 "", SD_BUS_PARAM(), method_signal_exec, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("PauseContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "",
                                  SD_BUS_PARAM(), method_pause_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ResumeContainer", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "",

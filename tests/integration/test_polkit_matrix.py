@@ -106,6 +106,8 @@ for _obj in ("root-container", "member-container"):
         (_obj, CONTAINER, "Exec", "sa{sh}t", ['{"args": ["true"]}', {}, BAD], OWNED, "Unknown flags"),
         (_obj, CONTAINER, "Attach", "t", [BAD], OWNED, "Unknown flags"),
         (_obj, CONTAINER, "Top", "t", [BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "ResizeTerminal", "uut", [24, 80, BAD], OWNED, "Unknown flags"),
+        (_obj, CONTAINER, "KillExec", "uit", [1, 15, BAD], OWNED, "Unknown flags"),
         (_obj, CONTAINER, "Pause", "t", [BAD], OWNED, "Unknown flags"),
         (_obj, CONTAINER, "Unpause", "t", [BAD], OWNED, "Unknown flags"),
         (_obj, CONTAINER, "OpenLogStreams", "t", [BAD], OWNED, "Unknown flags"),
