@@ -35,6 +35,7 @@
 #include "shim-exec.h"
 #include "shim-log.h"
 #include "shim-protocol.h"
+#include "shim-spare.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436 /* the same on every architecture; musl's headers may lack it */
@@ -669,7 +670,7 @@ int main(int argc, char *argv[]) {
                 }
                 nfds_t ix_exec_fds = n;
                 n += shim_exec_poll_fill(pfd + n);
-                if (poll(pfd, n, -1) < 0) {
+                if (poll(pfd, n, shim_spare_timeout_ms()) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return 1;
@@ -682,6 +683,7 @@ int main(int argc, char *argv[]) {
                 if (pfd[ix_sig].revents)
                         handle_sigchld(&s);
                 shim_exec_poll_dispatch(pfd + ix_exec_fds, n - ix_exec_fds);
+                shim_spare_expire();
                 if (pfd[ix_listen].revents)
                         accept_peer(&s);
                 for (unsigned i = 0; i < SHIM_PEERS_MAX; i++)

@@ -553,7 +553,7 @@ static int read_procs(int fd, char **ret) {
         return 0;
 }
 
-static int read_status_fields(pid_t pid, uint32_t *ret_nspid, uint32_t *ret_uid) {
+static int read_status_fields(pid_t pid, uint32_t *ret_nspid, uint32_t *ret_uid, unsigned *ret_levels) {
         char path[64], buf[8192];
         _cleanup_close_ int fd = -EBADF;
         ssize_t n;
@@ -568,12 +568,20 @@ static int read_status_fields(pid_t pid, uint32_t *ret_nspid, uint32_t *ret_uid)
         buf[n] = 0;
         *ret_nspid = 0;
         *ret_uid = UINT32_MAX;
+        *ret_levels = 0;
         for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
                 if (g_str_has_prefix(l, "NSpid:")) {
                         /* The last field is the pid in the innermost namespace: the container's. */
                         char *last = strrchr(l, '\t') ?: strrchr(l, ' ');
                         if (last)
                                 *ret_nspid = (uint32_t) strtoul(last + 1, NULL, 10);
+                        /* One pid per pid namespace level the process is in. */
+                        for (char *f = l + strlen("NSpid:"); *f;) {
+                                f += strspn(f, " \t");
+                                if (*f)
+                                        (*ret_levels)++;
+                                f += strcspn(f, " \t");
+                        }
                 } else if (g_str_has_prefix(l, "Uid:"))
                         *ret_uid = (uint32_t) strtoul(l + 4, NULL, 10);
         }
@@ -633,16 +641,26 @@ int method_top_container(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot read the processes of %s: %s", id,
                                          strerror(-r));
+        /* The container's processes are those of its pid namespace: the shim's spare joiner waits in the
+         * container's cgroup but not in it (services/shim/shim-spare.c). */
+        uint32_t init_nspid, init_uid;
+        unsigned init_levels = 0;
+        if (read_status_fields((pid_t) c->pid, &init_nspid, &init_uid, &init_levels) < 0)
+                init_levels = 0;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(uuus)");
         for (char *save = NULL, *l = strtok_r(data, "\n", &save); r >= 0 && l && count < TOP_PIDS_MAX;
              l = strtok_r(NULL, "\n", &save)) {
                 uint32_t pid, nspid, uid;
+                unsigned levels;
                 g_autofree char *cmd = NULL;
 
-                if (parse_id(l, &pid) < 0 || pid == 0 || read_status_fields((pid_t) pid, &nspid, &uid) < 0)
+                if (parse_id(l, &pid) < 0 || pid == 0 ||
+                    read_status_fields((pid_t) pid, &nspid, &uid, &levels) < 0)
                         continue; /* gone meanwhile */
+                if (levels < init_levels)
+                        continue;
                 cmd = read_cmdline((pid_t) pid);
                 r = sd_bus_message_append(reply, "(uuus)", pid, nspid, uid, cmd);
                 count++;
