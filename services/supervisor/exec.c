@@ -23,6 +23,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "cgroup-oom.h"
+#include "exec-base.h"
 #include "exec.h"
 #include "fs-util.h"
 #include "json-util.h"
@@ -120,30 +121,6 @@ int exec_options_parse(const char *json, ExecOptions *ret, char **ret_error) {
 
 /* ---- the plan ------------------------------------------------------------------------------------------
  */
-
-static int load_spec(Container *c, Spec *ret, char **ret_error) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL;
-        g_autoptr(JsonNode) root = NULL;
-        BerthError err = {};
-        size_t size;
-        int r;
-
-        fd = openat(c->state_dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return json_set_error(ret_error, errno, "cannot open the container's config.json: %m");
-        r = read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size);
-        if (r < 0)
-                return json_set_error(ret_error, -r, "cannot read the container's config.json: %s",
-                                      strerror(-r));
-        r = json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &root, ret_error);
-        if (r < 0)
-                return r;
-        r = spec_parse(root, ret, &err);
-        if (r < 0)
-                return json_set_error(ret_error, -r, "%s", err.message);
-        return 0;
-}
 
 /* The container's root as its init sees it, through a pidfd so that a recycled pid cannot stand in. */
 static int open_container_root(uint32_t pid, char **ret_error) {
@@ -301,9 +278,8 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
 int container_exec(Container *c, const ExecOptions *o, const int stdio[3], int status_fd, uint32_t *ret_pid,
                    int *ret_pty, char **ret_error) {
         _cleanup_close_ int plan_fd = -EBADF, pty = -EBADF;
-        SeccompPrograms sp = {};
-        BerthError err = {};
-        Spec spec = {};
+        const SeccompPrograms *sp;
+        const Spec *spec;
         ShimReply reply;
         int fds[5], r;
         size_t n = 0;
@@ -311,16 +287,11 @@ int container_exec(Container *c, const ExecOptions *o, const int stdio[3], int s
 
         if (c->status != CONTAINER_RUNNING || c->pid == 0)
                 return json_set_error(ret_error, ESRCH, "container %s is not running", c->id);
-        r = load_spec(c, &spec, ret_error);
+        /* The container's config.json parsed and its seccomp programs compiled (once per container). */
+        r = exec_base_get(c, &spec, &sp, ret_error);
         if (r < 0)
                 return r;
-        r = seccomp_build(&spec, &sp, &err);
-        if (r < 0)
-                r = json_set_error(ret_error, -r, "%s", err.message);
-        else
-                r = plan_build(c, &spec, &sp, o, &plan_fd, ret_error);
-        seccomp_programs_done(&sp);
-        spec_done(&spec);
+        r = plan_build(c, spec, sp, o, &plan_fd, ret_error);
         if (r < 0)
                 return r;
 
