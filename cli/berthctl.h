@@ -47,10 +47,6 @@ int broker_callv(sd_bus *bus, const char *member, sd_bus_message **reply, const 
 int broker_new_call(sd_bus *bus, sd_bus_message **ret, const char *member);
 int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply,
                 const char *what);
-/* sd_bus_call() without its wait for the bus's Hello reply first: the call goes out right behind Hello
- * (one round trip less for a command that makes one call on a fresh connection). Same results. */
-int bus_call_pipelined(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_error *error,
-                       sd_bus_message **reply);
 /* 0 (libsystemd's default), or ten minutes when an interactive polkit prompt may be answered. */
 uint64_t broker_default_timeout(void);
 

@@ -51,45 +51,6 @@ uint64_t broker_default_timeout(void) {
         return arg.ask_password ? 10ULL * 60 * 1000000 : 0;
 }
 
-typedef struct PipelinedCall {
-        bool done;
-        sd_bus_message *reply;
-} PipelinedCall;
-
-static int pipelined_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        PipelinedCall *p = userdata;
-
-        p->reply = sd_bus_message_ref(m);
-        p->done = true;
-        return 0;
-}
-
-int bus_call_pipelined(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_error *error,
-                       sd_bus_message **reply) {
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        PipelinedCall p = {};
-        int r;
-
-        /* sd_bus_call() waits for the Hello reply before it writes; an async call is queued behind Hello. */
-        r = sd_bus_call_async(bus, &slot, m, pipelined_reply, &p, timeout_usec);
-        while (r >= 0 && !p.done) {
-                r = sd_bus_process(bus, NULL);
-                if (r == 0)
-                        r = sd_bus_wait(bus, UINT64_MAX);
-        }
-        if (r < 0) {
-                sd_bus_message_unref(p.reply);
-                return r;
-        }
-        if (sd_bus_message_is_method_error(p.reply, NULL)) {
-                r = sd_bus_error_copy(error, sd_bus_message_get_error(p.reply));
-                sd_bus_message_unref(p.reply);
-                return r;
-        }
-        *reply = p.reply;
-        return 1;
-}
-
 int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **reply,
                 const char *what) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;

@@ -233,7 +233,7 @@ static int exec_call(sd_bus *bus, const char *path, const char *name, const char
                 r = sd_bus_message_append(m, "t", UINT64_C(0));
         if (r < 0)
                 return r;
-        return bus_call_pipelined(bus, m, broker_default_timeout(), error, reply);
+        return sd_bus_call(bus, m, broker_default_timeout(), error, reply);
 }
 
 int cmd_exec(int argc, char *argv[]) {
