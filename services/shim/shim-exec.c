@@ -7,10 +7,12 @@
  * container's pid namespace. J reports P's pid, then lets P go (a pipe), and exits. P sets up stdio, closes
  * every other fd, takes the container's identity and confinement from the supervisor's plan, and execs:
  *
- *   shim ── fork ──► J: not dumpable; plan mapped; ns fds opened; cgroup joined; setns (mnt last)
+ *   shim ── fork ──► J: not dumpable; ns fds opened; cgroup joined; setns (mnt last); plan mapped
  *     ▲                └── clone(CLONE_PARENT) ──► P: setsid, stdio/pty, close fds, cwd, rlimits,
  *     │                                              seccomp/caps/user as the engine orders them, execve
  *     └──────────── report socket: PID, [PTY], ERROR | EOF (execve succeeded: the socket is O_CLOEXEC)
+ *
+ * J is usually forked ahead, joined before the exec arrives (the spare joiner, shim-spare.c).
  *
  * libc only, like the rest of the shim. */
 #ifndef _GNU_SOURCE
