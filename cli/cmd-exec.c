@@ -282,6 +282,45 @@ static int exec_tty_loop(ExecSession *e, int pty, int status_fd, bool interactiv
         return code;
 }
 
+/* Container.Exec on path, or Manager.ExecContainer on name: our own fds 0-2 unless detached or with a
+ * terminal, and the status pipe's writer. */
+static int exec_call(sd_bus *bus, const char *path, const char *name, const char *json, bool detach,
+                     bool tty, bool interactive, int status_w, sd_bus_error *error, sd_bus_message **reply) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        if (path)
+                r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path,
+                                                   BERTH_BROKER_CONTAINER_IFACE, "Exec");
+        else {
+                r = broker_new_call(bus, &m, "ExecContainer");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", name);
+        }
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", json);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sh}");
+        if (r >= 0 && !detach && !tty) {
+                /* The process writes straight into our terminal or pipe: these are our own fds. */
+                if (interactive)
+                        r = sd_bus_message_append(m, "{sh}", "stdin", STDIN_FILENO);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "{sh}", "stdout", STDOUT_FILENO);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "{sh}", "stderr", STDERR_FILENO);
+        }
+        if (r >= 0 && status_w >= 0)
+                r = sd_bus_message_append(m, "{sh}", "status", status_w);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "t", UINT64_C(0));
+        if (r < 0)
+                return r;
+        return sd_bus_call(bus, m, broker_default_timeout(), error, reply);
+}
+
 int cmd_exec(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },          { "tty", no_argument, NULL, 't' },
@@ -290,7 +329,7 @@ int cmd_exec(int argc, char *argv[]) {
                 { "workdir", required_argument, NULL, 'w' }, {},
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL;
         g_autoptr(GPtrArray) env = g_ptr_array_new();
@@ -343,8 +382,6 @@ int cmd_exec(int argc, char *argv[]) {
         json = exec_options_json(argv + optind + 1, env, user, workdir, tty, detach);
 
         r = broker_connect(&bus);
-        if (r >= 0)
-                r = container_resolve(bus, argv[optind], "exec", &path);
         if (r < 0)
                 return r;
         if (!detach) {
@@ -357,31 +394,17 @@ int cmd_exec(int argc, char *argv[]) {
                 if (sigfd < 0)
                         return sigfd;
         }
-        r = sd_bus_message_new_method_call(bus, &m, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
-                                           "Exec");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", json);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sh}");
-        if (r >= 0 && !detach && !tty) {
-                /* The process writes straight into our terminal or pipe: these are our own fds. */
-                if (interactive)
-                        r = sd_bus_message_append(m, "{sh}", "stdin", STDIN_FILENO);
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "{sh}", "stdout", STDOUT_FILENO);
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "{sh}", "stderr", STDERR_FILENO);
+        /* One call by name (Manager.ExecContainer). A broker without it (or a bus policy that predates it:
+         * the bus refuses) gets GetContainer, then Exec, each authorised as before. */
+        r = exec_call(bus, NULL, argv[optind], json, detach, tty, interactive, status_w, &error, &reply);
+        if (r < 0 && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_METHOD) ||
+                      sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED))) {
+                sd_bus_error_free(&error);
+                r = container_resolve(bus, argv[optind], "exec", &path);
+                if (r < 0)
+                        return r;
+                r = exec_call(bus, path, NULL, json, detach, tty, interactive, status_w, &error, &reply);
         }
-        if (r >= 0 && status_w >= 0)
-                r = sd_bus_message_append(m, "{sh}", "status", status_w);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "t", UINT64_C(0));
-        if (r < 0)
-                return r;
-        r = sd_bus_call(bus, m, broker_default_timeout(), &error, &reply);
-        m = sd_bus_message_unref(m);
         status_w = safe_close(status_w); /* the shim holds the only writer now */
         if (r < 0) {
                 (void) report_bus_error("exec", &error, r);

@@ -73,6 +73,10 @@ const sd_bus_vtable broker_manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetContainer", "s", SD_BUS_PARAM(name), "o", SD_BUS_PARAM(container),
                                  method_get_container, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES(
+                "ExecContainer", "ssa{sh}t",
+                SD_BUS_PARAM(name) SD_BUS_PARAM(options) SD_BUS_PARAM(fds) SD_BUS_PARAM(flags), "uah",
+                SD_BUS_PARAM(pid) SD_BUS_PARAM(pty), method_exec_container, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ContainerStats", "ast", SD_BUS_PARAM(names) SD_BUS_PARAM(flags),
                                  "a(ssa{st})", SD_BUS_PARAM(stats), method_container_stats,
                                  SD_BUS_VTABLE_UNPRIVILEGED),

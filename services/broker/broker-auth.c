@@ -100,6 +100,10 @@ static const struct {
          * can do already, and nothing for anyone else without container-manage-any. Top lists its
          * processes. */
         { "Exec", BERTH_ACTION_CONTAINER_MANAGE },
+        /* SECURITY: Exec on the container a name names, in one call: the same rule as Exec, for the
+         * container the name named when the call came (method_exec_container); an unknown name is
+         * NotFound only to whoever may call GetContainer (org.berth.info). */
+        { "ExecContainer", BERTH_ACTION_CONTAINER_MANAGE },
         { "Attach", BERTH_ACTION_CONTAINER_MANAGE },
         { "Top", BERTH_ACTION_CONTAINER_MANAGE },
         /* SECURITY: the window size of the container's terminal, and a signal to a process exec'd in it
@@ -225,26 +229,41 @@ int broker_authorize_action(sd_bus_message *m, const char *action, const char *c
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
                            int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error),
                            void *userdata, sd_bus_error *error) {
+        return broker_authorize_owned_full(m, owner, details, cont, userdata, NULL, error);
+}
+
+int broker_authorize_owned_full(sd_bus_message *m, uid_t owner, const char *const *details,
+                                int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error),
+                                void *userdata, void (*destroy)(void *userdata), sd_bus_error *error) {
         const char *action = broker_action_for_method(sd_bus_message_get_member(m));
         uid_t uid;
         int r;
 
-        if (!action)
+        if (!action) {
+                if (destroy)
+                        destroy(userdata);
                 return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                          "Method '%s' has no authorization rule.",
                                          strna(sd_bus_message_get_member(m)));
+        }
         /* SECURITY: container-manage covers the caller's own containers only; another user's container
          * needs container-manage-any (admins), so members of group berth cannot stop, read or remove each
          * other's containers. The owner is the uid the bus daemon reported when the container was
          * created, compared with the uid it reports for this caller. */
         if (streq(action, BERTH_ACTION_CONTAINER_MANAGE)) {
                 r = bus_message_sender_uid(m, &uid);
-                if (r < 0)
+                if (r < 0) {
+                        if (destroy)
+                                destroy(userdata);
                         return sd_bus_error_setf(error, BERTH_ERROR_ACCESS_DENIED,
                                                  "Cannot establish the caller's identity.");
+                }
                 if (uid != owner)
                         action = BERTH_ACTION_CONTAINER_MANAGE_ANY;
         }
-        return bus_error_from_errno(error,
-                                    bus_polkit_check_async(m, action, details, cont, userdata, error));
+        if (!destroy)
+                return bus_error_from_errno(
+                        error, bus_polkit_check_async(m, action, details, cont, userdata, error));
+        return bus_error_from_errno(
+                error, bus_polkit_check_async_full(m, action, details, cont, userdata, destroy, error));
 }

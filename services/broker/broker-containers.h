@@ -80,6 +80,9 @@ ContainerRecord *container_from_path(Manager *m, const char *path);
 int container_read_flags(sd_bus_message *m, uint64_t known, uint64_t *ret_flags, sd_bus_error *error);
 /* container-exec.c: the bodies of Container.Exec, Attach and Top (authorised by container-object.c). */
 int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
+/* Manager.ExecContainer: Container.Exec on the container a name, id or id prefix names (GetContainer's
+ * lookup), with Exec's authorisation, in one call. */
+int method_exec_container(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int container_attach_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 int container_top_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error);
 /* container-io.c */

@@ -57,6 +57,11 @@ const char *broker_tag_image_action(const ImageReference *target);
 int broker_authorize_owned(sd_bus_message *m, uid_t owner, const char *const *details,
                            int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error),
                            void *userdata, sd_bus_error *error);
+/* The same for a userdata that lives only as long as the check: destroy(userdata) runs exactly once,
+ * after cont ran or when the check ended without running it. */
+int broker_authorize_owned_full(sd_bus_message *m, uid_t owner, const char *const *details,
+                                int (*cont)(sd_bus_message *m, void *userdata, sd_bus_error *error),
+                                void *userdata, void (*destroy)(void *userdata), sd_bus_error *error);
 
 /* broker-common.c: what every handler needs. */
 /* Ends a reply built step by step (r: the last step's result): sends it, or on failure logs and answers

@@ -4,11 +4,15 @@
  * broker-auth.c's table). The options JSON is read by the supervisor's exec parser; the broker checks
  * the shape of the call and the container's state. */
 #include <glib.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "broker-containers.h"
 #include "bus-error.h"
 #include "bus-names.h"
 #include "bus-util.h"
+#include "broker.h"
 #include "container-events.h"
 #include "log.h"
 #include "supervisor-client.h"
@@ -69,7 +73,8 @@ static int require_running(ContainerRecord *c, sd_bus_error *error) {
         return 0;
 }
 
-int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
+/* The Exec arguments (options, fds, flags) from m's read position on. */
+static int exec_body_at(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         const char *options, *keys[EXEC_FDS_MAX];
         int fds[EXEC_FDS_MAX];
@@ -77,9 +82,7 @@ int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "s", &options);
+        r = sd_bus_message_read(m, "s", &options);
         if (r >= 0)
                 r = sd_bus_message_enter_container(m, 'a', "{sh}");
         if (r < 0)
@@ -136,6 +139,75 @@ int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c,
         if (r >= 0)
                 container_event_exec(manager, c);
         return r;
+}
+
+int container_exec_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error) {
+        int r = sd_bus_message_rewind(m, true);
+        if (r < 0)
+                return r;
+        return exec_body_at(m, manager, c, error);
+}
+
+/* ---- Manager.ExecContainer: Exec by name, in one call ---------------------------------------------- */
+
+/* The container authorised, by id: a name may name another container by the time polkit answered. */
+typedef struct ExecByName {
+        Manager *manager;
+        char id[];
+} ExecByName;
+
+static int exec_by_name_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        ExecByName *e = userdata;
+        ContainerRecord *c = container_store_get(e->manager->containers->store, e->id);
+        const char *name;
+        int r;
+
+        if (!c || c->creating)
+                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No such container.");
+        r = sd_bus_message_rewind(m, true);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        return exec_body_at(m, e->manager, c, error);
+}
+
+static int exec_by_name_not_found(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_rewind(m, true);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container '%s'.", name);
+}
+
+int method_exec_container(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *manager = userdata;
+        ExecByName *e;
+        ContainerRecord *c;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        c = container_store_lookup(manager->containers->store, name);
+        /* SECURITY: that a name is unknown is what GetContainer says, to whoever has org.berth.info. */
+        if (!c || c->creating)
+                return broker_authorize_action(m, BERTH_ACTION_INFO, NULL, exec_by_name_not_found, manager,
+                                               NULL, 0, NULL, error);
+        e = malloc(offsetof(ExecByName, id) + strlen(c->id) + 1);
+        if (!e)
+                return -ENOMEM;
+        e->manager = manager;
+        strcpy(e->id, c->id);
+        const char *details[] = { "id", c->id, "name", c->name, NULL };
+        /* SECURITY: exactly Container.Exec's rule (container-manage for the owner, container-manage-any
+         * for anyone else), for the container the name named when the call came. */
+        return broker_authorize_owned_full(m, c->owner, details, exec_by_name_authorized, e, free, error);
 }
 
 static int simple_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd_bus_error *error,

@@ -7,10 +7,12 @@
  * container's pid namespace. J reports P's pid, then lets P go (a pipe), and exits. P sets up stdio, closes
  * every other fd, takes the container's identity and confinement from the supervisor's plan, and execs:
  *
- *   shim ── fork ──► J: not dumpable; plan mapped; ns fds opened; cgroup joined; setns (mnt last)
+ *   shim ── fork ──► J: not dumpable; ns fds opened; cgroup joined; setns (mnt last); plan mapped
  *     ▲                └── clone(CLONE_PARENT) ──► P: setsid, stdio/pty, close fds, cwd, rlimits,
  *     │                                              seccomp/caps/user as the engine orders them, execve
  *     └──────────── report socket: PID, [PTY], ERROR | EOF (execve succeeded: the socket is O_CLOEXEC)
+ *
+ * J is usually forked ahead, joined before the exec arrives (the spare joiner, shim-spare.c).
  *
  * libc only, like the rest of the shim. */
 #ifndef _GNU_SOURCE
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #include "shim-exec.h"
+#include "shim-spare.h"
 
 /* The shim is built against musl without kernel headers: the few kernel ABI definitions it needs. */
 #ifndef SYS_openat2
@@ -102,6 +105,7 @@ typedef struct Attach {
 } Attach;
 
 static Exec execs[SHIM_EXECS_MAX];
+static bool finishing; /* the container ended: no new spare joiner */
 static Attach attaches[SHIM_ATTACH_MAX] = { [0 ... SHIM_ATTACH_MAX - 1] = { -1, -1 } };
 
 static int xclose(int fd) {
@@ -558,30 +562,66 @@ static _Noreturn void process_main(const Plan *p, int report, const int stdio[3]
         do_exec(p, report);
 }
 
-static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const int stdio[3]) {
-        int ns[sizeof(join_order) / sizeof(join_order[0])], gate[2];
-        char why[256] = "";
-        struct stat st;
-        void *map;
-        Plan plan = {};
-        pid_t pid;
-        int r;
+/* Closes every fd from 3 up but those in keep: none of the shim's own fds (state directory, sockets, log)
+ * comes along into the namespaces. */
+static void close_all_but(const int *keep, size_t n) {
+        for (int fd = 3; fd < 1024; fd++) {
+                bool k = false;
+                for (size_t i = 0; i < n; i++)
+                        k = k || keep[i] == fd;
+                if (!k)
+                        (void) close(fd);
+        }
+}
 
+void shim_joiner_prepare(const int *keep, size_t n) {
         /* SECURITY (CVE-2016-9962): not dumpable while we hold anything of the host, so no process of the
          * container can ptrace us or open our /proc/<pid>/fd; P inherits it; execve() resets it. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
                 _exit(126);
-        /* None of the shim's own fds (state directory, sockets, log) comes along into the namespaces. */
-        {
-                int keep[] = { report, plan_fd, stdio[0], stdio[1], stdio[2] };
-                for (int fd = 3; fd < 1024; fd++) {
-                        bool k = false;
-                        for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-                                k = k || keep[i] == fd;
-                        if (!k)
-                                (void) close(fd);
+        close_all_but(keep, n);
+}
+
+int shim_joiner_enter(pid_t init_pid, char *why, size_t why_size) {
+        int ns[sizeof(join_order) / sizeof(join_order[0])];
+        char where[256] = "";
+        int r = 0;
+
+        /* The init is our parent's child and not reaped: its pid cannot name another process. */
+        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) init_pid, join_order[i].name);
+                ns[i] = open(path, O_RDONLY | O_CLOEXEC);
+                if (ns[i] < 0 && r == 0) {
+                        r = -errno;
+                        snprintf(why, why_size, "Cannot open the container's %s namespace: %s",
+                                 join_order[i].name, strerror(errno));
                 }
         }
+        if (r == 0) {
+                r = join_cgroups(init_pid, where, sizeof(where));
+                if (r < 0)
+                        snprintf(why, why_size, "Cannot join the container's cgroup %s: %s", where,
+                                 strerror(-r));
+        }
+        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+                if (r == 0 && !same_ns(ns[i], join_order[i].name) && setns(ns[i], join_order[i].type) < 0) {
+                        r = -errno;
+                        snprintf(why, why_size, "Cannot join the container's %s namespace: %s",
+                                 join_order[i].name, strerror(errno));
+                }
+                (void) xclose(ns[i]);
+        }
+        return r;
+}
+
+_Noreturn void shim_joiner_finish(int report, int plan_fd, const int stdio[3]) {
+        struct stat st;
+        void *map;
+        Plan plan = {};
+        int gate[2], r;
+        pid_t pid;
+
         if (fstat(plan_fd, &st) < 0 || st.st_size <= 0 || st.st_size > SHIM_EXEC_PLAN_SIZE_MAX)
                 child_fail(report, EBADMSG, 126, "Bad exec plan");
         map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, plan_fd, 0);
@@ -592,24 +632,6 @@ static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const
         if (r < 0)
                 child_fail(report, -r, 126, "Bad exec plan");
 
-        /* The init is our parent's child and not reaped: its pid cannot name another process. */
-        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
-                char path[64];
-                snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) init_pid, join_order[i].name);
-                ns[i] = open(path, O_RDONLY | O_CLOEXEC);
-                if (ns[i] < 0)
-                        child_fail(report, errno, 126, "Cannot open the container's %s namespace: %m",
-                                   join_order[i].name);
-        }
-        r = join_cgroups(init_pid, why, sizeof(why));
-        if (r < 0)
-                child_fail(report, -r, 126, "Cannot join the container's cgroup %s: %s", why, strerror(-r));
-        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
-                if (!same_ns(ns[i], join_order[i].name) && setns(ns[i], join_order[i].type) < 0)
-                        child_fail(report, errno, 126, "Cannot join the container's %s namespace: %m",
-                                   join_order[i].name);
-                (void) close(ns[i]);
-        }
         /* The gate: P waits until its pid is in the report. Without it P could fail (or exec and exit)
          * and be reaped by the shim before the shim knew its pid: that reap matched no exec, so the
          * status was never written and the status fd stayed open (the requester waited forever). */
@@ -639,6 +661,23 @@ static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const
         if (send(report, &rep, sizeof(rep), MSG_NOSIGNAL) == (ssize_t) sizeof(rep))
                 (void) write(gate[1], "", 1);
         _exit(0);
+}
+
+_Noreturn void shim_joiner_fail(int report, int error, const char *why) {
+        child_fail(report, error, 126, "%s", why);
+}
+
+/* J, forked for one exec: the init's cgroup and namespaces (the mount namespace last), then the plan. */
+static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const int stdio[3]) {
+        int keep[] = { report, plan_fd, stdio[0], stdio[1], stdio[2] };
+        char why[512] = "";
+        int r;
+
+        shim_joiner_prepare(keep, sizeof(keep) / sizeof(keep[0]));
+        r = shim_joiner_enter(init_pid, why, sizeof(why));
+        if (r < 0)
+                child_fail(report, -r, 126, "%s", why);
+        shim_joiner_finish(report, plan_fd, stdio);
 }
 
 /* ---- the shim's side ------------------------------------------------------------------------------------
@@ -699,16 +738,19 @@ void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds
                 reply(peer_fd, errno, "socketpair failed", 0, -1);
                 goto out;
         }
-        j = fork();
-        if (j < 0) {
-                reply(peer_fd, errno, "fork failed", 0, -1);
-                (void) close(sp[0]);
-                (void) close(sp[1]);
-                goto out;
-        }
-        if (j == 0) {
-                (void) close(sp[0]);
-                joiner_main(sp[1], fds[0], init_pid, stdio);
+        /* The spare joiner, already in the container (shim-spare.c), or one forked for this exec. */
+        if (!shim_spare_take(q->flags, sp[1], fds[0], stdio)) {
+                j = fork();
+                if (j < 0) {
+                        reply(peer_fd, errno, "fork failed", 0, -1);
+                        (void) close(sp[0]);
+                        (void) close(sp[1]);
+                        goto out;
+                }
+                if (j == 0) {
+                        (void) close(sp[0]);
+                        joiner_main(sp[1], fds[0], init_pid, stdio);
+                }
         }
         (void) close(sp[1]);
         *e = (Exec){ .used = true,
@@ -724,6 +766,9 @@ void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds
         for (size_t i = 0; i < n_fds; i++)
                 if (fds[i] != status_fd)
                         fds[i] = xclose(fds[i]);
+        /* The next exec's joiner, joining now while the init runs (its pid cannot be reused yet). */
+        if (!finishing)
+                shim_spare_ensure(init_pid);
         return;
 out:
         shim_close_fds(fds, n_fds);
@@ -801,6 +846,8 @@ static void exec_read_report(Exec *e) {
 }
 
 bool shim_exec_reaped(pid_t pid, int status) {
+        if (shim_spare_reaped(pid))
+                return false;
         /* A pid or a failure may still sit in a report we did not read yet. */
         for (size_t i = 0; i < SHIM_EXECS_MAX; i++)
                 if (execs[i].used && execs[i].report >= 0)
@@ -939,6 +986,8 @@ void shim_exec_poll_dispatch(const struct pollfd *p, size_t n) {
 }
 
 void shim_exec_finish(void) {
+        finishing = true;
+        shim_spare_stop();
         for (size_t i = 0; i < SHIM_ATTACH_MAX; i++)
                 attach_drop(&attaches[i]);
         for (size_t i = 0; i < SHIM_EXECS_MAX; i++) {

@@ -39,5 +39,14 @@ void shim_exec_poll_dispatch(const struct pollfd *p, size_t n);
 /* Output of the pty, copied to every attached client (dropped for one that does not keep up). */
 void shim_attach_output(const void *buf, size_t n);
 
+/* The joiner's steps, for a joiner forked at once (shim-exec.c) or ahead (shim-spare.c), in this order:
+ * not dumpable, dies with the shim, every fd but keep closed; the init's namespace fds opened, its
+ * cgroup joined in every hierarchy, its namespaces entered, the mount namespace last (0, or -errno with
+ * why set); then the plan mapped and P cloned, reported on report (never returns). */
+void shim_joiner_prepare(const int *keep, size_t n);
+int shim_joiner_enter(pid_t init_pid, char *why, size_t why_size);
+_Noreturn void shim_joiner_finish(int report, int plan_fd, const int stdio[3]);
+_Noreturn void shim_joiner_fail(int report, int error, const char *why);
+
 /* The init is gone (and with its pid namespace every exec'd process): reap them, report, close. */
 void shim_exec_finish(void);

@@ -36,6 +36,7 @@
 #include "shim-log.h"
 #include "shim-protocol.h"
 #include "shim-relay.h"
+#include "shim-spare.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436 /* the same on every architecture; musl's headers may lack it */
@@ -712,7 +713,7 @@ int main(int argc, char *argv[]) {
                 n += shim_exec_poll_fill(pfd + n);
                 nfds_t ix_relay = n;
                 n += shim_relay_poll_fill(pfd + n);
-                if (poll(pfd, n, -1) < 0) {
+                if (poll(pfd, n, shim_spare_timeout_ms()) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return 1;
@@ -726,6 +727,7 @@ int main(int argc, char *argv[]) {
                         handle_sigchld(&s);
                 shim_exec_poll_dispatch(pfd + ix_exec_fds, ix_relay - ix_exec_fds);
                 shim_relay_poll_dispatch(pfd + ix_relay, n - ix_relay);
+                shim_spare_expire();
                 if (pfd[ix_listen].revents)
                         accept_peer(&s);
                 for (unsigned i = 0; i < SHIM_PEERS_MAX; i++)

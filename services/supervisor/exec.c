@@ -23,6 +23,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "cgroup-oom.h"
+#include "exec-base.h"
 #include "exec.h"
 #include "fs-util.h"
 #include "json-util.h"
@@ -120,30 +121,6 @@ int exec_options_parse(const char *json, ExecOptions *ret, char **ret_error) {
 
 /* ---- the plan ------------------------------------------------------------------------------------------
  */
-
-static int load_spec(Container *c, Spec *ret, char **ret_error) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL;
-        g_autoptr(JsonNode) root = NULL;
-        BerthError err = {};
-        size_t size;
-        int r;
-
-        fd = openat(c->state_dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return json_set_error(ret_error, errno, "cannot open the container's config.json: %m");
-        r = read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &data, &size);
-        if (r < 0)
-                return json_set_error(ret_error, -r, "cannot read the container's config.json: %s",
-                                      strerror(-r));
-        r = json_parse_bounded(data, size, CONTAINER_SPEC_MAX, &root, ret_error);
-        if (r < 0)
-                return r;
-        r = spec_parse(root, ret, &err);
-        if (r < 0)
-                return json_set_error(ret_error, -r, "%s", err.message);
-        return 0;
-}
 
 /* The container's root as its init sees it, through a pidfd so that a recycled pid cannot stand in. */
 static int open_container_root(uint32_t pid, char **ret_error) {
@@ -301,9 +278,8 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
 int container_exec(Container *c, const ExecOptions *o, const int stdio[3], int status_fd, uint32_t *ret_pid,
                    int *ret_pty, char **ret_error) {
         _cleanup_close_ int plan_fd = -EBADF, pty = -EBADF;
-        SeccompPrograms sp = {};
-        BerthError err = {};
-        Spec spec = {};
+        const SeccompPrograms *sp;
+        const Spec *spec;
         ShimReply reply;
         int fds[5], r;
         size_t n = 0;
@@ -311,16 +287,11 @@ int container_exec(Container *c, const ExecOptions *o, const int stdio[3], int s
 
         if (c->status != CONTAINER_RUNNING || c->pid == 0)
                 return json_set_error(ret_error, ESRCH, "container %s is not running", c->id);
-        r = load_spec(c, &spec, ret_error);
+        /* The container's config.json parsed and its seccomp programs compiled (once per container). */
+        r = exec_base_get(c, &spec, &sp, ret_error);
         if (r < 0)
                 return r;
-        r = seccomp_build(&spec, &sp, &err);
-        if (r < 0)
-                r = json_set_error(ret_error, -r, "%s", err.message);
-        else
-                r = plan_build(c, &spec, &sp, o, &plan_fd, ret_error);
-        seccomp_programs_done(&sp);
-        spec_done(&spec);
+        r = plan_build(c, spec, sp, o, &plan_fd, ret_error);
         if (r < 0)
                 return r;
 
@@ -553,7 +524,7 @@ static int read_procs(int fd, char **ret) {
         return 0;
 }
 
-static int read_status_fields(pid_t pid, uint32_t *ret_nspid, uint32_t *ret_uid) {
+static int read_status_fields(pid_t pid, uint32_t *ret_nspid, uint32_t *ret_uid, unsigned *ret_levels) {
         char path[64], buf[8192];
         _cleanup_close_ int fd = -EBADF;
         ssize_t n;
@@ -568,12 +539,20 @@ static int read_status_fields(pid_t pid, uint32_t *ret_nspid, uint32_t *ret_uid)
         buf[n] = 0;
         *ret_nspid = 0;
         *ret_uid = UINT32_MAX;
+        *ret_levels = 0;
         for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
                 if (g_str_has_prefix(l, "NSpid:")) {
                         /* The last field is the pid in the innermost namespace: the container's. */
                         char *last = strrchr(l, '\t') ?: strrchr(l, ' ');
                         if (last)
                                 *ret_nspid = (uint32_t) strtoul(last + 1, NULL, 10);
+                        /* One pid per pid namespace level the process is in. */
+                        for (char *f = l + strlen("NSpid:"); *f;) {
+                                f += strspn(f, " \t");
+                                if (*f)
+                                        (*ret_levels)++;
+                                f += strcspn(f, " \t");
+                        }
                 } else if (g_str_has_prefix(l, "Uid:"))
                         *ret_uid = (uint32_t) strtoul(l + 4, NULL, 10);
         }
@@ -633,16 +612,26 @@ int method_top_container(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot read the processes of %s: %s", id,
                                          strerror(-r));
+        /* The container's processes are those of its pid namespace: the shim's spare joiner waits in the
+         * container's cgroup but not in it (services/shim/shim-spare.c). */
+        uint32_t init_nspid, init_uid;
+        unsigned init_levels = 0;
+        if (read_status_fields((pid_t) c->pid, &init_nspid, &init_uid, &init_levels) < 0)
+                init_levels = 0;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(uuus)");
         for (char *save = NULL, *l = strtok_r(data, "\n", &save); r >= 0 && l && count < TOP_PIDS_MAX;
              l = strtok_r(NULL, "\n", &save)) {
                 uint32_t pid, nspid, uid;
+                unsigned levels;
                 g_autofree char *cmd = NULL;
 
-                if (parse_id(l, &pid) < 0 || pid == 0 || read_status_fields((pid_t) pid, &nspid, &uid) < 0)
+                if (parse_id(l, &pid) < 0 || pid == 0 ||
+                    read_status_fields((pid_t) pid, &nspid, &uid, &levels) < 0)
                         continue; /* gone meanwhile */
+                if (levels < init_levels)
+                        continue;
                 cmd = read_cmdline((pid_t) pid);
                 r = sd_bus_message_append(reply, "(uuus)", pid, nspid, uid, cmd);
                 count++;

@@ -42,6 +42,10 @@ MEMBER_ACTIONS = {"info", "image-pull", "container-run", "container-manage"}
 ADMIN = "berth-test-pkadmin"
 ADMIN_PASSWORD = "matrix-" + uuid.uuid4().hex[:12]
 OWNED = "container-manage(owner)"  # container-manage for the owner, container-manage-any for anyone else
+# The containers of the rows; "manager:<container>" rows call the Manager about that container by name.
+NAMES = {"root-container": f"berth-matrix-root-{uuid.uuid4().hex[:6]}",
+         "member-container": f"berth-matrix-member-{uuid.uuid4().hex[:6]}"}
+EXEC_OPTIONS = '{"args": ["true"]}'
 
 
 def grantee(action):
@@ -84,6 +88,12 @@ TABLE = [
     ("manager", MANAGER, "ListContainers", "t", [BAD], "info", "Unknown flags"),
     ("manager", MANAGER, "ListContainers", "t", [BAD | 1], "container-manage-any", "Unknown flags"),
     ("manager", MANAGER, "GetContainer", "s", ["berth-matrix-nope"], "info", "No container"),
+    ("manager", MANAGER, "ExecContainer", "ssa{sh}t", ["berth-matrix-nope", EXEC_OPTIONS, {}, 0], "info",
+     "No container"),
+    ("manager:root-container", MANAGER, "ExecContainer", "ssa{sh}t",
+     [NAMES["root-container"], EXEC_OPTIONS, {}, BAD], OWNED, "Unknown flags"),
+    ("manager:member-container", MANAGER, "ExecContainer", "ssa{sh}t",
+     [NAMES["member-container"], EXEC_OPTIONS, {}, BAD], OWNED, "Unknown flags"),
     ("manager", MANAGER, "ContainerStats", "ast", [[], BAD], "info", "Unknown flags"),
     ("manager", MANAGER, "SubscribeEvents", "tt", [0, 0], "info", None),
     ("manager", MANAGER, "SubscribeEvents", "tt", [0, BAD], "info", "Unknown flags"),
@@ -166,8 +176,7 @@ def objects(grantees, member, tmp_path_factory):
     subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
                    capture_output=True)
     assert berthctl("images", "import", str(archive)).returncode == 0
-    names = {"root-container": f"berth-matrix-root-{uuid.uuid4().hex[:6]}",
-             "member-container": f"berth-matrix-member-{uuid.uuid4().hex[:6]}"}
+    names = NAMES
     for obj, user in (("root-container", None), ("member-container", member)):
         p = berthctl("create", "--name", names[obj], IMAGE, "true", user=user)
         assert p.returncode == 0, p.stderr
@@ -175,6 +184,7 @@ def objects(grantees, member, tmp_path_factory):
     for obj, name in names.items():
         p = busctl("call", BROKER, ROOT_PATH, MANAGER, "GetContainer", "s", name)
         paths[obj] = re.search(r'"(/\S+)"', p.stdout).group(1)
+        paths[f"manager:{obj}"] = ROOT_PATH
     # A pull that stays running: the registry answers the manifest request only when the test ends.
     release = threading.Event()
     reg = FakeRegistry()
@@ -247,7 +257,7 @@ OWNERS = {"root-container": "root", "member-container": "member"}
 def expected_action(action, obj, who):
     """The action a cell needs: a container's owner needs container-manage, anyone else -any."""
     if action == OWNED:
-        return "container-manage" if OWNERS[obj] == who else "container-manage-any"
+        return "container-manage" if OWNERS[obj.split(":")[-1]] == who else "container-manage-any"
     return action
 
 
