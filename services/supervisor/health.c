@@ -2,13 +2,14 @@
 /* Health checks: every interval the check runs in the container through the exec path (the shim forks
  * and reaps it, with the container's own confinement); its status line says how it ended. A check that
  * fails `retries` times in a row, after the start period, makes the container unhealthy, and
- * on_failure acts once: kill (SIGKILL to every process; the restart policy decides as for any failure)
- * or restart (podman's: recorded with the restart policy's state, then the same kill, and the supervisor
- * starts it again whatever its policy, restart-policy.h). A check that outlives its timeout is killed and
- * counts as failed. Every change of status is written to <state dir>/health-state and announced with
- * ContainerChanged, on which the broker re-reads the container (Health property, PropertiesChanged).
- * A stopped container keeps showing the status its run ended with (docker, podman); a new run (a restart)
- * starts over as "starting": the restarting process removes health-state (restart-policy.c). */
+ * on_failure acts once: kill (SIGKILL to every process; the restart policy decides as for any failure),
+ * stop (as a user's stop: SIGTERM, SIGKILL after a grace; no restart by the policy) or restart (podman's:
+ * recorded with the restart policy's state, then the same kill, and the supervisor starts it again whatever
+ * its policy, restart-policy.h). A check that outlives its timeout is killed and counts as failed. Every
+ * change of status is written to <state dir>/health-state and announced with ContainerChanged, on which the
+ * broker re-reads the container (Health property, PropertiesChanged). A stopped container keeps showing the
+ * status its run ended with (docker, podman); a new run (a restart) starts over as "starting": the
+ * restarting process removes health-state (restart-policy.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -36,6 +37,7 @@ typedef struct Health {
         bool acted;
         bool running; /* checking a run; false: stopped, the status is the last run's */
         sd_event_source *timer, *io, *timeout;
+        sd_event_source *stop_timer; /* on_failure stop: SIGKILL when the grace ends */
         int status_fd, pidfd;
         char line[64];
         size_t len;
@@ -49,6 +51,7 @@ static void health_free(Health *h) {
         sd_event_source_disable_unref(h->timer);
         sd_event_source_disable_unref(h->io);
         sd_event_source_disable_unref(h->timeout);
+        sd_event_source_disable_unref(h->stop_timer);
         safe_close(h->status_fd);
         safe_close(h->pidfd);
         health_config_free(h->config);
@@ -103,6 +106,34 @@ static void set_status(Health *h, Container *c, const char *status) {
         }
 }
 
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Health *h = userdata;
+        Container *c = manager_find(h->manager, h->id);
+        ShimReply reply;
+
+        h->stop_timer = sd_event_source_disable_unref(h->stop_timer);
+        if (c && c->status == CONTAINER_RUNNING) {
+                log_info("Container %s (%s) did not stop in time: SIGKILL.", c->id, c->name);
+                (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGKILL, SHIM_KILL_ALL, &reply);
+        }
+        return 0;
+}
+
+/* podman's on_failure stop: the stop a user would make (SIGTERM to the init, SIGKILL to all after the
+ * grace), so the restart policy leaves it stopped as it does after a user's stop. */
+static void act_stop(Health *h, Container *c) {
+        ShimReply reply;
+        int r;
+
+        log_info("Container %s (%s) is unhealthy: stopping it.", c->id, c->name);
+        restart_note_user_stop(c);
+        (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGTERM, 0, &reply);
+        r = sd_event_add_time_relative(h->manager->event, &h->stop_timer, CLOCK_MONOTONIC,
+                                       HEALTH_STOP_TIMEOUT_USEC, 0, on_stop_timeout, h);
+        if (r < 0)
+                (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGKILL, SHIM_KILL_ALL, &reply);
+}
+
 static void act(Health *h, Container *c) {
         bool restart = h->config->on_failure == HEALTH_ON_FAILURE_RESTART;
         ShimReply reply;
@@ -121,6 +152,10 @@ static void act(Health *h, Container *c) {
         }
         h->acted = true;
         state_save(h, c);
+        if (h->config->on_failure == HEALTH_ON_FAILURE_STOP) {
+                act_stop(h, c);
+                return;
+        }
         log_info("Container %s (%s) is unhealthy: %s.", c->id, c->name,
                  restart ? "killing it to restart it" : "killing it");
         (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGKILL, SHIM_KILL_ALL, &reply);
@@ -231,6 +266,7 @@ static void disarm(Health *h) {
         h->timer = sd_event_source_disable_unref(h->timer);
         h->io = sd_event_source_disable_unref(h->io);
         h->timeout = sd_event_source_disable_unref(h->timeout);
+        h->stop_timer = sd_event_source_disable_unref(h->stop_timer);
         h->status_fd = safe_close(h->status_fd);
         h->pidfd = safe_close(h->pidfd);
         h->len = 0;

@@ -270,3 +270,21 @@ def test_health_restart_goes_on_after_a_supervisor_sigkill(image, names):
     assert s["Pid"] != first["Pid"]
     rec = restart_record(ls()[name]["Id"])
     assert rec["health_restart"] is False and rec["health_restarts"] == rec["count"] >= 1, rec
+
+
+def test_health_on_failure_stop_stops_it_as_a_user_would(image, member, names):
+    """podman's stop action: SIGTERM (the init's handler exits 3: a clean stop, not a kill), and as after a
+    user's stop the restart policy (on-failure here, the exit being non-zero) leaves it stopped."""
+    name = "hr-stop-action"
+    names.append(name)
+    ok(berthctl("run", "-d", "--name", name, "--restart", "on-failure", "--health-cmd", "test ! -e /tmp/bad",
+                "--health-interval", "200ms", "--health-retries", "2", "--health-on-failure", "stop", image,
+                "sh", "-c", "trap 'exit 3' TERM; while :; do sleep 1 & wait $!; done", user=member))
+    cid = ls(member)[name]["Id"]
+    stack.wait_for(lambda: state(name, member)["Health"] == "healthy", timeout=60, what="healthy")
+    ok(berthctl("exec", name, "touch", "/tmp/bad", user=member))
+    st = stack.wait_for(lambda: (lambda s: s if s["Status"] == "stopped" else None)(state(name, member)),
+                        timeout=60, what="stopped")
+    rec = restart_record(cid)
+    assert (st["ExitCode"], st["RestartCount"], st["Health"]) == (3, 0, "unhealthy"), st
+    assert (rec["stopped_by_user"], rec["health_restart"], rec["count"]) == (True, False, 0), rec
