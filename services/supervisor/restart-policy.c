@@ -159,8 +159,7 @@ void restart_note_user_stop(Container *c) {
         if (!c->restart || (c->restart->stopped_by_user && !c->restart->health_restart))
                 return;
         c->restart->stopped_by_user = true;
-        /* A user's stop wins over a health restart asked before it (podman: a stopped container stays so).
-         */
+        /* A user's stop wins over a health restart asked before it. */
         c->restart->health_restart = false;
         c->restart->timer = sd_event_source_disable_unref(c->restart->timer);
         if (restart_save(c) < 0)
