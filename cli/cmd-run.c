@@ -279,7 +279,7 @@ static void help(const char *verb) {
                "     --health-cmd CMD    Health check run with /bin/sh -c in the container\n"
                "     --health-interval T --health-timeout T --health-start-period T  (30s, 500ms, 1m)\n"
                "     --health-retries N  Failures in a row before unhealthy (3)\n"
-               "     --health-on-failure none|kill|restart  What an unhealthy container gets\n"
+               "     --health-on-failure none|kill|restart|stop  What an unhealthy container gets\n"
                "     --no-healthcheck    Not even the image's health check\n"
                "     --restart POLICY    no, on-failure[:N], always or unless-stopped\n"
                "     --log-max-size SIZE Rotate the log at SIZE (k, m, g suffixes; one old file kept)\n",

@@ -77,9 +77,10 @@ int run_health_option(RunHealth *h, int c, const char *arg) {
                 what = "--health-retries";
                 break;
         case RUN_ARG_HEALTH_ON_FAILURE:
-                if (!streq(arg, "none") && !streq(arg, "kill") && !streq(arg, "restart")) {
+                if (!streq(arg, "none") && !streq(arg, "kill") && !streq(arg, "restart") &&
+                    !streq(arg, "stop")) {
                         r = -EINVAL;
-                        what = "--health-on-failure (none, kill or restart)";
+                        what = "--health-on-failure (none, kill, restart or stop)";
                 }
                 h->on_failure = arg;
                 break;

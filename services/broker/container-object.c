@@ -218,8 +218,14 @@ static int stop_body(sd_bus_message *m, Manager *manager, ContainerRecord *c, sd
                                          STOP_TIMEOUT_MAX_SEC);
         /* Stopping what does not run is done already (docker's behaviour); a created container keeps
          * waiting for Start. */
-        if (!is_running(c))
+        if (!is_running(c)) {
+                /* Stopped, it may have a restart due (the restart policy's back-off, a health restart):
+                 * the supervisor cancels it for a user's stop (a no-op otherwise). */
+                if (streq(c->status, "stopped"))
+                        (void) supervisor_call(manager, NULL, 0, NULL, NULL, "KillContainer", "sit", c->id,
+                                               (int32_t) SIGTERM, SUPERVISOR_KILL_FLAG_USER);
                 return sd_bus_reply_method_return(m, "");
+        }
         first = !c->stop_waiters || c->stop_waiters->len == 0;
         r = add_waiter(&c->stop_waiters, m, error);
         if (r < 0 || !first)

@@ -81,6 +81,7 @@ void container_free(Container *c) {
         safe_close(c->state_dir_fd);
         g_ptr_array_unref(c->waiters);
         restart_state_free(c->restart);
+        health_forget(c);
         sd_bus_message_unref(c->pending_delete);
         sd_bus_message_unref(c->create_msg);
         g_free(c->id);

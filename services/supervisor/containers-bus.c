@@ -111,6 +111,12 @@ int method_kill_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = find(m, id, &c, error);
         if (r < 0)
                 return r;
+        if (c->status == CONTAINER_STOPPED && (flags & KILL_FLAG_USER) && restart_pending(c)) {
+                /* Stopped with a restart due (the policy's back-off, a health restart): a user's stop or
+                 * kill cancels it, as docker's stop of a restarting container does. */
+                restart_note_user_stop(c);
+                return sd_bus_reply_method_return(msg, NULL);
+        }
         if (c->status == CONTAINER_STOPPED)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container %s is not running.",
                                          id);

@@ -19,7 +19,10 @@ HealthConfig *health_config_free(HealthConfig *h) {
 }
 
 const char *health_on_failure_to_string(HealthOnFailure f) {
-        return f == HEALTH_ON_FAILURE_KILL ? "kill" : f == HEALTH_ON_FAILURE_RESTART ? "restart" : "none";
+        return f == HEALTH_ON_FAILURE_KILL      ? "kill"
+               : f == HEALTH_ON_FAILURE_RESTART ? "restart"
+               : f == HEALTH_ON_FAILURE_STOP    ? "stop"
+                                                : "none";
 }
 
 static int test_check(char *const *test, char **ret_error) {
@@ -129,9 +132,11 @@ int health_config_dispatch(JsonNode *node, void *target, void *userdata, char **
                         h->on_failure = HEALTH_ON_FAILURE_KILL;
                 else if (streq(j.on_failure, "restart"))
                         h->on_failure = HEALTH_ON_FAILURE_RESTART;
+                else if (streq(j.on_failure, "stop"))
+                        h->on_failure = HEALTH_ON_FAILURE_STOP;
                 else
                         r = json_set_error(ret_error, EINVAL,
-                                           "field 'health.on_failure' must be none, kill or restart");
+                                           "field 'health.on_failure' must be none, kill, restart or stop");
         }
         g_strfreev(j.test);
         free(j.on_failure);

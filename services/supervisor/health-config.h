@@ -18,6 +18,7 @@
                           */
 #define HEALTH_DURATION_MAX_USEC (24ULL * 3600U * 1000000ULL)
 #define HEALTH_RETRIES_MAX 1000U
+#define HEALTH_STOP_TIMEOUT_USEC (10U * 1000000ULL) /* podman's default stop timeout */
 #define HEALTH_FILE "health"
 #define HEALTH_STATE_FILE "health-state"
 
@@ -25,6 +26,8 @@ typedef enum HealthOnFailure {
         HEALTH_ON_FAILURE_NONE,
         HEALTH_ON_FAILURE_KILL,
         HEALTH_ON_FAILURE_RESTART,
+        HEALTH_ON_FAILURE_STOP, /* podman's: as a user's stop (SIGTERM, SIGKILL after
+                                   HEALTH_STOP_TIMEOUT_USEC) */
 } HealthOnFailure;
 
 typedef struct HealthConfig {
@@ -38,7 +41,8 @@ typedef struct HealthConfig {
 HealthConfig *health_config_free(HealthConfig *h);
 
 /* The request's "health" object: {"test": [...], "interval_ms", "timeout_ms", "start_period_ms",
- * "retries", "on_failure": "none"|"kill"|"restart"}; a JSON_FIELD_CUSTOM dispatcher into HealthConfig*. */
+ * "retries", "on_failure": "none"|"kill"|"restart"|"stop"}; a JSON_FIELD_CUSTOM dispatcher into
+ * HealthConfig*. */
 int health_config_dispatch(JsonNode *node, void *target, void *userdata, char **ret_error);
 
 /* The argv a check runs (NULL: no check), from test. */

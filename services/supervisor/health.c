@@ -2,10 +2,14 @@
 /* Health checks: every interval the check runs in the container through the exec path (the shim forks
  * and reaps it, with the container's own confinement); its status line says how it ended. A check that
  * fails `retries` times in a row, after the start period, makes the container unhealthy, and
- * on_failure acts once: kill (SIGKILL to every process) or restart (the same kill; the container's
- * restart policy brings it back). A check that outlives its timeout is killed and counts as failed.
- * Every change of status is written to <state dir>/health-state and announced with ContainerChanged,
- * on which the broker re-reads the container (Health property, PropertiesChanged). */
+ * on_failure acts once: kill (SIGKILL to every process; the restart policy decides as for any failure),
+ * stop (as a user's stop: SIGTERM, SIGKILL after a grace; no restart by the policy) or restart (podman's:
+ * recorded with the restart policy's state, then the same kill, and the supervisor starts it again whatever
+ * its policy, restart-policy.h). A check that outlives its timeout is killed and counts as failed. Every
+ * change of status is written to <state dir>/health-state and announced with ContainerChanged, on which the
+ * broker re-reads the container (Health property, PropertiesChanged). A stopped container keeps showing the
+ * status its run ended with (docker, podman); a new run (a restart) starts over as "starting": the
+ * restarting process removes health-state (restart-policy.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -20,6 +24,7 @@
 #include "health-config.h"
 #include "health.h"
 #include "log.h"
+#include "restart-policy.h"
 #include "shim-client.h"
 
 typedef struct Health {
@@ -30,7 +35,9 @@ typedef struct Health {
         char status[16];
         uint32_t failures;
         bool acted;
+        bool running; /* checking a run; false: stopped, the status is the last run's */
         sd_event_source *timer, *io, *timeout;
+        sd_event_source *stop_timer; /* on_failure stop: SIGKILL when the grace ends */
         int status_fd, pidfd;
         char line[64];
         size_t len;
@@ -44,6 +51,7 @@ static void health_free(Health *h) {
         sd_event_source_disable_unref(h->timer);
         sd_event_source_disable_unref(h->io);
         sd_event_source_disable_unref(h->timeout);
+        sd_event_source_disable_unref(h->stop_timer);
         safe_close(h->status_fd);
         safe_close(h->pidfd);
         health_config_free(h->config);
@@ -98,16 +106,58 @@ static void set_status(Health *h, Container *c, const char *status) {
         }
 }
 
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Health *h = userdata;
+        Container *c = manager_find(h->manager, h->id);
+        ShimReply reply;
+
+        h->stop_timer = sd_event_source_disable_unref(h->stop_timer);
+        if (c && c->status == CONTAINER_RUNNING) {
+                log_info("Container %s (%s) did not stop in time: SIGKILL.", c->id, c->name);
+                (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGKILL, SHIM_KILL_ALL, &reply);
+        }
+        return 0;
+}
+
+/* podman's on_failure stop: the stop a user would make (SIGTERM to the init, SIGKILL to all after the
+ * grace), so the restart policy leaves it stopped as it does after a user's stop. */
+static void act_stop(Health *h, Container *c) {
+        ShimReply reply;
+        int r;
+
+        log_info("Container %s (%s) is unhealthy: stopping it.", c->id, c->name);
+        restart_note_user_stop(c);
+        (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGTERM, 0, &reply);
+        r = sd_event_add_time_relative(h->manager->event, &h->stop_timer, CLOCK_MONOTONIC,
+                                       HEALTH_STOP_TIMEOUT_USEC, 0, on_stop_timeout, h);
+        if (r < 0)
+                (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGKILL, SHIM_KILL_ALL, &reply);
+}
+
 static void act(Health *h, Container *c) {
+        bool restart = h->config->on_failure == HEALTH_ON_FAILURE_RESTART;
         ShimReply reply;
 
         if (h->acted || h->config->on_failure == HEALTH_ON_FAILURE_NONE)
                 return;
+        /* The restart is recorded before anything else: a supervisor that dies from here on still
+         * restarts it when it finds it stopped, or (found running) forgets it and acts again. */
+        if (restart && restart_request_health(c) < 0) {
+                /* A user stopped it meanwhile: their stop is not overridden. */
+                log_info("Container %s (%s) is unhealthy while its user stops it: not restarted.", c->id,
+                         c->name);
+                h->acted = true;
+                state_save(h, c);
+                return;
+        }
         h->acted = true;
         state_save(h, c);
+        if (h->config->on_failure == HEALTH_ON_FAILURE_STOP) {
+                act_stop(h, c);
+                return;
+        }
         log_info("Container %s (%s) is unhealthy: %s.", c->id, c->name,
-                 h->config->on_failure == HEALTH_ON_FAILURE_KILL ? "killing it"
-                                                                 : "killing it to be restarted");
+                 restart ? "killing it to restart it" : "killing it");
         (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGKILL, SHIM_KILL_ALL, &reply);
 }
 
@@ -211,6 +261,23 @@ static int arm(Health *h, uint64_t usec) {
                                           h);
 }
 
+/* The run ended: no more checks; the status stays for ls and inspect. */
+static void disarm(Health *h) {
+        h->timer = sd_event_source_disable_unref(h->timer);
+        h->io = sd_event_source_disable_unref(h->io);
+        h->timeout = sd_event_source_disable_unref(h->timeout);
+        h->stop_timer = sd_event_source_disable_unref(h->stop_timer);
+        h->status_fd = safe_close(h->status_fd);
+        h->pidfd = safe_close(h->pidfd);
+        h->len = 0;
+        h->running = false;
+}
+
+void health_forget(Container *c) {
+        if (checks)
+                g_hash_table_remove(checks, c->id);
+}
+
 void health_update(Container *c) {
         Health *h;
         int r;
@@ -220,15 +287,20 @@ void health_update(Container *c) {
         h = g_hash_table_lookup(checks, c->id);
         if (c->status != CONTAINER_RUNNING) {
                 if (h && c->status == CONTAINER_STOPPED)
-                        g_hash_table_remove(checks, c->id);
+                        disarm(h);
                 return;
         }
-        if (h)
+        if (h && h->running)
                 return;
+        /* A run we do not check yet: the first, a restart, or one adopted running. Any health restart
+         * asked for an earlier run has happened (or, adopted, its kill never came: we act again). */
+        restart_health_done(c);
+        if (h)
+                g_hash_table_remove(checks, c->id);
         h = calloc(1, sizeof(*h));
         if (!h)
                 return;
-        *h = (Health){ .manager = c->manager, .status_fd = -EBADF, .pidfd = -EBADF };
+        *h = (Health){ .manager = c->manager, .status_fd = -EBADF, .pidfd = -EBADF, .running = true };
         h->id = strdup(c->id);
         if (!h->id || health_config_load(c->state_dir_fd, &h->config) < 0 ||
             !(h->argv = health_test_argv(h->config->test))) {

@@ -10,5 +10,9 @@
 /* The container's status changed (created, running, stopped, adopted): start or stop checking. */
 void health_update(Container *c);
 
-/* "" (no check), "starting", "healthy" or "unhealthy". */
+/* The container is gone (container_free()). */
+void health_forget(Container *c);
+
+/* "" (no check), "starting", "healthy" or "unhealthy"; for a stopped container the status its run ended
+ * with (until the supervisor restarts). */
 const char *health_status(Container *c);

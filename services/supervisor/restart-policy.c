@@ -28,6 +28,7 @@
 #include "container-scope.h"
 #include "engine.h"
 #include "fs-util.h"
+#include "health-config.h"
 #include "host-mntns.h"
 #include "json-util.h"
 #include "log.h"
@@ -47,9 +48,9 @@ static int restart_save(Container *c) {
 
         n = snprintf(buf, sizeof(buf),
                      "{\"policy\":\"%s\",\"count\":%" PRIu32 ",\"stopped_by_user\":%s,\"log_max\":%" PRIu64
-                     "}\n",
+                     ",\"health_restart\":%s,\"health_restarts\":%" PRIu32 "}\n",
                      restart_policy_format(&s->policy, pol), s->count, s->stopped_by_user ? "true" : "false",
-                     s->log_max);
+                     s->log_max, s->health_restart ? "true" : "false", s->health_restarts);
         if (n < 0 || (size_t) n >= sizeof(buf))
                 return -ENOBUFS;
         /* Under /run, as the state record (container.c): atomic, not flushed. */
@@ -80,8 +81,8 @@ int restart_state_create(Container *c, const ContainerRequest *req) {
 
 typedef struct RestartRecord {
         char *policy;
-        uint64_t count, log_max;
-        bool stopped_by_user;
+        uint64_t count, log_max, health_restarts;
+        bool stopped_by_user, health_restart;
 } RestartRecord;
 
 int restart_state_load(Container *c) {
@@ -90,6 +91,8 @@ int restart_state_load(Container *c) {
                 { "count", JSON_FIELD_UINT64, offsetof(RestartRecord, count), 0 },
                 { "stopped_by_user", JSON_FIELD_BOOL, offsetof(RestartRecord, stopped_by_user), 0 },
                 { "log_max", JSON_FIELD_UINT64, offsetof(RestartRecord, log_max), 0 },
+                { "health_restart", JSON_FIELD_BOOL, offsetof(RestartRecord, health_restart), 0 },
+                { "health_restarts", JSON_FIELD_UINT64, offsetof(RestartRecord, health_restarts), 0 },
                 {},
         };
         _cleanup_free_ char *msg = NULL;
@@ -108,8 +111,9 @@ int restart_state_load(Container *c) {
         s = restart_state_new();
         if (r >= 0)
                 r = restart_policy_parse(rec.policy, &s->policy);
-        if (r >= 0 && (rec.count > UINT32_MAX || (rec.log_max != 0 && (rec.log_max < REQUEST_LOG_SIZE_MIN ||
-                                                                       rec.log_max > REQUEST_LOG_SIZE_MAX))))
+        if (r >= 0 && (rec.count > UINT32_MAX || rec.health_restarts > rec.count ||
+                       (rec.log_max != 0 &&
+                        (rec.log_max < REQUEST_LOG_SIZE_MIN || rec.log_max > REQUEST_LOG_SIZE_MAX))))
                 r = -EBADMSG;
         free(rec.policy);
         if (r < 0) {
@@ -119,6 +123,8 @@ int restart_state_load(Container *c) {
         s->count = (uint32_t) rec.count;
         s->stopped_by_user = rec.stopped_by_user;
         s->log_max = rec.log_max;
+        s->health_restart = rec.health_restart;
+        s->health_restarts = (uint32_t) rec.health_restarts;
         restart_state_free(c->restart);
         c->restart = s;
         return 0;
@@ -150,12 +156,40 @@ uint64_t restart_log_max(const Container *c) {
 }
 
 void restart_note_user_stop(Container *c) {
-        if (!c->restart || c->restart->stopped_by_user)
+        if (!c->restart || (c->restart->stopped_by_user && !c->restart->health_restart))
                 return;
         c->restart->stopped_by_user = true;
+        /* A user's stop wins over a health restart asked before it. */
+        c->restart->health_restart = false;
         c->restart->timer = sd_event_source_disable_unref(c->restart->timer);
         if (restart_save(c) < 0)
                 log_warning("Cannot record the stop of container %s by its user.", c->id);
+}
+
+int restart_request_health(Container *c) {
+        if (!c->restart) {
+                /* A container made before restart records carried log_max: policy "no", the shim's log
+                 * default. */
+                c->restart = restart_state_new();
+                c->restart->policy.mode = RESTART_NO;
+        }
+        if (c->restart->stopped_by_user)
+                return -ECANCELED;
+        if (c->restart->health_restart)
+                return 0;
+        c->restart->health_restart = true;
+        /* Written before the kill: a supervisor that dies in between still restarts it on adoption. */
+        if (restart_save(c) < 0)
+                log_warning("Cannot record the health restart of container %s.", c->id);
+        return 0;
+}
+
+void restart_health_done(Container *c) {
+        if (!c->restart || !c->restart->health_restart)
+                return;
+        c->restart->health_restart = false;
+        if (restart_save(c) < 0)
+                log_warning("Cannot record the health restart of container %s as done.", c->id);
 }
 
 /* ---- R, the restarting process -------------------------------------------------------------------- */
@@ -210,8 +244,10 @@ static _noreturn_ void restarter_main(Manager *m, const Container *c, int sock) 
         dir_fd = open(state_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir_fd < 0)
                 _exit(11);
-        /* The last run's record would tell a restarted supervisor that this run ended already. */
+        /* The last run's record would tell a restarted supervisor that this run ended already; its health
+         * state is the last run's too: the new run starts over as "starting" (docker, podman). */
         (void) unlinkat(dir_fd, SHIM_EXIT_FILE, 0);
+        (void) unlinkat(dir_fd, HEALTH_STATE_FILE, 0);
         listen_fd = shim_launch_bind(dir_fd);
         if (listen_fd < 0)
                 _exit(12);
@@ -294,6 +330,8 @@ static int on_restarter(sd_event_source *src, int fd, uint32_t revents, void *us
         s->creator_source = sd_event_source_disable_unref(s->creator_source);
         s->creator_fd = safe_close(s->creator_fd);
         s->in_flight = false;
+        /* The new shim runs it: a health restart asked for the last run is done. */
+        restart_health_done(c);
         c->status = CONTAINER_CREATED;
         c->exit_code = 0;
         g_free(c->reason);
@@ -302,6 +340,13 @@ static int on_restarter(sd_event_source *src, int fd, uint32_t revents, void *us
         r = container_watch_shim(c);
         if (r < 0)
                 log_warning_errno(r, "Failed to watch the shim of %s: %m", c->id);
+        if (s->stopped_by_user) {
+                /* A user stopped it while it was being set up: it never starts; the shim's exit event
+                 * brings the stop (and no restart). */
+                log_info("Restart of container %s (%s) cancelled by its user.", c->id, c->name);
+                (void) shim_call(c->state_dir_fd, SHIM_OP_KILL, SIGKILL, SHIM_KILL_ALL, &reply);
+                return 0;
+        }
         r = shim_call(c->state_dir_fd, SHIM_OP_START, 0, 0, &reply);
         if (r < 0 || reply.error != 0) {
                 /* An exec failure stops the init: the shim's event brings the exit and the next decision. */
@@ -344,6 +389,8 @@ static int restart_now(Container *c) {
         s->creator_fd = sp[0];
         s->in_flight = true;
         s->count++;
+        if (s->health_restart)
+                s->health_restarts++;
         if (restart_save(c) < 0)
                 log_warning("Cannot record the restart count of container %s.", c->id);
         r = sd_event_add_io(m->event, &s->creator_source, sp[0], EPOLLIN, on_restarter, c);
@@ -370,11 +417,15 @@ static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata)
 static bool policy_wants_restart(const Container *c, bool adopted) {
         const RestartState *s = c->restart;
 
+        /* podman's --health-on-failure=restart: whatever the policy, unless a user stopped it. */
+        if (s->health_restart && !s->stopped_by_user)
+                return true;
         switch (s->policy.mode) {
         case RESTART_ON_FAILURE:
                 if (s->stopped_by_user || c->exit_code == 0)
                         return false;
-                return s->policy.max_retries == 0 || s->count < s->policy.max_retries;
+                /* N bounds the policy's own restarts, not those the health check asked for. */
+                return s->policy.max_retries == 0 || s->count - s->health_restarts < s->policy.max_retries;
         case RESTART_ALWAYS:
                 /* docker: a supervisor start brings back even what a user stopped. */
                 return !s->stopped_by_user || adopted;
@@ -410,7 +461,8 @@ void restart_on_stopped(Container *c, bool adopted) {
         if (r < 0)
                 log_warning_errno(r, "Cannot schedule the restart of container %s: %m", c->id);
         else
-                log_info("Container %s (%s) restarts in %" PRIu64 " ms (policy %s).", c->id, c->name,
-                         delay / 1000,
-                         s->policy.mode == RESTART_ALWAYS ? "always" : "on-failure/unless-stopped");
+                log_info("Container %s (%s) restarts in %" PRIu64 " ms (%s).", c->id, c->name, delay / 1000,
+                         s->health_restart                  ? "unhealthy, --health-on-failure=restart"
+                         : s->policy.mode == RESTART_ALWAYS ? "policy always"
+                                                            : "policy on-failure/unless-stopped");
 }

@@ -19,7 +19,13 @@
  *
  * A stop or kill by a user (KillContainer flag 0x2, which the broker sets for Kill and Stop) is never a
  * failure: the container stays stopped, whatever its exit code. docker's rule for a supervisor start:
- * `always` also restarts a container a user stopped, `unless-stopped` does not. */
+ * `always` also restarts a container a user stopped, `unless-stopped` does not.
+ *
+ * A health restart (--health-on-failure=restart, health.c) is podman's: the container is killed and
+ * started again whatever its policy, through the same restart. The request is recorded ("health_restart")
+ * before the kill, so a supervisor that dies meanwhile restarts it when it adopts it stopped; a user's
+ * stop cancels it. Health restarts count in `count` (RestartCount) and in `health_restarts`; on-failure:N
+ * limits only the others (count - health_restarts). */
 
 #define RESTART_DELAY_FIRST_USEC (100U * 1000U)
 #define RESTART_DELAY_MAX_USEC (60U * 1000U * 1000U)
@@ -28,10 +34,12 @@
 
 typedef struct RestartState {
         RestartPolicy policy;
-        uint32_t count;       /* restarts done */
-        bool stopped_by_user; /* since the last start */
-        uint64_t log_max;     /* the shim's --log-max; 0 = its default */
-        unsigned step;        /* back-off: the next delay is FIRST << step */
+        uint32_t count;           /* restarts done */
+        bool stopped_by_user;     /* since the last start */
+        bool health_restart;      /* health.c asked for a restart of this run */
+        uint32_t health_restarts; /* of count, those asked by health.c */
+        uint64_t log_max;         /* the shim's --log-max; 0 = its default */
+        unsigned step;            /* back-off: the next delay is FIRST << step */
         sd_event_source *timer;
         sd_event_source *creator_source;
         int creator_fd;
@@ -55,5 +63,10 @@ bool restart_in_flight(const Container *c);
  * or the restart would wait for the next activation. */
 bool restart_pending(const Container *c);
 uint32_t restart_count(const Container *c);
+/* health.c: the container turned unhealthy with on_failure restart; it is about to be killed. -ECANCELED
+ * when a user stopped it (a stop is never overridden), else recorded (a record made if there was none). */
+int restart_request_health(Container *c);
+/* The container runs again (or was adopted running): no health restart is due any more. */
+void restart_health_done(Container *c);
 /* --log-max for the shim, 0 for its default. */
 uint64_t restart_log_max(const Container *c);

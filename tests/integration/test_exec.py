@@ -312,19 +312,6 @@ def test_health_on_failure_kill_stops_it(running):
     assert status_of(name)["ExitCode"] == 137
 
 
-def test_health_on_failure_restart_is_a_failure_the_restart_policy_restarts(running):
-    """restart: the same kill as kill, and the restart policy brings it back (it is not a user's stop):
-    on-failure:1 restarts it once, the check fails again, and it stays stopped."""
-    name = running("exhealthrestart", None, "--restart", "on-failure:1", "--health-cmd", "false",
-                   "--health-interval", "200ms", "--health-retries", "2", "--health-on-failure", "restart",
-                   cmd=("sh", "-c", "echo up; exec sleep 1000"))
-    stack.wait_for(lambda: (lambda s: s["RestartCount"] == 1 and s["Status"] == "stopped")(state(name)),
-                   timeout=60, what="one restart, then stopped")
-    s = state(name)
-    assert (s["RestartCount"], s["Status"], s["ExitCode"]) == (1, "stopped", 137), s
-    assert ok(berthctl("logs", name)).stdout == "up\nup\n"
-
-
 def test_health_check_timeout_counts_as_failure(running):
     name = running("exhealthslow", None, "--health-cmd", "sleep 100", "--health-interval", "200ms",
                    "--health-timeout", "300ms", "--health-retries", "1")
