@@ -22,6 +22,9 @@ typedef struct BerthEvent {
 } BerthEvent;
 
 BerthEvent *berth_event_free(BerthEvent *e);
+static inline void berth_event_freep(BerthEvent **e) {
+        berth_event_free(*e);
+}
 
 /* A copy of the given fields (attrs: NULL or key, value, …, NULL; pairs beyond the maximum are dropped). */
 int berth_event_new(uint64_t time_usec, const char *type, const char *action, const char *id,
