@@ -11,7 +11,7 @@
  * fields, each bounded and valid UTF-8, the type and action from a fixed alphabet. */
 
 #define BERTH_EVENT_ATTRS_MAX 8U
-#define BERTH_EVENT_FIELD_MAX 512U /* an image reference with its digest fits */
+#define BERTH_EVENT_FIELD_MAX 4096U /* an image reference (REFERENCE_LENGTH_MAX) fits */
 #define BERTH_EVENT_ACTION_MAX 32U
 
 typedef struct BerthEvent {

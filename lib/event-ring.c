@@ -39,11 +39,13 @@ typedef struct SlotHeader {
 } SlotHeader;
 
 _Static_assert(sizeof(SlotHeader) == EVENT_RING_SLOT_HEADER, "slot header size");
-_Static_assert(sizeof(RingHeader) <= EVENT_RING_SLOT_SIZE, "ring header size");
+_Static_assert(sizeof(RingHeader) <= EVENT_RING_SLOT_SIZE_MIN, "ring header size");
 
 struct EventRing {
         int fd;
         unsigned slots;
+        size_t slot_size;
+        uint8_t *buf; /* one slot */
         RingHeader header;
         char id[EVENT_RING_ID_STRING_LEN + 1];
         char mark_id[EVENT_RING_ID_STRING_LEN + 1];
@@ -111,7 +113,7 @@ static int unhex(const char *id, uint8_t *out) {
 }
 
 static off_t slot_offset(const EventRing *r, unsigned index) {
-        return (off_t) EVENT_RING_SLOT_SIZE * (off_t) (index + 1);
+        return (off_t) r->slot_size * (off_t) (index + 1);
 }
 
 static off_t ring_size(const EventRing *r) {
@@ -149,7 +151,7 @@ static int reset(EventRing *r) {
                 record_clear(&r->records[i]);
         r->last_seq = 0;
         r->header = (RingHeader){ .version = RING_VERSION,
-                                  .slot_size = EVENT_RING_SLOT_SIZE,
+                                  .slot_size = (uint32_t) r->slot_size,
                                   .slots = r->slots };
         memcpy(r->header.magic, RING_MAGIC, sizeof(r->header.magic));
         n = getrandom(r->header.id, sizeof(r->header.id), 0);
@@ -164,24 +166,26 @@ static int reset(EventRing *r) {
         return write_header(r);
 }
 
-static bool header_valid(const RingHeader *h, unsigned slots) {
+static bool header_valid(const RingHeader *h, const EventRing *r) {
         return memcmp(h->magic, RING_MAGIC, sizeof(h->magic)) == 0 && h->version == RING_VERSION &&
-               h->slot_size == EVENT_RING_SLOT_SIZE && h->slots == slots && h->mark_set <= 1 &&
+               h->slot_size == r->slot_size && h->slots == r->slots && h->mark_set <= 1 &&
                h->hash == header_hash(h);
 }
 
 /* Slot index, read back: kept only if everything about it checks out. */
 static void load_slot(EventRing *r, unsigned index) {
-        uint8_t buf[EVENT_RING_SLOT_SIZE];
+        uint8_t *buf = r->buf;
         SlotHeader s;
         EventRingRecord *rec = &r->records[index];
         ssize_t n;
 
-        n = pread(r->fd, buf, sizeof(buf), slot_offset(r, index));
-        if (n != (ssize_t) sizeof(buf))
+        /* A slot is written only as far as its record goes, and the last one may end the file: what
+         * was read bounds the length. */
+        n = pread(r->fd, buf, r->slot_size, slot_offset(r, index));
+        if (n < (ssize_t) sizeof(s))
                 return;
         memcpy(&s, buf, sizeof(s));
-        if (s.magic != SLOT_MAGIC || s.len > EVENT_RING_PAYLOAD_MAX || s.seq == 0 ||
+        if (s.magic != SLOT_MAGIC || s.len > (size_t) n - sizeof(s) || s.seq == 0 ||
             s.seq % r->slots != index || s.hash != slot_hash(&s, buf + sizeof(s)))
                 return;
         rec->payload = malloc(s.len ?: 1);
@@ -210,22 +214,31 @@ static int load(EventRing *r) {
         return 0;
 }
 
-int event_ring_open(int dir_fd, const char *name, unsigned slots, EventRing **ret) {
+int event_ring_open(int dir_fd, const char *name, unsigned slots, size_t slot_size, EventRing **ret) {
         EventRing *r;
         struct stat st;
         ssize_t n;
         int k;
 
-        if (!name || !ret || slots == 0 || slots > EVENT_RING_SLOTS_MAX)
+        if (!name || !ret || slots == 0 || slots > EVENT_RING_SLOTS_MAX ||
+            slot_size < EVENT_RING_SLOT_SIZE_MIN || slot_size > EVENT_RING_SLOT_SIZE_MAX ||
+            slot_size % 8 != 0)
                 return -EINVAL;
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
         r->slots = slots;
+        r->slot_size = slot_size;
+        r->fd = -EBADF;
         r->records = calloc(slots, sizeof(*r->records));
+        r->buf = malloc(slot_size);
+        if (!r->records || !r->buf) {
+                event_ring_free(r);
+                return -ENOMEM;
+        }
         r->fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-        if (!r->records || r->fd < 0) {
-                k = r->records ? -errno : -ENOMEM;
+        if (r->fd < 0) {
+                k = -errno;
                 event_ring_free(r);
                 return k;
         }
@@ -239,8 +252,7 @@ int event_ring_open(int dir_fd, const char *name, unsigned slots, EventRing **re
                 return -EBADFD;
         }
         n = pread(r->fd, &r->header, sizeof(r->header), 0);
-        if (n == (ssize_t) sizeof(r->header) && header_valid(&r->header, slots) &&
-            st.st_size == ring_size(r)) {
+        if (n == (ssize_t) sizeof(r->header) && header_valid(&r->header, r) && st.st_size == ring_size(r)) {
                 sync_ids(r);
                 k = load(r);
         } else
@@ -259,6 +271,7 @@ EventRing *event_ring_free(EventRing *r) {
         for (unsigned i = 0; r->records && i < r->slots; i++)
                 record_clear(&r->records[i]);
         free(r->records);
+        free(r->buf);
         if (r->fd >= 0)
                 close(r->fd);
         free(r);
@@ -291,15 +304,20 @@ const EventRingRecord *event_ring_get(const EventRing *r, uint64_t seq) {
         return rec->seq == seq ? rec : NULL;
 }
 
+size_t event_ring_payload_max(const EventRing *r) {
+        return r->slot_size - EVENT_RING_SLOT_HEADER;
+}
+
 int event_ring_append(EventRing *r, uint64_t time_usec, uint64_t aux, const void *payload, size_t len,
                       uint64_t *ret_seq) {
-        uint8_t buf[EVENT_RING_SLOT_SIZE] = {};
+        uint8_t *buf = r->buf;
+        size_t size = sizeof(SlotHeader) + len;
         SlotHeader s = { .magic = SLOT_MAGIC, .len = (uint32_t) len, .time_usec = time_usec, .aux = aux };
         EventRingRecord *rec;
         uint8_t *copy;
         ssize_t n;
 
-        if (len > EVENT_RING_PAYLOAD_MAX || (len > 0 && !payload))
+        if (len > event_ring_payload_max(r) || (len > 0 && !payload))
                 return -EMSGSIZE;
         copy = malloc(len ?: 1);
         if (!copy)
@@ -319,10 +337,11 @@ int event_ring_append(EventRing *r, uint64_t time_usec, uint64_t aux, const void
         r->last_seq = s.seq;
         if (ret_seq)
                 *ret_seq = s.seq;
-        n = pwrite(r->fd, buf, sizeof(buf), slot_offset(r, (unsigned) (s.seq % r->slots)));
+        /* Only as far as the record goes: the hash covers exactly that. */
+        n = pwrite(r->fd, buf, size, slot_offset(r, (unsigned) (s.seq % r->slots)));
         if (n < 0)
                 return -errno;
-        return n == (ssize_t) sizeof(buf) ? 0 : -EIO;
+        return n == (ssize_t) size ? 0 : -EIO;
 }
 
 const char *event_ring_mark_id(const EventRing *r) {

@@ -19,9 +19,9 @@
  * Writes are pwrite()s of one slot at a time without fsync: a killed process loses nothing it wrote;
  * a power cut may cost the last records, which the hash then drops. */
 
-#define EVENT_RING_SLOT_SIZE 1024U
 #define EVENT_RING_SLOT_HEADER 40U
-#define EVENT_RING_PAYLOAD_MAX (EVENT_RING_SLOT_SIZE - EVENT_RING_SLOT_HEADER)
+#define EVENT_RING_SLOT_SIZE_MIN 128U
+#define EVENT_RING_SLOT_SIZE_MAX (64U * 1024U)
 #define EVENT_RING_SLOTS_MAX 65536U
 #define EVENT_RING_ID_LEN 16U
 #define EVENT_RING_ID_STRING_LEN (2U * EVENT_RING_ID_LEN)
@@ -37,8 +37,10 @@ typedef struct EventRingRecord {
 } EventRingRecord;
 
 /* Opens (creating or, when it is not a ring of this shape, replacing) dir_fd/name with the given number of
- * slots, mode 0600, and loads every valid record. */
-int event_ring_open(int dir_fd, const char *name, unsigned slots, EventRing **ret);
+ * slots of slot_size bytes (a multiple of 8; a record's payload is at most slot_size -
+ * EVENT_RING_SLOT_HEADER), mode 0600, and loads every valid record. A slot takes on disk what its largest
+ * record wrote: the file is at most (slots + 1) * slot_size bytes. */
+int event_ring_open(int dir_fd, const char *name, unsigned slots, size_t slot_size, EventRing **ret);
 EventRing *event_ring_free(EventRing *r);
 
 /* The ring's random id, as 32 lowercase hex digits: it changes when the file is (re)created. */
@@ -48,6 +50,8 @@ uint64_t event_ring_last_seq(const EventRing *r);
 uint64_t event_ring_first_seq(const EventRing *r);
 /* Record seq, or NULL when it is not held (overwritten, never written, or dropped as invalid). */
 const EventRingRecord *event_ring_get(const EventRing *r, uint64_t seq);
+
+size_t event_ring_payload_max(const EventRing *r);
 
 /* Stores a record as seq last+1 (returned in ret_seq). It is held in memory even when the write fails
  * (the error is returned: the caller logs it). */

@@ -35,7 +35,7 @@ int event_journal_open(Manager *m) {
         dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir_fd < 0)
                 return log_warning_errno(errno, "Cannot open '%s' for the event journal: %m", dir);
-        r = event_ring_open(dir_fd, EVENT_JOURNAL_FILE, EVENT_JOURNAL_SLOTS, &ring);
+        r = event_ring_open(dir_fd, EVENT_JOURNAL_FILE, EVENT_JOURNAL_SLOTS, EVENT_JOURNAL_SLOT_SIZE, &ring);
         if (r < 0)
                 return log_warning_errno(r, "Cannot open the event journal '%s/%s': %m", dir,
                                          EVENT_JOURNAL_FILE);
@@ -125,7 +125,7 @@ static int send_event(Manager *m, uint64_t seq, const BerthEvent *e) {
 
 static void record(Container *c, const char *action, const char *const *attrs) {
         _cleanup_(berth_event_freep) BerthEvent *e = NULL;
-        uint8_t buf[EVENT_RING_PAYLOAD_MAX];
+        uint8_t buf[EVENT_JOURNAL_SLOT_SIZE - EVENT_RING_SLOT_HEADER];
         uint64_t seq;
         size_t len;
         int r;

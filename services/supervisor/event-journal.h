@@ -16,6 +16,8 @@
  * record), so the broker can show each user only their own containers' events. */
 
 #define EVENT_JOURNAL_SLOTS 1024U
+/* Container ids, names (CONTAINER_NAME_MAX at the broker), short attributes: the file is at most 1 MiB. */
+#define EVENT_JOURNAL_SLOT_SIZE 1024U
 #define EVENT_JOURNAL_FILE "events.ring"
 /* In each container's state directory: the status and health the journal last told of, so that a
  * supervisor that restarts records an exit it missed once, and no change twice. */

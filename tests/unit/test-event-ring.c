@@ -10,6 +10,7 @@
 #include "macro.h"
 
 #define SLOTS 8U
+#define SLOT_SIZE 256U
 
 static int tmpdir(char **ret_path) {
         char *path = g_dir_make_tmp("event-ring-XXXXXX", NULL);
@@ -43,7 +44,7 @@ static void test_persists_in_order(void) {
         EventRing *r = NULL;
         char id[EVENT_RING_ID_STRING_LEN + 1];
 
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_true(event_ring_id_valid(event_ring_id(r)));
         g_assert_cmpuint(event_ring_last_seq(r), ==, 0);
         g_assert_cmpuint(event_ring_first_seq(r), ==, 0);
@@ -52,7 +53,7 @@ static void test_persists_in_order(void) {
         g_assert_cmpint(event_ring_set_mark(r, id, 42), ==, 0);
         r = event_ring_free(r);
 
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpstr(event_ring_id(r), ==, id);
         g_assert_cmpstr(event_ring_mark_id(r), ==, id);
         g_assert_cmpuint(event_ring_mark_value(r), ==, 42);
@@ -80,19 +81,20 @@ static void test_bounded(void) {
         EventRing *r = NULL;
         struct stat st, st2;
 
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpint(fstatat(dfd, "ring", &st, 0), ==, 0);
         append_n(r, 1, 5 * SLOTS + 3);
         g_assert_cmpint(fstatat(dfd, "ring", &st2, 0), ==, 0);
         /* The file never grows; the newest SLOTS records are kept, in order. */
         g_assert_cmpint(st.st_size, ==, st2.st_size);
-        g_assert_cmpint(st2.st_size, ==, (SLOTS + 1) * EVENT_RING_SLOT_SIZE);
+        g_assert_cmpint(st2.st_size, ==, (SLOTS + 1) * SLOT_SIZE);
         r = event_ring_free(r);
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpuint(event_ring_last_seq(r), ==, 5 * SLOTS + 3);
         g_assert_cmpuint(event_ring_first_seq(r), ==, 4 * SLOTS + 4);
         g_assert_null(event_ring_get(r, 4 * SLOTS + 3));
-        g_assert_cmpint(event_ring_append(r, 0, 0, NULL, EVENT_RING_PAYLOAD_MAX + 1, NULL), ==, -EMSGSIZE);
+        g_assert_cmpint(event_ring_append(r, 0, 0, NULL, SLOT_SIZE - EVENT_RING_SLOT_HEADER + 1, NULL), ==,
+                        -EMSGSIZE);
         r = event_ring_free(r);
         cleanup_dir(dfd, path);
 }
@@ -102,9 +104,9 @@ static void test_hostile_file(void) {
         int dfd = tmpdir(&path), fd;
         EventRing *r = NULL;
         char id[EVENT_RING_ID_STRING_LEN + 1];
-        uint8_t junk[EVENT_RING_SLOT_SIZE];
+        uint8_t junk[SLOT_SIZE];
 
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         append_n(r, 1, 4);
         strcpy(id, event_ring_id(r));
         r = event_ring_free(r);
@@ -112,13 +114,13 @@ static void test_hostile_file(void) {
         /* A flipped byte in record 2's payload, and record 3 copied into record 4's slot. */
         fd = openat(dfd, "ring", O_RDWR | O_CLOEXEC);
         g_assert_cmpint(fd, >=, 0);
-        g_assert_cmpint(pread(fd, junk, 1, 3 * EVENT_RING_SLOT_SIZE + EVENT_RING_SLOT_HEADER), ==, 1);
+        g_assert_cmpint(pread(fd, junk, 1, 3 * SLOT_SIZE + EVENT_RING_SLOT_HEADER), ==, 1);
         junk[0] ^= 1;
-        g_assert_cmpint(pwrite(fd, junk, 1, 3 * EVENT_RING_SLOT_SIZE + EVENT_RING_SLOT_HEADER), ==, 1);
-        g_assert_cmpint(pread(fd, junk, sizeof(junk), 4 * EVENT_RING_SLOT_SIZE), ==, sizeof(junk));
-        g_assert_cmpint(pwrite(fd, junk, sizeof(junk), 5 * EVENT_RING_SLOT_SIZE), ==, sizeof(junk));
+        g_assert_cmpint(pwrite(fd, junk, 1, 3 * SLOT_SIZE + EVENT_RING_SLOT_HEADER), ==, 1);
+        g_assert_cmpint(pread(fd, junk, sizeof(junk), 4 * SLOT_SIZE), ==, sizeof(junk));
+        g_assert_cmpint(pwrite(fd, junk, sizeof(junk), 5 * SLOT_SIZE), ==, sizeof(junk));
         close(fd);
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpstr(event_ring_id(r), ==, id);
         g_assert_nonnull(event_ring_get(r, 1));
         g_assert_null(event_ring_get(r, 2));
@@ -131,20 +133,20 @@ static void test_hostile_file(void) {
         fd = openat(dfd, "ring", O_RDWR | O_CLOEXEC);
         g_assert_cmpint(pwrite(fd, "X", 1, 0), ==, 1);
         close(fd);
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpstr(event_ring_id(r), !=, id);
         g_assert_cmpuint(event_ring_last_seq(r), ==, 0);
         r = event_ring_free(r);
 
         /* Another shape (slot count): a new ring too. */
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS * 2, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS * 2, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpuint(event_ring_last_seq(r), ==, 0);
         r = event_ring_free(r);
 
         /* Not a regular file. */
         g_assert_cmpint(unlinkat(dfd, "ring", 0), ==, 0);
         g_assert_cmpint(mkfifoat(dfd, "ring", 0600), ==, 0);
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), <, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), <, 0);
         cleanup_dir(dfd, path);
 }
 
@@ -153,17 +155,17 @@ static void test_mark(void) {
         int dfd = tmpdir(&path);
         EventRing *r = NULL;
 
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpstr(event_ring_mark_id(r), ==, "");
         g_assert_cmpint(event_ring_set_mark(r, "not-hex", 1), ==, -EINVAL);
         g_assert_cmpint(event_ring_set_mark(r, "00112233445566778899aabbccddeeff", 7), ==, 0);
         r = event_ring_free(r);
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpstr(event_ring_mark_id(r), ==, "00112233445566778899aabbccddeeff");
         g_assert_cmpuint(event_ring_mark_value(r), ==, 7);
         g_assert_cmpint(event_ring_set_mark(r, "", 0), ==, 0);
         r = event_ring_free(r);
-        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, &r), ==, 0);
+        g_assert_cmpint(event_ring_open(dfd, "ring", SLOTS, SLOT_SIZE, &r), ==, 0);
         g_assert_cmpstr(event_ring_mark_id(r), ==, "");
         r = event_ring_free(r);
         cleanup_dir(dfd, path);
