@@ -1,0 +1,157 @@
+"""Events outlive the broker (docs/architecture/events.md): a container that dies while the broker is not
+running still shows create, start and die to `events --since`, in order and once, to root and to its owner
+and to no other member; and the broker's own events (tag) survive a broker crash.
+
+The broker is killed with SIGKILL (as a crash) and comes back by bus activation on the next call. The
+container ends when the test creates a file in its root (through /proc/PID/root), so its exit happens at
+a moment the test chooses: after the broker is gone, before anything could start it again. Waits are
+bounded only to fail a hung run; no result depends on timing.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from berthtest import stack
+from berthtest.containers import ok
+from berthtest.services import NameWatch
+
+IMAGE = "localhost/berth-events-persist:latest"
+MEMBER2 = "berth-test-member2"
+BROKER = stack.SERVICES["broker"]
+RUNTIME = Path("/run/berth/containers")
+
+
+def command(args, user):
+    cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
+    return ["runuser", "-u", user, "--"] + cmd if user else cmd
+
+
+def berthctl(*args, user=None, timeout=120):
+    return subprocess.run(command(args, user), capture_output=True, text=True, timeout=timeout)
+
+
+def popen(*args, user=None):
+    # Its own process group: killing runuser alone would leave berthctl subscribed.
+    return subprocess.Popen(command(args, user), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def stop(*procs):
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+
+
+def read_events(proc, until, timeout=60):
+    """JSON events from a running `events --json` until until(event) holds (timeout: a hang guard)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        e = json.loads(line)
+        got.append(e)
+        if until(e):
+            return got
+    stop(proc)
+    raise AssertionError(f"events ended without the expected one: {got}\n{proc.stderr.read()}")
+
+
+def since_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+
+
+def kill_broker():
+    """SIGKILL the broker (a crash) and wait until its name is free: the next call activates a new one."""
+    pid = stack.name_pid(BROKER)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+        stack.wait_for(lambda: not stack.pid_alive(pid), timeout=30, what="the broker to die")
+    stack.wait_for(lambda: stack.name_pid(BROKER) is None, timeout=30, what="the broker's name to be released")
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory, member):
+    archive = tmp_path_factory.mktemp("evp") / "busybox.tar"
+    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
+                   capture_output=True)
+    ok(berthctl("images", "import", str(archive)))
+    stack.ensure_user(MEMBER2, groups=["berth"])
+    yield IMAGE
+    berthctl("images", "rm", IMAGE)
+
+
+def test_events_of_a_container_that_died_while_the_broker_was_away(image, member):
+    tag = f"localhost/berth-evp-tag:{uuid.uuid4().hex[:8]}"
+    name = f"evp-{uuid.uuid4().hex[:8]}"
+    since = since_now()
+    ok(berthctl("images", "tag", image, tag))
+    # Ends with 7 once /go exists in its root.
+    ok(berthctl("run", "-d", "--name", name, "--net", "none", image, "sh", "-c",
+                "while [ ! -e /go ]; do sleep 0.05; done; exit 7", user=member))
+    state = json.loads(ok(berthctl("inspect", name, user=member)).stdout)[0]["State"]
+    cid, pid = state["Id"], state["Pid"]
+    assert pid > 0, state
+
+    with NameWatch([BROKER]) as watch:
+        kill_broker()
+        appeared_before = len(watch.appeared(BROKER))
+        (Path(f"/proc/{pid}/root") / "go").write_text("")
+        # The supervisor recorded the exit (its journal first, then this file); nobody started a broker.
+        stack.wait_for(lambda: (RUNTIME / cid / "event-state").read_text().startswith("stopped"), timeout=60,
+                       what="the supervisor to record the exit")
+        assert stack.name_pid(BROKER) is None
+        assert len(watch.appeared(BROKER)) == appeared_before, watch.events
+
+    # The first call starts a new broker, which reads the supervisor's journal before it replies.
+    flt = ("--filter", f"container={name}")
+    ev_root = popen("events", "--json", "--since", since, *flt)
+    ev_owner = popen("events", "--json", "--since", since, *flt, user=member)
+    ev_other = popen("events", "--json", "--since", since, user=MEMBER2)
+    try:
+        for ev in (ev_root, ev_owner):
+            got = read_events(ev, lambda e: e["action"] == "die")
+            assert [e["action"] for e in got] == ["create", "start", "die"], got
+            assert got[2]["attributes"]["exitCode"] == "7" and got[2]["id"] == cid and got[2]["name"] == name
+            assert all(e["attributes"]["image"] == image for e in got), got
+            assert [e["time_usec"] for e in got] == sorted(e["time_usec"] for e in got)
+        # Removing it: the next event of each stream is its destroy, so nothing came twice in between.
+        ok(berthctl("rm", name, user=member))
+        for ev in (ev_root, ev_owner):
+            got = read_events(ev, lambda e: True)
+            assert [e["action"] for e in got] == ["destroy"], got
+        # Another member: its own container's events are the end of its stream, and nothing of ours in it.
+        ok(berthctl("run", "--rm", "--name", f"{name}-m2", "--net", "none", image, "true", user=MEMBER2))
+        got = read_events(ev_other, lambda e: e["name"] == f"{name}-m2" and e["action"] == "destroy")
+        assert not [e for e in got if e["name"] == name or e["id"] == cid], got
+        assert [e["action"] for e in got if e["name"] == f"{name}-m2"] == ["create", "start", "die", "destroy"]
+    finally:
+        stop(ev_root, ev_owner, ev_other)
+
+    # A replay alone, after a second crash: the same history, once.
+    kill_broker()
+    replay = popen("events", "--json", "--since", since, *flt)
+    try:
+        got = read_events(replay, lambda e: e["action"] == "destroy")
+    finally:
+        stop(replay)
+    assert [e["action"] for e in got] == ["create", "start", "die", "destroy"], got
+
+    # The broker's own events survived both crashes: the tag from before, then a delete from now.
+    images = popen("events", "--json", "--since", since, "--filter", "type=image")
+    try:
+        ok(berthctl("images", "rm", tag))
+        got = read_events(images, lambda e: e["action"] == "delete" and e["name"] == tag)
+    finally:
+        stop(images)
+    assert [(e["action"], e["name"]) for e in got if e["name"] == tag] == [("tag", tag), ("delete", tag)], got
