@@ -17,9 +17,12 @@ typedef struct Feed {
         sd_bus_slot *read_slot; /* ReadEvents in flight */
         bool read_again;
         bool read_holds_subscribers; /* the read in flight is the start-up one */
+        GQueue ahead;                /* Ahead*, by seq */
 } Feed;
 
 static Feed *feed;
+
+#define FEED_AHEAD_MAX 64U
 
 static bool action_known(const char *action) {
         return g_strv_contains(
@@ -57,9 +60,9 @@ static int read_attrs(sd_bus_message *msg, const char **attrs, size_t max_pairs)
         return sd_bus_message_exit_container(msg);
 }
 
-/* One event after its seq and time: action, id, name, owner, attributes. Checks it and hands it on with the
+/* One event after its seq and time: action, id, name, owner, attributes. Checks it and returns it with the
  * broker's own view of the container. */
-static int take_event(Manager *m, sd_bus_message *msg, uint64_t seq, uint64_t time_usec) {
+static int read_event(Manager *m, sd_bus_message *msg, uint64_t time_usec, BerthEvent **ret) {
         const char *action, *id, *name, *attrs[2 * (BERTH_EVENT_ATTRS_MAX - 1) + 1];
         const char *all[2 * BERTH_EVENT_ATTRS_MAX + 1];
         const ContainerRecord *c;
@@ -85,12 +88,57 @@ static int take_event(Manager *m, sd_bus_message *msg, uint64_t seq, uint64_t ti
         for (size_t i = 0; attrs[i]; i++)
                 all[n++] = attrs[i];
         all[n] = NULL;
-        broker_event_ingest(m, seq, time_usec, action, id, c ? c->name : name,
-                            c   ? c->owner
-                            : t ? t->owner
-                                : (uid_t) owner,
-                            all);
-        return 0;
+        if (c)
+                owner = (uint32_t) c->owner;
+        else if (t)
+                owner = (uint32_t) t->owner;
+        return berth_event_new(time_usec, "container", action, id, c ? c->name : name, owner, all, ret);
+}
+
+static void ingest(Manager *m, uint64_t seq, const BerthEvent *e) {
+        broker_event_ingest(m, seq, e->time_usec, e->action, e->id, e->name, e->owner,
+                            (const char *const *) e->attrs);
+}
+
+/* Signals that came ahead of one still missing (a read brings it): taken as soon as they are next, so that
+ * what the broker does on the ContainerChanged that follows (stop, destroy) comes after them. */
+typedef struct Ahead {
+        uint64_t seq;
+        BerthEvent *event;
+} Ahead;
+
+static void ahead_free(void *p) {
+        Ahead *a = p;
+
+        berth_event_free(a->event);
+        free(a);
+}
+
+static void take_ahead(Manager *m) {
+        while (!g_queue_is_empty(&feed->ahead)) {
+                Ahead *a = g_queue_peek_head(&feed->ahead);
+
+                if (a->seq > broker_events_feed_seq() + 1)
+                        return;
+                g_queue_pop_head(&feed->ahead);
+                ingest(m, a->seq, a->event); /* dropped there when not past the cursor */
+                ahead_free(a);
+        }
+}
+
+static void keep_ahead(uint64_t seq, BerthEvent *e) {
+        Ahead *a;
+
+        /* Bounded; in order of seq (signals come in order). What does not fit, the read brings. */
+        if (feed->ahead.length >= FEED_AHEAD_MAX ||
+            (!g_queue_is_empty(&feed->ahead) && ((Ahead *) g_queue_peek_tail(&feed->ahead))->seq >= seq) ||
+            !(a = calloc(1, sizeof(*a)))) {
+                berth_event_free(e);
+                return;
+        }
+        a->seq = seq;
+        a->event = e;
+        g_queue_push_tail(&feed->ahead, a);
 }
 
 static bool from_supervisor(Manager *m, sd_bus_message *msg) {
@@ -120,8 +168,10 @@ static int on_read_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 log_warning("The supervisor's event journal has an invalid id: ignored.");
                 goto done;
         }
-        if (!streq(ring, broker_events_feed_ring()))
+        if (!streq(ring, broker_events_feed_ring())) {
                 broker_events_feed_restart(m, ring);
+                g_queue_clear_full(&feed->ahead, ahead_free); /* of another ring */
+        }
         r = sd_bus_message_enter_container(reply, 'a', "(ttsssua{ss})");
         while (r >= 0) {
                 uint64_t seq, time_usec;
@@ -133,12 +183,18 @@ static int on_read_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 /* In order, each once, and no more than its ring holds. */
                 if (r >= 0 && (seq <= last || ++count > CONTAINER_EVENT_FEED_MAX))
                         r = -EBADMSG;
-                if (r >= 0)
-                        r = take_event(m, reply, seq, time_usec);
+                if (r >= 0) {
+                        _cleanup_(berth_event_freep) BerthEvent *e = NULL;
+
+                        r = read_event(m, reply, time_usec, &e);
+                        if (r >= 0)
+                                ingest(m, seq, e);
+                }
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
                 last = seq;
         }
+        take_ahead(m);
         if (r < 0)
                 log_warning_errno(r, "Cannot parse the supervisor's event journal: %m");
 done:
@@ -173,6 +229,7 @@ void container_event_feed_read(Manager *m) {
 }
 
 static int on_event(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(berth_event_freep) BerthEvent *e = NULL;
         Manager *m = userdata;
         const char *ring;
         uint64_t seq, time_usec;
@@ -185,19 +242,27 @@ static int on_event(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error
                 return 0;
         }
         r = sd_bus_message_read(msg, "stt", &ring, &seq, &time_usec);
+        if (r >= 0)
+                r = read_event(m, msg, time_usec, &e);
         if (r < 0) {
-                log_warning_errno(r, "Cannot parse the supervisor's Event: %m");
-                return 0;
-        }
-        if (!streq(ring, broker_events_feed_ring()) || seq != broker_events_feed_seq() + 1) {
-                /* Already taken (a read brought it), or one before it is missing: the journal says. */
-                if (!streq(ring, broker_events_feed_ring()) || seq > broker_events_feed_seq())
-                        container_event_feed_read(m);
-                return 0;
-        }
-        r = take_event(m, msg, seq, time_usec);
-        if (r < 0)
                 log_warning_errno(r, "Ignoring an invalid Event from the supervisor: %m");
+                return 0;
+        }
+        if (!streq(ring, broker_events_feed_ring())) {
+                /* Another journal: the read says which, and brings it. */
+                container_event_feed_read(m);
+                return 0;
+        }
+        if (seq <= broker_events_feed_seq())
+                return 0; /* a read brought it already */
+        if (seq == broker_events_feed_seq() + 1) {
+                ingest(m, seq, e);
+                take_ahead(m);
+                return 0;
+        }
+        /* One before it is missing: the journal has it. */
+        keep_ahead(seq, TAKE_PTR(e));
+        container_event_feed_read(m);
         return 0;
 }
 
@@ -207,6 +272,7 @@ int container_event_feed_setup(Manager *m) {
         feed = calloc(1, sizeof(*feed));
         if (!feed)
                 return log_oom();
+        g_queue_init(&feed->ahead);
         r = sd_bus_match_signal(m->bus, &feed->signal_match, NULL, BERTH_SUPERVISOR_PATH,
                                 BERTH_SUPERVISOR_IFACE, "Event", on_event, m);
         if (r < 0)
@@ -230,6 +296,7 @@ void container_event_feed_free(Manager *m) {
                 return;
         feed->signal_match = sd_bus_slot_unref(feed->signal_match);
         feed->read_slot = sd_bus_slot_unref(feed->read_slot);
+        g_queue_clear_full(&feed->ahead, ahead_free);
         free(feed);
         feed = NULL;
 }
