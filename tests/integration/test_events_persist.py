@@ -9,6 +9,7 @@ bounded only to fail a hung run; no result depends on timing.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -155,3 +156,14 @@ def test_events_of_a_container_that_died_while_the_broker_was_away(image, member
     finally:
         stop(images)
     assert [(e["action"], e["name"]) for e in got if e["name"] == tag] == [("tag", tag), ("delete", tag)], got
+
+
+@pytest.mark.parametrize("who", ["root", "member"])
+def test_only_the_broker_reads_the_supervisors_event_journal(who, member):
+    # Every user's container events are in it: refused by the bus policy or by the supervisor itself.
+    p = stack.run(["gdbus", "call", "--system", "--dest", stack.SERVICES["supervisor"], "--object-path",
+                   "/org/berth/Supervisor1", "--method", "org.berth.Supervisor1.ReadEvents", "''", "uint64 0", "uint64 0"],
+                  user=None if who == "root" else member)
+    assert p.returncode != 0, p.stdout
+    assert re.search(r"GDBus\.Error:(org\.freedesktop\.DBus\.Error\.AccessDenied|org\.berth\.Error\.NotBroker):",
+                     p.stderr), p.stderr
