@@ -179,3 +179,69 @@ def test_only_the_broker_reads_the_supervisors_event_journal(who, member):
     assert p.returncode != 0, p.stdout
     assert re.search(r"GDBus\.Error:(org\.freedesktop\.DBus\.Error\.AccessDenied|org\.berth\.Error\.NotBroker):",
                      p.stderr), p.stderr
+
+
+def test_restarts_and_health_while_the_broker_was_away(image, member):
+    """A restart-policy restart and a health change that happen while the broker is gone are in the
+    replay, in order and once."""
+    rs, hc = f"evp-rs-{uuid.uuid4().hex[:8]}", f"evp-hc-{uuid.uuid4().hex[:8]}"
+    since = since_now()
+    # Exits 3 each time /go appears (and removes it): on-failure:1 restarts it once.
+    ok(berthctl("run", "-d", "--name", rs, "--net", "none", "--restart", "on-failure:1", image, "sh", "-c",
+                "while [ ! -e /go ]; do sleep 0.05; done; rm -f /go; exit 3", user=member))
+    ok(berthctl("run", "-d", "--name", hc, "--net", "none", "--health-cmd", "test -e /ok", "--health-interval",
+                "200ms", "--health-retries", "1", image, "sleep", "1000", user=member))
+    ids = {n: json.loads(ok(berthctl("inspect", n, user=member)).stdout)[0]["State"]["Id"] for n in (rs, hc)}
+    # The triggers are written into each container's root through its init's /proc/PID/root.
+    hc_pid = json.loads(ok(berthctl("inspect", hc, user=member)).stdout)[0]["State"]["Pid"]
+
+    first_pid = json.loads(ok(berthctl("inspect", rs, user=member)).stdout)[0]["State"]["Pid"]
+
+    def restarted():
+        """The pid of the restarted container's init: a live process in its cgroup, not the first one."""
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit() or int(d.name) == first_pid:
+                continue
+            try:
+                if ids[rs] in (d / "cgroup").read_text() and (d / "comm").read_text().strip() == "sh":
+                    return int(d.name)
+            except OSError:
+                continue
+        return None
+
+    try:
+        with NameWatch([BROKER]) as watch:
+            kill_broker()
+            appeared_before = len(watch.appeared(BROKER))
+            (Path(f"/proc/{first_pid}/root") / "go").write_text("")
+            stack.wait_for(lambda: not stack.pid_alive(first_pid), timeout=60, what="the first exit")
+            second = stack.wait_for(restarted, timeout=60, what="the restart")
+            (Path(f"/proc/{second}/root") / "go").write_text("")
+            stack.wait_for(lambda: not stack.pid_alive(second), timeout=60, what="the second exit")
+            (Path(f"/proc/{hc_pid}/root") / "ok").write_text("")
+            stack.wait_for(lambda: (RUNTIME / ids[hc] / "health-state").read_text().startswith("healthy"),
+                           timeout=60, what="the container to be healthy")
+            assert stack.name_pid(BROKER) is None
+            assert len(watch.appeared(BROKER)) == appeared_before, watch.events
+
+        ev = popen("events", "--json", "--since", since, "--filter", f"container={rs}", user=member)
+        try:
+            dies = []
+            got = read_events(ev, lambda e: e["action"] == "die" and (dies.append(e) or len(dies) == 2))
+        finally:
+            stop(ev)
+        assert [e["action"] for e in got] == ["create", "start", "die", "start", "die"], got
+        assert all(d["attributes"]["exitCode"] == "3" for d in dies), got
+
+        ev = popen("events", "--json", "--since", since, "--filter", f"container={hc}", user=member)
+        try:
+            got = read_events(ev, lambda e: e["action"] == "health_status" and
+                              e["attributes"]["healthStatus"] == "healthy")
+        finally:
+            stop(ev)
+        assert [e["action"] for e in got][:2] == ["create", "start"], got
+        health = [e["attributes"]["healthStatus"] for e in got if e["action"] == "health_status"]
+        assert health.count("healthy") == 1 and len(health) == len(set(health)), got
+    finally:
+        berthctl("rm", "-f", rs, user=member)
+        berthctl("rm", "-f", hc, user=member)
