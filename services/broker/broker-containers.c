@@ -18,6 +18,7 @@
 #include "log.h"
 #include "request.h"
 #include "supervisor-client.h"
+#include "container-event-feed.h"
 #include "container-events.h"
 #include "restart-parse.h"
 
@@ -700,8 +701,10 @@ static int on_supervisor_owner_changed(sd_bus_message *msg, void *userdata, sd_b
         free(manager->containers->supervisor_owner);
         manager->containers->supervisor_owner = isempty(new_owner) ? NULL : strdup(new_owner);
         /* A supervisor that (re)started re-adopted its shims and knows the exits it missed. */
-        if (!isempty(new_owner))
+        if (!isempty(new_owner)) {
                 (void) containers_sync(manager, NULL);
+                container_event_feed_read(manager); /* and recorded them in its journal */
+        }
         return 0;
 }
 

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "broker-containers.h"
+#include "container-event-feed.h"
 #include "events.h"
 #include "broker.h"
 #include "bus-names.h"
@@ -71,6 +72,9 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
         r = container_manager_setup(m);
         if (r < 0)
                 return r;
+        r = container_event_feed_setup(m);
+        if (r < 0)
+                return r;
         r = container_objects_register(m);
         if (r < 0)
                 return r;
@@ -89,6 +93,7 @@ static void manager_shutdown(void *userdata) {
         Manager *m = userdata;
 
         manager_free_transfers(m);
+        container_event_feed_free(m);
         container_manager_free(m);
         broker_events_free(m);
         m->owner_signals = owner_signals_free(m->owner_signals);

@@ -31,36 +31,23 @@ void container_event_created(Manager *m, ContainerRecord *c) {
 void container_event_state(Manager *m, ContainerRecord *c) {
         const char *was = c->event_status;
 
-        /* Unknown before (a broker that started with the container existing): nothing happened that we saw.
-         */
-        if (!was) {
-                remember(c);
-                return;
-        }
-        if (streq(was, c->status))
-                return;
-        if (streq(c->status, "running"))
-                container_event_simple(m, c, streq(was, "paused") ? "unpause" : "start");
-        else if (streq(c->status, "paused"))
-                container_event_simple(m, c, "pause");
-        else if (streq(c->status, "stopped")) {
+        /* start, pause, unpause, oom and die are the supervisor's to tell (its journal, read by
+         * container-event-feed.c: in order and once, also when they happened while we were not running).
+         * Only a container gone with the supervisor's state (a reboot emptied /run/berth) has no one else
+         * to tell of its end. */
+        if (was && !streq(was, c->status) && streq(c->status, "stopped") && streq_ptr(c->reason, "lost")) {
                 char code[16];
 
                 snprintf(code, sizeof(code), "%d", c->exit_code);
-                if (streq_ptr(c->reason, "oom"))
-                        container_event_simple(m, c, "oom");
                 broker_event_emit(m, EVENT_TYPE_CONTAINER, "die", c->id, c->name, c->owner,
                                   (const char *const[]){ "image", c->image, "exitCode", code, "reason",
-                                                         c->reason ?: "", NULL });
+                                                         "lost", NULL });
         }
         remember(c);
 }
 
 void container_event_health(Manager *m, ContainerRecord *c) {
-        if (isempty(c->health))
-                return;
-        broker_event_emit(m, EVENT_TYPE_CONTAINER, "health_status", c->id, c->name, c->owner,
-                          (const char *const[]){ "image", c->image, "healthStatus", c->health, NULL });
+        /* health_status: the supervisor's journal (container-event-feed.c). */
 }
 
 void container_event_exec(Manager *m, ContainerRecord *c) {

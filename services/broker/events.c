@@ -1,23 +1,31 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The event ring and its subscribers (events.h). */
+#include <fcntl.h>
 #include <glib.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bus-error.h"
 #include "bus-names.h"
 #include "bus-polkit.h"
 #include "bus-util.h"
+#include "event-record.h"
+#include "event-ring.h"
 #include "events.h"
 #include "log.h"
 #include "owner-signal.h"
 
-typedef struct Event {
-        uint64_t time_usec;
-        char *type, *action, *id, *name;
-        uid_t owner;
-        char **attrs; /* key, value, …, NULL */
-} Event;
+/* What the ring holds, decoded (lib/event-record.h). */
+typedef BerthEvent Event;
+
+/* A SubscribeEvents that waits for the first read of the supervisor's journal (events.h). */
+typedef struct PendingSubscribe {
+        sd_bus_message *message;
+        bool all_users;
+} PendingSubscribe;
 
 typedef struct Subscriber {
         Manager *manager;
@@ -28,8 +36,14 @@ typedef struct Subscriber {
 } Subscriber;
 
 typedef struct Events {
-        GQueue ring;             /* Event*, oldest first */
+        GQueue ring;             /* Event*, oldest first: what the file holds */
         GHashTable *subscribers; /* unique name → Subscriber* */
+        EventRing *file;         /* <state>/meta/events.ring; NULL: memory only (logged) */
+        /* How far the supervisor's journal was read: its ring id and the last seq taken. */
+        char feed_ring[EVENT_RING_ID_STRING_LEN + 1];
+        uint64_t feed_seq;
+        unsigned catching_up; /* reads of the journal that subscribers wait for */
+        GPtrArray *pending;   /* PendingSubscribe*, answered once catching_up is 0 */
 } Events;
 
 /* The Manager struct is shared by every broker file: the events hang off it through one static pointer
@@ -37,14 +51,16 @@ typedef struct Events {
 static Events *events;
 
 static void event_free(Event *e) {
-        if (!e)
+        berth_event_free(e);
+}
+
+static void pending_free(void *p) {
+        PendingSubscribe *ps = p;
+
+        if (!ps)
                 return;
-        free(e->type);
-        free(e->action);
-        free(e->id);
-        free(e->name);
-        g_strfreev(e->attrs);
-        free(e);
+        sd_bus_message_unref(ps->message);
+        free(ps);
 }
 
 static void subscriber_free(void *p) {
@@ -73,8 +89,7 @@ static bool visible(const Subscriber *s, const Event *e) {
 static int append_event(sd_bus_message *m, const Event *e) {
         int r;
 
-        r = sd_bus_message_append(m, "tssssu", e->time_usec, e->type, e->action, e->id, e->name,
-                                  (uint32_t) e->owner);
+        r = sd_bus_message_append(m, "tssssu", e->time_usec, e->type, e->action, e->id, e->name, e->owner);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{ss}");
         for (char **a = e->attrs; r >= 0 && a && a[0] && a[1]; a += 2)
@@ -106,36 +121,97 @@ static void deliver(Manager *m, const Event *e) {
         }
 }
 
-void broker_event_emit(Manager *m, const char *type, const char *action, const char *id, const char *name,
-                       uid_t owner, const char *const *attrs) {
-        Event *e;
-        size_t n = 0;
+/* The aux number of a record taken from the supervisor's journal: its seq, and 16 bits of that journal's id
+ * (so that a record of an older journal is not mistaken for one of this). 0 for the broker's own. */
+#define FEED_SEQ_BITS 48
+#define FEED_SEQ_MAX ((UINT64_C(1) << FEED_SEQ_BITS) - 1)
 
-        if (!events || !type || !action)
-                return;
-        e = calloc(1, sizeof(*e));
-        if (!e)
-                return;
-        e->time_usec = now_usec();
-        e->type = strdup(type);
-        e->action = strdup(action);
-        e->id = strdup(id ?: "");
-        e->name = strdup(name ?: "");
-        e->owner = owner;
-        for (const char *const *a = attrs; a && a[0] && a[1] && n < EVENTS_ATTRS_MAX; a += 2)
-                n++;
-        e->attrs = g_new0(char *, 2 * n + 1);
-        for (size_t i = 0; i < 2 * n; i++)
-                e->attrs[i] = g_strdup(attrs[i]);
-        if (!e->type || !e->action || !e->id || !e->name) {
-                event_free(e);
-                log_oom();
-                return;
-        }
+static uint64_t feed_tag(const char *ring_id) {
+        uint64_t tag = 0;
+
+        for (size_t i = 0; i < 4 && ring_id && ring_id[i]; i++)
+                tag = tag << 4 | (uint64_t) g_ascii_xdigit_value(ring_id[i]);
+        return tag;
+}
+
+static void events_add(Manager *m, Event *e, uint64_t aux) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        int r;
+
         deliver(m, e);
+        if (events->file) {
+                buf = malloc(event_ring_payload_max(events->file));
+                r = buf ? berth_event_encode(e, buf, event_ring_payload_max(events->file), &len) : -ENOMEM;
+                if (r >= 0)
+                        r = event_ring_append(events->file, e->time_usec, aux, buf, len, NULL);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot save the %s event of '%s': %m", e->action, e->name);
+        }
         g_queue_push_tail(&events->ring, e);
         while (events->ring.length > EVENTS_RING_MAX)
                 event_free(g_queue_pop_head(&events->ring));
+}
+
+void broker_event_emit(Manager *m, const char *type, const char *action, const char *id, const char *name,
+                       uid_t owner, const char *const *attrs) {
+        Event *e = NULL;
+        int r;
+
+        if (!events || !type || !action)
+                return;
+        r = berth_event_new(now_usec(), type, action, id, name, (uint32_t) owner, attrs, &e);
+        if (r < 0) {
+                log_oom();
+                return;
+        }
+        events_add(m, e, 0);
+}
+
+const char *broker_events_feed_ring(void) {
+        return events ? events->feed_ring : "";
+}
+
+uint64_t broker_events_feed_seq(void) {
+        return events ? events->feed_seq : 0;
+}
+
+void broker_events_feed_restart(Manager *m, const char *ring_id) {
+        int r;
+
+        if (!events || !event_ring_id_valid(ring_id) || streq(events->feed_ring, ring_id))
+                return;
+        log_info("The supervisor's event journal is %s (was %s): reading all of it.", ring_id,
+                 isempty(events->feed_ring) ? "none" : events->feed_ring);
+        snprintf(events->feed_ring, sizeof(events->feed_ring), "%s", ring_id);
+        events->feed_seq = 0;
+        if (events->file) {
+                r = event_ring_set_mark(events->file, events->feed_ring, 0);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot save the event journal cursor: %m");
+        }
+}
+
+void broker_event_ingest(Manager *m, uint64_t seq, uint64_t time_usec, const char *action, const char *id,
+                         const char *name, uid_t owner, const char *const *attrs) {
+        Event *e = NULL;
+        int r;
+
+        if (!events || isempty(events->feed_ring) || seq <= events->feed_seq || seq > FEED_SEQ_MAX)
+                return;
+        r = berth_event_new(time_usec, EVENT_TYPE_CONTAINER, action, id, name, (uint32_t) owner, attrs, &e);
+        if (r < 0) {
+                log_oom();
+                return;
+        }
+        events->feed_seq = seq;
+        events_add(m, e, feed_tag(events->feed_ring) << FEED_SEQ_BITS | seq);
+        /* After the record: a crash between the two is mended from the record's aux (events_load()). */
+        if (events->file) {
+                r = event_ring_set_mark(events->file, events->feed_ring, seq);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot save the event journal cursor: %m");
+        }
 }
 
 /* ---- subscriptions --------------------------------------------------------------------------------- */
@@ -224,12 +300,53 @@ static int subscribe_authorized(sd_bus_message *m, Manager *manager, bool all_us
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* While the broker reads what the supervisor recorded in its absence, a replay would miss it: the
+ * subscription waits (the reply is its first word, so nothing is delivered meanwhile). */
+static int subscribe_or_wait(sd_bus_message *m, Manager *manager, bool all_users, sd_bus_error *error) {
+        PendingSubscribe *ps;
+
+        if (events->catching_up == 0)
+                return subscribe_authorized(m, manager, all_users, error);
+        if (events->pending->len >= EVENTS_SUBSCRIBERS_MAX)
+                return sd_bus_error_setf(error, BERTH_ERROR_LIMIT, "Too many event subscribers.");
+        ps = calloc(1, sizeof(*ps));
+        if (!ps)
+                return -ENOMEM;
+        ps->message = sd_bus_message_ref(m);
+        ps->all_users = all_users;
+        g_ptr_array_add(events->pending, ps);
+        return 1;
+}
+
 static int subscribe_own(sd_bus_message *m, Manager *manager, void *args, sd_bus_error *error) {
-        return subscribe_authorized(m, manager, false, error);
+        return subscribe_or_wait(m, manager, false, error);
 }
 
 static int subscribe_all(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return subscribe_authorized(m, userdata, true, error);
+        return subscribe_or_wait(m, userdata, true, error);
+}
+
+void broker_events_catch_up_begin(void) {
+        if (events)
+                events->catching_up++;
+}
+
+void broker_events_catch_up_end(Manager *m) {
+        g_autoptr(GPtrArray) pending = NULL;
+
+        if (!events || events->catching_up == 0 || --events->catching_up > 0)
+                return;
+        pending = TAKE_PTR(events->pending);
+        events->pending = g_ptr_array_new_with_free_func(pending_free);
+        for (guint i = 0; i < pending->len; i++) {
+                PendingSubscribe *ps = pending->pdata[i];
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                int r;
+
+                r = subscribe_authorized(ps->message, m, ps->all_users, &error);
+                if (r < 0)
+                        (void) sd_bus_reply_method_errno(ps->message, r, &error);
+        }
 }
 
 int method_subscribe_events(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -262,7 +379,56 @@ int method_unsubscribe_events(sd_bus_message *m, void *userdata, sd_bus_error *e
 }
 
 bool broker_events_busy(void) {
-        return events && g_hash_table_size(events->subscribers) > 0;
+        return events && (g_hash_table_size(events->subscribers) > 0 || events->pending->len > 0);
+}
+
+/* SECURITY: the file is ours (meta/ is 0700 berth-broker), still read as lib/event-ring.h and
+ * lib/event-record.h say: fixed-size reads, every record checked, a bad one dropped. */
+static void events_load(Manager *m) {
+        g_autofree char *dir = g_strdup_printf("%s/meta", m->state_dir);
+        _cleanup_close_ int dir_fd = -EBADF;
+        uint64_t tag;
+        int r;
+
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                log_warning_errno(errno, "Cannot create '%s': events are kept in memory only: %m", dir);
+                return;
+        }
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        r = dir_fd < 0
+                    ? -errno
+                    : event_ring_open(dir_fd, EVENTS_FILE, EVENTS_RING_MAX, EVENTS_SLOT_SIZE, &events->file);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot open '%s/%s': events are kept in memory only: %m", dir,
+                                  EVENTS_FILE);
+                return;
+        }
+        for (uint64_t seq = event_ring_first_seq(events->file);
+             seq != 0 && seq <= event_ring_last_seq(events->file); seq++) {
+                const EventRingRecord *rec = event_ring_get(events->file, seq);
+                Event *e = NULL;
+
+                if (!rec || berth_event_decode(rec->payload, rec->len, &e) < 0)
+                        continue;
+                e->time_usec = rec->time_usec;
+                g_queue_push_tail(&events->ring, e);
+        }
+        snprintf(events->feed_ring, sizeof(events->feed_ring), "%s", event_ring_mark_id(events->file));
+        events->feed_seq = event_ring_mark_value(events->file);
+        /* The newest record taken from this journal may be newer than the mark (written after it). */
+        tag = feed_tag(events->feed_ring);
+        for (uint64_t seq = event_ring_last_seq(events->file);
+             !isempty(events->feed_ring) && seq != 0 && seq >= event_ring_first_seq(events->file); seq--) {
+                const EventRingRecord *rec = event_ring_get(events->file, seq);
+
+                if (!rec || rec->aux == 0 || rec->aux >> FEED_SEQ_BITS != tag)
+                        continue;
+                if ((rec->aux & FEED_SEQ_MAX) > events->feed_seq)
+                        events->feed_seq = rec->aux & FEED_SEQ_MAX;
+                break;
+        }
+        log_debug("Loaded %u events; the supervisor's journal %s was read up to %" PRIu64 ".",
+                  events->ring.length, events->feed_ring[0] ? events->feed_ring : "none", events->feed_seq);
 }
 
 int broker_events_setup(Manager *m) {
@@ -271,6 +437,8 @@ int broker_events_setup(Manager *m) {
                 return log_oom();
         g_queue_init(&events->ring);
         events->subscribers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, subscriber_free);
+        events->pending = g_ptr_array_new_with_free_func(pending_free);
+        events_load(m);
         return 0;
 }
 
@@ -279,6 +447,8 @@ void broker_events_free(Manager *m) {
                 return;
         g_hash_table_destroy(events->subscribers);
         g_queue_clear_full(&events->ring, (GDestroyNotify) event_free);
+        g_ptr_array_unref(events->pending);
+        events->file = event_ring_free(events->file);
         free(events);
         events = NULL;
 }

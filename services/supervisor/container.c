@@ -24,6 +24,7 @@
 #include "fs-util.h"
 #include "host-mntns.h"
 #include "json-util.h"
+#include "event-journal.h"
 #include "health.h"
 #include "log.h"
 #include "container-reap.h"
@@ -386,7 +387,8 @@ int container_emit_changed(Container *c) {
 
         if (c->status == CONTAINER_CREATING)
                 return 0;
-        health_update(c); /* health.c: checks run while the container does */
+        health_update(c);      /* health.c: checks run while the container does */
+        event_journal_note(c); /* its Event signals go out before this ContainerChanged */
         /* SECURITY: unicast to the broker, never broadcast: every container's id, state and exit status
          * would otherwise reach any connection on the system bus with a match rule (the broker tells each
          * owner about their own containers, services/broker/owner-signal.c). */
@@ -546,6 +548,7 @@ static void adopt_one(Manager *m, const char *id) {
                          c->exit_code);
         }
         g_hash_table_replace(m->containers, c->id, c);
+        event_journal_note(c); /* an exit (or health change) while we were away: recorded once */
         if (c->status == CONTAINER_STOPPED)
                 restart_on_stopped(c, true);
 }

@@ -11,6 +11,7 @@
 #include "container.h"
 #include "containers-life.h"
 #include "digest.h"
+#include "event-journal.h"
 #include "exe-seal.h"
 #include "container-io.h"
 #include "exec.h"
@@ -178,6 +179,15 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("GetContainerSpec", "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags), "ay",
                                  SD_BUS_PARAM(config), method_get_container_spec,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ReadEvents", "stt",
+                                 SD_BUS_PARAM(ring) SD_BUS_PARAM(after) SD_BUS_PARAM(flags),
+                                 "sa(ttsssua{ss})", SD_BUS_PARAM(ring) SD_BUS_PARAM(events),
+                                 method_read_events, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("Event", "sttsssua{ss}",
+                                 SD_BUS_PARAM(ring) SD_BUS_PARAM(seq) SD_BUS_PARAM(time_usec)
+                                         SD_BUS_PARAM(action) SD_BUS_PARAM(id) SD_BUS_PARAM(name)
+                                                 SD_BUS_PARAM(owner) SD_BUS_PARAM(attributes),
+                                 0),
         SD_BUS_SIGNAL_WITH_NAMES(
                 "ContainerChanged", "ssis",
                 SD_BUS_PARAM(id) SD_BUS_PARAM(status) SD_BUS_PARAM(exit_code) SD_BUS_PARAM(reason), 0),
@@ -228,6 +238,8 @@ static int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
                                      manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish %s: %m", BERTH_SUPERVISOR_PATH);
+        /* Before the containers: an exit missed while we were away is recorded when one is re-adopted. */
+        (void) event_journal_open(m);
         /* Before we take the name: nobody can ask about a container we have not re-adopted yet. */
         r = manager_adopt_containers(m);
         if (r < 0)
@@ -241,6 +253,7 @@ static void manager_shutdown(void *userdata) {
         /* The containers keep running: only our bookkeeping goes. */
         if (m->containers)
                 g_hash_table_destroy(m->containers);
+        event_journal_close();
         m->snapshots_fd = safe_close(m->snapshots_fd);
         m->content_fd = safe_close(m->content_fd);
         m->containers_fd = safe_close(m->containers_fd);
