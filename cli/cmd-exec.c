@@ -155,6 +155,8 @@ static void send_size(sd_bus *bus, const char *path) {
 typedef struct ExecSession {
         sd_bus *bus;
         const char *path;
+        const char *name; /* with no path yet (Manager.ExecContainer): resolved at the first signal */
+        char *resolved_path;
         uint32_t pid;
         int sigfd, pty;
 } ExecSession;
@@ -168,6 +170,11 @@ static void exec_signals(ExecSession *e) {
                         if (e->pty >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
                                 (void) ioctl(e->pty, TIOCSWINSZ, &ws);
                         continue;
+                }
+                if (!e->path) {
+                        if (container_resolve(e->bus, e->name, "exec", &e->resolved_path) < 0)
+                                continue;
+                        e->path = e->resolved_path;
                 }
                 /* Gone already (ESRCH): its status is on its way. */
                 (void) sd_bus_call_method(e->bus, BERTH_BROKER_NAME, e->path, BERTH_BROKER_CONTAINER_IFACE,
@@ -434,10 +441,12 @@ int cmd_exec(int argc, char *argv[]) {
         if (detach)
                 return 0;
         /* The shim tells the end through the pipe; the broker hears only of signals to forward. */
-        ExecSession e = { .bus = bus, .path = path, .pid = pid, .sigfd = sigfd, .pty = pty };
-        if (tty)
-                return exec_tty_loop(&e, pty, status_r, interactive);
-        return exec_wait(&e, status_r);
+        ExecSession e = {
+                .bus = bus, .path = path, .name = argv[optind], .pid = pid, .sigfd = sigfd, .pty = pty
+        };
+        r = tty ? exec_tty_loop(&e, pty, status_r, interactive) : exec_wait(&e, status_r);
+        free(e.resolved_path);
+        return r;
 }
 
 /* ---- attach ----------------------------------------------------------------------------------------- */
