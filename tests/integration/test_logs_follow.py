@@ -64,8 +64,18 @@ class Reader:
         with self.lock:
             return data in self.out
 
+    def berthctl_pid(self):
+        """berthctl itself: runuser, its parent for a member, would stop itself again once it saw its
+        child stopped, and never end (util-linux's su supervises its child's job control)."""
+        pid = self.proc.pid
+        if Path(f"/proc/{pid}/exe").resolve().name != "runuser":
+            return pid
+        return stack.wait_for(lambda: int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+                              if Path(f"/proc/{pid}/task/{pid}/children").read_text().split() else None,
+                              what="berthctl under runuser")
+
     def signal(self, sig):
-        os.killpg(self.proc.pid, sig)
+        os.kill(self.berthctl_pid(), sig)
 
     def finish(self, timeout=300):
         rc = self.proc.wait(timeout=timeout)
