@@ -9,6 +9,7 @@ is announced on stderr with its size in bytes: never a silent gap.
 """
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -32,7 +33,11 @@ MARKER = re.compile(r"^\[berth\] (\d+) bytes of log skipped: rotated away \(log 
 
 def command(args, user):
     cmd = [str(stack.BERTHCTL), "--no-ask-password", *args]
-    return ["runuser", "-u", user, "--"] + cmd if user else cmd
+    if not user:
+        return cmd
+    # setpriv execs berthctl: the pid is berthctl's own, to be stopped and continued. (runuser would stay
+    # its parent and stop itself once it saw its child stopped, and never end.)
+    return ["setpriv", f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}", "--init-groups"] + cmd
 
 
 def berthctl(*args, user=None, timeout=300):
@@ -40,7 +45,7 @@ def berthctl(*args, user=None, timeout=300):
 
 
 class Reader:
-    """`berthctl logs -f NAME` in a process group of its own, its stdout and stderr collected by threads."""
+    """`berthctl logs -f NAME`, its stdout and stderr collected by threads."""
 
     def __init__(self, name, user):
         self.proc = subprocess.Popen(command(["logs", "-f", name], user), stdout=subprocess.PIPE,
@@ -64,18 +69,8 @@ class Reader:
         with self.lock:
             return data in self.out
 
-    def berthctl_pid(self):
-        """berthctl itself: runuser, its parent for a member, would stop itself again once it saw its
-        child stopped, and never end (util-linux's su supervises its child's job control)."""
-        pid = self.proc.pid
-        if Path(f"/proc/{pid}/exe").resolve().name != "runuser":
-            return pid
-        return stack.wait_for(lambda: int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
-                              if Path(f"/proc/{pid}/task/{pid}/children").read_text().split() else None,
-                              what="berthctl under runuser")
-
     def signal(self, sig):
-        os.kill(self.berthctl_pid(), sig)
+        os.kill(self.proc.pid, sig)
 
     def finish(self, timeout=300):
         rc = self.proc.wait(timeout=timeout)
@@ -85,8 +80,7 @@ class Reader:
 
     def kill(self):
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGCONT)
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.kill()
             self.proc.wait()
 
 
