@@ -28,7 +28,8 @@ typedef enum ShimOp {
         SHIM_OP_SIGNAL_EXEC = 7,
         /* The write end of a pipe comes with the request (SCM_RIGHTS): the shim writes "<inode> <size>\n"
          * of its current log file, then a copy of every record it logs, and closes it when it exits.
-         * A follower whose pipe is full is dropped (the shim never waits for a reader). */
+         * A follower whose pipe is full falls behind and is caught up from the files, never waited for
+         * (services/shim/shim-log.c). */
         SHIM_OP_LOG_FOLLOW = 16,
 } ShimOp;
 

@@ -176,10 +176,13 @@ static int log_open(Shim *s) {
 }
 
 static void log_rotate(Shim *s) {
+        uint64_t old_size = s->log_size;
+
         /* One old file is kept: the log never takes more than twice the cap. */
         s->log_fd = safe_close(s->log_fd);
         (void) renameat(s->state_dir_fd, SHIM_LOG_FILE, s->state_dir_fd, SHIM_LOG_FILE ".1");
         (void) log_open(s);
+        log_followers_rotated(s->log_fd, old_size, s->log_size); /* followers behind keep the old file */
 }
 
 static void log_line(Shim *s, LogStream *ls, const char *text, size_t len, bool partial) {
@@ -617,7 +620,8 @@ int main(int argc, char *argv[]) {
                 .status = SHIM_STATUS_CREATED,
                 .streams = { { .fd = -1, .name = "stdout" }, { .fd = -1, .name = "stderr" } },
         };
-        struct pollfd pfd[4 + LOG_STREAMS + SHIM_PEERS_MAX + SHIM_EXEC_POLL_MAX + SHIM_RELAY_POLL_MAX];
+        struct pollfd pfd[4 + LOG_STREAMS + SHIM_PEERS_MAX + SHIM_EXEC_POLL_MAX + SHIM_LOG_FOLLOWERS_MAX +
+                          SHIM_RELAY_POLL_MAX];
         int ready_fd = -1;
         int relay_fds[3] = { -1, -1, -1 }; /* a foreground client's: stdout, stderr, session */
         sigset_t mask;
@@ -709,6 +713,8 @@ int main(int argc, char *argv[]) {
                                 pfd[ix_peer[i] = (int) n++] =
                                         (struct pollfd){ .fd = s.peers[i], .events = POLLIN };
                 }
+                nfds_t ix_follow = n;
+                n += log_followers_poll_fill(pfd + n);
                 nfds_t ix_exec_fds = n;
                 n += shim_exec_poll_fill(pfd + n);
                 nfds_t ix_relay = n;
@@ -721,6 +727,7 @@ int main(int argc, char *argv[]) {
                 for (unsigned i = 0; i < LOG_STREAMS; i++)
                         if (ix_log[i] >= 0 && pfd[ix_log[i]].revents)
                                 (void) log_pump(&s, &s.streams[i]);
+                log_followers_poll_dispatch(pfd + ix_follow, ix_exec_fds - ix_follow);
                 if (ix_exec >= 0 && pfd[ix_exec].revents)
                         handle_exec_result(&s);
                 if (pfd[ix_sig].revents)
@@ -759,5 +766,6 @@ int main(int argc, char *argv[]) {
         broadcast(&s);
         /* Unlink the socket so nobody mistakes a stale file for a live shim. */
         (void) unlinkat(s.state_dir_fd, SHIM_SOCKET_FILE, 0);
+        log_followers_finish();
         return 0;
 }

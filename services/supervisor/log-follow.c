@@ -10,8 +10,8 @@
 #include "shim-client.h"
 #include "shim-protocol.h"
 
-/* A follower's pipe holds this much while its reader is slow; the shim drops a follower it would have to
- * wait for (it never blocks on a reader). */
+/* A follower's pipe holds this much while its reader is slow; past that the shim catches it up from the
+ * log files later (it never blocks on a reader). */
 #define LOG_FOLLOW_PIPE_SIZE (1024 * 1024)
 
 int log_follow_begin(Container *c, int *ret_pipe) {

@@ -15,6 +15,7 @@
 #include "shim-client.h"
 
 static char *tmp;
+static const char *log_max = "300"; /* --log-max of the next shim_spawn() */
 
 typedef struct Shim {
         int dir_fd;
@@ -81,7 +82,7 @@ static void shim_spawn(Shim *s, const char *name, const char *const *argv_init, 
                                          a[0],         "--state-dir-fd", a[1], "--listen-fd",
                                          a[2],         "--start-fd",     a[3], "--exec-err-fd",
                                          a[4],         "--ready-fd",     a[5], "--log-max",
-                                         "300" };
+                                         log_max };
                 size_t n = 17;
                 if (detach) {
                         argv[n++] = "--log-out-fd";
@@ -327,6 +328,164 @@ static void test_log_follow(void) {
         close(s.dir_fd);
 }
 
+/* ---- a follower behind ------------------------------------------------------------------------------ */
+
+/* A follow pipe of pipe_size bytes through shim_call_fds(), as the supervisor makes it; its header read. */
+static int follow_pipe(Shim *s, int pipe_size) {
+        ShimReply r;
+        int p[2], unused = -EBADF;
+        char c;
+
+        g_assert_cmpint(pipe2(p, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(fcntl(p[1], F_SETPIPE_SZ, pipe_size), >=, pipe_size);
+        g_assert_cmpint(shim_call_fds(s->dir_fd, SHIM_OP_LOG_FOLLOW, 0, &p[1], 1, &r, &unused), ==, 0);
+        g_assert_cmpint(r.error, ==, 0);
+        close(p[1]);
+        do
+                g_assert_cmpint(read(p[0], &c, 1), ==, 1);
+        while (c != '\n');
+        return p[0];
+}
+
+/* Appends what fd has now (blocking for at least one byte), or to its end with until_eof. */
+static void read_more(int fd, GString *into, bool until_eof) {
+        char buf[65536];
+
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                g_assert_cmpint(n, >=, until_eof ? 0 : 1); /* no EOF before the end */
+                g_string_append_len(into, buf, n);
+                if (!until_eof || n == 0)
+                        return;
+        }
+}
+
+static bool log_has(Shim *s, const char *needle) {
+        g_autofree char *dir = NULL, *cur = NULL, *old = NULL, *path = NULL;
+        char proc[64];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->dir_fd);
+        dir = g_file_read_link(proc, NULL);
+        path = g_build_filename(dir, "log", NULL);
+        (void) g_file_get_contents(path, &cur, NULL, NULL);
+        g_free(path);
+        path = g_build_filename(dir, "log.1", NULL);
+        (void) g_file_get_contents(path, &old, NULL, NULL);
+        return (cur && strstr(cur, needle)) || (old && strstr(old, needle));
+}
+
+/* The records of a follow stream, "<time> stdout F <n>" for n = 0, 1, …, lines - 1 and then "end": each
+ * once and in order, except where a marker says that rotation removed bytes; those must be exactly the
+ * records missing there (with the rest of one the reader got a part of). Returns the markers seen. */
+static unsigned check_follow_stream(const char *stream, unsigned lines) {
+        g_auto(GStrv) l = g_strsplit(stream, "\n", -1);
+        unsigned next = 0, markers = 0;
+        size_t part = 0; /* a record cut short just before a marker: its length */
+        bool ended = false;
+
+        for (size_t i = 0; l[i] && l[i][0]; i++) {
+                const char *text = strstr(l[i], "Z stdout F ");
+                unsigned long long skipped;
+                char *end;
+
+                g_assert_false(ended);
+                if (strstr(l[i], "Z stderr F [berth] ")) {
+                        g_assert_cmpint(sscanf(strstr(l[i], "[berth] "), "[berth] %llu bytes of log skipped",
+                                               &skipped),
+                                        ==, 1);
+                        markers++;
+                        if (part > 0) {
+                                char num[16];
+                                size_t whole = 38 + (size_t) snprintf(num, sizeof(num), "%u", next);
+                                g_assert_cmpuint(part, <, whole);
+                                g_assert_cmpuint(skipped, >=, whole - part);
+                                skipped -= whole - part;
+                                next++;
+                                part = 0;
+                        }
+                        while (skipped > 0 && next < lines) {
+                                char num[16];
+                                size_t whole = 38 + (size_t) snprintf(num, sizeof(num), "%u", next);
+                                g_assert_cmpuint(skipped, >=, whole);
+                                skipped -= whole;
+                                next++;
+                        }
+                        g_assert_cmpuint(skipped, ==, 0);
+                        continue;
+                }
+                g_assert_cmpuint(part, ==, 0); /* a part only right before a marker */
+                if (text && strcmp(text + 11, "end") == 0 && next == lines) {
+                        ended = true;
+                        continue;
+                }
+                if (text == l[i] + 26 && text[11] != 0 && strtoul(text + 11, &end, 10) == next &&
+                    *end == 0) {
+                        next++;
+                        continue;
+                }
+                part = strlen(l[i]);
+        }
+        g_assert_true(ended);
+        g_assert_cmpuint(next, ==, lines);
+        return markers;
+}
+
+/* A reader that does not read while the container writes far more than its pipe holds: it is not
+ * dropped; once it reads, it gets every record once, in order, then what is logged live, then EOF. (The
+ * container gives up waiting after a minute only so that a failed run leaves nothing behind.) */
+static void test_log_follow_behind(void) {
+        g_autofree char *stop = g_build_filename(tmp, "behind-stop", NULL);
+        g_autofree char *script = g_strdup_printf(
+                "i=0; while [ $i -lt 20000 ]; do echo $i; i=$((i+1)); done; "
+                "n=0; while [ ! -e '%s' ] && [ $n -lt 3000 ]; do sleep 0.02; n=$((n+1)); done; echo end",
+                stop);
+        const char *argv[] = { "/bin/sh", "-c", script, NULL };
+        g_autoptr(GString) got = g_string_new(NULL);
+        ShimReply r;
+        Shim s;
+        int fd;
+
+        log_max = "100000000";
+        shim_spawn(&s, "behind", argv, true, 0);
+        log_max = "300";
+        fd = follow_pipe(&s, 4096);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        /* All of it logged while the pipe held a page: the follower is long behind. */
+        while (!log_has(&s, " stdout F 19999\n"))
+                usleep(10000);
+        /* It catches up, and is live again: the end comes as it is logged. */
+        while (!strstr(got->str, " stdout F 19999\n"))
+                read_more(fd, got, false);
+        g_assert_cmpint(close(open(stop, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), ==, 0);
+        read_more(fd, got, true);
+        g_assert_cmpuint(check_follow_stream(got->str, 20000), ==, 0);
+        close(fd);
+        shim_wait(&s);
+        close(s.dir_fd);
+}
+
+/* The same across rotations (--log-max 300) and the container's exit while the reader still does not
+ * read: the shim exits (a child serves the follower), the reader gets what is in the files, each
+ * record once and in order, and a marker with the exact size of what was rotated away before it read it. */
+static void test_log_follow_behind_rotation(void) {
+        const char *argv[] = { "/bin/sh", "-c",
+                               "i=0; while [ $i -lt 5000 ]; do echo $i; i=$((i+1)); done; echo end", NULL };
+        g_autoptr(GString) got = g_string_new(NULL);
+        ShimReply r;
+        Shim s;
+        int fd;
+
+        shim_spawn(&s, "behind-rotation", argv, true, 0);
+        fd = follow_pipe(&s, 4096);
+        g_assert_cmpint(shim_call(s.dir_fd, SHIM_OP_START, 0, 0, &r), ==, 0);
+        shim_wait(&s);
+        read_more(fd, got, true);
+        g_assert_cmpuint(check_follow_stream(got->str, 5000), >=, 1);
+        g_assert_nonnull(strstr(got->str, " stdout F 4999\n"));
+        close(fd);
+        close(s.dir_fd);
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -344,6 +503,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/shim/event-and-bad-peer", test_event_and_bad_peer);
         g_test_add_func("/shim/log-rotation", test_log_rotation);
         g_test_add_func("/shim/log-follow", test_log_follow);
+        g_test_add_func("/shim/log-follow-behind", test_log_follow_behind);
+        g_test_add_func("/shim/log-follow-behind-rotation", test_log_follow_behind_rotation);
         r = g_test_run();
         g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmp);
         if (system(cmd) != 0)
