@@ -238,6 +238,16 @@ static char *exec_options_json(char **args, GPtrArray *env, const char *user, co
         json_builder_add_boolean_value(b, tty);
         json_builder_set_member_name(b, "detach");
         json_builder_add_boolean_value(b, detach);
+        /* Our terminal's size from the process's start: a full-screen program measures it at once. */
+        struct winsize ws;
+        if (tty && isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0 && ws.ws_row > 0 &&
+            ws.ws_col > 0) {
+                json_builder_set_member_name(b, "tty_size");
+                json_builder_begin_array(b);
+                json_builder_add_int_value(b, ws.ws_row);
+                json_builder_add_int_value(b, ws.ws_col);
+                json_builder_end_array(b);
+        }
         json_builder_end_object(b);
         root = json_builder_get_root(b);
         json_generator_set_root(gen, root);

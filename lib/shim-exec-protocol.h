@@ -28,7 +28,7 @@
         (SHIM_EXEC_FD_STDIN | SHIM_EXEC_FD_STDOUT | SHIM_EXEC_FD_STDERR | SHIM_EXEC_FD_STATUS)
 
 #define SHIM_EXEC_PLAN_MAGIC 0x42455850U /* "BEXP" */
-#define SHIM_EXEC_PLAN_VERSION 1U
+#define SHIM_EXEC_PLAN_VERSION 2U
 #define SHIM_EXEC_PLAN_SIZE_MAX (2U * 1024U * 1024U)
 #define SHIM_EXEC_ARGS_MAX 4096U
 #define SHIM_EXEC_ENV_MAX 4096U
@@ -62,6 +62,8 @@ typedef struct ShimExecPlan {
         uint32_t uid, gid;
         uint32_t umask;
         int32_t oom_score_adj;
+        uint16_t tty_rows, tty_columns; /* with SHIM_EXEC_PLAN_TTY: the pty's size before execve (0: none) */
+        uint32_t reserved;
         uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
         uint32_t n_groups, n_rlimits, n_filters, n_args, n_env;
         uint32_t filter_len[SHIM_EXEC_FILTERS_MAX];

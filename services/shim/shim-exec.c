@@ -348,7 +348,7 @@ static void install_filters(const Plan *p, int report) {
                         child_fail(report, errno, 126, "Cannot install the seccomp filter: %m");
 }
 
-static void setup_tty(int report) {
+static void setup_tty(const ShimExecPlan *h, int report) {
         int root, master, slave, unlock = 0;
         struct statfs sfs;
         union {
@@ -372,6 +372,10 @@ static void setup_tty(int report) {
         if (ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
             (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY)) < 0)
                 child_fail(report, errno, 126, "Cannot allocate a pty: %m");
+        if (h->tty_rows > 0 && h->tty_columns > 0) {
+                struct winsize ws = { .ws_row = h->tty_rows, .ws_col = h->tty_columns };
+                (void) ioctl(master, TIOCSWINSZ, &ws);
+        }
         if (ioctl(slave, TIOCSCTTY, 0) < 0)
                 child_fail(report, errno, 126, "Cannot make the pty the controlling terminal: %m");
         for (int i = 0; i < 3; i++)
@@ -509,7 +513,7 @@ static _Noreturn void process_main(const Plan *p, int report, const int stdio[3]
         if (setsid() < 0)
                 child_fail(report, errno, 126, "setsid failed: %m");
         if (h->flags & SHIM_EXEC_PLAN_TTY)
-                setup_tty(report);
+                setup_tty(h, report);
         else
                 setup_stdio(report, stdio);
         /* SECURITY (CVE-2024-21626, CVE-2016-9962): from here only 0, 1, 2 and the report socket (O_CLOEXEC)

@@ -57,8 +57,33 @@ static bool text_is_clean(const char *s) {
         return true;
 }
 
+/* "tty_size": [rows, columns], each 1..65535: what the client's terminal measures, so that the process
+ * sees it from its first instruction (a later change goes through ResizeTerminal or the pty master). */
+static int tty_size_parse(JsonObject *obj, ExecOptions *o, char **ret_error) {
+        JsonNode *node = json_object_get_member(obj, "tty_size");
+        JsonArray *a;
+        int64_t v[2];
+
+        if (!node || JSON_NODE_HOLDS_NULL(node))
+                return 0;
+        a = JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+        if (!a || json_array_get_length(a) != 2)
+                return json_set_error(ret_error, EINVAL, "tty_size must be [rows, columns]");
+        for (unsigned i = 0; i < 2; i++) {
+                JsonNode *e = json_array_get_element(a, i);
+                if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_INT64 ||
+                    (v[i] = json_node_get_int(e)) < 1 || v[i] > UINT16_MAX)
+                        return json_set_error(ret_error, EINVAL,
+                                              "tty_size must be [rows, columns], 1 to 65535");
+        }
+        o->tty_rows = (uint32_t) v[0];
+        o->tty_columns = (uint32_t) v[1];
+        return 0;
+}
+
 int exec_options_parse(const char *json, ExecOptions *ret, char **ret_error) {
-        static const char *const known[] = { "args", "env", "user", "workdir", "tty", "detach", NULL };
+        static const char *const known[] = { "args", "env",    "user",     "workdir",
+                                             "tty",  "detach", "tty_size", NULL };
         static const JsonField table[] = {
                 { "args", JSON_FIELD_STRV, offsetof(ExecOptions, args), JSON_MANDATORY },
                 { "env", JSON_FIELD_STRV, offsetof(ExecOptions, env), 0 },
@@ -86,6 +111,11 @@ int exec_options_parse(const char *json, ExecOptions *ret, char **ret_error) {
                         return json_set_error(ret_error, EINVAL, "unknown exec option '%s'",
                                               (char *) l->data);
         r = json_dispatch(obj, table, &o, NULL, ret_error);
+        if (r < 0) {
+                exec_options_done(&o);
+                return r;
+        }
+        r = tty_size_parse(obj, &o, ret_error);
         if (r < 0) {
                 exec_options_done(&o);
                 return r;
@@ -189,6 +219,10 @@ static int plan_build(Container *c, const Spec *spec, const SeccompPrograms *sp,
         if (spec->n_rlimits > SHIM_EXEC_RLIMITS_MAX || sp->n > SHIM_EXEC_FILTERS_MAX)
                 return json_set_error(ret_error, E2BIG,
                                       "the container's spec has too many rlimits or filters");
+        if (o->tty) {
+                h.tty_rows = (uint16_t) o->tty_rows;
+                h.tty_columns = (uint16_t) o->tty_columns;
+        }
         h.flags = (o->tty ? SHIM_EXEC_PLAN_TTY : 0) |
                   (spec->no_new_privileges ? SHIM_EXEC_PLAN_NO_NEW_PRIVS : 0) |
                   (spec->have_oom_score_adj ? SHIM_EXEC_PLAN_OOM_SCORE_ADJ : 0);

@@ -17,6 +17,7 @@ typedef struct ExecOptions {
         char *user;  /* "" = the container's */
         char *workdir;
         bool tty, detach;
+        uint32_t tty_rows, tty_columns; /* "tty_size": [rows, columns], the pty's size from the start */
 } ExecOptions;
 
 void exec_options_done(ExecOptions *o);
