@@ -28,7 +28,7 @@ static void test_list(void) {
         g_autofree char *name252 = g_strnfill(252, 'y');
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) root = NULL;
-        g_autofree char *made[6] = {};
+        char *made[6] = {}; /* freed one by one below (g_autofree would free made[0] only) */
         JsonArray *a;
         bool null_seen = false;
 
@@ -72,8 +72,10 @@ static void test_list(void) {
         }
         g_assert_true(null_seen);
 
-        for (size_t i = 0; i < ELEMENTSOF(made); i++)
+        for (size_t i = 0; i < ELEMENTSOF(made); i++) {
                 g_assert_cmpint(unlink(made[i]), ==, 0);
+                g_free(made[i]);
+        }
         g_assert_cmpint(unlink(link), ==, 0);
         g_assert_cmpint(rmdir(deep), ==, 0);
         g_assert_cmpint(rmdir(pts), ==, 0);

@@ -300,8 +300,11 @@ static void test_parse_file_at(void) {
         root = NULL;
         g_assert_cmpint(json_parse_file_at(dir_fd, "absent", 64, &root, &msg), ==, -ENOENT);
         g_assert_nonnull(msg);
+        g_clear_pointer(&msg, free);
         g_assert_cmpint(json_parse_file_at(dir_fd, "link", 64, &root, &msg), ==, -ELOOP);
+        g_clear_pointer(&msg, free);
         g_assert_cmpint(json_parse_file_at(dir_fd, "big", 8, &root, &msg), ==, -EFBIG);
+        g_clear_pointer(&msg, free);
         g_assert_cmpint(json_parse_file_at(dir_fd, "sub", 64, &root, &msg), <, 0);
         g_assert_null(root);
 
