@@ -13,22 +13,6 @@
 
 #define TERMINAL_SIZE_MAX 0xffffU
 
-static int find_container(Manager *m, const char *id, bool created_too, Container **ret,
-                          sd_bus_error *error) {
-        Container *c;
-
-        if (!container_id_is_valid(id))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid container id.");
-        c = manager_find(m, id);
-        if (!c)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container %s.", id);
-        if (c->status != CONTAINER_RUNNING && !(created_too && c->status == CONTAINER_CREATED))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container %s is not running.",
-                                         id);
-        *ret = c;
-        return 0;
-}
-
 static int shim_request(Container *c, uint32_t op, int sig, uint32_t arg, const char *what,
                         sd_bus_error *error) {
         ShimReply reply;
@@ -66,7 +50,7 @@ int method_resize_container_terminal(sd_bus_message *msg, void *userdata, sd_bus
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid terminal size %ux%u.",
                                          rows, cols);
         /* Created too: a foreground run -t gives its size before Start, so the first output fits. */
-        r = find_container(userdata, id, true, &c, error);
+        r = container_bus_find(userdata, id, CONTAINER_NEED_CREATED_OR_RUNNING, &c, error);
         if (r < 0)
                 return r;
         r = shim_request(c, SHIM_OP_RESIZE, 0, rows << 16 | cols, "resize the terminal", error);
@@ -96,7 +80,7 @@ int method_signal_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid signal %d.", sig);
         if (pid == 0 || pid > INT32_MAX)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid pid %u.", pid);
-        r = find_container(userdata, id, false, &c, error);
+        r = container_bus_find(userdata, id, CONTAINER_NEED_RUNNING, &c, error);
         if (r < 0)
                 return r;
         /* SECURITY: the shim signals only a process it started in this container and has not reaped:

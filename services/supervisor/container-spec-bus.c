@@ -4,7 +4,6 @@
  * a symlink and bounded by CONTAINER_SPEC_MAX; the broker still parses them as untrusted input. */
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus-names.h"
@@ -19,9 +18,8 @@ int method_get_container_spec(sd_bus_message *msg, void *userdata, sd_bus_error 
         _cleanup_free_ char *buf = NULL;
         const char *id;
         uint64_t flags;
-        struct stat st;
         Container *c;
-        ssize_t n;
+        size_t size;
         int r;
 
         r = bus_require_broker(msg, error);
@@ -33,34 +31,29 @@ int method_get_container_spec(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
-        if (!container_id_is_valid(id))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid container id.");
-        c = manager_find(userdata, id);
-        if (!c || c->status == CONTAINER_CREATING)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container %s.", id);
+        r = container_bus_find(userdata, id, CONTAINER_NEED_VISIBLE, &c, error);
+        if (r < 0)
+                return r;
 
         fd = openat(c->state_dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT)
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "Container %s has no runtime spec.",
                                          id);
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fd < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot open the runtime spec of %s: %m",
                                          id);
-        if (!S_ISREG(st.st_mode) || st.st_size > (off_t) CONTAINER_SPEC_MAX)
+        r = read_regular_file_fd(fd, CONTAINER_SPEC_MAX, &buf, &size);
+        if (r == -EBADFD || r == -EFBIG)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO,
                                          "The runtime spec of %s is not a file of at most %u bytes.", id,
                                          CONTAINER_SPEC_MAX);
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        n = pread_full(fd, buf, (size_t) st.st_size, 0);
-        if (n < 0)
+        if (r < 0)
                 return sd_bus_error_setf(error, BERTH_ERROR_IO, "Cannot read the runtime spec of %s: %s", id,
-                                         strerror((int) -n));
+                                         strerror(-r));
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
-                r = sd_bus_message_append_array(reply, 'y', buf, (size_t) n);
+                r = sd_bus_message_append_array(reply, 'y', buf, size);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);

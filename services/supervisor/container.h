@@ -109,6 +109,19 @@ int manager_adopt_containers(Manager *m);
 /* container-create.c */
 int container_create_begin(Manager *m, sd_bus_message *msg, sd_bus_error *error);
 
+/* What a method needs of the container it names: present in any state (even while created, before it is
+ * on the bus), visible on the bus (not CONTAINER_CREATING), running, or created or running. */
+typedef enum ContainerNeed {
+        CONTAINER_NEED_ANY,
+        CONTAINER_NEED_VISIBLE,
+        CONTAINER_NEED_RUNNING,
+        CONTAINER_NEED_CREATED_OR_RUNNING,
+} ContainerNeed;
+
+/* containers-bus.c: a broker-given id checked and looked up: InvalidArgs for a malformed id, NotFound,
+ * InvalidArgs "not running" when the state does not fit. */
+int container_bus_find(Manager *m, const char *id, ContainerNeed need, Container **ret, sd_bus_error *error);
+
 /* containers-bus.c: the method handlers, and their common start: the caller is the broker, then "s" (a
  * container id, which must exist) and, with ret_flags, "t" (flags within known). */
 int container_bus_read_id_flags(sd_bus_message *msg, Manager *m, uint64_t known, Container **ret_c,

@@ -21,12 +21,30 @@
 #define KILL_FLAG_USER (UINT64_C(1) << 1) /* a user's kill or stop: not a failure (restart-policy.h) */
 #define DELETE_FLAG_FORCE (UINT64_C(1) << 0)
 
-static int find(Manager *m, const char *id, Container **ret, sd_bus_error *error) {
+int container_bus_find(Manager *m, const char *id, ContainerNeed need, Container **ret,
+                       sd_bus_error *error) {
+        Container *c;
+        bool fits;
+
         if (!container_id_is_valid(id))
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid container id.");
-        *ret = manager_find(m, id);
-        if (!*ret)
+        c = manager_find(m, id);
+        if (!c || (need != CONTAINER_NEED_ANY && c->status == CONTAINER_CREATING))
                 return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container %s.", id);
+        switch (need) {
+        case CONTAINER_NEED_RUNNING:
+                fits = c->status == CONTAINER_RUNNING;
+                break;
+        case CONTAINER_NEED_CREATED_OR_RUNNING:
+                fits = c->status == CONTAINER_RUNNING || c->status == CONTAINER_CREATED;
+                break;
+        default:
+                fits = true;
+        }
+        if (!fits)
+                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container %s is not running.",
+                                         id);
+        *ret = c;
         return 0;
 }
 
@@ -49,7 +67,7 @@ int container_bus_read_id_flags(sd_bus_message *msg, Manager *m, uint64_t known,
                 if (r < 0)
                         return r;
         }
-        return find(m, id, ret_c, error);
+        return container_bus_find(m, id, CONTAINER_NEED_ANY, ret_c, error);
 }
 
 int method_create_container(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -108,7 +126,7 @@ int method_kill_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return r;
         if (sig <= 0 || sig >= _NSIG)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid signal %d.", sig);
-        r = find(m, id, &c, error);
+        r = container_bus_find(m, id, CONTAINER_NEED_ANY, &c, error);
         if (r < 0)
                 return r;
         if (c->status == CONTAINER_STOPPED && (flags & KILL_FLAG_USER) && restart_pending(c)) {

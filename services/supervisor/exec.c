@@ -382,21 +382,6 @@ int shim_exe_seal(const char *path) {
 
 /* ---- methods ------------------------------------------------------------------------------------------ */
 
-static int find_running(Manager *m, const char *id, Container **ret, sd_bus_error *error) {
-        Container *c;
-
-        if (!container_id_is_valid(id))
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid container id.");
-        c = manager_find(m, id);
-        if (!c)
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container %s.", id);
-        if (c->status != CONTAINER_RUNNING)
-                return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Container %s is not running.",
-                                         id);
-        *ret = c;
-        return 0;
-}
-
 int method_exec_container(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(exec_options_done) ExecOptions o = {};
         _cleanup_free_ char *why = NULL;
@@ -446,7 +431,7 @@ int method_exec_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = bus_check_flags(flags, EXEC_FLAGS_KNOWN, error);
         if (r < 0)
                 return r;
-        r = find_running(userdata, id, &c, error);
+        r = container_bus_find(userdata, id, CONTAINER_NEED_RUNNING, &c, error);
         if (r < 0)
                 return r;
         r = exec_options_parse(options, &o, &why);
@@ -499,7 +484,7 @@ int method_attach_container(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
-        r = find_running(userdata, id, &c, error);
+        r = container_bus_find(userdata, id, CONTAINER_NEED_RUNNING, &c, error);
         if (r < 0)
                 return r;
         r = shim_call_fds(c->state_dir_fd, SHIM_OP_ATTACH, 0, NULL, 0, &reply, &fd);
@@ -635,7 +620,7 @@ int method_top_container(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
-        r = find_running(userdata, id, &c, error);
+        r = container_bus_find(userdata, id, CONTAINER_NEED_RUNNING, &c, error);
         if (r < 0)
                 return r;
         fd = open_cgroup_procs(c);
