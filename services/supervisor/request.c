@@ -204,6 +204,40 @@ static int dispatch_net(JsonNode *node, void *target, void *userdata, char **ret
         return req->network ? 0 : -ENOMEM;
 }
 
+/* An array of at most max objects, each with no member the table does not name, dispatched into a
+ * calloc'd array of elements of size bytes: *ret_n counts those dispatched, so the request's free sees
+ * every one, also after a failure. The caller checks the values. */
+static int dispatch_object_array(JsonNode *node, const JsonField table[], size_t size, unsigned max,
+                                 const char *what, void **ret, size_t *ret_n, char **ret_error) {
+        JsonArray *a;
+        guint n;
+        int r;
+
+        if (!JSON_NODE_HOLDS_ARRAY(node))
+                return json_set_error(ret_error, EBADMSG, "must be an array");
+        a = json_node_get_array(node);
+        n = json_array_get_length(a);
+        if (n > max)
+                return json_set_error(ret_error, E2BIG, "more than %u %s", max, what);
+        *ret = calloc(n ? n : 1, size);
+        if (!*ret)
+                return -ENOMEM;
+        for (guint i = 0; i < n; i++) {
+                JsonNode *e = json_array_get_element(a, i);
+
+                *ret_n = i + 1;
+                if (!JSON_NODE_HOLDS_OBJECT(e))
+                        return json_set_error(ret_error, EBADMSG, "entry %u must be an object", i);
+                r = check_known(json_node_get_object(e), table, ret_error);
+                if (r >= 0)
+                        r = json_dispatch(json_node_get_object(e), table, (char *) *ret + i * size, NULL,
+                                          ret_error);
+                if (r < 0)
+                        return json_prefix_error(ret_error, "entry %u", i), r;
+        }
+        return 0;
+}
+
 static int dispatch_ports(JsonNode *node, void *target, void *userdata, char **ret_error) {
         ContainerRequest *req = userdata;
         static const JsonField port_table[] = {
@@ -214,31 +248,15 @@ static int dispatch_ports(JsonNode *node, void *target, void *userdata, char **r
                 { "protocol", JSON_FIELD_STRING, offsetof(RequestPort, protocol), 0 },
                 {},
         };
-        JsonArray *a;
-        guint n;
         int r;
 
-        if (!JSON_NODE_HOLDS_ARRAY(node))
-                return json_set_error(ret_error, EBADMSG, "must be an array");
-        a = json_node_get_array(node);
-        n = json_array_get_length(a);
-        if (n > REQUEST_PORTS_MAX)
-                return json_set_error(ret_error, E2BIG, "more than %u ports", REQUEST_PORTS_MAX);
-        req->ports = calloc(n ? n : 1, sizeof(RequestPort));
-        if (!req->ports)
-                return -ENOMEM;
-        for (guint i = 0; i < n; i++) {
-                JsonNode *e = json_array_get_element(a, i);
+        r = dispatch_object_array(node, port_table, sizeof(RequestPort), REQUEST_PORTS_MAX, "ports",
+                                  (void **) &req->ports, &req->n_ports, ret_error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < req->n_ports; i++) {
                 RequestPort *p = &req->ports[i];
 
-                req->n_ports = i + 1;
-                if (!JSON_NODE_HOLDS_OBJECT(e))
-                        return json_set_error(ret_error, EBADMSG, "entry %u must be an object", i);
-                r = check_known(json_node_get_object(e), port_table, ret_error);
-                if (r >= 0)
-                        r = json_dispatch(json_node_get_object(e), port_table, p, NULL, ret_error);
-                if (r < 0)
-                        return json_prefix_error(ret_error, "entry %u", i), r;
                 if (!p->protocol)
                         p->protocol = strdup("tcp");
                 if (!p->host_ip)
@@ -286,31 +304,15 @@ static int dispatch_mounts(JsonNode *node, void *target, void *userdata, char **
                 { "readonly", JSON_FIELD_BOOL, offsetof(RequestMount, readonly), 0 },
                 {},
         };
-        JsonArray *a;
-        guint n;
         int r;
 
-        if (!JSON_NODE_HOLDS_ARRAY(node))
-                return json_set_error(ret_error, EBADMSG, "must be an array");
-        a = json_node_get_array(node);
-        n = json_array_get_length(a);
-        if (n > REQUEST_MOUNTS_MAX)
-                return json_set_error(ret_error, E2BIG, "more than %u mounts", REQUEST_MOUNTS_MAX);
-        req->mounts = calloc(n ? n : 1, sizeof(RequestMount));
-        if (!req->mounts)
-                return -ENOMEM;
-        for (guint i = 0; i < n; i++) {
-                JsonNode *e = json_array_get_element(a, i);
+        r = dispatch_object_array(node, mount_table, sizeof(RequestMount), REQUEST_MOUNTS_MAX, "mounts",
+                                  (void **) &req->mounts, &req->n_mounts, ret_error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < req->n_mounts; i++) {
                 RequestMount *m = &req->mounts[i];
 
-                req->n_mounts = i + 1;
-                if (!JSON_NODE_HOLDS_OBJECT(e))
-                        return json_set_error(ret_error, EBADMSG, "entry %u must be an object", i);
-                r = check_known(json_node_get_object(e), mount_table, ret_error);
-                if (r >= 0)
-                        r = json_dispatch(json_node_get_object(e), mount_table, m, NULL, ret_error);
-                if (r < 0)
-                        return json_prefix_error(ret_error, "entry %u", i), r;
                 if (m->source_fd != i)
                         /* One fd per mount, in order: "mount<i>". A second mount of the same fd would be
                          * a second, unchecked use of what the caller opened once. */
