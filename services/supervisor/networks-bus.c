@@ -313,23 +313,15 @@ int method_inspect_network(sd_bus_message *msg, void *userdata, sd_bus_error *er
 }
 
 int method_get_container_network(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *text = NULL;
         g_autoptr(JsonNode) summary = NULL;
-        const char *id;
+        Container *c;
         int r;
 
-        r = bus_require_broker(msg, error);
+        r = container_bus_read_id_flags(msg, userdata, 0, &c, NULL, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(msg, "s", &id);
-        if (r < 0)
-                return r;
-        if (!manager_find(m, id))
-                return sd_bus_error_setf(error, BERTH_ERROR_NOT_FOUND, "No container %.40s.", id);
-        fd = openat(m->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        summary = fd >= 0 ? net_attachment_summary(fd) : NULL;
+        summary = net_attachment_summary(c->state_dir_fd);
         text = summary ? json_to_string_compact(summary) : strdup("{}");
         if (!text)
                 return -ENOMEM;
