@@ -430,6 +430,46 @@ def test_a_restarted_container_stays_in_its_scope(machine):
     wait_until(lambda: unit_props(machine, scope, "LoadState")["LoadState"] == "not-found", f"{scope} gone")
 
 
+def test_a_living_container_under_systemd(machine):
+    """Issue 9 under a real systemd, where the services run sandboxed by their units: exec (a second exec
+    is served by the shim's spare joiner, which must sit in the scope's container cgroup), a foreground
+    run's output in its log, and events that happened while the broker was stopped replayed by the next
+    broker from the rings in its and the supervisor's StateDirectory."""
+    machine.run(["berthctl", "run", "-d", "--name", "lv", "--net", "none", IMAGE, "sleep", "1000"])
+    c = containers(machine)["lv"]
+    container_cgroup = f"/berth.slice/berth-{c['Id']}.scope/container"
+    assert machine.run(["berthctl", "exec", "lv", "echo", "one"]).stdout == "one\n"
+    assert machine.run(["berthctl", "exec", "lv", "echo", "two"]).stdout == "two\n"
+    machine.run(["berthctl", "exec", "-d", "lv", "sleep", "4242"])
+    found = machine.sh("for f in /proc/[0-9]*/cmdline; do [ \"$(tr '\\0' ' ' < $f 2>/dev/null)\" = 'sleep 4242 ' ] "
+                       "&& basename ${f%/cmdline}; done; true").stdout.split()
+    assert len(found) == 1, found
+    pid = int(found[0])
+    assert cgroup_of(machine, pid) == container_cgroup
+    assert procs_of(machine, container_cgroup) >= {c["Pid"], pid}
+
+    machine.run(["berthctl", "run", "--name", "fg", "--net", "none", IMAGE, "sh", "-c",
+                 "echo fg-out; echo fg-err >&2"])
+    logs = machine.run(["berthctl", "logs", "fg"])
+    assert "fg-out" in logs.stdout and "fg-err" in logs.stderr, logs
+
+    machine.run(["systemctl", "stop", "berth-broker.service"])
+    machine.run(["kill", "-KILL", str(c["Pid"])])
+    # The supervisor saw the end with no broker there; the next berthctl starts one by bus activation.
+    machine.run(["systemd-run", "--unit=berth-events-probe", "--quiet", "/bin/sh", "-c",
+                 "berthctl events --json --since 10m --filter container=lv > /run/berth-events-probe.json"])
+    try:
+        def lifecycle():
+            text = machine.run(["cat", "/run/berth-events-probe.json"], check=False).stdout
+            events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+            return [e["action"] for e in events if e["action"] in ("create", "start", "die")]
+        wait_until(lambda: "die" in lifecycle(), "lv's die replayed by the next broker")
+        assert lifecycle() == ["create", "start", "die"]
+    finally:
+        machine.run(["systemctl", "stop", "berth-events-probe.service"], check=False)
+    machine.run(["berthctl", "rm", "-f", "lv", "fg"])
+
+
 def test_run_rm_under_systemd_figure(machine):
     """A figure, not a threshold: `run --rm IMAGE true` end to end inside the booted machine, scope
     creation included (median of 5, after one warm-up run)."""
