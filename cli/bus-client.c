@@ -7,6 +7,7 @@
 #include "bus-names.h"
 #include "bus-util.h"
 #include "escape.h"
+#include "polkit-agent.h"
 
 int broker_connect(sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -17,7 +18,7 @@ int broker_connect(sd_bus **ret) {
                 fprintf(stderr, "berthctl: cannot connect to the system bus: %s\n", strerror(-r));
                 return r;
         }
-        r = sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
+        r = polkit_agent_setup_bus(bus, arg.ask_password);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(bus);
@@ -56,7 +57,7 @@ int broker_send(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, sd_bus_me
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_call(bus, m, timeout_usec, &error, reply);
+        r = polkit_agent_call(bus, m, timeout_usec, &error, reply);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         return 0;

@@ -20,6 +20,7 @@
 #include "container-cli.h"
 #include "fs-util.h"
 #include "output.h"
+#include "polkit-agent.h"
 #include "table.h"
 
 /* The verbs that take NAME... and call one method each. */
@@ -99,8 +100,8 @@ static int stop_one(sd_bus *bus, const char *path, const char *name, void *userd
         if (r < 0)
                 return report_bus_error("stop", NULL, r);
         /* The reply comes with the exit: up to the timeout and then the SIGKILL. */
-        r = sd_bus_call(bus, m, (uint64_t) (timeout + 30) * 1000000 + broker_default_timeout(), &error,
-                        &reply);
+        r = polkit_agent_call(bus, m, (uint64_t) (timeout + 30) * 1000000 + broker_default_timeout(), &error,
+                              &reply);
         if (r < 0)
                 return report_bus_error("stop", &error, r);
         printf("%s\n", name);
@@ -194,7 +195,7 @@ static int wait_one(sd_bus *bus, const char *path, const char *name, void *userd
                 r = sd_bus_message_append(m, "t", UINT64_C(0));
         if (r < 0)
                 return report_bus_error("wait", NULL, r);
-        r = sd_bus_call(bus, m, UINT64_MAX, &error, &reply);
+        r = polkit_agent_call(bus, m, UINT64_MAX, &error, &reply);
         if (r < 0)
                 return report_bus_error("wait", &error, r);
         r = sd_bus_message_read(reply, "is", &code, &reason);
@@ -229,7 +230,7 @@ static int rm_one(sd_bus *bus, const char *path, const char *name, void *userdat
         if (r < 0)
                 return report_bus_error("rm", NULL, r);
         /* A forced removal waits for the kill. */
-        r = sd_bus_call(bus, m, 120 * 1000000 + broker_default_timeout(), &error, &reply);
+        r = polkit_agent_call(bus, m, 120 * 1000000 + broker_default_timeout(), &error, &reply);
         if (r < 0)
                 return report_bus_error("rm", &error, r);
         printf("%s\n", name);

@@ -25,6 +25,7 @@
 #include "container-cli.h"
 #include "escape.h"
 #include "fs-util.h"
+#include "polkit-agent.h"
 
 #define DETACH_KEYS_MAX 8
 
@@ -335,7 +336,7 @@ static int exec_call(sd_bus *bus, const char *path, const char *name, const char
                 r = sd_bus_message_append(m, "t", UINT64_C(0));
         if (r < 0)
                 return r;
-        return sd_bus_call(bus, m, broker_default_timeout(), error, reply);
+        return polkit_agent_call(bus, m, broker_default_timeout(), error, reply);
 }
 
 int cmd_exec(int argc, char *argv[]) {
