@@ -15,9 +15,10 @@
 #include "macro.h"
 #include "polkit-agent.h"
 
-/* Like systemctl and machinectl: a text agent registered for our process only (--process), which gives
- * way to an agent already registered for it (--fallback), and tells us on the notify fd once polkitd
- * knows it. */
+/* Like systemctl and machinectl: a text agent, registered for our process only (--process PID,START),
+ * that tells us on the notify fd once polkitd knows it. Not --fallback: polkitd (122) never asks a
+ * fallback agent registered for a process, it answers "not authorized" at once. Registered for the
+ * process, it takes precedence over a session's (desktop) agent, as systemctl's does. */
 #ifndef POLKIT_AGENT_BINARY_PATH
 #define POLKIT_AGENT_BINARY_PATH "/usr/bin/pkttyagent"
 #endif
@@ -160,7 +161,7 @@ int polkit_agent_open(void) {
         char process[64], notify[16];
         pid_t parent = getpid(), pid;
         unsigned long long start;
-        int fds[2], r;
+        int fds[2], tty, r;
 
         if (agent_pid > 0)
                 return 1;
@@ -168,9 +169,14 @@ int polkit_agent_open(void) {
                 return 0;
         agent_tried = true;
 
-        /* Root never asks polkit; an agent with nobody to type at it is no use. */
+        /* Root never asks polkit; an agent with nobody to type at it is no use. pkttyagent prompts on
+         * the controlling terminal, which a terminal on stdin does not imply (setsid, runuser -l). */
         if (geteuid() == 0 || !isatty(STDIN_FILENO))
                 return 0;
+        tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (tty < 0)
+                return 0;
+        tty = safe_close(tty);
         /* Not installed: run without an agent, as without berthctl's. */
         if (access(POLKIT_AGENT_BINARY_PATH, X_OK) < 0)
                 return 0;
@@ -181,13 +187,9 @@ int polkit_agent_open(void) {
         else
                 snprintf(process, sizeof(process), "%d", (int) parent);
         snprintf(notify, sizeof(notify), "%d", NOTIFY_FD);
-        char *const argv[] = { (char *) "pkttyagent",
-                               (char *) "--notify-fd",
-                               notify,
-                               (char *) "--fallback",
-                               (char *) "--process",
-                               process,
-                               NULL };
+        char *const argv[] = {
+                (char *) "pkttyagent", (char *) "--notify-fd", notify, (char *) "--process", process, NULL
+        };
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;

@@ -11,16 +11,20 @@ import time
 
 
 class Terminal:
-    """`Terminal(cmd, user=, size=(rows, cols))`: cmd (as `user` via runuser) on a new pty of that size,
+    """`Terminal(cmd, user=, size=(rows, cols), controlling=)`: cmd (as `user` via runuser) on a new pty of that size,
     in its own session. .output is everything read so far (bytes)."""
 
-    def __init__(self, cmd, user=None, size=None):
+    def __init__(self, cmd, user=None, size=None, controlling=False):
         self.master, slave = pty.openpty()
         if size:
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
         if user:
             cmd = ["runuser", "-u", user, "--", *cmd]
-        self.proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        # controlling=True: the pty is also the session's controlling terminal (/dev/tty), as a login's
+        # is; what prompts there (pkttyagent) needs it. Typed ^C then signals the foreground group.
+        self.proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                                     preexec_fn=(lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0)) if controlling
+                                     else None)
         os.close(slave)
         self.output = b""
         self.closed = False
