@@ -188,19 +188,18 @@ def test_outsider_is_refused_with_the_polkit_action_named(machine, registry, use
 
 
 def test_admin_action_prompts_through_pkttyagent(machine, registry, users):
-    """A member removes an image (org.berth.image-remove: administrators only): polkit's text agent
-    asks for an administrator's password on the member's terminal; answering it lets the call pass."""
+    """A member removes an image (org.berth.image-remove: administrators only) on a terminal: berthctl
+    starts polkit's text agent for itself, which asks for an administrator's password on the member's
+    terminal; answering it lets the call pass. Nobody but berthctl starts an agent."""
     ref = f"{registry.host}/systest/busybox:3"
     machine.run(["berthctl", "images", "pull", ref])
     assert ref in machine.run(["berthctl", "images", "ls"]).stdout
     machine.sh(f"umask 077; echo '{ADMIN_PASSWORD}' > /run/systest-admin-pw")
-    # The agent registers for the shell's own pid, which then becomes berthctl (exec keeps the pid and
-    # its start time, which is how polkit identifies the subject). --session-command, not -c: runuser
-    # -c starts a new session without the terminal, and the agent must read from it.
-    agent_then_rm = ('f=$(mktemp -u); mkfifo "$f"; pkttyagent --process $$ --notify-fd 3 3>"$f" & '
-                     'read -r _ <"$f"; rm -f "$f"; exec berthctl images rm ' + ref)
+    # --session-command, not -c: runuser -c starts a new session without the terminal, and the agent
+    # must read from it.
     p = machine.run(["/usr/bin/python3", f"{INSIDE_INPUT}/pty-answer.py", "/run/systest-admin-pw",
-                     "runuser", "-l", MEMBER, "--session-command", agent_then_rm], check=False)
+                     "runuser", "-l", MEMBER, "--session-command", "exec berthctl images rm " + ref],
+                    check=False)
     machine.run(["rm", "-f", "/run/systest-admin-pw"])
     transcript = p.stdout
     assert "org.berth.image-remove" in transcript, transcript
