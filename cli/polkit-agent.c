@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,9 +15,9 @@
 #include "polkit-agent.h"
 
 /* Like systemctl and machinectl: a text agent, registered for our process only (--process PID,START),
- * that tells us on the notify fd once polkitd knows it. Not --fallback: polkitd (122) never asks a
- * fallback agent registered for a process, it answers "not authorized" at once. Registered for the
- * process, it takes precedence over a session's (desktop) agent, as systemctl's does. */
+ * that tells us on the notify fd once polkitd knows it. Not --fallback: with it, polkitd (122) answers
+ * "not authorized" at once instead of asking an agent registered for a process (tests saw it). For
+ * our process, it takes precedence over a session's (desktop) agent, as systemctl's does. */
 #ifndef POLKIT_AGENT_BINARY_PATH
 #define POLKIT_AGENT_BINARY_PATH "/usr/bin/pkttyagent"
 #endif
