@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dlfcn.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "berthctl.h"
@@ -22,22 +23,37 @@ static const Command front_commands[] = {
         { "top", NULL, cmd_top, NULL, false },
 };
 
-/* The module is found through this binary's RUNPATH: $ORIGIN in the build tree, the installed
- * <libdir>/berth after meson install (cli/meson.build). */
+/* Where the module is: beside the binary when it is there (the build tree, or a copy of berthctl with its
+ * module), else where meson installs it. By path, not by the loader's search through a RUNPATH: under
+ * AddressSanitizer dlopen() is called from the sanitizer's interceptor, whose RUNPATH is not ours. */
+static const char *commands_path(char *buf, size_t size) {
+        ssize_t n = readlink("/proc/self/exe", buf, size);
+        char *slash = n > 0 && (size_t) n < size ? memrchr(buf, '/', (size_t) n) : NULL;
+
+        if (slash) {
+                size_t left = size - (size_t) (slash + 1 - buf);
+                if ((size_t) snprintf(slash + 1, left, "%s", BERTHCTL_COMMANDS_MODULE) < left &&
+                    access(buf, F_OK) >= 0)
+                        return buf;
+        }
+        return BERTH_PKGLIBDIR "/" BERTHCTL_COMMANDS_MODULE;
+}
+
 static const BerthctlCommands *commands_load(void) {
         const BerthctlCommands *c;
+        char buf[PATH_MAX];
+        const char *path;
         void *m;
 
-        m = dlopen(BERTHCTL_COMMANDS_MODULE, RTLD_NOW | RTLD_LOCAL);
+        path = commands_path(buf, sizeof(buf));
+        m = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!m) {
-                fprintf(stderr, "berthctl: cannot load its commands (%s): %s\n", BERTHCTL_COMMANDS_MODULE,
-                        dlerror());
+                fprintf(stderr, "berthctl: cannot load its commands: %s\n", dlerror());
                 return NULL;
         }
         c = dlsym(m, "berthctl_commands");
         if (!c || c->abi != BERTHCTL_COMMANDS_ABI) {
-                fprintf(stderr, "berthctl: %s does not belong to this berthctl (reinstall berth)\n",
-                        BERTHCTL_COMMANDS_MODULE);
+                fprintf(stderr, "berthctl: %s does not belong to this berthctl (reinstall berth)\n", path);
                 return NULL;
         }
         return c;

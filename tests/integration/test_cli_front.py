@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -19,12 +18,10 @@ IMAGE = "localhost/berth-cli-front-test:latest"
 HEAVY = ("libglib-2.0", "libgobject-2.0", "libgio-2.0", "libjson-glib-1.0", "libcrypto")
 
 
-def dynamic_section(path):
-    """(NEEDED libraries, RUNPATH) of an ELF file, as readelf -d prints them."""
+def dynamic_needed(path):
+    """The NEEDED libraries of an ELF file, as readelf -d prints them."""
     out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
-    needed = re.findall(r"\(NEEDED\).*\[(.+?)\]", out)
-    runpath = re.findall(r"\(RUNPATH\).*\[(.+?)\]", out)
-    return needed, runpath[0] if runpath else None
+    return re.findall(r"\(NEEDED\).*\[(.+?)\]", out)
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +39,18 @@ def container(tmp_path_factory, member):
     berthctl("images", "rm", IMAGE)
 
 
-def test_the_binary_links_no_glib_and_finds_its_module():
-    needed, runpath = dynamic_section(stack.BERTHCTL)
+def installed_module():
+    found = sorted(stack.PREFIX.glob("lib/**/berth/berthctl-commands.so"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_binary_links_no_glib_and_its_module_the_rest():
+    needed = dynamic_needed(stack.BERTHCTL)
     assert "libsystemd.so.0" in needed, needed
     assert not [n for n in needed if n.startswith(HEAVY)], needed
-    module = Path(runpath) / "berthctl-commands.so"
-    assert module.is_file(), (runpath, needed)
     # The module is where GLib and json-glib went: it is the rest of berthctl, not an empty shell.
-    module_needed, _ = dynamic_section(module)
+    module_needed = dynamic_needed(installed_module())
     assert "libjson-glib-1.0.so.0" in module_needed and "libglib-2.0.so.0" in module_needed, module_needed
 
 
@@ -120,14 +121,27 @@ def test_exec_refuses_arguments_that_are_not_utf8(container):
     # Another build's module (another ABI number), and a library that is not berthctl's at all.
     ("struct { unsigned abi; void *h, *r; } berthctl_commands = { 999, 0, 0 };", "does not belong"),
     ("int something_else = 1;", "does not belong"),
+    # Not a library at all.
+    (None, "cannot load its commands"),
 ])
 def test_a_foreign_module_is_refused_with_a_clear_error(tmp_path, body, message):
-    (tmp_path / "fake.c").write_text(body + "\n")
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / "berthctl-commands.so"),
-                    str(tmp_path / "fake.c")], check=True, capture_output=True)
-    # LD_LIBRARY_PATH comes before berthctl's RUNPATH in the loader's search.
-    p = berthctl("ls", env={"LD_LIBRARY_PATH": str(tmp_path)})
-    assert p.returncode == 1 and message in p.stderr and "reinstall" in p.stderr, p
+    """berthctl loads the module beside itself first (a build tree, a copy with its module): a copy of
+    the installed binary next to a foreign one."""
+    copy = tmp_path / "berthctl"
+    shutil.copy2(stack.BERTHCTL, copy)
+    module = tmp_path / "berthctl-commands.so"
+    if body is None:
+        module.write_text("not an ELF file\n")
+    else:
+        (tmp_path / "fake.c").write_text(body + "\n")
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(module), str(tmp_path / "fake.c")], check=True,
+                       capture_output=True)
+    p = stack.run([str(copy), "--no-ask-password", "ls"])
+    assert p.returncode == 1 and message in p.stderr, p
+    assert body is None or "reinstall" in p.stderr, p
     # The front's own commands do not need the module at all.
-    p = berthctl("exec", "no-such-container-xyz", "true", env={"LD_LIBRARY_PATH": str(tmp_path)})
-    assert p.returncode == 125 and "does not belong" not in p.stderr, p
+    p = stack.run([str(copy), "--no-ask-password", "exec", "no-such-container-xyz", "true"])
+    assert p.returncode == 125 and "no-such-container-xyz" in p.stderr and "module" not in p.stderr, p
+    # Without a module beside it, the copy uses the installed one.
+    module.unlink()
+    assert stack.run([str(copy), "--no-ask-password", "ls"]).returncode == 0
