@@ -29,6 +29,25 @@ typedef struct Command {
         bool returns_status; /* run returns an exit status (>= 0), or < 0 for a failure (exit 125) */
 } Command;
 
+/* cli-options.c, shared by both halves of berthctl: the global options into arg. Returns the index of the
+ * command word in argv (argc when there is none), CLI_OPTIONS_HELP or CLI_OPTIONS_VERSION when one of those
+ * was asked for, or -EINVAL after getopt reported a bad option. */
+enum { CLI_OPTIONS_HELP = -1000, CLI_OPTIONS_VERSION = -1001 };
+int cli_parse_global_options(int argc, char *argv[]);
+/* The exit status for what c's run returned. */
+int command_exit_status(const Command *c, int r);
+
+/* berthctl-commands.so's one exported symbol, berthctl_commands: the commands berthctl (berthctl.c) does
+ * not run itself. abi must be BERTHCTL_COMMANDS_ABI: a module from another build is refused. */
+#define BERTHCTL_COMMANDS_MODULE "berthctl-commands.so"
+#define BERTHCTL_COMMANDS_ABI 1
+typedef struct BerthctlCommands {
+        unsigned abi;
+        void (*help)(void);
+        /* argv[0] is the command word; returns the exit status. */
+        int (*run)(const CliOptions *o, int argc, char *argv[]);
+} BerthctlCommands;
+
 /* bus-client.c: connect to the broker, and turn a failed call into one line for the user. */
 int broker_connect(sd_bus **ret);
 /* Prints "berthctl: <what>: <reason>" for a failed call and returns a negative errno. */

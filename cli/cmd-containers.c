@@ -18,6 +18,7 @@
 #include "json-util.h"
 #include "bus-util.h"
 #include "container-cli.h"
+#include "container-network.h"
 #include "fs-util.h"
 #include "output.h"
 #include "polkit-agent.h"

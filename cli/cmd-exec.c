@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <json-glib/json-glib.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "container-cli.h"
 #include "escape.h"
 #include "fs-util.h"
+#include "json-text.h"
 #include "polkit-agent.h"
 
 #define DETACH_KEYS_MAX 8
@@ -214,45 +214,45 @@ static void exec_help(void) {
                "  -w --workdir DIR     Working directory inside the container\n");
 }
 
-static char *exec_options_json(char **args, GPtrArray *env, const char *user, const char *workdir, bool tty,
+/* The options document of Container.Exec. Written with json-text.h, not json-glib: see berthctl.c. */
+static char *exec_options_json(char **args, char **env, const char *user, const char *workdir, bool tty,
                                bool detach) {
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autoptr(JsonGenerator) gen = json_generator_new();
-        g_autoptr(JsonNode) root = NULL;
-
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "args");
-        json_builder_begin_array(b);
-        for (char **a = args; *a; a++)
-                json_builder_add_string_value(b, *a);
-        json_builder_end_array(b);
-        json_builder_set_member_name(b, "env");
-        json_builder_begin_array(b);
-        for (guint i = 0; i < env->len; i++)
-                json_builder_add_string_value(b, env->pdata[i]);
-        json_builder_end_array(b);
-        json_builder_set_member_name(b, "user");
-        json_builder_add_string_value(b, user ?: "");
-        json_builder_set_member_name(b, "workdir");
-        json_builder_add_string_value(b, workdir ?: "");
-        json_builder_set_member_name(b, "tty");
-        json_builder_add_boolean_value(b, tty);
-        json_builder_set_member_name(b, "detach");
-        json_builder_add_boolean_value(b, detach);
-        /* Our terminal's size from the process's start: a full-screen program measures it at once. */
+        char *buf = NULL;
+        size_t size = 0;
         struct winsize ws;
-        if (tty && isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0 && ws.ws_row > 0 &&
-            ws.ws_col > 0) {
-                json_builder_set_member_name(b, "tty_size");
-                json_builder_begin_array(b);
-                json_builder_add_int_value(b, ws.ws_row);
-                json_builder_add_int_value(b, ws.ws_col);
-                json_builder_end_array(b);
+        bool failed;
+        FILE *f;
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fputs("{\"args\":[", f);
+        for (char **a = args; *a; a++) {
+                if (a != args)
+                        fputc(',', f);
+                json_fputs_string(f, *a);
         }
-        json_builder_end_object(b);
-        root = json_builder_get_root(b);
-        json_generator_set_root(gen, root);
-        return json_generator_to_data(gen, NULL);
+        fputs("],\"env\":[", f);
+        for (char **e = env; *e; e++) {
+                if (e != env)
+                        fputc(',', f);
+                json_fputs_string(f, *e);
+        }
+        fputs("],\"user\":", f);
+        json_fputs_string(f, user ?: "");
+        fputs(",\"workdir\":", f);
+        json_fputs_string(f, workdir ?: "");
+        fprintf(f, ",\"tty\":%s,\"detach\":%s", tty ? "true" : "false", detach ? "true" : "false");
+        /* Our terminal's size from the process's start: a full-screen program measures it at once. */
+        if (tty && isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0 && ws.ws_row > 0 &&
+            ws.ws_col > 0)
+                fprintf(f, ",\"tty_size\":[%u,%u]", (unsigned) ws.ws_row, (unsigned) ws.ws_col);
+        fputc('}', f);
+        /* A memory stream fails only for memory: an earlier write (ferror) or the final flush. */
+        failed = ferror(f);
+        if (fclose(f) != 0 || failed)
+                return mfree(buf);
+        return buf;
 }
 
 /* -t: our terminal ↔ the pty until the process's status arrives. */
@@ -350,14 +350,19 @@ int cmd_exec(int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL;
-        g_autoptr(GPtrArray) env = g_ptr_array_new();
-        g_autofree char *json = NULL;
+        _cleanup_free_ char **env = NULL;
+        _cleanup_free_ char *json = NULL;
+        size_t n_env = 0;
         _cleanup_close_ int status_r = -EBADF, status_w = -EBADF, pty = -EBADF, sigfd = -EBADF;
         const char *user = NULL, *workdir = NULL;
         bool tty = false, interactive = false, detach = false;
         int c, r, fds[2];
         uint32_t pid;
 
+        /* At most one -e per argument, and a NULL after them. */
+        env = calloc(argc + 1, sizeof(char *));
+        if (!env)
+                return -ENOMEM;
         optind = 0;
         while ((c = getopt_long(argc, argv, "+htidu:e:w:", options, NULL)) >= 0)
                 switch (c) {
@@ -381,7 +386,7 @@ int cmd_exec(int argc, char *argv[]) {
                                 fprintf(stderr, "berthctl: exec: -e takes K=V\n");
                                 return -EINVAL;
                         }
-                        g_ptr_array_add(env, optarg);
+                        env[n_env++] = optarg;
                         break;
                 case 'w':
                         workdir = optarg;
@@ -398,6 +403,8 @@ int cmd_exec(int argc, char *argv[]) {
                 return -EINVAL;
         }
         json = exec_options_json(argv + optind + 1, env, user, workdir, tty, detach);
+        if (!json)
+                return -ENOMEM;
 
         r = broker_connect(&bus);
         if (r < 0)
@@ -424,6 +431,12 @@ int cmd_exec(int argc, char *argv[]) {
                 r = exec_call(bus, path, NULL, json, detach, tty, interactive, status_w, &error, &reply);
         }
         status_w = safe_close(status_w); /* the shim holds the only writer now */
+        if (r == -EINVAL && !sd_bus_error_is_set(&error)) {
+                /* sd-bus refused to append a string: D-Bus carries UTF-8 text only. */
+                fprintf(stderr, "berthctl: exec: the container name, command, environment, user and "
+                                "directory must be valid UTF-8\n");
+                return r;
+        }
         if (r < 0) {
                 (void) report_bus_error("exec", &error, r);
                 /* Not executable or not found: the status (126/127) comes as for any end. */
@@ -463,23 +476,27 @@ int cmd_exec(int argc, char *argv[]) {
 /* ---- attach ----------------------------------------------------------------------------------------- */
 
 static int parse_detach_keys(const char *s, unsigned char *keys, size_t *n) {
-        g_auto(GStrv) parts = g_strsplit(s, ",", -1);
+        _cleanup_free_ char *copy = strdup(s);
+        char *p, *state = copy;
 
+        if (!copy)
+                return -ENOMEM;
         *n = 0;
-        for (char **p = parts; *p; p++) {
+        /* strsep, not strtok: an empty item ("ctrl-p,,q") is an error, not skipped. */
+        while ((p = strsep(&state, ","))) {
                 unsigned char k;
                 if (*n >= DETACH_KEYS_MAX)
                         return -E2BIG;
-                if (g_str_has_prefix(*p, "ctrl-") && strlen(*p) == 6) {
-                        char ch = (*p)[5];
+                if (startswith(p, "ctrl-") && strlen(p) == 6) {
+                        char ch = p[5];
                         if (ch >= 'a' && ch <= 'z')
                                 k = (unsigned char) (ch - 'a' + 1);
                         else if (ch == '@' || ch == '[' || ch == '\\' || ch == ']' || ch == '^' || ch == '_')
                                 k = (unsigned char) (ch - '@');
                         else
                                 return -EINVAL;
-                } else if (strlen(*p) == 1)
-                        k = (unsigned char) (*p)[0];
+                } else if (strlen(p) == 1)
+                        k = (unsigned char) p[0];
                 else
                         return -EINVAL;
                 keys[(*n)++] = k;

@@ -11,6 +11,7 @@
 #include "berthctl.h"
 #include "bus-names.h"
 #include "container-cli.h"
+#include "container-network.h"
 #include "bus-util.h"
 #include "output.h"
 #include "table.h"

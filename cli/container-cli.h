@@ -36,7 +36,3 @@ int container_attach_run(sd_bus *bus, const char *path, int pty, const int out[2
 /* A Wait(EXIT_ONLY) call (no timeout) sent asynchronously; the callback gets (exit_code, reason) as soon as
  * the container exited, before the removal of a --rm container ends. */
 int container_wait_async(sd_bus *bus, const char *path, sd_bus_message_handler_t cb, void *userdata);
-
-/* cmd-network.c: Container.GetNetwork as JSON ({network, addresses, ports}, {} or null). */
-#include <json-glib/json-glib.h>
-JsonNode *container_network_json(sd_bus *bus, const char *path);

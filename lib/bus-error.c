@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <string.h>
-#include <glib.h>
 
 #include "bus-error.h"
 #include "bus-names.h"
@@ -52,11 +51,11 @@ bool bus_error_is_gone(const sd_bus_error *e) {
                 if (streq(e->name, gone[i]))
                         return true;
         /* Spawn.ChildExited, Spawn.ExecFailed, …: activation could not start the service. */
-        return g_str_has_prefix(e->name, "org.freedesktop.DBus.Error.Spawn.");
+        return startswith(e->name, "org.freedesktop.DBus.Error.Spawn.") != NULL;
 }
 
 bool bus_error_is_berth(const sd_bus_error *e) {
-        return e && e->name && g_str_has_prefix(e->name, BERTH_ERROR_PREFIX);
+        return e && e->name && startswith(e->name, BERTH_ERROR_PREFIX);
 }
 
 int bus_error_set_internal(sd_bus_error *ret, const sd_bus_error *e, const char *what) {

@@ -8,6 +8,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-call.h"
 #include "macro.h"
 
 /* libsystemd's headers define the *_unrefp cleanup helpers (sd_bus_unrefp, sd_bus_message_unrefp, …). */
@@ -59,14 +60,6 @@ int bus_append_service_status(sd_bus_message *reply, const char *state);
 /* Reply to m with the error already set in error, else the one r stands for (lib/bus-error.h: -ENOENT is
  * NotFound, …; other errnos as sd-bus names them). */
 int bus_reply_errno(sd_bus_message *m, int r, sd_bus_error *error);
-
-/* Does a call of this member carry a secret (so its message must be marked sensitive)? */
-bool bus_member_carries_secret(const char *member);
-/* A new method call destination/path/interface.member with the arguments types/ap appended (nothing
- * appended when types is NULL or empty); marked sensitive when bus_member_carries_secret(member). */
-int bus_message_new_method_callv(sd_bus *bus, sd_bus_message **ret, const char *destination,
-                                 const char *path, const char *interface, const char *member,
-                                 const char *types, va_list ap);
 
 /* SECURITY: methods reject flag bits they do not know (never ignore them: a newer caller would believe
  * they took effect). Returns 0 when flags has no bit outside known, else -EINVAL with the bus error

@@ -5,9 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <glib.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include "fs-util.h"
@@ -78,7 +78,7 @@ static int write_atomic(int dir_fd, const char *name, const void *data, size_t s
         _cleanup_close_ int fd = -EBADF;
         int r;
 
-        if (asprintf_safe(&tmp, ".#%s.%08x.tmp", name, g_random_int()) < 0) {
+        if (asprintf_safe(&tmp, ".#%s.%08x.tmp", name, arc4random()) < 0) {
                 tmp = NULL;
                 return -ENOMEM;
         }
