@@ -217,3 +217,36 @@ def test_agent_goes_when_berthctl_is_killed(admin, tagged, watch):
     stack.wait_for(lambda: not stack.pid_alive(agent_pid), timeout=30, what="the agent to end")
     term.finish()
     assert image_listed(tagged)
+
+
+def answer_every_prompt(term, text, timeout=180):
+    """Answer each password prompt until the terminal closes; the number answered."""
+    answered, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline and term._read(1):
+        if term.output.count(b"Password:") > answered:
+            while termios.tcgetattr(term.master)[3] & termios.ECHO and time.monotonic() < deadline:
+                time.sleep(0.01)
+            term.type(text.encode() + b"\n")
+            answered += 1
+    return answered
+
+
+def test_admin_runs_and_execs_through_the_agent(admin, image, watch):
+    """The front binary's own path (exec, linked without GLib) asks through the agent too: the
+    administrator starts a container (container-run, container-manage) and execs in it, answering
+    each prompt."""
+    name = f"berth-agent-{uuid.uuid4().hex[:8]}"
+    try:
+        term = Terminal(watch.command(admin, ["run", "-d", "--name", name, image, "sleep", "600"]),
+                        controlling=True)
+        assert answer_every_prompt(term, PASSWORD) >= 1, term.output
+        assert term.finish() == 0, term.output
+        term = Terminal(watch.command(admin, ["exec", name, "echo", "said-inside"]), controlling=True)
+        assert answer_every_prompt(term, PASSWORD) >= 1, term.output
+        text = term.output.decode(errors="replace")
+        assert term.finish() == 0, text
+        assert "AUTHENTICATING FOR org.berth.container-manage" in text, text
+        assert "said-inside" in text, text
+        assert all(comm == "berthctl" for _, comm, _, _ in watch.started()), watch.started()
+    finally:
+        berthctl("rm", "-f", name)
