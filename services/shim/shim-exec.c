@@ -105,7 +105,8 @@ typedef struct Attach {
 } Attach;
 
 static Exec execs[SHIM_EXECS_MAX];
-static bool finishing; /* the container ended: no new spare joiner */
+static int cap_last = -1; /* the kernel's highest capability, read once by the shim (read_cap_last()) */
+static bool finishing;    /* the container ended: no new spare joiner */
 static Attach attaches[SHIM_ATTACH_MAX] = { [0 ... SHIM_ATTACH_MAX - 1] = { -1, -1 } };
 
 static int xclose(int fd) {
@@ -434,7 +435,7 @@ static void set_identity(const Plan *p, int report) {
          * seccomp. */
         if (!(h->flags & SHIM_EXEC_PLAN_NO_NEW_PRIVS))
                 install_filters(p, report);
-        for (int c = 0; c <= 63; c++)
+        for (int c = 0; c <= cap_last; c++)
                 if (!(h->cap_bounding & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
                     errno != EINVAL)
                         child_fail(report, errno, 126, "Cannot drop capability %d from the bounding set: %m",
@@ -687,6 +688,33 @@ static _Noreturn void joiner_main(int report, int plan_fd, pid_t init_pid, const
 /* ---- the shim's side ------------------------------------------------------------------------------------
  */
 
+/* The highest capability the kernel knows, as the engine reads it for the init (caps.c): the bounding set
+ * has nothing above it to drop. Read by the shim in the host's /proc, once, before any joiner is forked;
+ * 63 (every bit of the plan's masks) when it cannot be read. */
+static void read_cap_last(void) {
+        char buf[16] = "";
+        int fd, v = 0;
+        ssize_t n;
+
+        if (cap_last >= 0)
+                return;
+        cap_last = 63;
+        fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        n = read(fd, buf, sizeof(buf) - 1);
+        (void) close(fd);
+        if (n <= 0)
+                return;
+        for (ssize_t i = 0; i < n && buf[i] != '\n'; i++) {
+                if (buf[i] < '0' || buf[i] > '9' || v > 63)
+                        return;
+                v = v * 10 + (buf[i] - '0');
+        }
+        if (buf[0] >= '0' && buf[0] <= '9' && v <= 63)
+                cap_last = v;
+}
+
 static bool exe_is_sealed(void) {
         int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC), seals;
 
@@ -720,6 +748,7 @@ void shim_exec_request(int peer_fd, const ShimRequest *q, int *fds, size_t n_fds
                 reply(peer_fd, ESRCH, "the container is not running", 0, -1);
                 goto out;
         }
+        read_cap_last();
         /* SECURITY (CVE-2019-5736): P's /proc/self/exe is ours until its execve; a shim started from a
          * file (by an older supervisor) must not run anything in the container. */
         if (!exe_is_sealed()) {
