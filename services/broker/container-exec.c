@@ -134,10 +134,12 @@ static int exec_body_at(sd_bus_message *m, Manager *manager, ContainerRecord *c,
                 r = sd_bus_message_append(call, "t", UINT64_C(0));
         if (r < 0)
                 return r;
-        log_info("Exec in container %s for uid %u.", c->id, (unsigned) c->owner);
         r = container_forward_call(manager, m, call, "Exec");
-        if (r >= 0)
-                container_event_exec(manager, c);
+        if (r < 0)
+                return r;
+        /* After the forward: the log and the event are not what the caller waits for. */
+        log_info("Exec in container %s for uid %u.", c->id, (unsigned) c->owner);
+        container_event_exec(manager, c);
         return r;
 }
 

@@ -452,7 +452,6 @@ int method_exec_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
                                          : r == -ENOTDIR ? BERTH_ERROR_INVALID_ARGS
                                                          : BERTH_ERROR_IO,
                                          "Cannot exec in container %s: %s", c->id, why);
-        log_info("Exec in container %s: pid %u.", c->id, pid);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "u", pid);
@@ -464,7 +463,10 @@ int method_exec_container(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        r = sd_bus_send(NULL, reply, NULL);
+        /* After the reply: the log is not what the caller waits for. */
+        log_info("Exec in container %s: pid %u.", c->id, pid);
+        return r;
 }
 
 int method_attach_container(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
