@@ -60,7 +60,8 @@ def machine(tree):
             FIGURES["boot_seconds"] = round(time.monotonic() - session_start, 1)
             m.boot_problems = m.run(["systemctl", "--failed", "--no-legend", "--plain"]).stdout.strip()
             # Nothing of berth may be there before the quick start puts it there.
-            m.preexisting = m.sh("ls -d /usr/local/bin/berthctl /usr/local/libexec/berth /var/lib/berth "
+            m.preexisting = m.sh("ls -d /usr/local/bin/berthctl /usr/local/libexec/berth /usr/local/lib/*/berth "
+                                 "/var/lib/berth "
                                  "/usr/share/dbus-1/system.d/org.berth.* /etc/berth 2>/dev/null; true").stdout.split()
             m.sh(f"mkdir -p {INSIDE_SRC} && tar -C {INSIDE_SRC} -xf {INSIDE_INPUT}/src.tar")
             start = time.monotonic()
