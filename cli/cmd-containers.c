@@ -439,8 +439,8 @@ static int get_properties(sd_bus *bus, const char *path, JsonBuilder *b, JsonNod
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
-                               &error, &reply, "s", BERTH_BROKER_CONTAINER_IFACE);
+        r = polkit_agent_call_method(bus, BERTH_BROKER_NAME, path, "org.freedesktop.DBus.Properties",
+                                     "GetAll", &error, &reply, "s", BERTH_BROKER_CONTAINER_IFACE);
         if (r < 0)
                 return report_bus_error("inspect", &error, r);
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
@@ -511,8 +511,8 @@ static JsonNode *get_spec(sd_bus *bus, const char *path, char **ret_error) {
         JsonNode *n;
         int r;
 
-        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "GetSpec", &error,
-                               &reply, "t", UINT64_C(0));
+        r = polkit_agent_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "GetSpec",
+                                     &error, &reply, "t", UINT64_C(0));
         if (r >= 0)
                 r = sd_bus_message_read(reply, "s", &json);
         if (r < 0) {

@@ -15,6 +15,7 @@
 #include "bus-util.h"
 #include "output.h"
 #include "table.h"
+#include "polkit-agent.h"
 
 static int verb_create(int argc, char *argv[]) {
         static const struct option options[] = {
@@ -175,8 +176,8 @@ JsonNode *container_network_json(sd_bus *bus, const char *path) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *json;
 
-        if (sd_bus_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "GetNetwork",
-                               NULL, &reply, "t", UINT64_C(0)) < 0 ||
+        if (polkit_agent_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE,
+                                     "GetNetwork", NULL, &reply, "t", UINT64_C(0)) < 0 ||
             sd_bus_message_read(reply, "s", &json) < 0)
                 return json_node_new(JSON_NODE_NULL);
         return json_from_string(json, NULL) ?: json_node_new(JSON_NODE_NULL);

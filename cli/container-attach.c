@@ -19,6 +19,7 @@
 #include "bus-util.h"
 #include "container-cli.h"
 #include "fs-util.h"
+#include "polkit-agent.h"
 
 static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 
@@ -257,8 +258,8 @@ int container_attach_run(sd_bus *bus, const char *path, int pty, const int out[2
         r = container_wait_async(bus, path, on_wait, &a);
         if (r < 0)
                 goto fail;
-        r = sd_bus_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "Start", &error,
-                               NULL, "t", UINT64_C(0));
+        r = polkit_agent_call_method(bus, BERTH_BROKER_NAME, path, BERTH_BROKER_CONTAINER_IFACE, "Start",
+                                     &error, NULL, "t", UINT64_C(0));
         if (r < 0) {
                 (void) report_bus_error("run", &error, r);
                 /* An exec failure is an exit (127/126) the Wait reports; anything else left a created

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus-call.h"
 #include "bus-util.h"
 #include "macro.h"
 #include "polkit-agent.h"
@@ -269,4 +271,20 @@ int polkit_agent_call(sd_bus *bus, sd_bus_message *m, uint64_t usec, sd_bus_erro
         if (ret_error)
                 (void) sd_bus_error_move(ret_error, &error);
         return r;
+}
+
+int polkit_agent_call_method(sd_bus *bus, const char *destination, const char *path, const char *interface,
+                             const char *member, sd_bus_error *ret_error, sd_bus_message **ret_reply,
+                             const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = bus_message_new_method_callv(bus, &m, destination, path, interface, member, types, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        /* As broker_default_timeout(): a password prompt may take a human a while. */
+        return polkit_agent_call(bus, m, ask_password ? 10ULL * 60 * 1000000 : 0, ret_error, ret_reply);
 }

@@ -23,6 +23,12 @@ int polkit_agent_setup_bus(sd_bus *bus, bool ask_password);
 int polkit_agent_call(sd_bus *bus, sd_bus_message *m, uint64_t usec, sd_bus_error *ret_error,
                       sd_bus_message **ret_reply);
 
+/* sd_bus_call_method() through polkit_agent_call(), with arguments types/...; sd-bus's default timeout,
+ * ten minutes when the user may be asked (as broker_default_timeout()). */
+int polkit_agent_call_method(sd_bus *bus, const char *destination, const char *path, const char *interface,
+                             const char *member, sd_bus_error *ret_error, sd_bus_message **ret_reply,
+                             const char *types, ...);
+
 /* Starts pkttyagent for this process unless euid is 0, stdin is no terminal or pkttyagent is not
  * installed; returns once it is registered. 1 when it runs, 0 when skipped, < 0 when it could not be
  * started (nothing is left running). At most one attempt per process. */

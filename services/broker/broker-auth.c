@@ -88,7 +88,8 @@ static const struct {
         { "GetContainer", BERTH_ACTION_INFO },
         /* SECURITY: org.berth.Broker1.Container methods act on one container: its owner needs
          * container-manage, anyone else container-manage-any (broker_authorize_owned() picks). OpenLog
-         * reveals the container's output, Wait only its exit. */
+         * reveals the container's output, Wait only its exit: which its owner reads in the properties
+         * anyway, so method_wait asks polkit for the others only. */
         { "Start", BERTH_ACTION_CONTAINER_MANAGE },
         { "Kill", BERTH_ACTION_CONTAINER_MANAGE },
         { "Stop", BERTH_ACTION_CONTAINER_MANAGE },

@@ -250,3 +250,28 @@ def test_admin_runs_and_execs_through_the_agent(admin, image, watch):
         assert all(comm == "berthctl" for _, comm, _, _ in watch.started()), watch.started()
     finally:
         berthctl("rm", "-f", name)
+
+
+def test_admin_runs_in_the_foreground_and_inspects_through_the_agent(admin, image, watch):
+    """The calls made after the first one go through the agent as well: a foreground run (CreateContainer,
+    then Start from the attach loop) and inspect (GetContainer, then the properties, GetSpec and
+    GetNetwork), each answered on the terminal."""
+    name = f"berth-agent-fg-{uuid.uuid4().hex[:8]}"
+    try:
+        term = Terminal(watch.command(admin, ["run", "--name", name, image, "echo", "said-in-front"]),
+                        controlling=True)
+        assert answer_every_prompt(term, PASSWORD) >= 1, term.output
+        text = term.output.decode(errors="replace")
+        assert term.finish() == 0, text
+        assert "said-in-front" in text, text
+        term = Terminal(watch.command(admin, ["inspect", name]), controlling=True)
+        assert answer_every_prompt(term, PASSWORD) >= 1, term.output
+        text = term.output.decode(errors="replace")
+        assert term.finish() == 0, text
+        # The properties (GetAll), the spec (GetSpec, not its error) and the network (GetNetwork).
+        assert re.search(rf'"Name"\s*:\s*"{name}"', text), text
+        assert re.search(r'"Spec"\s*:\s*\{', text) and '"SpecError"' not in text, text
+        assert re.search(r'"NetworkSettings"\s*:', text), text
+        assert all(comm == "berthctl" for _, comm, _, _ in watch.started()), watch.started()
+    finally:
+        berthctl("rm", "-f", name)
