@@ -6,6 +6,7 @@
 /* Bus */
 #define BUS_STRING_MAX 4096U                           /* any string argument on the bus */
 #define BUS_ARRAY_MAX 1024U                            /* entries in any array argument */
+#define TERMINAL_SIZE_MAX 0xffffU                      /* rows or columns (struct winsize: unsigned short) */
 #define BUS_INTERNAL_TIMEOUT_USEC (25ULL * 1000000ULL) /* broker → internal service call */
 #define PLATFORM_STRING_MAX 256U                       /* "linux/arm64/v8" as a bus argument */
 #define REGISTRY_NAME_MAX 255U                         /* Login/Logout registry argument */

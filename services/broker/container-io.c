@@ -5,6 +5,7 @@
  * container has a terminal, the pid is a process the shim started in this container and has not reaped. */
 #include <signal.h>
 
+#include "berth-limits.h"
 #include "broker-containers.h"
 #include "bus-names.h"
 #include "bus-util.h"
@@ -30,7 +31,7 @@ int container_resize_terminal_body(sd_bus_message *m, Manager *manager, Containe
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
-        if (rows == 0 || cols == 0 || rows > 0xffff || cols > 0xffff)
+        if (rows == 0 || cols == 0 || rows > TERMINAL_SIZE_MAX || cols > TERMINAL_SIZE_MAX)
                 return sd_bus_error_setf(error, BERTH_ERROR_INVALID_ARGS, "Invalid terminal size %ux%u.",
                                          rows, cols);
         /* Created too: run -t sets the size before Start. */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "berth-limits.h"
 #include "shim-protocol.h"
 #include "shim-relay.h"
 
@@ -248,7 +249,7 @@ int shim_relay_resize(int pty, unsigned rows, unsigned cols) {
 
         if (pty < 0 || !isatty(pty))
                 return ENOTTY;
-        if (rows == 0 || cols == 0 || rows > 0xffff || cols > 0xffff)
+        if (rows == 0 || cols == 0 || rows > TERMINAL_SIZE_MAX || cols > TERMINAL_SIZE_MAX)
                 return EINVAL;
         return ioctl(pty, TIOCSWINSZ, &ws) < 0 ? errno : 0;
 }

@@ -5,13 +5,12 @@
  * SHIM_OP_SIGNAL_EXEC). Called by the broker only, once it authorised the caller on the container. */
 #include <signal.h>
 
+#include "berth-limits.h"
 #include "bus-names.h"
 #include "bus-util.h"
 #include "container-io.h"
 #include "container.h"
 #include "shim-client.h"
-
-#define TERMINAL_SIZE_MAX 0xffffU
 
 static int shim_request(Container *c, uint32_t op, int sig, uint32_t arg, const char *what,
                         sd_bus_error *error) {

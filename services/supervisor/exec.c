@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "berth-limits.h"
 #include "bus-names.h"
 #include "bus-util.h"
 #include "cgroup-oom.h"
@@ -72,7 +73,7 @@ static int tty_size_parse(JsonObject *obj, ExecOptions *o, char **ret_error) {
         for (unsigned i = 0; i < 2; i++) {
                 JsonNode *e = json_array_get_element(a, i);
                 if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_INT64 ||
-                    (v[i] = json_node_get_int(e)) < 1 || v[i] > UINT16_MAX)
+                    (v[i] = json_node_get_int(e)) < 1 || v[i] > TERMINAL_SIZE_MAX)
                         return json_set_error(ret_error, EINVAL,
                                               "tty_size must be [rows, columns], 1 to 65535");
         }
