@@ -25,13 +25,15 @@ static const Command commands[] = {
         { "network", "Container networks (create, ls, inspect, rm)", NULL, network_verbs },
 };
 
-static void help(void) {
+static void help(const Command *front_commands) {
         printf("berthctl [OPTIONS...] COMMAND [ARGS...]\n\n"
                "Drive the berth container runtime through its broker (org.berth.Broker1).\n\n"
                "Commands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 printf("  %-12s %s\n", commands[i].name, commands[i].summary);
         for (const Command *c = container_commands; c->name; c++)
+                printf("  %-12s %s\n", c->name, c->summary);
+        for (const Command *c = front_commands; c->name; c++)
                 printf("  %-12s %s\n", c->name, c->summary);
         printf("\nOptions:\n"
                "  -h --help             Show this help\n"

@@ -17,10 +17,13 @@
 
 CliOptions arg = {};
 
+/* The commands this binary runs itself (cmd-exec.c); the module's help lists them too. */
 static const Command front_commands[] = {
-        { "exec", NULL, cmd_exec, NULL, true },
-        { "attach", NULL, cmd_attach, NULL, true },
-        { "top", NULL, cmd_top, NULL, false },
+        { "exec", "Run a command in a running container", cmd_exec, NULL, true },
+        { "attach", "Join the terminal of a detached -t container (ctrl-p ctrl-q detaches)", cmd_attach,
+          NULL, true },
+        { "top", "List a container's processes", cmd_top, NULL, false },
+        {},
 };
 
 /* Where the module is: beside the binary when it is there (the build tree, or a copy of berthctl with its
@@ -71,16 +74,15 @@ int main(int argc, char *argv[]) {
         if (i == -EINVAL)
                 return EXIT_FAILURE;
         if (i > 0 && i < argc)
-                for (size_t k = 0; k < ELEMENTSOF(front_commands); k++)
-                        if (streq(front_commands[k].name, argv[i]))
-                                return command_exit_status(&front_commands[k],
-                                                           front_commands[k].run(argc - i, argv + i));
+                for (const Command *f = front_commands; f->name; f++)
+                        if (streq(f->name, argv[i]))
+                                return command_exit_status(f, f->run(argc - i, argv + i));
 
         c = commands_load();
         if (!c)
                 return EXIT_FAILURE;
         if (i == CLI_OPTIONS_HELP || i >= argc) {
-                c->help();
+                c->help(front_commands);
                 return i == CLI_OPTIONS_HELP ? EXIT_SUCCESS : EXIT_FAILURE;
         }
         return c->run(&arg, argc - i, argv + i);

@@ -40,10 +40,11 @@ int command_exit_status(const Command *c, int r);
 /* berthctl-commands.so's one exported symbol, berthctl_commands: the commands berthctl (berthctl.c) does
  * not run itself. abi must be BERTHCTL_COMMANDS_ABI: a module from another build is refused. */
 #define BERTHCTL_COMMANDS_MODULE "berthctl-commands.so"
-#define BERTHCTL_COMMANDS_ABI 1
+#define BERTHCTL_COMMANDS_ABI 2
 typedef struct BerthctlCommands {
         unsigned abi;
-        void (*help)(void);
+        /* The help, with the commands berthctl runs itself (front_commands, terminated by {}). */
+        void (*help)(const Command *front_commands);
         /* argv[0] is the command word; returns the exit status. */
         int (*run)(const CliOptions *o, int argc, char *argv[]);
 } BerthctlCommands;

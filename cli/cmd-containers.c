@@ -654,10 +654,7 @@ const Command container_commands[] = {
         { "ps", "List containers (as ls)", cmd_ls, NULL, false },
         { "inspect", "Show a container as JSON", cmd_inspect, NULL, false },
         { "logs", "Print a detached container's output", cmd_logs, NULL, false },
-        { "exec", "Run a command in a running container", cmd_exec, NULL, true }, /* cmd-exec.c */
-        { "attach", "Join the terminal of a detached -t container (ctrl-p ctrl-q detaches)", cmd_attach,
-          NULL, true },
-        { "top", "List a container's processes", cmd_top, NULL, false },
+        /* exec, attach and top: berthctl.c runs them itself (cmd-exec.c). */
         { "events", "Stream container and image events", cmd_events, NULL, false },
         { "stats", "Show containers' resource use", cmd_stats, NULL, false },
         { "pause", "Freeze every process of containers", cmd_pause, NULL, false },
