@@ -2,9 +2,9 @@
 /* The container's own part of an exec plan, parsed and compiled once per container (exec-base.h).
  *
  * SECURITY: config.json is ours (the supervisor wrote it into the container's state directory, which only
- * root can write); the cache holds what reading it gave, and is used only while a fresh fstat() of that
- * file (opened as exec always opened it, O_NOFOLLOW in the state directory) matches what was read, and
- * the container's init is the one it was read for. Anything else is read and compiled again. */
+ * root can write); the cache holds what reading it gave, and is used only while a fresh stat of that
+ * file (not following a symlink, in the state directory) matches the fd it was read through, and the
+ * container's init is the one it was read for. Anything else is read (O_NOFOLLOW) and compiled again. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,32 +72,38 @@ int exec_base_get(Container *c, const Spec **ret_spec, const SeccompPrograms **r
         struct stat st;
         int r;
 
-        fd = openat(c->state_dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return json_set_error(ret_error, errno, "cannot open the container's config.json: %m");
         if (!cache)
                 cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, exec_base_free);
         b = g_hash_table_lookup(cache, c->id);
-        if (!b || !exec_base_matches(b, &st, c->pid)) {
-                g_hash_table_remove(cache, c->id);
-                b = calloc(1, sizeof(*b));
-                if (!b)
-                        return json_set_error(ret_error, ENOMEM, "out of memory");
-                *b = (ExecBase){ .dev = st.st_dev,
-                                 .ino = st.st_ino,
-                                 .size = st.st_size,
-                                 .mtime = st.st_mtim,
-                                 .ctime = st.st_ctim,
-                                 .pid = c->pid };
-                r = exec_base_load(fd, b, ret_error);
-                if (r < 0) {
-                        exec_base_free(b);
-                        return r;
-                }
-                if (g_hash_table_size(cache) >= EXEC_BASE_CACHE_MAX)
-                        g_hash_table_remove_all(cache);
-                g_hash_table_insert(cache, g_strdup(c->id), b);
+        /* A hit needs only the file's identity (a symlink put there would not match: not followed); a
+         * miss reads it through an fd, and the cache keeps that fd's fstat(), not the path's. */
+        if (b && fstatat(c->state_dir_fd, "config.json", &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
+            exec_base_matches(b, &st, c->pid)) {
+                *ret_spec = &b->spec;
+                *ret_programs = &b->programs;
+                return 0;
         }
+        g_hash_table_remove(cache, c->id);
+        fd = openat(c->state_dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return json_set_error(ret_error, errno, "cannot open the container's config.json: %m");
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return json_set_error(ret_error, ENOMEM, "out of memory");
+        *b = (ExecBase){ .dev = st.st_dev,
+                         .ino = st.st_ino,
+                         .size = st.st_size,
+                         .mtime = st.st_mtim,
+                         .ctime = st.st_ctim,
+                         .pid = c->pid };
+        r = exec_base_load(fd, b, ret_error);
+        if (r < 0) {
+                exec_base_free(b);
+                return r;
+        }
+        if (g_hash_table_size(cache) >= EXEC_BASE_CACHE_MAX)
+                g_hash_table_remove_all(cache);
+        g_hash_table_insert(cache, g_strdup(c->id), b);
         *ret_spec = &b->spec;
         *ret_programs = &b->programs;
         return 0;
