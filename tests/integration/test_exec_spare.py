@@ -116,3 +116,27 @@ def test_exec_by_an_unknown_name_is_not_found(image, member):
     for user in (None, member):
         p = berthctl("exec", "exspare-nope", "true", user=user)
         assert p.returncode == 125 and "No container 'exspare-nope'" in p.stderr, p
+
+
+def test_an_exec_after_a_policy_restart_joins_the_new_init(image):
+    """The supervisor caches each container's parsed spec and seccomp programs for exec
+    (services/supervisor/exec-base.c), keyed to its config.json and its init: after the restart policy
+    started a new init, an exec joins the new init's namespaces and cgroup with its confinement."""
+    name = "exspare-restart"
+    ok(berthctl("run", "-d", "--restart", "on-failure:1", "--name", name, image, "sleep", "1000"))
+    try:
+        old = ls()[name]["Pid"]
+        ok(berthctl("exec", name, "true"))  # fills the cache (and leaves a spare)
+        os.kill(old, 9)  # a failure: the policy restarts it
+        new = stack.wait_for(lambda: (lambda c: c["Status"] == "running" and c["Pid"] not in (0, old) and c["Pid"])(
+            ls()[name]), timeout=60, what="the restarted init")
+        p = ok(berthctl("exec", name, "sh", "-c", "for n in pid mnt net; do readlink /proc/self/ns/$n; done; "
+                        "echo @@; cat /proc/1/cgroup; echo @@; cat /proc/self/cgroup; echo @@; cat /proc/self/status"))
+        ns, init_cg, my_cg, me = p.stdout.split("@@\n")
+        assert ns.split() == [os.readlink(f"/proc/{new}/ns/{n}") for n in ("pid", "mnt", "net")], ns
+        assert init_cg == my_cg
+        mine = {k: v.strip() for k, v in (l.split(":", 1) for l in me.splitlines() if ":" in l)}
+        init = {k: v.strip() for k, v in _status(new).items()}
+        assert {k: mine[k] for k in CONFINEMENT} == {k: init[k] for k in CONFINEMENT}, (mine, init)
+    finally:
+        berthctl("rm", "-f", name)
