@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ok
+from berthtest.containers import berthctl, imported_busybox, ok
 
 IMAGE = "localhost/berth-cli-front-test:latest"
 HEAVY = ("libglib-2.0", "libgobject-2.0", "libgio-2.0", "libjson-glib-1.0", "libcrypto")
@@ -26,17 +26,13 @@ def dynamic_needed(path):
 
 @pytest.fixture(scope="module")
 def container(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("cli-front") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    names = {"root": "cli-front-root", "member": "cli-front-member"}
-    ok(berthctl("run", "-d", "--name", names["root"], IMAGE, "sleep", "1000"))
-    ok(berthctl("run", "-d", "--name", names["member"], IMAGE, "sleep", "1000", user=member))
-    yield names
-    for name in names.values():
-        berthctl("rm", "-f", name)
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE):
+        names = {"root": "cli-front-root", "member": "cli-front-member"}
+        ok(berthctl("run", "-d", "--name", names["root"], IMAGE, "sleep", "1000"))
+        ok(berthctl("run", "-d", "--name", names["member"], IMAGE, "sleep", "1000", user=member))
+        yield names
+        for name in names.values():
+            berthctl("rm", "-f", name)
 
 
 def installed_module():

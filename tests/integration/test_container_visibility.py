@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ok
+from berthtest.containers import berthctl, imported_busybox, ok
 
 IMAGE = "localhost/berth-visibility-test:latest"
 MEMBER_B = "berth-test-member2"
@@ -73,14 +73,10 @@ loop.run()
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member, outsider):
-    archive = tmp_path_factory.mktemp("vis") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    stack.ensure_user(MEMBER_B, groups=["berth"])
-    stack.ensure_user(ADMIN, groups=["berth"])
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE):
+        stack.ensure_user(MEMBER_B, groups=["berth"])
+        stack.ensure_user(ADMIN, groups=["berth"])
+        yield IMAGE
 
 
 @pytest.fixture

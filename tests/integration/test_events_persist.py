@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import ok
+from berthtest.containers import imported_busybox, ok
 from berthtest.services import NameWatch
+from berthtest.stack import stop
 
 IMAGE = "localhost/berth-events-persist:latest"
 MEMBER2 = "berth-test-member2"
@@ -42,15 +43,6 @@ def popen(*args, user=None):
     # Its own process group: killing runuser alone would leave berthctl subscribed.
     return subprocess.Popen(command(args, user), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
-
-
-def stop(*procs):
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
 
 
 def read_events(proc, until, timeout=60):
@@ -94,13 +86,9 @@ def kill_broker():
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("evp") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    stack.ensure_user(MEMBER2, groups=["berth"])
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE, cli=berthctl):
+        stack.ensure_user(MEMBER2, groups=["berth"])
+        yield IMAGE
 
 
 def test_events_of_a_container_that_died_while_the_broker_was_away(image, member):

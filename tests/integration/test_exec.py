@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ls, ok, state
+from berthtest.containers import berthctl, imported_busybox, ls, ok, state
 from berthtest.terminal import Terminal
 
 IMAGE = "localhost/berth-exec-test:latest"
@@ -28,13 +28,9 @@ def container_pid(name, user=None):
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("exec") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    stack.ensure_user(MEMBER2, groups=["berth"])
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE):
+        stack.ensure_user(MEMBER2, groups=["berth"])
+        yield IMAGE
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ls, ok
+from berthtest.containers import berthctl, imported_busybox, ls, ok
 
 IMAGE = "localhost/berth-exec-spare-test:latest"
 CONFINEMENT = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Seccomp", "Seccomp_filters", "NoNewPrivs")
@@ -20,12 +20,8 @@ CONFINEMENT = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Seccomp", "Sec
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    archive = tmp_path_factory.mktemp("exec-spare") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE):
+        yield IMAGE
 
 
 @pytest.fixture

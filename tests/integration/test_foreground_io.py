@@ -16,7 +16,7 @@ import termios
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ls, ok
+from berthtest.containers import berthctl, imported_busybox, ls, ok
 from berthtest.terminal import Terminal
 
 IMAGE = "localhost/berth-fgio-test:latest"
@@ -25,12 +25,8 @@ WHO = ["root", "member"]
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("fgio") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE):
+        yield IMAGE
 
 
 @pytest.fixture

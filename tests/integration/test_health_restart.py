@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ls, ok, state
+from berthtest.containers import berthctl, imported_busybox, ls, ok, state
+from berthtest.fixtures import *  # noqa: F401,F403
 
 IMAGE = "localhost/berth-health-restart-test:latest"
 RUNTIME = Path("/run/berth/containers")
@@ -58,23 +59,8 @@ GLib.MainLoop().run()
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("healthrestart") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    yield IMAGE
-    for name, c in ls().items():
-        if c["Image"] == IMAGE:
-            berthctl("rm", "-f", name)
-    berthctl("images", "rm", IMAGE)
-
-
-@pytest.fixture
-def names():
-    made = []
-    yield made
-    for n in made:
-        berthctl("rm", "-f", n)
+    with imported_busybox(tmp_path_factory, IMAGE, remove_containers=True):
+        yield IMAGE
 
 
 def as_user(who, member):

@@ -9,12 +9,14 @@ import re
 import signal
 import subprocess
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
 from berthtest import stack
-from berthtest.containers import ok
+from berthtest.containers import imported_busybox, ok
+from berthtest.stack import stop
 
 # BERTH_LIVING_PRIVATE=1: against a stack of the build's broker and supervisor on the bus that
 # DBUS_SYSTEM_BUS_ADDRESS names (no bus activation there: the tests that restart the supervisor skip),
@@ -47,15 +49,6 @@ def popen(*args, user=None):
                             start_new_session=True)
 
 
-def stop(*procs):
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
-
-
 def inspect(name, user=None):
     return json.loads(ok(berthctl("inspect", name, user=user)).stdout)[0]
 
@@ -76,18 +69,12 @@ def member():
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    if not PRIVATE:
-        archive = tmp_path_factory.mktemp("living") / "busybox.tar"
-        subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                       capture_output=True)
-        ok(berthctl("images", "import", str(archive)))
-    stack.ensure_user(MEMBER2, groups=["berth"])
-    yield IMAGE
-    for name, c in ls().items():
-        if c["Image"] == IMAGE:
-            berthctl("rm", "-f", name)
-    if not PRIVATE:
-        berthctl("images", "rm", IMAGE)
+    with nullcontext() if PRIVATE else imported_busybox(tmp_path_factory, IMAGE, cli=berthctl):
+        stack.ensure_user(MEMBER2, groups=["berth"])
+        yield IMAGE
+        for name, c in ls().items():
+            if c["Image"] == IMAGE:
+                berthctl("rm", "-f", name)
 
 
 @pytest.fixture

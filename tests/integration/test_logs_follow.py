@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import ok
+from berthtest.containers import imported_busybox, ok
 
 IMAGE = "localhost/berth-follow-test:latest"
 RUNTIME = Path("/run/berth/containers")
@@ -92,12 +92,8 @@ def member():
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("follow") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE, cli=berthctl):
+        yield IMAGE
 
 
 @pytest.fixture

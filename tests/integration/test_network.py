@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, inspect, ok
+from berthtest.containers import berthctl, busybox_archive, inspect, ok
 from berthtest.fixtures import require_tools
 
 IMAGE = "localhost/berth-net-test:latest"
@@ -67,9 +67,7 @@ def container_id(name, user=None):
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("net") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
+    archive = busybox_archive(tmp_path_factory.mktemp("net") / "busybox.tar", IMAGE)
     ok(berthctl("images", "import", str(archive)))
     yield IMAGE
 

@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 import termios
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
+from berthtest.containers import imported_busybox
 from berthtest.fixtures import *  # noqa: F401,F403
 from berthtest.stack import berthctl
 from berthtest.terminal import Terminal
@@ -42,13 +42,8 @@ def admin():
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    archive = tmp_path_factory.mktemp("agent") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    p = berthctl("images", "import", str(archive))
-    assert p.returncode == 0, p.stderr
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE):
+        yield IMAGE
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, inspect, ls, ok
+from berthtest.containers import berthctl, busybox_archive, imported_busybox, inspect, ls, ok
 from berthtest.terminal import Terminal
 from berthtest.containerd import Containerd
 
@@ -51,17 +51,10 @@ def leftovers(cid):
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, member):
-    archive = tmp_path_factory.mktemp("run") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    stack.ensure_user(MEMBER2, groups=["berth"])
-    stack.ensure_user(ADMIN, groups=["berth"])
-    yield IMAGE
-    for name, c in ls().items():
-        if c["Image"] == IMAGE:
-            berthctl("rm", "-f", name)
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE, remove_containers=True):
+        stack.ensure_user(MEMBER2, groups=["berth"])
+        stack.ensure_user(ADMIN, groups=["berth"])
+        yield IMAGE
 
 
 @pytest.fixture
@@ -409,9 +402,7 @@ def probe_values(text):
 
 
 def test_same_or_stricter_than_ctr_run(image, tmp_path):
-    archive = tmp_path / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
+    archive = busybox_archive(tmp_path / "busybox.tar", IMAGE)
     ctrd = Containerd(tmp_path / "ctrd").start()
     try:
         ctrd.ctr("images", "import", str(archive), check=True)

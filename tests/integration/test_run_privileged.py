@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from berthtest import stack
-from berthtest.containers import berthctl, ok
+from berthtest.containers import berthctl, imported_busybox, ok
 from berthtest.terminal import Terminal
 
 IMAGE = "localhost/berth-priv-test:latest"
@@ -68,12 +68,8 @@ def host_state():
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    archive = tmp_path_factory.mktemp("priv") / "busybox.tar"
-    subprocess.run([str(stack.TOP / "tools" / "busybox-image"), "--name", IMAGE, str(archive)], check=True,
-                   capture_output=True)
-    ok(berthctl("images", "import", str(archive)))
-    yield IMAGE
-    berthctl("images", "rm", IMAGE)
+    with imported_busybox(tmp_path_factory, IMAGE):
+        yield IMAGE
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from .tokenserver import TokenServer
 
 __all__ = ["TEST_USER", "TEST_PASSWORD", "require_tools", "registry", "tls_registry",
            "basic_auth_registry", "token_server", "token_registry", "image_builder",
-           "busybox_layout", "fake_registry", "proxies", "berth_config", "logins"]
+           "busybox_layout", "fake_registry", "proxies", "berth_config", "logins", "names"]
 
 TEST_USER = "berth"
 TEST_PASSWORD = "s3cret-pw"
@@ -145,3 +145,12 @@ def logins():
     yield regs
     for r in regs:
         stack.berthctl("logout", r)
+
+
+@pytest.fixture
+def names():
+    """Names of containers the test made (as root); removed with berthctl rm -f at teardown."""
+    made = []
+    yield made
+    for n in made:
+        stack.berthctl("rm", "-f", n)

@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import grp
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -117,3 +118,13 @@ def dev_up():
 
 def dev_down():
     run([str(TOP / "tools" / "dev-down")], timeout=120)
+
+
+def stop(*procs):
+    """SIGKILL the process group of each Popen (started with start_new_session) and reap it."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
